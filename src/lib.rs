@@ -1,1 +1,19 @@
+//! # broker
+//!
+//! A Kafka-compatible message broker built as an actor system: every piece of mutable
+//! state has one owner, an actor, and everybody else asks the owner by message.
+//!
+//! # Layout
+//! - `config`: the TOML file and `BROKER_*` overrides.
+//! - `actors`: broker root, listener, connection, metadata, partition, routing snapshot.
+//! - `protocol`: framing, the version table, the dispatch `match`, one handler per API.
+//! - `storage`: record batches, the storage seam, segments, indexes, the partition log.
+//! - `topic_config`: topic config names, defaults and validation.
+//! - `error`: typed actor errors and their Kafka error codes.
 
+pub mod actors;
+pub mod config;
+pub mod error;
+pub mod protocol;
+pub mod storage;
+pub mod topic_config;

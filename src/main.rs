@@ -1,1 +1,60 @@
-fn main(){}
+//! `broker --config config.toml`: runs the broker until SIGTERM or SIGINT, then drains
+//! in-flight requests, flushes and fsyncs every partition, and exits 0.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+use broker::actors::broker::Broker;
+use broker::config::Config;
+use broker::storage::FileStorage;
+
+#[derive(Debug, Parser)]
+#[command(name = "broker", version, about = "A Kafka-compatible message broker")]
+struct Cli {
+    /// Path of the TOML config file; a missing file means all defaults.
+    #[arg(long, default_value = "config.toml")]
+    config: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load(&cli.config)
+        .with_context(|| format!("loading {}", cli.config.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let broker = Broker::start(config, Arc::new(FileStorage))
+        .await
+        .context("starting the broker")?;
+    wait_for_signal().await?;
+    info!("Shutting down on a signal.");
+    broker.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

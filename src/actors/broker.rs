@@ -1,0 +1,106 @@
+//! The broker root: starts the metadata actor (which starts the partitions) and the
+//! listener, and shuts them down in order: stop accepting, drain in-flight requests,
+//! flush and fsync every partition.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+use super::listener::{Listener, ListenerArgs, ListenerMsg};
+use super::metadata::{Metadata, MetadataArgs, MetadataMsg};
+use super::routing::{RoutingSnapshot, RoutingTable};
+use crate::config::Config;
+use crate::protocol::BrokerContext;
+use crate::storage::Storage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the {actor} actor: {reason}")]
+    Spawn { actor: &'static str, reason: String },
+}
+
+pub struct Broker {
+    pub local_addr: SocketAddr,
+    pub metadata: ActorRef<MetadataMsg>,
+    pub routing: RoutingSnapshot,
+    listener: ActorRef<ListenerMsg>,
+    shutdown_timeout: Duration,
+}
+
+impl Broker {
+    /// Recovers every partition, then starts listening.
+    pub async fn start(config: Config, storage: Arc<dyn Storage>) -> Result<Broker, StartError> {
+        let config = Arc::new(config);
+        let started = std::time::Instant::now();
+        let (routing_tx, routing) = watch::channel(Arc::new(RoutingTable::default()));
+        let (metadata, _) = Actor::spawn(
+            None,
+            Metadata,
+            MetadataArgs {
+                config: config.clone(),
+                storage,
+                routing: routing_tx,
+            },
+        )
+        .await
+        .map_err(|e| StartError::Spawn {
+            actor: "metadata",
+            reason: e.to_string(),
+        })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let context = BrokerContext {
+            config: config.clone(),
+            metadata: metadata.clone(),
+            routing: routing.clone(),
+        };
+        let (listener, _) = Actor::spawn(None, Listener, ListenerArgs { listener, context })
+            .await
+            .map_err(|e| StartError::Spawn {
+                actor: "listener",
+                reason: e.to_string(),
+            })?;
+        info!(
+            %local_addr,
+            millis = started.elapsed().as_millis() as u64,
+            "Broker is serving."
+        );
+        Ok(Broker {
+            local_addr,
+            metadata,
+            routing,
+            listener,
+            shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
+        })
+    }
+
+    /// Stop accepting, finish in-flight requests, flush and fsync every partition.
+    pub async fn shutdown(self) {
+        let timeout = self.shutdown_timeout;
+        let drain = |reply| ListenerMsg::Drain { timeout, reply };
+        let _ = super::call(&self.listener, drain, timeout + Duration::from_secs(1)).await;
+        self.listener.stop(None);
+        let flush = |reply| MetadataMsg::Shutdown { reply };
+        let _ = super::call(&self.metadata, flush, Duration::from_secs(60)).await;
+        self.metadata.stop(None);
+        info!("Broker stopped.");
+    }
+}

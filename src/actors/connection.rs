@@ -1,0 +1,296 @@
+//! Connection actor: one per TCP connection.
+//!
+//! Owns the socket's write half and the order of in-flight requests. A reading task owned
+//! by the actor decodes frames, prepares each request in arrival order (so appends reach
+//! partitions in the order the client sent them) and runs its reply future concurrently;
+//! the actor writes the finished responses strictly in request order. At most
+//! `max_in_flight_per_connection` requests are read ahead of their responses, so a client
+//! that stops reading holds only its own connection's bounded memory.
+//!
+//! Bad bytes (negative or oversized length, unknown API key or version, a body that does
+//! not decode) close this one connection with a warn log; the broker serves on.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use crate::protocol::dispatch;
+use crate::protocol::frame::{self, FrameError};
+use crate::protocol::handlers::api_versions;
+use crate::protocol::versions;
+use crate::protocol::BrokerContext;
+
+pub struct ConnectionArgs {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub context: BrokerContext,
+}
+
+pub enum ConnectionMsg {
+    /// The response to request number `seq`; None when the client expects none (acks=0).
+    Response {
+        seq: u64,
+        frame: Option<Bytes>,
+        permit: OwnedSemaphorePermit,
+    },
+    /// The reading task ended after request number `last_seq` (EOF, bad frame, drain).
+    ReadingEnded { last_seq: u64 },
+    /// Stop reading new requests, finish the ones in flight, then stop.
+    Drain { reply: RpcReplyPort<()> },
+}
+
+pub struct ConnectionState {
+    peer: SocketAddr,
+    writer: BufWriter<OwnedWriteHalf>,
+    reader: JoinHandle<()>,
+    /// Tells the reading task to stop taking new requests (drain at shutdown).
+    stop_reading: watch::Sender<bool>,
+    next_to_write: u64,
+    ready: BTreeMap<u64, Option<Bytes>>,
+    /// Set when no more requests will come: the last request number read.
+    last_seq: Option<u64>,
+    drained: Vec<RpcReplyPort<()>>,
+}
+
+pub struct Connection;
+
+impl Actor for Connection {
+    type Msg = ConnectionMsg;
+    type State = ConnectionState;
+    type Arguments = ConnectionArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: ConnectionArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let _ = args.stream.set_nodelay(true);
+        let (read, write) = args.stream.into_split();
+        let max_in_flight = args.context.config.max_in_flight_per_connection;
+        let (stop_reading, stop) = watch::channel(false);
+        let reader = tokio::spawn(read_requests(
+            read,
+            args.peer,
+            args.context,
+            myself,
+            Arc::new(Semaphore::new(max_in_flight)),
+            stop,
+        ));
+        Ok(ConnectionState {
+            peer: args.peer,
+            writer: BufWriter::with_capacity(64 * 1024, write),
+            reader,
+            stop_reading,
+            next_to_write: 1,
+            ready: BTreeMap::new(),
+            last_seq: None,
+            drained: Vec::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ConnectionMsg::Response { seq, frame, permit } => {
+                state.ready.insert(seq, frame);
+                if let Err(err) = state.write_ready().await {
+                    debug!(peer = %state.peer, %err, "Could not write to a client; closing its connection.");
+                    state.reader.abort();
+                    myself.stop(None);
+                    return Ok(());
+                }
+                drop(permit);
+            }
+            ConnectionMsg::ReadingEnded { last_seq } => {
+                state.last_seq = Some(last_seq);
+            }
+            ConnectionMsg::Drain { reply } => {
+                // The reader answers with ReadingEnded, naming the last request it took.
+                let _ = state.stop_reading.send(true);
+                state.drained.push(reply);
+            }
+        }
+        if let Some(last) = state.last_seq {
+            if state.next_to_write > last {
+                for reply in state.drained.drain(..) {
+                    let _ = reply.send(());
+                }
+                myself.stop(None);
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.reader.abort();
+        let _ = state.writer.shutdown().await;
+        for reply in state.drained.drain(..) {
+            let _ = reply.send(());
+        }
+        debug!(peer = %state.peer, "Connection closed.");
+        Ok(())
+    }
+}
+
+impl ConnectionState {
+    /// Writes every response that is next in request order, then flushes once.
+    async fn write_ready(&mut self) -> std::io::Result<()> {
+        let mut wrote = false;
+        while let Some(frame) = self.ready.remove(&self.next_to_write) {
+            if let Some(frame) = frame {
+                self.writer.write_all(&frame).await?;
+                wrote = true;
+            }
+            self.next_to_write += 1;
+        }
+        if wrote {
+            self.writer.flush().await?;
+        }
+        Ok(())
+    }
+}
+
+/// The reading task: frames in, prepared requests out, in arrival order.
+async fn read_requests(
+    mut read: OwnedReadHalf,
+    peer: SocketAddr,
+    ctx: BrokerContext,
+    connection: ActorRef<ConnectionMsg>,
+    in_flight: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut seq = 0u64;
+    let max = ctx.config.max_request_bytes;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            next = read_frame(&mut read, max, &in_flight) => next,
+        };
+        let (body, permit) = match next {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break, // EOF or reset: the client is gone.
+            Err(err) => {
+                warn!(%peer, %err, "Closing a connection that sent a bad frame.");
+                break;
+            }
+        };
+        seq += 1;
+        match prepare(&ctx, body).await {
+            Ok((api, version, correlation_id, prepared)) => {
+                let connection = connection.clone();
+                tokio::spawn(async move {
+                    let response = prepared.response.await;
+                    let frame = if prepared.expects_response {
+                        encode(api, version, correlation_id, &response, peer)
+                    } else {
+                        None
+                    };
+                    let _ = connection.send_message(ConnectionMsg::Response { seq, frame, permit });
+                });
+            }
+            Err(Refusal::Answer(frame)) => {
+                let _ = connection.send_message(ConnectionMsg::Response {
+                    seq,
+                    frame: Some(frame),
+                    permit,
+                });
+            }
+            Err(Refusal::Close(err)) => {
+                warn!(%peer, %err, "Closing a connection that sent a request the broker cannot serve.");
+                seq -= 1;
+                break;
+            }
+        }
+    }
+    let _ = connection.send_message(ConnectionMsg::ReadingEnded { last_seq: seq });
+}
+
+/// One whole frame body, with the in-flight permit it holds until its response is written.
+/// Ok(None) when the client closed the connection.
+async fn read_frame(
+    read: &mut OwnedReadHalf,
+    max: usize,
+    in_flight: &Arc<Semaphore>,
+) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
+    let mut prefix = [0u8; 4];
+    if read.read_exact(&mut prefix).await.is_err() {
+        return Ok(None);
+    }
+    let length = frame::check_length(i32::from_be_bytes(prefix), max)?;
+    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+        return Ok(None);
+    };
+    let mut body = BytesMut::zeroed(length);
+    if read.read_exact(&mut body).await.is_err() {
+        return Ok(None);
+    }
+    Ok(Some((body.freeze(), permit)))
+}
+
+enum Refusal {
+    /// Answer with this frame and keep reading (ApiVersions newer than supported).
+    Answer(Bytes),
+    Close(FrameError),
+}
+
+async fn prepare(
+    ctx: &BrokerContext,
+    body: Bytes,
+) -> Result<(ApiKey, i16, i32, dispatch::Prepared), Refusal> {
+    let prefix = frame::peek_prefix(&body).map_err(Refusal::Close)?;
+    let api = ApiKey::try_from(prefix.api_key)
+        .map_err(|_| Refusal::Close(FrameError::UnknownApiKey(prefix.api_key)))?;
+    let version = prefix.api_version;
+    if !versions::is_supported(api, version) {
+        if api == ApiKey::ApiVersions {
+            // KIP-511: a v0 answer with UNSUPPORTED_VERSION and our ranges.
+            let response = ResponseKind::ApiVersions(api_versions::unsupported_version());
+            return frame::encode_response(api, 0, prefix.correlation_id, &response)
+                .map(Refusal::Answer)
+                .map_err(Refusal::Close)
+                .and_then(Err);
+        }
+        return Err(Refusal::Close(FrameError::UnsupportedVersion { api, version }));
+    }
+    let (header, request) = frame::decode_request(api, version, body).map_err(Refusal::Close)?;
+    debug!(api = ?api, version, correlation_id = header.correlation_id, "Request.");
+    let prepared = dispatch::prepare(ctx, version, request)
+        .await
+        .ok_or(Refusal::Close(FrameError::UnsupportedVersion { api, version }))?;
+    Ok((api, version, header.correlation_id, prepared))
+}
+
+fn encode(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+    peer: SocketAddr,
+) -> Option<Bytes> {
+    match frame::encode_response(api, version, correlation_id, response) {
+        Ok(frame) => Some(frame),
+        Err(err) => {
+            warn!(%peer, api = ?api, version, %err, "Could not encode a response.");
+            None
+        }
+    }
+}

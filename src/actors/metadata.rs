@@ -1,0 +1,562 @@
+//! Metadata actor: one per broker.
+//!
+//! Owns the topics (names, topic ids, partition counts, config overrides), the durable
+//! metadata record file, and the partition actors, which it spawns linked to itself and
+//! restarts from their logs if one fails. After every change it publishes a new routing
+//! snapshot that connections read on the hot path.
+//!
+//! Accepts `MetadataMsg` from connection handlers (CreateTopics, DeleteTopics,
+//! CreatePartitions, auto-creation) and from the broker root (shutdown). It calls only
+//! partition actors, which never call back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+use uuid::Uuid;
+
+use super::partition::{Partition, PartitionArgs, PartitionMsg};
+use super::routing::{RoutingTable, TopicRoute};
+use crate::config::Config;
+use crate::error::MetadataError;
+use crate::storage::{LogConfig, RecordFile, Storage};
+use crate::topic_config;
+
+/// One durable change to the topic set, replayed in order on start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum MetadataRecord {
+    TopicCreated {
+        name: String,
+        id: u128,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    },
+    PartitionsCreated {
+        name: String,
+        partitions: i32,
+    },
+    TopicDeleted {
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1 means the broker default.
+    pub num_partitions: i32,
+    /// -1 means the broker default; only 1 is possible on one broker.
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+    /// Manual replica assignment: partition count it implies, if any was given.
+    pub assigned_partitions: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicRef {
+    Name(String),
+    Id(Uuid),
+}
+
+pub enum MetadataMsg {
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+        reply: RpcReplyPort<Vec<Result<Arc<TopicRoute>, MetadataError>>>,
+    },
+    /// Auto-creation: create those of `names` that are missing and have valid names.
+    EnsureTopics {
+        names: Vec<String>,
+        reply: RpcReplyPort<()>,
+    },
+    DeleteTopics {
+        topics: Vec<TopicRef>,
+        reply: RpcReplyPort<Vec<Result<(String, Uuid), MetadataError>>>,
+    },
+    CreatePartitions {
+        topic: String,
+        count: i32,
+        validate_only: bool,
+        reply: RpcReplyPort<Result<(), MetadataError>>,
+    },
+    /// Flush and fsync every partition, then stop them.
+    Shutdown { reply: RpcReplyPort<()> },
+}
+
+pub struct MetadataArgs {
+    pub config: Arc<Config>,
+    pub storage: Arc<dyn Storage>,
+    pub routing: watch::Sender<Arc<RoutingTable>>,
+}
+
+struct TopicState {
+    id: Uuid,
+    configs: BTreeMap<String, String>,
+    partitions: Vec<ActorRef<PartitionMsg>>,
+}
+
+pub struct MetadataState {
+    config: Arc<Config>,
+    storage: Arc<dyn Storage>,
+    routing: watch::Sender<Arc<RoutingTable>>,
+    store: RecordFile<MetadataRecord>,
+    topics: BTreeMap<String, TopicState>,
+    /// Which partition each linked child actor is, for restarts.
+    children: HashMap<ActorId, (String, i32)>,
+}
+
+pub struct Metadata;
+
+impl Actor for Metadata {
+    type Msg = MetadataMsg;
+    type State = MetadataState;
+    type Arguments = MetadataArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: MetadataArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let data_dir = args.config.data_dir.clone();
+        args.storage.create_dir_all(&data_dir)?;
+        remove_deleted_dirs(args.storage.as_ref(), &data_dir);
+        let meta_dir = data_dir.join("__meta");
+        args.storage.create_dir_all(&meta_dir)?;
+        let (store, records, truncated) =
+            RecordFile::<MetadataRecord>::open(args.storage.clone(), meta_dir.join("topics.log"))?;
+        if truncated > 0 {
+            warn!(bytes = truncated, "Metadata record file had a torn tail, which was cut.");
+        }
+        let mut state = MetadataState {
+            config: args.config,
+            storage: args.storage,
+            routing: args.routing,
+            store,
+            topics: BTreeMap::new(),
+            children: HashMap::new(),
+        };
+        let mut wanted: BTreeMap<String, (Uuid, i32, BTreeMap<String, String>)> = BTreeMap::new();
+        for record in records {
+            match record {
+                MetadataRecord::TopicCreated {
+                    name,
+                    id,
+                    partitions,
+                    configs,
+                } => {
+                    wanted.insert(name, (Uuid::from_u128(id), partitions, configs));
+                }
+                MetadataRecord::PartitionsCreated { name, partitions } => {
+                    if let Some(entry) = wanted.get_mut(&name) {
+                        entry.1 = partitions;
+                    }
+                }
+                MetadataRecord::TopicDeleted { name } => {
+                    wanted.remove(&name);
+                }
+            }
+        }
+        for (name, (id, partitions, configs)) in wanted {
+            let mut topic = TopicState {
+                id,
+                configs,
+                partitions: Vec::new(),
+            };
+            for index in 0..partitions {
+                let actor = state.spawn_partition(&myself, &name, &topic.configs, index).await?;
+                topic.partitions.push(actor);
+            }
+            state.topics.insert(name, topic);
+        }
+        info!(topics = state.topics.len(), "Metadata loaded.");
+        state.publish();
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            MetadataMsg::CreateTopics {
+                topics,
+                validate_only,
+                reply,
+            } => {
+                let mut results = Vec::with_capacity(topics.len());
+                for topic in topics {
+                    results.push(state.create_topic(&myself, topic, validate_only).await);
+                }
+                state.publish();
+                let _ = reply.send(results);
+            }
+            MetadataMsg::EnsureTopics { names, reply } => {
+                for name in names {
+                    if state.topics.contains_key(&name)
+                        || topic_config::validate_topic_name(&name).is_err()
+                    {
+                        continue;
+                    }
+                    let new = NewTopic {
+                        name: name.clone(),
+                        num_partitions: -1,
+                        replication_factor: -1,
+                        configs: BTreeMap::new(),
+                        assigned_partitions: None,
+                    };
+                    match state.create_topic(&myself, new, false).await {
+                        Ok(_) => info!(topic = %name, "Auto-created a topic."),
+                        Err(err) => warn!(topic = %name, %err, "Could not auto-create a topic."),
+                    }
+                }
+                state.publish();
+                let _ = reply.send(());
+            }
+            MetadataMsg::DeleteTopics { topics, reply } => {
+                let mut results = Vec::with_capacity(topics.len());
+                for topic in topics {
+                    results.push(state.delete_topic(topic).await);
+                }
+                state.publish();
+                let _ = reply.send(results);
+            }
+            MetadataMsg::CreatePartitions {
+                topic,
+                count,
+                validate_only,
+                reply,
+            } => {
+                let result = state
+                    .create_partitions(&myself, &topic, count, validate_only)
+                    .await;
+                state.publish();
+                let _ = reply.send(result);
+            }
+            MetadataMsg::Shutdown { reply } => {
+                state.shutdown().await;
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some((topic, index)) = state.children.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                error!(topic = %topic, partition = index, %err, "Partition actor failed; restarting it from its log.");
+                let Some(configs) = state.topics.get(&topic).map(|t| t.configs.clone()) else {
+                    return Ok(());
+                };
+                match state.spawn_partition(&myself, &topic, &configs, index).await {
+                    Ok(actor) => {
+                        if let Some(slot) = state
+                            .topics
+                            .get_mut(&topic)
+                            .and_then(|t| t.partitions.get_mut(index as usize))
+                        {
+                            *slot = actor;
+                        }
+                        state.publish();
+                    }
+                    Err(err) => {
+                        error!(topic = %topic, partition = index, %err, "Partition could not be restarted; it stays unavailable.")
+                    }
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.children.remove(&cell.get_id());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl MetadataState {
+    fn publish(&self) {
+        let routes = self.topics.iter().map(|(name, topic)| {
+            Arc::new(TopicRoute {
+                name: name.clone(),
+                id: topic.id,
+                partitions: topic.partitions.clone(),
+                configs: topic.configs.clone(),
+            })
+        });
+        self.routing.send_replace(Arc::new(RoutingTable::new(routes)));
+    }
+
+    fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
+        self.config.data_dir.join(format!("{topic}-{index}"))
+    }
+
+    async fn spawn_partition(
+        &mut self,
+        myself: &ActorRef<MetadataMsg>,
+        topic: &str,
+        configs: &BTreeMap<String, String>,
+        index: i32,
+    ) -> Result<ActorRef<PartitionMsg>, ActorProcessingErr> {
+        let log = LogConfig {
+            segment_bytes: topic_config::effective_u64(
+                configs,
+                "segment.bytes",
+                self.config.log.segment_bytes,
+            ),
+            index_interval_bytes: topic_config::effective_u64(
+                configs,
+                "index.interval.bytes",
+                self.config.log.index_interval_bytes,
+            ),
+            max_batch_bytes: topic_config::effective_u64(
+                configs,
+                "max.message.bytes",
+                self.config.max_message_bytes as u64,
+            ) as usize,
+        };
+        let args = PartitionArgs {
+            topic: topic.to_string(),
+            partition: index,
+            dir: self.partition_dir(topic, index),
+            storage: self.storage.clone(),
+            log,
+            flush_policy: self.config.log.flush_policy,
+            flush_interval: Duration::from_millis(self.config.log.flush_interval_ms.max(1)),
+        };
+        let (actor, _) = Actor::spawn_linked(None, Partition, args, myself.get_cell()).await?;
+        self.children
+            .insert(actor.get_id(), (topic.to_string(), index));
+        Ok(actor)
+    }
+
+    async fn create_topic(
+        &mut self,
+        myself: &ActorRef<MetadataMsg>,
+        topic: NewTopic,
+        validate_only: bool,
+    ) -> Result<Arc<TopicRoute>, MetadataError> {
+        topic_config::validate_topic_name(&topic.name)?;
+        if self.topics.contains_key(&topic.name) {
+            return Err(MetadataError::TopicExists);
+        }
+        let partitions = match (topic.num_partitions, topic.assigned_partitions) {
+            (-1, Some(n)) => n,
+            (-1, None) => self.config.default_partitions,
+            (n, None) if n >= 1 => n,
+            (_, Some(_)) => {
+                return Err(MetadataError::InvalidReplicaAssignment(
+                    "both a partition count and an assignment were given".into(),
+                ))
+            }
+            (n, None) => {
+                return Err(MetadataError::InvalidPartitions(format!(
+                    "partition count {n} is below 1"
+                )))
+            }
+        };
+        if partitions > 100_000 {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "partition count {partitions} is above 100000"
+            )));
+        }
+        if topic.replication_factor != -1 && topic.replication_factor != 1 {
+            return Err(MetadataError::InvalidReplicationFactor(format!(
+                "replication factor {} is larger than the 1 available broker",
+                topic.replication_factor
+            )));
+        }
+        topic_config::validate(&topic.configs)?;
+        let id = Uuid::new_v4();
+        if validate_only {
+            return Ok(Arc::new(TopicRoute {
+                name: topic.name,
+                id,
+                partitions: Vec::new(),
+                configs: topic.configs,
+            }));
+        }
+        self.store
+            .append(&MetadataRecord::TopicCreated {
+                name: topic.name.clone(),
+                id: id.as_u128(),
+                partitions,
+                configs: topic.configs.clone(),
+            })
+            .map_err(|e| MetadataError::Storage(e.to_string()))?;
+        let mut actors = Vec::with_capacity(partitions as usize);
+        for index in 0..partitions {
+            match self
+                .spawn_partition(myself, &topic.name, &topic.configs, index)
+                .await
+            {
+                Ok(actor) => actors.push(actor),
+                Err(err) => {
+                    error!(topic = %topic.name, partition = index, %err, "Could not start a new partition.");
+                    return Err(MetadataError::Storage(err.to_string()));
+                }
+            }
+        }
+        let route = Arc::new(TopicRoute {
+            name: topic.name.clone(),
+            id,
+            partitions: actors.clone(),
+            configs: topic.configs.clone(),
+        });
+        self.topics.insert(
+            topic.name,
+            TopicState {
+                id,
+                configs: topic.configs,
+                partitions: actors,
+            },
+        );
+        Ok(route)
+    }
+
+    async fn delete_topic(&mut self, topic: TopicRef) -> Result<(String, Uuid), MetadataError> {
+        let name = match topic {
+            TopicRef::Name(name) => name,
+            TopicRef::Id(id) => self
+                .topics
+                .iter()
+                .find(|(_, t)| t.id == id)
+                .map(|(name, _)| name.clone())
+                .ok_or(MetadataError::UnknownTopic)?,
+        };
+        if !self.topics.contains_key(&name) {
+            return Err(MetadataError::UnknownTopic);
+        }
+        self.store
+            .append(&MetadataRecord::TopicDeleted { name: name.clone() })
+            .map_err(|e| MetadataError::Storage(e.to_string()))?;
+        let Some(state) = self.topics.remove(&name) else {
+            return Err(MetadataError::UnknownTopic);
+        };
+        // Each partition moves its directory aside (fast) and removes it in the background,
+        // so a topic re-created with the same name at once starts from an empty directory.
+        let waits: Vec<_> = state
+            .partitions
+            .iter()
+            .map(|p| super::call(p, |reply| PartitionMsg::Delete { reply }, Duration::from_secs(10)))
+            .collect();
+        for result in futures::future::join_all(waits).await {
+            if let Err(err) = result {
+                warn!(topic = %name, %err, "A partition did not confirm its deletion.");
+            }
+        }
+        info!(topic = %name, "Deleted a topic.");
+        Ok((name, state.id))
+    }
+
+    async fn create_partitions(
+        &mut self,
+        myself: &ActorRef<MetadataMsg>,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), MetadataError> {
+        let Some(topic) = self.topics.get(name) else {
+            return Err(MetadataError::UnknownTopic);
+        };
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "topic has {current} partitions; the new count {count} must be larger"
+            )));
+        }
+        if count > 100_000 {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "partition count {count} is above 100000"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.store
+            .append(&MetadataRecord::PartitionsCreated {
+                name: name.to_string(),
+                partitions: count,
+            })
+            .map_err(|e| MetadataError::Storage(e.to_string()))?;
+        let configs = topic.configs.clone();
+        for index in current..count {
+            let actor = self
+                .spawn_partition(myself, name, &configs, index)
+                .await
+                .map_err(|e| MetadataError::Storage(e.to_string()))?;
+            if let Some(topic) = self.topics.get_mut(name) {
+                topic.partitions.push(actor);
+            }
+        }
+        info!(topic = %name, partitions = count, "Added partitions to a topic.");
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) {
+        let partitions: Vec<_> = self
+            .topics
+            .iter()
+            .flat_map(|(name, t)| {
+                t.partitions
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, p)| (name.clone(), i, p.clone()))
+            })
+            .collect();
+        let flushes = partitions
+            .iter()
+            .map(|(_, _, p)| super::call(p, |reply| PartitionMsg::Flush { reply }, Duration::from_secs(30)));
+        let results = futures::future::join_all(flushes).await;
+        let mut failed = 0;
+        for ((name, index, actor), result) in partitions.iter().zip(results) {
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    failed += 1;
+                    error!(topic = %name, partition = index, %err, "Partition could not flush at shutdown.");
+                }
+                Err(err) => {
+                    failed += 1;
+                    error!(topic = %name, partition = index, %err, "Partition did not answer the shutdown flush.");
+                }
+            }
+            actor.stop(Some("broker shutdown".into()));
+        }
+        info!(
+            partitions = partitions.len(),
+            failed, "Flushed and fsynced every partition."
+        );
+    }
+}
+
+/// Directories of deleted partitions that a crash left behind.
+fn remove_deleted_dirs(storage: &dyn Storage, data_dir: &std::path::Path) {
+    let Ok(entries) = storage.list_dir(data_dir) else {
+        return;
+    };
+    for entry in entries {
+        let is_deleted = entry
+            .file_name()
+            .map(|n| n.to_string_lossy().ends_with("-delete"))
+            .unwrap_or(false);
+        if is_deleted {
+            if let Err(err) = storage.remove_dir_all(&entry) {
+                warn!(dir = %entry.display(), %err, "Could not remove a deleted partition's directory.");
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The actors. Each owns its state alone; everybody else asks it by message.
+//! Calls flow one way: connection -> metadata -> partition, never back up.
+
+pub mod broker;
+pub mod connection;
+pub mod listener;
+pub mod metadata;
+pub mod partition;
+pub mod routing;
+
+use std::time::Duration;
+
+use ractor::{ActorRef, RpcReplyPort};
+use tokio::sync::oneshot;
+
+/// Sends a message that carries a reply port now, and returns the receiver to await later.
+/// Sending first keeps the order of messages from one sender; awaiting later lets the
+/// replies of many actors be joined. None when the actor has stopped.
+pub fn ask<M, T>(
+    actor: &ActorRef<M>,
+    build: impl FnOnce(RpcReplyPort<T>) -> M,
+) -> Option<oneshot::Receiver<T>>
+where
+    M: ractor::Message,
+    T: Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    actor.send_message(build(tx.into())).ok().map(|_| rx)
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CallError {
+    #[error("the actor has stopped")]
+    Stopped,
+    #[error("the actor did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Sends and awaits the reply, bounded by `timeout`.
+pub async fn call<M, T>(
+    actor: &ActorRef<M>,
+    build: impl FnOnce(RpcReplyPort<T>) -> M,
+    timeout: Duration,
+) -> Result<T, CallError>
+where
+    M: ractor::Message,
+    T: Send + 'static,
+{
+    let rx = ask(actor, build).ok_or(CallError::Stopped)?;
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_)) => Err(CallError::Stopped),
+        Err(_) => Err(CallError::Timeout(timeout)),
+    }
+}

@@ -1,0 +1,485 @@
+//! Partition actor: one per topic-partition.
+//!
+//! Owns the partition's log (which is its write-ahead log), and with it the log start
+//! offset, log end offset and high watermark, the produce requests parked until an fsync
+//! covers them (acks=all, or every produce under the `always` flush policy) and the fetches
+//! parked until the high watermark passes their offset.
+//!
+//! Accepts `PartitionMsg`; called by connection handlers (produce, fetch, list offsets)
+//! and by the metadata actor (flush at shutdown, delete). It never calls anybody back.
+//!
+//! Invariants: log start offset <= high watermark <= log end offset; the high watermark
+//! never moves back; an append is acknowledged only after its bytes are in the log, and
+//! only after an fsync when the flush policy or acks=all demands one; a failed write or
+//! fsync fails the log for writes (KAFKA_STORAGE_ERROR) and is never acknowledged.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tracing::{debug, error, info, warn};
+
+use crate::config::FlushPolicy;
+use crate::error::PartitionError;
+use crate::storage::batch::split_batches;
+use crate::storage::{LogConfig, PartitionLog, Storage};
+
+/// Where a partition lives and how its log behaves.
+#[derive(Debug, Clone)]
+pub struct PartitionArgs {
+    pub topic: String,
+    pub partition: i32,
+    pub dir: PathBuf,
+    pub storage: Arc<dyn Storage>,
+    pub log: LogConfig,
+    pub flush_policy: FlushPolicy,
+    pub flush_interval: Duration,
+}
+
+/// Result of an accepted append, as the Produce response reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+}
+
+/// Whole batches read for a Fetch, with the offsets the response reports.
+#[derive(Debug, Clone)]
+pub struct ReadOutcome {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+    pub flushed_offset: i64,
+}
+
+/// ListOffsets special timestamps (Kafka's ListOffsetsRequest constants).
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
+
+pub enum PartitionMsg {
+    /// Append the record batches of one Produce partition entry, in the order received.
+    Append {
+        records: Bytes,
+        acks: i16,
+        reply: RpcReplyPort<Result<AppendOutcome, PartitionError>>,
+    },
+    /// Read whole batches from `offset`, below the high watermark.
+    Read {
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        reply: RpcReplyPort<Result<ReadOutcome, PartitionError>>,
+    },
+    /// Answered as soon as the high watermark is above `offset` (a parked fetch).
+    WaitForData {
+        offset: i64,
+        notify: RpcReplyPort<()>,
+    },
+    /// (offset, timestamp) for a ListOffsets timestamp; offset -1 when none.
+    ListOffset {
+        timestamp: i64,
+        reply: RpcReplyPort<Result<(i64, i64), PartitionError>>,
+    },
+    Offsets {
+        reply: RpcReplyPort<PartitionOffsets>,
+    },
+    /// Write and fsync everything now (shutdown).
+    Flush {
+        reply: RpcReplyPort<Result<(), PartitionError>>,
+    },
+    /// Move the partition's directory aside for deletion and stop.
+    Delete {
+        reply: RpcReplyPort<()>,
+    },
+    /// A background fsync finished.
+    FlushDone {
+        up_to: i64,
+        result: std::io::Result<()>,
+    },
+    /// The background flush interval passed.
+    FlushTick,
+}
+
+/// An append that is acknowledged once an fsync covers `last_offset`.
+struct ParkedAppend {
+    last_offset: i64,
+    outcome: AppendOutcome,
+    reply: RpcReplyPort<Result<AppendOutcome, PartitionError>>,
+}
+
+pub struct PartitionState {
+    args: PartitionArgs,
+    log: PartitionLog,
+    high_watermark: i64,
+    parked_appends: Vec<ParkedAppend>,
+    parked_fetches: Vec<(i64, RpcReplyPort<()>)>,
+    flush_in_flight: bool,
+    tick_scheduled: bool,
+    /// Set once a write or fsync failed; the cause was logged then.
+    failed: bool,
+}
+
+pub struct Partition;
+
+impl Actor for Partition {
+    type Msg = PartitionMsg;
+    type State = PartitionState;
+    type Arguments = PartitionArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: PartitionArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let storage = args.storage.clone();
+        let dir = args.dir.clone();
+        let config = args.log.clone();
+        let (log, report) = PartitionLog::open(storage, dir, config)?;
+        info!(
+            topic = %args.topic,
+            partition = args.partition,
+            segments = report.segments,
+            batches = report.batches,
+            log_start_offset = report.log_start_offset,
+            log_end_offset = report.log_end_offset,
+            bytes_truncated = report.bytes_truncated,
+            "Partition recovered its log."
+        );
+        // Everything recovered from the file is what a restart can serve; it counts as
+        // durable from here on (the log takes it as flushed).
+        let high_watermark = log.log_end_offset();
+        Ok(PartitionState {
+            args,
+            log,
+            high_watermark,
+            parked_appends: Vec::new(),
+            parked_fetches: Vec::new(),
+            flush_in_flight: false,
+            tick_scheduled: false,
+            failed: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            PartitionMsg::Append {
+                records,
+                acks,
+                reply,
+            } => state.append(&myself, records, acks, reply),
+            PartitionMsg::Read {
+                offset,
+                max_bytes,
+                min_one,
+                reply,
+            } => {
+                let _ = reply.send(state.read(offset, max_bytes, min_one));
+            }
+            PartitionMsg::WaitForData { offset, notify } => {
+                if offset < state.high_watermark || offset < state.log.log_start_offset() {
+                    let _ = notify.send(());
+                } else {
+                    state.parked_fetches.retain(|(_, port)| !port.is_closed());
+                    state.parked_fetches.push((offset, notify));
+                }
+            }
+            PartitionMsg::ListOffset { timestamp, reply } => {
+                let _ = reply.send(state.list_offset(timestamp));
+            }
+            PartitionMsg::Offsets { reply } => {
+                let _ = reply.send(state.offsets());
+            }
+            PartitionMsg::Flush { reply } => {
+                let _ = reply.send(state.flush_now());
+            }
+            PartitionMsg::Delete { reply } => {
+                state.delete();
+                let _ = reply.send(());
+                myself.stop(Some("topic deleted".into()));
+            }
+            PartitionMsg::FlushDone { up_to, result } => {
+                state.flush_done(&myself, up_to, result);
+            }
+            PartitionMsg::FlushTick => {
+                state.tick_scheduled = false;
+                state.start_flush(&myself);
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        for parked in state.parked_appends.drain(..) {
+            let _ = parked.reply.send(Err(PartitionError::NotAvailable));
+        }
+        Ok(())
+    }
+}
+
+impl PartitionState {
+    fn append(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        records: Bytes,
+        acks: i16,
+        reply: RpcReplyPort<Result<AppendOutcome, PartitionError>>,
+    ) {
+        if self.failed || self.log.is_failed() {
+            let _ = reply.send(Err(PartitionError::StorageFailed));
+            return;
+        }
+        // Check every batch before writing any, so a request is taken whole or not at all.
+        let batches = match split_batches(&records, self.args.log.max_batch_bytes) {
+            Ok(batches) => batches,
+            Err(err) => {
+                debug!(topic = %self.args.topic, partition = self.args.partition, %err, "Rejected a produce.");
+                let _ = reply.send(Err(err.into()));
+                return;
+            }
+        };
+        // One copy of the request's bytes: the base offset is rewritten in place.
+        let mut buf = BytesMut::from(&records[..]);
+        let mut first: Option<i64> = None;
+        let mut last = -1;
+        for (_, range) in batches {
+            match self.log.append(&mut buf[range]) {
+                Ok(info) => {
+                    first.get_or_insert(info.base_offset);
+                    last = info.last_offset;
+                }
+                Err(err) => {
+                    self.fail(&err);
+                    let _ = reply.send(Err(PartitionError::StorageFailed));
+                    return;
+                }
+            }
+        }
+        let outcome = AppendOutcome {
+            base_offset: first.unwrap_or(last),
+            last_offset: last,
+            log_start_offset: self.log.log_start_offset(),
+        };
+        let needs_fsync = match self.args.flush_policy {
+            FlushPolicy::Always => true,
+            FlushPolicy::AcksAll => acks == -1,
+            FlushPolicy::Interval => false,
+        };
+        if self.args.flush_policy != FlushPolicy::Always {
+            self.advance_high_watermark(self.log.log_end_offset());
+        }
+        if needs_fsync {
+            self.parked_appends.push(ParkedAppend {
+                last_offset: outcome.last_offset,
+                outcome,
+                reply,
+            });
+            self.start_flush(myself);
+        } else {
+            let _ = reply.send(Ok(outcome));
+            self.schedule_tick(myself);
+        }
+    }
+
+    fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadOutcome, PartitionError> {
+        let log_start_offset = self.log.log_start_offset();
+        let log_end_offset = self.log.log_end_offset();
+        if offset < log_start_offset || offset > log_end_offset {
+            return Err(PartitionError::OffsetOutOfRange);
+        }
+        let records = if offset >= self.high_watermark {
+            Bytes::new()
+        } else {
+            self.log
+                .read(offset, self.high_watermark, max_bytes, min_one)
+                .map_err(PartitionError::from)?
+                .records
+        };
+        Ok(ReadOutcome {
+            records,
+            high_watermark: self.high_watermark,
+            log_start_offset,
+        })
+    }
+
+    fn list_offset(&self, timestamp: i64) -> Result<(i64, i64), PartitionError> {
+        match timestamp {
+            LATEST_TIMESTAMP | LATEST_TIERED_TIMESTAMP => Ok((self.high_watermark, -1)),
+            EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok((self.log.log_start_offset(), -1)),
+            MAX_TIMESTAMP => Ok(self
+                .log
+                .max_timestamp_offset()
+                .filter(|(offset, _)| *offset < self.high_watermark)
+                .unwrap_or((-1, -1))),
+            ts if ts >= 0 => Ok(self
+                .log
+                .offset_for_timestamp(ts)?
+                .filter(|(offset, _)| *offset < self.high_watermark)
+                .map(|(offset, found)| (offset, found))
+                .unwrap_or((-1, -1))),
+            _ => Err(PartitionError::InvalidRequest),
+        }
+    }
+
+    fn offsets(&self) -> PartitionOffsets {
+        PartitionOffsets {
+            log_start_offset: self.log.log_start_offset(),
+            high_watermark: self.high_watermark,
+            log_end_offset: self.log.log_end_offset(),
+            flushed_offset: self.log.flushed_offset(),
+        }
+    }
+
+    /// Synchronous flush used at shutdown; also releases every parked append it covers.
+    fn flush_now(&mut self) -> Result<(), PartitionError> {
+        if self.failed {
+            return Err(PartitionError::StorageFailed);
+        }
+        match self.log.flush() {
+            Ok(()) => {
+                let flushed = self.log.flushed_offset();
+                self.released_by_flush(flushed);
+                Ok(())
+            }
+            Err(err) => {
+                self.fail(&err);
+                Err(PartitionError::StorageFailed)
+            }
+        }
+    }
+
+    /// Group commit: one fsync, on a blocking thread, covers every append written so far.
+    fn start_flush(&mut self, myself: &ActorRef<PartitionMsg>) {
+        if self.flush_in_flight || self.failed {
+            return;
+        }
+        let Some(job) = self.log.begin_flush() else {
+            return;
+        };
+        self.flush_in_flight = true;
+        let myself = myself.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = job.run();
+            let _ = myself.send_message(PartitionMsg::FlushDone {
+                up_to: job.up_to,
+                result,
+            });
+        });
+    }
+
+    fn flush_done(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        up_to: i64,
+        result: std::io::Result<()>,
+    ) {
+        self.flush_in_flight = false;
+        match self.log.complete_flush(up_to, result) {
+            Ok(()) => {
+                self.released_by_flush(self.log.flushed_offset());
+                // Appends that arrived during that fsync share the next one.
+                if !self.parked_appends.is_empty() {
+                    self.start_flush(myself);
+                }
+            }
+            Err(err) => self.fail(&err),
+        }
+    }
+
+    fn released_by_flush(&mut self, flushed: i64) {
+        if self.args.flush_policy == FlushPolicy::Always {
+            self.advance_high_watermark(flushed);
+        }
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.parked_appends)
+            .into_iter()
+            .partition(|p| p.last_offset < flushed);
+        self.parked_appends = waiting;
+        for parked in done {
+            let _ = parked.reply.send(Ok(parked.outcome));
+        }
+    }
+
+    fn advance_high_watermark(&mut self, offset: i64) {
+        if offset <= self.high_watermark {
+            return;
+        }
+        self.high_watermark = offset;
+        let hw = self.high_watermark;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.parked_fetches)
+            .into_iter()
+            .partition(|(offset, _)| *offset < hw);
+        self.parked_fetches = waiting;
+        for (_, port) in ready {
+            let _ = port.send(());
+        }
+    }
+
+    fn schedule_tick(&mut self, myself: &ActorRef<PartitionMsg>) {
+        if self.tick_scheduled || self.args.flush_policy == FlushPolicy::Always {
+            return;
+        }
+        self.tick_scheduled = true;
+        myself.send_after(self.args.flush_interval, || PartitionMsg::FlushTick);
+    }
+
+    /// A write or fsync failed: never retried as if it worked, never acknowledged.
+    fn fail(&mut self, err: &crate::storage::StorageError) {
+        if !self.failed {
+            error!(
+                topic = %self.args.topic,
+                partition = self.args.partition,
+                %err,
+                "Partition log failed; it refuses writes until the broker restarts and recovers it."
+            );
+        }
+        self.failed = true;
+        for parked in self.parked_appends.drain(..) {
+            let _ = parked.reply.send(Err(PartitionError::StorageFailed));
+        }
+    }
+
+    fn delete(&mut self) {
+        let dir = self.args.dir.clone();
+        let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            return;
+        };
+        let doomed = dir.with_file_name(format!("{name}.{}-delete", uuid::Uuid::new_v4().simple()));
+        let storage = self.args.storage.clone();
+        if let Err(err) = storage.rename(&dir, &doomed) {
+            warn!(dir = %dir.display(), %err, "Could not move a deleted partition's directory aside.");
+            return;
+        }
+        // Removing many segment files can take a while: not on the actor.
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = storage.remove_dir_all(&doomed) {
+                warn!(dir = %doomed.display(), %err, "Could not remove a deleted partition's directory.");
+            }
+        });
+    }
+}

@@ -1,0 +1,165 @@
+//! Broker configuration: the TOML file first, then `BROKER_*` environment overrides
+//! (nested keys with a double underscore: `BROKER_LOG__FLUSH_POLICY=always`).
+//! Every key has a default, so an empty file is a working single-node broker.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// When the partition log calls fsync, and so what an acknowledgement promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlushPolicy {
+    /// Every append is fsynced (group commit) before it is acknowledged or made visible:
+    /// the high watermark is the fsynced offset.
+    Always,
+    /// acks=all waits for an fsync covering its batch (group commit); acks=1 is answered
+    /// once the batch is written to the file; a background fsync runs every interval.
+    AcksAll,
+    /// No fsync on the request path; a background fsync runs every interval.
+    Interval,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// A segment is rolled once it would grow past this many bytes.
+    pub segment_bytes: u64,
+    /// One offset- and time-index entry per this many bytes of log.
+    pub index_interval_bytes: u64,
+    pub flush_policy: FlushPolicy,
+    /// Background fsync period for the `acks_all` and `interval` policies.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            segment_bytes: 1024 * 1024 * 1024,
+            index_interval_bytes: 4096,
+            flush_policy: FlushPolicy::AcksAll,
+            flush_interval_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address the listener binds.
+    pub listen: SocketAddr,
+    /// host:port given to clients in Metadata; defaults to `listen`.
+    pub advertised_listener: Option<String>,
+    pub data_dir: PathBuf,
+    pub node_id: i32,
+    pub cluster_id: String,
+    /// Create a topic when a client asks for it in Metadata or produces to it.
+    pub auto_create_topics: bool,
+    /// Partition count of auto-created topics and of CreateTopics with -1.
+    pub default_partitions: i32,
+    /// Largest request frame accepted; a larger length prefix closes the connection.
+    pub max_request_bytes: usize,
+    /// Largest record batch accepted (Kafka's message.max.bytes).
+    pub max_message_bytes: usize,
+    /// Requests read ahead on one connection before its responses are written.
+    pub max_in_flight_per_connection: usize,
+    /// How long shutdown waits for in-flight requests before flushing anyway.
+    pub shutdown_timeout_ms: u64,
+    pub log: LogSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised_listener: None,
+            data_dir: PathBuf::from("./data"),
+            node_id: 0,
+            cluster_id: "broker-single-node".to_string(),
+            auto_create_topics: true,
+            default_partitions: 1,
+            max_request_bytes: 100 * 1024 * 1024,
+            max_message_bytes: 1_048_588,
+            max_in_flight_per_connection: 32,
+            shutdown_timeout_ms: 10_000,
+            log: LogSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot load configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults, then the TOML file (if it exists), then `BROKER_*` variables.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(path))
+            .merge(Env::prefixed("BROKER_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.default_partitions < 1 {
+            return Err(ConfigError::Invalid("default_partitions must be at least 1".into()));
+        }
+        if self.log.segment_bytes < 1024 {
+            return Err(ConfigError::Invalid("log.segment_bytes must be at least 1024".into()));
+        }
+        if self.max_request_bytes < 1024 {
+            return Err(ConfigError::Invalid("max_request_bytes must be at least 1024".into()));
+        }
+        if self.max_in_flight_per_connection == 0 {
+            return Err(ConfigError::Invalid(
+                "max_in_flight_per_connection must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// host and port clients are told to connect to.
+    pub fn advertised(&self) -> (String, i32) {
+        if let Some(adv) = &self.advertised_listener {
+            if let Some((host, port)) = adv.rsplit_once(':') {
+                if let Ok(port) = port.parse::<i32>() {
+                    return (host.to_string(), port);
+                }
+            }
+        }
+        (self.listen.ip().to_string(), self.listen.port() as i32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "listen = \"127.0.0.1:9999\"\n[log]\nflush_policy = \"interval\"\n",
+            )?;
+            jail.set_env("BROKER_DEFAULT_PARTITIONS", "3");
+            jail.set_env("BROKER_LOG__FLUSH_POLICY", "always");
+            let c = Config::load(Path::new("c.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.port(), 9999);
+            assert_eq!(c.default_partitions, 3);
+            assert_eq!(c.log.flush_policy, FlushPolicy::Always);
+            assert_eq!(c.log.segment_bytes, 1024 * 1024 * 1024);
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,91 @@
+//! Typed errors of the actors, and the one place where they become Kafka error codes.
+
+use kafka_protocol::ResponseError;
+
+use crate::storage::StorageError;
+
+/// Why a partition refused a request.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PartitionError {
+    #[error("record batch failed its CRC or length check: {0}")]
+    CorruptMessage(String),
+    #[error("invalid record batch: {0}")]
+    InvalidRecord(String),
+    #[error("record batch of {0} bytes is larger than the limit")]
+    MessageTooLarge(usize),
+    #[error("offset out of range")]
+    OffsetOutOfRange,
+    #[error("the partition's storage failed")]
+    StorageFailed,
+    #[error("the partition is not available")]
+    NotAvailable,
+    #[error("invalid request")]
+    InvalidRequest,
+}
+
+impl From<StorageError> for PartitionError {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::CorruptBatch(reason) => PartitionError::CorruptMessage(reason),
+            StorageError::InvalidBatch(reason) => PartitionError::InvalidRecord(reason),
+            StorageError::BatchTooLarge { size, .. } => PartitionError::MessageTooLarge(size),
+            StorageError::OffsetOutOfRange { .. } => PartitionError::OffsetOutOfRange,
+            _ => PartitionError::StorageFailed,
+        }
+    }
+}
+
+impl PartitionError {
+    pub fn code(&self) -> i16 {
+        let err = match self {
+            PartitionError::CorruptMessage(_) => ResponseError::CorruptMessage,
+            PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord,
+            PartitionError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
+            PartitionError::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
+            PartitionError::StorageFailed => ResponseError::KafkaStorageError,
+            PartitionError::NotAvailable => ResponseError::NotLeaderOrFollower,
+            PartitionError::InvalidRequest => ResponseError::InvalidRequest,
+        };
+        err.code()
+    }
+}
+
+/// Why the metadata actor refused a topic change.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum MetadataError {
+    #[error("topic already exists")]
+    TopicExists,
+    #[error("unknown topic")]
+    UnknownTopic,
+    #[error("invalid topic name: {0}")]
+    InvalidTopic(String),
+    #[error("invalid partition count: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replication factor: {0}")]
+    InvalidReplicationFactor(String),
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(String),
+    #[error("metadata storage failed: {0}")]
+    Storage(String),
+    #[error("the metadata actor is not available")]
+    Unavailable,
+}
+
+impl MetadataError {
+    pub fn code(&self) -> i16 {
+        let err = match self {
+            MetadataError::TopicExists => ResponseError::TopicAlreadyExists,
+            MetadataError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
+            MetadataError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+            MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            MetadataError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            MetadataError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            MetadataError::Storage(_) => ResponseError::KafkaStorageError,
+            MetadataError::Unavailable => ResponseError::CoordinatorNotAvailable,
+        };
+        err.code()
+    }
+}

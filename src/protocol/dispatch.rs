@@ -1,0 +1,64 @@
+//! The one dispatch `match`: request kind -> handler.
+//!
+//! `prepare` runs on the connection's reading task, in request order, and does the part of a
+//! request whose order matters (auto-creation, sending appends to partition actors, sending
+//! topic changes to the metadata actor). It returns a future that awaits the replies; the
+//! connection runs those concurrently and writes their responses in request order.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+
+use super::handlers;
+use super::BrokerContext;
+
+pub type ResponseFuture = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;
+
+/// A request ready to be awaited, and whether the client expects a response to it.
+pub struct Prepared {
+    pub response: ResponseFuture,
+    /// False for Produce with acks=0: Kafka sends no response.
+    pub expects_response: bool,
+}
+
+impl Prepared {
+    fn reply(response: ResponseFuture) -> Self {
+        Prepared {
+            response,
+            expects_response: true,
+        }
+    }
+}
+
+/// Returns None for a request kind the version table does not list (the gate
+/// in the connection refuses those before decoding, so this is a second line).
+pub async fn prepare(ctx: &BrokerContext, version: i16, request: RequestKind) -> Option<Prepared> {
+    let prepared = match request {
+        RequestKind::ApiVersions(req) => {
+            Prepared::reply(Box::pin(handlers::api_versions::handle(req)))
+        }
+        RequestKind::Metadata(req) => {
+            Prepared::reply(handlers::metadata::prepare(ctx, version, req).await)
+        }
+        RequestKind::Produce(req) => handlers::produce::prepare(ctx, version, req).await,
+        RequestKind::Fetch(req) => Prepared::reply(handlers::fetch::prepare(ctx, version, req)),
+        RequestKind::ListOffsets(req) => {
+            Prepared::reply(handlers::list_offsets::prepare(ctx, version, req))
+        }
+        RequestKind::CreateTopics(req) => {
+            Prepared::reply(handlers::create_topics::prepare(ctx, version, req))
+        }
+        RequestKind::DeleteTopics(req) => {
+            Prepared::reply(handlers::delete_topics::prepare(ctx, version, req))
+        }
+        RequestKind::CreatePartitions(req) => {
+            Prepared::reply(handlers::create_partitions::prepare(ctx, req))
+        }
+        RequestKind::DescribeConfigs(req) => {
+            Prepared::reply(handlers::describe_configs::prepare(ctx, version, req))
+        }
+        _ => return None,
+    };
+    Some(prepared)
+}

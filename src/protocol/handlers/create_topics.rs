@@ -1,0 +1,120 @@
+//! CreateTopics v2-v7, including `validate_only`, configs and manual assignments (which
+//! must name this broker only). v5+ responses carry the partition count, replication
+//! factor and the topic's configs; v7 the topic id.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, ResponseKind};
+
+use super::text;
+use crate::actors::metadata::{MetadataMsg, NewTopic};
+use crate::error::MetadataError;
+use crate::protocol::context::ask;
+use crate::protocol::dispatch::ResponseFuture;
+use crate::protocol::BrokerContext;
+use crate::topic_config;
+
+pub fn prepare(ctx: &BrokerContext, version: i16, req: CreateTopicsRequest) -> ResponseFuture {
+    let names: Vec<_> = req.topics.iter().map(|t| t.name.clone()).collect();
+    let node = ctx.config.node_id;
+    let mut precheck: Vec<Option<MetadataError>> = Vec::with_capacity(req.topics.len());
+    let mut new_topics = Vec::new();
+    for topic in req.topics {
+        let mut configs = BTreeMap::new();
+        let mut bad = None;
+        for c in topic.configs {
+            match c.value {
+                Some(v) => {
+                    configs.insert(c.name.to_string(), v.to_string());
+                }
+                None => bad = Some(MetadataError::InvalidConfig(format!("null value for {}", c.name.as_str()))),
+            }
+        }
+        let assigned = if topic.assignments.is_empty() {
+            None
+        } else if topic
+            .assignments
+            .iter()
+            .any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node)
+        {
+            bad.get_or_insert(MetadataError::InvalidReplicaAssignment(
+                "every partition must be assigned to this one broker".into(),
+            ));
+            None
+        } else {
+            Some(topic.assignments.len() as i32)
+        };
+        if bad.is_none() {
+            new_topics.push(NewTopic {
+                name: topic.name.0.to_string(),
+                num_partitions: topic.num_partitions,
+                replication_factor: topic.replication_factor,
+                configs,
+                assigned_partitions: assigned,
+            });
+        }
+        precheck.push(bad);
+    }
+    let rx = ask(&ctx.metadata, |reply| MetadataMsg::CreateTopics {
+        topics: new_topics,
+        validate_only: req.validate_only,
+        reply,
+    });
+    let config = ctx.config.clone();
+    Box::pin(async move {
+        let mut created = match rx {
+            Some(rx) => rx.await.unwrap_or_default(),
+            None => Vec::new(),
+        }
+        .into_iter();
+        let topics = names
+            .into_iter()
+            .zip(precheck)
+            .map(|(name, bad)| {
+                let result = match bad {
+                    Some(err) => Err(err),
+                    None => created.next().unwrap_or(Err(MetadataError::Unavailable)),
+                };
+                let entry = CreatableTopicResult::default().with_name(name);
+                match result {
+                    Ok(route) => {
+                        let configs = topic_config::describe(&route.configs, &config)
+                            .into_iter()
+                            .map(|c| {
+                                CreatableTopicConfigs::default()
+                                    .with_name(text(c.name))
+                                    .with_value(Some(text(c.value)))
+                                    .with_read_only(c.read_only)
+                                    .with_config_source(if c.is_override { 1 } else { 5 })
+                                    .with_is_sensitive(c.sensitive)
+                            })
+                            .collect();
+                        let partitions = if route.partitions.is_empty() {
+                            // validate_only: nothing was spawned.
+                            -1
+                        } else {
+                            route.partitions.len() as i32
+                        };
+                        let mut entry = entry
+                            .with_topic_id(route.id)
+                            .with_num_partitions(partitions)
+                            .with_replication_factor(1);
+                        if version >= 5 {
+                            entry = entry.with_configs(Some(configs));
+                        }
+                        entry
+                    }
+                    Err(err) => entry
+                        .with_error_code(err.code())
+                        .with_error_message(Some(text(err.to_string())))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1),
+                }
+            })
+            .collect();
+        ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(topics))
+    })
+}

@@ -1,0 +1,131 @@
+//! Metadata v0-v12: brokers (this one), cluster id, controller, and topics with their ids
+//! and partitions. `topics = null` (v1+) or an empty list (v0) means every topic. Missing
+//! topics are auto-created when the broker allows it and the request does (v4+).
+
+use std::collections::BTreeSet;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, ResponseKind};
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::{text, topic_name};
+use crate::actors::metadata::MetadataMsg;
+use crate::actors::routing::TopicRoute;
+use crate::protocol::context::ask;
+use crate::protocol::dispatch::ResponseFuture;
+use crate::protocol::BrokerContext;
+use crate::topic_config::validate_topic_name;
+
+enum Wanted {
+    Name(String),
+    Id(Uuid),
+}
+
+pub async fn prepare(ctx: &BrokerContext, version: i16, req: MetadataRequest) -> ResponseFuture {
+    let wanted: Option<Vec<Wanted>> = match req.topics {
+        None => None,
+        Some(list) if list.is_empty() && version == 0 => None,
+        Some(list) => Some(
+            list.into_iter()
+                .map(|t| match t.name {
+                    Some(name) => Wanted::Name(name.0.to_string()),
+                    None => Wanted::Id(t.topic_id),
+                })
+                .collect(),
+        ),
+    };
+    let allow_auto = ctx.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    if let (Some(list), true) = (&wanted, allow_auto) {
+        let routes = ctx.routes();
+        let missing: Vec<String> = list
+            .iter()
+            .filter_map(|w| match w {
+                Wanted::Name(n) if routes.topic(n).is_none() && validate_topic_name(n).is_ok() => {
+                    Some(n.clone())
+                }
+                _ => None,
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !missing.is_empty() {
+            if let Some(rx) = ask(&ctx.metadata, |reply| MetadataMsg::EnsureTopics {
+                names: missing,
+                reply,
+            }) {
+                let _ = rx.await;
+            }
+        }
+    }
+    let ctx = ctx.clone();
+    Box::pin(async move { ResponseKind::Metadata(build(&ctx, version, wanted)) })
+}
+
+fn build(ctx: &BrokerContext, version: i16, wanted: Option<Vec<Wanted>>) -> MetadataResponse {
+    let routes = ctx.routes();
+    let (host, port) = ctx.config.advertised();
+    let node = BrokerId(ctx.config.node_id);
+    let topics = match wanted {
+        None => routes
+            .topics()
+            .into_iter()
+            .map(|r| topic_entry(r, node))
+            .collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|w| match w {
+                Wanted::Name(name) => match routes.topic(&name) {
+                    Some(route) => topic_entry(route, node),
+                    None => {
+                        let code = if validate_topic_name(&name).is_err() {
+                            ResponseError::InvalidTopicException.code()
+                        } else {
+                            ResponseError::UnknownTopicOrPartition.code()
+                        };
+                        MetadataResponseTopic::default()
+                            .with_name(Some(topic_name(&name)))
+                            .with_error_code(code)
+                    }
+                },
+                Wanted::Id(id) => match routes.topic_by_id(&id) {
+                    Some(route) => topic_entry(route, node),
+                    None => MetadataResponseTopic::default()
+                        .with_topic_id(id)
+                        .with_error_code(ResponseError::UnknownTopicId.code()),
+                },
+            })
+            .collect(),
+    };
+    let _ = version;
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(node)
+            .with_host(text(host))
+            .with_port(port)])
+        .with_cluster_id(Some(text(ctx.config.cluster_id.clone())))
+        .with_controller_id(node)
+        .with_topics(topics)
+        .with_cluster_authorized_operations(i32::MIN)
+}
+
+fn topic_entry(route: &TopicRoute, node: BrokerId) -> MetadataResponseTopic {
+    let partitions = (0..route.partitions.len() as i32)
+        .map(|index| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(node)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&route.name)))
+        .with_topic_id(route.id)
+        .with_is_internal(false)
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(i32::MIN)
+}

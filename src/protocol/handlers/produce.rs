@@ -1,0 +1,126 @@
+//! Produce v3-v12 (acks 0, 1 and all). Appends are sent to the partition actors in request
+//! order before anything is awaited, so batches from one connection reach each partition
+//! in the order the client sent them; the replies of all partitions are then joined.
+//! An acks=0 request gets no response, as in Kafka.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::ResponseError;
+use tokio::sync::oneshot;
+
+use crate::actors::metadata::MetadataMsg;
+use crate::actors::partition::{AppendOutcome, PartitionMsg};
+use crate::error::PartitionError;
+use crate::protocol::context::ask;
+use crate::protocol::dispatch::Prepared;
+use crate::protocol::BrokerContext;
+use crate::topic_config::validate_topic_name;
+
+type AppendReply = oneshot::Receiver<Result<AppendOutcome, PartitionError>>;
+
+enum Pending {
+    Waiting(i32, AppendReply),
+    Failed(i32, i16),
+}
+
+pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) -> Prepared {
+    let acks = req.acks;
+    if ctx.config.auto_create_topics {
+        let routes = ctx.routes();
+        let missing: BTreeSet<String> = req
+            .topic_data
+            .iter()
+            .map(|t| t.name.0.to_string())
+            .filter(|n| routes.topic(n).is_none() && validate_topic_name(n).is_ok())
+            .collect();
+        if !missing.is_empty() {
+            if let Some(rx) = ask(&ctx.metadata, |reply| MetadataMsg::EnsureTopics {
+                names: missing.into_iter().collect(),
+                reply,
+            }) {
+                let _ = rx.await;
+            }
+        }
+    }
+    let routes = ctx.routes();
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = topic.name.0.to_string();
+        let route = routes.topic(&name);
+        let unknown = if validate_topic_name(&name).is_err() {
+            ResponseError::InvalidTopicException.code()
+        } else {
+            ResponseError::UnknownTopicOrPartition.code()
+        };
+        let mut pending = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let index = data.index;
+            let Some(actor) = route.and_then(|r| r.partition(index)) else {
+                pending.push(Pending::Failed(index, unknown));
+                continue;
+            };
+            let Some(records) = data.records else {
+                pending.push(Pending::Failed(index, ResponseError::InvalidRecord.code()));
+                continue;
+            };
+            match ask(actor, |reply| PartitionMsg::Append {
+                records,
+                acks,
+                reply,
+            }) {
+                Some(rx) => pending.push(Pending::Waiting(index, rx)),
+                None => pending.push(Pending::Failed(
+                    index,
+                    ResponseError::NotLeaderOrFollower.code(),
+                )),
+            }
+        }
+        topics.push((topic.name, pending));
+    }
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let response = Box::pin(async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, pending) in topics {
+            let mut partitions = Vec::with_capacity(pending.len());
+            for p in pending {
+                partitions.push(match p {
+                    Pending::Failed(index, code) => error_entry(index, code),
+                    Pending::Waiting(index, rx) => match tokio::time::timeout(timeout, rx).await {
+                        Ok(Ok(Ok(outcome))) => PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_base_offset(outcome.base_offset)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(outcome.log_start_offset),
+                        Ok(Ok(Err(err))) => error_entry(index, err.code()),
+                        Ok(Err(_)) => {
+                            error_entry(index, ResponseError::NotLeaderOrFollower.code())
+                        }
+                        Err(_) => error_entry(index, ResponseError::RequestTimedOut.code()),
+                    },
+                });
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(partitions),
+            );
+        }
+        ResponseKind::Produce(ProduceResponse::default().with_responses(responses))
+    });
+    Prepared {
+        response,
+        expects_response: acks != 0,
+    }
+}
+
+fn error_entry(index: i32, code: i16) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+}

@@ -1,0 +1,42 @@
+//! The one version table: what ApiVersions advertises and what the version gate accepts.
+//! A version is listed only where its handler is implemented and tested with clients.
+
+use kafka_protocol::messages::ApiKey;
+
+/// (API, lowest, highest) version this broker serves.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 12),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+];
+
+pub fn range(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(key, _, _)| *key == api)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+pub fn is_supported(api: ApiKey, version: i16) -> bool {
+    range(api).is_some_and(|(min, max)| version >= min && version <= max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_version_is_one_the_codec_knows() {
+        for (api, min, max) in SUPPORTED {
+            let codec = api.valid_versions();
+            assert!(*min >= codec.min && *max <= codec.max, "{api:?}");
+            assert!(min <= max);
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Topic configs: the names Kafka users set, their defaults, and validation.
+//!
+//! Values set on a topic are kept as strings by the metadata actor; DescribeConfigs shows
+//! every known name with its effective value and whether it is a default or a topic override.
+//! This broker applies `segment.bytes` and `max.message.bytes` to the partition log; the
+//! others are kept and shown so clients and tools that set them keep working.
+
+use std::collections::BTreeMap;
+
+use crate::config::Config;
+use crate::error::MetadataError;
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Long,
+    Int,
+    Double,
+    Bool,
+    Text,
+    Choice(&'static [&'static str]),
+}
+
+struct Definition {
+    name: &'static str,
+    kind: Kind,
+    /// Fixed default, or None when it comes from the broker config.
+    default: Option<&'static str>,
+}
+
+const DEFINITIONS: &[Definition] = &[
+    def("cleanup.policy", Kind::Choice(&["delete", "compact", "compact,delete", "delete,compact"]), Some("delete")),
+    def("compression.type", Kind::Choice(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]), Some("producer")),
+    def("delete.retention.ms", Kind::Long, Some("86400000")),
+    def("file.delete.delay.ms", Kind::Long, Some("60000")),
+    def("flush.messages", Kind::Long, Some("9223372036854775807")),
+    def("flush.ms", Kind::Long, Some("9223372036854775807")),
+    def("index.interval.bytes", Kind::Int, None),
+    def("max.compaction.lag.ms", Kind::Long, Some("9223372036854775807")),
+    def("max.message.bytes", Kind::Int, None),
+    def("message.timestamp.after.max.ms", Kind::Long, Some("9223372036854775807")),
+    def("message.timestamp.before.max.ms", Kind::Long, Some("9223372036854775807")),
+    def("message.timestamp.type", Kind::Choice(&["CreateTime", "LogAppendTime"]), Some("CreateTime")),
+    def("min.cleanable.dirty.ratio", Kind::Double, Some("0.5")),
+    def("min.compaction.lag.ms", Kind::Long, Some("0")),
+    def("min.insync.replicas", Kind::Int, Some("1")),
+    def("preallocate", Kind::Bool, Some("false")),
+    def("retention.bytes", Kind::Long, Some("-1")),
+    def("retention.ms", Kind::Long, Some("604800000")),
+    def("segment.bytes", Kind::Int, None),
+    def("segment.index.bytes", Kind::Int, Some("10485760")),
+    def("segment.jitter.ms", Kind::Long, Some("0")),
+    def("segment.ms", Kind::Long, Some("604800000")),
+    def("unclean.leader.election.enable", Kind::Bool, Some("false")),
+    def("message.downconversion.enable", Kind::Bool, Some("true")),
+    def("remote.storage.enable", Kind::Bool, Some("false")),
+    def("local.retention.ms", Kind::Long, Some("-2")),
+    def("local.retention.bytes", Kind::Long, Some("-2")),
+    def("follower.replication.throttled.replicas", Kind::Text, Some("")),
+    def("leader.replication.throttled.replicas", Kind::Text, Some("")),
+];
+
+const fn def(name: &'static str, kind: Kind, default: Option<&'static str>) -> Definition {
+    Definition { name, kind, default }
+}
+
+/// One row of DescribeConfigs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    /// True when set on the topic, false when it is the default.
+    pub is_override: bool,
+    pub read_only: bool,
+    pub sensitive: bool,
+}
+
+fn broker_default(name: &str, config: &Config) -> String {
+    match name {
+        "segment.bytes" => config.log.segment_bytes.min(i32::MAX as u64).to_string(),
+        "index.interval.bytes" => config.log.index_interval_bytes.to_string(),
+        "max.message.bytes" => config.max_message_bytes.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Checks every name and value; unknown names are INVALID_CONFIG as in Kafka.
+pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), MetadataError> {
+    for (name, value) in configs {
+        let Some(definition) = DEFINITIONS.iter().find(|d| d.name == name) else {
+            return Err(MetadataError::InvalidConfig(format!("unknown topic config {name}")));
+        };
+        let ok = match definition.kind {
+            Kind::Long => value.trim().parse::<i64>().is_ok(),
+            Kind::Int => value.trim().parse::<i32>().is_ok(),
+            Kind::Double => value.trim().parse::<f64>().is_ok(),
+            Kind::Bool => matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false"),
+            Kind::Text => true,
+            Kind::Choice(choices) => choices.contains(&value.trim()),
+        };
+        if !ok {
+            return Err(MetadataError::InvalidConfig(format!(
+                "invalid value {value} for topic config {name}"
+            )));
+        }
+        if matches!(name.as_str(), "segment.bytes" | "max.message.bytes")
+            && value.trim().parse::<i64>().map(|v| v < 14).unwrap_or(true)
+        {
+            return Err(MetadataError::InvalidConfig(format!("{name} is too small")));
+        }
+    }
+    Ok(())
+}
+
+/// Every known topic config with its effective value, sorted by name.
+pub fn describe(overrides: &BTreeMap<String, String>, config: &Config) -> Vec<ConfigEntry> {
+    DEFINITIONS
+        .iter()
+        .map(|d| {
+            let set = overrides.get(d.name);
+            let value = match (set, d.default) {
+                (Some(v), _) => v.clone(),
+                (None, Some(v)) => v.to_string(),
+                (None, None) => broker_default(d.name, config),
+            };
+            ConfigEntry {
+                name: d.name.to_string(),
+                value,
+                is_override: set.is_some(),
+                read_only: false,
+                sensitive: false,
+            }
+        })
+        .collect()
+}
+
+/// The effective value of a numeric config.
+pub fn effective_u64(overrides: &BTreeMap<String, String>, name: &str, fallback: u64) -> u64 {
+    overrides
+        .get(name)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(fallback)
+}
+
+/// Kafka's topic name rule: 1-249 characters of [a-zA-Z0-9._-], not "." or "..".
+pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
+    if name.is_empty() || name.len() > 249 {
+        return Err(MetadataError::InvalidTopic(
+            "a topic name has 1 to 249 characters".into(),
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(MetadataError::InvalidTopic(
+            "a topic name cannot be '.' or '..'".into(),
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return Err(MetadataError::InvalidTopic(format!(
+            "topic name {name} has characters other than [a-zA-Z0-9._-]"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        assert!(validate_topic_name("orders.v1_a-b").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name(".").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("bad/name").is_err());
+        assert!(validate_topic_name(&"a".repeat(249)).is_ok());
+        assert!(validate_topic_name(&"a".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn config_validation_and_describe() {
+        let mut set = BTreeMap::new();
+        set.insert("retention.ms".to_string(), "1000".to_string());
+        assert!(validate(&set).is_ok());
+        set.insert("retention.ms".to_string(), "soon".to_string());
+        assert!(validate(&set).is_err());
+        let mut unknown = BTreeMap::new();
+        unknown.insert("no.such.config".to_string(), "1".to_string());
+        assert!(validate(&unknown).is_err());
+
+        let mut set = BTreeMap::new();
+        set.insert("cleanup.policy".to_string(), "compact".to_string());
+        let rows = describe(&set, &Config::default());
+        let cleanup = rows.iter().find(|r| r.name == "cleanup.policy").unwrap();
+        assert!(cleanup.is_override);
+        assert_eq!(cleanup.value, "compact");
+        let segment = rows.iter().find(|r| r.name == "segment.bytes").unwrap();
+        assert!(!segment.is_override);
+        assert_eq!(segment.value, (1024 * 1024 * 1024).to_string());
+    }
+}

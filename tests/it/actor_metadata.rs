@@ -1,0 +1,191 @@
+//! Metadata actor driven directly: topic creation, ids, the routing snapshot it publishes,
+//! durability across a restart, partitions added, deletion, and Kafka's validation rules.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker::actors::call;
+use broker::actors::metadata::{Metadata, MetadataArgs, MetadataMsg, NewTopic, TopicRef};
+use broker::actors::routing::RoutingTable;
+use broker::config::Config;
+use broker::error::MetadataError;
+use broker::storage::sim::SimStorage;
+use broker::storage::Storage;
+use ractor::{Actor, ActorRef};
+use tokio::sync::watch;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn start(
+    storage: Arc<dyn Storage>,
+) -> (ActorRef<MetadataMsg>, watch::Receiver<Arc<RoutingTable>>) {
+    let config = Config {
+        data_dir: "/data".into(),
+        default_partitions: 2,
+        ..Config::default()
+    };
+    let (tx, rx) = watch::channel(Arc::new(RoutingTable::default()));
+    let (actor, _) = Actor::spawn(
+        None,
+        Metadata,
+        MetadataArgs {
+            config: Arc::new(config),
+            storage,
+            routing: tx,
+        },
+    )
+    .await
+    .expect("metadata starts");
+    (actor, rx)
+}
+
+fn topic(name: &str, partitions: i32) -> NewTopic {
+    NewTopic {
+        name: name.into(),
+        num_partitions: partitions,
+        replication_factor: -1,
+        configs: BTreeMap::new(),
+        assigned_partitions: None,
+    }
+}
+
+async fn create(
+    m: &ActorRef<MetadataMsg>,
+    topics: Vec<NewTopic>,
+) -> Vec<Result<(String, usize), MetadataError>> {
+    call(
+        m,
+        |reply| MetadataMsg::CreateTopics {
+            topics,
+            validate_only: false,
+            reply,
+        },
+        WAIT,
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.map(|route| (route.name.clone(), route.partitions.len())))
+    .collect()
+}
+
+#[tokio::test]
+async fn topics_are_created_published_and_survive_a_restart() {
+    let storage = SimStorage::new();
+    let (m, routing) = start(Arc::new(storage.clone())).await;
+    let results = create(&m, vec![topic("orders", 3), topic("events", -1)]).await;
+    assert_eq!(
+        results,
+        vec![Ok(("orders".into(), 3)), Ok(("events".into(), 2))]
+    );
+    let snapshot = routing.borrow().clone();
+    let orders_id = snapshot.topic("orders").unwrap().id;
+    assert_eq!(snapshot.topic_by_id(&orders_id).unwrap().name, "orders");
+    assert_eq!(snapshot.topics().len(), 2);
+
+    // Same name again: TOPIC_ALREADY_EXISTS (36).
+    let again = create(&m, vec![topic("orders", 1)]).await;
+    assert_eq!(again[0].as_ref().unwrap_err().code(), 36);
+
+    // Grow a topic, then restart the actor on the same storage.
+    let grown = call(
+        &m,
+        |reply| MetadataMsg::CreatePartitions {
+            topic: "orders".into(),
+            count: 5,
+            validate_only: false,
+            reply,
+        },
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(grown, Ok(()));
+    let shrink = call(
+        &m,
+        |reply| MetadataMsg::CreatePartitions {
+            topic: "orders".into(),
+            count: 2,
+            validate_only: false,
+            reply,
+        },
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(shrink.unwrap_err().code(), 37);
+    call(&m, |reply| MetadataMsg::Shutdown { reply }, WAIT).await.unwrap();
+    m.stop(None);
+
+    let (m2, routing2) = start(Arc::new(storage.clone())).await;
+    let snapshot = routing2.borrow().clone();
+    let orders = snapshot.topic("orders").expect("orders survived the restart");
+    assert_eq!(orders.id, orders_id, "topic ids are durable");
+    assert_eq!(orders.partitions.len(), 5);
+    assert_eq!(snapshot.topic("events").unwrap().partitions.len(), 2);
+
+    // Delete by id, then the name is free again at once.
+    let deleted = call(
+        &m2,
+        |reply| MetadataMsg::DeleteTopics {
+            topics: vec![TopicRef::Id(orders_id), TopicRef::Name("missing".into())],
+            reply,
+        },
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted[0].as_ref().unwrap().0, "orders");
+    assert_eq!(deleted[1].as_ref().unwrap_err().code(), 3);
+    assert!(routing2.borrow().topic("orders").is_none());
+    let recreated = create(&m2, vec![topic("orders", 1)]).await;
+    assert_eq!(recreated, vec![Ok(("orders".into(), 1))]);
+    assert_ne!(routing2.borrow().topic("orders").unwrap().id, orders_id);
+}
+
+#[tokio::test]
+async fn kafka_validation_rules() {
+    let (m, routing) = start(Arc::new(SimStorage::new())).await;
+    let mut with_config = topic("configured", 1);
+    with_config
+        .configs
+        .insert("retention.ms".into(), "not-a-number".into());
+    let mut unknown_config = topic("unknown-config", 1);
+    unknown_config.configs.insert("no.such".into(), "1".into());
+    let mut replicated = topic("replicated", 1);
+    replicated.replication_factor = 3;
+    let results = create(
+        &m,
+        vec![
+            topic("bad/name", 1),
+            topic("..", 1),
+            topic("zero", 0),
+            with_config,
+            unknown_config,
+            replicated,
+        ],
+    )
+    .await;
+    let codes: Vec<i16> = results
+        .iter()
+        .map(|r| r.as_ref().map(|_| 0).unwrap_or_else(|e| e.code()))
+        .collect();
+    assert_eq!(codes, vec![17, 17, 37, 40, 40, 38]);
+    assert!(routing.borrow().topics().is_empty());
+
+    // Auto-creation skips invalid names and creates the rest with the default count.
+    call(
+        &m,
+        |reply| MetadataMsg::EnsureTopics {
+            names: vec!["auto".into(), "bad name".into()],
+            reply,
+        },
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let snapshot = routing.borrow().clone();
+    assert_eq!(snapshot.topic("auto").unwrap().partitions.len(), 2);
+    assert_eq!(snapshot.topics().len(), 1);
+}
