@@ -112,13 +112,19 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.default_partitions < 1 {
-            return Err(ConfigError::Invalid("default_partitions must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "default_partitions must be at least 1".into(),
+            ));
         }
         if self.log.segment_bytes < 1024 {
-            return Err(ConfigError::Invalid("log.segment_bytes must be at least 1024".into()));
+            return Err(ConfigError::Invalid(
+                "log.segment_bytes must be at least 1024".into(),
+            ));
         }
         if self.max_request_bytes < 1024 {
-            return Err(ConfigError::Invalid("max_request_bytes must be at least 1024".into()));
+            return Err(ConfigError::Invalid(
+                "max_request_bytes must be at least 1024".into(),
+            ));
         }
         if self.max_in_flight_per_connection == 0 {
             return Err(ConfigError::Invalid(
@@ -146,6 +152,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns its own error type
     fn file_then_environment() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

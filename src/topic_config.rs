@@ -28,18 +28,42 @@ struct Definition {
 }
 
 const DEFINITIONS: &[Definition] = &[
-    def("cleanup.policy", Kind::Choice(&["delete", "compact", "compact,delete", "delete,compact"]), Some("delete")),
-    def("compression.type", Kind::Choice(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]), Some("producer")),
+    def(
+        "cleanup.policy",
+        Kind::Choice(&["delete", "compact", "compact,delete", "delete,compact"]),
+        Some("delete"),
+    ),
+    def(
+        "compression.type",
+        Kind::Choice(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+        Some("producer"),
+    ),
     def("delete.retention.ms", Kind::Long, Some("86400000")),
     def("file.delete.delay.ms", Kind::Long, Some("60000")),
     def("flush.messages", Kind::Long, Some("9223372036854775807")),
     def("flush.ms", Kind::Long, Some("9223372036854775807")),
     def("index.interval.bytes", Kind::Int, None),
-    def("max.compaction.lag.ms", Kind::Long, Some("9223372036854775807")),
+    def(
+        "max.compaction.lag.ms",
+        Kind::Long,
+        Some("9223372036854775807"),
+    ),
     def("max.message.bytes", Kind::Int, None),
-    def("message.timestamp.after.max.ms", Kind::Long, Some("9223372036854775807")),
-    def("message.timestamp.before.max.ms", Kind::Long, Some("9223372036854775807")),
-    def("message.timestamp.type", Kind::Choice(&["CreateTime", "LogAppendTime"]), Some("CreateTime")),
+    def(
+        "message.timestamp.after.max.ms",
+        Kind::Long,
+        Some("9223372036854775807"),
+    ),
+    def(
+        "message.timestamp.before.max.ms",
+        Kind::Long,
+        Some("9223372036854775807"),
+    ),
+    def(
+        "message.timestamp.type",
+        Kind::Choice(&["CreateTime", "LogAppendTime"]),
+        Some("CreateTime"),
+    ),
     def("min.cleanable.dirty.ratio", Kind::Double, Some("0.5")),
     def("min.compaction.lag.ms", Kind::Long, Some("0")),
     def("min.insync.replicas", Kind::Int, Some("1")),
@@ -55,12 +79,24 @@ const DEFINITIONS: &[Definition] = &[
     def("remote.storage.enable", Kind::Bool, Some("false")),
     def("local.retention.ms", Kind::Long, Some("-2")),
     def("local.retention.bytes", Kind::Long, Some("-2")),
-    def("follower.replication.throttled.replicas", Kind::Text, Some("")),
-    def("leader.replication.throttled.replicas", Kind::Text, Some("")),
+    def(
+        "follower.replication.throttled.replicas",
+        Kind::Text,
+        Some(""),
+    ),
+    def(
+        "leader.replication.throttled.replicas",
+        Kind::Text,
+        Some(""),
+    ),
 ];
 
 const fn def(name: &'static str, kind: Kind, default: Option<&'static str>) -> Definition {
-    Definition { name, kind, default }
+    Definition {
+        name,
+        kind,
+        default,
+    }
 }
 
 /// One row of DescribeConfigs.
@@ -87,7 +123,9 @@ fn broker_default(name: &str, config: &Config) -> String {
 pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), MetadataError> {
     for (name, value) in configs {
         let Some(definition) = DEFINITIONS.iter().find(|d| d.name == name) else {
-            return Err(MetadataError::InvalidConfig(format!("unknown topic config {name}")));
+            return Err(MetadataError::InvalidConfig(format!(
+                "unknown topic config {name}"
+            )));
         };
         let ok = match definition.kind {
             Kind::Long => value.trim().parse::<i64>().is_ok(),

@@ -269,13 +269,19 @@ async fn prepare(
                 .map_err(Refusal::Close)
                 .and_then(Err);
         }
-        return Err(Refusal::Close(FrameError::UnsupportedVersion { api, version }));
+        return Err(Refusal::Close(FrameError::UnsupportedVersion {
+            api,
+            version,
+        }));
     }
     let (header, request) = frame::decode_request(api, version, body).map_err(Refusal::Close)?;
     debug!(api = ?api, version, correlation_id = header.correlation_id, "Request.");
     let prepared = dispatch::prepare(ctx, version, request)
         .await
-        .ok_or(Refusal::Close(FrameError::UnsupportedVersion { api, version }))?;
+        .ok_or(Refusal::Close(FrameError::UnsupportedVersion {
+            api,
+            version,
+        }))?;
     Ok((api, version, header.correlation_id, prepared))
 }
 

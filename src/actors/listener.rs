@@ -114,7 +114,10 @@ impl Actor for Listener {
                 let count = drains.len();
                 let results = futures::future::join_all(drains).await;
                 let late = results.iter().filter(|r| r.is_err()).count();
-                info!(connections = count, late, "Stopped accepting; in-flight requests finished.");
+                info!(
+                    connections = count,
+                    late, "Stopped accepting; in-flight requests finished."
+                );
                 let _ = reply.send(());
             }
         }

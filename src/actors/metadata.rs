@@ -130,7 +130,10 @@ impl Actor for Metadata {
         let (store, records, truncated) =
             RecordFile::<MetadataRecord>::open(args.storage.clone(), meta_dir.join("topics.log"))?;
         if truncated > 0 {
-            warn!(bytes = truncated, "Metadata record file had a torn tail, which was cut.");
+            warn!(
+                bytes = truncated,
+                "Metadata record file had a torn tail, which was cut."
+            );
         }
         let mut state = MetadataState {
             config: args.config,
@@ -168,7 +171,9 @@ impl Actor for Metadata {
                 partitions: Vec::new(),
             };
             for index in 0..partitions {
-                let actor = state.spawn_partition(&myself, &name, &topic.configs, index).await?;
+                let actor = state
+                    .spawn_partition(&myself, &name, &topic.configs, index)
+                    .await?;
                 topic.partitions.push(actor);
             }
             state.topics.insert(name, topic);
@@ -262,7 +267,10 @@ impl Actor for Metadata {
                 let Some(configs) = state.topics.get(&topic).map(|t| t.configs.clone()) else {
                     return Ok(());
                 };
-                match state.spawn_partition(&myself, &topic, &configs, index).await {
+                match state
+                    .spawn_partition(&myself, &topic, &configs, index)
+                    .await
+                {
                     Ok(actor) => {
                         if let Some(slot) = state
                             .topics
@@ -297,7 +305,8 @@ impl MetadataState {
                 configs: topic.configs.clone(),
             })
         });
-        self.routing.send_replace(Arc::new(RoutingTable::new(routes)));
+        self.routing
+            .send_replace(Arc::new(RoutingTable::new(routes)));
     }
 
     fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
@@ -451,7 +460,13 @@ impl MetadataState {
         let waits: Vec<_> = state
             .partitions
             .iter()
-            .map(|p| super::call(p, |reply| PartitionMsg::Delete { reply }, Duration::from_secs(10)))
+            .map(|p| {
+                super::call(
+                    p,
+                    |reply| PartitionMsg::Delete { reply },
+                    Duration::from_secs(10),
+                )
+            })
             .collect();
         for result in futures::future::join_all(waits).await {
             if let Err(err) = result {
@@ -517,9 +532,13 @@ impl MetadataState {
                     .map(move |(i, p)| (name.clone(), i, p.clone()))
             })
             .collect();
-        let flushes = partitions
-            .iter()
-            .map(|(_, _, p)| super::call(p, |reply| PartitionMsg::Flush { reply }, Duration::from_secs(30)));
+        let flushes = partitions.iter().map(|(_, _, p)| {
+            super::call(
+                p,
+                |reply| PartitionMsg::Flush { reply },
+                Duration::from_secs(30),
+            )
+        });
         let results = futures::future::join_all(flushes).await;
         let mut failed = 0;
         for ((name, index, actor), result) in partitions.iter().zip(results) {

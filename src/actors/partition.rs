@@ -101,9 +101,7 @@ pub enum PartitionMsg {
         reply: RpcReplyPort<Result<(), PartitionError>>,
     },
     /// Move the partition's directory aside for deletion and stop.
-    Delete {
-        reply: RpcReplyPort<()>,
-    },
+    Delete { reply: RpcReplyPort<()> },
     /// A background fsync finished.
     FlushDone {
         up_to: i64,
@@ -341,7 +339,6 @@ impl PartitionState {
                 .log
                 .offset_for_timestamp(ts)?
                 .filter(|(offset, _)| *offset < self.high_watermark)
-                .map(|(offset, found)| (offset, found))
                 .unwrap_or((-1, -1))),
             _ => Err(PartitionError::InvalidRequest),
         }

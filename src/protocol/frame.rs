@@ -110,12 +110,18 @@ mod tests {
 
     #[test]
     fn lengths_are_checked_before_allocation() {
-        assert!(matches!(check_length(-1, 1000), Err(FrameError::NegativeLength(-1))));
+        assert!(matches!(
+            check_length(-1, 1000),
+            Err(FrameError::NegativeLength(-1))
+        ));
         assert!(matches!(
             check_length(i32::MAX, 1000),
             Err(FrameError::TooLarge { .. })
         ));
-        assert!(matches!(check_length(3, 1000), Err(FrameError::TooShort(3))));
+        assert!(matches!(
+            check_length(3, 1000),
+            Err(FrameError::TooShort(3))
+        ));
         assert_eq!(check_length(100, 1000).unwrap(), 100);
     }
 

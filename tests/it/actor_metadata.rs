@@ -115,12 +115,16 @@ async fn topics_are_created_published_and_survive_a_restart() {
     .await
     .unwrap();
     assert_eq!(shrink.unwrap_err().code(), 37);
-    call(&m, |reply| MetadataMsg::Shutdown { reply }, WAIT).await.unwrap();
+    call(&m, |reply| MetadataMsg::Shutdown { reply }, WAIT)
+        .await
+        .unwrap();
     m.stop(None);
 
     let (m2, routing2) = start(Arc::new(storage.clone())).await;
     let snapshot = routing2.borrow().clone();
-    let orders = snapshot.topic("orders").expect("orders survived the restart");
+    let orders = snapshot
+        .topic("orders")
+        .expect("orders survived the restart");
     assert_eq!(orders.id, orders_id, "topic ids are durable");
     assert_eq!(orders.partitions.len(), 5);
     assert_eq!(snapshot.topic("events").unwrap().partitions.len(), 2);

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use broker::actors::call;
 use broker::actors::partition::{
     AppendOutcome, Partition, PartitionArgs, PartitionMsg, PartitionOffsets, EARLIEST_TIMESTAMP,
@@ -17,9 +16,13 @@ use broker::storage::batch::BatchHeader;
 use broker::storage::batch_builder::build_batch;
 use broker::storage::sim::SimStorage;
 use broker::storage::{FileStorage, LogConfig, Storage};
+use bytes::Bytes;
 use ractor::{Actor, ActorRef};
 
 const WAIT: Duration = Duration::from_secs(10);
+
+/// (key, value) of one record to build a batch from.
+type Rec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 fn args(storage: Arc<dyn Storage>, dir: PathBuf, policy: FlushPolicy) -> PartitionArgs {
     PartitionArgs {
@@ -43,7 +46,7 @@ async fn spawn(args: PartitionArgs) -> ActorRef<PartitionMsg> {
 
 fn batch(n: usize, tag: &str) -> Bytes {
     let values: Vec<String> = (0..n).map(|i| format!("{tag}-{i}")).collect();
-    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> = values
+    let records: Vec<Rec> = values
         .iter()
         .map(|v| (Some(b"k".as_slice()), Some(v.as_bytes())))
         .collect();
@@ -55,9 +58,17 @@ async fn append(
     records: Bytes,
     acks: i16,
 ) -> Result<AppendOutcome, PartitionError> {
-    call(p, |reply| PartitionMsg::Append { records, acks, reply }, WAIT)
-        .await
-        .expect("partition answers")
+    call(
+        p,
+        |reply| PartitionMsg::Append {
+            records,
+            acks,
+            reply,
+        },
+        WAIT,
+    )
+    .await
+    .expect("partition answers")
 }
 
 async fn offsets(p: &ActorRef<PartitionMsg>) -> PartitionOffsets {
@@ -98,7 +109,12 @@ fn check_invariants(o: &PartitionOffsets) {
 #[tokio::test]
 async fn appends_get_contiguous_offsets_and_read_back() {
     let dir = tempfile::tempdir().unwrap();
-    let p = spawn(args(Arc::new(FileStorage), dir.path().join("t-0"), FlushPolicy::AcksAll)).await;
+    let p = spawn(args(
+        Arc::new(FileStorage),
+        dir.path().join("t-0"),
+        FlushPolicy::AcksAll,
+    ))
+    .await;
     let mut expected_base = 0;
     for i in 0..50 {
         let n = 1 + i % 7;
@@ -140,22 +156,41 @@ async fn appends_get_contiguous_offsets_and_read_back() {
     .await
     .unwrap();
     assert_eq!(past.unwrap_err(), PartitionError::OffsetOutOfRange);
-    let latest = call(&p, |reply| PartitionMsg::ListOffset { timestamp: LATEST_TIMESTAMP, reply }, WAIT)
-        .await
-        .unwrap()
-        .unwrap();
+    let latest = call(
+        &p,
+        |reply| PartitionMsg::ListOffset {
+            timestamp: LATEST_TIMESTAMP,
+            reply,
+        },
+        WAIT,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(latest.0, expected_base);
-    let earliest = call(&p, |reply| PartitionMsg::ListOffset { timestamp: EARLIEST_TIMESTAMP, reply }, WAIT)
-        .await
-        .unwrap()
-        .unwrap();
+    let earliest = call(
+        &p,
+        |reply| PartitionMsg::ListOffset {
+            timestamp: EARLIEST_TIMESTAMP,
+            reply,
+        },
+        WAIT,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(earliest.0, 0);
 }
 
 #[tokio::test]
 async fn corrupt_and_oversized_batches_are_refused_with_kafka_errors() {
     let storage = SimStorage::new();
-    let p = spawn(args(Arc::new(storage), PathBuf::from("/d/t-0"), FlushPolicy::AcksAll)).await;
+    let p = spawn(args(
+        Arc::new(storage),
+        PathBuf::from("/d/t-0"),
+        FlushPolicy::AcksAll,
+    ))
+    .await;
     let mut bad = batch(3, "x").to_vec();
     let last = bad.len() - 1;
     bad[last] ^= 0xff;
@@ -165,8 +200,7 @@ async fn corrupt_and_oversized_batches_are_refused_with_kafka_errors() {
     let truncated = batch(3, "x").slice(..40);
     assert_eq!(append(&p, truncated, 1).await.unwrap_err().code(), 2);
     let values: Vec<Vec<u8>> = vec![vec![7u8; 600 * 1024]; 2];
-    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-        values.iter().map(|v| (None, Some(v.as_slice()))).collect();
+    let records: Vec<Rec> = values.iter().map(|v| (None, Some(v.as_slice()))).collect();
     let big = Bytes::from(build_batch(&records, 0));
     assert_eq!(append(&p, big, 1).await.unwrap_err().code(), 10);
     // Nothing of those reached the log.
@@ -177,13 +211,25 @@ async fn corrupt_and_oversized_batches_are_refused_with_kafka_errors() {
 #[tokio::test]
 async fn acks_all_waits_for_an_fsync_and_one_fsync_serves_many() {
     let storage = SimStorage::new();
-    let p = spawn(args(Arc::new(storage.clone()), PathBuf::from("/d/t-0"), FlushPolicy::AcksAll)).await;
+    let p = spawn(args(
+        Arc::new(storage.clone()),
+        PathBuf::from("/d/t-0"),
+        FlushPolicy::AcksAll,
+    ))
+    .await;
     let before = storage.sync_count();
     // Send 20 acks=all appends without awaiting, then await them all.
     let mut waits = Vec::new();
     for i in 0..20 {
         let records = batch(5, &format!("w{i}"));
-        waits.push(broker::actors::ask(&p, |reply| PartitionMsg::Append { records, acks: -1, reply }).unwrap());
+        waits.push(
+            broker::actors::ask(&p, |reply| PartitionMsg::Append {
+                records,
+                acks: -1,
+                reply,
+            })
+            .unwrap(),
+        );
     }
     let mut bases = Vec::new();
     for w in waits {
@@ -191,38 +237,64 @@ async fn acks_all_waits_for_an_fsync_and_one_fsync_serves_many() {
     }
     assert_eq!(bases, (0..20).map(|i| i * 5).collect::<Vec<_>>());
     let syncs = storage.sync_count() - before;
-    assert!(syncs >= 1, "an acks=all append was answered without any fsync");
+    assert!(
+        syncs >= 1,
+        "an acks=all append was answered without any fsync"
+    );
     assert!(syncs < 20, "group commit: {syncs} fsyncs for 20 appends");
     let o = offsets(&p).await;
     assert_eq!(o.flushed_offset, 100);
     // Everything acknowledged survives a power cut.
     p.stop(None);
     storage.power_cut();
-    let p = spawn(args(Arc::new(storage.clone()), PathBuf::from("/d/t-0"), FlushPolicy::AcksAll)).await;
+    let p = spawn(args(
+        Arc::new(storage.clone()),
+        PathBuf::from("/d/t-0"),
+        FlushPolicy::AcksAll,
+    ))
+    .await;
     assert_eq!(offsets(&p).await.log_end_offset, 100);
 }
 
 #[tokio::test]
 async fn always_policy_keeps_the_high_watermark_at_the_fsynced_offset() {
     let storage = SimStorage::new();
-    let p = spawn(args(Arc::new(storage.clone()), PathBuf::from("/d/t-0"), FlushPolicy::Always)).await;
+    let p = spawn(args(
+        Arc::new(storage.clone()),
+        PathBuf::from("/d/t-0"),
+        FlushPolicy::Always,
+    ))
+    .await;
     for i in 0..10 {
         let out = append(&p, batch(3, &format!("a{i}")), 1).await.unwrap();
         let o = offsets(&p).await;
         check_invariants(&o);
         assert!(o.high_watermark > out.last_offset);
-        assert!(o.high_watermark <= o.flushed_offset, "visible before durable: {o:?}");
+        assert!(
+            o.high_watermark <= o.flushed_offset,
+            "visible before durable: {o:?}"
+        );
     }
     p.stop(None);
     storage.power_cut();
-    let p = spawn(args(Arc::new(storage), PathBuf::from("/d/t-0"), FlushPolicy::Always)).await;
+    let p = spawn(args(
+        Arc::new(storage),
+        PathBuf::from("/d/t-0"),
+        FlushPolicy::Always,
+    ))
+    .await;
     assert_eq!(offsets(&p).await.log_end_offset, 30);
 }
 
 #[tokio::test]
 async fn a_failed_fsync_is_never_acknowledged_and_reads_keep_working() {
     let storage = SimStorage::new();
-    let p = spawn(args(Arc::new(storage.clone()), PathBuf::from("/d/t-0"), FlushPolicy::AcksAll)).await;
+    let p = spawn(args(
+        Arc::new(storage.clone()),
+        PathBuf::from("/d/t-0"),
+        FlushPolicy::AcksAll,
+    ))
+    .await;
     append(&p, batch(4, "good"), -1).await.unwrap();
     storage.fail_fsync(None);
     let err = append(&p, batch(4, "lost"), -1).await.unwrap_err();
@@ -230,7 +302,10 @@ async fn a_failed_fsync_is_never_acknowledged_and_reads_keep_working() {
     assert_eq!(err.code(), 56);
     storage.clear_faults();
     // Not retried as if nothing happened: the log stays failed for writes.
-    assert_eq!(append(&p, batch(1, "later"), 1).await.unwrap_err().code(), 56);
+    assert_eq!(
+        append(&p, batch(1, "later"), 1).await.unwrap_err().code(),
+        56
+    );
     // What was durable is still served.
     let headers = read(&p, 0, 1 << 20).await;
     assert_eq!(headers[0].base_offset, 0);
@@ -238,15 +313,28 @@ async fn a_failed_fsync_is_never_acknowledged_and_reads_keep_working() {
     // After a restart (recovery from the log) the partition takes writes again.
     p.stop(None);
     storage.power_cut();
-    let p = spawn(args(Arc::new(storage), PathBuf::from("/d/t-0"), FlushPolicy::AcksAll)).await;
+    let p = spawn(args(
+        Arc::new(storage),
+        PathBuf::from("/d/t-0"),
+        FlushPolicy::AcksAll,
+    ))
+    .await;
     assert_eq!(offsets(&p).await.log_end_offset, 4);
-    assert_eq!(append(&p, batch(1, "again"), -1).await.unwrap().base_offset, 4);
+    assert_eq!(
+        append(&p, batch(1, "again"), -1).await.unwrap().base_offset,
+        4
+    );
 }
 
 #[tokio::test]
 async fn enospc_fails_the_append_without_moving_offsets() {
     let storage = SimStorage::new();
-    let p = spawn(args(Arc::new(storage.clone()), PathBuf::from("/d/t-0"), FlushPolicy::AcksAll)).await;
+    let p = spawn(args(
+        Arc::new(storage.clone()),
+        PathBuf::from("/d/t-0"),
+        FlushPolicy::AcksAll,
+    ))
+    .await;
     append(&p, batch(2, "a"), 1).await.unwrap();
     storage.fail_writes_enospc(true);
     assert_eq!(append(&p, batch(2, "b"), 1).await.unwrap_err().code(), 56);
@@ -258,15 +346,22 @@ async fn enospc_fails_the_append_without_moving_offsets() {
 #[tokio::test]
 async fn a_parked_fetch_is_woken_by_an_append() {
     let storage = SimStorage::new();
-    let p = spawn(args(Arc::new(storage), PathBuf::from("/d/t-0"), FlushPolicy::AcksAll)).await;
-    let woken = broker::actors::ask(&p, |notify| PartitionMsg::WaitForData { offset: 0, notify }).unwrap();
+    let p = spawn(args(
+        Arc::new(storage),
+        PathBuf::from("/d/t-0"),
+        FlushPolicy::AcksAll,
+    ))
+    .await;
+    let woken =
+        broker::actors::ask(&p, |notify| PartitionMsg::WaitForData { offset: 0, notify }).unwrap();
     append(&p, batch(1, "wake"), 1).await.unwrap();
     tokio::time::timeout(WAIT, woken)
         .await
         .expect("woken within the bound")
         .expect("notified, not dropped");
     // Already-available data answers at once.
-    let now = broker::actors::ask(&p, |notify| PartitionMsg::WaitForData { offset: 0, notify }).unwrap();
+    let now =
+        broker::actors::ask(&p, |notify| PartitionMsg::WaitForData { offset: 0, notify }).unwrap();
     tokio::time::timeout(WAIT, now).await.unwrap().unwrap();
 }
 
@@ -274,11 +369,19 @@ async fn a_parked_fetch_is_woken_by_an_append() {
 async fn recovery_keeps_every_whole_batch_of_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let pdir = dir.path().join("t-0");
-    let p = spawn(args(Arc::new(FileStorage), pdir.clone(), FlushPolicy::AcksAll)).await;
+    let p = spawn(args(
+        Arc::new(FileStorage),
+        pdir.clone(),
+        FlushPolicy::AcksAll,
+    ))
+    .await;
     for i in 0..5 {
         append(&p, batch(2, &format!("r{i}")), -1).await.unwrap();
     }
-    call(&p, |reply| PartitionMsg::Flush { reply }, WAIT).await.unwrap().unwrap();
+    call(&p, |reply| PartitionMsg::Flush { reply }, WAIT)
+        .await
+        .unwrap()
+        .unwrap();
     p.stop(None);
     // Cut the newest segment in the middle of its last batch.
     let mut logs: Vec<_> = std::fs::read_dir(&pdir)
@@ -289,15 +392,27 @@ async fn recovery_keeps_every_whole_batch_of_a_torn_tail() {
     logs.sort();
     let newest = logs.last().unwrap();
     let len = std::fs::metadata(newest).unwrap().len();
-    let f = std::fs::OpenOptions::new().write(true).open(newest).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(newest)
+        .unwrap();
     f.set_len(len - 7).unwrap();
     drop(f);
     let p = spawn(args(Arc::new(FileStorage), pdir, FlushPolicy::AcksAll)).await;
     let o = offsets(&p).await;
-    assert_eq!(o.log_end_offset, 8, "four whole batches of two records remain");
+    assert_eq!(
+        o.log_end_offset, 8,
+        "four whole batches of two records remain"
+    );
     assert_eq!(o.high_watermark, 8);
     let headers = read(&p, 0, 1 << 20).await;
-    assert_eq!(headers.iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![0, 2, 4, 6]);
+    assert_eq!(
+        headers.iter().map(|h| h.base_offset).collect::<Vec<_>>(),
+        vec![0, 2, 4, 6]
+    );
     // The next append continues right after the last whole batch.
-    assert_eq!(append(&p, batch(1, "next"), 1).await.unwrap().base_offset, 8);
+    assert_eq!(
+        append(&p, batch(1, "next"), 1).await.unwrap().base_offset,
+        8
+    );
 }

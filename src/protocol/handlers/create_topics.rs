@@ -30,7 +30,12 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: CreateTopicsRequest) -> R
                 Some(v) => {
                     configs.insert(c.name.to_string(), v.to_string());
                 }
-                None => bad = Some(MetadataError::InvalidConfig(format!("null value for {}", c.name.as_str()))),
+                None => {
+                    bad = Some(MetadataError::InvalidConfig(format!(
+                        "null value for {}",
+                        c.name.as_str()
+                    )))
+                }
             }
         }
         let assigned = if topic.assignments.is_empty() {

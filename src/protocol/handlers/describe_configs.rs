@@ -37,7 +37,11 @@ pub fn prepare(ctx: &BrokerContext, _version: i16, req: DescribeConfigsRequest) 
                         Some(route) => Ok(topic_config::describe(&route.configs, &config)
                             .into_iter()
                             .map(|e| {
-                                let source = if e.is_override { SOURCE_TOPIC } else { SOURCE_DEFAULT };
+                                let source = if e.is_override {
+                                    SOURCE_TOPIC
+                                } else {
+                                    SOURCE_DEFAULT
+                                };
                                 (e, source)
                             })
                             .collect()),
@@ -105,13 +109,25 @@ fn broker_entries(config: &Config) -> Vec<(ConfigEntry, i8)> {
         ("listeners", format!("PLAINTEXT://{}", config.listen)),
         ("advertised.listeners", format!("PLAINTEXT://{host}:{port}")),
         ("log.dirs", config.data_dir.display().to_string()),
-        ("auto.create.topics.enable", config.auto_create_topics.to_string()),
+        (
+            "auto.create.topics.enable",
+            config.auto_create_topics.to_string(),
+        ),
         ("num.partitions", config.default_partitions.to_string()),
         ("log.segment.bytes", config.log.segment_bytes.to_string()),
-        ("log.index.interval.bytes", config.log.index_interval_bytes.to_string()),
+        (
+            "log.index.interval.bytes",
+            config.log.index_interval_bytes.to_string(),
+        ),
         ("message.max.bytes", config.max_message_bytes.to_string()),
-        ("socket.request.max.bytes", config.max_request_bytes.to_string()),
-        ("log.flush.interval.ms", config.log.flush_interval_ms.to_string()),
+        (
+            "socket.request.max.bytes",
+            config.max_request_bytes.to_string(),
+        ),
+        (
+            "log.flush.interval.ms",
+            config.log.flush_interval_ms.to_string(),
+        ),
         ("default.replication.factor", "1".to_string()),
         ("min.insync.replicas", "1".to_string()),
     ];

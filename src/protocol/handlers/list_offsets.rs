@@ -20,14 +20,15 @@ pub fn prepare(ctx: &BrokerContext, _version: i16, req: ListOffsetsRequest) -> R
         let route = routes.topic(topic.name.0.as_str()).cloned();
         let mut pending = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
-            let rx = route.as_ref().and_then(|r| r.partition(p.partition_index)).and_then(
-                |actor| {
+            let rx = route
+                .as_ref()
+                .and_then(|r| r.partition(p.partition_index))
+                .and_then(|actor| {
                     ask(actor, |reply| PartitionMsg::ListOffset {
                         timestamp: p.timestamp,
                         reply,
                     })
-                },
-            );
+                });
             pending.push((p.partition_index, rx));
         }
         topics.push((topic.name, pending));

@@ -37,7 +37,8 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: MetadataRequest) ->
                 .collect(),
         ),
     };
-    let allow_auto = ctx.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let allow_auto =
+        ctx.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     if let (Some(list), true) = (&wanted, allow_auto) {
         let routes = ctx.routes();
         let missing: Vec<String> = list

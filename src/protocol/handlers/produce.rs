@@ -95,9 +95,7 @@ pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) ->
                             .with_log_append_time_ms(-1)
                             .with_log_start_offset(outcome.log_start_offset),
                         Ok(Ok(Err(err))) => error_entry(index, err.code()),
-                        Ok(Err(_)) => {
-                            error_entry(index, ResponseError::NotLeaderOrFollower.code())
-                        }
+                        Ok(Err(_)) => error_entry(index, ResponseError::NotLeaderOrFollower.code()),
                         Err(_) => error_entry(index, ResponseError::RequestTimedOut.code()),
                     },
                 });

@@ -1,0 +1,50 @@
+//! Typed storage errors; `crate::error` maps them to Kafka error codes.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Bad CRC, bad length: Kafka's CORRUPT_MESSAGE.
+    #[error("corrupt batch: {0}")]
+    CorruptBatch(String),
+    /// Structurally invalid (magic, codec, counts): Kafka's INVALID_RECORD.
+    #[error("invalid record batch: {0}")]
+    InvalidBatch(String),
+    #[error("batch of {size} bytes exceeds the limit of {limit}")]
+    BatchTooLarge { size: usize, limit: usize },
+    #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("the log is failed after an earlier storage error and accepts no writes")]
+    Failed,
+    #[error("corrupt record file {path} at byte {position}: {reason}")]
+    CorruptRecordFile {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
+    #[error("encoding error: {0}")]
+    Encode(String),
+}
+
+impl StorageError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StorageError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn is_io(&self) -> bool {
+        matches!(self, StorageError::Io { .. } | StorageError::Failed)
+    }
+}

@@ -1,0 +1,112 @@
+//! The storage seam: every file operation of the partition log and the record files goes
+//! through `Storage` and `LogFile`, so tests can put a failing implementation (`sim`) under
+//! a real partition actor. `FileStorage` is the production one: plain `std::fs` with
+//! positioned reads and writes (pread/pwrite), no buffering of its own.
+
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One open file. Shared (`Arc`) so an fsync can run on another thread while the owner
+/// keeps appending.
+pub trait LogFile: Send + Sync + Debug {
+    fn len(&self) -> io::Result<u64>;
+    /// Writes all of `buf` at `pos`, or fails.
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
+    /// May return fewer bytes than asked at the end of the file.
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+    fn sync(&self) -> io::Result<()>;
+    fn truncate(&self, len: u64) -> io::Result<()>;
+
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.read_at(&mut buf[done..], pos + done as u64)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file ends before the bytes asked for",
+                ));
+            }
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+pub trait Storage: Send + Sync + Debug + 'static {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Full paths of the directory's entries, sorted.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>>;
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn LogFile>>;
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn exists(&self, path: &Path) -> bool;
+    /// fsync of a directory, so a created or renamed entry survives a power loss.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FileStorage;
+
+#[derive(Debug)]
+struct PlainFile(File);
+
+impl LogFile for PlainFile {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, pos)
+    }
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        FileExt::read_at(&self.0, buf, pos)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+}
+
+impl Storage for FileStorage {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut entries = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<io::Result<Vec<_>>>()?;
+        entries.sort();
+        Ok(entries)
+    }
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn LogFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(path)?;
+        Ok(Arc::new(PlainFile(file)))
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir_all(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+}

@@ -1,0 +1,616 @@
+//! The partition log: an ordered list of segments, the last one active. It is the
+//! partition's write-ahead log and its only copy of the data.
+//!
+//! Owned by one partition actor (`&mut self`, no locks). Offsets: the log start offset is
+//! the first segment's base offset; the log end offset is the next offset to assign; the
+//! flushed offset is how far an fsync has covered. Flushing is split so that the fsync can
+//! run on another thread (`begin_flush` -> `FlushJob::run` -> `complete_flush`) while the
+//! owner keeps appending: that is the group commit.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::warn;
+
+use super::batch::{set_base_offset, validate_batch};
+use super::io::{LogFile, Storage};
+use super::segment::{file_name, parse_base_offset, Segment};
+use super::StorageError;
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub index_interval_bytes: u64,
+    pub max_batch_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub records: i32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    pub batches: u64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub bytes_truncated: u64,
+    /// The file and byte position where a torn or corrupt tail was cut.
+    pub truncated_at: Option<(PathBuf, u64)>,
+    /// Later segments removed because an earlier one was cut.
+    pub segments_removed: usize,
+}
+
+/// Everything an fsync needs, sendable to a blocking thread.
+#[derive(Debug)]
+pub struct FlushJob {
+    pub files: Vec<Arc<dyn LogFile>>,
+    /// The log end offset this flush makes durable.
+    pub up_to: i64,
+}
+
+impl FlushJob {
+    pub fn run(&self) -> std::io::Result<()> {
+        for file in &self.files {
+            file.sync()?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub records: Bytes,
+    pub batches: usize,
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+    config: LogConfig,
+    segments: Vec<Segment>,
+    flushed_offset: i64,
+    /// Base offsets of segments written since the last flush began.
+    dirty: BTreeSet<i64>,
+    failed: bool,
+}
+
+impl PartitionLog {
+    /// Opens the partition's directory and recovers every segment (see `Segment::recover`).
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        dir: PathBuf,
+        config: LogConfig,
+    ) -> Result<(PartitionLog, RecoveryReport), StorageError> {
+        storage
+            .create_dir_all(&dir)
+            .map_err(|e| StorageError::io(&dir, e))?;
+        let entries = storage
+            .list_dir(&dir)
+            .map_err(|e| StorageError::io(&dir, e))?;
+        let mut bases: Vec<i64> = entries
+            .iter()
+            .filter_map(|p| parse_base_offset(p, "log"))
+            .collect();
+        bases.sort_unstable();
+        for entry in &entries {
+            let orphan_index = ["index", "timeindex"].iter().any(|ext| {
+                parse_base_offset(entry, ext).is_some_and(|base| !bases.contains(&base))
+            });
+            if orphan_index {
+                let _ = storage.remove_file(entry);
+            } else if parse_base_offset(entry, "log").is_none()
+                && parse_base_offset(entry, "index").is_none()
+                && parse_base_offset(entry, "timeindex").is_none()
+            {
+                warn!(path = %entry.display(), "Ignoring a file that is not part of the log.");
+            }
+        }
+        let mut report = RecoveryReport::default();
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut cut = false;
+        for base in bases {
+            let path = dir.join(file_name(base, "log"));
+            if cut {
+                // An earlier segment lost its tail: later ones cannot follow on from it.
+                remove_segment_files(storage.as_ref(), &dir, base);
+                report.segments_removed += 1;
+                continue;
+            }
+            let expected = segments.last().map(|s| s.next_offset()).unwrap_or(base);
+            if base != expected {
+                warn!(path = %path.display(), expected, "Segment does not start where the previous one ends; it and later segments are removed.");
+                remove_segment_files(storage.as_ref(), &dir, base);
+                report.segments_removed += 1;
+                cut = true;
+                continue;
+            }
+            let (segment, outcome) = Segment::recover(
+                storage.as_ref(),
+                &path,
+                base,
+                expected,
+                config.index_interval_bytes,
+            )?;
+            report.batches += outcome.batches;
+            if let Some(position) = outcome.cut_at {
+                warn!(
+                    path = %path.display(),
+                    position,
+                    bytes = outcome.bytes_truncated,
+                    reason = outcome.reason.as_deref().unwrap_or(""),
+                    "Truncated a torn or corrupt tail of a segment."
+                );
+                report.bytes_truncated += outcome.bytes_truncated;
+                report.truncated_at = Some((path.clone(), position));
+                cut = true;
+            }
+            segments.push(segment);
+        }
+        if segments.is_empty() {
+            segments.push(Segment::create(
+                storage.as_ref(),
+                &dir,
+                0,
+                config.index_interval_bytes,
+            )?);
+        }
+        report.segments = segments.len();
+        report.log_start_offset = segments[0].base_offset;
+        let log_end_offset = segments.last().map(|s| s.next_offset()).unwrap_or(0);
+        report.log_end_offset = log_end_offset;
+        let log = PartitionLog {
+            storage,
+            dir,
+            config,
+            segments,
+            // What recovery found is what a restart serves: taken as durable.
+            flushed_offset: log_end_offset,
+            dirty: BTreeSet::new(),
+            failed: false,
+        };
+        Ok((log, report))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.segments.first().map(|s| s.base_offset).unwrap_or(0)
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed_offset
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size()).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    fn active(&self) -> &Segment {
+        // `open` guarantees at least one segment and nothing removes the last one.
+        &self.segments[self.segments.len() - 1]
+    }
+
+    /// Checks the batch, assigns it the log end offset, and writes it with one write.
+    pub fn append(&mut self, batch: &mut [u8]) -> Result<AppendInfo, StorageError> {
+        if self.failed {
+            return Err(StorageError::Failed);
+        }
+        validate_batch(batch)?;
+        if batch.len() > self.config.max_batch_bytes {
+            return Err(StorageError::BatchTooLarge {
+                size: batch.len(),
+                limit: self.config.max_batch_bytes,
+            });
+        }
+        let base_offset = self.log_end_offset();
+        set_base_offset(batch, base_offset);
+        let header = validate_batch(batch)?;
+        if !self.active().is_empty()
+            && self.active().size() + batch.len() as u64 > self.config.segment_bytes
+        {
+            self.roll(base_offset)?;
+        }
+        let index = self.segments.len() - 1;
+        let before = self.segments[index].size();
+        if let Err(err) = self.segments[index].append(batch, &header) {
+            self.segments[index].truncate_to(before);
+            self.failed = true;
+            return Err(err);
+        }
+        self.dirty.insert(self.segments[index].base_offset);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: header.last_offset(),
+            max_timestamp: header.max_timestamp,
+            records: header.records_count,
+        })
+    }
+
+    fn roll(&mut self, base_offset: i64) -> Result<(), StorageError> {
+        if let Err(err) = self.active().write_indexes(self.storage.as_ref()) {
+            warn!(%err, "Could not write a closed segment's index files; they are rebuilt at start.");
+        }
+        match Segment::create(
+            self.storage.as_ref(),
+            &self.dir,
+            base_offset,
+            self.config.index_interval_bytes,
+        ) {
+            Ok(segment) => {
+                self.segments.push(segment);
+                Ok(())
+            }
+            Err(err) => {
+                self.failed = true;
+                Err(err)
+            }
+        }
+    }
+
+    /// The files written since the last flush began, and the offset they make durable.
+    pub fn begin_flush(&mut self) -> Option<FlushJob> {
+        if self.dirty.is_empty() || self.failed {
+            return None;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        let files = self
+            .segments
+            .iter()
+            .filter(|s| dirty.contains(&s.base_offset))
+            .map(|s| s.file().clone())
+            .collect();
+        Some(FlushJob {
+            files,
+            up_to: self.log_end_offset(),
+        })
+    }
+
+    /// Takes a flush's result. A failed fsync fails the log: it is never retried as if the
+    /// data had reached the disk.
+    pub fn complete_flush(
+        &mut self,
+        up_to: i64,
+        result: std::io::Result<()>,
+    ) -> Result<(), StorageError> {
+        match result {
+            Ok(()) => {
+                self.flushed_offset = self.flushed_offset.max(up_to);
+                Ok(())
+            }
+            Err(source) => {
+                self.failed = true;
+                Err(StorageError::io(&self.dir, source))
+            }
+        }
+    }
+
+    /// Flushes now on this thread (shutdown) and writes the index files.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        if self.failed {
+            return Err(StorageError::Failed);
+        }
+        if let Some(job) = self.begin_flush() {
+            let result = job.run();
+            self.complete_flush(job.up_to, result)?;
+        }
+        for segment in &self.segments {
+            if let Err(err) = segment.write_indexes(self.storage.as_ref()) {
+                warn!(%err, "Could not write index files; they are rebuilt at start.");
+            }
+        }
+        Ok(())
+    }
+
+    fn segment_for(&self, offset: i64) -> usize {
+        let i = self.segments.partition_point(|s| s.base_offset <= offset);
+        i.saturating_sub(1)
+    }
+
+    /// Whole batches from the batch holding `offset`, below `max_offset`, within one segment.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadResult, StorageError> {
+        let log_start_offset = self.log_start_offset();
+        let log_end_offset = self.log_end_offset();
+        if offset < log_start_offset || offset > log_end_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                log_end_offset,
+            });
+        }
+        let empty = ReadResult {
+            records: Bytes::new(),
+            batches: 0,
+        };
+        if offset >= max_offset {
+            return Ok(empty);
+        }
+        let mut index = self.segment_for(offset);
+        while index < self.segments.len() {
+            let segment = &self.segments[index];
+            if let Some(found) = segment.locate(offset)? {
+                let (records, batches) = segment.read(found, max_offset, max_bytes, min_one)?;
+                return Ok(ReadResult { records, batches });
+            }
+            index += 1;
+        }
+        Ok(empty)
+    }
+
+    /// The first batch whose max timestamp is >= `ts`: (its base offset, its max timestamp).
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        for segment in &self.segments {
+            if let Some(h) = segment.find_timestamp(ts, segment.base_offset)? {
+                return Ok(Some((h.base_offset, h.max_timestamp)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// (last offset, timestamp) of the batch holding the largest timestamp.
+    pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
+        self.segments
+            .iter()
+            .map(|s| s.max_timestamp())
+            .filter(|(ts, _)| *ts >= 0)
+            .fold(None, |best: Option<(i64, i64)>, (ts, offset)| match best {
+                Some((bt, _)) if bt >= ts => best,
+                _ => Some((ts, offset)),
+            })
+            .map(|(ts, offset)| (offset, ts))
+    }
+}
+
+fn remove_segment_files(storage: &dyn Storage, dir: &Path, base: i64) {
+    for ext in ["log", "index", "timeindex"] {
+        let path = dir.join(file_name(base, ext));
+        if storage.exists(&path) {
+            if let Err(err) = storage.remove_file(&path) {
+                warn!(path = %path.display(), %err, "Could not remove a segment file.");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::batch::BatchHeader;
+    use crate::storage::batch_builder::build_batch;
+    use crate::storage::sim::SimStorage;
+    use crate::storage::FileStorage;
+
+    fn config(segment_bytes: u64) -> LogConfig {
+        LogConfig {
+            segment_bytes,
+            index_interval_bytes: 200,
+            max_batch_bytes: 1 << 20,
+        }
+    }
+
+    fn batch(n: usize, ts: i64) -> Vec<u8> {
+        let values: Vec<Vec<u8>> = (0..n).map(|i| format!("value-{i}").into_bytes()).collect();
+        let records: Vec<_> = values.iter().map(|v| (None, Some(v.as_slice()))).collect();
+        build_batch(&records, ts)
+    }
+
+    fn open(storage: &Arc<dyn Storage>, segment_bytes: u64) -> (PartitionLog, RecoveryReport) {
+        PartitionLog::open(
+            storage.clone(),
+            PathBuf::from("/p/t-0"),
+            config(segment_bytes),
+        )
+        .unwrap()
+    }
+
+    fn headers(bytes: &[u8]) -> Vec<BatchHeader> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let h = validate_batch(
+                &bytes[pos..pos + BatchHeader::parse(&bytes[pos..]).unwrap().total_size()],
+            )
+            .unwrap();
+            pos += h.total_size();
+            out.push(h);
+        }
+        out
+    }
+
+    #[test]
+    fn append_assigns_offsets_and_reads_cross_segments() {
+        let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+        let (mut log, report) = open(&storage, 1000);
+        assert_eq!((report.log_end_offset, report.segments), (0, 1));
+        let mut bases = Vec::new();
+        for i in 0..40 {
+            let info = log.append(&mut batch(3, 1000 + i * 10)).unwrap();
+            bases.push(info.base_offset);
+            assert_eq!(info.last_offset, info.base_offset + 2);
+        }
+        assert_eq!(bases, (0..40).map(|i| i * 3).collect::<Vec<_>>());
+        assert!(log.segment_count() > 3, "small segments rolled");
+        let mut next = 0;
+        let mut seen = 0;
+        while next < 120 {
+            let read = log.read(next, 120, 500, true).unwrap();
+            for h in headers(&read.records) {
+                assert_eq!(h.base_offset, next);
+                next = h.next_offset();
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 40);
+        // From inside a batch, the batch that holds the offset comes first.
+        let read = log.read(31, 120, 10_000, true).unwrap();
+        assert_eq!(headers(&read.records)[0].base_offset, 30);
+        // max_offset (the high watermark) is never passed.
+        let read = log.read(0, 6, 100_000, true).unwrap();
+        assert_eq!(headers(&read.records).len(), 2);
+        assert!(log.read(120, 120, 1000, true).unwrap().records.is_empty());
+        assert!(matches!(
+            log.read(121, 200, 1000, true),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        // min_one: a batch larger than max_bytes still comes back whole.
+        let read = log.read(0, 120, 10, true).unwrap();
+        assert_eq!(read.batches, 1);
+        assert!(log.read(0, 120, 10, false).unwrap().records.is_empty());
+    }
+
+    #[test]
+    fn reopen_restores_everything_and_indexes_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(FileStorage);
+        let path = dir.path().join("t-0");
+        let (mut log, _) = PartitionLog::open(storage.clone(), path.clone(), config(2000)).unwrap();
+        for i in 0..60 {
+            log.append(&mut batch(1 + (i % 4) as usize, i)).unwrap();
+        }
+        let end = log.log_end_offset();
+        log.flush().unwrap();
+        drop(log);
+        let (log, report) = PartitionLog::open(storage, path, config(2000)).unwrap();
+        assert_eq!(report.log_end_offset, end);
+        assert_eq!(report.batches, 60);
+        assert_eq!(report.bytes_truncated, 0);
+        // Every index entry points at the start of a batch with that base offset.
+        for segment in &log.segments {
+            for (offset, position) in segment.offset_index().entries() {
+                let found = segment.locate(offset).unwrap().unwrap();
+                assert_eq!(
+                    (found.header.base_offset, found.position),
+                    (offset, position)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_torn_tail_keeps_every_whole_batch() {
+        let sim = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        let (mut log, _) = open(&storage, 1 << 20);
+        for i in 0..5 {
+            log.append(&mut batch(2, i)).unwrap();
+        }
+        log.flush().unwrap();
+        let path = PathBuf::from("/p/t-0").join(file_name(0, "log"));
+        let mut bytes = sim.file_contents(&path).unwrap();
+        bytes.truncate(bytes.len() - 9);
+        sim.set_file_contents(&path, bytes);
+        let (mut log, report) = open(&storage, 1 << 20);
+        assert_eq!(report.log_end_offset, 8);
+        assert_eq!(report.batches, 4);
+        assert!(report.bytes_truncated > 0);
+        assert_eq!(
+            report.truncated_at.as_ref().map(|(p, _)| p.clone()),
+            Some(path)
+        );
+        assert_eq!(log.append(&mut batch(1, 9)).unwrap().base_offset, 8);
+    }
+
+    #[test]
+    fn power_cut_keeps_what_was_flushed() {
+        let sim = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        let (mut log, _) = open(&storage, 1 << 20);
+        log.append(&mut batch(3, 0)).unwrap();
+        let job = log.begin_flush().unwrap();
+        assert_eq!(job.up_to, 3);
+        let result = job.run();
+        log.complete_flush(job.up_to, result).unwrap();
+        assert_eq!(log.flushed_offset(), 3);
+        log.append(&mut batch(3, 0)).unwrap();
+        assert!(log.flushed_offset() < log.log_end_offset());
+        sim.power_cut();
+        let (log, _) = open(&storage, 1 << 20);
+        assert_eq!(log.log_end_offset(), 3);
+    }
+
+    #[test]
+    fn failed_fsync_and_enospc_fail_the_log_for_writes_only() {
+        let sim = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        let (mut log, _) = open(&storage, 1 << 20);
+        log.append(&mut batch(2, 0)).unwrap();
+        log.flush().unwrap();
+        log.append(&mut batch(2, 0)).unwrap();
+        sim.fail_fsync(None);
+        let job = log.begin_flush().unwrap();
+        let result = job.run();
+        assert!(log.complete_flush(job.up_to, result).is_err());
+        assert!(log.is_failed());
+        assert_eq!(log.flushed_offset(), 2);
+        assert!(matches!(
+            log.append(&mut batch(1, 0)),
+            Err(StorageError::Failed)
+        ));
+        assert_eq!(log.read(0, 2, 1 << 20, true).unwrap().batches, 1);
+
+        let sim = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        let (mut log, _) = open(&storage, 1 << 20);
+        log.append(&mut batch(2, 0)).unwrap();
+        sim.fail_writes_enospc(true);
+        assert!(log.append(&mut batch(2, 0)).unwrap_err().is_io());
+        assert_eq!(log.log_end_offset(), 2);
+        sim.clear_faults();
+        sim.torn_write_after(10);
+        let sim2 = SimStorage::new();
+        let storage2: Arc<dyn Storage> = Arc::new(sim2.clone());
+        let (mut log2, _) = open(&storage2, 1 << 20);
+        log2.append(&mut batch(2, 0)).unwrap();
+        sim2.torn_write_after(10);
+        assert!(log2.append(&mut batch(2, 0)).is_err());
+        assert_eq!(log2.log_end_offset(), 2);
+        let path = PathBuf::from("/p/t-0").join(file_name(0, "log"));
+        assert_eq!(
+            sim2.file_contents(&path).unwrap().len() as u64,
+            log2.size_bytes(),
+            "the torn bytes were cut back"
+        );
+    }
+
+    #[test]
+    fn timestamps() {
+        let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+        let (mut log, _) = open(&storage, 1000);
+        for i in 0..30 {
+            log.append(&mut batch(2, 1000 + i * 100)).unwrap();
+        }
+        // Batch i holds timestamps 1000 + i*100 and +1.
+        assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1001)));
+        assert_eq!(log.offset_for_timestamp(1550).unwrap(), Some((12, 1601)));
+        assert_eq!(log.offset_for_timestamp(1601).unwrap(), Some((12, 1601)));
+        assert_eq!(log.offset_for_timestamp(100_000).unwrap(), None);
+        assert_eq!(log.max_timestamp_offset(), Some((59, 3901)));
+    }
+}

@@ -1,0 +1,25 @@
+//! Storage: the partition log and the files under it.
+//!
+//! - `batch`: the v2 record batch header, CRC-32C checks, base offset assignment.
+//! - `io`: the storage seam every file operation goes through; `FileStorage` for production.
+//! - `sim`: an in-memory storage that fails on purpose (torn writes, EIO, ENOSPC, power cut).
+//! - `segment`, `offset_index`, `time_index`: one segment file and its sparse indexes.
+//! - `log`: the partition log (segments, recovery, group-commit flushes, reads).
+//! - `record_file`: framed, CRC-checked rmp-serde records (metadata).
+
+pub mod batch;
+pub mod batch_builder;
+pub mod error;
+pub mod io;
+pub mod log;
+pub mod offset_index;
+pub mod record_file;
+pub mod segment;
+pub mod sim;
+pub mod time_index;
+
+pub use batch::BatchHeader;
+pub use error::StorageError;
+pub use io::{FileStorage, LogFile, Storage};
+pub use log::{AppendInfo, FlushJob, LogConfig, PartitionLog, ReadResult, RecoveryReport};
+pub use record_file::RecordFile;
