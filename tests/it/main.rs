@@ -1,4 +1,8 @@
-//! One integration-test binary (faster to link): actor-level tests and client tests.
+//! One integration-test binary (one link): actor-level tests that spawn actors directly,
+//! and client tests that drive a real broker process with librdkafka.
 
 mod actor_metadata;
 mod actor_partition;
+mod client_durability;
+mod client_protocol;
+mod harness;

@@ -64,7 +64,11 @@ pub fn prepare(ctx: &BrokerContext, _version: i16, req: DescribeConfigsRequest) 
                 };
             match entries {
                 Ok(entries) => {
-                    let keys = resource.configuration_keys.as_ref();
+                    // Null or empty: every config (Kafka treats both so).
+                    let keys = resource
+                        .configuration_keys
+                        .as_ref()
+                        .filter(|k| !k.is_empty());
                     let configs = entries
                         .into_iter()
                         .filter(|(e, _)| {
