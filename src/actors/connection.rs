@@ -43,6 +43,9 @@ pub enum ConnectionMsg {
         frame: Option<Bytes>,
         permit: OwnedSemaphorePermit,
     },
+    /// A response could not be encoded: the client would wait for it forever, so the
+    /// connection is closed instead (the client reconnects and retries).
+    EncodeFailed,
     /// The reading task ended after request number `last_seq` (EOF, bad frame, drain).
     ReadingEnded { last_seq: u64 },
     /// Stop reading new requests, finish the ones in flight, then stop.
@@ -114,6 +117,10 @@ impl Actor for Connection {
                     return Ok(());
                 }
                 drop(permit);
+            }
+            ConnectionMsg::EncodeFailed => {
+                myself.stop(Some("a response could not be encoded".into()));
+                return Ok(());
             }
             ConnectionMsg::ReadingEnded { last_seq } => {
                 state.last_seq = Some(last_seq);
@@ -200,7 +207,14 @@ async fn read_requests(
                 tokio::spawn(async move {
                     let response = prepared.response.await;
                     let frame = if prepared.expects_response {
-                        encode(api, version, correlation_id, &response, peer)
+                        match frame::encode_response(api, version, correlation_id, &response) {
+                            Ok(frame) => Some(frame),
+                            Err(err) => {
+                                warn!(%peer, api = ?api, version, %err, "Closing a connection: its response could not be encoded.");
+                                let _ = connection.send_message(ConnectionMsg::EncodeFailed);
+                                return;
+                            }
+                        }
                     } else {
                         None
                     };
@@ -283,20 +297,4 @@ async fn prepare(
             version,
         }))?;
     Ok((api, version, header.correlation_id, prepared))
-}
-
-fn encode(
-    api: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    response: &ResponseKind,
-    peer: SocketAddr,
-) -> Option<Bytes> {
-    match frame::encode_response(api, version, correlation_id, response) {
-        Ok(frame) => Some(frame),
-        Err(err) => {
-            warn!(%peer, api = ?api, version, %err, "Could not encode a response.");
-            None
-        }
-    }
 }

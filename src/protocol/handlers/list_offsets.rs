@@ -13,7 +13,7 @@ use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
 
-pub fn prepare(ctx: &BrokerContext, _version: i16, req: ListOffsetsRequest) -> ResponseFuture {
+pub fn prepare(ctx: &BrokerContext, version: i16, req: ListOffsetsRequest) -> ResponseFuture {
     let routes = ctx.routes();
     let mut topics = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
@@ -45,10 +45,15 @@ pub fn prepare(ctx: &BrokerContext, _version: i16, req: ListOffsetsRequest) -> R
                         .with_timestamp(-1)
                         .with_offset(-1),
                     Some(rx) => match rx.await {
-                        Ok(Ok((offset, timestamp))) => entry
-                            .with_offset(offset)
-                            .with_timestamp(timestamp)
-                            .with_leader_epoch(if offset >= 0 { 0 } else { -1 }),
+                        Ok(Ok((offset, timestamp))) => {
+                            let entry = entry.with_offset(offset).with_timestamp(timestamp);
+                            // The leader epoch exists from v4 on; the codec refuses it before.
+                            if version >= 4 && offset >= 0 {
+                                entry.with_leader_epoch(0)
+                            } else {
+                                entry
+                            }
+                        }
                         Ok(Err(err)) => entry
                             .with_error_code(err.code())
                             .with_timestamp(-1)

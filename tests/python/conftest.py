@@ -1,0 +1,72 @@
+"""A real broker process per test: free port on 127.0.0.1, temporary data dir, bounded waits."""
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BROKER_BIN = os.environ.get("BROKER_BIN", str(ROOT / "target" / "debug" / "broker"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, tmp_path, extra=""):
+        self.dir = tmp_path
+        self.port = free_port()
+        self.config = tmp_path / "config.toml"
+        self.config.write_text(
+            f'listen = "127.0.0.1:{self.port}"\ndata_dir = "{tmp_path / "data"}"\n{extra}\n'
+        )
+        self.log = tmp_path / "broker.log"
+        self.proc = None
+        self.start()
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [BROKER_BIN, "--config", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "ab"),
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("broker exited at start:\n" + self.log.read_text())
+                if time.monotonic() > deadline:
+                    raise RuntimeError("broker not ready in 20 s:\n" + self.log.read_text())
+                time.sleep(0.02)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        return self.proc.returncode if self.proc else None
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path, "default_partitions = 1")
+    yield b
+    code = b.stop()
+    assert code == 0, "broker did not shut down cleanly:\n" + b.log.read_text()
