@@ -3,8 +3,11 @@
 //! `[length varint][attributes i8][timestampDelta varlong][offsetDelta varint]
 //!  [keyLength varint][key][valueLength varint][value][headerCount varint]`.
 
+/// One record to build: (key, value), either may be null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// Builds one batch: base offset 0, no producer id, timestamps `base_timestamp + index`.
-pub fn build_batch(records: &[(Option<&[u8]>, Option<&[u8]>)], base_timestamp: i64) -> Vec<u8> {
+pub fn build_batch(records: &[KeyValue<'_>], base_timestamp: i64) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
         let mut rec = Vec::new();

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 /// One open file. Shared (`Arc`) so an fsync can run on another thread while the owner
 /// keeps appending.
+#[allow(clippy::len_without_is_empty)] // a file length that can fail; emptiness is not asked
 pub trait LogFile: Send + Sync + Debug {
     fn len(&self) -> io::Result<u64>;
     /// Writes all of `buf` at `pos`, or fails.

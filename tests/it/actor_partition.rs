@@ -21,8 +21,7 @@ use ractor::{Actor, ActorRef};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// (key, value) of one record to build a batch from.
-type Rec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+use broker::storage::batch_builder::KeyValue as Rec;
 
 fn args(storage: Arc<dyn Storage>, dir: PathBuf, policy: FlushPolicy) -> PartitionArgs {
     PartitionArgs {

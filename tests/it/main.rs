@@ -6,3 +6,4 @@ mod actor_partition;
 mod client_durability;
 mod client_protocol;
 mod harness;
+mod protocol_versions;
