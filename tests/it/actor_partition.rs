@@ -43,6 +43,16 @@ async fn spawn(args: PartitionArgs) -> ActorRef<PartitionMsg> {
     Actor::spawn(None, Partition, args).await.expect("spawn").0
 }
 
+/// A partition at /d/t-0 over the simulated disk.
+async fn on_sim(storage: &SimStorage, policy: FlushPolicy) -> ActorRef<PartitionMsg> {
+    spawn(args(
+        Arc::new(storage.clone()),
+        PathBuf::from("/d/t-0"),
+        policy,
+    ))
+    .await
+}
+
 fn batch(n: usize, tag: &str) -> Bytes {
     let values: Vec<String> = (0..n).map(|i| format!("{tag}-{i}")).collect();
     let records: Vec<Rec> = values
@@ -184,12 +194,7 @@ async fn appends_get_contiguous_offsets_and_read_back() {
 #[tokio::test]
 async fn corrupt_and_oversized_batches_are_refused_with_kafka_errors() {
     let storage = SimStorage::new();
-    let p = spawn(args(
-        Arc::new(storage),
-        PathBuf::from("/d/t-0"),
-        FlushPolicy::AcksAll,
-    ))
-    .await;
+    let p = on_sim(&storage, FlushPolicy::AcksAll).await;
     let mut bad = batch(3, "x").to_vec();
     let last = bad.len() - 1;
     bad[last] ^= 0xff;
@@ -210,12 +215,7 @@ async fn corrupt_and_oversized_batches_are_refused_with_kafka_errors() {
 #[tokio::test]
 async fn acks_all_waits_for_an_fsync_and_one_fsync_serves_many() {
     let storage = SimStorage::new();
-    let p = spawn(args(
-        Arc::new(storage.clone()),
-        PathBuf::from("/d/t-0"),
-        FlushPolicy::AcksAll,
-    ))
-    .await;
+    let p = on_sim(&storage, FlushPolicy::AcksAll).await;
     let before = storage.sync_count();
     // Send 20 acks=all appends without awaiting, then await them all.
     let mut waits = Vec::new();
@@ -246,24 +246,14 @@ async fn acks_all_waits_for_an_fsync_and_one_fsync_serves_many() {
     // Everything acknowledged survives a power cut.
     p.stop(None);
     storage.power_cut();
-    let p = spawn(args(
-        Arc::new(storage.clone()),
-        PathBuf::from("/d/t-0"),
-        FlushPolicy::AcksAll,
-    ))
-    .await;
+    let p = on_sim(&storage, FlushPolicy::AcksAll).await;
     assert_eq!(offsets(&p).await.log_end_offset, 100);
 }
 
 #[tokio::test]
 async fn always_policy_keeps_the_high_watermark_at_the_fsynced_offset() {
     let storage = SimStorage::new();
-    let p = spawn(args(
-        Arc::new(storage.clone()),
-        PathBuf::from("/d/t-0"),
-        FlushPolicy::Always,
-    ))
-    .await;
+    let p = on_sim(&storage, FlushPolicy::Always).await;
     for i in 0..10 {
         let out = append(&p, batch(3, &format!("a{i}")), 1).await.unwrap();
         let o = offsets(&p).await;
@@ -276,24 +266,14 @@ async fn always_policy_keeps_the_high_watermark_at_the_fsynced_offset() {
     }
     p.stop(None);
     storage.power_cut();
-    let p = spawn(args(
-        Arc::new(storage),
-        PathBuf::from("/d/t-0"),
-        FlushPolicy::Always,
-    ))
-    .await;
+    let p = on_sim(&storage, FlushPolicy::Always).await;
     assert_eq!(offsets(&p).await.log_end_offset, 30);
 }
 
 #[tokio::test]
 async fn a_failed_fsync_is_never_acknowledged_and_reads_keep_working() {
     let storage = SimStorage::new();
-    let p = spawn(args(
-        Arc::new(storage.clone()),
-        PathBuf::from("/d/t-0"),
-        FlushPolicy::AcksAll,
-    ))
-    .await;
+    let p = on_sim(&storage, FlushPolicy::AcksAll).await;
     append(&p, batch(4, "good"), -1).await.unwrap();
     storage.fail_fsync(None);
     let err = append(&p, batch(4, "lost"), -1).await.unwrap_err();
@@ -312,12 +292,7 @@ async fn a_failed_fsync_is_never_acknowledged_and_reads_keep_working() {
     // After a restart (recovery from the log) the partition takes writes again.
     p.stop(None);
     storage.power_cut();
-    let p = spawn(args(
-        Arc::new(storage),
-        PathBuf::from("/d/t-0"),
-        FlushPolicy::AcksAll,
-    ))
-    .await;
+    let p = on_sim(&storage, FlushPolicy::AcksAll).await;
     assert_eq!(offsets(&p).await.log_end_offset, 4);
     assert_eq!(
         append(&p, batch(1, "again"), -1).await.unwrap().base_offset,
@@ -328,12 +303,7 @@ async fn a_failed_fsync_is_never_acknowledged_and_reads_keep_working() {
 #[tokio::test]
 async fn enospc_fails_the_append_without_moving_offsets() {
     let storage = SimStorage::new();
-    let p = spawn(args(
-        Arc::new(storage.clone()),
-        PathBuf::from("/d/t-0"),
-        FlushPolicy::AcksAll,
-    ))
-    .await;
+    let p = on_sim(&storage, FlushPolicy::AcksAll).await;
     append(&p, batch(2, "a"), 1).await.unwrap();
     storage.fail_writes_enospc(true);
     assert_eq!(append(&p, batch(2, "b"), 1).await.unwrap_err().code(), 56);
@@ -345,12 +315,7 @@ async fn enospc_fails_the_append_without_moving_offsets() {
 #[tokio::test]
 async fn a_parked_fetch_is_woken_by_an_append() {
     let storage = SimStorage::new();
-    let p = spawn(args(
-        Arc::new(storage),
-        PathBuf::from("/d/t-0"),
-        FlushPolicy::AcksAll,
-    ))
-    .await;
+    let p = on_sim(&storage, FlushPolicy::AcksAll).await;
     let woken =
         broker::actors::ask(&p, |notify| PartitionMsg::WaitForData { offset: 0, notify }).unwrap();
     append(&p, batch(1, "wake"), 1).await.unwrap();
