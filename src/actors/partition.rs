@@ -128,6 +128,8 @@ pub struct PartitionState {
     tick_scheduled: bool,
     /// Set once a write or fsync failed; the cause was logged then.
     failed: bool,
+    /// The last append hit ENOSPC (logged once per episode).
+    disk_full: bool,
 }
 
 pub struct Partition;
@@ -168,6 +170,7 @@ impl Actor for Partition {
             flush_in_flight: false,
             tick_scheduled: false,
             failed: false,
+            disk_full: false,
         })
     }
 
@@ -267,12 +270,27 @@ impl PartitionState {
                     first.get_or_insert(info.base_offset);
                     last = info.last_offset;
                 }
+                Err(err) if err.is_no_space() && !self.log.is_failed() => {
+                    // Earlier batches of this request may be in; none is acknowledged.
+                    // The log is intact and takes appends again once space is freed.
+                    if !self.disk_full {
+                        warn!(topic = %self.args.topic, partition = self.args.partition, %err,
+                            "Disk full: produces to this partition fail until space is freed.");
+                    }
+                    self.disk_full = true;
+                    let _ = reply.send(Err(PartitionError::StorageFailed));
+                    return;
+                }
                 Err(err) => {
                     self.fail(&err);
                     let _ = reply.send(Err(PartitionError::StorageFailed));
                     return;
                 }
             }
+        }
+        if self.disk_full {
+            info!(topic = %self.args.topic, partition = self.args.partition, "Disk has space again; appends succeed.");
+            self.disk_full = false;
         }
         let outcome = AppendOutcome {
             base_offset: first.unwrap_or(last),

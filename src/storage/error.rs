@@ -44,6 +44,11 @@ impl StorageError {
         }
     }
 
+    /// ENOSPC: the disk is full; nothing else is wrong with the file.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StorageError::Io { source, .. } if source.raw_os_error() == Some(28))
+    }
+
     pub fn is_io(&self) -> bool {
         matches!(self, StorageError::Io { .. } | StorageError::Failed)
     }

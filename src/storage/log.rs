@@ -235,8 +235,13 @@ impl PartitionLog {
         let index = self.segments.len() - 1;
         let before = self.segments[index].size();
         if let Err(err) = self.segments[index].append(batch, &header) {
-            self.segments[index].truncate_to(before);
-            self.failed = true;
+            // A full disk wrote nothing we keep once the file is cut back: the log stays
+            // healthy and takes appends again when space is freed. Any other write error
+            // (EIO, a torn write) fails the log until a restart recovers it.
+            let cut_back = self.segments[index].truncate_to(before);
+            if !(cut_back && err.is_no_space()) {
+                self.failed = true;
+            }
             return Err(err);
         }
         self.dirty.insert(self.segments[index].base_offset);
@@ -372,6 +377,25 @@ impl PartitionLog {
             }
         }
         Ok(None)
+    }
+
+    /// Checks that every index entry points at the start of a batch with that base offset;
+    /// returns one line per disagreement.
+    pub fn verify_indexes(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for segment in &self.segments {
+            for (offset, position) in segment.offset_index().entries() {
+                match segment.locate(offset) {
+                    Ok(Some(found))
+                        if found.header.base_offset == offset && found.position == position => {}
+                    other => problems.push(format!(
+                        "{}: index says offset {offset} at byte {position}, log has {other:?}",
+                        segment.path().display()
+                    )),
+                }
+            }
+        }
+        problems
     }
 
     /// (last offset, timestamp) of the batch holding the largest timestamp.

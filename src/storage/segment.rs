@@ -198,10 +198,14 @@ impl Segment {
         Ok(())
     }
 
-    /// Cuts the file back to `size` bytes (after a failed write), best effort.
-    pub fn truncate_to(&self, size: u64) {
-        if let Err(err) = self.file.truncate(size) {
-            warn!(path = %self.path.display(), %err, "Could not cut a failed write off a segment.");
+    /// Cuts the file back to `size` bytes after a failed write; true when that worked.
+    pub fn truncate_to(&self, size: u64) -> bool {
+        match self.file.truncate(size) {
+            Ok(()) => true,
+            Err(err) => {
+                warn!(path = %self.path.display(), %err, "Could not cut a failed write off a segment.");
+                false
+            }
         }
     }
 

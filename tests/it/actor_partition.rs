@@ -301,7 +301,7 @@ async fn a_failed_fsync_is_never_acknowledged_and_reads_keep_working() {
 }
 
 #[tokio::test]
-async fn enospc_fails_the_append_without_moving_offsets() {
+async fn enospc_fails_appends_until_space_is_freed_and_reads_keep_working() {
     let storage = SimStorage::new();
     let p = on_sim(&storage, FlushPolicy::AcksAll).await;
     append(&p, batch(2, "a"), 1).await.unwrap();
@@ -310,6 +310,26 @@ async fn enospc_fails_the_append_without_moving_offsets() {
     let o = offsets(&p).await;
     assert_eq!((o.log_end_offset, o.high_watermark), (2, 2));
     assert_eq!(read(&p, 0, 1 << 20).await.len(), 1);
+    // Space is freed: appends work again, right after the last acknowledged one.
+    storage.clear_faults();
+    assert_eq!(append(&p, batch(2, "c"), -1).await.unwrap().base_offset, 2);
+    assert_eq!(read(&p, 0, 1 << 20).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_torn_write_fails_the_log_and_recovery_keeps_what_was_acknowledged() {
+    let storage = SimStorage::new();
+    let p = on_sim(&storage, FlushPolicy::AcksAll).await;
+    append(&p, batch(3, "a"), -1).await.unwrap();
+    storage.torn_write_after(17);
+    assert_eq!(append(&p, batch(3, "b"), -1).await.unwrap_err().code(), 56);
+    storage.clear_faults();
+    assert_eq!(append(&p, batch(3, "c"), -1).await.unwrap_err().code(), 56);
+    p.stop(None);
+    storage.power_cut();
+    let p = on_sim(&storage, FlushPolicy::AcksAll).await;
+    assert_eq!(offsets(&p).await.log_end_offset, 3);
+    assert_eq!(append(&p, batch(1, "d"), -1).await.unwrap().base_offset, 3);
 }
 
 #[tokio::test]

@@ -5,5 +5,6 @@ mod actor_metadata;
 mod actor_partition;
 mod client_durability;
 mod client_protocol;
+mod crash_property;
 mod harness;
 mod protocol_versions;
