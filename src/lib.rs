@@ -8,10 +8,12 @@
 //! - `actors`: broker root, listener, connection, metadata, partition, routing snapshot.
 //! - `protocol`: framing, the version table, the dispatch `match`, one handler per API.
 //! - `storage`: record batches, the storage seam, segments, indexes, the partition log.
+//! - `check`: the offline verifier behind `broker check`.
 //! - `topic_config`: topic config names, defaults and validation.
 //! - `error`: typed actor errors and their Kafka error codes.
 
 pub mod actors;
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod protocol;

@@ -272,6 +272,11 @@ fn a_segment_cut_mid_batch_keeps_every_whole_batch() {
         .unwrap()
         .set_len(len - 5)
         .unwrap();
+    // The offline checker sees the torn batch, with its file.
+    let check = broker_check(&broker.data_dir());
+    assert_eq!(check.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(report.contains(&newest.display().to_string()), "{report}");
     broker.restart();
     let consumer = consumer(&broker.bootstrap(), &[]);
     let records = consume(&consumer, "torn", 1, 99, Duration::from_secs(30));
@@ -282,4 +287,21 @@ fn a_segment_cut_mid_batch_keeps_every_whole_batch() {
         "{}",
         broker.logs()
     );
+    // After the broker's own recovery and a clean stop, the directory checks clean.
+    assert_eq!(broker.sigterm().code(), Some(0));
+    let check = broker_check(&broker.data_dir());
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+fn broker_check(data_dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_broker"))
+        .args(["check", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("broker check runs")
 }
