@@ -66,6 +66,11 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Requests read ahead on one connection before its responses are written.
     pub max_in_flight_per_connection: usize,
+    /// Bytes of requests read ahead on one connection before their responses are written.
+    pub max_connection_buffered_bytes: usize,
+    /// A connection that sends no whole request for this long is closed (Kafka's
+    /// connections.max.idle.ms).
+    pub connections_max_idle_ms: u64,
     /// How long shutdown waits for in-flight requests before flushing anyway.
     pub shutdown_timeout_ms: u64,
     pub log: LogSettings,
@@ -84,6 +89,8 @@ impl Default for Config {
             max_request_bytes: 100 * 1024 * 1024,
             max_message_bytes: 1_048_588,
             max_in_flight_per_connection: 32,
+            max_connection_buffered_bytes: 128 * 1024 * 1024,
+            connections_max_idle_ms: 600_000,
             shutdown_timeout_ms: 10_000,
             log: LogSettings::default(),
         }
@@ -124,6 +131,19 @@ impl Config {
         if self.max_request_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max_request_bytes must be at least 1024".into(),
+            ));
+        }
+        // tokio's semaphore holds at most usize::MAX >> 3 permits; stay far below.
+        if self.max_connection_buffered_bytes == 0
+            || self.max_connection_buffered_bytes > u32::MAX as usize
+        {
+            return Err(ConfigError::Invalid(
+                "max_connection_buffered_bytes must be between 1 and 4294967295".into(),
+            ));
+        }
+        if self.connections_max_idle_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "connections_max_idle_ms must be at least 1".into(),
             ));
         }
         if self.max_in_flight_per_connection == 0 {

@@ -4,8 +4,10 @@
 //! by the actor decodes frames, prepares each request in arrival order (so appends reach
 //! partitions in the order the client sent them) and runs its reply future concurrently;
 //! the actor writes the finished responses strictly in request order. At most
-//! `max_in_flight_per_connection` requests are read ahead of their responses, so a client
-//! that stops reading holds only its own connection's bounded memory.
+//! `max_in_flight_per_connection` requests, and `max_connection_buffered_bytes` bytes of
+//! them, are read ahead of their responses, so a client that stops reading holds only its
+//! own connection's bounded memory. A connection that sends no whole request for
+//! `connections_max_idle_ms` is closed; a slow sender holds up only its own connection.
 //!
 //! Bad bytes (negative or oversized length, unknown API key or version, a body that does
 //! not decode) close this one connection with a warn log; the broker serves on.
@@ -41,7 +43,7 @@ pub enum ConnectionMsg {
     Response {
         seq: u64,
         frame: Option<Bytes>,
-        permit: OwnedSemaphorePermit,
+        permit: Admission,
     },
     /// A response could not be encoded: the client would wait for it forever, so the
     /// connection is closed instead (the client reconnects and retries).
@@ -79,14 +81,19 @@ impl Actor for Connection {
     ) -> Result<Self::State, ActorProcessingErr> {
         let _ = args.stream.set_nodelay(true);
         let (read, write) = args.stream.into_split();
-        let max_in_flight = args.context.config.max_in_flight_per_connection;
+        let config = &args.context.config;
+        let budget = Budget {
+            requests: Arc::new(Semaphore::new(config.max_in_flight_per_connection)),
+            bytes: Arc::new(Semaphore::new(config.max_connection_buffered_bytes)),
+            max_bytes: config.max_connection_buffered_bytes,
+        };
         let (stop_reading, stop) = watch::channel(false);
         let reader = tokio::spawn(read_requests(
             read,
             args.peer,
             args.context,
             myself,
-            Arc::new(Semaphore::new(max_in_flight)),
+            budget,
             stop,
         ));
         Ok(ConnectionState {
@@ -181,22 +188,27 @@ async fn read_requests(
     peer: SocketAddr,
     ctx: BrokerContext,
     connection: ActorRef<ConnectionMsg>,
-    in_flight: Arc<Semaphore>,
+    budget: Budget,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut seq = 0u64;
     let max = ctx.config.max_request_bytes;
+    let idle = std::time::Duration::from_millis(ctx.config.connections_max_idle_ms);
     loop {
         let next = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            next = read_frame(&mut read, max, &in_flight) => next,
+            next = tokio::time::timeout(idle, read_frame(&mut read, max, &budget)) => next,
         };
         let (body, permit) = match next {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break, // EOF or reset: the client is gone.
-            Err(err) => {
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => break, // EOF or reset: the client is gone.
+            Ok(Err(err)) => {
                 warn!(%peer, %err, "Closing a connection that sent a bad frame.");
+                break;
+            }
+            Err(_) => {
+                debug!(%peer, ?idle, "Closing a connection idle for longer than connections_max_idle_ms.");
                 break;
             }
         };
@@ -238,26 +250,48 @@ async fn read_requests(
     let _ = connection.send_message(ConnectionMsg::ReadingEnded { last_seq: seq });
 }
 
-/// One whole frame body, with the in-flight permit it holds until its response is written.
+/// What one connection may read ahead of its responses.
+struct Budget {
+    requests: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+    max_bytes: usize,
+}
+
+/// A request's share of its connection's budget, given back when its response is written.
+pub struct Admission {
+    _request: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
+
+/// One whole frame body, with its admission held until its response is written.
 /// Ok(None) when the client closed the connection.
 async fn read_frame(
     read: &mut OwnedReadHalf,
     max: usize,
-    in_flight: &Arc<Semaphore>,
-) -> Result<Option<(Bytes, OwnedSemaphorePermit)>, FrameError> {
+    budget: &Budget,
+) -> Result<Option<(Bytes, Admission)>, FrameError> {
     let mut prefix = [0u8; 4];
     if read.read_exact(&mut prefix).await.is_err() {
         return Ok(None);
     }
     let length = frame::check_length(i32::from_be_bytes(prefix), max)?;
-    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+    let Ok(request) = budget.requests.clone().acquire_owned().await else {
+        return Ok(None);
+    };
+    // A frame larger than the whole budget takes all of it (so it can still be served).
+    let share = length.min(budget.max_bytes).max(1) as u32;
+    let Ok(bytes) = budget.bytes.clone().acquire_many_owned(share).await else {
         return Ok(None);
     };
     let mut body = BytesMut::zeroed(length);
     if read.read_exact(&mut body).await.is_err() {
         return Ok(None);
     }
-    Ok(Some((body.freeze(), permit)))
+    let admission = Admission {
+        _request: request,
+        _bytes: bytes,
+    };
+    Ok(Some((body.freeze(), admission)))
 }
 
 enum Refusal {

@@ -381,3 +381,109 @@ fn list_offsets_by_timestamp() {
         "after the last record: -1"
     );
 }
+
+/// A Metadata v1 request for every topic (null topic array), framed, with a client id of
+/// `padding` bytes.
+fn metadata_request_padded(correlation_id: i32, padding: usize) -> Vec<u8> {
+    let mut body = 3i16.to_be_bytes().to_vec();
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&correlation_id.to_be_bytes());
+    body.extend_from_slice(&(padding as i16).to_be_bytes());
+    body.extend(std::iter::repeat_n(b'c', padding));
+    body.extend_from_slice(&(-1i32).to_be_bytes()); // null topics: all
+    frame(&body)
+}
+
+fn metadata_request(correlation_id: i32) -> Vec<u8> {
+    metadata_request_padded(correlation_id, 0)
+}
+
+#[test]
+fn stuck_and_slow_clients_hold_up_nobody_else() {
+    let broker =
+        TestBroker::start("max_in_flight_per_connection = 4\nmax_connection_buffered_bytes = 4096");
+    create_topic(&broker.bootstrap(), "busy", 1);
+    let port = broker.port();
+    // A client that writes requests and never reads a response: once its few in-flight
+    // requests are answered into a full socket, the broker stops reading it.
+    let stuck = std::thread::spawn(move || {
+        let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        socket
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut written = 0usize;
+        for i in 0..200_000 {
+            if socket.write_all(&metadata_request_padded(i, 1000)).is_err() {
+                break; // the broker stopped reading us: our send buffer is full
+            }
+            written += 1;
+        }
+        (written, socket)
+    });
+    // A client that sends one request a byte at a time.
+    let slow = std::thread::spawn(move || {
+        let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        for byte in metadata_request(1) {
+            socket.write_all(&[byte]).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut size = [0u8; 4];
+        socket
+            .read_exact(&mut size)
+            .map(|_| i32::from_be_bytes(size))
+    });
+    // Meanwhile a normal client is served promptly.
+    let started = Instant::now();
+    let (producer, deliveries) = producer(&broker.bootstrap(), &[("acks", "all")]);
+    for i in 0..500usize {
+        let v = format!("busy-{i}");
+        send(
+            &producer,
+            BaseRecord::to("busy")
+                .partition(0)
+                .key(b"k".as_slice())
+                .payload(v.as_bytes()),
+        );
+    }
+    flush(&producer);
+    assert_eq!(deliveries.ok.load(Ordering::SeqCst), 500);
+    let consumer = consumer(&broker.bootstrap(), &[]);
+    assert_eq!(
+        consume(&consumer, "busy", 1, 500, Duration::from_secs(30)).len(),
+        500
+    );
+    println!(
+        "normal client served in {:?} beside a stuck and a slow client",
+        started.elapsed()
+    );
+    let (written, _socket) = stuck.join().unwrap();
+    assert!(
+        written < 200_000,
+        "the broker kept reading a client that never reads"
+    );
+    let answered = slow
+        .join()
+        .unwrap()
+        .expect("the slow client got its answer");
+    assert!(answered > 0);
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let broker = TestBroker::start("connections_max_idle_ms = 300");
+    let started = Instant::now();
+    let (closed, _) = send_raw(broker.port(), &[]);
+    assert!(closed, "an idle connection was closed");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Half a frame, then silence: closed as well.
+    let (closed, _) = send_raw(broker.port(), &metadata_request(5)[..7]);
+    assert!(closed);
+    // A working client is unaffected between its requests.
+    let consumer = consumer(&broker.bootstrap(), &[]);
+    assert!(consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .is_ok());
+}
