@@ -23,10 +23,17 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 
 say "building"
-cargo build --bins --tests
+cargo build --bins --tests --examples
 
 say "cargo test (unit, actor-level and librdkafka client tests)"
 cargo test --no-fail-fast -- --test-threads=2
+
+say "fuzz targets, briefly (frame, batch, recovery)"
+cargo run -q --example fuzz -- --target all --execs 20000
+
+say "crash loop, briefly (kill -9 while acks=all producers run)"
+cargo build -q --example broker-torture
+target/debug/examples/broker-torture --cycles 3 --broker target/debug/broker
 
 say "pytest (confluent-kafka, kafka-python, kcat)"
 BROKER_BIN="$PWD/target/debug/broker" .venv/bin/python -m pytest -q -p no:cacheprovider tests/python
