@@ -1,11 +1,12 @@
 //! broker-torture: a crash loop against a real broker process.
 //!
-//! Each cycle starts the broker, runs several acks=all producers (librdkafka) for a random
-//! while, kills the broker with SIGKILL at a random moment, restarts it, and reads the
-//! whole topic back: every acknowledged record must be at the offset it was acknowledged
-//! at, offsets contiguous from 0. It prints per cycle the records acknowledged, lost (must
-//! be 0), duplicated (retries of requests whose answer the kill cut off) and the time until
-//! the restarted broker served Metadata again; it exits 1 if anything was lost.
+//! Each cycle starts the broker, runs several acks=all producers (librdkafka; every other
+//! one with enable.idempotence=true) for a random while, kills the broker with SIGKILL at
+//! a random moment, restarts it, and reads the whole topic back: every acknowledged record
+//! must be at the offset it was acknowledged at, offsets contiguous from 0. It prints per
+//! cycle the records acknowledged, lost (must be 0), duplicated (retries of requests whose
+//! answer the kill cut off; must be 0 for the idempotent producers) and the time until the
+//! restarted broker served Metadata again; it exits 1 on any loss or idempotent duplicate.
 //!
 //! cargo build --release --bins --examples
 //! target/release/examples/broker-torture --cycles 100
@@ -184,7 +185,7 @@ fn main() {
     let acked: Acked = Arc::new(Mutex::new(HashMap::new()));
     let mut serve_times = Vec::new();
     let mut total_lost = 0usize;
-    let mut duplicated = 0usize;
+    let mut duplicated = (0usize, 0usize);
     broker.start();
     for cycle in 1..=args.cycles {
         let stop = Arc::new(AtomicBool::new(false));
@@ -194,6 +195,10 @@ fn main() {
                 std::thread::spawn(move || {
                     let producer: BaseProducer<Acks> = ClientConfig::new()
                         .set("bootstrap.servers", &bootstrap)
+                        .set(
+                            "enable.idempotence",
+                            if id % 2 == 0 { "true" } else { "false" },
+                        )
                         .set("acks", "all")
                         .set("linger.ms", "2")
                         .set("message.timeout.ms", "4000")
@@ -201,7 +206,8 @@ fn main() {
                         .expect("producer");
                     let mut seq = 0u64;
                     while !stop.load(Ordering::SeqCst) {
-                        let payload = format!("c{cycle}-p{id}-{seq}");
+                        let kind = if id % 2 == 0 { "i" } else { "p" };
+                        let payload = format!("c{cycle}-{kind}{id}-{seq}");
                         let record = BaseRecord::<[u8], [u8]>::to(TOPIC)
                             .partition((seq % PARTITIONS as u64) as i32)
                             .payload(payload.as_bytes());
@@ -227,8 +233,10 @@ fn main() {
         total_lost += lost;
         duplicated = dups;
         println!(
-            "cycle {cycle}: acknowledged {}, read back {total}, lost {lost}, duplicated {dups}, serving again after {} ms",
+            "cycle {cycle}: acknowledged {}, read back {total}, lost {lost}, duplicated {} (idempotent {}), serving again after {} ms",
             acked.lock().unwrap().len(),
+            dups.0,
+            dups.1,
             serve.as_millis()
         );
     }
@@ -240,8 +248,10 @@ fn main() {
         .copied()
         .unwrap_or_default();
     println!(
-        "summary: cycles {}, records acknowledged {acknowledged}, lost {total_lost}, duplicated {duplicated}, serving again p50 {} ms max {} ms",
+        "summary: cycles {}, records acknowledged {acknowledged}, lost {total_lost}, duplicated {} (idempotent producers {}), serving again p50 {} ms max {} ms",
         args.cycles,
+        duplicated.0,
+        duplicated.1,
         p50.as_millis(),
         max.as_millis()
     );
@@ -255,8 +265,8 @@ fn main() {
     }
 }
 
-/// Reads the whole topic: (lost, duplicated, records read).
-fn verify(bootstrap: &str, acked: &Acked) -> (usize, usize, usize) {
+/// Reads the whole topic: (lost, (duplicated, of which by idempotent producers), read).
+fn verify(bootstrap: &str, acked: &Acked) -> (usize, (usize, usize), usize) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "torture-verify")
@@ -297,5 +307,10 @@ fn verify(bootstrap: &str, acked: &Acked) -> (usize, usize, usize) {
         *seen.entry(payload).or_default() += 1;
     }
     let dups = seen.values().filter(|n| **n > 1).map(|n| n - 1).sum();
-    (lost, dups, at.len())
+    let idempotent_dups = seen
+        .iter()
+        .filter(|(payload, n)| **n > 1 && payload.contains("-i"))
+        .map(|(_, n)| n - 1)
+        .sum();
+    (lost, (dups, idempotent_dups), at.len())
 }

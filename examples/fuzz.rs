@@ -401,6 +401,13 @@ fn write_corpus() {
                         .with_topics(vec![delete_topics_request::DeleteTopicState::default()
                             .with_name(Some(name("fuzz")))]),
                 ),
+                ApiKey::InitProducerId => request_frame(
+                    *api,
+                    v,
+                    &InitProducerIdRequest::default()
+                        .with_transactional_id(None)
+                        .with_transaction_timeout_ms(60_000),
+                ),
                 ApiKey::CreatePartitions => request_frame(
                     *api,
                     v,

@@ -2,6 +2,7 @@
 
 use kafka_protocol::ResponseError;
 
+use crate::storage::producer_state::SequenceError;
 use crate::storage::StorageError;
 
 /// Why a partition refused a request.
@@ -21,6 +22,10 @@ pub enum PartitionError {
     NotAvailable,
     #[error("invalid request")]
     InvalidRequest,
+    #[error("{0}")]
+    OutOfOrderSequence(String),
+    #[error("{0}")]
+    InvalidProducerEpoch(String),
 }
 
 impl From<StorageError> for PartitionError {
@@ -30,6 +35,12 @@ impl From<StorageError> for PartitionError {
             StorageError::InvalidBatch(reason) => PartitionError::InvalidRecord(reason),
             StorageError::BatchTooLarge { size, .. } => PartitionError::MessageTooLarge(size),
             StorageError::OffsetOutOfRange { .. } => PartitionError::OffsetOutOfRange,
+            StorageError::Sequence(e @ SequenceError::OutOfOrder { .. }) => {
+                PartitionError::OutOfOrderSequence(e.to_string())
+            }
+            StorageError::Sequence(e @ SequenceError::InvalidEpoch { .. }) => {
+                PartitionError::InvalidProducerEpoch(e.to_string())
+            }
             _ => PartitionError::StorageFailed,
         }
     }
@@ -45,6 +56,8 @@ impl PartitionError {
             PartitionError::StorageFailed => ResponseError::KafkaStorageError,
             PartitionError::NotAvailable => ResponseError::NotLeaderOrFollower,
             PartitionError::InvalidRequest => ResponseError::InvalidRequest,
+            PartitionError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+            PartitionError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
         };
         err.code()
     }

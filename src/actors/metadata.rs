@@ -43,7 +43,14 @@ pub enum MetadataRecord {
     TopicDeleted {
         name: String,
     },
+    /// Producer ids below `end` may have been handed out; a restart continues from `end`.
+    ProducerIdBlock {
+        end: i64,
+    },
 }
+
+/// Producer ids reserved per durable record.
+const PRODUCER_ID_BLOCK: i64 = 1000;
 
 #[derive(Debug, Clone)]
 pub struct NewTopic {
@@ -84,6 +91,11 @@ pub enum MetadataMsg {
         validate_only: bool,
         reply: RpcReplyPort<Result<(), MetadataError>>,
     },
+    /// A new producer id for an idempotent producer (InitProducerId), unique across
+    /// restarts.
+    AllocateProducerId {
+        reply: RpcReplyPort<Result<i64, MetadataError>>,
+    },
     /// Flush and fsync every partition, then stop them.
     Shutdown { reply: RpcReplyPort<()> },
 }
@@ -108,6 +120,9 @@ pub struct MetadataState {
     topics: BTreeMap<String, TopicState>,
     /// Which partition each linked child actor is, for restarts.
     children: HashMap<ActorId, (String, i32)>,
+    /// The next producer id to hand out, and the end of the durably reserved block.
+    next_producer_id: i64,
+    producer_id_block_end: i64,
 }
 
 pub struct Metadata;
@@ -142,6 +157,8 @@ impl Actor for Metadata {
             store,
             topics: BTreeMap::new(),
             children: HashMap::new(),
+            next_producer_id: 0,
+            producer_id_block_end: 0,
         };
         let mut wanted: BTreeMap<String, (Uuid, i32, BTreeMap<String, String>)> = BTreeMap::new();
         for record in records {
@@ -161,6 +178,10 @@ impl Actor for Metadata {
                 }
                 MetadataRecord::TopicDeleted { name } => {
                     wanted.remove(&name);
+                }
+                MetadataRecord::ProducerIdBlock { end } => {
+                    state.producer_id_block_end = state.producer_id_block_end.max(end);
+                    state.next_producer_id = state.producer_id_block_end;
                 }
             }
         }
@@ -244,6 +265,9 @@ impl Actor for Metadata {
                 state.publish();
                 let _ = reply.send(result);
             }
+            MetadataMsg::AllocateProducerId { reply } => {
+                let _ = reply.send(state.allocate_producer_id());
+            }
             MetadataMsg::Shutdown { reply } => {
                 state.shutdown().await;
                 let _ = reply.send(());
@@ -307,6 +331,19 @@ impl MetadataState {
         });
         self.routing
             .send_replace(Arc::new(RoutingTable::new(routes)));
+    }
+
+    fn allocate_producer_id(&mut self) -> Result<i64, MetadataError> {
+        if self.next_producer_id >= self.producer_id_block_end {
+            let end = self.next_producer_id + PRODUCER_ID_BLOCK;
+            self.store
+                .append(&MetadataRecord::ProducerIdBlock { end })
+                .map_err(|e| MetadataError::Storage(e.to_string()))?;
+            self.producer_id_block_end = end;
+        }
+        let id = self.next_producer_id;
+        self.next_producer_id += 1;
+        Ok(id)
     }
 
     fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {

@@ -24,7 +24,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::FlushPolicy;
 use crate::error::PartitionError;
 use crate::storage::batch::split_batches;
-use crate::storage::{LogConfig, PartitionLog, Storage};
+use crate::storage::{LogConfig, PartitionLog, Storage, StorageError};
 
 /// Where a partition lives and how its log behaves.
 #[derive(Debug, Clone)]
@@ -267,8 +267,17 @@ impl PartitionState {
         for (_, range) in batches {
             match self.log.append(&mut buf[range]) {
                 Ok(info) => {
+                    if info.duplicate {
+                        debug!(topic = %self.args.topic, partition = self.args.partition,
+                            base_offset = info.base_offset, "Answered a retried batch with its original offsets.");
+                    }
                     first.get_or_insert(info.base_offset);
                     last = info.last_offset;
+                }
+                Err(err @ StorageError::Sequence(_)) => {
+                    debug!(topic = %self.args.topic, partition = self.args.partition, %err, "Refused a produce.");
+                    let _ = reply.send(Err(err.into()));
+                    return;
                 }
                 Err(err) if err.is_no_space() && !self.log.is_failed() => {
                     // Earlier batches of this request may be in; none is acknowledged.
@@ -304,6 +313,15 @@ impl PartitionState {
         };
         if self.args.flush_policy != FlushPolicy::Always {
             self.advance_high_watermark(self.log.log_end_offset());
+        }
+        if needs_fsync && outcome.last_offset < self.log.flushed_offset() {
+            // A retried batch that an earlier fsync already covered.
+            if self.args.flush_policy != FlushPolicy::Always
+                || outcome.last_offset < self.high_watermark
+            {
+                let _ = reply.send(Ok(outcome));
+                return;
+            }
         }
         if needs_fsync {
             self.parked_appends.push(ParkedAppend {

@@ -55,6 +55,9 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, request: RequestKind) ->
         RequestKind::CreatePartitions(req) => {
             Prepared::reply(handlers::create_partitions::prepare(ctx, req))
         }
+        RequestKind::InitProducerId(req) => {
+            Prepared::reply(handlers::init_producer_id::prepare(ctx, req))
+        }
         RequestKind::DescribeConfigs(req) => {
             Prepared::reply(handlers::describe_configs::prepare(ctx, version, req))
         }

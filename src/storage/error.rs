@@ -34,6 +34,9 @@ pub enum StorageError {
     },
     #[error("encoding error: {0}")]
     Encode(String),
+    /// An idempotent producer's batch out of sequence or from an old epoch.
+    #[error(transparent)]
+    Sequence(#[from] super::producer_state::SequenceError),
 }
 
 impl StorageError {

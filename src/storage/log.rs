@@ -16,6 +16,7 @@ use tracing::warn;
 
 use super::batch::{set_base_offset, validate_batch};
 use super::io::{LogFile, Storage};
+use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::segment::{file_name, parse_base_offset, Segment};
 use super::StorageError;
 
@@ -32,6 +33,9 @@ pub struct AppendInfo {
     pub last_offset: i64,
     pub max_timestamp: i64,
     pub records: i32,
+    /// The batch was an idempotent producer's retry of one already in the log: nothing
+    /// was written and the offsets are the original ones.
+    pub duplicate: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -80,6 +84,7 @@ pub struct PartitionLog {
     /// Base offsets of segments written since the last flush began.
     dirty: BTreeSet<i64>,
     failed: bool,
+    producers: ProducerStateTable,
 }
 
 impl PartitionLog {
@@ -114,6 +119,7 @@ impl PartitionLog {
             }
         }
         let mut report = RecoveryReport::default();
+        let mut producers = ProducerStateTable::default();
         let mut segments: Vec<Segment> = Vec::new();
         let mut cut = false;
         for base in bases {
@@ -138,6 +144,7 @@ impl PartitionLog {
                 base,
                 expected,
                 config.index_interval_bytes,
+                &mut producers,
             )?;
             report.batches += outcome.batches;
             if let Some(position) = outcome.cut_at {
@@ -175,6 +182,7 @@ impl PartitionLog {
             flushed_offset: log_end_offset,
             dirty: BTreeSet::new(),
             failed: false,
+            producers,
         };
         Ok((log, report))
     }
@@ -207,6 +215,11 @@ impl PartitionLog {
         self.failed
     }
 
+    /// Idempotent producers this partition remembers.
+    pub fn producer_count(&self) -> usize {
+        self.producers.len()
+    }
+
     fn active(&self) -> &Segment {
         // `open` guarantees at least one segment and nothing removes the last one.
         &self.segments[self.segments.len() - 1]
@@ -222,6 +235,16 @@ impl PartitionLog {
             return Err(StorageError::BatchTooLarge {
                 size: batch.len(),
                 limit: self.config.max_batch_bytes,
+            });
+        }
+        let checked = validate_batch(batch)?;
+        if let SequenceCheck::Duplicate(done) = self.producers.check(&checked)? {
+            return Ok(AppendInfo {
+                base_offset: done.base_offset,
+                last_offset: done.last_offset,
+                max_timestamp: checked.max_timestamp,
+                records: checked.records_count,
+                duplicate: true,
             });
         }
         let base_offset = self.log_end_offset();
@@ -245,11 +268,13 @@ impl PartitionLog {
             return Err(err);
         }
         self.dirty.insert(self.segments[index].base_offset);
+        self.producers.record(&header, base_offset);
         Ok(AppendInfo {
             base_offset,
             last_offset: header.last_offset(),
             max_timestamp: header.max_timestamp,
             records: header.records_count,
+            duplicate: false,
         })
     }
 

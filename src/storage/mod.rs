@@ -5,6 +5,7 @@
 //! - `sim`: an in-memory storage that fails on purpose (torn writes, EIO, ENOSPC, power cut).
 //! - `segment`, `offset_index`, `time_index`: one segment file and its sparse indexes.
 //! - `log`: the partition log (segments, recovery, group-commit flushes, reads).
+//! - `producer_state`: idempotent producers' last sequences per partition.
 //! - `record_file`: framed, CRC-checked rmp-serde records (metadata).
 
 pub mod batch;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod io;
 pub mod log;
 pub mod offset_index;
+pub mod producer_state;
 pub mod record_file;
 pub mod segment;
 pub mod sim;

@@ -13,6 +13,7 @@ use tracing::warn;
 use super::batch::{validate_batch, BatchHeader, HEADER_SIZE};
 use super::io::{LogFile, Storage};
 use super::offset_index::OffsetIndex;
+use super::producer_state::ProducerStateTable;
 use super::time_index::TimeIndex;
 use super::StorageError;
 
@@ -104,6 +105,7 @@ impl Segment {
         base_offset: i64,
         expected_start: i64,
         index_interval: u64,
+        producers: &mut ProducerStateTable,
     ) -> Result<(Segment, ScanOutcome), StorageError> {
         let file = storage
             .open(path, false)
@@ -148,6 +150,7 @@ impl Segment {
                             Err(e) => Some(e.to_string()),
                             Ok(h) => {
                                 segment.track(&h, pos);
+                                producers.record(&h, h.base_offset);
                                 outcome.batches += 1;
                                 pos += h.total_size() as u64;
                                 None

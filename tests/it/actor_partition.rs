@@ -400,3 +400,78 @@ async fn recovery_keeps_every_whole_batch_of_a_torn_tail() {
         8
     );
 }
+
+fn idempotent(n: usize, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
+    let mut b = batch(n, &format!("p{producer_id}-{base_sequence}")).to_vec();
+    broker::storage::batch_builder::set_producer(&mut b, producer_id, epoch, base_sequence);
+    Bytes::from(b)
+}
+
+#[tokio::test]
+async fn idempotent_retries_are_written_once_and_gaps_and_old_epochs_refused() {
+    let storage = SimStorage::new();
+    let p = on_sim(&storage, FlushPolicy::AcksAll).await;
+    let first = append(&p, idempotent(3, 42, 0, 0), -1).await.unwrap();
+    let second = append(&p, idempotent(2, 42, 0, 3), -1).await.unwrap();
+    assert_eq!((first.base_offset, second.base_offset), (0, 3));
+    // A retry of the first batch: its original offsets, nothing written.
+    let retry = append(&p, idempotent(3, 42, 0, 0), -1).await.unwrap();
+    assert_eq!((retry.base_offset, retry.last_offset), (0, 2));
+    assert_eq!(offsets(&p).await.log_end_offset, 5);
+    // A gap in the sequence: OUT_OF_ORDER_SEQUENCE_NUMBER (45).
+    assert_eq!(
+        append(&p, idempotent(1, 42, 0, 9), -1)
+            .await
+            .unwrap_err()
+            .code(),
+        45
+    );
+    // A newer epoch starts again at 0; then the old epoch is fenced: INVALID_PRODUCER_EPOCH (47).
+    assert_eq!(
+        append(&p, idempotent(1, 42, 1, 0), -1)
+            .await
+            .unwrap()
+            .base_offset,
+        5
+    );
+    assert_eq!(
+        append(&p, idempotent(1, 42, 0, 5), -1)
+            .await
+            .unwrap_err()
+            .code(),
+        47
+    );
+    // Another producer is independent.
+    assert_eq!(
+        append(&p, idempotent(1, 7, 0, 0), -1)
+            .await
+            .unwrap()
+            .base_offset,
+        6
+    );
+
+    // After a crash the state is rebuilt from the log: the retry is still a duplicate.
+    p.stop(None);
+    storage.power_cut();
+    let p = on_sim(&storage, FlushPolicy::AcksAll).await;
+    assert_eq!(offsets(&p).await.log_end_offset, 7);
+    let retry = append(&p, idempotent(2, 42, 0, 3), -1).await;
+    assert_eq!(
+        retry.unwrap_err().code(),
+        47,
+        "epoch 0 stays fenced after the restart"
+    );
+    let retry = append(&p, idempotent(1, 42, 1, 0), -1).await.unwrap();
+    assert_eq!(
+        retry.base_offset, 5,
+        "a retry after the restart gets its original offset"
+    );
+    assert_eq!(
+        append(&p, idempotent(1, 42, 1, 1), -1)
+            .await
+            .unwrap()
+            .base_offset,
+        7
+    );
+    assert_eq!(offsets(&p).await.log_end_offset, 8);
+}

@@ -10,7 +10,7 @@ use rdkafka::producer::BaseRecord;
 
 use crate::harness::*;
 
-fn value(i: usize, size: usize) -> Vec<u8> {
+pub(crate) fn value(i: usize, size: usize) -> Vec<u8> {
     let mut v = format!("msg-{i:08}-").into_bytes();
     v.resize(size.max(v.len()), b'x');
     v
@@ -50,7 +50,7 @@ fn produce(bootstrap: &str, topic: &str, partitions: i32, count: usize, size: us
 
 /// Exactly `count` records, contiguous offsets from 0 per partition, each sequence number
 /// once, in produce order within each partition.
-fn assert_exactly(records: &[Consumed], partitions: i32, count: usize) {
+pub(crate) fn assert_exactly(records: &[Consumed], partitions: i32, count: usize) {
     assert_eq!(records.len(), count, "exact count read back");
     assert_contiguous(records, partitions);
     let mut seen = HashSet::new();

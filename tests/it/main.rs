@@ -4,7 +4,9 @@
 mod actor_metadata;
 mod actor_partition;
 mod client_durability;
+mod client_idempotence;
 mod client_protocol;
 mod crash_property;
 mod harness;
 mod protocol_versions;
+mod proxy;

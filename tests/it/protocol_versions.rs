@@ -236,6 +236,32 @@ async fn every_advertised_version_answers_and_encodes() {
         );
     }
 
+    // InitProducerId: distinct producer ids, epoch 0.
+    let mut ids = Vec::new();
+    for v in range(ApiKey::InitProducerId) {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000);
+        let ResponseKind::InitProducerId(r) = serve(
+            &ctx,
+            ApiKey::InitProducerId,
+            v,
+            RequestKind::InitProducerId(req),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (r.error_code, r.producer_epoch),
+            (0, 0),
+            "InitProducerId v{v}"
+        );
+        ids.push(r.producer_id.0);
+    }
+    let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "producer ids are unique");
+
     // CreatePartitions grows ct-3 one partition per version.
     let mut count = 2;
     for v in range(ApiKey::CreatePartitions) {

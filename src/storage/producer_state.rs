@@ -1,0 +1,265 @@
+//! Idempotent producer state of one partition: for each producer id its epoch and the
+//! sequence ranges and offsets of its last five batches (Kafka keeps five, the most a
+//! producer has in flight).
+//!
+//! Owned by the partition log (so by one partition actor); rebuilt on every start from the
+//! batch headers that recovery reads anyway, so it survives a restart without a file of
+//! its own. The rules are Kafka's: a batch equal to one of the last five is a duplicate
+//! and is answered with its original offsets; a batch from an older epoch is refused
+//! (INVALID_PRODUCER_EPOCH); a new epoch must start at sequence 0; otherwise a batch must
+//! continue right after the last sequence (OUT_OF_ORDER_SEQUENCE_NUMBER).
+
+use std::collections::{HashMap, VecDeque};
+
+use super::batch::BatchHeader;
+
+/// How many recent batches per producer are remembered for duplicate detection.
+pub const REMEMBERED_BATCHES: usize = 5;
+/// Producer ids remembered per partition; the least recently written is forgotten first.
+pub const MAX_PRODUCERS: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMetadata {
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+    pub base_offset: i64,
+    pub last_offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Not an idempotent batch, or the next one in sequence: append it.
+    Append,
+    /// Already in the log: answer with these offsets, write nothing.
+    Duplicate(BatchMetadata),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceError {
+    #[error("producer {producer_id} epoch {epoch} is older than its current epoch {current}")]
+    InvalidEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    #[error("producer {producer_id} sent sequence {got}, expected {expected}")]
+    OutOfOrder {
+        producer_id: i64,
+        got: i32,
+        expected: i32,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<BatchMetadata>,
+    /// Append counter value at the last write, for forgetting the least recent producer.
+    last_used: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ProducerStateTable {
+    producers: HashMap<i64, ProducerEntry>,
+    clock: u64,
+}
+
+fn last_sequence(h: &BatchHeader) -> i32 {
+    // Sequences wrap at i32::MAX back to 0, as in Kafka.
+    ((h.base_sequence as i64 + h.last_offset_delta as i64) % (i32::MAX as i64 + 1)) as i32
+}
+
+impl ProducerStateTable {
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// Checks a batch before it is appended.
+    pub fn check(&self, h: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
+        if h.producer_id < 0 || h.base_sequence < 0 {
+            return Ok(SequenceCheck::Append);
+        }
+        let Some(entry) = self.producers.get(&h.producer_id) else {
+            // A producer this partition has not seen (or has forgotten): take it as it comes.
+            return Ok(SequenceCheck::Append);
+        };
+        if h.producer_epoch < entry.epoch {
+            return Err(SequenceError::InvalidEpoch {
+                producer_id: h.producer_id,
+                epoch: h.producer_epoch,
+                current: entry.epoch,
+            });
+        }
+        if h.producer_epoch > entry.epoch {
+            return if h.base_sequence == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(SequenceError::OutOfOrder {
+                    producer_id: h.producer_id,
+                    got: h.base_sequence,
+                    expected: 0,
+                })
+            };
+        }
+        let last = last_sequence(h);
+        if let Some(done) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_sequence == h.base_sequence && b.last_sequence == last)
+        {
+            return Ok(SequenceCheck::Duplicate(*done));
+        }
+        let expected = entry
+            .batches
+            .back()
+            .map(|b| {
+                if b.last_sequence == i32::MAX {
+                    0
+                } else {
+                    b.last_sequence + 1
+                }
+            })
+            .unwrap_or(h.base_sequence);
+        if h.base_sequence != expected {
+            return Err(SequenceError::OutOfOrder {
+                producer_id: h.producer_id,
+                got: h.base_sequence,
+                expected,
+            });
+        }
+        Ok(SequenceCheck::Append)
+    }
+
+    /// Records a batch that is now in the log at `base_offset`.
+    pub fn record(&mut self, h: &BatchHeader, base_offset: i64) {
+        if h.producer_id < 0 || h.base_sequence < 0 {
+            return;
+        }
+        self.clock += 1;
+        let clock = self.clock;
+        let entry = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch: h.producer_epoch,
+                batches: VecDeque::new(),
+                last_used: clock,
+            });
+        if h.producer_epoch != entry.epoch {
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.last_used = clock;
+        if entry.batches.len() == REMEMBERED_BATCHES {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(BatchMetadata {
+            first_sequence: h.base_sequence,
+            last_sequence: last_sequence(h),
+            base_offset,
+            last_offset: base_offset + h.last_offset_delta as i64,
+        });
+        if self.producers.len() > MAX_PRODUCERS {
+            if let Some(oldest) = self
+                .producers
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(id, _)| *id)
+            {
+                self.producers.remove(&oldest);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::batch::BatchHeader;
+    use crate::storage::batch_builder::build_batch;
+
+    fn header(producer_id: i64, epoch: i16, base_sequence: i32, records: usize) -> BatchHeader {
+        let values: Vec<Vec<u8>> = (0..records).map(|i| vec![i as u8]).collect();
+        let kv: Vec<_> = values.iter().map(|v| (None, Some(v.as_slice()))).collect();
+        let mut h = BatchHeader::parse(&build_batch(&kv, 0)).unwrap();
+        h.producer_id = producer_id;
+        h.producer_epoch = epoch;
+        h.base_sequence = base_sequence;
+        h
+    }
+
+    #[test]
+    fn in_order_duplicate_gap_and_epochs() {
+        let mut t = ProducerStateTable::default();
+        let first = header(7, 0, 0, 3);
+        assert_eq!(t.check(&first), Ok(SequenceCheck::Append));
+        t.record(&first, 100);
+        let second = header(7, 0, 3, 2);
+        assert_eq!(t.check(&second), Ok(SequenceCheck::Append));
+        t.record(&second, 103);
+        // A retry of either is a duplicate with its original offsets.
+        let again = t.check(&header(7, 0, 0, 3)).unwrap();
+        assert_eq!(
+            again,
+            SequenceCheck::Duplicate(BatchMetadata {
+                first_sequence: 0,
+                last_sequence: 2,
+                base_offset: 100,
+                last_offset: 102
+            })
+        );
+        assert!(matches!(
+            t.check(&header(7, 0, 3, 2)),
+            Ok(SequenceCheck::Duplicate(_))
+        ));
+        // A gap.
+        assert_eq!(
+            t.check(&header(7, 0, 9, 1)),
+            Err(SequenceError::OutOfOrder {
+                producer_id: 7,
+                got: 9,
+                expected: 5
+            })
+        );
+        // An older epoch is refused; a newer epoch starts at 0.
+        t.record(&header(7, 2, 0, 1), 105);
+        assert!(matches!(
+            t.check(&header(7, 1, 1, 1)),
+            Err(SequenceError::InvalidEpoch { .. })
+        ));
+        assert!(matches!(
+            t.check(&header(7, 3, 4, 1)),
+            Err(SequenceError::OutOfOrder { .. })
+        ));
+        assert_eq!(t.check(&header(7, 3, 0, 1)), Ok(SequenceCheck::Append));
+        // Non-idempotent batches are not checked.
+        assert_eq!(t.check(&header(-1, -1, -1, 1)), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered_and_sequences_wrap() {
+        let mut t = ProducerStateTable::default();
+        for i in 0..8 {
+            t.record(&header(1, 0, i, 1), i as i64);
+        }
+        assert!(matches!(
+            t.check(&header(1, 0, 7, 1)),
+            Ok(SequenceCheck::Duplicate(_))
+        ));
+        assert!(matches!(
+            t.check(&header(1, 0, 3, 1)),
+            Ok(SequenceCheck::Duplicate(_))
+        ));
+        assert!(matches!(
+            t.check(&header(1, 0, 2, 1)),
+            Err(SequenceError::OutOfOrder { .. })
+        ));
+        let mut w = ProducerStateTable::default();
+        w.record(&header(2, 0, i32::MAX, 1), 0);
+        assert_eq!(w.check(&header(2, 0, 0, 1)), Ok(SequenceCheck::Append));
+    }
+}
