@@ -177,6 +177,7 @@ impl FrameTarget {
             config: Arc::new(config),
             metadata: broker.metadata.clone(),
             routing: broker.routing.clone(),
+            groups: broker.groups.clone(),
         };
         std::mem::forget(broker); // lives for the whole run
         FrameTarget {
@@ -221,7 +222,7 @@ impl FrameTarget {
         self.runtime.block_on(async move {
             let prepared = tokio::time::timeout(
                 Duration::from_secs(5),
-                dispatch::prepare(&ctx, version, request),
+                dispatch::prepare(&ctx, version, request, &Default::default()),
             )
             .await
             .expect("prepare finishes (no hang)");

@@ -71,6 +71,15 @@ pub struct Config {
     /// A connection that sends no whole request for this long is closed (Kafka's
     /// connections.max.idle.ms).
     pub connections_max_idle_ms: u64,
+    /// How long the first rebalance of an empty group waits for more members
+    /// (Kafka's group.initial.rebalance.delay.ms).
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Session timeouts a consumer may ask for (Kafka's group.min/max.session.timeout.ms).
+    pub group_min_session_timeout_ms: u64,
+    pub group_max_session_timeout_ms: u64,
+    /// Committed offsets of a group that stays empty this long expire
+    /// (Kafka's offsets.retention.minutes).
+    pub offsets_retention_ms: u64,
     /// How long shutdown waits for in-flight requests before flushing anyway.
     pub shutdown_timeout_ms: u64,
     pub log: LogSettings,
@@ -91,6 +100,10 @@ impl Default for Config {
             max_in_flight_per_connection: 32,
             max_connection_buffered_bytes: 128 * 1024 * 1024,
             connections_max_idle_ms: 600_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
             shutdown_timeout_ms: 10_000,
             log: LogSettings::default(),
         }
@@ -164,6 +177,18 @@ impl Config {
             }
         }
         (self.listen.ip().to_string(), self.listen.port() as i32)
+    }
+}
+
+impl Config {
+    pub fn group_settings(&self) -> crate::actors::group::GroupSettings {
+        use std::time::Duration;
+        crate::actors::group::GroupSettings {
+            initial_rebalance_delay: Duration::from_millis(self.group_initial_rebalance_delay_ms),
+            min_session_timeout: Duration::from_millis(self.group_min_session_timeout_ms),
+            max_session_timeout: Duration::from_millis(self.group_max_session_timeout_ms),
+            offsets_retention: Duration::from_millis(self.offsets_retention_ms),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
+use super::group_registry::{GroupRegistry, GroupRegistryArgs, GroupRegistryMsg};
 use super::listener::{Listener, ListenerArgs, ListenerMsg};
 use super::metadata::{Metadata, MetadataArgs, MetadataMsg};
 use super::routing::{RoutingSnapshot, RoutingTable};
@@ -33,6 +34,7 @@ pub struct Broker {
     pub local_addr: SocketAddr,
     pub metadata: ActorRef<MetadataMsg>,
     pub routing: RoutingSnapshot,
+    pub groups: ActorRef<GroupRegistryMsg>,
     listener: ActorRef<ListenerMsg>,
     shutdown_timeout: Duration,
 }
@@ -48,7 +50,7 @@ impl Broker {
             Metadata,
             MetadataArgs {
                 config: config.clone(),
-                storage,
+                storage: storage.clone(),
                 routing: routing_tx,
             },
         )
@@ -68,10 +70,25 @@ impl Broker {
             addr: config.listen,
             source,
         })?;
+        let (groups, _) = Actor::spawn(
+            None,
+            GroupRegistry,
+            GroupRegistryArgs {
+                dir: config.data_dir.join("__groups"),
+                storage: storage.clone(),
+                settings: config.group_settings(),
+            },
+        )
+        .await
+        .map_err(|e| StartError::Spawn {
+            actor: "group registry",
+            reason: e.to_string(),
+        })?;
         let context = BrokerContext {
             config: config.clone(),
             metadata: metadata.clone(),
             routing: routing.clone(),
+            groups: groups.clone(),
         };
         let (listener, _) = Actor::spawn(None, Listener, ListenerArgs { listener, context })
             .await
@@ -88,6 +105,7 @@ impl Broker {
             local_addr,
             metadata,
             routing,
+            groups,
             listener,
             shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
         })
@@ -102,6 +120,7 @@ impl Broker {
         let flush = |reply| MetadataMsg::Shutdown { reply };
         let _ = super::call(&self.metadata, flush, Duration::from_secs(60)).await;
         self.metadata.stop(None);
+        self.groups.stop(None);
         info!("Broker stopped.");
     }
 }

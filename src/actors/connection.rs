@@ -26,6 +26,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use crate::protocol::context::ClientInfo;
 use crate::protocol::dispatch;
 use crate::protocol::frame::{self, FrameError};
 use crate::protocol::handlers::api_versions;
@@ -213,7 +214,7 @@ async fn read_requests(
             }
         };
         seq += 1;
-        match prepare(&ctx, body).await {
+        match prepare(&ctx, body, peer).await {
             Ok((api, version, correlation_id, prepared)) => {
                 let connection = connection.clone();
                 tokio::spawn(async move {
@@ -303,6 +304,7 @@ enum Refusal {
 async fn prepare(
     ctx: &BrokerContext,
     body: Bytes,
+    peer: SocketAddr,
 ) -> Result<(ApiKey, i16, i32, dispatch::Prepared), Refusal> {
     let prefix = frame::peek_prefix(&body).map_err(Refusal::Close)?;
     let api = ApiKey::try_from(prefix.api_key)
@@ -324,7 +326,11 @@ async fn prepare(
     }
     let (header, request) = frame::decode_request(api, version, body).map_err(Refusal::Close)?;
     debug!(api = ?api, version, correlation_id = header.correlation_id, "Request.");
-    let prepared = dispatch::prepare(ctx, version, request)
+    let client = ClientInfo {
+        client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
+        host: format!("/{}", peer.ip()),
+    };
+    let prepared = dispatch::prepare(ctx, version, request, &client)
         .await
         .ok_or(Refusal::Close(FrameError::UnsupportedVersion {
             api,

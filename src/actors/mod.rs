@@ -3,6 +3,9 @@
 
 pub mod broker;
 pub mod connection;
+pub mod group;
+pub mod group_registry;
+pub mod group_store;
 pub mod listener;
 pub mod metadata;
 pub mod partition;

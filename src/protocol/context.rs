@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use ractor::ActorRef;
 
+use crate::actors::group_registry::GroupRegistryMsg;
 use crate::actors::metadata::MetadataMsg;
 use crate::actors::routing::{RoutingSnapshot, RoutingTable};
 use crate::config::Config;
@@ -13,6 +14,14 @@ pub struct BrokerContext {
     pub config: Arc<Config>,
     pub metadata: ActorRef<MetadataMsg>,
     pub routing: RoutingSnapshot,
+    pub groups: ActorRef<GroupRegistryMsg>,
+}
+
+/// Who sent a request: for group membership (DescribeGroups shows it).
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub client_id: String,
+    pub host: String,
 }
 
 impl BrokerContext {

@@ -10,6 +10,7 @@ use std::pin::Pin;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 
+use super::context::ClientInfo;
 use super::handlers;
 use super::BrokerContext;
 
@@ -33,7 +34,12 @@ impl Prepared {
 
 /// Returns None for a request kind the version table does not list (the gate
 /// in the connection refuses those before decoding, so this is a second line).
-pub async fn prepare(ctx: &BrokerContext, version: i16, request: RequestKind) -> Option<Prepared> {
+pub async fn prepare(
+    ctx: &BrokerContext,
+    version: i16,
+    request: RequestKind,
+    client: &ClientInfo,
+) -> Option<Prepared> {
     let prepared = match request {
         RequestKind::ApiVersions(req) => {
             Prepared::reply(Box::pin(handlers::api_versions::handle(req)))
@@ -54,6 +60,39 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, request: RequestKind) ->
         }
         RequestKind::CreatePartitions(req) => {
             Prepared::reply(handlers::create_partitions::prepare(ctx, req))
+        }
+        RequestKind::FindCoordinator(req) => {
+            Prepared::reply(handlers::find_coordinator::prepare(ctx, version, req))
+        }
+        RequestKind::JoinGroup(req) => {
+            Prepared::reply(handlers::join_group::prepare(ctx, version, req, client).await)
+        }
+        RequestKind::SyncGroup(req) => {
+            Prepared::reply(handlers::sync_group::prepare(ctx, version, req).await)
+        }
+        RequestKind::Heartbeat(req) => {
+            Prepared::reply(handlers::heartbeat::prepare(ctx, req).await)
+        }
+        RequestKind::LeaveGroup(req) => {
+            Prepared::reply(handlers::leave_group::prepare(ctx, version, req).await)
+        }
+        RequestKind::OffsetCommit(req) => {
+            Prepared::reply(handlers::offset_commit::prepare(ctx, req).await)
+        }
+        RequestKind::OffsetFetch(req) => {
+            Prepared::reply(handlers::offset_fetch::prepare(ctx, version, req).await)
+        }
+        RequestKind::ListGroups(req) => {
+            Prepared::reply(handlers::list_groups::prepare(ctx, version, req))
+        }
+        RequestKind::DescribeGroups(req) => {
+            Prepared::reply(handlers::describe_groups::prepare(ctx, version, req).await)
+        }
+        RequestKind::DeleteGroups(req) => {
+            Prepared::reply(handlers::delete_groups::prepare(ctx, req).await)
+        }
+        RequestKind::OffsetDelete(req) => {
+            Prepared::reply(handlers::offset_delete::prepare(ctx, req).await)
         }
         RequestKind::InitProducerId(req) => {
             Prepared::reply(handlers::init_producer_id::prepare(ctx, req))

@@ -33,7 +33,7 @@ async fn serve(
     version: i16,
     request: RequestKind,
 ) -> ResponseKind {
-    let prepared = dispatch::prepare(ctx, version, request)
+    let prepared = dispatch::prepare(ctx, version, request, &Default::default())
         .await
         .unwrap_or_else(|| panic!("{api:?} v{version} is served"));
     let response = prepared.response.await;
@@ -58,6 +58,7 @@ async fn every_advertised_version_answers_and_encodes() {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: "/data".into(),
+        group_initial_rebalance_delay_ms: 0,
         ..Config::default()
     };
     let broker = Broker::start(config.clone(), Arc::new(SimStorage::new()))
@@ -67,6 +68,7 @@ async fn every_advertised_version_answers_and_encodes() {
         config: Arc::new(config),
         metadata: broker.metadata.clone(),
         routing: broker.routing.clone(),
+        groups: broker.groups.clone(),
     };
 
     // ApiVersions.
@@ -262,6 +264,8 @@ async fn every_advertised_version_answers_and_encodes() {
     let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
     assert_eq!(distinct.len(), ids.len(), "producer ids are unique");
 
+    groups(&ctx).await;
+
     // CreatePartitions grows ct-3 one partition per version.
     let mut count = 2;
     for v in range(ApiKey::CreatePartitions) {
@@ -309,4 +313,265 @@ async fn every_advertised_version_answers_and_encodes() {
         );
     }
     broker.shutdown().await;
+}
+
+fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// The group APIs at every version: a one-member group per JoinGroup version, commits
+/// and fetches of offsets on ct-2, listing, describing and deleting.
+async fn groups(ctx: &BrokerContext) {
+    for v in range(ApiKey::FindCoordinator) {
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![text("g")])
+        } else {
+            FindCoordinatorRequest::default().with_key(text("g"))
+        };
+        let ResponseKind::FindCoordinator(r) = serve(
+            ctx,
+            ApiKey::FindCoordinator,
+            v,
+            RequestKind::FindCoordinator(req),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        let port = if v >= 4 {
+            r.coordinators[0].port
+        } else {
+            r.port
+        };
+        assert_eq!(port, ctx.config.advertised().1, "FindCoordinator v{v}");
+    }
+    for v in range(ApiKey::JoinGroup) {
+        let group = GroupId(text(&format!("vg-{v}")));
+        let protocol = join_group_request::JoinGroupRequestProtocol::default()
+            .with_name(text("range"))
+            .with_metadata(Bytes::from_static(b"m"));
+        let mut req = JoinGroupRequest::default()
+            .with_group_id(group.clone())
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_protocol_type(text("consumer"))
+            .with_protocols(vec![protocol.clone()]);
+        let ResponseKind::JoinGroup(mut r) = serve(
+            ctx,
+            ApiKey::JoinGroup,
+            v,
+            RequestKind::JoinGroup(req.clone()),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        if v >= 4 {
+            assert_eq!(r.error_code, 79, "JoinGroup v{v}: MEMBER_ID_REQUIRED first");
+            req = req.with_member_id(r.member_id.clone());
+            let ResponseKind::JoinGroup(again) =
+                serve(ctx, ApiKey::JoinGroup, v, RequestKind::JoinGroup(req)).await
+            else {
+                unreachable!()
+            };
+            r = again;
+        }
+        assert_eq!((r.error_code, r.generation_id), (0, 1), "JoinGroup v{v}");
+        assert_eq!(r.members.len(), 1);
+        let member = r.member_id.clone();
+        let sv = v.min(*range(ApiKey::SyncGroup).end());
+        let assignment = sync_group_request::SyncGroupRequestAssignment::default()
+            .with_member_id(member.clone())
+            .with_assignment(Bytes::from_static(b"a"));
+        let req = SyncGroupRequest::default()
+            .with_group_id(group.clone())
+            .with_generation_id(1)
+            .with_member_id(member.clone())
+            .with_assignments(vec![assignment]);
+        let ResponseKind::SyncGroup(r) =
+            serve(ctx, ApiKey::SyncGroup, sv, RequestKind::SyncGroup(req)).await
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (r.error_code, r.assignment.as_ref()),
+            (0, b"a".as_slice()),
+            "SyncGroup v{sv}"
+        );
+        let hv = v.min(*range(ApiKey::Heartbeat).end());
+        let req = HeartbeatRequest::default()
+            .with_group_id(group.clone())
+            .with_generation_id(1)
+            .with_member_id(member.clone());
+        let ResponseKind::Heartbeat(r) =
+            serve(ctx, ApiKey::Heartbeat, hv, RequestKind::Heartbeat(req)).await
+        else {
+            unreachable!()
+        };
+        assert_eq!(r.error_code, 0, "Heartbeat v{hv}");
+        let cv = v.clamp(
+            *range(ApiKey::OffsetCommit).start(),
+            *range(ApiKey::OffsetCommit).end(),
+        );
+        let partition = offset_commit_request::OffsetCommitRequestPartition::default()
+            .with_partition_index(0)
+            .with_committed_offset(v as i64)
+            .with_committed_metadata(Some(text("md")));
+        let topic = offset_commit_request::OffsetCommitRequestTopic::default()
+            .with_name(name("ct-2"))
+            .with_partitions(vec![partition]);
+        let req = OffsetCommitRequest::default()
+            .with_group_id(group.clone())
+            .with_generation_id_or_member_epoch(1)
+            .with_member_id(member.clone())
+            .with_topics(vec![topic]);
+        let ResponseKind::OffsetCommit(r) = serve(
+            ctx,
+            ApiKey::OffsetCommit,
+            cv,
+            RequestKind::OffsetCommit(req),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            r.topics[0].partitions[0].error_code, 0,
+            "OffsetCommit v{cv}"
+        );
+        let lv = v.min(*range(ApiKey::LeaveGroup).end());
+        let req = if lv >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_members(vec![
+                    leave_group_request::MemberIdentity::default().with_member_id(member.clone())
+                ])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_member_id(member.clone())
+        };
+        let ResponseKind::LeaveGroup(r) =
+            serve(ctx, ApiKey::LeaveGroup, lv, RequestKind::LeaveGroup(req)).await
+        else {
+            unreachable!()
+        };
+        let code = if lv >= 3 {
+            r.members[0].error_code
+        } else {
+            r.error_code
+        };
+        assert_eq!(code, 0, "LeaveGroup v{lv}");
+    }
+    for v in range(ApiKey::OffsetFetch) {
+        let (offset, metadata) = if v >= 8 {
+            let topics = vec![offset_fetch_request::OffsetFetchRequestTopics::default()
+                .with_name(name("ct-2"))
+                .with_partition_indexes(vec![0, 1])];
+            let req = OffsetFetchRequest::default().with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(text("vg-3")))
+                    .with_topics(Some(topics)),
+            ]);
+            let ResponseKind::OffsetFetch(r) =
+                serve(ctx, ApiKey::OffsetFetch, v, RequestKind::OffsetFetch(req)).await
+            else {
+                unreachable!()
+            };
+            let parts = &r.groups[0].topics[0].partitions;
+            assert_eq!(parts[1].committed_offset, -1, "no offset for partition 1");
+            (parts[0].committed_offset, parts[0].metadata.clone())
+        } else {
+            let topics = vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(name("ct-2"))
+                .with_partition_indexes(vec![0, 1])];
+            let req = OffsetFetchRequest::default()
+                .with_group_id(GroupId(text("vg-3")))
+                .with_topics(Some(topics));
+            let ResponseKind::OffsetFetch(r) =
+                serve(ctx, ApiKey::OffsetFetch, v, RequestKind::OffsetFetch(req)).await
+            else {
+                unreachable!()
+            };
+            let parts = &r.topics[0].partitions;
+            assert_eq!(parts[1].committed_offset, -1, "no offset for partition 1");
+            (parts[0].committed_offset, parts[0].metadata.clone())
+        };
+        assert_eq!(
+            (offset, metadata.as_ref().map(|m| m.as_str())),
+            (3, Some("md")),
+            "OffsetFetch v{v}"
+        );
+    }
+    for v in range(ApiKey::ListGroups) {
+        let ResponseKind::ListGroups(r) = serve(
+            ctx,
+            ApiKey::ListGroups,
+            v,
+            RequestKind::ListGroups(ListGroupsRequest::default()),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            r.groups.len(),
+            range(ApiKey::JoinGroup).count(),
+            "ListGroups v{v}"
+        );
+    }
+    for v in range(ApiKey::DescribeGroups) {
+        let req = DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(text("vg-3")), GroupId(text("nope"))]);
+        let ResponseKind::DescribeGroups(r) = serve(
+            ctx,
+            ApiKey::DescribeGroups,
+            v,
+            RequestKind::DescribeGroups(req),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            r.groups[0].group_state.as_str(),
+            "Empty",
+            "DescribeGroups v{v}"
+        );
+        assert_eq!(r.groups[1].group_state.as_str(), "Dead");
+    }
+    let topic = offset_delete_request::OffsetDeleteRequestTopic::default()
+        .with_name(name("ct-2"))
+        .with_partitions(vec![
+            offset_delete_request::OffsetDeleteRequestPartition::default().with_partition_index(0),
+        ]);
+    let req = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(text("vg-4")))
+        .with_topics(vec![topic]);
+    let ResponseKind::OffsetDelete(r) =
+        serve(ctx, ApiKey::OffsetDelete, 0, RequestKind::OffsetDelete(req)).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (r.error_code, r.topics[0].partitions[0].error_code),
+        (0, 0),
+        "OffsetDelete v0"
+    );
+    for v in range(ApiKey::DeleteGroups) {
+        let req = DeleteGroupsRequest::default().with_groups_names(vec![
+            GroupId(text(&format!("vg-{v}"))),
+            GroupId(text("nope")),
+        ]);
+        let ResponseKind::DeleteGroups(r) =
+            serve(ctx, ApiKey::DeleteGroups, v, RequestKind::DeleteGroups(req)).await
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (r.results[0].error_code, r.results[1].error_code),
+            (0, 69),
+            "DeleteGroups v{v}"
+        );
+    }
 }

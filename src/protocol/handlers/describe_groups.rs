@@ -1,0 +1,64 @@
+//! DescribeGroups v0-v5: state, protocol and members with their metadata and assignment.
+//! A group that does not exist is described as Dead, as Kafka does.
+
+use futures::future::join_all;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, ResponseKind};
+
+use super::groups::group;
+use super::text;
+use crate::actors::group::GroupMsg;
+use crate::protocol::context::ask;
+use crate::protocol::dispatch::ResponseFuture;
+use crate::protocol::BrokerContext;
+
+pub async fn prepare(
+    ctx: &BrokerContext,
+    version: i16,
+    req: DescribeGroupsRequest,
+) -> ResponseFuture {
+    let mut asks = Vec::new();
+    for id in req.groups {
+        let rx = match group(ctx, id.0.as_str(), false).await {
+            Some(actor) => ask(&actor, |reply| GroupMsg::Describe { reply }),
+            None => None,
+        };
+        asks.push((id, rx));
+    }
+    Box::pin(async move {
+        let groups = join_all(asks.into_iter().map(|(id, rx)| async move {
+            let base = DescribedGroup::default()
+                .with_group_id(id)
+                .with_authorized_operations(i32::MIN);
+            let Some(Ok(d)) = (match rx {
+                Some(rx) => Some(rx.await),
+                None => None,
+            }) else {
+                return base.with_group_state(text("Dead"));
+            };
+            let members = d
+                .members
+                .into_iter()
+                .map(|m| {
+                    let member = DescribedGroupMember::default()
+                        .with_member_id(text(m.member_id))
+                        .with_client_id(text(m.client_id))
+                        .with_client_host(text(m.client_host))
+                        .with_member_metadata(m.metadata)
+                        .with_member_assignment(m.assignment);
+                    if version >= 4 {
+                        member.with_group_instance_id(m.instance_id.map(text))
+                    } else {
+                        member
+                    }
+                })
+                .collect();
+            base.with_group_state(text(d.state.name()))
+                .with_protocol_type(text(d.protocol_type))
+                .with_protocol_data(text(d.protocol))
+                .with_members(members)
+        }))
+        .await;
+        ResponseKind::DescribeGroups(DescribeGroupsResponse::default().with_groups(groups))
+    })
+}
