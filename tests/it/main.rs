@@ -5,6 +5,7 @@ mod actor_group;
 mod actor_metadata;
 mod actor_partition;
 mod client_durability;
+mod client_groups;
 mod client_idempotence;
 mod client_protocol;
 mod crash_property;

@@ -97,3 +97,51 @@ def test_offsets_for_times(broker):
     assert consumer.beginning_offsets([tp])[tp] == 0
     assert consumer.end_offsets([tp])[tp] == 50
     consumer.close()
+
+
+def test_consumer_group_commits_and_resumes(tmp_path):
+    from conftest import Broker
+
+    b = Broker(tmp_path, "group_initial_rebalance_delay_ms = 0")
+    try:
+        producer = KafkaProducer(bootstrap_servers=b.bootstrap, acks="all", enable_idempotence=False)
+        for i in range(300):
+            producer.send("grouped", value=b"g-%03d" % i, partition=0)
+        producer.flush(30)
+        producer.close()
+
+        def read(expected):
+            consumer = KafkaConsumer(
+                "grouped",
+                bootstrap_servers=b.bootstrap,
+                group_id="kp-group",
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+            )
+            got = []
+            deadline = time.monotonic() + 30
+            while len(got) < expected and time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=200).values():
+                    got.extend(records)
+            for records in consumer.poll(timeout_ms=500).values():
+                got.extend(records)
+            consumer.commit()
+            consumer.close()
+            return got
+
+        first = read(300)
+        assert [r.value for r in first] == [b"g-%03d" % i for i in range(300)]
+        producer = KafkaProducer(bootstrap_servers=b.bootstrap, acks="all", enable_idempotence=False)
+        for i in range(300, 310):
+            producer.send("grouped", value=b"g-%03d" % i, partition=0)
+        producer.flush(30)
+        producer.close()
+        second = read(10)
+        assert [r.value for r in second] == [b"g-%03d" % i for i in range(300, 310)]
+        admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+        listed = admin.list_groups()
+        assert "kp-group" in str(listed), listed
+        offsets = admin.list_group_offsets("kp-group")
+        assert offsets["kp-group"][TopicPartition("grouped", 0)].offset == 310, offsets
+    finally:
+        assert b.stop() == 0
