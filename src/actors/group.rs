@@ -11,205 +11,51 @@
 //! Accepts `GroupMsg` from connection handlers; calls nobody.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
+pub use super::group_messages::*;
 use super::group_store::{apply, CommittedOffset, GroupRecord, GroupStore, TopicPartition};
-use crate::storage::Storage;
 
-#[derive(Debug, Clone)]
-pub struct GroupSettings {
-    pub initial_rebalance_delay: Duration,
-    pub min_session_timeout: Duration,
-    pub max_session_timeout: Duration,
-    pub offsets_retention: Duration,
-}
-
-pub struct GroupArgs {
-    pub group_id: String,
-    pub dir: PathBuf,
-    pub storage: Arc<dyn Storage>,
-    pub settings: GroupSettings,
-}
-
-#[derive(Debug, Clone)]
-pub struct JoinRequest {
-    pub member_id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub session_timeout: Duration,
-    pub rebalance_timeout: Duration,
-    pub protocol_type: String,
-    pub protocols: Vec<(String, Bytes)>,
-    /// JoinGroup v4+: a new dynamic member first gets MEMBER_ID_REQUIRED and its id.
-    pub require_known_member_id: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct JoinResult {
-    pub error: i16,
-    pub generation: i32,
-    pub protocol_type: Option<String>,
-    pub protocol_name: Option<String>,
-    pub leader: String,
-    pub member_id: String,
-    /// (member id, instance id, metadata): for the leader only.
-    pub members: Vec<(String, Option<String>, Bytes)>,
-    pub skip_assignment: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SyncResult {
-    pub error: i16,
-    pub protocol_type: Option<String>,
-    pub protocol_name: Option<String>,
-    pub assignment: Bytes,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupState {
-    Empty,
-    PreparingRebalance,
-    CompletingRebalance,
-    Stable,
-    Dead,
-}
-
-impl GroupState {
-    pub fn name(&self) -> &'static str {
-        match self {
-            GroupState::Empty => "Empty",
-            GroupState::PreparingRebalance => "PreparingRebalance",
-            GroupState::CompletingRebalance => "CompletingRebalance",
-            GroupState::Stable => "Stable",
-            GroupState::Dead => "Dead",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct MemberDescription {
-    pub member_id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub metadata: Bytes,
-    pub assignment: Bytes,
-}
-
-#[derive(Debug, Clone)]
-pub struct GroupDescription {
-    pub group_id: String,
-    pub state: GroupState,
-    pub protocol_type: String,
-    pub protocol: String,
-    pub generation: i32,
-    pub members: Vec<MemberDescription>,
-}
-
-pub enum GroupMsg {
-    Join {
-        request: JoinRequest,
-        reply: RpcReplyPort<JoinResult>,
-    },
-    Sync {
-        member_id: String,
-        instance_id: Option<String>,
-        generation: i32,
-        protocol_type: Option<String>,
-        protocol_name: Option<String>,
-        assignments: Vec<(String, Bytes)>,
-        reply: RpcReplyPort<SyncResult>,
-    },
-    Heartbeat {
-        member_id: String,
-        instance_id: Option<String>,
-        generation: i32,
-        reply: RpcReplyPort<i16>,
-    },
-    /// (member id, instance id) per leaving member; one error code each.
-    Leave {
-        members: Vec<(String, Option<String>)>,
-        reply: RpcReplyPort<Vec<i16>>,
-    },
-    Commit {
-        member_id: String,
-        instance_id: Option<String>,
-        generation: i32,
-        offsets: Vec<(TopicPartition, CommittedOffset)>,
-        reply: RpcReplyPort<i16>,
-    },
-    /// None: every committed offset.
-    FetchOffsets {
-        partitions: Option<Vec<TopicPartition>>,
-        reply: RpcReplyPort<Vec<(TopicPartition, Option<CommittedOffset>)>>,
-    },
-    Describe {
-        reply: RpcReplyPort<GroupDescription>,
-    },
-    /// DeleteGroups: only an empty group; its offsets go with it.
-    Delete {
-        reply: RpcReplyPort<i16>,
-    },
-    /// OffsetDelete: (top-level error, per-partition errors).
-    DeleteOffsets {
-        partitions: Vec<TopicPartition>,
-        reply: RpcReplyPort<(i16, Vec<i16>)>,
-    },
-    SessionCheck {
-        member_id: String,
-    },
-    RebalanceDeadline {
-        rebalance: u64,
-    },
-    InitialDelayOver {
-        rebalance: u64,
-    },
-    RetentionCheck,
-}
-
-struct Member {
-    instance_id: Option<String>,
-    client_id: String,
-    client_host: String,
-    session_timeout: Duration,
-    rebalance_timeout: Duration,
-    protocol_type: String,
-    protocols: Vec<(String, Bytes)>,
-    assignment: Bytes,
-    last_heartbeat: Instant,
-    join_order: u64,
-    join_reply: Option<RpcReplyPort<JoinResult>>,
-    sync_reply: Option<RpcReplyPort<SyncResult>>,
+pub(super) struct Member {
+    pub(super) instance_id: Option<String>,
+    pub(super) client_id: String,
+    pub(super) client_host: String,
+    pub(super) session_timeout: Duration,
+    pub(super) rebalance_timeout: Duration,
+    pub(super) protocol_type: String,
+    pub(super) protocols: Vec<(String, Bytes)>,
+    pub(super) assignment: Bytes,
+    pub(super) last_heartbeat: Instant,
+    pub(super) join_order: u64,
+    pub(super) join_reply: Option<RpcReplyPort<JoinResult>>,
+    pub(super) sync_reply: Option<RpcReplyPort<SyncResult>>,
 }
 
 pub struct GroupCoordinatorState {
-    group_id: String,
-    settings: GroupSettings,
-    state: GroupState,
-    generation: i32,
-    protocol_type: Option<String>,
-    protocol: Option<String>,
-    leader: Option<String>,
-    members: HashMap<String, Member>,
+    pub(super) group_id: String,
+    pub(super) settings: GroupSettings,
+    pub(super) state: GroupState,
+    pub(super) generation: i32,
+    pub(super) protocol_type: Option<String>,
+    pub(super) protocol: Option<String>,
+    pub(super) leader: Option<String>,
+    pub(super) members: HashMap<String, Member>,
     /// Member ids handed out with MEMBER_ID_REQUIRED, not yet joined.
-    pending: HashMap<String, Instant>,
+    pub(super) pending: HashMap<String, Instant>,
     /// group.instance.id -> current member id.
-    static_members: HashMap<String, String>,
-    offsets: BTreeMap<TopicPartition, CommittedOffset>,
-    store: GroupStore,
-    rebalance: u64,
-    initial_delay_pending: bool,
-    joins: u64,
-    empty_since: Option<Instant>,
+    pub(super) static_members: HashMap<String, String>,
+    pub(super) offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    pub(super) store: GroupStore,
+    pub(super) rebalance: u64,
+    pub(super) initial_delay_pending: bool,
+    pub(super) joins: u64,
+    pub(super) empty_since: Option<Instant>,
 }
 
 pub struct GroupCoordinator;
@@ -399,11 +245,11 @@ impl Actor for GroupCoordinator {
 }
 
 impl GroupCoordinatorState {
-    fn new_member_id(&self, client_id: &str) -> String {
+    pub(super) fn new_member_id(&self, client_id: &str) -> String {
         format!("{client_id}-{}", uuid::Uuid::new_v4())
     }
 
-    fn schedule_session_check(
+    pub(super) fn schedule_session_check(
         &self,
         myself: &ActorRef<GroupMsg>,
         member_id: &str,
@@ -413,351 +259,7 @@ impl GroupCoordinatorState {
         myself.send_after(after, move || GroupMsg::SessionCheck { member_id });
     }
 
-    fn join(
-        &mut self,
-        myself: &ActorRef<GroupMsg>,
-        req: JoinRequest,
-        reply: RpcReplyPort<JoinResult>,
-    ) {
-        let fail = |reply: RpcReplyPort<JoinResult>, err: ResponseError, member_id: &str| {
-            let _ = reply.send(JoinResult {
-                error: code(err),
-                generation: -1,
-                member_id: member_id.to_string(),
-                ..JoinResult::default()
-            });
-        };
-        if req.session_timeout < self.settings.min_session_timeout
-            || req.session_timeout > self.settings.max_session_timeout
-        {
-            return fail(reply, ResponseError::InvalidSessionTimeout, &req.member_id);
-        }
-        if req.protocols.is_empty()
-            || req.protocol_type.is_empty()
-            || (!self.members.is_empty()
-                && self
-                    .protocol_type
-                    .as_deref()
-                    .is_some_and(|t| t != req.protocol_type))
-            || (!self.members.is_empty() && !self.supports_one_of(&req.protocols))
-        {
-            return fail(
-                reply,
-                ResponseError::InconsistentGroupProtocol,
-                &req.member_id,
-            );
-        }
-        let now = Instant::now();
-        let member_id = if req.member_id.is_empty() {
-            if let Some(instance) = &req.instance_id {
-                if let Some(old) = self.static_members.get(instance).cloned() {
-                    return self.static_rejoin(myself, old, req, reply);
-                }
-                self.new_member_id(&req.client_id)
-            } else {
-                let id = self.new_member_id(&req.client_id);
-                if req.require_known_member_id {
-                    self.pending.insert(id.clone(), now);
-                    self.schedule_session_check(myself, &id, req.session_timeout);
-                    return fail(reply, ResponseError::MemberIdRequired, &id);
-                }
-                id
-            }
-        } else {
-            if let Some(instance) = &req.instance_id {
-                if self
-                    .static_members
-                    .get(instance)
-                    .is_some_and(|current| *current != req.member_id)
-                {
-                    return fail(reply, ResponseError::FencedInstanceId, &req.member_id);
-                }
-            }
-            if !self.members.contains_key(&req.member_id)
-                && self.pending.remove(&req.member_id).is_none()
-            {
-                return fail(reply, ResponseError::UnknownMemberId, &req.member_id);
-            }
-            req.member_id.clone()
-        };
-        if let Some(member) = self.members.get_mut(&member_id) {
-            let unchanged = member.protocols == req.protocols;
-            member.session_timeout = req.session_timeout;
-            member.rebalance_timeout = req.rebalance_timeout;
-            member.protocols = req.protocols;
-            member.last_heartbeat = now;
-            let is_leader = self.leader.as_deref() == Some(member_id.as_str());
-            let quiet = unchanged
-                && ((self.state == GroupState::Stable && !is_leader)
-                    || self.state == GroupState::CompletingRebalance);
-            if quiet {
-                // Nothing changed: answer with the current generation, no rebalance.
-                let result = self.join_result(&member_id);
-                let _ = reply.send(result);
-                return;
-            }
-            if let Some(old) = member.join_reply.replace(reply) {
-                let _ = old.send(JoinResult {
-                    error: code(ResponseError::UnknownMemberId),
-                    ..JoinResult::default()
-                });
-            }
-        } else {
-            self.joins += 1;
-            if let Some(instance) = &req.instance_id {
-                self.static_members
-                    .insert(instance.clone(), member_id.clone());
-            }
-            self.members.insert(
-                member_id.clone(),
-                Member {
-                    instance_id: req.instance_id,
-                    client_id: req.client_id,
-                    client_host: req.client_host,
-                    session_timeout: req.session_timeout,
-                    rebalance_timeout: req.rebalance_timeout,
-                    protocol_type: req.protocol_type,
-                    protocols: req.protocols,
-                    assignment: Bytes::new(),
-                    last_heartbeat: now,
-                    join_order: self.joins,
-                    join_reply: Some(reply),
-                    sync_reply: None,
-                },
-            );
-            debug!(group = %self.group_id, member = %member_id, "A member joined.");
-        }
-        if self.state != GroupState::PreparingRebalance {
-            self.prepare_rebalance(myself, "a member joined");
-        }
-        self.maybe_complete_join(myself);
-    }
-
-    /// A static member came back with a new process: it takes its old place.
-    fn static_rejoin(
-        &mut self,
-        myself: &ActorRef<GroupMsg>,
-        old_id: String,
-        req: JoinRequest,
-        reply: RpcReplyPort<JoinResult>,
-    ) {
-        let new_id = self.new_member_id(&req.client_id);
-        let Some(mut member) = self.members.remove(&old_id) else {
-            self.static_members
-                .remove(req.instance_id.as_deref().unwrap_or_default());
-            return self.join(myself, req, reply);
-        };
-        if let Some(old) = member.join_reply.take() {
-            let _ = old.send(JoinResult {
-                error: code(ResponseError::FencedInstanceId),
-                ..JoinResult::default()
-            });
-        }
-        if let Some(old) = member.sync_reply.take() {
-            let _ = old.send(SyncResult {
-                error: code(ResponseError::FencedInstanceId),
-                ..SyncResult::default()
-            });
-        }
-        let unchanged = member.protocols == req.protocols;
-        member.protocols = req.protocols;
-        member.session_timeout = req.session_timeout;
-        member.rebalance_timeout = req.rebalance_timeout;
-        member.client_id = req.client_id;
-        member.client_host = req.client_host;
-        member.last_heartbeat = Instant::now();
-        let was_leader = self.leader.as_deref() == Some(old_id.as_str());
-        if was_leader {
-            self.leader = Some(new_id.clone());
-        }
-        if let Some(instance) = &member.instance_id {
-            self.static_members.insert(instance.clone(), new_id.clone());
-        }
-        self.members.insert(new_id.clone(), member);
-        self.schedule_session_check(myself, &new_id, req.session_timeout);
-        info!(group = %self.group_id, old = %old_id, new = %new_id, "A static member rejoined.");
-        if self.state == GroupState::Stable && unchanged {
-            // Same subscription: it keeps its assignment, nobody else rebalances.
-            let mut result = self.join_result(&new_id);
-            if was_leader {
-                result.skip_assignment = true;
-            }
-            let _ = reply.send(result);
-            return;
-        }
-        if let Some(member) = self.members.get_mut(&new_id) {
-            member.join_reply = Some(reply);
-        }
-        if self.state != GroupState::PreparingRebalance {
-            self.prepare_rebalance(myself, "a static member rejoined with changes");
-        }
-        self.maybe_complete_join(myself);
-    }
-
-    fn supports_one_of(&self, protocols: &[(String, Bytes)]) -> bool {
-        protocols.iter().any(|(name, _)| {
-            self.members
-                .values()
-                .all(|m| m.protocols.iter().any(|(n, _)| n == name))
-        })
-    }
-
-    fn join_result(&self, member_id: &str) -> JoinResult {
-        let leader = self.leader.clone().unwrap_or_default();
-        let protocol = self.protocol.clone();
-        let members = if leader == member_id {
-            let mut all: Vec<_> = self.members.iter().collect();
-            all.sort_by_key(|(_, m)| m.join_order);
-            all.into_iter()
-                .map(|(id, m)| {
-                    let metadata = m
-                        .protocols
-                        .iter()
-                        .find(|(n, _)| Some(n) == protocol.as_ref())
-                        .map(|(_, md)| md.clone())
-                        .unwrap_or_default();
-                    (id.clone(), m.instance_id.clone(), metadata)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        JoinResult {
-            error: 0,
-            generation: self.generation,
-            protocol_type: self.protocol_type.clone(),
-            protocol_name: protocol,
-            leader,
-            member_id: member_id.to_string(),
-            members,
-            skip_assignment: false,
-        }
-    }
-
-    fn prepare_rebalance(&mut self, myself: &ActorRef<GroupMsg>, why: &str) {
-        if self.state == GroupState::CompletingRebalance {
-            for member in self.members.values_mut() {
-                if let Some(reply) = member.sync_reply.take() {
-                    let _ = reply.send(SyncResult {
-                        error: code(ResponseError::RebalanceInProgress),
-                        ..SyncResult::default()
-                    });
-                }
-            }
-        }
-        let from_empty = self.state == GroupState::Empty;
-        self.state = GroupState::PreparingRebalance;
-        self.rebalance += 1;
-        let rebalance = self.rebalance;
-        let timeout = self
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout)
-            .max()
-            .unwrap_or(Duration::from_secs(60));
-        myself.send_after(timeout, move || GroupMsg::RebalanceDeadline { rebalance });
-        if from_empty && !self.settings.initial_rebalance_delay.is_zero() {
-            self.initial_delay_pending = true;
-            let delay = self.settings.initial_rebalance_delay.min(timeout);
-            myself.send_after(delay, move || GroupMsg::InitialDelayOver { rebalance });
-        }
-        info!(group = %self.group_id, generation = self.generation, reason = why, "Preparing a rebalance.");
-    }
-
-    fn maybe_complete_join(&mut self, myself: &ActorRef<GroupMsg>) {
-        if self.state == GroupState::PreparingRebalance
-            && !self.initial_delay_pending
-            && self.members.values().all(|m| m.join_reply.is_some())
-        {
-            self.complete_join(myself);
-        }
-    }
-
-    fn complete_join(&mut self, myself: &ActorRef<GroupMsg>) {
-        // Members that did not rejoin in time are out.
-        let gone: Vec<String> = self
-            .members
-            .iter()
-            .filter(|(_, m)| m.join_reply.is_none())
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in gone {
-            self.remove_member(&id, "it did not rejoin within the rebalance timeout");
-        }
-        self.generation += 1;
-        if self.members.is_empty() {
-            self.become_empty(myself);
-            return;
-        }
-        self.protocol_type = self
-            .members
-            .values()
-            .next()
-            .map(|m| m.protocol_type.clone());
-        self.protocol = self.select_protocol();
-        if self
-            .leader
-            .as_ref()
-            .is_none_or(|l| !self.members.contains_key(l))
-        {
-            self.leader = self
-                .members
-                .iter()
-                .min_by_key(|(_, m)| m.join_order)
-                .map(|(id, _)| id.clone());
-        }
-        self.state = GroupState::CompletingRebalance;
-        let ids: Vec<String> = self.members.keys().cloned().collect();
-        let now = Instant::now();
-        for id in ids {
-            let result = self.join_result(&id);
-            if let Some(member) = self.members.get_mut(&id) {
-                member.last_heartbeat = now;
-                member.assignment = Bytes::new();
-                let session = member.session_timeout;
-                if let Some(reply) = member.join_reply.take() {
-                    let _ = reply.send(result);
-                }
-                self.schedule_session_check(myself, &id, session);
-            }
-        }
-        info!(
-            group = %self.group_id,
-            generation = self.generation,
-            members = self.members.len(),
-            protocol = self.protocol.as_deref().unwrap_or(""),
-            "Rebalance joined; waiting for the leader's assignment."
-        );
-    }
-
-    /// The protocol every member supports that most members list first (Kafka's vote).
-    fn select_protocol(&self) -> Option<String> {
-        let candidates: Vec<&String> = self
-            .members
-            .values()
-            .next()?
-            .protocols
-            .iter()
-            .map(|(n, _)| n)
-            .filter(|n| {
-                self.members
-                    .values()
-                    .all(|m| m.protocols.iter().any(|(p, _)| p == *n))
-            })
-            .collect();
-        let mut votes: BTreeMap<&String, usize> = BTreeMap::new();
-        for m in self.members.values() {
-            if let Some((n, _)) = m.protocols.iter().find(|(p, _)| candidates.contains(&p)) {
-                *votes.entry(n).or_default() += 1;
-            }
-        }
-        votes
-            .into_iter()
-            .max_by_key(|(_, v)| *v)
-            .map(|(n, _)| n.clone())
-    }
-
-    fn become_empty(&mut self, myself: &ActorRef<GroupMsg>) {
+    pub(super) fn become_empty(&mut self, myself: &ActorRef<GroupMsg>) {
         self.state = GroupState::Empty;
         self.protocol = None;
         self.protocol_type = None;
@@ -769,7 +271,7 @@ impl GroupCoordinatorState {
         info!(group = %self.group_id, generation = self.generation, "Group is empty.");
     }
 
-    fn remove_member(&mut self, member_id: &str, why: &str) {
+    pub(super) fn remove_member(&mut self, member_id: &str, why: &str) {
         if let Some(mut member) = self.members.remove(member_id) {
             if let Some(instance) = &member.instance_id {
                 if self.static_members.get(instance).map(|s| s.as_str()) == Some(member_id) {
@@ -796,7 +298,7 @@ impl GroupCoordinatorState {
     }
 
     /// UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID or ILLEGAL_GENERATION for a member's request.
-    fn check_member(
+    pub(super) fn check_member(
         &self,
         member_id: &str,
         instance_id: Option<&str>,
@@ -819,7 +321,7 @@ impl GroupCoordinatorState {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn sync(
+    pub(super) fn sync(
         &mut self,
         myself: &ActorRef<GroupMsg>,
         member_id: String,
@@ -887,7 +389,7 @@ impl GroupCoordinatorState {
         }
     }
 
-    fn sync_result(&self, assignment: Bytes) -> SyncResult {
+    pub(super) fn sync_result(&self, assignment: Bytes) -> SyncResult {
         SyncResult {
             error: 0,
             protocol_type: self.protocol_type.clone(),
@@ -896,7 +398,7 @@ impl GroupCoordinatorState {
         }
     }
 
-    fn heartbeat(
+    pub(super) fn heartbeat(
         &mut self,
         myself: &ActorRef<GroupMsg>,
         member_id: &str,
@@ -917,7 +419,7 @@ impl GroupCoordinatorState {
         }
     }
 
-    fn session_check(&mut self, myself: &ActorRef<GroupMsg>, member_id: &str) {
+    pub(super) fn session_check(&mut self, myself: &ActorRef<GroupMsg>, member_id: &str) {
         let now = Instant::now();
         if let Some(since) = self.pending.get(member_id) {
             if now.duration_since(*since)
@@ -944,7 +446,7 @@ impl GroupCoordinatorState {
         self.after_departure(myself, "a member's session timed out");
     }
 
-    fn after_departure(&mut self, myself: &ActorRef<GroupMsg>, why: &str) {
+    pub(super) fn after_departure(&mut self, myself: &ActorRef<GroupMsg>, why: &str) {
         match self.state {
             GroupState::PreparingRebalance => self.maybe_complete_join(myself),
             GroupState::Stable | GroupState::CompletingRebalance => {
@@ -959,7 +461,7 @@ impl GroupCoordinatorState {
         }
     }
 
-    fn leave(
+    pub(super) fn leave(
         &mut self,
         myself: &ActorRef<GroupMsg>,
         member_id: &str,
@@ -984,7 +486,7 @@ impl GroupCoordinatorState {
         0
     }
 
-    fn commit(
+    pub(super) fn commit(
         &mut self,
         myself: &ActorRef<GroupMsg>,
         member_id: &str,
@@ -1032,7 +534,7 @@ impl GroupCoordinatorState {
         0
     }
 
-    fn delete_offsets(&mut self, partitions: Vec<TopicPartition>) -> (i16, Vec<i16>) {
+    pub(super) fn delete_offsets(&mut self, partitions: Vec<TopicPartition>) -> (i16, Vec<i16>) {
         if !self.members.is_empty() {
             // The members' subscriptions are opaque to the broker: refuse for any topic.
             let each = code(ResponseError::GroupSubscribedToTopic);
@@ -1057,7 +559,7 @@ impl GroupCoordinatorState {
 
     /// Drops the offsets of a group empty for longer than the retention; true when the
     /// group has nothing left and its actor can stop.
-    fn expire_offsets(&mut self, myself: &ActorRef<GroupMsg>) -> bool {
+    pub(super) fn expire_offsets(&mut self, myself: &ActorRef<GroupMsg>) -> bool {
         if self.state != GroupState::Empty || self.offsets.is_empty() {
             return false;
         }
@@ -1080,7 +582,7 @@ impl GroupCoordinatorState {
         true
     }
 
-    fn describe(&self) -> GroupDescription {
+    pub(super) fn describe(&self) -> GroupDescription {
         let mut members: Vec<_> = self.members.iter().collect();
         members.sort_by_key(|(_, m)| m.join_order);
         GroupDescription {

@@ -4,6 +4,8 @@
 pub mod broker;
 pub mod connection;
 pub mod group;
+pub mod group_messages;
+mod group_rebalance;
 pub mod group_registry;
 pub mod group_store;
 pub mod listener;

@@ -107,11 +107,28 @@ fn produce_n(bootstrap: &str, topic: &str, partitions: i32, from: usize, count: 
 }
 
 #[test]
-fn two_consumers_split_six_partitions_and_read_everything_once() {
+fn two_consumers_split_six_partitions_and_read_everything_once_range() {
+    split_with("range");
+}
+
+#[test]
+fn two_consumers_split_six_partitions_and_read_everything_once_roundrobin() {
+    split_with("roundrobin");
+}
+
+#[test]
+fn two_consumers_split_six_partitions_and_read_everything_once_cooperative_sticky() {
+    split_with("cooperative-sticky");
+}
+
+/// The broker passes the assignor's metadata and assignments through untouched, so every
+/// client-side strategy works.
+fn split_with(strategy: &str) {
     let broker = TestBroker::start(GROUP_CONFIG);
     create_topic(&broker.bootstrap(), "split", 6);
-    let (c1, _) = group_consumer(&broker.bootstrap(), "split-g", &[]);
-    let (c2, _) = group_consumer(&broker.bootstrap(), "split-g", &[]);
+    let extra = [("partition.assignment.strategy", strategy)];
+    let (c1, _) = group_consumer(&broker.bootstrap(), "split-g", &extra);
+    let (c2, _) = group_consumer(&broker.bootstrap(), "split-g", &extra);
     c1.subscribe(&["split"]).unwrap();
     c2.subscribe(&["split"]).unwrap();
     let mut got = Vec::new();

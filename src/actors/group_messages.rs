@@ -1,0 +1,164 @@
+//! What the group coordinator accepts and answers: its messages and their results,
+//! in the broker's own terms (the handlers translate to and from the wire).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ractor::RpcReplyPort;
+
+use super::group_store::{CommittedOffset, TopicPartition};
+use crate::storage::Storage;
+
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    pub initial_rebalance_delay: Duration,
+    pub min_session_timeout: Duration,
+    pub max_session_timeout: Duration,
+    pub offsets_retention: Duration,
+}
+
+pub struct GroupArgs {
+    pub group_id: String,
+    pub dir: PathBuf,
+    pub storage: Arc<dyn Storage>,
+    pub settings: GroupSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: a new dynamic member first gets MEMBER_ID_REQUIRED and its id.
+    pub require_known_member_id: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JoinResult {
+    pub error: i16,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// (member id, instance id, metadata): for the leader only.
+    pub members: Vec<(String, Option<String>, Bytes)>,
+    pub skip_assignment: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncResult {
+    pub error: i16,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+    Dead,
+}
+
+impl GroupState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub generation: i32,
+    pub members: Vec<MemberDescription>,
+}
+
+pub enum GroupMsg {
+    Join {
+        request: JoinRequest,
+        reply: RpcReplyPort<JoinResult>,
+    },
+    Sync {
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        protocol_type: Option<String>,
+        protocol_name: Option<String>,
+        assignments: Vec<(String, Bytes)>,
+        reply: RpcReplyPort<SyncResult>,
+    },
+    Heartbeat {
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        reply: RpcReplyPort<i16>,
+    },
+    /// (member id, instance id) per leaving member; one error code each.
+    Leave {
+        members: Vec<(String, Option<String>)>,
+        reply: RpcReplyPort<Vec<i16>>,
+    },
+    Commit {
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+        reply: RpcReplyPort<i16>,
+    },
+    /// None: every committed offset.
+    FetchOffsets {
+        partitions: Option<Vec<TopicPartition>>,
+        reply: RpcReplyPort<Vec<(TopicPartition, Option<CommittedOffset>)>>,
+    },
+    Describe {
+        reply: RpcReplyPort<GroupDescription>,
+    },
+    /// DeleteGroups: only an empty group; its offsets go with it.
+    Delete {
+        reply: RpcReplyPort<i16>,
+    },
+    /// OffsetDelete: (top-level error, per-partition errors).
+    DeleteOffsets {
+        partitions: Vec<TopicPartition>,
+        reply: RpcReplyPort<(i16, Vec<i16>)>,
+    },
+    SessionCheck {
+        member_id: String,
+    },
+    RebalanceDeadline {
+        rebalance: u64,
+    },
+    InitialDelayOver {
+        rebalance: u64,
+    },
+    RetentionCheck,
+}
