@@ -34,6 +34,37 @@ use broker::storage::batch_builder::build_batch;
 use broker::storage::sim::SimStorage;
 use broker::storage::{LogConfig, PartitionLog, Storage};
 
+/// No allocation beyond the configured limits: the largest request frame is 100 MiB, so
+/// any single allocation above 128 MiB while fuzzing is a finding. It is refused (the
+/// process then stops with the allocator's message, which fails the run) and recorded.
+struct Bounded;
+
+const ALLOCATION_LIMIT: usize = 128 * 1024 * 1024;
+static LARGEST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+unsafe impl std::alloc::GlobalAlloc for Bounded {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        if layout.size() > ALLOCATION_LIMIT {
+            return std::ptr::null_mut();
+        }
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        LARGEST.fetch_max(new_size, std::sync::atomic::Ordering::Relaxed);
+        if new_size > ALLOCATION_LIMIT {
+            return std::ptr::null_mut();
+        }
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Bounded = Bounded;
+
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -555,8 +586,9 @@ fn main() {
             .map(|f| format!(", {} decoded and dispatched", f.dispatched.get()))
             .unwrap_or_default();
         println!(
-            "{t}: {count} executions in {elapsed:.1} s ({:.0}/s){dispatched}, seed {seed}",
-            count as f64 / elapsed.max(1e-9)
+            "{t}: {count} executions in {elapsed:.1} s ({:.0}/s){dispatched}, largest allocation so far {} KiB, seed {seed}",
+            count as f64 / elapsed.max(1e-9),
+            LARGEST.load(std::sync::atomic::Ordering::Relaxed) / 1024
         );
     }
     if failed {
