@@ -197,6 +197,58 @@ pub fn split_batches(
     Ok(out)
 }
 
+/// Reads a zigzag varint (at most 10 bytes); None when the bytes end or run too long.
+fn varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut value = 0u64;
+    for shift in (0..70).step_by(7) {
+        let byte = *buf.get(*pos)?;
+        *pos += 1;
+        value |= ((byte & 0x7f) as u64) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
+}
+
+/// (offset delta, timestamp) of each record of an uncompressed batch, read in place.
+/// Stops at the first malformed record; empty for compressed batches.
+pub fn record_timestamps(batch: &[u8]) -> Vec<(i32, i64)> {
+    let Ok(header) = BatchHeader::parse(batch) else {
+        return Vec::new();
+    };
+    if header.compression() != 0 {
+        return Vec::new();
+    }
+    let log_append_time = header.attributes & 0x08 != 0;
+    let mut out = Vec::new();
+    let mut pos = HEADER_SIZE;
+    let end = header.total_size().min(batch.len());
+    while pos < end {
+        let Some(length) = varlong(batch, &mut pos) else {
+            break;
+        };
+        let start = pos;
+        pos += 1; // attributes
+        let (Some(ts_delta), Some(offset_delta)) =
+            (varlong(batch, &mut pos), varlong(batch, &mut pos))
+        else {
+            break;
+        };
+        let timestamp = if log_append_time {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.saturating_add(ts_delta)
+        };
+        out.push((offset_delta as i32, timestamp));
+        if length < 0 {
+            break;
+        }
+        pos = start.saturating_add(length as usize);
+    }
+    out
+}
+
 /// Rewrites baseOffset in place; the CRC does not cover it.
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     if batch.len() >= 8 {
@@ -264,6 +316,26 @@ mod tests {
         let h = validate_batch(&b).unwrap();
         assert_eq!(h.base_offset, 12345);
         assert_eq!(h.partition_leader_epoch, 7);
+    }
+
+    #[test]
+    fn record_timestamps_are_read_in_place() {
+        let b = build_batch(
+            &[
+                (None, Some(b"a")),
+                (Some(b"k"), None),
+                (None, Some(&[1u8; 300])),
+            ],
+            5000,
+        );
+        assert_eq!(record_timestamps(&b), vec![(0, 5000), (1, 5001), (2, 5002)]);
+        assert!(
+            record_timestamps(&b[..70]).len() <= 1,
+            "a cut batch stops early without panicking"
+        );
+        let mut compressed = b.clone();
+        compressed[22] |= 1;
+        assert!(record_timestamps(&compressed).is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::warn;
 
-use super::batch::{set_base_offset, validate_batch};
+use super::batch::{record_timestamps, set_base_offset, validate_batch};
 use super::io::{LogFile, Storage};
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::segment::{file_name, parse_base_offset, Segment};
@@ -394,11 +394,19 @@ impl PartitionLog {
         Ok(empty)
     }
 
-    /// The first batch whose max timestamp is >= `ts`: (its base offset, its max timestamp).
+    /// The first record whose timestamp is >= `ts`: (offset, timestamp), as Kafka answers
+    /// ListOffsets. Uncompressed batches are read record by record in place; in a
+    /// compressed batch (never decompressed here) it is the batch's first offset and its
+    /// max timestamp.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
         for segment in &self.segments {
-            if let Some(h) = segment.find_timestamp(ts, segment.base_offset)? {
-                return Ok(Some((h.base_offset, h.max_timestamp)));
+            if let Some(found) = segment.find_timestamp(ts, segment.base_offset)? {
+                let h = found.header;
+                let exact = record_timestamps(&segment.batch_bytes(&found)?)
+                    .into_iter()
+                    .find(|(_, t)| *t >= ts)
+                    .map(|(delta, t)| (h.base_offset + delta as i64, t));
+                return Ok(Some(exact.unwrap_or((h.base_offset, h.max_timestamp))));
             }
         }
         Ok(None)
@@ -655,10 +663,14 @@ mod tests {
         for i in 0..30 {
             log.append(&mut batch(2, 1000 + i * 100)).unwrap();
         }
-        // Batch i holds timestamps 1000 + i*100 and +1.
-        assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1001)));
-        assert_eq!(log.offset_for_timestamp(1550).unwrap(), Some((12, 1601)));
-        assert_eq!(log.offset_for_timestamp(1601).unwrap(), Some((12, 1601)));
+        // Batch i holds offsets 2i and 2i+1 with timestamps 1000 + i*100 and +1.
+        assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1000)));
+        assert_eq!(log.offset_for_timestamp(1550).unwrap(), Some((12, 1600)));
+        assert_eq!(
+            log.offset_for_timestamp(1601).unwrap(),
+            Some((13, 1601)),
+            "the second record of a batch"
+        );
         assert_eq!(log.offset_for_timestamp(100_000).unwrap(), None);
         assert_eq!(log.max_timestamp_offset(), Some((59, 3901)));
     }

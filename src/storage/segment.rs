@@ -248,6 +248,15 @@ impl Segment {
             .write_to(storage, &dir.join(file_name(self.base_offset, "timeindex")))
     }
 
+    /// The whole batch at `position` (found by a scan, so its length is known).
+    pub fn batch_bytes(&self, found: &Located) -> Result<Vec<u8>, StorageError> {
+        let mut buf = vec![0u8; found.header.total_size()];
+        self.file
+            .read_exact_at(&mut buf, found.position)
+            .map_err(|e| StorageError::io(&self.path, e))?;
+        Ok(buf)
+    }
+
     fn header_at(&self, position: u64) -> Result<BatchHeader, StorageError> {
         let mut buf = [0u8; HEADER_SIZE];
         self.file
@@ -317,7 +326,7 @@ impl Segment {
         &self,
         ts: i64,
         from_offset: i64,
-    ) -> Result<Option<BatchHeader>, StorageError> {
+    ) -> Result<Option<Located>, StorageError> {
         if self.max_timestamp < ts {
             return Ok(None);
         }
@@ -329,7 +338,7 @@ impl Segment {
         while position < self.size {
             let header = self.header_at(position)?;
             if header.max_timestamp >= ts {
-                return Ok(Some(header));
+                return Ok(Some(Located { header, position }));
             }
             position += header.total_size() as u64;
         }

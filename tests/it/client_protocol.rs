@@ -380,6 +380,37 @@ fn list_offsets_by_timestamp() {
         rdkafka::Offset::End,
         "after the last record: -1"
     );
+
+    // Several records in one uncompressed batch: the answer is the record, not the batch.
+    create_topic(&broker.bootstrap(), "times-batched", 1);
+    let (batched, batched_deliveries) = crate::harness::producer(
+        &broker.bootstrap(),
+        &[("acks", "all"), ("linger.ms", "200")],
+    );
+    for i in 0..10i64 {
+        let v = format!("b{i}");
+        send(
+            &batched,
+            BaseRecord::to("times-batched")
+                .partition(0)
+                .key(b"k".as_slice())
+                .payload(v.as_bytes())
+                .timestamp(1_700_000_000_000 + i * 1000),
+        );
+    }
+    flush(&batched);
+    assert_eq!(batched_deliveries.ok.load(Ordering::SeqCst), 10);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(
+        "times-batched",
+        0,
+        rdkafka::Offset::Offset(1_700_000_000_000 + 6 * 1000 - 1),
+    )
+    .unwrap();
+    let found = consumer
+        .offsets_for_times(tpl, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(found.elements()[0].offset(), rdkafka::Offset::Offset(6));
 }
 
 /// A Metadata v1 request for every topic (null topic array), framed, with a client id of
