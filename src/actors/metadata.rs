@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::partition::{Partition, PartitionArgs, PartitionMsg};
 use super::routing::{RoutingTable, TopicRoute};
+use super::unavailable_partition::UnavailablePartition;
 use crate::config::Config;
 use crate::error::MetadataError;
 use crate::storage::{LogConfig, RecordFile, Storage};
@@ -161,6 +162,7 @@ impl Actor for Metadata {
             producer_id_block_end: 0,
         };
         let mut wanted: BTreeMap<String, (Uuid, i32, BTreeMap<String, String>)> = BTreeMap::new();
+        let replayed = records.len();
         for record in records {
             match record {
                 MetadataRecord::TopicCreated {
@@ -185,6 +187,33 @@ impl Actor for Metadata {
                 }
             }
         }
+        // Mostly history (topics created and deleted again): rewrite it as the live state.
+        if replayed > 2 * wanted.len() + 100 {
+            let mut live: Vec<MetadataRecord> = wanted
+                .iter()
+                .map(
+                    |(name, (id, partitions, configs))| MetadataRecord::TopicCreated {
+                        name: name.clone(),
+                        id: id.as_u128(),
+                        partitions: *partitions,
+                        configs: configs.clone(),
+                    },
+                )
+                .collect();
+            live.push(MetadataRecord::ProducerIdBlock {
+                end: state.producer_id_block_end,
+            });
+            match state.store.rewrite(&live) {
+                Ok(()) => info!(
+                    before = replayed,
+                    after = live.len(),
+                    "Compacted the metadata record file."
+                ),
+                Err(err) => {
+                    warn!(%err, "Could not compact the metadata record file; it stays as it is.")
+                }
+            }
+        }
         for (name, (id, partitions, configs)) in wanted {
             let mut topic = TopicState {
                 id,
@@ -193,7 +222,7 @@ impl Actor for Metadata {
             };
             for index in 0..partitions {
                 let actor = state
-                    .spawn_partition(&myself, &name, &topic.configs, index)
+                    .spawn_or_stand_in(&myself, &name, &topic.configs, index)
                     .await?;
                 topic.partitions.push(actor);
             }
@@ -292,7 +321,7 @@ impl Actor for Metadata {
                     return Ok(());
                 };
                 match state
-                    .spawn_partition(&myself, &topic, &configs, index)
+                    .spawn_or_stand_in(&myself, &topic, &configs, index)
                     .await
                 {
                     Ok(actor) => {
@@ -387,6 +416,27 @@ impl MetadataState {
         self.children
             .insert(actor.get_id(), (topic.to_string(), index));
         Ok(actor)
+    }
+
+    /// At start and at a restart: a partition whose log cannot be opened becomes a stand-in
+    /// that answers KAFKA_STORAGE_ERROR, so the rest of the broker serves on.
+    async fn spawn_or_stand_in(
+        &mut self,
+        myself: &ActorRef<MetadataMsg>,
+        topic: &str,
+        configs: &BTreeMap<String, String>,
+        index: i32,
+    ) -> Result<ActorRef<PartitionMsg>, ActorProcessingErr> {
+        match self.spawn_partition(myself, topic, configs, index).await {
+            Ok(actor) => Ok(actor),
+            Err(err) => {
+                error!(topic = %topic, partition = index, %err,
+                    "Partition log could not be opened; it answers KAFKA_STORAGE_ERROR until the broker restarts.");
+                let (actor, _) =
+                    Actor::spawn_linked(None, UnavailablePartition, (), myself.get_cell()).await?;
+                Ok(actor)
+            }
+        }
     }
 
     async fn create_topic(

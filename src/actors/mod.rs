@@ -12,6 +12,7 @@ pub mod listener;
 pub mod metadata;
 pub mod partition;
 pub mod routing;
+pub mod unavailable_partition;
 
 use std::time::Duration;
 

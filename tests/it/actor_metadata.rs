@@ -193,3 +193,123 @@ async fn kafka_validation_rules() {
     assert_eq!(snapshot.topic("auto").unwrap().partitions.len(), 2);
     assert_eq!(snapshot.topics().len(), 1);
 }
+
+#[tokio::test]
+async fn a_partition_that_cannot_be_opened_costs_that_partition_only() {
+    use broker::actors::partition::PartitionMsg;
+    use broker::storage::batch_builder::build_batch;
+    use broker::storage::FileStorage;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = Arc::new(Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    });
+    let spawn = |config: Arc<Config>| async move {
+        let (tx, rx) = watch::channel(Arc::new(RoutingTable::default()));
+        let args = MetadataArgs {
+            config,
+            storage: Arc::new(FileStorage),
+            routing: tx,
+        };
+        (
+            Actor::spawn(None, Metadata, args)
+                .await
+                .expect("metadata starts")
+                .0,
+            rx,
+        )
+    };
+    let (m, _) = spawn(config.clone()).await;
+    assert!(create(&m, vec![topic("broken", 2)]).await[0].is_ok());
+    call(&m, |reply| MetadataMsg::Shutdown { reply }, WAIT)
+        .await
+        .unwrap();
+    m.stop(None);
+    // Partition 0's directory becomes a plain file: its log cannot be opened.
+    let p0 = dir.path().join("broken-0");
+    std::fs::remove_dir_all(&p0).unwrap();
+    std::fs::write(&p0, b"not a directory").unwrap();
+
+    let (_m, routing) = spawn(config).await;
+    let route = routing
+        .borrow()
+        .topic("broken")
+        .cloned()
+        .expect("the topic is still there");
+    let batch = bytes::Bytes::from(build_batch(&[(None, Some(b"v"))], 0));
+    let append = |p: usize| {
+        let records = batch.clone();
+        let actor = route.partitions[p].clone();
+        async move {
+            call(
+                &actor,
+                |reply| PartitionMsg::Append {
+                    records,
+                    acks: 1,
+                    reply,
+                },
+                WAIT,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        append(0).await.unwrap_err().code(),
+        56,
+        "KAFKA_STORAGE_ERROR from the stand-in"
+    );
+    assert_eq!(
+        append(1).await.unwrap().base_offset,
+        0,
+        "the other partition serves"
+    );
+}
+
+#[tokio::test]
+async fn the_metadata_file_is_compacted_when_it_is_mostly_history() {
+    let storage = SimStorage::new();
+    let (m, _) = start(Arc::new(storage.clone())).await;
+    assert!(create(&m, vec![topic("keeper", 3)]).await[0].is_ok());
+    for i in 0..80 {
+        let name = format!("churn-{i}");
+        assert!(create(&m, vec![topic(&name, 1)]).await[0].is_ok());
+        let deleted = call(
+            &m,
+            |reply| MetadataMsg::DeleteTopics {
+                topics: vec![TopicRef::Name(name)],
+                reply,
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+        assert!(deleted[0].is_ok());
+    }
+    let producer_id = call(&m, |reply| MetadataMsg::AllocateProducerId { reply }, WAIT)
+        .await
+        .unwrap()
+        .unwrap();
+    call(&m, |reply| MetadataMsg::Shutdown { reply }, WAIT)
+        .await
+        .unwrap();
+    m.stop(None);
+    let file = std::path::Path::new("/data/__meta/topics.log");
+    let before = storage.file_contents(file).unwrap().len();
+    let (m2, routing) = start(Arc::new(storage.clone())).await;
+    let after = storage.file_contents(file).unwrap().len();
+    assert!(
+        after * 10 < before,
+        "compacted from {before} to {after} bytes"
+    );
+    let snapshot = routing.borrow().clone();
+    assert_eq!(snapshot.topics().len(), 1);
+    assert_eq!(snapshot.topic("keeper").unwrap().partitions.len(), 3);
+    // Producer ids stay unique across the compaction.
+    let next = call(&m2, |reply| MetadataMsg::AllocateProducerId { reply }, WAIT)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(next > producer_id);
+}

@@ -1,0 +1,61 @@
+//! Stand-in for a partition whose log could not be opened (an I/O error on its directory
+//! at start or at a restart): it answers every request with KAFKA_STORAGE_ERROR, so one
+//! bad directory costs that partition, not the broker. The cause was logged when the
+//! open failed; a broker restart tries the log again.
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::partition::{PartitionMsg, PartitionOffsets};
+use crate::error::PartitionError;
+
+pub struct UnavailablePartition;
+
+impl Actor for UnavailablePartition {
+    type Msg = PartitionMsg;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<Self::Msg>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            PartitionMsg::Append { reply, .. } => {
+                let _ = reply.send(Err(PartitionError::StorageFailed));
+            }
+            PartitionMsg::Read { reply, .. } => {
+                let _ = reply.send(Err(PartitionError::StorageFailed));
+            }
+            PartitionMsg::ListOffset { reply, .. } => {
+                let _ = reply.send(Err(PartitionError::StorageFailed));
+            }
+            // A parked fetch would wait for nothing: wake it so it reads the error.
+            PartitionMsg::WaitForData { notify, .. } => {
+                let _ = notify.send(());
+            }
+            PartitionMsg::Offsets { reply } => {
+                let _ = reply.send(PartitionOffsets {
+                    log_start_offset: -1,
+                    high_watermark: -1,
+                    log_end_offset: -1,
+                    flushed_offset: -1,
+                });
+            }
+            PartitionMsg::Flush { reply } => {
+                let _ = reply.send(Err(PartitionError::StorageFailed));
+            }
+            PartitionMsg::Delete { reply } => {
+                let _ = reply.send(());
+                myself.stop(None);
+            }
+            PartitionMsg::FlushDone { .. } | PartitionMsg::FlushTick => {}
+        }
+        Ok(())
+    }
+}
