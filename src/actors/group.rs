@@ -118,7 +118,6 @@ impl Actor for GroupCoordinator {
                 assignments,
                 reply,
             } => s.sync(
-                &myself,
                 member_id,
                 instance_id,
                 generation,
@@ -323,7 +322,6 @@ impl GroupCoordinatorState {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn sync(
         &mut self,
-        myself: &ActorRef<GroupMsg>,
         member_id: String,
         instance_id: Option<String>,
         generation: i32,
@@ -381,7 +379,6 @@ impl GroupCoordinatorState {
                     }
                     info!(group = %self.group_id, generation = self.generation, "Group is stable.");
                 }
-                let _ = myself;
             }
             GroupState::Empty | GroupState::Dead => {
                 fail(reply, code(ResponseError::UnknownMemberId))

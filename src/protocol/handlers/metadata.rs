@@ -62,10 +62,10 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: MetadataRequest) ->
         }
     }
     let ctx = ctx.clone();
-    Box::pin(async move { ResponseKind::Metadata(build(&ctx, version, wanted)) })
+    Box::pin(async move { ResponseKind::Metadata(build(&ctx, wanted)) })
 }
 
-fn build(ctx: &BrokerContext, version: i16, wanted: Option<Vec<Wanted>>) -> MetadataResponse {
+fn build(ctx: &BrokerContext, wanted: Option<Vec<Wanted>>) -> MetadataResponse {
     let routes = ctx.routes();
     let (host, port) = ctx.config.advertised();
     let node = BrokerId(ctx.config.node_id);
@@ -100,7 +100,6 @@ fn build(ctx: &BrokerContext, version: i16, wanted: Option<Vec<Wanted>>) -> Meta
             })
             .collect(),
     };
-    let _ = version;
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(node)

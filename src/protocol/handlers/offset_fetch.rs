@@ -48,6 +48,25 @@ async fn ask_group(
     }
 }
 
+/// The asked partitions as (topic, partition) pairs.
+fn flatten(topics: impl Iterator<Item = (TopicName, Vec<i32>)>) -> Vec<TopicPartition> {
+    topics
+        .flat_map(|(name, partitions)| {
+            let name = name.0.to_string();
+            partitions.into_iter().map(move |p| (name.clone(), p))
+        })
+        .collect()
+}
+
+/// What Kafka answers for a partition without a committed offset.
+fn or_unset(offset: Option<CommittedOffset>) -> CommittedOffset {
+    offset.unwrap_or(CommittedOffset {
+        offset: -1,
+        leader_epoch: -1,
+        metadata: Some(String::new()),
+    })
+}
+
 /// Groups the found offsets by topic, in the order first seen.
 fn by_topic(found: Found) -> Vec<TopicOffsets> {
     let mut out: Vec<TopicOffsets> = Vec::new();
@@ -64,16 +83,9 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: OffsetFetchRequest)
     if version >= 8 {
         let mut asks = Vec::new();
         for g in req.groups {
-            let partitions = g.topics.map(|ts| {
-                ts.into_iter()
-                    .flat_map(|t| {
-                        let name = t.name.0.to_string();
-                        t.partition_indexes
-                            .into_iter()
-                            .map(move |p| (name.clone(), p))
-                    })
-                    .collect()
-            });
+            let partitions = g
+                .topics
+                .map(|ts| flatten(ts.into_iter().map(|t| (t.name, t.partition_indexes))));
             let rx = ask_group(ctx, g.group_id.0.as_str(), partitions).await;
             asks.push((g.group_id, rx));
         }
@@ -93,11 +105,7 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: OffsetFetchRequest)
                                                 parts
                                                     .into_iter()
                                                     .map(|(p, o)| {
-                                                        let o = o.unwrap_or(CommittedOffset {
-                                                            offset: -1,
-                                                            leader_epoch: -1,
-                                                            metadata: Some(String::new()),
-                                                        });
+                                                        let o = or_unset(o);
                                                         OffsetFetchResponsePartitions::default()
                                                             .with_partition_index(p)
                                                             .with_committed_offset(o.offset)
@@ -126,16 +134,9 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: OffsetFetchRequest)
             ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_groups(groups))
         });
     }
-    let partitions: Option<Vec<TopicPartition>> = req.topics.map(|ts| {
-        ts.into_iter()
-            .flat_map(|t| {
-                let name = t.name.0.to_string();
-                t.partition_indexes
-                    .into_iter()
-                    .map(move |p| (name.clone(), p))
-            })
-            .collect()
-    });
+    let partitions = req
+        .topics
+        .map(|ts| flatten(ts.into_iter().map(|t| (t.name, t.partition_indexes))));
     let rx = ask_group(ctx, req.group_id.0.as_str(), partitions).await;
     Box::pin(async move {
         let found = match rx {
@@ -157,11 +158,7 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: OffsetFetchRequest)
                         parts
                             .into_iter()
                             .map(|(p, o)| {
-                                let o = o.unwrap_or(CommittedOffset {
-                                    offset: -1,
-                                    leader_epoch: -1,
-                                    metadata: Some(String::new()),
-                                });
+                                let o = or_unset(o);
                                 let entry = OffsetFetchResponsePartition::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(o.offset)
