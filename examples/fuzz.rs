@@ -270,11 +270,7 @@ impl FrameTarget {
 fn batch_target(input: &[u8]) {
     if let Ok(batches) = split_batches(input, 1 << 20) {
         let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
-        let config = LogConfig {
-            segment_bytes: 4096,
-            index_interval_bytes: 64,
-            max_batch_bytes: 1 << 20,
-        };
+        let config = LogConfig::keep_all(4096, 64, 1 << 20);
         let (mut log, _) = PartitionLog::open(storage, "/b/t-0".into(), config).unwrap();
         for (_, range) in batches {
             let mut bytes = input[range].to_vec();
@@ -291,11 +287,7 @@ fn recovery_target(input: &[u8]) {
     sim.create_dir_all(&dir).unwrap();
     sim.set_file_contents(&dir.join("00000000000000000000.log"), input.to_vec());
     let storage: Arc<dyn Storage> = Arc::new(sim.clone());
-    let config = LogConfig {
-        segment_bytes: 1 << 20,
-        index_interval_bytes: 128,
-        max_batch_bytes: 1 << 20,
-    };
+    let config = LogConfig::keep_all(1 << 20, 128, 1 << 20);
     let report =
         broker::check::check(storage.clone(), Path::new("/data"), false).expect("check reads");
     let (log, recovered) =

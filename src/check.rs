@@ -123,11 +123,7 @@ fn check_partition(
         .all(|p| p.torn_tail || p.what.starts_with("index"));
     if repair && !found.is_empty() {
         if fixable {
-            let config = LogConfig {
-                segment_bytes: u64::MAX,
-                index_interval_bytes: 4096,
-                max_batch_bytes: usize::MAX,
-            };
+            let config = LogConfig::keep_all(u64::MAX, 4096, usize::MAX);
             match PartitionLog::open(storage, dir.to_path_buf(), config) {
                 Ok((mut log, recovered)) => {
                     if let Some((file, position)) = &recovered.truncated_at {
@@ -420,11 +416,7 @@ mod tests {
     fn log_with_batches(sim: &SimStorage, n: usize) -> PathBuf {
         let storage: Arc<dyn Storage> = Arc::new(sim.clone());
         let dir = PathBuf::from("/data/t-0");
-        let config = LogConfig {
-            segment_bytes: 1 << 20,
-            index_interval_bytes: 100,
-            max_batch_bytes: 1 << 20,
-        };
+        let config = LogConfig::keep_all(1 << 20, 100, 1 << 20);
         let (mut log, _) = PartitionLog::open(storage, dir.clone(), config).unwrap();
         for i in 0..n {
             let value = vec![i as u8; 150];

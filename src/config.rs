@@ -33,6 +33,14 @@ pub struct LogSettings {
     pub flush_policy: FlushPolicy,
     /// Background fsync period for the `acks_all` and `interval` policies.
     pub flush_interval_ms: u64,
+    /// Default retention.ms of topics: closed segments older than this are deleted
+    /// (negative: never).
+    pub retention_ms: i64,
+    /// Default retention.bytes of topics: the oldest closed segments are deleted while a
+    /// partition is larger (negative: no limit).
+    pub retention_bytes: i64,
+    /// How often each partition checks its retention.
+    pub retention_check_interval_ms: u64,
 }
 
 impl Default for LogSettings {
@@ -42,6 +50,9 @@ impl Default for LogSettings {
             index_interval_bytes: 4096,
             flush_policy: FlushPolicy::AcksAll,
             flush_interval_ms: 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            retention_check_interval_ms: 300_000,
         }
     }
 }

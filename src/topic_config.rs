@@ -2,8 +2,9 @@
 //!
 //! Values set on a topic are kept as strings by the metadata actor; DescribeConfigs shows
 //! every known name with its effective value and whether it is a default or a topic override.
-//! This broker applies `segment.bytes` and `max.message.bytes` to the partition log; the
-//! others are kept and shown so clients and tools that set them keep working.
+//! This broker applies `segment.bytes`, `max.message.bytes`, `index.interval.bytes`,
+//! `retention.ms` and `retention.bytes` to the partition log; the others are kept and shown
+//! so clients and tools that set them keep working.
 
 use std::collections::BTreeMap;
 
@@ -68,8 +69,8 @@ const DEFINITIONS: &[Definition] = &[
     def("min.compaction.lag.ms", Kind::Long, Some("0")),
     def("min.insync.replicas", Kind::Int, Some("1")),
     def("preallocate", Kind::Bool, Some("false")),
-    def("retention.bytes", Kind::Long, Some("-1")),
-    def("retention.ms", Kind::Long, Some("604800000")),
+    def("retention.bytes", Kind::Long, None),
+    def("retention.ms", Kind::Long, None),
     def("segment.bytes", Kind::Int, None),
     def("segment.index.bytes", Kind::Int, Some("10485760")),
     def("segment.jitter.ms", Kind::Long, Some("0")),
@@ -115,6 +116,8 @@ fn broker_default(name: &str, config: &Config) -> String {
         "segment.bytes" => config.log.segment_bytes.min(i32::MAX as u64).to_string(),
         "index.interval.bytes" => config.log.index_interval_bytes.to_string(),
         "max.message.bytes" => config.max_message_bytes.to_string(),
+        "retention.ms" => config.log.retention_ms.to_string(),
+        "retention.bytes" => config.log.retention_bytes.to_string(),
         _ => String::new(),
     }
 }
@@ -176,6 +179,14 @@ pub fn effective_u64(overrides: &BTreeMap<String, String>, name: &str, fallback:
     overrides
         .get(name)
         .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(fallback)
+}
+
+/// The effective value of a signed numeric config (-1 style limits).
+pub fn effective_i64(overrides: &BTreeMap<String, String>, name: &str, fallback: i64) -> i64 {
+    overrides
+        .get(name)
+        .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(fallback)
 }
 

@@ -402,6 +402,16 @@ impl MetadataState {
                 "max.message.bytes",
                 self.config.max_message_bytes as u64,
             ) as usize,
+            retention_ms: topic_config::effective_i64(
+                configs,
+                "retention.ms",
+                self.config.log.retention_ms,
+            ),
+            retention_bytes: topic_config::effective_i64(
+                configs,
+                "retention.bytes",
+                self.config.log.retention_bytes,
+            ),
         };
         let args = PartitionArgs {
             topic: topic.to_string(),
@@ -411,6 +421,9 @@ impl MetadataState {
             log,
             flush_policy: self.config.log.flush_policy,
             flush_interval: Duration::from_millis(self.config.log.flush_interval_ms.max(1)),
+            retention_check_interval: Duration::from_millis(
+                self.config.log.retention_check_interval_ms.max(1),
+            ),
         };
         let (actor, _) = Actor::spawn_linked(None, Partition, args, myself.get_cell()).await?;
         self.children

@@ -36,6 +36,7 @@ pub struct PartitionArgs {
     pub log: LogConfig,
     pub flush_policy: FlushPolicy,
     pub flush_interval: Duration,
+    pub retention_check_interval: Duration,
 }
 
 /// Result of an accepted append, as the Produce response reports it.
@@ -109,6 +110,20 @@ pub enum PartitionMsg {
     },
     /// The background flush interval passed.
     FlushTick,
+    /// The retention check interval passed: apply retention by the system clock.
+    RetentionTick,
+    /// Apply retention as of `now_ms` (tests drive the clock); answers (segments deleted,
+    /// log start offset).
+    ApplyRetention {
+        now_ms: i64,
+        reply: RpcReplyPort<(usize, i64)>,
+    },
+    /// DeleteRecords: move the log start offset to `offset` (-1: the high watermark);
+    /// answers the new log start offset (the low watermark).
+    DeleteRecords {
+        offset: i64,
+        reply: RpcReplyPort<Result<i64, PartitionError>>,
+    },
 }
 
 /// An append that is acknowledged once an fsync covers `last_offset`.
@@ -141,7 +156,7 @@ impl Actor for Partition {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: PartitionArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let storage = args.storage.clone();
@@ -161,6 +176,9 @@ impl Actor for Partition {
         // Everything recovered from the file is what a restart can serve; it counts as
         // durable from here on (the log takes it as flushed).
         let high_watermark = log.log_end_offset();
+        myself.send_after(args.retention_check_interval, || {
+            PartitionMsg::RetentionTick
+        });
         Ok(PartitionState {
             args,
             log,
@@ -222,6 +240,22 @@ impl Actor for Partition {
             PartitionMsg::FlushTick => {
                 state.tick_scheduled = false;
                 state.start_flush(&myself);
+            }
+            PartitionMsg::RetentionTick => {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                state.apply_retention(now_ms);
+                let interval = state.args.retention_check_interval;
+                myself.send_after(interval, || PartitionMsg::RetentionTick);
+            }
+            PartitionMsg::ApplyRetention { now_ms, reply } => {
+                let deleted = state.apply_retention(now_ms);
+                let _ = reply.send((deleted, state.log.log_start_offset()));
+            }
+            PartitionMsg::DeleteRecords { offset, reply } => {
+                let _ = reply.send(state.delete_records(offset));
             }
         }
         Ok(())
@@ -495,6 +529,39 @@ impl PartitionState {
         for parked in self.parked_appends.drain(..) {
             let _ = parked.reply.send(Err(PartitionError::StorageFailed));
         }
+    }
+
+    /// Deletes whole closed segments past retention; the files go on a blocking thread.
+    fn apply_retention(&mut self, now_ms: i64) -> usize {
+        let removal = self.log.apply_retention(now_ms, self.high_watermark);
+        self.remove_in_background(removal)
+    }
+
+    fn delete_records(&mut self, offset: i64) -> Result<i64, PartitionError> {
+        let (low_watermark, removal) = self
+            .log
+            .delete_records(offset, self.high_watermark)
+            .map_err(PartitionError::from)?;
+        self.remove_in_background(removal);
+        Ok(low_watermark)
+    }
+
+    fn remove_in_background(&self, removal: crate::storage::log::Removal) -> usize {
+        let segments = removal.segments;
+        if segments == 0 {
+            return 0;
+        }
+        info!(
+            topic = %self.args.topic,
+            partition = self.args.partition,
+            segments,
+            bytes = removal.bytes,
+            log_start_offset = self.log.log_start_offset(),
+            "Deleted old segments."
+        );
+        let storage = self.args.storage.clone();
+        tokio::task::spawn_blocking(move || removal.run(storage.as_ref()));
+        segments
     }
 
     fn delete(&mut self) {

@@ -54,7 +54,15 @@ impl Actor for UnavailablePartition {
                 let _ = reply.send(());
                 myself.stop(None);
             }
-            PartitionMsg::FlushDone { .. } | PartitionMsg::FlushTick => {}
+            PartitionMsg::DeleteRecords { reply, .. } => {
+                let _ = reply.send(Err(PartitionError::StorageFailed));
+            }
+            PartitionMsg::ApplyRetention { reply, .. } => {
+                let _ = reply.send((0, -1));
+            }
+            PartitionMsg::FlushDone { .. }
+            | PartitionMsg::FlushTick
+            | PartitionMsg::RetentionTick => {}
         }
         Ok(())
     }

@@ -94,6 +94,9 @@ pub async fn prepare(
         RequestKind::OffsetDelete(req) => {
             Prepared::reply(handlers::offset_delete::prepare(ctx, req).await)
         }
+        RequestKind::DeleteRecords(req) => {
+            Prepared::reply(handlers::delete_records::prepare(ctx, req))
+        }
         RequestKind::InitProducerId(req) => {
             Prepared::reply(handlers::init_producer_id::prepare(ctx, req))
         }

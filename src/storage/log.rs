@@ -25,7 +25,27 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     pub index_interval_bytes: u64,
     pub max_batch_bytes: usize,
+    /// Closed segments whose newest record is older than this go (ms; negative: never).
+    pub retention_ms: i64,
+    /// The oldest closed segments go while the log is larger than this (bytes; negative: no limit).
+    pub retention_bytes: i64,
 }
+
+impl LogConfig {
+    /// No retention: segments stay until deleted by hand.
+    pub fn keep_all(segment_bytes: u64, index_interval_bytes: u64, max_batch_bytes: usize) -> Self {
+        LogConfig {
+            segment_bytes,
+            index_interval_bytes,
+            max_batch_bytes,
+            retention_ms: -1,
+            retention_bytes: -1,
+        }
+    }
+}
+
+/// The file that keeps a log start offset set by DeleteRecords across restarts.
+const LOG_START_FILE: &str = "log-start-offset";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -85,6 +105,27 @@ pub struct PartitionLog {
     dirty: BTreeSet<i64>,
     failed: bool,
     producers: ProducerStateTable,
+    /// Set by DeleteRecords above the first segment's base offset; durable in its file.
+    log_start_offset: i64,
+}
+
+/// Segment files moved aside by retention or DeleteRecords, to remove off the actor.
+#[derive(Debug, Default)]
+pub struct Removal {
+    pub files: Vec<PathBuf>,
+    pub segments: usize,
+    pub bytes: u64,
+}
+
+impl Removal {
+    /// Removes the moved-aside files (blocking: run it on a blocking thread).
+    pub fn run(&self, storage: &dyn Storage) {
+        for file in &self.files {
+            if let Err(err) = storage.remove_file(file) {
+                warn!(path = %file.display(), %err, "Could not remove a deleted segment file.");
+            }
+        }
+    }
 }
 
 impl PartitionLog {
@@ -106,6 +147,17 @@ impl PartitionLog {
             .collect();
         bases.sort_unstable();
         for entry in &entries {
+            if entry.extension().is_some_and(|e| e == "deleted") {
+                // Moved aside by retention before a crash: finish the removal.
+                let _ = storage.remove_file(entry);
+                continue;
+            }
+            if entry
+                .file_name()
+                .is_some_and(|n| n == LOG_START_FILE || n == "log-start-offset.tmp")
+            {
+                continue;
+            }
             let orphan_index = ["index", "timeindex"].iter().any(|ext| {
                 parse_base_offset(entry, ext).is_some_and(|base| !bases.contains(&base))
             });
@@ -170,8 +222,13 @@ impl PartitionLog {
             )?);
         }
         report.segments = segments.len();
-        report.log_start_offset = segments[0].base_offset;
         let log_end_offset = segments.last().map(|s| s.next_offset()).unwrap_or(0);
+        let recorded_start = read_log_start(storage.as_ref(), &dir);
+        let log_start_offset = recorded_start
+            .unwrap_or(0)
+            .max(segments[0].base_offset)
+            .min(log_end_offset);
+        report.log_start_offset = log_start_offset;
         report.log_end_offset = log_end_offset;
         let log = PartitionLog {
             storage,
@@ -183,6 +240,7 @@ impl PartitionLog {
             dirty: BTreeSet::new(),
             failed: false,
             producers,
+            log_start_offset,
         };
         Ok((log, report))
     }
@@ -192,7 +250,8 @@ impl PartitionLog {
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        self.segments.first().map(|s| s.base_offset).unwrap_or(0)
+        let first = self.segments.first().map(|s| s.base_offset).unwrap_or(0);
+        self.log_start_offset.max(first)
     }
 
     pub fn log_end_offset(&self) -> i64 {
@@ -412,6 +471,83 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// Retention: closed segments past `retention_ms` (by their newest timestamp, against
+    /// `now_ms`) or beyond `retention_bytes` (oldest first) are moved aside, never the active
+    /// one and never one holding offsets at or above `high_watermark`. The log start offset
+    /// moves to the first remaining segment. The returned files are removed by the caller
+    /// off its thread.
+    pub fn apply_retention(&mut self, now_ms: i64, high_watermark: i64) -> Removal {
+        let mut removal = Removal::default();
+        let mut total: u64 = self.size_bytes();
+        while self.segments.len() > 1 {
+            let oldest = &self.segments[0];
+            if oldest.next_offset() > high_watermark {
+                break;
+            }
+            let (newest, _) = oldest.max_timestamp();
+            let by_time = self.config.retention_ms >= 0
+                && newest >= 0
+                && now_ms.saturating_sub(newest) > self.config.retention_ms;
+            let by_size = self.config.retention_bytes >= 0
+                && total.saturating_sub(oldest.size()) >= self.config.retention_bytes as u64;
+            let by_start = oldest.next_offset() <= self.log_start_offset;
+            if !(by_time || by_size || by_start) {
+                break;
+            }
+            total = total.saturating_sub(oldest.size());
+            let segment = self.segments.remove(0);
+            self.move_aside(segment, &mut removal);
+        }
+        removal
+    }
+
+    /// DeleteRecords: the log start offset moves to `offset` (the high watermark for -1),
+    /// durably; segments wholly below it go. Returns the new log start offset.
+    pub fn delete_records(
+        &mut self,
+        offset: i64,
+        high_watermark: i64,
+    ) -> Result<(i64, Removal), StorageError> {
+        let target = if offset == -1 { high_watermark } else { offset };
+        if target < 0 || target > high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        if target > self.log_start_offset() {
+            write_log_start(self.storage.as_ref(), &self.dir, target)?;
+            self.log_start_offset = target;
+        }
+        let mut removal = Removal::default();
+        while self.segments.len() > 1 && self.segments[0].next_offset() <= self.log_start_offset {
+            let segment = self.segments.remove(0);
+            self.move_aside(segment, &mut removal);
+        }
+        Ok((self.log_start_offset(), removal))
+    }
+
+    fn move_aside(&mut self, segment: Segment, removal: &mut Removal) {
+        self.dirty.remove(&segment.base_offset);
+        removal.segments += 1;
+        removal.bytes += segment.size();
+        for ext in ["log", "index", "timeindex"] {
+            let path = self.dir.join(file_name(segment.base_offset, ext));
+            if !self.storage.exists(&path) {
+                continue;
+            }
+            let aside = path.with_extension(format!("{ext}.deleted"));
+            match self.storage.rename(&path, &aside) {
+                Ok(()) => removal.files.push(aside),
+                Err(err) => {
+                    warn!(path = %path.display(), %err, "Could not move a deleted segment aside; removing it now.");
+                    let _ = self.storage.remove_file(&path);
+                }
+            }
+        }
+    }
+
     /// Checks that every index entry points at the start of a batch with that base offset;
     /// returns one line per disagreement.
     pub fn verify_indexes(&self) -> Vec<String> {
@@ -445,6 +581,33 @@ impl PartitionLog {
     }
 }
 
+fn read_log_start(storage: &dyn Storage, dir: &Path) -> Option<i64> {
+    let file = storage.open(&dir.join(LOG_START_FILE), false).ok()?;
+    let mut buf = [0u8; 12];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    let mut value = [0u8; 8];
+    value.copy_from_slice(&buf[..8]);
+    let crc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+    (crc32c::crc32c(&value) == crc).then(|| i64::from_be_bytes(value))
+}
+
+/// `[offset i64 BE][crc32c u32 BE]`, written aside, fsynced and renamed into place.
+fn write_log_start(storage: &dyn Storage, dir: &Path, offset: i64) -> Result<(), StorageError> {
+    let value = offset.to_be_bytes();
+    let mut bytes = value.to_vec();
+    bytes.extend_from_slice(&crc32c::crc32c(&value).to_be_bytes());
+    let tmp = dir.join("log-start-offset.tmp");
+    let io = |e| StorageError::io(&tmp, e);
+    let file = storage.open(&tmp, true).map_err(io)?;
+    file.truncate(0).map_err(io)?;
+    file.write_at(&bytes, 0).map_err(io)?;
+    file.sync().map_err(io)?;
+    storage
+        .rename(&tmp, &dir.join(LOG_START_FILE))
+        .map_err(io)?;
+    storage.sync_dir(dir).map_err(io)
+}
+
 fn remove_segment_files(storage: &dyn Storage, dir: &Path, base: i64) {
     for ext in ["log", "index", "timeindex"] {
         let path = dir.join(file_name(base, ext));
@@ -465,11 +628,7 @@ mod tests {
     use crate::storage::FileStorage;
 
     fn config(segment_bytes: u64) -> LogConfig {
-        LogConfig {
-            segment_bytes,
-            index_interval_bytes: 200,
-            max_batch_bytes: 1 << 20,
-        }
+        LogConfig::keep_all(segment_bytes, 200, 1 << 20)
     }
 
     fn batch(n: usize, ts: i64) -> Vec<u8> {

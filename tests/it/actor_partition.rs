@@ -29,13 +29,10 @@ fn args(storage: Arc<dyn Storage>, dir: PathBuf, policy: FlushPolicy) -> Partiti
         partition: 0,
         dir,
         storage,
-        log: LogConfig {
-            segment_bytes: 4096,
-            index_interval_bytes: 256,
-            max_batch_bytes: 1 << 20,
-        },
+        log: LogConfig::keep_all(4096, 256, 1 << 20),
         flush_policy: policy,
         flush_interval: Duration::from_secs(3600),
+        retention_check_interval: Duration::from_secs(3600),
     }
 }
 
@@ -474,4 +471,184 @@ async fn idempotent_retries_are_written_once_and_gaps_and_old_epochs_refused() {
         7
     );
     assert_eq!(offsets(&p).await.log_end_offset, 8);
+}
+
+fn retaining(storage: &SimStorage, retention_ms: i64, retention_bytes: i64) -> PartitionArgs {
+    let mut a = args(
+        Arc::new(storage.clone()),
+        PathBuf::from("/d/t-0"),
+        FlushPolicy::AcksAll,
+    );
+    a.log.retention_ms = retention_ms;
+    a.log.retention_bytes = retention_bytes;
+    a
+}
+
+fn segment_files(storage: &SimStorage) -> usize {
+    storage
+        .paths()
+        .iter()
+        .filter(|p| p.starts_with("/d/t-0") && p.extension().is_some_and(|e| e == "log"))
+        .count()
+}
+
+async fn retention(p: &ActorRef<PartitionMsg>, now_ms: i64) -> (usize, i64) {
+    call(
+        p,
+        |reply| PartitionMsg::ApplyRetention { now_ms, reply },
+        WAIT,
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn retention_by_size_deletes_the_oldest_closed_segments() {
+    let storage = SimStorage::new();
+    let p = spawn(retaining(&storage, -1, 8_000)).await;
+    for i in 0..60 {
+        append(&p, batch(5, &format!("s{i}-{}", "x".repeat(100))), 1)
+            .await
+            .unwrap();
+    }
+    let before = segment_files(&storage);
+    assert!(before > 4, "4 KiB segments rolled: {before}");
+    let (deleted, log_start) = retention(&p, 0).await;
+    assert!(deleted > 0);
+    let o = offsets(&p).await;
+    check_invariants(&o);
+    assert_eq!(o.log_start_offset, log_start);
+    assert!(
+        log_start > 0 && log_start % 5 == 0,
+        "starts at a batch: {log_start}"
+    );
+    // What is left is within the limit plus the active segment, and reads start at the log start.
+    let headers = read(&p, log_start, 1 << 20).await;
+    assert_eq!(headers[0].base_offset, log_start);
+    let below = call(
+        &p,
+        |reply| PartitionMsg::Read {
+            offset: 0,
+            max_bytes: 1000,
+            min_one: true,
+            reply,
+        },
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        below.unwrap_err().code(),
+        1,
+        "OFFSET_OUT_OF_RANGE below the log start offset"
+    );
+    let earliest = call(
+        &p,
+        |reply| PartitionMsg::ListOffset {
+            timestamp: EARLIEST_TIMESTAMP,
+            reply,
+        },
+        WAIT,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(earliest.0, log_start);
+    // The files go (off the actor); a restart starts at the same place.
+    p.stop(None);
+    let p = spawn(retaining(&storage, -1, 8_000)).await;
+    assert_eq!(offsets(&p).await.log_start_offset, log_start);
+    assert_eq!(offsets(&p).await.log_end_offset, 300);
+}
+
+#[tokio::test]
+async fn retention_by_time_keeps_the_active_segment_and_never_passes_the_high_watermark() {
+    let storage = SimStorage::new();
+    let p = spawn(retaining(&storage, 60_000, -1)).await;
+    // Records stamped 1_700_000_000_000 + i (build_batch's base timestamp).
+    for i in 0..40 {
+        append(&p, batch(5, &format!("t{i}")), 1).await.unwrap();
+    }
+    let t0 = 1_700_000_000_000i64;
+    // Not yet old: nothing goes.
+    assert_eq!(retention(&p, t0 + 30_000).await.0, 0);
+    // Everything is old: every closed segment goes, the active one stays.
+    let (deleted, log_start) = retention(&p, t0 + 10_000_000).await;
+    assert!(deleted > 0);
+    let o = offsets(&p).await;
+    check_invariants(&o);
+    assert!(log_start <= o.high_watermark);
+    assert!(
+        o.log_end_offset > log_start,
+        "the active segment is never deleted"
+    );
+    assert!(!read(&p, log_start, 1 << 20).await.is_empty());
+}
+
+#[tokio::test]
+async fn delete_records_moves_the_log_start_offset_durably() {
+    let storage = SimStorage::new();
+    let p = on_sim(&storage, FlushPolicy::AcksAll).await;
+    for i in 0..40 {
+        append(&p, batch(5, &format!("d{i}")), 1).await.unwrap();
+    }
+    let low = call(
+        &p,
+        |reply| PartitionMsg::DeleteRecords { offset: 123, reply },
+        WAIT,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(low, 123);
+    assert_eq!(offsets(&p).await.log_start_offset, 123);
+    // Reading at the log start offset returns the batch that holds it.
+    let headers = read(&p, 123, 1 << 20).await;
+    assert!(headers[0].base_offset <= 123 && headers[0].last_offset() >= 123);
+    // Beyond the high watermark: OFFSET_OUT_OF_RANGE; never backwards.
+    let err = call(
+        &p,
+        |reply| PartitionMsg::DeleteRecords { offset: 500, reply },
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(err.unwrap_err().code(), 1);
+    let same = call(
+        &p,
+        |reply| PartitionMsg::DeleteRecords { offset: 50, reply },
+        WAIT,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(same, 123);
+    // -1 means the high watermark.
+    let all = call(
+        &p,
+        |reply| PartitionMsg::DeleteRecords { offset: -1, reply },
+        WAIT,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(all, 200);
+    // The appends were acks=1: make them durable, then cut the power.
+    call(&p, |reply| PartitionMsg::Flush { reply }, WAIT)
+        .await
+        .unwrap()
+        .unwrap();
+    p.stop(None);
+    storage.power_cut();
+    let p = on_sim(&storage, FlushPolicy::AcksAll).await;
+    let o = offsets(&p).await;
+    assert_eq!(
+        (o.log_start_offset, o.log_end_offset),
+        (200, 200),
+        "the log start offset survived"
+    );
+    assert_eq!(
+        append(&p, batch(1, "next"), 1).await.unwrap().base_offset,
+        200
+    );
 }

@@ -49,11 +49,7 @@ fn random_batch(rng: &mut Rng, producer: i64, sequence: i32) -> Vec<u8> {
 }
 
 fn config(rng: &mut Rng) -> LogConfig {
-    LogConfig {
-        segment_bytes: 2_000 + rng.below(20_000),
-        index_interval_bytes: 1 + rng.below(4_000),
-        max_batch_bytes: 1 << 20,
-    }
+    LogConfig::keep_all(2_000 + rng.below(20_000), 1 + rng.below(4_000), 1 << 20)
 }
 
 /// Everything in the log, as (header, bytes) in offset order.

@@ -8,6 +8,7 @@ mod client_durability;
 mod client_groups;
 mod client_idempotence;
 mod client_protocol;
+mod client_retention;
 mod crash_property;
 mod harness;
 mod protocol_versions;

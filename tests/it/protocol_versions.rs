@@ -287,6 +287,35 @@ async fn every_advertised_version_answers_and_encodes() {
         assert_eq!(r.results[0].error_code, 0, "CreatePartitions v{v}");
     }
 
+    // DeleteRecords on ct-3 (empty): -1 means the high watermark, 0.
+    for v in range(ApiKey::DeleteRecords) {
+        let partition = delete_records_request::DeleteRecordsPartition::default()
+            .with_partition_index(0)
+            .with_offset(-1);
+        let topic = delete_records_request::DeleteRecordsTopic::default()
+            .with_name(name("ct-3"))
+            .with_partitions(vec![partition]);
+        let req = DeleteRecordsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(5000);
+        let ResponseKind::DeleteRecords(r) = serve(
+            &ctx,
+            ApiKey::DeleteRecords,
+            v,
+            RequestKind::DeleteRecords(req),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.low_watermark),
+            (0, 0),
+            "DeleteRecords v{v}"
+        );
+    }
+
     // DeleteTopics: names before v6, topic states from v6.
     for v in range(ApiKey::DeleteTopics) {
         let victim = format!("ct-{}", v + 1);
