@@ -174,6 +174,80 @@ pub fn describe(overrides: &BTreeMap<String, String>, config: &Config) -> Vec<Co
         .collect()
 }
 
+/// One change of IncrementalAlterConfigs (AlterConfigs is a SET of each given name after
+/// dropping every other override).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChange {
+    Set(String, String),
+    Delete(String),
+    Append(String, String),
+    Subtract(String, String),
+}
+
+/// List-valued configs, the only ones APPEND and SUBTRACT apply to.
+fn is_list(name: &str) -> bool {
+    matches!(
+        name,
+        "cleanup.policy"
+            | "follower.replication.throttled.replicas"
+            | "leader.replication.throttled.replicas"
+    )
+}
+
+/// Applies changes to a topic's overrides and validates the result; the overrides are
+/// untouched on error.
+pub fn apply_changes(
+    overrides: &BTreeMap<String, String>,
+    changes: &[ConfigChange],
+    config: &Config,
+) -> Result<BTreeMap<String, String>, MetadataError> {
+    let mut next = overrides.clone();
+    let current = |next: &BTreeMap<String, String>, name: &str| -> Vec<String> {
+        let value = next.get(name).cloned().unwrap_or_else(|| {
+            describe(next, config)
+                .into_iter()
+                .find(|e| e.name == name)
+                .map(|e| e.value)
+                .unwrap_or_default()
+        });
+        value
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect()
+    };
+    for change in changes {
+        match change {
+            ConfigChange::Set(name, value) => {
+                next.insert(name.clone(), value.clone());
+            }
+            ConfigChange::Delete(name) => {
+                next.remove(name);
+            }
+            ConfigChange::Append(name, value) | ConfigChange::Subtract(name, value) => {
+                if !is_list(name) {
+                    return Err(MetadataError::InvalidConfig(format!(
+                        "{name} is not a list: APPEND and SUBTRACT do not apply"
+                    )));
+                }
+                let mut items = current(&next, name);
+                for item in value.split(',').map(|v| v.trim()).filter(|v| !v.is_empty()) {
+                    if matches!(change, ConfigChange::Append(..)) {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                next.insert(name.clone(), items.join(","));
+            }
+        }
+    }
+    validate(&next)?;
+    Ok(next)
+}
+
 /// The effective value of a numeric config.
 pub fn effective_u64(overrides: &BTreeMap<String, String>, name: &str, fallback: u64) -> u64 {
     overrides
@@ -226,6 +300,62 @@ mod tests {
         assert!(validate_topic_name("bad/name").is_err());
         assert!(validate_topic_name(&"a".repeat(249)).is_ok());
         assert!(validate_topic_name(&"a".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn incremental_changes() {
+        let config = Config::default();
+        let start = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
+        let next = apply_changes(
+            &start,
+            &[
+                ConfigChange::Set("retention.bytes".into(), "5000".into()),
+                ConfigChange::Delete("retention.ms".into()),
+                ConfigChange::Append("cleanup.policy".into(), "compact".into()),
+            ],
+            &config,
+        )
+        .unwrap();
+        assert_eq!(
+            next.get("retention.bytes").map(String::as_str),
+            Some("5000")
+        );
+        assert!(!next.contains_key("retention.ms"));
+        assert_eq!(
+            next.get("cleanup.policy").map(String::as_str),
+            Some("delete,compact")
+        );
+        let back = apply_changes(
+            &next,
+            &[ConfigChange::Subtract(
+                "cleanup.policy".into(),
+                "delete".into(),
+            )],
+            &config,
+        )
+        .unwrap();
+        assert_eq!(
+            back.get("cleanup.policy").map(String::as_str),
+            Some("compact")
+        );
+        assert!(apply_changes(
+            &start,
+            &[ConfigChange::Append("retention.ms".into(), "1".into())],
+            &config
+        )
+        .is_err());
+        assert!(apply_changes(
+            &start,
+            &[ConfigChange::Set("retention.ms".into(), "soon".into())],
+            &config
+        )
+        .is_err());
+        assert!(apply_changes(
+            &start,
+            &[ConfigChange::Set("no.such".into(), "1".into())],
+            &config
+        )
+        .is_err());
     }
 
     #[test]

@@ -48,6 +48,11 @@ pub enum MetadataRecord {
     ProducerIdBlock {
         end: i64,
     },
+    /// A topic's config overrides after AlterConfigs or IncrementalAlterConfigs.
+    TopicConfigsChanged {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
 }
 
 /// Producer ids reserved per durable record.
@@ -89,6 +94,15 @@ pub enum MetadataMsg {
     CreatePartitions {
         topic: String,
         count: i32,
+        validate_only: bool,
+        reply: RpcReplyPort<Result<(), MetadataError>>,
+    },
+    /// Change a topic's config overrides (persisted, then applied to its partitions at once).
+    AlterTopicConfigs {
+        topic: String,
+        changes: Vec<crate::topic_config::ConfigChange>,
+        /// AlterConfigs: the given configs replace every override.
+        replace: bool,
         validate_only: bool,
         reply: RpcReplyPort<Result<(), MetadataError>>,
     },
@@ -180,6 +194,11 @@ impl Actor for Metadata {
                 }
                 MetadataRecord::TopicDeleted { name } => {
                     wanted.remove(&name);
+                }
+                MetadataRecord::TopicConfigsChanged { name, configs } => {
+                    if let Some(entry) = wanted.get_mut(&name) {
+                        entry.2 = configs;
+                    }
                 }
                 MetadataRecord::ProducerIdBlock { end } => {
                     state.producer_id_block_end = state.producer_id_block_end.max(end);
@@ -294,6 +313,17 @@ impl Actor for Metadata {
                 state.publish();
                 let _ = reply.send(result);
             }
+            MetadataMsg::AlterTopicConfigs {
+                topic,
+                changes,
+                replace,
+                validate_only,
+                reply,
+            } => {
+                let result = state.alter_topic_configs(&topic, &changes, replace, validate_only);
+                state.publish();
+                let _ = reply.send(result);
+            }
             MetadataMsg::AllocateProducerId { reply } => {
                 let _ = reply.send(state.allocate_producer_id());
             }
@@ -362,6 +392,42 @@ impl MetadataState {
             .send_replace(Arc::new(RoutingTable::new(routes)));
     }
 
+    fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        changes: &[topic_config::ConfigChange],
+        replace: bool,
+        validate_only: bool,
+    ) -> Result<(), MetadataError> {
+        let Some(topic) = self.topics.get(name) else {
+            return Err(MetadataError::UnknownTopic);
+        };
+        let base = if replace {
+            BTreeMap::new()
+        } else {
+            topic.configs.clone()
+        };
+        let next = topic_config::apply_changes(&base, changes, &self.config)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.store
+            .append(&MetadataRecord::TopicConfigsChanged {
+                name: name.to_string(),
+                configs: next.clone(),
+            })
+            .map_err(|e| MetadataError::Storage(e.to_string()))?;
+        let log = self.log_config(&next);
+        if let Some(topic) = self.topics.get_mut(name) {
+            topic.configs = next;
+            for partition in &topic.partitions {
+                let _ = partition.send_message(PartitionMsg::UpdateConfig { log: log.clone() });
+            }
+        }
+        info!(topic = %name, "Changed a topic's configs.");
+        Ok(())
+    }
+
     fn allocate_producer_id(&mut self) -> Result<i64, MetadataError> {
         if self.next_producer_id >= self.producer_id_block_end {
             let end = self.next_producer_id + PRODUCER_ID_BLOCK;
@@ -379,14 +445,9 @@ impl MetadataState {
         self.config.data_dir.join(format!("{topic}-{index}"))
     }
 
-    async fn spawn_partition(
-        &mut self,
-        myself: &ActorRef<MetadataMsg>,
-        topic: &str,
-        configs: &BTreeMap<String, String>,
-        index: i32,
-    ) -> Result<ActorRef<PartitionMsg>, ActorProcessingErr> {
-        let log = LogConfig {
+    /// The partition log settings a topic's overrides give, over the broker defaults.
+    fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
+        LogConfig {
             segment_bytes: topic_config::effective_u64(
                 configs,
                 "segment.bytes",
@@ -412,7 +473,17 @@ impl MetadataState {
                 "retention.bytes",
                 self.config.log.retention_bytes,
             ),
-        };
+        }
+    }
+
+    async fn spawn_partition(
+        &mut self,
+        myself: &ActorRef<MetadataMsg>,
+        topic: &str,
+        configs: &BTreeMap<String, String>,
+        index: i32,
+    ) -> Result<ActorRef<PartitionMsg>, ActorProcessingErr> {
+        let log = self.log_config(configs);
         let args = PartitionArgs {
             topic: topic.to_string(),
             partition: index,

@@ -118,6 +118,8 @@ pub enum PartitionMsg {
         now_ms: i64,
         reply: RpcReplyPort<(usize, i64)>,
     },
+    /// New topic configs (AlterConfigs): take them from now on.
+    UpdateConfig { log: LogConfig },
     /// DeleteRecords: move the log start offset to `offset` (-1: the high watermark);
     /// answers the new log start offset (the low watermark).
     DeleteRecords {
@@ -253,6 +255,10 @@ impl Actor for Partition {
             PartitionMsg::ApplyRetention { now_ms, reply } => {
                 let deleted = state.apply_retention(now_ms);
                 let _ = reply.send((deleted, state.log.log_start_offset()));
+            }
+            PartitionMsg::UpdateConfig { log } => {
+                state.args.log = log.clone();
+                state.log.set_config(log);
             }
             PartitionMsg::DeleteRecords { offset, reply } => {
                 let _ = reply.send(state.delete_records(offset));

@@ -62,7 +62,8 @@ impl Actor for UnavailablePartition {
             }
             PartitionMsg::FlushDone { .. }
             | PartitionMsg::FlushTick
-            | PartitionMsg::RetentionTick => {}
+            | PartitionMsg::RetentionTick
+            | PartitionMsg::UpdateConfig { .. } => {}
         }
         Ok(())
     }

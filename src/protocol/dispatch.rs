@@ -94,6 +94,12 @@ pub async fn prepare(
         RequestKind::OffsetDelete(req) => {
             Prepared::reply(handlers::offset_delete::prepare(ctx, req).await)
         }
+        RequestKind::AlterConfigs(req) => {
+            Prepared::reply(handlers::alter_configs::prepare(ctx, req))
+        }
+        RequestKind::IncrementalAlterConfigs(req) => {
+            Prepared::reply(handlers::incremental_alter_configs::prepare(ctx, req))
+        }
         RequestKind::DeleteRecords(req) => {
             Prepared::reply(handlers::delete_records::prepare(ctx, req))
         }

@@ -245,6 +245,11 @@ impl PartitionLog {
         Ok((log, report))
     }
 
+    /// New limits (a topic config change): segment size, batch size, retention.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

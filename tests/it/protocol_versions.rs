@@ -287,6 +287,100 @@ async fn every_advertised_version_answers_and_encodes() {
         assert_eq!(r.results[0].error_code, 0, "CreatePartitions v{v}");
     }
 
+    // AlterConfigs replaces the overrides; IncrementalAlterConfigs changes one; both show.
+    for v in range(ApiKey::AlterConfigs) {
+        let value = format!("{}", 100_000 + v as i64);
+        let config = alter_configs_request::AlterableConfig::default()
+            .with_name(text("retention.ms"))
+            .with_value(Some(text(&value)));
+        let resource = alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(text("ct-3"))
+            .with_configs(vec![config]);
+        let req = AlterConfigsRequest::default().with_resources(vec![resource]);
+        let ResponseKind::AlterConfigs(r) = serve(
+            &ctx,
+            ApiKey::AlterConfigs,
+            v,
+            RequestKind::AlterConfigs(req),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        assert_eq!(r.responses[0].error_code, 0, "AlterConfigs v{v}");
+        assert_eq!(
+            broker
+                .routing
+                .borrow()
+                .topic("ct-3")
+                .unwrap()
+                .configs
+                .get("retention.ms"),
+            Some(&value)
+        );
+    }
+    for v in range(ApiKey::IncrementalAlterConfigs) {
+        let ops = vec![
+            incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(text("retention.bytes"))
+                .with_config_operation(0)
+                .with_value(Some(text("4096"))),
+            incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(text("cleanup.policy"))
+                .with_config_operation(2)
+                .with_value(Some(text("compact"))),
+            incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(text("retention.ms"))
+                .with_config_operation(1),
+        ];
+        let resource = incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(text("ct-3"))
+            .with_configs(ops);
+        let bad = incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(text("ct-3"))
+            .with_configs(vec![
+                incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(text("retention.ms"))
+                    .with_config_operation(2)
+                    .with_value(Some(text("1"))),
+            ]);
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![resource, bad]);
+        let ResponseKind::IncrementalAlterConfigs(r) = serve(
+            &ctx,
+            ApiKey::IncrementalAlterConfigs,
+            v,
+            RequestKind::IncrementalAlterConfigs(req),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (r.responses[0].error_code, r.responses[1].error_code),
+            (0, 40),
+            "IncrementalAlterConfigs v{v}"
+        );
+        let configs = broker
+            .routing
+            .borrow()
+            .topic("ct-3")
+            .unwrap()
+            .configs
+            .clone();
+        assert_eq!(
+            configs.get("retention.bytes").map(String::as_str),
+            Some("4096")
+        );
+        assert_eq!(
+            configs.get("cleanup.policy").map(String::as_str),
+            Some("delete,compact")
+        );
+        assert!(!configs.contains_key("retention.ms"));
+    }
+
     // DeleteRecords on ct-3 (empty): -1 means the high watermark, 0.
     for v in range(ApiKey::DeleteRecords) {
         let partition = delete_records_request::DeleteRecordsPartition::default()

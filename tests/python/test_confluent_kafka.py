@@ -55,3 +55,42 @@ def test_admin_client(broker):
     for future in admin.delete_topics(["cf-admin"]).values():
         future.result(30)
     assert "cf-admin" not in admin.list_topics(timeout=10).topics
+
+
+def test_incremental_alter_configs_applies_live(tmp_path):
+    from conftest import Broker
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource
+
+    b = Broker(tmp_path, "[log]\nretention_check_interval_ms = 100")
+    try:
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        for future in admin.create_topics([NewTopic("live", 1, 1, config={"segment.bytes": "10000"})]).values():
+            future.result(30)
+        producer = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 1, "batch.size": 2000})
+        for i in range(2000):
+            producer.produce("live", value=b"x" * 100, partition=0)
+        assert producer.flush(30) == 0
+        consumer = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "unused"})
+        assert consumer.get_watermark_offsets(TopicPartition("live", 0), timeout=10)[0] == 0
+        resource = ConfigResource(
+            ConfigResource.Type.TOPIC,
+            "live",
+            incremental_configs=[ConfigEntry("retention.bytes", "20000", incremental_operation=AlterConfigOpType.SET)],
+        )
+        for future in admin.incremental_alter_configs([resource]).values():
+            future.result(30)
+        described = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "live")])
+        entries = list(described.values())[0].result(30)
+        assert entries["retention.bytes"].value == "20000"
+        assert entries["retention.bytes"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+        assert entries["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+        # The partition takes the new limit at once: the earliest offset moves on.
+        deadline = time.monotonic() + 20
+        low = 0
+        while low == 0 and time.monotonic() < deadline:
+            low = consumer.get_watermark_offsets(TopicPartition("live", 0), timeout=10)[0]
+            time.sleep(0.1)
+        assert low > 0, "retention applied the changed retention.bytes"
+        consumer.close()
+    finally:
+        assert b.stop() == 0

@@ -1,5 +1,6 @@
 //! One file per Kafka API, each stating the versions it serves.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -12,6 +13,7 @@ pub mod fetch;
 pub mod find_coordinator;
 mod groups;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
