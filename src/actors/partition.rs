@@ -61,6 +61,8 @@ pub struct PartitionOffsets {
     pub high_watermark: i64,
     pub log_end_offset: i64,
     pub flushed_offset: i64,
+    /// Bytes of all segments.
+    pub size_bytes: u64,
 }
 
 /// ListOffsets special timestamps (Kafka's ListOffsetsRequest constants).
@@ -426,6 +428,7 @@ impl PartitionState {
             high_watermark: self.high_watermark,
             log_end_offset: self.log.log_end_offset(),
             flushed_offset: self.log.flushed_offset(),
+            size_bytes: self.log.size_bytes(),
         }
     }
 

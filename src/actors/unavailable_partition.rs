@@ -45,6 +45,7 @@ impl Actor for UnavailablePartition {
                     high_watermark: -1,
                     log_end_offset: -1,
                     flushed_offset: -1,
+                    size_bytes: 0,
                 });
             }
             PartitionMsg::Flush { reply } => {

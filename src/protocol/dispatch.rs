@@ -100,6 +100,15 @@ pub async fn prepare(
         RequestKind::IncrementalAlterConfigs(req) => {
             Prepared::reply(handlers::incremental_alter_configs::prepare(ctx, req))
         }
+        RequestKind::DescribeCluster(req) => {
+            Prepared::reply(handlers::describe_cluster::prepare(ctx, version, req))
+        }
+        RequestKind::DescribeLogDirs(req) => {
+            Prepared::reply(handlers::describe_log_dirs::prepare(ctx, req))
+        }
+        RequestKind::OffsetForLeaderEpoch(req) => {
+            Prepared::reply(handlers::offset_for_leader_epoch::prepare(ctx, req))
+        }
         RequestKind::DeleteRecords(req) => {
             Prepared::reply(handlers::delete_records::prepare(ctx, req))
         }

@@ -287,6 +287,86 @@ async fn every_advertised_version_answers_and_encodes() {
         assert_eq!(r.results[0].error_code, 0, "CreatePartitions v{v}");
     }
 
+    // DescribeCluster, DescribeLogDirs and OffsetForLeaderEpoch.
+    for v in range(ApiKey::DescribeCluster) {
+        let ResponseKind::DescribeCluster(r) = serve(
+            &ctx,
+            ApiKey::DescribeCluster,
+            v,
+            RequestKind::DescribeCluster(DescribeClusterRequest::default().with_endpoint_type(1)),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (r.error_code, r.brokers.len(), r.controller_id.0),
+            (0, 1, 0),
+            "DescribeCluster v{v}"
+        );
+    }
+    for v in range(ApiKey::DescribeLogDirs) {
+        let topics = Some(vec![
+            describe_log_dirs_request::DescribableLogDirTopic::default()
+                .with_topic(name("ct-2"))
+                .with_partitions(vec![0, 1]),
+        ]);
+        let ResponseKind::DescribeLogDirs(r) = serve(
+            &ctx,
+            ApiKey::DescribeLogDirs,
+            v,
+            RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default().with_topics(topics)),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        let sizes: Vec<i64> = r.results[0].topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.partition_size)
+            .collect();
+        assert!(
+            sizes[0] > 0 && sizes[1] == 0,
+            "DescribeLogDirs v{v}: {sizes:?}"
+        );
+    }
+    for v in range(ApiKey::OffsetForLeaderEpoch) {
+        let parts = vec![
+            offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(0)
+                .with_leader_epoch(0),
+            offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(5)
+                .with_leader_epoch(0),
+        ];
+        let topic = offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+            .with_topic(name("ct-2"))
+            .with_partitions(parts);
+        let req = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![topic]);
+        let ResponseKind::OffsetForLeaderEpoch(r) = serve(
+            &ctx,
+            ApiKey::OffsetForLeaderEpoch,
+            v,
+            RequestKind::OffsetForLeaderEpoch(req),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        let (ok, newer) = (&r.topics[0].partitions[0], &r.topics[0].partitions[1]);
+        assert_eq!(
+            (ok.error_code, ok.leader_epoch, ok.end_offset),
+            (0, 0, produced),
+            "OffsetForLeaderEpoch v{v}"
+        );
+        assert_eq!(newer.error_code, 75, "UNKNOWN_LEADER_EPOCH");
+    }
+
     // AlterConfigs replaces the overrides; IncrementalAlterConfigs changes one; both show.
     for v in range(ApiKey::AlterConfigs) {
         let value = format!("{}", 100_000 + v as i64);

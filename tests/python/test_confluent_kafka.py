@@ -94,3 +94,12 @@ def test_incremental_alter_configs_applies_live(tmp_path):
         consumer.close()
     finally:
         assert b.stop() == 0
+
+
+def test_describe_cluster(broker):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    cluster = admin.describe_cluster().result(30)
+    assert [n.id for n in cluster.nodes] == [0]
+    assert cluster.nodes[0].port == broker.port
+    assert cluster.controller.id == 0
+    assert cluster.cluster_id == "broker-single-node"

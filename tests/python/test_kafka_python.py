@@ -145,3 +145,17 @@ def test_consumer_group_commits_and_resumes(tmp_path):
         assert offsets["kp-group"][TopicPartition("grouped", 0)].offset == 310, offsets
     finally:
         assert b.stop() == 0
+
+
+def test_describe_log_dirs_reports_partition_sizes(broker):
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", enable_idempotence=False)
+    for i in range(100):
+        producer.send("sized", value=b"v" * 100, partition=0)
+    producer.flush(30)
+    producer.close()
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    result = admin.describe_log_dirs()
+    topics = result[0]["log_dirs"][0]["topics"]
+    sized = [t for t in topics if t["name"] == "sized"][0]
+    # 100 records of 100 bytes, in batches: more than the payload, less than twice it.
+    assert 10_000 < sized["partitions"][0]["partition_size"] < 20_000, sized

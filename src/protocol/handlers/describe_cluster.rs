@@ -1,0 +1,28 @@
+//! DescribeCluster v0-v2: this one broker, the cluster id and the controller (itself).
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, ResponseKind,
+};
+
+use super::text;
+use crate::protocol::dispatch::ResponseFuture;
+use crate::protocol::BrokerContext;
+
+pub fn prepare(ctx: &BrokerContext, version: i16, req: DescribeClusterRequest) -> ResponseFuture {
+    let (host, port) = ctx.config.advertised();
+    let node = BrokerId(ctx.config.node_id);
+    let mut response = DescribeClusterResponse::default()
+        .with_cluster_id(text(ctx.config.cluster_id.clone()))
+        .with_controller_id(node)
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(node)
+            .with_host(text(host))
+            .with_port(port)])
+        .with_cluster_authorized_operations(i32::MIN);
+    if version >= 1 {
+        // Only broker endpoints (1) are served; KIP-919 controller endpoints are not.
+        response = response.with_endpoint_type(req.endpoint_type.max(1));
+    }
+    Box::pin(async move { ResponseKind::DescribeCluster(response) })
+}

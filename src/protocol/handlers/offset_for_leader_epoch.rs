@@ -1,0 +1,75 @@
+//! OffsetForLeaderEpoch v2-v4 on one node: there is one leader epoch, 0, and it ends at
+//! the log end offset. A newer current epoch than ours gets UNKNOWN_LEADER_EPOCH; an epoch
+//! after ours answers -1 as Kafka does.
+
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ResponseKind,
+};
+use kafka_protocol::ResponseError;
+
+use crate::actors::partition::PartitionMsg;
+use crate::protocol::context::ask;
+use crate::protocol::dispatch::ResponseFuture;
+use crate::protocol::BrokerContext;
+
+const EPOCH: i32 = 0;
+
+pub fn prepare(ctx: &BrokerContext, req: OffsetForLeaderEpochRequest) -> ResponseFuture {
+    let routes = ctx.routes();
+    let topics: Vec<_> = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let route = routes.topic(t.topic.0.as_str()).cloned();
+            let parts: Vec<_> = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let rx = route
+                        .as_ref()
+                        .and_then(|r| r.partition(p.partition))
+                        .and_then(|a| ask(a, |reply| PartitionMsg::Offsets { reply }));
+                    (p, rx)
+                })
+                .collect();
+            (t.topic, parts)
+        })
+        .collect();
+    Box::pin(async move {
+        let mut results = Vec::with_capacity(topics.len());
+        for (name, parts) in topics {
+            let mut partitions = Vec::with_capacity(parts.len());
+            for (p, rx) in parts {
+                let entry = EpochEndOffset::default().with_partition(p.partition);
+                let Some(rx) = rx else {
+                    partitions
+                        .push(entry.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                    continue;
+                };
+                if p.current_leader_epoch > EPOCH {
+                    partitions
+                        .push(entry.with_error_code(ResponseError::UnknownLeaderEpoch.code()));
+                    continue;
+                }
+                partitions.push(match rx.await {
+                    Ok(o) if p.leader_epoch >= 0 && p.leader_epoch <= EPOCH => entry
+                        .with_leader_epoch(EPOCH)
+                        .with_end_offset(o.log_end_offset),
+                    Ok(_) => entry.with_leader_epoch(-1).with_end_offset(-1),
+                    Err(_) => entry.with_error_code(ResponseError::NotLeaderOrFollower.code()),
+                });
+            }
+            results.push(
+                OffsetForLeaderTopicResult::default()
+                    .with_topic(name)
+                    .with_partitions(partitions),
+            );
+        }
+        ResponseKind::OffsetForLeaderEpoch(
+            OffsetForLeaderEpochResponse::default().with_topics(results),
+        )
+    })
+}
