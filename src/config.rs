@@ -41,6 +41,8 @@ pub struct LogSettings {
     pub retention_bytes: i64,
     /// How often each partition checks its retention.
     pub retention_check_interval_ms: u64,
+    /// Default segment.ms of topics: the active segment is rolled once open this long.
+    pub segment_ms: i64,
 }
 
 impl Default for LogSettings {
@@ -53,6 +55,7 @@ impl Default for LogSettings {
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             retention_check_interval_ms: 300_000,
+            segment_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }

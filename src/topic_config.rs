@@ -2,8 +2,8 @@
 //!
 //! Values set on a topic are kept as strings by the metadata actor; DescribeConfigs shows
 //! every known name with its effective value and whether it is a default or a topic override.
-//! This broker applies `segment.bytes`, `max.message.bytes`, `index.interval.bytes`,
-//! `retention.ms` and `retention.bytes` to the partition log; the others are kept and shown
+//! This broker applies `segment.bytes`, `segment.ms`, `max.message.bytes`,
+//! `index.interval.bytes`, `retention.ms` and `retention.bytes` to the partition log; the others are kept and shown
 //! so clients and tools that set them keep working.
 
 use std::collections::BTreeMap;
@@ -74,7 +74,7 @@ const DEFINITIONS: &[Definition] = &[
     def("segment.bytes", Kind::Int, None),
     def("segment.index.bytes", Kind::Int, Some("10485760")),
     def("segment.jitter.ms", Kind::Long, Some("0")),
-    def("segment.ms", Kind::Long, Some("604800000")),
+    def("segment.ms", Kind::Long, None),
     def("unclean.leader.election.enable", Kind::Bool, Some("false")),
     def("message.downconversion.enable", Kind::Bool, Some("true")),
     def("remote.storage.enable", Kind::Bool, Some("false")),
@@ -118,6 +118,7 @@ fn broker_default(name: &str, config: &Config) -> String {
         "max.message.bytes" => config.max_message_bytes.to_string(),
         "retention.ms" => config.log.retention_ms.to_string(),
         "retention.bytes" => config.log.retention_bytes.to_string(),
+        "segment.ms" => config.log.segment_ms.to_string(),
         _ => String::new(),
     }
 }

@@ -473,6 +473,11 @@ impl MetadataState {
                 "retention.bytes",
                 self.config.log.retention_bytes,
             ),
+            segment_ms: topic_config::effective_i64(
+                configs,
+                "segment.ms",
+                self.config.log.segment_ms,
+            ),
         }
     }
 

@@ -29,6 +29,8 @@ pub struct LogConfig {
     pub retention_ms: i64,
     /// The oldest closed segments go while the log is larger than this (bytes; negative: no limit).
     pub retention_bytes: i64,
+    /// The active segment is rolled once it has been open this long (ms; negative: never).
+    pub segment_ms: i64,
 }
 
 impl LogConfig {
@@ -40,8 +42,16 @@ impl LogConfig {
             max_batch_bytes,
             retention_ms: -1,
             retention_bytes: -1,
+            segment_ms: -1,
         }
     }
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// The file that keeps a log start offset set by DeleteRecords across restarts.
@@ -107,6 +117,10 @@ pub struct PartitionLog {
     producers: ProducerStateTable,
     /// Set by DeleteRecords above the first segment's base offset; durable in its file.
     log_start_offset: i64,
+    /// Wall-clock ms when the active segment was opened (at start: when the log was
+    /// opened), for segment.ms. Record timestamps are not used: old ones would force a roll
+    /// per batch.
+    active_since_ms: i64,
 }
 
 /// Segment files moved aside by retention or DeleteRecords, to remove off the actor.
@@ -241,6 +255,7 @@ impl PartitionLog {
             failed: false,
             producers,
             log_start_offset,
+            active_since_ms: wall_clock_ms(),
         };
         Ok((log, report))
     }
@@ -314,9 +329,10 @@ impl PartitionLog {
         let base_offset = self.log_end_offset();
         set_base_offset(batch, base_offset);
         let header = validate_batch(batch)?;
-        if !self.active().is_empty()
-            && self.active().size() + batch.len() as u64 > self.config.segment_bytes
-        {
+        let too_big = self.active().size() + batch.len() as u64 > self.config.segment_bytes;
+        let too_old = self.config.segment_ms >= 0
+            && wall_clock_ms().saturating_sub(self.active_since_ms) > self.config.segment_ms;
+        if !self.active().is_empty() && (too_big || too_old) {
             self.roll(base_offset)?;
         }
         let index = self.segments.len() - 1;
@@ -354,6 +370,7 @@ impl PartitionLog {
         ) {
             Ok(segment) => {
                 self.segments.push(segment);
+                self.active_since_ms = wall_clock_ms();
                 Ok(())
             }
             Err(err) => {
@@ -817,6 +834,23 @@ mod tests {
             sim2.file_contents(&path).unwrap().len() as u64,
             log2.size_bytes(),
             "the torn bytes were cut back"
+        );
+    }
+
+    #[test]
+    fn segment_ms_rolls_an_old_active_segment() {
+        let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+        let mut config = config(1 << 20);
+        config.segment_ms = 0;
+        config.retention_ms = -1;
+        let (mut log, _) = PartitionLog::open(storage, PathBuf::from("/p/t-0"), config).unwrap();
+        log.append(&mut batch(1, 0)).unwrap();
+        log.active_since_ms -= 1; // the active segment has been open for a millisecond
+        log.append(&mut batch(1, 0)).unwrap();
+        assert_eq!(
+            log.segment_count(),
+            2,
+            "rolled by age, far below segment.bytes"
         );
     }
 
