@@ -2,7 +2,8 @@
 //!
 //! For every partition directory it reads every segment's batches (length, magic, CRC-32C,
 //! offsets continuing across batches and segments) and checks each offset- and time-index
-//! entry against the log; it reads the metadata record file (length, CRC-32C, decoding).
+//! entry against the log; it reads the metadata record file and every group's record file
+//! (length, CRC-32C, decoding).
 //! Each problem is reported with its file and byte position. Run it while the broker is
 //! stopped.
 //!
@@ -13,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::actors::group_store::GroupRecord;
 use crate::actors::metadata::MetadataRecord;
 use crate::storage::batch::{validate_batch, BatchHeader, HEADER_SIZE};
 use crate::storage::segment::{file_name, parse_base_offset};
@@ -48,12 +50,14 @@ pub fn check(storage: Arc<dyn Storage>, data_dir: &Path, repair: bool) -> std::i
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if name == "__meta" {
-            check_metadata(
-                storage.clone(),
-                &entry.join("topics.log"),
-                repair,
-                &mut report,
-            );
+            let path = entry.join("topics.log");
+            check_records::<MetadataRecord>(storage.clone(), &path, repair, &mut report);
+        } else if name == "__groups" {
+            for file in storage.list_dir(&entry)? {
+                if file.extension().is_some_and(|e| e == "log") {
+                    check_records::<GroupRecord>(storage.clone(), &file, repair, &mut report);
+                }
+            }
         } else if !name.ends_with("-delete") && storage.list_dir(&entry).is_ok() {
             check_partition(storage.clone(), &entry, repair, &mut report)?;
         }
@@ -348,7 +352,13 @@ fn index_problem(path: &Path, position: u64, what: String) -> Problem {
     }
 }
 
-fn check_metadata(storage: Arc<dyn Storage>, path: &Path, repair: bool, report: &mut Report) {
+/// A framed record file (metadata, a group's offsets): length, CRC-32C, decoding as `T`.
+fn check_records<T: serde::Serialize + serde::de::DeserializeOwned>(
+    storage: Arc<dyn Storage>,
+    path: &Path,
+    repair: bool,
+    report: &mut Report,
+) {
     let Some(bytes) = read_file(storage.as_ref(), path) else {
         return;
     };
@@ -371,9 +381,7 @@ fn check_metadata(storage: Arc<dyn Storage>, path: &Path, repair: bool, report: 
                 Some(format!("record of {size} bytes is cut short"))
             } else if crc32c::crc32c(&bytes[pos + 8..pos + 8 + size]) != crc {
                 Some("CRC-32C mismatch".to_string())
-            } else if let Err(e) =
-                rmp_serde::from_slice::<MetadataRecord>(&bytes[pos + 8..pos + 8 + size])
-            {
+            } else if let Err(e) = rmp_serde::from_slice::<T>(&bytes[pos + 8..pos + 8 + size]) {
                 Some(format!("record does not decode: {e}"))
             } else {
                 pos += 8 + size;
@@ -388,7 +396,7 @@ fn check_metadata(storage: Arc<dyn Storage>, path: &Path, repair: bool, report: 
                 torn_tail: true,
             });
             if repair {
-                match RecordFile::<MetadataRecord>::open(storage.clone(), path.to_path_buf()) {
+                match RecordFile::<T>::open(storage.clone(), path.to_path_buf()) {
                     Ok((_, records, cut)) => {
                         report.repairs.push(format!(
                             "cut {cut} bytes off {} at byte {pos}; {} records kept",
@@ -471,6 +479,45 @@ mod tests {
         assert!(!report.problems[0].torn_tail);
         assert!(report.repairs[0].contains("left"));
         assert_eq!(sim.file_contents(&path).unwrap(), bytes, "nothing was cut");
+    }
+
+    #[test]
+    fn a_torn_group_file_is_reported_and_repaired() {
+        use crate::actors::group_store::{CommittedOffset, GroupRecord};
+        let sim = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        let path = PathBuf::from("/data/__groups/6767.log");
+        storage.create_dir_all(Path::new("/data/__groups")).unwrap();
+        let (mut file, _, _) =
+            RecordFile::<GroupRecord>::open(storage.clone(), path.clone()).unwrap();
+        file.append(&GroupRecord::Group { id: "gg".into() })
+            .unwrap();
+        let offset = CommittedOffset {
+            offset: 5,
+            leader_epoch: 0,
+            metadata: None,
+        };
+        file.append(&GroupRecord::Committed {
+            entries: vec![("t".into(), 0, offset)],
+        })
+        .unwrap();
+        let mut bytes = sim.file_contents(&path).unwrap();
+        let whole = bytes.len();
+        bytes.truncate(whole - 3);
+        sim.set_file_contents(&path, bytes);
+        let report = check(storage.clone(), Path::new("/data"), false).unwrap();
+        assert_eq!(report.problems.len(), 1);
+        assert_eq!(report.problems[0].file, path);
+        let repaired = check(storage.clone(), Path::new("/data"), true).unwrap();
+        assert!(
+            repaired.repairs[0].contains("1 records kept"),
+            "{:?}",
+            repaired.repairs
+        );
+        assert!(check(storage, Path::new("/data"), false)
+            .unwrap()
+            .problems
+            .is_empty());
     }
 
     #[test]
