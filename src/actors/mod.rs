@@ -10,6 +10,7 @@ pub mod group_registry;
 pub mod group_store;
 pub mod listener;
 pub mod metadata;
+pub mod metadata_messages;
 pub mod partition;
 pub mod routing;
 pub mod unavailable_partition;

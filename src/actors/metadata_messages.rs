@@ -1,0 +1,107 @@
+//! What the metadata actor accepts, and the durable records it writes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ractor::RpcReplyPort;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::routing::{RoutingTable, TopicRoute};
+use crate::config::Config;
+use crate::error::MetadataError;
+use crate::storage::Storage;
+
+/// One durable change to the topic set, replayed in order on start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum MetadataRecord {
+    TopicCreated {
+        name: String,
+        id: u128,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    },
+    PartitionsCreated {
+        name: String,
+        partitions: i32,
+    },
+    TopicDeleted {
+        name: String,
+    },
+    /// Producer ids below `end` may have been handed out; a restart continues from `end`.
+    ProducerIdBlock {
+        end: i64,
+    },
+    /// A topic's config overrides after AlterConfigs or IncrementalAlterConfigs.
+    TopicConfigsChanged {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
+}
+
+/// Producer ids reserved per durable record.
+pub(super) const PRODUCER_ID_BLOCK: i64 = 1000;
+
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1 means the broker default.
+    pub num_partitions: i32,
+    /// -1 means the broker default; only 1 is possible on one broker.
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+    /// Manual replica assignment: partition count it implies, if any was given.
+    pub assigned_partitions: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicRef {
+    Name(String),
+    Id(Uuid),
+}
+
+pub enum MetadataMsg {
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+        reply: RpcReplyPort<Vec<Result<Arc<TopicRoute>, MetadataError>>>,
+    },
+    /// Auto-creation: create those of `names` that are missing and have valid names.
+    EnsureTopics {
+        names: Vec<String>,
+        reply: RpcReplyPort<()>,
+    },
+    DeleteTopics {
+        topics: Vec<TopicRef>,
+        reply: RpcReplyPort<Vec<Result<(String, Uuid), MetadataError>>>,
+    },
+    CreatePartitions {
+        topic: String,
+        count: i32,
+        validate_only: bool,
+        reply: RpcReplyPort<Result<(), MetadataError>>,
+    },
+    /// Change a topic's config overrides (persisted, then applied to its partitions at once).
+    AlterTopicConfigs {
+        topic: String,
+        changes: Vec<crate::topic_config::ConfigChange>,
+        /// AlterConfigs: the given configs replace every override.
+        replace: bool,
+        validate_only: bool,
+        reply: RpcReplyPort<Result<(), MetadataError>>,
+    },
+    /// A new producer id for an idempotent producer (InitProducerId), unique across
+    /// restarts.
+    AllocateProducerId {
+        reply: RpcReplyPort<Result<i64, MetadataError>>,
+    },
+    /// Flush and fsync every partition, then stop them.
+    Shutdown { reply: RpcReplyPort<()> },
+}
+
+pub struct MetadataArgs {
+    pub config: Arc<Config>,
+    pub storage: Arc<dyn Storage>,
+    pub routing: watch::Sender<Arc<RoutingTable>>,
+}

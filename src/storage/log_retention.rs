@@ -1,0 +1,140 @@
+//! Retention and DeleteRecords for the partition log: which closed segments go, moving
+//! them aside (renamed to `*.deleted` on the owner's thread, removed on another), and the
+//! durable log start offset file `log-start-offset`: `[offset i64 BE][crc32c u32 BE]`,
+//! written aside, fsynced and renamed into place.
+
+use std::path::{Path, PathBuf};
+
+use tracing::warn;
+
+use super::PartitionLog;
+use crate::storage::segment::{file_name, Segment};
+use crate::storage::{Storage, StorageError};
+
+/// The file that keeps a log start offset set by DeleteRecords across restarts.
+pub(super) const LOG_START_FILE: &str = "log-start-offset";
+
+/// Segment files moved aside by retention or DeleteRecords, to remove off the actor.
+#[derive(Debug, Default)]
+pub struct Removal {
+    pub files: Vec<PathBuf>,
+    pub segments: usize,
+    pub bytes: u64,
+}
+
+impl Removal {
+    /// Removes the moved-aside files (blocking: run it on a blocking thread).
+    pub fn run(&self, storage: &dyn Storage) {
+        for file in &self.files {
+            if let Err(err) = storage.remove_file(file) {
+                warn!(path = %file.display(), %err, "Could not remove a deleted segment file.");
+            }
+        }
+    }
+}
+
+impl PartitionLog {
+    /// Retention: closed segments past `retention_ms` (by their newest timestamp, against
+    /// `now_ms`) or beyond `retention_bytes` (oldest first) are moved aside, never the active
+    /// one and never one holding offsets at or above `high_watermark`. The log start offset
+    /// moves to the first remaining segment. The returned files are removed by the caller
+    /// off its thread.
+    pub fn apply_retention(&mut self, now_ms: i64, high_watermark: i64) -> Removal {
+        let mut removal = Removal::default();
+        let mut total: u64 = self.size_bytes();
+        while self.segments.len() > 1 {
+            let oldest = &self.segments[0];
+            if oldest.next_offset() > high_watermark {
+                break;
+            }
+            let (newest, _) = oldest.max_timestamp();
+            let by_time = self.config.retention_ms >= 0
+                && newest >= 0
+                && now_ms.saturating_sub(newest) > self.config.retention_ms;
+            let by_size = self.config.retention_bytes >= 0
+                && total.saturating_sub(oldest.size()) >= self.config.retention_bytes as u64;
+            let by_start = oldest.next_offset() <= self.log_start_offset;
+            if !(by_time || by_size || by_start) {
+                break;
+            }
+            total = total.saturating_sub(oldest.size());
+            let segment = self.segments.remove(0);
+            self.move_aside(segment, &mut removal);
+        }
+        removal
+    }
+
+    /// DeleteRecords: the log start offset moves to `offset` (the high watermark for -1),
+    /// durably; segments wholly below it go. Returns the new log start offset.
+    pub fn delete_records(
+        &mut self,
+        offset: i64,
+        high_watermark: i64,
+    ) -> Result<(i64, Removal), StorageError> {
+        let target = if offset == -1 { high_watermark } else { offset };
+        if target < 0 || target > high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: self.log_end_offset(),
+            });
+        }
+        if target > self.log_start_offset() {
+            write_log_start(self.storage.as_ref(), &self.dir, target)?;
+            self.log_start_offset = target;
+        }
+        let mut removal = Removal::default();
+        while self.segments.len() > 1 && self.segments[0].next_offset() <= self.log_start_offset {
+            let segment = self.segments.remove(0);
+            self.move_aside(segment, &mut removal);
+        }
+        Ok((self.log_start_offset(), removal))
+    }
+
+    fn move_aside(&mut self, segment: Segment, removal: &mut Removal) {
+        self.dirty.remove(&segment.base_offset);
+        removal.segments += 1;
+        removal.bytes += segment.size();
+        for ext in ["log", "index", "timeindex"] {
+            let path = self.dir.join(file_name(segment.base_offset, ext));
+            if !self.storage.exists(&path) {
+                continue;
+            }
+            let aside = path.with_extension(format!("{ext}.deleted"));
+            match self.storage.rename(&path, &aside) {
+                Ok(()) => removal.files.push(aside),
+                Err(err) => {
+                    warn!(path = %path.display(), %err, "Could not move a deleted segment aside; removing it now.");
+                    let _ = self.storage.remove_file(&path);
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn read_log_start(storage: &dyn Storage, dir: &Path) -> Option<i64> {
+    let file = storage.open(&dir.join(LOG_START_FILE), false).ok()?;
+    let mut buf = [0u8; 12];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    let mut value = [0u8; 8];
+    value.copy_from_slice(&buf[..8]);
+    let crc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+    (crc32c::crc32c(&value) == crc).then(|| i64::from_be_bytes(value))
+}
+
+/// `[offset i64 BE][crc32c u32 BE]`, written aside, fsynced and renamed into place.
+fn write_log_start(storage: &dyn Storage, dir: &Path, offset: i64) -> Result<(), StorageError> {
+    let value = offset.to_be_bytes();
+    let mut bytes = value.to_vec();
+    bytes.extend_from_slice(&crc32c::crc32c(&value).to_be_bytes());
+    let tmp = dir.join("log-start-offset.tmp");
+    let io = |e| StorageError::io(&tmp, e);
+    let file = storage.open(&tmp, true).map_err(io)?;
+    file.truncate(0).map_err(io)?;
+    file.write_at(&bytes, 0).map_err(io)?;
+    file.sync().map_err(io)?;
+    storage
+        .rename(&tmp, &dir.join(LOG_START_FILE))
+        .map_err(io)?;
+    storage.sync_dir(dir).map_err(io)
+}

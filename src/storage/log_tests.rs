@@ -1,0 +1,230 @@
+//! Unit tests of the partition log over the simulated and the real file storage.
+use super::*;
+use crate::storage::batch::BatchHeader;
+use crate::storage::batch_builder::build_batch;
+use crate::storage::sim::SimStorage;
+use crate::storage::FileStorage;
+
+fn config(segment_bytes: u64) -> LogConfig {
+    LogConfig::keep_all(segment_bytes, 200, 1 << 20)
+}
+
+fn batch(n: usize, ts: i64) -> Vec<u8> {
+    let values: Vec<Vec<u8>> = (0..n).map(|i| format!("value-{i}").into_bytes()).collect();
+    let records: Vec<_> = values.iter().map(|v| (None, Some(v.as_slice()))).collect();
+    build_batch(&records, ts)
+}
+
+fn open(storage: &Arc<dyn Storage>, segment_bytes: u64) -> (PartitionLog, RecoveryReport) {
+    PartitionLog::open(
+        storage.clone(),
+        PathBuf::from("/p/t-0"),
+        config(segment_bytes),
+    )
+    .unwrap()
+}
+
+fn headers(bytes: &[u8]) -> Vec<BatchHeader> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let h = validate_batch(
+            &bytes[pos..pos + BatchHeader::parse(&bytes[pos..]).unwrap().total_size()],
+        )
+        .unwrap();
+        pos += h.total_size();
+        out.push(h);
+    }
+    out
+}
+
+#[test]
+fn append_assigns_offsets_and_reads_cross_segments() {
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let (mut log, report) = open(&storage, 1000);
+    assert_eq!((report.log_end_offset, report.segments), (0, 1));
+    let mut bases = Vec::new();
+    for i in 0..40 {
+        let info = log.append(&mut batch(3, 1000 + i * 10)).unwrap();
+        bases.push(info.base_offset);
+        assert_eq!(info.last_offset, info.base_offset + 2);
+    }
+    assert_eq!(bases, (0..40).map(|i| i * 3).collect::<Vec<_>>());
+    assert!(log.segment_count() > 3, "small segments rolled");
+    let mut next = 0;
+    let mut seen = 0;
+    while next < 120 {
+        let read = log.read(next, 120, 500, true).unwrap();
+        for h in headers(&read.records) {
+            assert_eq!(h.base_offset, next);
+            next = h.next_offset();
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 40);
+    // From inside a batch, the batch that holds the offset comes first.
+    let read = log.read(31, 120, 10_000, true).unwrap();
+    assert_eq!(headers(&read.records)[0].base_offset, 30);
+    // max_offset (the high watermark) is never passed.
+    let read = log.read(0, 6, 100_000, true).unwrap();
+    assert_eq!(headers(&read.records).len(), 2);
+    assert!(log.read(120, 120, 1000, true).unwrap().records.is_empty());
+    assert!(matches!(
+        log.read(121, 200, 1000, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    // min_one: a batch larger than max_bytes still comes back whole.
+    let read = log.read(0, 120, 10, true).unwrap();
+    assert_eq!(read.batches, 1);
+    assert!(log.read(0, 120, 10, false).unwrap().records.is_empty());
+}
+
+#[test]
+fn reopen_restores_everything_and_indexes_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(FileStorage);
+    let path = dir.path().join("t-0");
+    let (mut log, _) = PartitionLog::open(storage.clone(), path.clone(), config(2000)).unwrap();
+    for i in 0..60 {
+        log.append(&mut batch(1 + (i % 4) as usize, i)).unwrap();
+    }
+    let end = log.log_end_offset();
+    log.flush().unwrap();
+    drop(log);
+    let (log, report) = PartitionLog::open(storage, path, config(2000)).unwrap();
+    assert_eq!(report.log_end_offset, end);
+    assert_eq!(report.batches, 60);
+    assert_eq!(report.bytes_truncated, 0);
+    // Every index entry points at the start of a batch with that base offset.
+    for segment in &log.segments {
+        for (offset, position) in segment.offset_index().entries() {
+            let found = segment.locate(offset).unwrap().unwrap();
+            assert_eq!(
+                (found.header.base_offset, found.position),
+                (offset, position)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_torn_tail_keeps_every_whole_batch() {
+    let sim = SimStorage::new();
+    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+    let (mut log, _) = open(&storage, 1 << 20);
+    for i in 0..5 {
+        log.append(&mut batch(2, i)).unwrap();
+    }
+    log.flush().unwrap();
+    let path = PathBuf::from("/p/t-0").join(file_name(0, "log"));
+    let mut bytes = sim.file_contents(&path).unwrap();
+    bytes.truncate(bytes.len() - 9);
+    sim.set_file_contents(&path, bytes);
+    let (mut log, report) = open(&storage, 1 << 20);
+    assert_eq!(report.log_end_offset, 8);
+    assert_eq!(report.batches, 4);
+    assert!(report.bytes_truncated > 0);
+    assert_eq!(
+        report.truncated_at.as_ref().map(|(p, _)| p.clone()),
+        Some(path)
+    );
+    assert_eq!(log.append(&mut batch(1, 9)).unwrap().base_offset, 8);
+}
+
+#[test]
+fn power_cut_keeps_what_was_flushed() {
+    let sim = SimStorage::new();
+    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+    let (mut log, _) = open(&storage, 1 << 20);
+    log.append(&mut batch(3, 0)).unwrap();
+    let job = log.begin_flush().unwrap();
+    assert_eq!(job.up_to, 3);
+    let result = job.run();
+    log.complete_flush(job.up_to, result).unwrap();
+    assert_eq!(log.flushed_offset(), 3);
+    log.append(&mut batch(3, 0)).unwrap();
+    assert!(log.flushed_offset() < log.log_end_offset());
+    sim.power_cut();
+    let (log, _) = open(&storage, 1 << 20);
+    assert_eq!(log.log_end_offset(), 3);
+}
+
+#[test]
+fn failed_fsync_and_enospc_fail_the_log_for_writes_only() {
+    let sim = SimStorage::new();
+    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+    let (mut log, _) = open(&storage, 1 << 20);
+    log.append(&mut batch(2, 0)).unwrap();
+    log.flush().unwrap();
+    log.append(&mut batch(2, 0)).unwrap();
+    sim.fail_fsync(None);
+    let job = log.begin_flush().unwrap();
+    let result = job.run();
+    assert!(log.complete_flush(job.up_to, result).is_err());
+    assert!(log.is_failed());
+    assert_eq!(log.flushed_offset(), 2);
+    assert!(matches!(
+        log.append(&mut batch(1, 0)),
+        Err(StorageError::Failed)
+    ));
+    assert_eq!(log.read(0, 2, 1 << 20, true).unwrap().batches, 1);
+
+    let sim = SimStorage::new();
+    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+    let (mut log, _) = open(&storage, 1 << 20);
+    log.append(&mut batch(2, 0)).unwrap();
+    sim.fail_writes_enospc(true);
+    assert!(log.append(&mut batch(2, 0)).unwrap_err().is_io());
+    assert_eq!(log.log_end_offset(), 2);
+    sim.clear_faults();
+    sim.torn_write_after(10);
+    let sim2 = SimStorage::new();
+    let storage2: Arc<dyn Storage> = Arc::new(sim2.clone());
+    let (mut log2, _) = open(&storage2, 1 << 20);
+    log2.append(&mut batch(2, 0)).unwrap();
+    sim2.torn_write_after(10);
+    assert!(log2.append(&mut batch(2, 0)).is_err());
+    assert_eq!(log2.log_end_offset(), 2);
+    let path = PathBuf::from("/p/t-0").join(file_name(0, "log"));
+    assert_eq!(
+        sim2.file_contents(&path).unwrap().len() as u64,
+        log2.size_bytes(),
+        "the torn bytes were cut back"
+    );
+}
+
+#[test]
+fn segment_ms_rolls_an_old_active_segment() {
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let mut config = config(1 << 20);
+    config.segment_ms = 0;
+    config.retention_ms = -1;
+    let (mut log, _) = PartitionLog::open(storage, PathBuf::from("/p/t-0"), config).unwrap();
+    log.append(&mut batch(1, 0)).unwrap();
+    log.active_since_ms -= 1; // the active segment has been open for a millisecond
+    log.append(&mut batch(1, 0)).unwrap();
+    assert_eq!(
+        log.segment_count(),
+        2,
+        "rolled by age, far below segment.bytes"
+    );
+}
+
+#[test]
+fn timestamps() {
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let (mut log, _) = open(&storage, 1000);
+    for i in 0..30 {
+        log.append(&mut batch(2, 1000 + i * 100)).unwrap();
+    }
+    // Batch i holds offsets 2i and 2i+1 with timestamps 1000 + i*100 and +1.
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1000)));
+    assert_eq!(log.offset_for_timestamp(1550).unwrap(), Some((12, 1600)));
+    assert_eq!(
+        log.offset_for_timestamp(1601).unwrap(),
+        Some((13, 1601)),
+        "the second record of a batch"
+    );
+    assert_eq!(log.offset_for_timestamp(100_000).unwrap(), None);
+    assert_eq!(log.max_timestamp_offset(), Some((59, 3901)));
+}
