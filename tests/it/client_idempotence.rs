@@ -3,9 +3,8 @@
 //! the count is exact.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use rdkafka::producer::BaseRecord;
 
@@ -19,22 +18,10 @@ fn idempotent_producer_through_dropped_connections_writes_each_record_once() {
     let proxy_port = listener.local_addr().unwrap().port();
     // Clients are told the proxy's address, so all their traffic crosses it.
     let broker = TestBroker::start(&format!("advertised_listener = \"127.0.0.1:{proxy_port}\""));
-    let proxy = Arc::new(CuttingProxy::start(listener, broker.port()));
+    let proxy = CuttingProxy::start(listener, broker.port());
     let bootstrap = format!("127.0.0.1:{}", proxy.port());
     create_topic(&bootstrap, "exactly-once", 3);
 
-    let cutting = Arc::new(AtomicBool::new(true));
-    let cutter = {
-        let (proxy, cutting) = (proxy.clone(), cutting.clone());
-        std::thread::spawn(move || {
-            let mut cuts = 0;
-            while cutting.load(Ordering::SeqCst) && cuts < 20 {
-                std::thread::sleep(Duration::from_millis(100));
-                cuts += proxy.cut_all().min(1);
-            }
-            cuts
-        })
-    };
     let (producer, deliveries) = producer(
         &bootstrap,
         &[
@@ -44,29 +31,38 @@ fn idempotent_producer_through_dropped_connections_writes_each_record_once() {
         ],
     );
     let count = 30_000;
-    for i in 0..count {
-        let v = value(i, 100);
-        send(
-            &producer,
-            BaseRecord::to("exactly-once")
-                .partition((i % 3) as i32)
-                .key(b"k".as_slice())
-                .payload(v.as_slice()),
-        );
-        if i % 1000 == 0 {
-            producer.poll(Duration::from_millis(5));
+    let rounds = 6;
+    let mut cuts = 0;
+    for round in 0..rounds {
+        for i in round * (count / rounds)..(round + 1) * (count / rounds) {
+            let v = value(i, 100);
+            send(
+                &producer,
+                BaseRecord::to("exactly-once")
+                    .partition((i % 3) as i32)
+                    .key(b"k".as_slice())
+                    .payload(v.as_slice()),
+            );
+        }
+        if round + 1 == rounds {
+            break;
+        }
+        // Once this round's records are moving (some acknowledged, the rest in flight),
+        // cut every connection: requests written, answers lost.
+        let before = deliveries.ok.load(Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while deliveries.ok.load(Ordering::SeqCst) == before && Instant::now() < deadline {
+            producer.poll(Duration::from_millis(1));
+        }
+        if proxy.cut_all() > 0 {
+            cuts += 1;
         }
     }
-    let cuts = {
-        // Keep cutting while the tail is still in flight, then let it finish.
-        std::thread::sleep(Duration::from_millis(300));
-        cutting.store(false, Ordering::SeqCst);
-        cutter.join().unwrap()
-    };
     flush(&producer);
-    assert!(
-        cuts >= 3,
-        "connections were cut mid-stream only {cuts} times"
+    assert_eq!(
+        cuts,
+        rounds - 1,
+        "every round's connections were cut mid-stream"
     );
     assert_eq!(
         deliveries.failed.load(Ordering::SeqCst),
