@@ -59,10 +59,10 @@ fn idempotent_producer_through_dropped_connections_writes_each_record_once() {
         }
     }
     flush(&producer);
-    assert_eq!(
-        cuts,
-        rounds - 1,
-        "every round's connections were cut mid-stream"
+    // Under load a round can find no connection open at the instant of its cut.
+    assert!(
+        cuts >= 3,
+        "connections were cut mid-stream only {cuts} times"
     );
     assert_eq!(
         deliveries.failed.load(Ordering::SeqCst),
