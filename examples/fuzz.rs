@@ -204,12 +204,7 @@ impl FrameTarget {
         let broker = runtime
             .block_on(Broker::start(config.clone(), Arc::new(SimStorage::new())))
             .expect("broker");
-        let ctx = BrokerContext {
-            config: Arc::new(config),
-            metadata: broker.metadata.clone(),
-            routing: broker.routing.clone(),
-            groups: broker.groups.clone(),
-        };
+        let ctx = broker.context();
         std::mem::forget(broker); // lives for the whole run
         FrameTarget {
             runtime,

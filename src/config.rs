@@ -94,6 +94,9 @@ pub struct Config {
     /// Committed offsets of a group that stays empty this long expire
     /// (Kafka's offsets.retention.minutes).
     pub offsets_retention_ms: u64,
+    /// The longest transaction timeout a producer may ask for
+    /// (Kafka's transaction.max.timeout.ms).
+    pub transaction_max_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests before flushing anyway.
     pub shutdown_timeout_ms: u64,
     pub log: LogSettings,
@@ -118,6 +121,7 @@ impl Default for Config {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            transaction_max_timeout_ms: 900_000,
             shutdown_timeout_ms: 10_000,
             log: LogSettings::default(),
         }

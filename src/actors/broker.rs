@@ -15,6 +15,8 @@ use super::group_registry::{GroupRegistry, GroupRegistryArgs, GroupRegistryMsg};
 use super::listener::{Listener, ListenerArgs, ListenerMsg};
 use super::metadata::{Metadata, MetadataArgs, MetadataMsg};
 use super::routing::{RoutingSnapshot, RoutingTable};
+use super::txn_messages::TxnDeps;
+use super::txn_registry::{TxnRegistry, TxnRegistryMsg};
 use crate::config::Config;
 use crate::protocol::BrokerContext;
 use crate::storage::Storage;
@@ -35,6 +37,8 @@ pub struct Broker {
     pub metadata: ActorRef<MetadataMsg>,
     pub routing: RoutingSnapshot,
     pub groups: ActorRef<GroupRegistryMsg>,
+    pub txns: ActorRef<TxnRegistryMsg>,
+    config: Arc<Config>,
     listener: ActorRef<ListenerMsg>,
     shutdown_timeout: Duration,
 }
@@ -84,11 +88,30 @@ impl Broker {
             actor: "group registry",
             reason: e.to_string(),
         })?;
+        let (txns, _) = Actor::spawn(
+            None,
+            TxnRegistry,
+            TxnDeps {
+                dir: config.data_dir.join("__transactions"),
+                storage: storage.clone(),
+                metadata: metadata.clone(),
+                routing: routing.clone(),
+                groups: groups.clone(),
+                max_timeout: Duration::from_millis(config.transaction_max_timeout_ms),
+                marker_timeout: Duration::from_secs(30),
+            },
+        )
+        .await
+        .map_err(|e| StartError::Spawn {
+            actor: "transaction registry",
+            reason: e.to_string(),
+        })?;
         let context = BrokerContext {
             config: config.clone(),
             metadata: metadata.clone(),
             routing: routing.clone(),
             groups: groups.clone(),
+            txns: txns.clone(),
         };
         let (listener, _) = Actor::spawn(None, Listener, ListenerArgs { listener, context })
             .await
@@ -106,9 +129,22 @@ impl Broker {
             metadata,
             routing,
             groups,
-            listener,
+            txns,
             shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
+            config,
+            listener,
         })
+    }
+
+    /// What request handlers see, for serving requests without a socket (tests, fuzzing).
+    pub fn context(&self) -> BrokerContext {
+        BrokerContext {
+            config: self.config.clone(),
+            metadata: self.metadata.clone(),
+            routing: self.routing.clone(),
+            groups: self.groups.clone(),
+            txns: self.txns.clone(),
+        }
     }
 
     /// Stop accepting, finish in-flight requests, flush and fsync every partition.
@@ -121,6 +157,7 @@ impl Broker {
         let _ = super::call(&self.metadata, flush, Duration::from_secs(60)).await;
         self.metadata.stop(None);
         self.groups.stop(None);
+        self.txns.stop(None);
         info!("Broker stopped.");
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! Accepts `GroupMsg` from connection handlers; calls nobody.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +20,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 pub use super::group_messages::*;
-use super::group_store::{apply, CommittedOffset, GroupRecord, GroupStore, TopicPartition};
+use super::group_store::{
+    apply, CommittedOffset, GroupOffsets, GroupRecord, GroupStore, TopicPartition,
+};
 
 pub(super) struct Member {
     pub(super) instance_id: Option<String>,
@@ -50,7 +52,7 @@ pub struct GroupCoordinatorState {
     pub(super) pending: HashMap<String, Instant>,
     /// group.instance.id -> current member id.
     pub(super) static_members: HashMap<String, String>,
-    pub(super) offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    pub(super) offsets: GroupOffsets,
     pub(super) store: GroupStore,
     pub(super) rebalance: u64,
     pub(super) initial_delay_pending: bool,
@@ -93,7 +95,7 @@ impl Actor for GroupCoordinator {
             joins: 0,
             empty_since: Some(Instant::now()),
         };
-        if !state.offsets.is_empty() {
+        if !state.offsets.committed.is_empty() {
             myself.send_after(state.settings.offsets_retention, || {
                 GroupMsg::RetentionCheck
             });
@@ -161,13 +163,14 @@ impl Actor for GroupCoordinator {
                 let found = match partitions {
                     None => s
                         .offsets
+                        .committed
                         .iter()
                         .map(|(tp, o)| (tp.clone(), Some(o.clone())))
                         .collect(),
                     Some(list) => list
                         .into_iter()
                         .map(|tp| {
-                            let o = s.offsets.get(&tp).cloned();
+                            let o = s.offsets.committed.get(&tp).cloned();
                             (tp, o)
                         })
                         .collect(),
@@ -182,7 +185,7 @@ impl Actor for GroupCoordinator {
                     let _ = reply.send(code(ResponseError::NonEmptyGroup));
                 } else {
                     let result = s.store.remove();
-                    s.offsets.clear();
+                    s.offsets = GroupOffsets::default();
                     s.state = GroupState::Dead;
                     let _ = reply.send(match result {
                         Ok(()) => 0,
@@ -210,6 +213,33 @@ impl Actor for GroupCoordinator {
                     s.initial_delay_pending = false;
                     s.maybe_complete_join(&myself);
                 }
+            }
+            GroupMsg::TxnCommit {
+                producer_id,
+                member_id,
+                instance_id,
+                generation,
+                offsets,
+                reply,
+            } => {
+                let result = s.txn_commit(
+                    producer_id,
+                    &member_id,
+                    instance_id.as_deref(),
+                    generation,
+                    offsets,
+                );
+                let _ = reply.send(result);
+            }
+            GroupMsg::TxnEnd {
+                producer_id,
+                commit,
+                reply,
+            } => {
+                let _ = reply.send(s.txn_end(&myself, producer_id, commit));
+            }
+            GroupMsg::UnstablePartitions { reply } => {
+                let _ = reply.send(s.unstable_partitions());
             }
             GroupMsg::RetentionCheck => {
                 if s.expire_offsets(&myself) {
@@ -264,7 +294,7 @@ impl GroupCoordinatorState {
         self.protocol_type = None;
         self.leader = None;
         self.empty_since = Some(Instant::now());
-        if !self.offsets.is_empty() {
+        if !self.offsets.committed.is_empty() {
             myself.send_after(self.settings.offsets_retention, || GroupMsg::RetentionCheck);
         }
         info!(group = %self.group_id, generation = self.generation, "Group is empty.");
@@ -557,7 +587,7 @@ impl GroupCoordinatorState {
     /// Drops the offsets of a group empty for longer than the retention; true when the
     /// group has nothing left and its actor can stop.
     pub(super) fn expire_offsets(&mut self, myself: &ActorRef<GroupMsg>) -> bool {
-        if self.state != GroupState::Empty || self.offsets.is_empty() {
+        if self.state != GroupState::Empty || self.offsets.committed.is_empty() {
             return false;
         }
         let Some(since) = self.empty_since else {
@@ -570,8 +600,8 @@ impl GroupCoordinatorState {
             });
             return false;
         }
-        info!(group = %self.group_id, offsets = self.offsets.len(), "Committed offsets of an empty group expired.");
-        self.offsets.clear();
+        info!(group = %self.group_id, offsets = self.offsets.committed.len(), "Committed offsets of an empty group expired.");
+        self.offsets = GroupOffsets::default();
         if let Err(err) = self.store.remove() {
             warn!(group = %self.group_id, %err, "Could not remove an expired group's file.");
         }

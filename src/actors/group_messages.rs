@@ -161,4 +161,24 @@ pub enum GroupMsg {
         rebalance: u64,
     },
     RetentionCheck,
+    /// TxnOffsetCommit: offsets held back until the producer's transaction ends.
+    TxnCommit {
+        producer_id: i64,
+        member_id: String,
+        instance_id: Option<String>,
+        generation: i32,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+        reply: RpcReplyPort<i16>,
+    },
+    /// The transaction coordinator ended the producer's transaction: its pending offsets
+    /// become committed (commit) or are dropped (abort). Answers an error code.
+    TxnEnd {
+        producer_id: i64,
+        commit: bool,
+        reply: RpcReplyPort<i16>,
+    },
+    /// Partitions with transactional offsets pending (OffsetFetch require_stable).
+    UnstablePartitions {
+        reply: RpcReplyPort<Vec<TopicPartition>>,
+    },
 }

@@ -2,8 +2,10 @@
 //! own under `<data_dir>/__groups/` (one owner per file: the group's coordinator actor).
 //!
 //! Records: the group's id first, then one `Committed` per OffsetCommit (written and
-//! fsynced before the commit is answered), `Deleted` for OffsetDelete and expiry. When the
-//! file holds far more records than live offsets it is rewritten compactly.
+//! fsynced before the commit is answered), `Deleted` for OffsetDelete and expiry,
+//! `TxnPending` for a TxnOffsetCommit (offsets held back until the transaction ends) and
+//! `TxnEnded` when its coordinator commits or aborts it. When the file holds far more
+//! records than live state it is rewritten compactly.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,24 @@ pub enum GroupRecord {
     Deleted {
         partitions: Vec<(String, i32)>,
     },
+    TxnPending {
+        producer_id: i64,
+        entries: Vec<(String, i32, CommittedOffset)>,
+    },
+    TxnEnded {
+        producer_id: i64,
+        commit: bool,
+    },
+}
+
+/// Offsets committed inside transactions that have not ended: producer id -> entries.
+pub type PendingTxnOffsets = BTreeMap<i64, Vec<(String, i32, CommittedOffset)>>;
+
+/// A group's committed offsets and the transactional ones still pending.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupOffsets {
+    pub committed: BTreeMap<TopicPartition, CommittedOffset>,
+    pub pending: PendingTxnOffsets,
 }
 
 pub struct GroupStore {
@@ -64,9 +84,9 @@ impl GroupStore {
         storage: Arc<dyn Storage>,
         dir: &Path,
         group_id: &str,
-    ) -> Result<(GroupStore, BTreeMap<TopicPartition, CommittedOffset>), StorageError> {
+    ) -> Result<(GroupStore, GroupOffsets), StorageError> {
         let path = dir.join(file_name(group_id));
-        let mut offsets = BTreeMap::new();
+        let mut offsets = GroupOffsets::default();
         let mut store = GroupStore {
             storage: storage.clone(),
             path: path.clone(),
@@ -118,21 +138,29 @@ impl GroupStore {
         &mut self,
         group_id: &str,
         record: GroupRecord,
-        live: &BTreeMap<TopicPartition, CommittedOffset>,
+        live: &GroupOffsets,
     ) -> Result<(), StorageError> {
         self.file(group_id)?.append(&record)?;
         self.records += 1;
-        if self.records > 1000 && self.records > 4 * live.len() {
+        let live_records = live.committed.len() + live.pending.len();
+        if self.records > 1000 && self.records > 4 * live_records {
             let entries = live
+                .committed
                 .iter()
                 .map(|((t, p), o)| (t.clone(), *p, o.clone()))
                 .collect();
-            let compact = [
+            let mut compact = vec![
                 GroupRecord::Group {
                     id: group_id.to_string(),
                 },
                 GroupRecord::Committed { entries },
             ];
+            compact.extend(live.pending.iter().map(|(producer_id, entries)| {
+                GroupRecord::TxnPending {
+                    producer_id: *producer_id,
+                    entries: entries.clone(),
+                }
+            }));
             self.file(group_id)?.rewrite(&compact)?;
             self.records = compact.len();
         }
@@ -152,17 +180,40 @@ impl GroupStore {
     }
 }
 
-pub fn apply(offsets: &mut BTreeMap<TopicPartition, CommittedOffset>, record: GroupRecord) {
+pub fn apply(offsets: &mut GroupOffsets, record: GroupRecord) {
     match record {
         GroupRecord::Group { .. } => {}
         GroupRecord::Committed { entries } => {
             for (topic, partition, offset) in entries {
-                offsets.insert((topic, partition), offset);
+                offsets.committed.insert((topic, partition), offset);
             }
         }
         GroupRecord::Deleted { partitions } => {
             for tp in partitions {
-                offsets.remove(&tp);
+                offsets.committed.remove(&tp);
+            }
+        }
+        GroupRecord::TxnPending {
+            producer_id,
+            entries,
+        } => {
+            // Later commits in the same transaction win, as in Kafka.
+            let pending = offsets.pending.entry(producer_id).or_default();
+            for (topic, partition, offset) in entries {
+                pending.retain(|(t, p, _)| !(*t == topic && *p == partition));
+                pending.push((topic, partition, offset));
+            }
+        }
+        GroupRecord::TxnEnded {
+            producer_id,
+            commit,
+        } => {
+            if let Some(entries) = offsets.pending.remove(&producer_id) {
+                if commit {
+                    for (topic, partition, offset) in entries {
+                        offsets.committed.insert((topic, partition), offset);
+                    }
+                }
             }
         }
     }

@@ -8,11 +8,16 @@ pub mod group_messages;
 mod group_rebalance;
 pub mod group_registry;
 pub mod group_store;
+mod group_txn_offsets;
 pub mod listener;
 pub mod metadata;
 pub mod metadata_messages;
 pub mod partition;
 pub mod routing;
+pub mod txn_coordinator;
+pub mod txn_messages;
+pub mod txn_registry;
+mod txn_store;
 pub mod unavailable_partition;
 
 use std::time::Duration;

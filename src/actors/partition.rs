@@ -24,6 +24,8 @@ use tracing::{debug, error, info, warn};
 use crate::config::FlushPolicy;
 use crate::error::PartitionError;
 use crate::storage::batch::split_batches;
+use crate::storage::producer_state::ProducerSummary;
+use crate::storage::txn_state::AbortedTxn;
 use crate::storage::{LogConfig, PartitionLog, Storage, StorageError};
 
 /// Where a partition lives and how its log behaves.
@@ -52,13 +54,17 @@ pub struct AppendOutcome {
 pub struct ReadOutcome {
     pub records: Bytes,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// For read_committed: aborted transactions overlapping the records returned.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionOffsets {
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_end_offset: i64,
     pub flushed_offset: i64,
     /// Bytes of all segments.
@@ -79,22 +85,40 @@ pub enum PartitionMsg {
         acks: i16,
         reply: RpcReplyPort<Result<AppendOutcome, PartitionError>>,
     },
-    /// Read whole batches from `offset`, below the high watermark.
+    /// Read whole batches from `offset`, below the high watermark (read_committed: below
+    /// the last stable offset, with the aborted transactions in that range).
     Read {
         offset: i64,
         max_bytes: usize,
         min_one: bool,
+        read_committed: bool,
         reply: RpcReplyPort<Result<ReadOutcome, PartitionError>>,
     },
-    /// Answered as soon as the high watermark is above `offset` (a parked fetch).
+    /// Answered as soon as the high watermark (read_committed: the last stable offset) is
+    /// above `offset` (a parked fetch).
     WaitForData {
         offset: i64,
+        read_committed: bool,
         notify: RpcReplyPort<()>,
     },
     /// (offset, timestamp) for a ListOffsets timestamp; offset -1 when none.
     ListOffset {
         timestamp: i64,
+        read_committed: bool,
         reply: RpcReplyPort<Result<(i64, i64), PartitionError>>,
+    },
+    /// Write a transaction's commit or abort marker (from the transaction coordinator);
+    /// answered once an fsync covers it.
+    WriteTxnMarker {
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        reply: RpcReplyPort<Result<(), PartitionError>>,
+    },
+    /// The producers this partition remembers (DescribeProducers).
+    Producers {
+        reply: RpcReplyPort<Vec<ProducerSummary>>,
     },
     Offsets {
         reply: RpcReplyPort<PartitionOffsets>,
@@ -133,8 +157,46 @@ pub enum PartitionMsg {
 /// An append that is acknowledged once an fsync covers `last_offset`.
 struct ParkedAppend {
     last_offset: i64,
-    outcome: AppendOutcome,
-    reply: RpcReplyPort<Result<AppendOutcome, PartitionError>>,
+    reply: ParkedReply,
+}
+
+enum ParkedReply {
+    Append {
+        outcome: AppendOutcome,
+        reply: RpcReplyPort<Result<AppendOutcome, PartitionError>>,
+    },
+    Marker(RpcReplyPort<Result<(), PartitionError>>),
+}
+
+impl ParkedReply {
+    fn ok(self) {
+        match self {
+            ParkedReply::Append { outcome, reply } => {
+                let _ = reply.send(Ok(outcome));
+            }
+            ParkedReply::Marker(reply) => {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    fn fail(self, err: PartitionError) {
+        match self {
+            ParkedReply::Append { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            ParkedReply::Marker(reply) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+}
+
+/// A fetch waiting for data: woken once its bound passes `offset`.
+struct ParkedFetch {
+    offset: i64,
+    read_committed: bool,
+    notify: RpcReplyPort<()>,
 }
 
 pub struct PartitionState {
@@ -142,7 +204,7 @@ pub struct PartitionState {
     log: PartitionLog,
     high_watermark: i64,
     parked_appends: Vec<ParkedAppend>,
-    parked_fetches: Vec<(i64, RpcReplyPort<()>)>,
+    parked_fetches: Vec<ParkedFetch>,
     flush_in_flight: bool,
     tick_scheduled: bool,
     /// Set once a write or fsync failed; the cause was logged then.
@@ -212,20 +274,52 @@ impl Actor for Partition {
                 offset,
                 max_bytes,
                 min_one,
+                read_committed,
                 reply,
             } => {
-                let _ = reply.send(state.read(offset, max_bytes, min_one));
+                let _ = reply.send(state.read(offset, max_bytes, min_one, read_committed));
             }
-            PartitionMsg::WaitForData { offset, notify } => {
-                if offset < state.high_watermark || offset < state.log.log_start_offset() {
+            PartitionMsg::WaitForData {
+                offset,
+                read_committed,
+                notify,
+            } => {
+                if offset < state.fetch_bound(read_committed)
+                    || offset < state.log.log_start_offset()
+                {
                     let _ = notify.send(());
                 } else {
-                    state.parked_fetches.retain(|(_, port)| !port.is_closed());
-                    state.parked_fetches.push((offset, notify));
+                    state.parked_fetches.retain(|f| !f.notify.is_closed());
+                    state.parked_fetches.push(ParkedFetch {
+                        offset,
+                        read_committed,
+                        notify,
+                    });
                 }
             }
-            PartitionMsg::ListOffset { timestamp, reply } => {
-                let _ = reply.send(state.list_offset(timestamp));
+            PartitionMsg::ListOffset {
+                timestamp,
+                read_committed,
+                reply,
+            } => {
+                let _ = reply.send(state.list_offset(timestamp, read_committed));
+            }
+            PartitionMsg::WriteTxnMarker {
+                producer_id,
+                producer_epoch,
+                commit,
+                coordinator_epoch,
+                reply,
+            } => state.write_marker(
+                &myself,
+                producer_id,
+                producer_epoch,
+                commit,
+                coordinator_epoch,
+                reply,
+            ),
+            PartitionMsg::Producers { reply } => {
+                let _ = reply.send(state.log.producer_summaries());
             }
             PartitionMsg::Offsets { reply } => {
                 let _ = reply.send(state.offsets());
@@ -275,7 +369,7 @@ impl Actor for Partition {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         for parked in state.parked_appends.drain(..) {
-            let _ = parked.reply.send(Err(PartitionError::NotAvailable));
+            parked.reply.fail(PartitionError::NotAvailable);
         }
         Ok(())
     }
@@ -368,8 +462,7 @@ impl PartitionState {
         if needs_fsync {
             self.parked_appends.push(ParkedAppend {
                 last_offset: outcome.last_offset,
-                outcome,
-                reply,
+                reply: ParkedReply::Append { outcome, reply },
             });
             self.start_flush(myself);
         } else {
@@ -378,35 +471,60 @@ impl PartitionState {
         }
     }
 
+    /// Where a fetch stops: the high watermark, or the last stable offset for read_committed.
+    fn fetch_bound(&self, read_committed: bool) -> i64 {
+        if read_committed {
+            self.log.last_stable_offset(self.high_watermark)
+        } else {
+            self.high_watermark
+        }
+    }
+
     fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one: bool,
+        read_committed: bool,
     ) -> Result<ReadOutcome, PartitionError> {
         let log_start_offset = self.log.log_start_offset();
         let log_end_offset = self.log.log_end_offset();
         if offset < log_start_offset || offset > log_end_offset {
             return Err(PartitionError::OffsetOutOfRange);
         }
-        let records = if offset >= self.high_watermark {
+        let bound = self.fetch_bound(read_committed);
+        let records = if offset >= bound {
             Bytes::new()
         } else {
             self.log
-                .read(offset, self.high_watermark, max_bytes, min_one)
+                .read(offset, bound, max_bytes, min_one)
                 .map_err(PartitionError::from)?
                 .records
+        };
+        // Whole batches past the bound are never returned, so [offset, bound) covers them.
+        let aborted = if read_committed && !records.is_empty() {
+            self.log.aborted_between(offset, bound)
+        } else {
+            Vec::new()
         };
         Ok(ReadOutcome {
             records,
             high_watermark: self.high_watermark,
+            last_stable_offset: self.log.last_stable_offset(self.high_watermark),
             log_start_offset,
+            aborted,
         })
     }
 
-    fn list_offset(&self, timestamp: i64) -> Result<(i64, i64), PartitionError> {
+    fn list_offset(
+        &self,
+        timestamp: i64,
+        read_committed: bool,
+    ) -> Result<(i64, i64), PartitionError> {
         match timestamp {
-            LATEST_TIMESTAMP | LATEST_TIERED_TIMESTAMP => Ok((self.high_watermark, -1)),
+            LATEST_TIMESTAMP | LATEST_TIERED_TIMESTAMP => {
+                Ok((self.fetch_bound(read_committed), -1))
+            }
             EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok((self.log.log_start_offset(), -1)),
             MAX_TIMESTAMP => Ok(self
                 .log
@@ -426,6 +544,7 @@ impl PartitionState {
         PartitionOffsets {
             log_start_offset: self.log.log_start_offset(),
             high_watermark: self.high_watermark,
+            last_stable_offset: self.log.last_stable_offset(self.high_watermark),
             log_end_offset: self.log.log_end_offset(),
             flushed_offset: self.log.flushed_offset(),
             size_bytes: self.log.size_bytes(),
@@ -497,7 +616,7 @@ impl PartitionState {
             .partition(|p| p.last_offset < flushed);
         self.parked_appends = waiting;
         for parked in done {
-            let _ = parked.reply.send(Ok(parked.outcome));
+            parked.reply.ok();
         }
     }
 
@@ -506,13 +625,68 @@ impl PartitionState {
             return;
         }
         self.high_watermark = offset;
+        self.wake_fetches();
+    }
+
+    /// Wakes parked fetches whose bound (high watermark or last stable offset) passed them.
+    fn wake_fetches(&mut self) {
+        if self.parked_fetches.is_empty() {
+            return;
+        }
         let hw = self.high_watermark;
+        let lso = self.log.last_stable_offset(hw);
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.parked_fetches)
             .into_iter()
-            .partition(|(offset, _)| *offset < hw);
+            .partition(|f| f.offset < if f.read_committed { lso } else { hw });
         self.parked_fetches = waiting;
-        for (_, port) in ready {
-            let _ = port.send(());
+        for fetch in ready {
+            let _ = fetch.notify.send(());
+        }
+    }
+
+    /// A transaction marker is always fsynced before the coordinator hears it is written:
+    /// the coordinator completes the transaction only once every marker is durable.
+    fn write_marker(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        reply: RpcReplyPort<Result<(), PartitionError>>,
+    ) {
+        if self.failed || self.log.is_failed() {
+            let _ = reply.send(Err(PartitionError::StorageFailed));
+            return;
+        }
+        match self
+            .log
+            .append_marker(producer_id, producer_epoch, commit, coordinator_epoch)
+        {
+            Ok(info) => {
+                debug!(topic = %self.args.topic, partition = self.args.partition, producer_id,
+                    commit, offset = info.base_offset, "Wrote a transaction marker.");
+                if self.args.flush_policy != FlushPolicy::Always {
+                    self.advance_high_watermark(self.log.log_end_offset());
+                }
+                // The transaction's end may move the last stable offset on its own.
+                self.wake_fetches();
+                self.parked_appends.push(ParkedAppend {
+                    last_offset: info.last_offset,
+                    reply: ParkedReply::Marker(reply),
+                });
+                self.start_flush(myself);
+            }
+            Err(err @ StorageError::Sequence(_)) => {
+                let _ = reply.send(Err(err.into()));
+            }
+            Err(err) if err.is_no_space() && !self.log.is_failed() => {
+                let _ = reply.send(Err(PartitionError::StorageFailed));
+            }
+            Err(err) => {
+                self.fail(&err);
+                let _ = reply.send(Err(PartitionError::StorageFailed));
+            }
         }
     }
 
@@ -536,7 +710,7 @@ impl PartitionState {
         }
         self.failed = true;
         for parked in self.parked_appends.drain(..) {
-            let _ = parked.reply.send(Err(PartitionError::StorageFailed));
+            parked.reply.fail(PartitionError::StorageFailed);
         }
     }
 

@@ -43,6 +43,7 @@ impl Actor for UnavailablePartition {
                 let _ = reply.send(PartitionOffsets {
                     log_start_offset: -1,
                     high_watermark: -1,
+                    last_stable_offset: -1,
                     log_end_offset: -1,
                     flushed_offset: -1,
                     size_bytes: 0,
@@ -57,6 +58,12 @@ impl Actor for UnavailablePartition {
             }
             PartitionMsg::DeleteRecords { reply, .. } => {
                 let _ = reply.send(Err(PartitionError::StorageFailed));
+            }
+            PartitionMsg::WriteTxnMarker { reply, .. } => {
+                let _ = reply.send(Err(PartitionError::StorageFailed));
+            }
+            PartitionMsg::Producers { reply } => {
+                let _ = reply.send(Vec::new());
             }
             PartitionMsg::ApplyRetention { reply, .. } => {
                 let _ = reply.send((0, -1));

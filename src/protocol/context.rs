@@ -7,6 +7,7 @@ use ractor::ActorRef;
 use crate::actors::group_registry::GroupRegistryMsg;
 use crate::actors::metadata::MetadataMsg;
 use crate::actors::routing::{RoutingSnapshot, RoutingTable};
+use crate::actors::txn_registry::TxnRegistryMsg;
 use crate::config::Config;
 
 #[derive(Clone)]
@@ -15,6 +16,7 @@ pub struct BrokerContext {
     pub metadata: ActorRef<MetadataMsg>,
     pub routing: RoutingSnapshot,
     pub groups: ActorRef<GroupRegistryMsg>,
+    pub txns: ActorRef<TxnRegistryMsg>,
 }
 
 /// Who sent a request: for group membership (DescribeGroups shows it).

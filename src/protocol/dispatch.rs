@@ -113,7 +113,28 @@ pub async fn prepare(
             Prepared::reply(handlers::delete_records::prepare(ctx, req))
         }
         RequestKind::InitProducerId(req) => {
-            Prepared::reply(handlers::init_producer_id::prepare(ctx, req))
+            Prepared::reply(handlers::init_producer_id::prepare(ctx, version, req).await)
+        }
+        RequestKind::AddPartitionsToTxn(req) => {
+            Prepared::reply(handlers::add_partitions_to_txn::prepare(ctx, version, req).await)
+        }
+        RequestKind::AddOffsetsToTxn(req) => {
+            Prepared::reply(handlers::add_offsets_to_txn::prepare(ctx, version, req).await)
+        }
+        RequestKind::TxnOffsetCommit(req) => {
+            Prepared::reply(handlers::txn_offset_commit::prepare(ctx, req).await)
+        }
+        RequestKind::EndTxn(req) => {
+            Prepared::reply(handlers::end_txn::prepare(ctx, version, req).await)
+        }
+        RequestKind::DescribeProducers(req) => {
+            Prepared::reply(handlers::describe_producers::prepare(ctx, req))
+        }
+        RequestKind::ListTransactions(req) => {
+            Prepared::reply(handlers::list_transactions::prepare(ctx, req))
+        }
+        RequestKind::DescribeTransactions(req) => {
+            Prepared::reply(handlers::describe_transactions::prepare(ctx, req).await)
         }
         RequestKind::DescribeConfigs(req) => {
             Prepared::reply(handlers::describe_configs::prepare(ctx, version, req))

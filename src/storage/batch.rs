@@ -198,7 +198,7 @@ pub fn split_batches(
 }
 
 /// Reads a zigzag varint (at most 10 bytes); None when the bytes end or run too long.
-fn varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
+pub(crate) fn varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
     let mut value = 0u64;
     for shift in (0..70).step_by(7) {
         let byte = *buf.get(*pos)?;

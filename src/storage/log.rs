@@ -14,10 +14,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::warn;
 
+use super::batch::BatchHeader;
 use super::batch::{record_timestamps, set_base_offset, validate_batch};
+use super::control_batch::build_marker;
 use super::io::{LogFile, Storage};
-use super::producer_state::{ProducerStateTable, SequenceCheck};
+use super::producer_state::{ProducerStateTable, ProducerSummary, SequenceCheck};
 use super::segment::{file_name, parse_base_offset, Segment};
+use super::txn_state::AbortedTxn;
 use super::StorageError;
 
 #[derive(Debug, Clone)]
@@ -309,6 +312,71 @@ impl PartitionLog {
                 duplicate: true,
             });
         }
+        let (base_offset, header) = self.write_batch(batch)?;
+        self.producers.record(&header, base_offset);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: header.last_offset(),
+            max_timestamp: header.max_timestamp,
+            records: header.records_count,
+            duplicate: false,
+        })
+    }
+
+    /// Writes a commit or abort marker for `producer_id` (the transaction coordinator's
+    /// EndTxn); a marker from an epoch older than the producer's is refused.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<AppendInfo, StorageError> {
+        if self.failed {
+            return Err(StorageError::Failed);
+        }
+        self.producers.check_marker(producer_id, producer_epoch)?;
+        let mut batch = build_marker(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            wall_clock_ms(),
+        );
+        let (base_offset, header) = self.write_batch(&mut batch)?;
+        self.producers
+            .record_marker(producer_id, producer_epoch, commit, base_offset);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: header.last_offset(),
+            max_timestamp: header.max_timestamp,
+            records: header.records_count,
+            duplicate: false,
+        })
+    }
+
+    /// The highest offset a read_committed reader may see: the first offset of the oldest
+    /// open transaction, or the high watermark when that is lower or none is open.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.producers
+            .txns
+            .first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// Aborted transactions overlapping [from, to).
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.producers.txns.aborted_between(from, to)
+    }
+
+    /// Producers remembered here, with their open transactions (DescribeProducers).
+    pub fn producer_summaries(&self) -> Vec<ProducerSummary> {
+        self.producers.summaries()
+    }
+
+    /// Assigns the log end offset to a checked batch and writes it, rolling first when the
+    /// active segment is full or old.
+    fn write_batch(&mut self, batch: &mut [u8]) -> Result<(i64, BatchHeader), StorageError> {
         let base_offset = self.log_end_offset();
         set_base_offset(batch, base_offset);
         let header = validate_batch(batch)?;
@@ -331,14 +399,7 @@ impl PartitionLog {
             return Err(err);
         }
         self.dirty.insert(self.segments[index].base_offset);
-        self.producers.record(&header, base_offset);
-        Ok(AppendInfo {
-            base_offset,
-            last_offset: header.last_offset(),
-            max_timestamp: header.max_timestamp,
-            records: header.records_count,
-            duplicate: false,
-        })
+        Ok((base_offset, header))
     }
 
     fn roll(&mut self, base_offset: i64) -> Result<(), StorageError> {

@@ -93,6 +93,8 @@ impl PartitionLog {
 
     fn move_aside(&mut self, segment: Segment, removal: &mut Removal) {
         self.dirty.remove(&segment.base_offset);
+        // Aborted transactions wholly in the removed segment no longer matter to readers.
+        self.producers.txns.trim(segment.next_offset());
         removal.segments += 1;
         removal.bytes += segment.size();
         for ext in ["log", "index", "timeindex"] {

@@ -6,10 +6,13 @@
 //! - `segment`, `offset_index`, `time_index`: one segment file and its sparse indexes.
 //! - `log`: the partition log (segments, recovery, group-commit flushes, reads).
 //! - `producer_state`: idempotent producers' last sequences per partition.
+//! - `control_batch`, `txn_state`: transaction markers and each partition's open and
+//!   aborted transactions (the last stable offset).
 //! - `record_file`: framed, CRC-checked rmp-serde records (metadata).
 
 pub mod batch;
 pub mod batch_builder;
+pub mod control_batch;
 pub mod error;
 pub mod io;
 pub mod log;
@@ -19,6 +22,7 @@ pub mod record_file;
 pub mod segment;
 pub mod sim;
 pub mod time_index;
+pub mod txn_state;
 
 pub use batch::BatchHeader;
 pub use error::StorageError;

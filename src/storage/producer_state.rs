@@ -12,6 +12,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::batch::BatchHeader;
+use super::control_batch::marker_is_commit;
+use super::txn_state::TxnState;
 
 /// How many recent batches per producer are remembered for duplicate detection.
 pub const REMEMBERED_BATCHES: usize = 5;
@@ -56,12 +58,27 @@ struct ProducerEntry {
     batches: VecDeque<BatchMetadata>,
     /// Append counter value at the last write, for forgetting the least recent producer.
     last_used: u64,
+    /// Max timestamp of its last batch (DescribeProducers).
+    last_timestamp: i64,
+}
+
+/// One producer as DescribeProducers shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerSummary {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// First offset of its open transaction here, or -1.
+    pub current_txn_start_offset: i64,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
     clock: u64,
+    /// Open and aborted transactions of these producers.
+    pub txns: TxnState,
 }
 
 fn last_sequence(h: &BatchHeader) -> i32 {
@@ -134,26 +151,87 @@ impl ProducerStateTable {
         Ok(SequenceCheck::Append)
     }
 
+    /// Replays one batch read back from the log (recovery): data or marker.
+    pub fn observe(&mut self, batch: &[u8], h: &BatchHeader) {
+        if h.is_control() {
+            if let Some(commit) = marker_is_commit(batch) {
+                self.record_marker(h.producer_id, h.producer_epoch, commit, h.base_offset);
+            }
+        } else {
+            self.record(h, h.base_offset);
+        }
+    }
+
+    /// Checks a transaction marker: one from an epoch older than the producer's is refused.
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), SequenceError> {
+        match self.producers.get(&producer_id) {
+            Some(entry) if epoch < entry.epoch => Err(SequenceError::InvalidEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a marker now in the log at `offset`: it ends the producer's transaction
+    /// here, and a newer epoch in it fences the older one (its sequences start again).
+    pub fn record_marker(&mut self, producer_id: i64, epoch: i16, commit: bool, offset: i64) {
+        self.txns.on_marker(producer_id, commit, offset);
+        let entry = self.entry(producer_id, epoch);
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+    }
+
+    fn entry(&mut self, producer_id: i64, epoch: i16) -> &mut ProducerEntry {
+        self.clock += 1;
+        let clock = self.clock;
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+                last_used: clock,
+                last_timestamp: -1,
+            });
+        entry.last_used = clock;
+        entry
+    }
+
+    /// Every producer remembered here (DescribeProducers).
+    pub fn summaries(&self) -> Vec<ProducerSummary> {
+        let mut all: Vec<ProducerSummary> = self
+            .producers
+            .iter()
+            .map(|(id, e)| ProducerSummary {
+                producer_id: *id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map(|b| b.last_sequence).unwrap_or(-1),
+                last_timestamp: e.last_timestamp,
+                current_txn_start_offset: self.txns.open_transaction(*id).unwrap_or(-1),
+            })
+            .collect();
+        all.sort_by_key(|p| p.producer_id);
+        all
+    }
+
     /// Records a batch that is now in the log at `base_offset`.
     pub fn record(&mut self, h: &BatchHeader, base_offset: i64) {
         if h.producer_id < 0 || h.base_sequence < 0 {
             return;
         }
-        self.clock += 1;
-        let clock = self.clock;
-        let entry = self
-            .producers
-            .entry(h.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: h.producer_epoch,
-                batches: VecDeque::new(),
-                last_used: clock,
-            });
+        if h.is_transactional() {
+            self.txns.on_data(h.producer_id, base_offset);
+        }
+        let entry = self.entry(h.producer_id, h.producer_epoch);
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
         }
-        entry.last_used = clock;
+        entry.last_timestamp = h.max_timestamp;
         if entry.batches.len() == REMEMBERED_BATCHES {
             entry.batches.pop_front();
         }
@@ -164,9 +242,11 @@ impl ProducerStateTable {
             last_offset: base_offset + h.last_offset_delta as i64,
         });
         if self.producers.len() > MAX_PRODUCERS {
+            // A producer with a transaction open here is never forgotten.
             if let Some(oldest) = self
                 .producers
                 .iter()
+                .filter(|(id, _)| self.txns.open_transaction(**id).is_none())
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(id, _)| *id)
             {

@@ -150,7 +150,7 @@ impl Segment {
                             Err(e) => Some(e.to_string()),
                             Ok(h) => {
                                 segment.track(&h, pos);
-                                producers.record(&h, h.base_offset);
+                                producers.observe(&batch_buf, &h);
                                 outcome.batches += 1;
                                 pos += h.total_size() as u64;
                                 None

@@ -90,6 +90,7 @@ async fn read(p: &ActorRef<PartitionMsg>, offset: i64, max_bytes: usize) -> Vec<
             offset,
             max_bytes,
             min_one: true,
+            read_committed: false,
             reply,
         },
         WAIT,
@@ -155,6 +156,7 @@ async fn appends_get_contiguous_offsets_and_read_back() {
             offset: expected_base + 1,
             max_bytes: 1000,
             min_one: true,
+            read_committed: false,
             reply,
         },
         WAIT,
@@ -166,6 +168,7 @@ async fn appends_get_contiguous_offsets_and_read_back() {
         &p,
         |reply| PartitionMsg::ListOffset {
             timestamp: LATEST_TIMESTAMP,
+            read_committed: false,
             reply,
         },
         WAIT,
@@ -178,6 +181,7 @@ async fn appends_get_contiguous_offsets_and_read_back() {
         &p,
         |reply| PartitionMsg::ListOffset {
             timestamp: EARLIEST_TIMESTAMP,
+            read_committed: false,
             reply,
         },
         WAIT,
@@ -333,16 +337,24 @@ async fn a_torn_write_fails_the_log_and_recovery_keeps_what_was_acknowledged() {
 async fn a_parked_fetch_is_woken_by_an_append() {
     let storage = SimStorage::new();
     let p = on_sim(&storage, FlushPolicy::AcksAll).await;
-    let woken =
-        broker::actors::ask(&p, |notify| PartitionMsg::WaitForData { offset: 0, notify }).unwrap();
+    let woken = broker::actors::ask(&p, |notify| PartitionMsg::WaitForData {
+        offset: 0,
+        read_committed: false,
+        notify,
+    })
+    .unwrap();
     append(&p, batch(1, "wake"), 1).await.unwrap();
     tokio::time::timeout(WAIT, woken)
         .await
         .expect("woken within the bound")
         .expect("notified, not dropped");
     // Already-available data answers at once.
-    let now =
-        broker::actors::ask(&p, |notify| PartitionMsg::WaitForData { offset: 0, notify }).unwrap();
+    let now = broker::actors::ask(&p, |notify| PartitionMsg::WaitForData {
+        offset: 0,
+        read_committed: false,
+        notify,
+    })
+    .unwrap();
     tokio::time::timeout(WAIT, now).await.unwrap().unwrap();
 }
 
@@ -531,6 +543,7 @@ async fn retention_by_size_deletes_the_oldest_closed_segments() {
             offset: 0,
             max_bytes: 1000,
             min_one: true,
+            read_committed: false,
             reply,
         },
         WAIT,
@@ -546,6 +559,7 @@ async fn retention_by_size_deletes_the_oldest_closed_segments() {
         &p,
         |reply| PartitionMsg::ListOffset {
             timestamp: EARLIEST_TIMESTAMP,
+            read_committed: false,
             reply,
         },
         WAIT,

@@ -11,5 +11,6 @@ mod client_protocol;
 mod client_retention;
 mod crash_property;
 mod harness;
+mod protocol_txn_versions;
 mod protocol_versions;
 mod proxy;

@@ -23,11 +23,11 @@ use broker::protocol::{dispatch, frame, versions, BrokerContext};
 use broker::storage::batch_builder::build_batch;
 use broker::storage::sim::SimStorage;
 
-fn name(s: &str) -> TopicName {
+pub(crate) fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
-async fn serve(
+pub(crate) async fn serve(
     ctx: &BrokerContext,
     api: ApiKey,
     version: i16,
@@ -48,7 +48,7 @@ async fn serve(
     decoded
 }
 
-fn range(api: ApiKey) -> std::ops::RangeInclusive<i16> {
+pub(crate) fn range(api: ApiKey) -> std::ops::RangeInclusive<i16> {
     let (min, max) = versions::range(api).expect("advertised");
     min..=max
 }
@@ -64,12 +64,7 @@ async fn every_advertised_version_answers_and_encodes() {
     let broker = Broker::start(config.clone(), Arc::new(SimStorage::new()))
         .await
         .expect("broker starts");
-    let ctx = BrokerContext {
-        config: Arc::new(config),
-        metadata: broker.metadata.clone(),
-        routing: broker.routing.clone(),
-        groups: broker.groups.clone(),
-    };
+    let ctx = broker.context();
 
     // ApiVersions.
     for v in range(ApiKey::ApiVersions) {
@@ -518,7 +513,7 @@ async fn every_advertised_version_answers_and_encodes() {
     broker.shutdown().await;
 }
 
-fn text(s: &str) -> StrBytes {
+pub(crate) fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 

@@ -6,13 +6,17 @@
 //! Limits: each partition returns at most `partition_max_bytes`, the whole response at most
 //! `max_bytes`, except that the first partition with data always gets at least one whole
 //! batch (KIP-74), so a consumer never stalls on a batch larger than its limits.
+//! isolation_level=1 (read_committed) reads up to the last stable offset and answers the
+//! aborted transactions in the returned range, so clients drop aborted records.
 //! Fetch sessions (KIP-227) are declined with session id 0, so clients send full fetches.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::{join_all, select_all};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
@@ -34,6 +38,11 @@ struct Wanted {
     offset: i64,
     max_bytes: usize,
     route: Result<Arc<TopicRoute>, i16>,
+}
+
+struct Fetch {
+    topics: Vec<Topic>,
+    read_committed: bool,
 }
 
 struct Topic {
@@ -79,6 +88,10 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
             }
         })
         .collect();
+    let fetch = Fetch {
+        topics,
+        read_committed: req.isolation_level == 1,
+    };
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     let max_bytes = if req.max_bytes <= 0 {
@@ -89,7 +102,7 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
     Box::pin(async move {
         let deadline = Instant::now() + max_wait;
         loop {
-            let results = read_all(&topics).await;
+            let results = read_all(&fetch).await;
             let total: usize = results
                 .iter()
                 .flatten()
@@ -100,20 +113,21 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
                 .sum();
             let any_error = results.iter().flatten().any(|r| r.is_err());
             if total >= min_bytes || any_error || Instant::now() >= deadline {
-                return ResponseKind::Fetch(respond(&topics, results, max_bytes));
+                return ResponseKind::Fetch(respond(&fetch.topics, results, max_bytes));
             }
-            if !wait_for_data(&topics, deadline).await {
-                let results = read_all(&topics).await;
-                return ResponseKind::Fetch(respond(&topics, results, max_bytes));
+            if !wait_for_data(&fetch, deadline).await {
+                let results = read_all(&fetch).await;
+                return ResponseKind::Fetch(respond(&fetch.topics, results, max_bytes));
             }
         }
     })
 }
 
 /// Reads every requested partition at once (fan out, then join).
-async fn read_all(topics: &[Topic]) -> Vec<Vec<Result<ReadOutcome, i16>>> {
-    let mut out = Vec::with_capacity(topics.len());
-    for topic in topics {
+async fn read_all(fetch: &Fetch) -> Vec<Vec<Result<ReadOutcome, i16>>> {
+    let read_committed = fetch.read_committed;
+    let mut out = Vec::with_capacity(fetch.topics.len());
+    for topic in &fetch.topics {
         let reads = topic.partitions.iter().map(|w| async move {
             let route = w.route.as_ref().map_err(|code| *code)?;
             let actor = route
@@ -123,6 +137,7 @@ async fn read_all(topics: &[Topic]) -> Vec<Vec<Result<ReadOutcome, i16>>> {
                 offset: w.offset,
                 max_bytes: w.max_bytes,
                 min_one: true,
+                read_committed,
                 reply,
             })
             .ok_or(ResponseError::NotLeaderOrFollower.code())?;
@@ -138,15 +153,16 @@ async fn read_all(topics: &[Topic]) -> Vec<Vec<Result<ReadOutcome, i16>>> {
 }
 
 /// Parks a waiter in every partition; true when one reported data before the deadline.
-async fn wait_for_data(topics: &[Topic], deadline: Instant) -> bool {
+async fn wait_for_data(fetch: &Fetch, deadline: Instant) -> bool {
     let mut waits = Vec::new();
-    for w in topics.iter().flat_map(|t| t.partitions.iter()) {
+    for w in fetch.topics.iter().flat_map(|t| t.partitions.iter()) {
         let Ok(route) = &w.route else { continue };
         let Some(actor) = route.partition(w.index) else {
             continue;
         };
         if let Some(rx) = ask(actor, |notify| PartitionMsg::WaitForData {
             offset: w.offset,
+            read_committed: fetch.read_committed,
             notify,
         }) {
             waits.push(rx);
@@ -180,12 +196,23 @@ fn respond(
                     Ok(read) => {
                         let records = fit(read.records, max_bytes.saturating_sub(used), used == 0);
                         used += records.len();
+                        let aborted = read
+                            .aborted
+                            .iter()
+                            .map(|t| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(kafka_protocol::messages::ProducerId(
+                                        t.producer_id,
+                                    ))
+                                    .with_first_offset(t.first_offset)
+                            })
+                            .collect();
                         PartitionData::default()
                             .with_partition_index(w.index)
                             .with_high_watermark(read.high_watermark)
-                            .with_last_stable_offset(read.high_watermark)
+                            .with_last_stable_offset(read.last_stable_offset)
                             .with_log_start_offset(read.log_start_offset)
-                            .with_aborted_transactions(Some(Vec::new()))
+                            .with_aborted_transactions(Some(aborted))
                             .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
                             .with_records(Some(records))
                     }

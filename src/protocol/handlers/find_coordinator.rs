@@ -1,5 +1,6 @@
-//! FindCoordinator v0-v4: this broker coordinates every consumer group. v4 answers a batch
-//! of keys. Transaction coordinators (key type 1) do not exist yet: COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator v0-v4: this broker coordinates every consumer group (key type 0) and
+//! every transactional id (key type 1). v4 answers a batch of keys. Any other key type is
+//! an INVALID_REQUEST, as in Kafka.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
@@ -15,10 +16,10 @@ use crate::protocol::BrokerContext;
 pub fn prepare(ctx: &BrokerContext, version: i16, req: FindCoordinatorRequest) -> ResponseFuture {
     let (host, port) = ctx.config.advertised();
     let node = BrokerId(ctx.config.node_id);
-    let error = if req.key_type == 0 {
+    let error = if req.key_type == 0 || req.key_type == 1 {
         0
     } else {
-        ResponseError::CoordinatorNotAvailable.code()
+        ResponseError::InvalidRequest.code()
     };
     let response = if version >= 4 {
         let coordinators = req

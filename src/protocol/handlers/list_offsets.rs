@@ -15,6 +15,8 @@ use crate::protocol::BrokerContext;
 
 pub fn prepare(ctx: &BrokerContext, version: i16, req: ListOffsetsRequest) -> ResponseFuture {
     let routes = ctx.routes();
+    // Kafka's IsolationLevel: 1 is READ_COMMITTED (latest = the last stable offset).
+    let read_committed = req.isolation_level == 1;
     let mut topics = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
         let route = routes.topic(topic.name.0.as_str()).cloned();
@@ -26,6 +28,7 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: ListOffsetsRequest) -> Re
                 .and_then(|actor| {
                     ask(actor, |reply| PartitionMsg::ListOffset {
                         timestamp: p.timestamp,
+                        read_committed,
                         reply,
                     })
                 });

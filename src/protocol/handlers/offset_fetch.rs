@@ -1,6 +1,10 @@
 //! OffsetFetch v1-v9: committed offsets of one group (v1-v7) or several (v8+); a topic
 //! list of null means every committed offset (v2+). A partition without a committed
-//! offset answers -1 with empty metadata, as Kafka does.
+//! offset answers -1 with empty metadata, as Kafka does. With require_stable (v7+), a
+//! partition whose offset is pending in an open transaction answers UNSTABLE_OFFSET_COMMIT
+//! so the client asks again once the transaction ends.
+
+use std::collections::HashSet;
 
 use futures::future::join_all;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -25,14 +29,33 @@ type Found = Vec<(TopicPartition, Option<CommittedOffset>)>;
 /// Offsets of one topic: (partition, committed offset if any).
 type TopicOffsets = (String, Vec<(i32, Option<CommittedOffset>)>);
 
+/// Partitions whose offsets are pending in a transaction (only asked for require_stable).
+type Unstable = Option<oneshot::Receiver<Vec<TopicPartition>>>;
+
+async fn unstable_set(unstable: Unstable) -> HashSet<TopicPartition> {
+    match unstable {
+        Some(rx) => rx.await.unwrap_or_default().into_iter().collect(),
+        None => HashSet::new(),
+    }
+}
+
 async fn ask_group(
     ctx: &BrokerContext,
     group_id: &str,
     partitions: Option<Vec<TopicPartition>>,
-) -> Option<oneshot::Receiver<Found>> {
+    require_stable: bool,
+) -> (Option<oneshot::Receiver<Found>>, Unstable) {
     let actor = group(ctx, group_id, false).await;
     match actor {
-        Some(actor) => ask(&actor, |reply| GroupMsg::FetchOffsets { partitions, reply }),
+        Some(actor) => {
+            let unstable = if require_stable {
+                ask(&actor, |reply| GroupMsg::UnstablePartitions { reply })
+            } else {
+                None
+            };
+            let found = ask(&actor, |reply| GroupMsg::FetchOffsets { partitions, reply });
+            (found, unstable)
+        }
         // No such group: nothing committed; answer every asked partition with -1.
         None => {
             let (tx, rx) = oneshot::channel();
@@ -43,7 +66,7 @@ async fn ask_group(
                     .map(|tp| (tp, None))
                     .collect(),
             );
-            Some(rx)
+            (Some(rx), None)
         }
     }
 }
@@ -67,6 +90,16 @@ fn or_unset(offset: Option<CommittedOffset>) -> CommittedOffset {
     })
 }
 
+/// A partition's answer: its offset, or UNSTABLE_OFFSET_COMMIT while a transaction holds
+/// a newer one pending.
+fn checked(offset: Option<CommittedOffset>, pending: bool) -> (CommittedOffset, i16) {
+    if pending {
+        (or_unset(None), ResponseError::UnstableOffsetCommit.code())
+    } else {
+        (or_unset(offset), 0)
+    }
+}
+
 /// Groups the found offsets by topic, in the order first seen.
 fn by_topic(found: Found) -> Vec<TopicOffsets> {
     let mut out: Vec<TopicOffsets> = Vec::new();
@@ -86,50 +119,57 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: OffsetFetchRequest)
             let partitions = g
                 .topics
                 .map(|ts| flatten(ts.into_iter().map(|t| (t.name, t.partition_indexes))));
-            let rx = ask_group(ctx, g.group_id.0.as_str(), partitions).await;
+            let rx = ask_group(ctx, g.group_id.0.as_str(), partitions, req.require_stable).await;
             asks.push((g.group_id, rx));
         }
         return Box::pin(async move {
-            let groups = join_all(asks.into_iter().map(|(id, rx): (GroupId, _)| async move {
-                match rx {
-                    Some(rx) => match rx.await {
-                        Ok(found) => OffsetFetchResponseGroup::default()
-                            .with_group_id(id)
-                            .with_topics(
-                                by_topic(found)
-                                    .into_iter()
-                                    .map(|(t, parts)| {
-                                        OffsetFetchResponseTopics::default()
-                                            .with_name(topic_name(&t))
-                                            .with_partitions(
-                                                parts
-                                                    .into_iter()
-                                                    .map(|(p, o)| {
-                                                        let o = or_unset(o);
-                                                        OffsetFetchResponsePartitions::default()
-                                                            .with_partition_index(p)
-                                                            .with_committed_offset(o.offset)
-                                                            .with_committed_leader_epoch(
-                                                                o.leader_epoch,
-                                                            )
-                                                            .with_metadata(Some(text(
-                                                                o.metadata.unwrap_or_default(),
-                                                            )))
-                                                    })
-                                                    .collect(),
-                                            )
-                                    })
-                                    .collect(),
-                            ),
-                        Err(_) => OffsetFetchResponseGroup::default()
+            let groups = join_all(asks.into_iter().map(
+                |(id, (rx, unstable)): (GroupId, _)| async move {
+                    let unstable = unstable_set(unstable).await;
+                    match rx {
+                        Some(rx) => match rx.await {
+                            Ok(found) => OffsetFetchResponseGroup::default()
+                                .with_group_id(id)
+                                .with_topics(
+                                    by_topic(found)
+                                        .into_iter()
+                                        .map(|(t, parts)| {
+                                            let unstable = &unstable;
+                                            OffsetFetchResponseTopics::default()
+                                                .with_name(topic_name(&t))
+                                                .with_partitions(
+                                                    parts
+                                                        .into_iter()
+                                                        .map(|(p, o)| {
+                                                            let pending =
+                                                                unstable.contains(&(t.clone(), p));
+                                                            let (o, error) = checked(o, pending);
+                                                            OffsetFetchResponsePartitions::default()
+                                                                .with_partition_index(p)
+                                                                .with_error_code(error)
+                                                                .with_committed_offset(o.offset)
+                                                                .with_committed_leader_epoch(
+                                                                    o.leader_epoch,
+                                                                )
+                                                                .with_metadata(Some(text(
+                                                                    o.metadata.unwrap_or_default(),
+                                                                )))
+                                                        })
+                                                        .collect(),
+                                                )
+                                        })
+                                        .collect(),
+                                ),
+                            Err(_) => OffsetFetchResponseGroup::default()
+                                .with_group_id(id)
+                                .with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+                        },
+                        None => OffsetFetchResponseGroup::default()
                             .with_group_id(id)
                             .with_error_code(ResponseError::CoordinatorNotAvailable.code()),
-                    },
-                    None => OffsetFetchResponseGroup::default()
-                        .with_group_id(id)
-                        .with_error_code(ResponseError::CoordinatorNotAvailable.code()),
-                }
-            }))
+                    }
+                },
+            ))
             .await;
             ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_groups(groups))
         });
@@ -137,8 +177,10 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: OffsetFetchRequest)
     let partitions = req
         .topics
         .map(|ts| flatten(ts.into_iter().map(|t| (t.name, t.partition_indexes))));
-    let rx = ask_group(ctx, req.group_id.0.as_str(), partitions).await;
+    let require_stable = version >= 7 && req.require_stable;
+    let (rx, unstable) = ask_group(ctx, req.group_id.0.as_str(), partitions, require_stable).await;
     Box::pin(async move {
+        let unstable = unstable_set(unstable).await;
         let found = match rx {
             Some(rx) => rx.await.ok(),
             None => None,
@@ -152,25 +194,25 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: OffsetFetchRequest)
         let topics = by_topic(found)
             .into_iter()
             .map(|(t, parts)| {
+                let partitions = parts
+                    .into_iter()
+                    .map(|(p, o)| {
+                        let (o, error) = checked(o, unstable.contains(&(t.clone(), p)));
+                        let entry = OffsetFetchResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_error_code(error)
+                            .with_committed_offset(o.offset)
+                            .with_metadata(Some(text(o.metadata.unwrap_or_default())));
+                        if version >= 5 {
+                            entry.with_committed_leader_epoch(o.leader_epoch)
+                        } else {
+                            entry
+                        }
+                    })
+                    .collect();
                 OffsetFetchResponseTopic::default()
                     .with_name(TopicName(text(t)))
-                    .with_partitions(
-                        parts
-                            .into_iter()
-                            .map(|(p, o)| {
-                                let o = or_unset(o);
-                                let entry = OffsetFetchResponsePartition::default()
-                                    .with_partition_index(p)
-                                    .with_committed_offset(o.offset)
-                                    .with_metadata(Some(text(o.metadata.unwrap_or_default())));
-                                if version >= 5 {
-                                    entry.with_committed_leader_epoch(o.leader_epoch)
-                                } else {
-                                    entry
-                                }
-                            })
-                            .collect(),
-                    )
+                    .with_partitions(partitions)
             })
             .collect();
         ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_topics(topics))

@@ -1,0 +1,150 @@
+//! Transaction registry: finds the coordinator actor of a transactional id, creating it on
+//! InitProducerId. Owns the map from transactional id to coordinator; at start it loads
+//! every file under `<data_dir>/__transactions/`, so open transactions time out and
+//! transactions that were ending finish after a restart.
+
+use std::collections::HashMap;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tracing::{info, warn};
+
+use super::txn_coordinator::{TxnCoordinator, TxnCoordinatorArgs};
+use super::txn_messages::{TxnDeps, TxnMsg};
+use super::txn_store::TxnStore;
+
+pub enum TxnRegistryMsg {
+    /// The coordinator of `transactional_id`; created when `create` is true.
+    Get {
+        transactional_id: String,
+        create: bool,
+        reply: RpcReplyPort<Option<ActorRef<TxnMsg>>>,
+    },
+    /// Every coordinator (ListTransactions).
+    All {
+        reply: RpcReplyPort<Vec<ActorRef<TxnMsg>>>,
+    },
+}
+
+pub struct TxnRegistryState {
+    deps: TxnDeps,
+    coordinators: HashMap<String, ActorRef<TxnMsg>>,
+    names: HashMap<ActorId, String>,
+}
+
+pub struct TxnRegistry;
+
+impl Actor for TxnRegistry {
+    type Msg = TxnRegistryMsg;
+    type State = TxnRegistryState;
+    type Arguments = TxnDeps;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        deps: TxnDeps,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        deps.storage.create_dir_all(&deps.dir)?;
+        let mut state = TxnRegistryState {
+            deps,
+            coordinators: HashMap::new(),
+            names: HashMap::new(),
+        };
+        for path in state.deps.storage.list_dir(&state.deps.dir)? {
+            if path.extension().is_none_or(|e| e != "log") {
+                continue;
+            }
+            match TxnStore::transactional_id_of(state.deps.storage.clone(), &path) {
+                Some(id) => {
+                    state.spawn(&myself, &id).await?;
+                }
+                None => {
+                    warn!(path = %path.display(), "Ignoring a transaction file without a transactional id.")
+                }
+            }
+        }
+        info!(
+            transactional_ids = state.coordinators.len(),
+            "Transaction coordinators loaded."
+        );
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            TxnRegistryMsg::Get {
+                transactional_id,
+                create,
+                reply,
+            } => {
+                let found = match state.coordinators.get(&transactional_id) {
+                    Some(actor) => Some(actor.clone()),
+                    None if create => match state.spawn(&myself, &transactional_id).await {
+                        Ok(actor) => Some(actor),
+                        Err(err) => {
+                            warn!(transactional_id = %transactional_id, %err,
+                                "Could not start a transaction coordinator.");
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                let _ = reply.send(found);
+            }
+            TxnRegistryMsg::All { reply } => {
+                let _ = reply.send(state.coordinators.values().cloned().collect());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, failure) = match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err)),
+            _ => return Ok(()),
+        };
+        if let Some(name) = state.names.remove(&cell.get_id()) {
+            if state
+                .coordinators
+                .get(&name)
+                .is_some_and(|a| a.get_id() == cell.get_id())
+            {
+                state.coordinators.remove(&name);
+            }
+            if let Some(err) = failure {
+                warn!(transactional_id = %name, %err,
+                    "A transaction coordinator failed; the next request restarts it from its file.");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TxnRegistryState {
+    async fn spawn(
+        &mut self,
+        myself: &ActorRef<TxnRegistryMsg>,
+        transactional_id: &str,
+    ) -> Result<ActorRef<TxnMsg>, ActorProcessingErr> {
+        let args = TxnCoordinatorArgs {
+            transactional_id: transactional_id.to_string(),
+            deps: self.deps.clone(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, TxnCoordinator, args, myself.get_cell()).await?;
+        self.names
+            .insert(actor.get_id(), transactional_id.to_string());
+        self.coordinators
+            .insert(transactional_id.to_string(), actor.clone());
+        Ok(actor)
+    }
+}

@@ -1,0 +1,59 @@
+//! The durable half of a transaction coordinator: one record file per transactional id
+//! under `<data_dir>/__transactions/`, one owner (its coordinator actor). Every state change
+//! appends the whole metadata (a few hundred bytes) and fsyncs before it is acted on; the
+//! last record wins on replay. The file is rewritten when it holds many records.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::group_store::file_name;
+use super::txn_messages::TxnMetadata;
+use crate::storage::{RecordFile, Storage, StorageError};
+
+const REWRITE_AFTER: usize = 256;
+
+pub struct TxnStore {
+    file: RecordFile<TxnMetadata>,
+    records: usize,
+}
+
+impl TxnStore {
+    /// Opens (creating) the file of `transactional_id` and answers its last state.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        transactional_id: &str,
+    ) -> Result<(TxnStore, Option<TxnMetadata>), StorageError> {
+        storage
+            .create_dir_all(dir)
+            .map_err(|e| StorageError::io(dir, e))?;
+        let (file, records, _) = RecordFile::open(storage, dir.join(file_name(transactional_id)))?;
+        let count = records.len();
+        let last = records.into_iter().last();
+        Ok((
+            TxnStore {
+                file,
+                records: count,
+            },
+            last,
+        ))
+    }
+
+    /// The transactional id stored in a file (for loading coordinators at start).
+    pub fn transactional_id_of(storage: Arc<dyn Storage>, path: &Path) -> Option<String> {
+        let (_, records, _) = RecordFile::<TxnMetadata>::open(storage, path.to_path_buf()).ok()?;
+        records.last().map(|m| m.transactional_id.clone())
+    }
+
+    /// Makes `meta` durable (fsync) before the caller acts on it.
+    pub fn write(&mut self, meta: &TxnMetadata) -> Result<(), StorageError> {
+        if self.records >= REWRITE_AFTER {
+            self.file.rewrite(std::slice::from_ref(meta))?;
+            self.records = 1;
+        } else {
+            self.file.append(meta)?;
+            self.records += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,73 @@
+//! TxnOffsetCommit v0-v3: offsets committed inside a transaction. The group coordinator
+//! holds them pending until the transaction coordinator ends the transaction; from v3 the
+//! member and generation are checked like an OffsetCommit's.
+
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{ResponseKind, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use kafka_protocol::ResponseError;
+
+use super::groups::group;
+use crate::actors::group::GroupMsg;
+use crate::actors::group_store::CommittedOffset;
+use crate::protocol::context::ask;
+use crate::protocol::dispatch::ResponseFuture;
+use crate::protocol::BrokerContext;
+
+pub async fn prepare(ctx: &BrokerContext, req: TxnOffsetCommitRequest) -> ResponseFuture {
+    let offsets = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    (t.name.0.to_string(), p.partition_index),
+                    CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    },
+                )
+            })
+        })
+        .collect();
+    let rx = match group(ctx, req.group_id.0.as_str(), true).await {
+        Some(actor) => ask(&actor, |reply| GroupMsg::TxnCommit {
+            producer_id: req.producer_id.0,
+            member_id: req.member_id.to_string(),
+            instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+            generation: req.generation_id,
+            offsets,
+            reply,
+        }),
+        None => None,
+    };
+    Box::pin(async move {
+        let code = match rx {
+            Some(rx) => rx
+                .await
+                .unwrap_or(ResponseError::CoordinatorNotAvailable.code()),
+            None => ResponseError::CoordinatorNotAvailable.code(),
+        };
+        let topics = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        TxnOffsetCommitResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(code)
+                    })
+                    .collect();
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        ResponseKind::TxnOffsetCommit(TxnOffsetCommitResponse::default().with_topics(topics))
+    })
+}
