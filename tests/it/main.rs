@@ -9,6 +9,7 @@ mod client_groups;
 mod client_idempotence;
 mod client_protocol;
 mod client_retention;
+mod client_transactions;
 mod crash_property;
 mod harness;
 mod protocol_txn_versions;
