@@ -228,3 +228,60 @@ fn timestamps() {
     assert_eq!(log.offset_for_timestamp(100_000).unwrap(), None);
     assert_eq!(log.max_timestamp_offset(), Some((59, 3901)));
 }
+
+fn transactional(n: usize, producer_id: i64, epoch: i16, sequence: i32) -> Vec<u8> {
+    let mut b = batch(n, 1_000);
+    b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    crate::storage::batch_builder::set_producer(&mut b, producer_id, epoch, sequence);
+    b
+}
+
+#[test]
+fn open_and_aborted_transactions_survive_reopen_and_markers_fence() {
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let (mut log, _) = open(&storage, 1 << 20);
+    log.append(&mut transactional(2, 7, 0, 0)).unwrap();
+    log.append(&mut batch(1, 1_000)).unwrap();
+    assert_eq!(
+        log.last_stable_offset(3),
+        0,
+        "an open transaction holds the LSO"
+    );
+    log.flush().unwrap();
+    drop(log);
+    let (mut log, _) = open(&storage, 1 << 20);
+    assert_eq!(log.last_stable_offset(3), 0, "rebuilt from the log");
+    // The coordinator aborts with a bumped epoch, fencing epoch 0.
+    let marker = log.append_marker(7, 1, false, 0).unwrap();
+    assert_eq!(marker.base_offset, 3);
+    assert_eq!(log.last_stable_offset(4), 4);
+    let aborted = AbortedTxn {
+        producer_id: 7,
+        first_offset: 0,
+        last_offset: 3,
+    };
+    assert_eq!(log.aborted_between(0, 4), vec![aborted]);
+    assert!(matches!(
+        log.append(&mut transactional(1, 7, 0, 2)),
+        Err(StorageError::Sequence(_))
+    ));
+    assert!(
+        log.append_marker(7, 0, true, 0).is_err(),
+        "a marker from an older epoch is refused"
+    );
+    log.flush().unwrap();
+    drop(log);
+    let (mut log, _) = open(&storage, 1 << 20);
+    assert_eq!(
+        log.aborted_between(0, 4),
+        vec![aborted],
+        "rebuilt from the log"
+    );
+    assert_eq!(log.last_stable_offset(4), 4);
+    // The new epoch starts at sequence 0 and opens a new transaction.
+    log.append(&mut transactional(1, 7, 1, 0)).unwrap();
+    assert_eq!(log.last_stable_offset(5), 4);
+    log.append_marker(7, 1, true, 0).unwrap();
+    assert_eq!(log.last_stable_offset(6), 6);
+    assert_eq!(log.aborted_between(4, 6), vec![]);
+}

@@ -26,7 +26,7 @@ use broker::storage::sim::SimStorage;
 
 use super::protocol_versions::{name, range, serve, text};
 
-const TOPIC: &str = "txv";
+pub(crate) const TOPIC: &str = "txv";
 
 /// A transactional batch of `count` records from a producer.
 pub(crate) fn transactional_batch(
@@ -44,7 +44,7 @@ pub(crate) fn transactional_batch(
     Bytes::from(batch)
 }
 
-async fn init(ctx: &BrokerContext, v: i16, id: &str) -> (i64, i16) {
+pub(crate) async fn init(ctx: &BrokerContext, v: i16, id: &str) -> (i64, i16) {
     let req = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(text(id))))
         .with_transaction_timeout_ms(60_000);
@@ -62,7 +62,7 @@ async fn init(ctx: &BrokerContext, v: i16, id: &str) -> (i64, i16) {
     (r.producer_id.0, r.producer_epoch)
 }
 
-async fn produce(ctx: &BrokerContext, id: &str, records: Bytes) -> (i16, i64) {
+pub(crate) async fn produce(ctx: &BrokerContext, id: &str, records: Bytes) -> (i16, i64) {
     let req = ProduceRequest::default()
         .with_transactional_id(Some(TransactionalId(text(id))))
         .with_acks(-1)
@@ -82,7 +82,7 @@ async fn produce(ctx: &BrokerContext, id: &str, records: Bytes) -> (i16, i64) {
 }
 
 /// (latest offset for read_committed, latest for read_uncommitted).
-async fn latest(ctx: &BrokerContext) -> (i64, i64) {
+pub(crate) async fn latest(ctx: &BrokerContext) -> (i64, i64) {
     let mut out = [0i64; 2];
     for (i, isolation) in [1i8, 0].iter().enumerate() {
         let req = ListOffsetsRequest::default()
@@ -104,7 +104,7 @@ async fn latest(ctx: &BrokerContext) -> (i64, i64) {
 }
 
 /// A read_committed fetch from `offset`: (last stable offset, bytes, aborted producer ids).
-async fn fetch_committed(ctx: &BrokerContext, offset: i64) -> (i64, usize, Vec<i64>) {
+pub(crate) async fn fetch_committed(ctx: &BrokerContext, offset: i64) -> (i64, usize, Vec<i64>) {
     let req = FetchRequest::default()
         .with_max_wait_ms(0)
         .with_min_bytes(0)
