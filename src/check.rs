@@ -128,6 +128,11 @@ fn check_partition(
     if repair && !found.is_empty() {
         if fixable {
             let config = LogConfig::keep_all(u64::MAX, 4096, usize::MAX);
+            // The repair reads every batch: the checkpoint would vouch for damaged segments.
+            let checkpoint = dir.join(crate::storage::log_checkpoint::CHECKPOINT_FILE);
+            if storage.exists(&checkpoint) {
+                storage.remove_file(&checkpoint)?;
+            }
             match PartitionLog::open(storage, dir.to_path_buf(), config) {
                 Ok((mut log, recovered)) => {
                     if let Some((file, position)) = &recovered.truncated_at {

@@ -237,6 +237,7 @@ impl Actor for Partition {
             log_start_offset = report.log_start_offset,
             log_end_offset = report.log_end_offset,
             bytes_truncated = report.bytes_truncated,
+            bytes_trusted = report.bytes_trusted,
             "Partition recovered its log."
         );
         // Everything recovered from the file is what a restart can serve; it counts as

@@ -16,11 +16,12 @@ use tracing::warn;
 
 use super::batch::BatchHeader;
 use super::batch::{record_timestamps, set_base_offset, validate_batch};
-use super::control_batch::build_marker;
 use super::io::{LogFile, Storage};
-use super::producer_state::{ProducerStateTable, ProducerSummary, SequenceCheck};
+use super::log_checkpoint::{
+    plan, read_checkpoint, CheckpointWrite, LogCheckpoint, SegmentSummary, CHECKPOINT_FILE,
+};
+use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::segment::{file_name, parse_base_offset, Segment};
-use super::txn_state::AbortedTxn;
 use super::StorageError;
 
 #[derive(Debug, Clone)]
@@ -59,6 +60,8 @@ fn wall_clock_ms() -> i64 {
 
 #[path = "log_retention.rs"]
 mod retention;
+#[path = "log_txn.rs"]
+mod txn;
 pub use retention::Removal;
 use retention::{read_log_start, LOG_START_FILE};
 
@@ -84,6 +87,10 @@ pub struct RecoveryReport {
     pub truncated_at: Option<(PathBuf, u64)>,
     /// Later segments removed because an earlier one was cut.
     pub segments_removed: usize,
+    /// Bytes the log checkpoint vouched for, so not read.
+    pub bytes_trusted: u64,
+    /// Whether a valid log checkpoint was used.
+    pub used_checkpoint: bool,
 }
 
 /// Everything an fsync needs, sendable to a blocking thread.
@@ -92,12 +99,20 @@ pub struct FlushJob {
     pub files: Vec<Arc<dyn LogFile>>,
     /// The log end offset this flush makes durable.
     pub up_to: i64,
+    /// A checkpoint to write once the files are durable (after a segment rolled).
+    checkpoint: Option<(Arc<dyn Storage>, CheckpointWrite)>,
 }
 
 impl FlushJob {
     pub fn run(&self) -> std::io::Result<()> {
         for file in &self.files {
             file.sync()?;
+        }
+        if let Some((storage, checkpoint)) = &self.checkpoint {
+            // Derived data: a failure costs a longer scan at the next start, nothing more.
+            if let Err(err) = checkpoint.run(storage.as_ref()) {
+                warn!(dir = %checkpoint.dir.display(), %err, "Could not write the log checkpoint.");
+            }
         }
         Ok(())
     }
@@ -126,6 +141,14 @@ pub struct PartitionLog {
     /// opened), for segment.ms. Record timestamps are not used: old ones would force a roll
     /// per batch.
     active_since_ms: i64,
+    /// Summaries of the closed segments, for the next log checkpoint.
+    closed: Vec<SegmentSummary>,
+    /// A checkpoint waiting for the next flush job to write it.
+    pending_checkpoint: Option<CheckpointWrite>,
+    /// The recovery point of the last checkpoint written or read.
+    checkpointed: i64,
+    /// Flush jobs running; a checkpoint waits for one that starts with none other running.
+    flushes_in_flight: u32,
 }
 
 impl PartitionLog {
@@ -152,10 +175,12 @@ impl PartitionLog {
                 let _ = storage.remove_file(entry);
                 continue;
             }
-            if entry
-                .file_name()
-                .is_some_and(|n| n == LOG_START_FILE || n == "log-start-offset.tmp")
-            {
+            if entry.file_name().is_some_and(|n| {
+                n == LOG_START_FILE
+                    || n == "log-start-offset.tmp"
+                    || n == CHECKPOINT_FILE
+                    || n == "checkpoint.tmp"
+            }) {
                 continue;
             }
             let orphan_index = ["index", "timeindex"].iter().any(|ext| {
@@ -171,10 +196,23 @@ impl PartitionLog {
             }
         }
         let mut report = RecoveryReport::default();
-        let mut producers = ProducerStateTable::default();
+        let checkpoint = read_checkpoint(storage.as_ref(), &dir);
+        let mut trusted = checkpoint
+            .as_ref()
+            .and_then(|c| plan(storage.as_ref(), &dir, c, &bases));
+        let (mut producers, checkpointed) = match (checkpoint, &trusted) {
+            (Some(c), Some(_)) => (c.producers, c.recovery_point),
+            (Some(_), None) => {
+                warn!(dir = %dir.display(), "The log checkpoint does not match the segments; scanning the whole log.");
+                (ProducerStateTable::default(), -1)
+            }
+            _ => (ProducerStateTable::default(), -1),
+        };
+        report.used_checkpoint = trusted.is_some();
         let mut segments: Vec<Segment> = Vec::new();
         let mut cut = false;
-        for base in bases {
+        let mut before_last = None;
+        for base in bases.iter().copied() {
             let path = dir.join(file_name(base, "log"));
             if cut {
                 // An earlier segment lost its tail: later ones cannot follow on from it.
@@ -190,6 +228,9 @@ impl PartitionLog {
                 cut = true;
                 continue;
             }
+            if Some(&base) == bases.last() {
+                before_last = Some(producers.clone());
+            }
             let (segment, outcome) = Segment::recover(
                 storage.as_ref(),
                 &path,
@@ -197,8 +238,10 @@ impl PartitionLog {
                 expected,
                 config.index_interval_bytes,
                 &mut producers,
+                trusted.as_mut().and_then(|t| t.remove(&base)),
             )?;
             report.batches += outcome.batches;
+            report.bytes_trusted += outcome.trusted_bytes;
             if let Some(position) = outcome.cut_at {
                 warn!(
                     path = %path.display(),
@@ -230,7 +273,11 @@ impl PartitionLog {
             .min(log_end_offset);
         report.log_start_offset = log_start_offset;
         report.log_end_offset = log_end_offset;
-        let log = PartitionLog {
+        let closed: Vec<SegmentSummary> = segments[..segments.len() - 1]
+            .iter()
+            .map(|s| s.summary().0)
+            .collect();
+        let mut log = PartitionLog {
             storage,
             dir,
             config,
@@ -242,7 +289,18 @@ impl PartitionLog {
             producers,
             log_start_offset,
             active_since_ms: wall_clock_ms(),
+            closed,
+            pending_checkpoint: None,
+            checkpointed,
+            flushes_in_flight: 0,
         };
+        // Closed segments that had to be read get a checkpoint with the next flush, with
+        // the producer state as it was before the active segment.
+        if let Some(before_active) = before_last.filter(|_| !cut) {
+            if log.segments.len() > 1 && log.checkpointed < log.active().base_offset {
+                log.pending_checkpoint = Some(log.checkpoint_of_closed(true, before_active));
+            }
+        }
         Ok((log, report))
     }
 
@@ -323,57 +381,6 @@ impl PartitionLog {
         })
     }
 
-    /// Writes a commit or abort marker for `producer_id` (the transaction coordinator's
-    /// EndTxn); a marker from an epoch older than the producer's is refused.
-    pub fn append_marker(
-        &mut self,
-        producer_id: i64,
-        producer_epoch: i16,
-        commit: bool,
-        coordinator_epoch: i32,
-    ) -> Result<AppendInfo, StorageError> {
-        if self.failed {
-            return Err(StorageError::Failed);
-        }
-        self.producers.check_marker(producer_id, producer_epoch)?;
-        let mut batch = build_marker(
-            producer_id,
-            producer_epoch,
-            commit,
-            coordinator_epoch,
-            wall_clock_ms(),
-        );
-        let (base_offset, header) = self.write_batch(&mut batch)?;
-        self.producers
-            .record_marker(producer_id, producer_epoch, commit, base_offset);
-        Ok(AppendInfo {
-            base_offset,
-            last_offset: header.last_offset(),
-            max_timestamp: header.max_timestamp,
-            records: header.records_count,
-            duplicate: false,
-        })
-    }
-
-    /// The highest offset a read_committed reader may see: the first offset of the oldest
-    /// open transaction, or the high watermark when that is lower or none is open.
-    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
-        self.producers
-            .txns
-            .first_unstable_offset()
-            .map_or(high_watermark, |first| first.min(high_watermark))
-    }
-
-    /// Aborted transactions overlapping [from, to).
-    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        self.producers.txns.aborted_between(from, to)
-    }
-
-    /// Producers remembered here, with their open transactions (DescribeProducers).
-    pub fn producer_summaries(&self) -> Vec<ProducerSummary> {
-        self.producers.summaries()
-    }
-
     /// Assigns the log end offset to a checked batch and writes it, rolling first when the
     /// active segment is full or old.
     fn write_batch(&mut self, batch: &mut [u8]) -> Result<(i64, BatchHeader), StorageError> {
@@ -402,10 +409,69 @@ impl PartitionLog {
         Ok((base_offset, header))
     }
 
-    fn roll(&mut self, base_offset: i64) -> Result<(), StorageError> {
-        if let Err(err) = self.active().write_indexes(self.storage.as_ref()) {
-            warn!(%err, "Could not write a closed segment's index files; they are rebuilt at start.");
+    /// A checkpoint at the start of the active segment: every closed segment (with its
+    /// index files when `with_indexes`: they were not written since it was read) and the
+    /// producer state as of now.
+    fn checkpoint_of_closed(
+        &self,
+        with_indexes: bool,
+        producers: ProducerStateTable,
+    ) -> CheckpointWrite {
+        let first = self.segments[0].base_offset;
+        let closed = &self.segments[..self.segments.len() - 1];
+        let mut indexes = Vec::new();
+        for segment in closed.iter().filter(|_| with_indexes) {
+            let (_, index, time_index) = segment.summary();
+            indexes.push((
+                self.dir.join(file_name(segment.base_offset, "index")),
+                index,
+            ));
+            indexes.push((
+                self.dir.join(file_name(segment.base_offset, "timeindex")),
+                time_index,
+            ));
         }
+        CheckpointWrite {
+            dir: self.dir.clone(),
+            indexes,
+            checkpoint: LogCheckpoint {
+                recovery_point: self.active().base_offset,
+                segments: self
+                    .closed
+                    .iter()
+                    .filter(|s| s.base_offset >= first)
+                    .cloned()
+                    .collect(),
+                producers,
+            },
+        }
+    }
+
+    fn roll(&mut self, base_offset: i64) -> Result<(), StorageError> {
+        // The closing segment's summary and index files go into the next checkpoint,
+        // written by the flush job that makes this segment durable.
+        let (summary, index, time_index) = self.active().summary();
+        let closing = summary.base_offset;
+        self.closed.retain(|s| s.base_offset != closing);
+        self.closed.push(summary);
+        let first = self.segments[0].base_offset;
+        self.closed.retain(|s| s.base_offset >= first);
+        let mut write = CheckpointWrite {
+            dir: self.dir.clone(),
+            indexes: vec![
+                (self.dir.join(file_name(closing, "index")), index),
+                (self.dir.join(file_name(closing, "timeindex")), time_index),
+            ],
+            checkpoint: LogCheckpoint {
+                recovery_point: base_offset,
+                segments: self.closed.clone(),
+                producers: self.producers.clone(),
+            },
+        };
+        if let Some(older) = self.pending_checkpoint.take() {
+            write.absorb(older);
+        }
+        self.pending_checkpoint = Some(write);
         match Segment::create(
             self.storage.as_ref(),
             &self.dir,
@@ -436,9 +502,21 @@ impl PartitionLog {
             .filter(|s| dirty.contains(&s.base_offset))
             .map(|s| s.file().clone())
             .collect();
+        // Only a job that starts with no other in flight knows every earlier write is
+        // durable once its own fsyncs return.
+        let checkpoint = if self.flushes_in_flight > 0 {
+            None
+        } else {
+            self.pending_checkpoint.take().map(|c| {
+                self.checkpointed = c.checkpoint.recovery_point;
+                (self.storage.clone(), c)
+            })
+        };
+        self.flushes_in_flight += 1;
         Some(FlushJob {
             files,
             up_to: self.log_end_offset(),
+            checkpoint,
         })
     }
 
@@ -449,6 +527,7 @@ impl PartitionLog {
         up_to: i64,
         result: std::io::Result<()>,
     ) -> Result<(), StorageError> {
+        self.flushes_in_flight = self.flushes_in_flight.saturating_sub(1);
         match result {
             Ok(()) => {
                 self.flushed_offset = self.flushed_offset.max(up_to);
@@ -466,13 +545,33 @@ impl PartitionLog {
         if self.failed {
             return Err(StorageError::Failed);
         }
+        let was_in_flight = self.flushes_in_flight > 0;
         if let Some(job) = self.begin_flush() {
             let result = job.run();
             self.complete_flush(job.up_to, result)?;
         }
-        for segment in &self.segments {
-            if let Err(err) = segment.write_indexes(self.storage.as_ref()) {
-                warn!(%err, "Could not write index files; they are rebuilt at start.");
+        // Everything is durable now: a checkpoint at the log end lets the next start read
+        // nothing (unless a background fsync was still running).
+        if !was_in_flight && self.checkpointed < self.log_end_offset() {
+            let mut write = self.checkpoint_of_closed(false, self.producers.clone());
+            let (summary, index, time_index) = self.active().summary();
+            let base = summary.base_offset;
+            write
+                .indexes
+                .push((self.dir.join(file_name(base, "index")), index));
+            write
+                .indexes
+                .push((self.dir.join(file_name(base, "timeindex")), time_index));
+            write.checkpoint.segments.push(summary);
+            write.checkpoint.recovery_point = self.log_end_offset();
+            if let Some(older) = self.pending_checkpoint.take() {
+                write.absorb(older);
+            }
+            match write.run(self.storage.as_ref()) {
+                Ok(()) => self.checkpointed = self.log_end_offset(),
+                Err(err) => {
+                    warn!(%err, "Could not write the log checkpoint; the next start scans the log.")
+                }
             }
         }
         Ok(())

@@ -3,6 +3,7 @@ use super::*;
 use crate::storage::batch::BatchHeader;
 use crate::storage::batch_builder::build_batch;
 use crate::storage::sim::SimStorage;
+use crate::storage::txn_state::AbortedTxn;
 use crate::storage::FileStorage;
 
 fn config(segment_bytes: u64) -> LogConfig {
@@ -91,10 +92,23 @@ fn reopen_restores_everything_and_indexes_agree() {
     let end = log.log_end_offset();
     log.flush().unwrap();
     drop(log);
+    // A clean flush left a checkpoint at the log end: nothing is read at open.
+    let size = {
+        let (log, report) =
+            PartitionLog::open(storage.clone(), path.clone(), config(2000)).unwrap();
+        assert!(report.used_checkpoint);
+        assert_eq!((report.log_end_offset, report.batches), (end, 0));
+        assert_eq!(report.bytes_trusted, log.size_bytes());
+        log.size_bytes()
+    };
+    // Without it, every batch is read, and the same log comes back.
+    storage.remove_file(&path.join("checkpoint")).unwrap();
     let (log, report) = PartitionLog::open(storage, path, config(2000)).unwrap();
+    assert!(!report.used_checkpoint);
     assert_eq!(report.log_end_offset, end);
     assert_eq!(report.batches, 60);
     assert_eq!(report.bytes_truncated, 0);
+    assert_eq!(log.size_bytes(), size);
     // Every index entry points at the start of a batch with that base offset.
     for segment in &log.segments {
         for (offset, position) in segment.offset_index().entries() {
@@ -284,4 +298,69 @@ fn open_and_aborted_transactions_survive_reopen_and_markers_fence() {
     log.append_marker(7, 1, true, 0).unwrap();
     assert_eq!(log.last_stable_offset(6), 6);
     assert_eq!(log.aborted_between(4, 6), vec![]);
+}
+
+fn idempotent(n: usize, producer_id: i64, sequence: i32) -> Vec<u8> {
+    let mut b = batch(n, 1_000);
+    crate::storage::batch_builder::set_producer(&mut b, producer_id, 0, sequence);
+    b
+}
+
+#[test]
+fn a_crash_after_rolls_reads_only_past_the_checkpoint_and_keeps_producer_state() {
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let (mut log, _) = open(&storage, 600);
+    let mut sequence = 0;
+    for _ in 0..40 {
+        log.append(&mut idempotent(2, 9, sequence)).unwrap();
+        sequence += 2;
+        // A flush per append, as acks=all does: each roll's checkpoint gets written.
+        let job = log.begin_flush().unwrap();
+        let result = job.run();
+        log.complete_flush(job.up_to, result).unwrap();
+    }
+    let end = log.log_end_offset();
+    let segments = log.segment_count();
+    assert!(segments > 4);
+    drop(log); // no clean shutdown: a crash
+    let (mut log, report) = open(&storage, 600);
+    assert!(report.used_checkpoint);
+    assert_eq!(report.log_end_offset, end);
+    assert!(
+        report.batches < 40 / (segments as u64 - 1) + 2,
+        "only the active segment is read ({} batches)",
+        report.batches
+    );
+    assert!(report.bytes_trusted > 0);
+    // The snapshot plus the replayed tail still know the producer's last batches.
+    let retry = log.append(&mut idempotent(2, 9, sequence - 2)).unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.base_offset, end - 2);
+    let gap = log.append(&mut idempotent(2, 9, sequence + 4));
+    assert!(matches!(gap, Err(StorageError::Sequence(_))));
+    log.append(&mut idempotent(2, 9, sequence)).unwrap();
+}
+
+#[test]
+fn a_checkpoint_that_does_not_match_the_segments_is_ignored() {
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let (mut log, _) = open(&storage, 600);
+    for i in 0..30 {
+        log.append(&mut batch(2, i)).unwrap();
+    }
+    log.flush().unwrap();
+    let end = log.log_end_offset();
+    let first = log.segments[0].path().to_path_buf();
+    drop(log);
+    // A closed segment shorter than the checkpoint says (bytes lost behind its back).
+    let file = storage.open(&first, false).unwrap();
+    let len = file.len().unwrap();
+    file.truncate(len - 10).unwrap();
+    let (log, report) = open(&storage, 600);
+    assert!(!report.used_checkpoint, "the checkpoint was not trusted");
+    assert!(
+        report.bytes_truncated > 0,
+        "the torn batch was found by reading"
+    );
+    assert!(log.log_end_offset() < end);
 }

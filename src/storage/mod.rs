@@ -16,6 +16,7 @@ pub mod control_batch;
 pub mod error;
 pub mod io;
 pub mod log;
+pub mod log_checkpoint;
 pub mod offset_index;
 pub mod producer_state;
 pub mod record_file;

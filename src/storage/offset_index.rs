@@ -63,12 +63,42 @@ impl OffsetIndex {
     }
 
     pub fn write_to(&self, storage: &dyn Storage, path: &Path) -> Result<(), StorageError> {
+        write_whole(storage, path, &self.encode())
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.entries.len() * 8);
         for (r, p) in &self.entries {
             bytes.extend_from_slice(&r.to_be_bytes());
             bytes.extend_from_slice(&p.to_be_bytes());
         }
-        write_whole(storage, path, &bytes)
+        bytes
+    }
+
+    /// Reads an index file's bytes; None unless whole entries in ascending order.
+    pub fn decode(base_offset: i64, bytes: &[u8]) -> Option<OffsetIndex> {
+        if !bytes.len().is_multiple_of(8) {
+            return None;
+        }
+        let entries: Vec<(u32, u32)> = bytes
+            .chunks_exact(8)
+            .map(|c| {
+                (
+                    u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+                    u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
+                )
+            })
+            .collect();
+        if !entries
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1)
+        {
+            return None;
+        }
+        Some(OffsetIndex {
+            base_offset,
+            entries,
+        })
     }
 }
 

@@ -11,6 +11,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use super::batch::BatchHeader;
 use super::control_batch::marker_is_commit;
 use super::txn_state::TxnState;
@@ -20,7 +22,7 @@ pub const REMEMBERED_BATCHES: usize = 5;
 /// Producer ids remembered per partition; the least recently written is forgotten first.
 pub const MAX_PRODUCERS: usize = 10_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchMetadata {
     pub first_sequence: i32,
     pub last_sequence: i32,
@@ -52,7 +54,7 @@ pub enum SequenceError {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMetadata>,
@@ -73,7 +75,8 @@ pub struct ProducerSummary {
     pub current_txn_start_offset: i64,
 }
 
-#[derive(Debug, Default, Clone)]
+/// Serializable: the log checkpoint carries a snapshot of it (see `log_checkpoint`).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
     clock: u64,

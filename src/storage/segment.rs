@@ -12,6 +12,7 @@ use tracing::warn;
 
 use super::batch::{validate_batch, BatchHeader, HEADER_SIZE};
 use super::io::{LogFile, Storage};
+use super::log_checkpoint::{SegmentSummary, TrustedSegment};
 use super::offset_index::OffsetIndex;
 use super::producer_state::ProducerStateTable;
 use super::time_index::TimeIndex;
@@ -41,6 +42,8 @@ pub struct ScanOutcome {
     /// Byte position where a torn or corrupt batch started, if any.
     pub cut_at: Option<u64>,
     pub reason: Option<String>,
+    /// Bytes taken on the log checkpoint's word, not read.
+    pub trusted_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -98,7 +101,8 @@ impl Segment {
 
     /// Opens an existing segment and reads every batch: length, magic, CRC-32C, and that
     /// each batch starts where the previous one ended (`expected_start` for the first).
-    /// Everything from the first bad batch on is cut off the file.
+    /// Everything from the first bad batch on is cut off the file. A `trusted` prefix (the
+    /// log checkpoint vouches for it) is taken as recorded and only the rest is read.
     pub fn recover(
         storage: &dyn Storage,
         path: &Path,
@@ -106,6 +110,7 @@ impl Segment {
         expected_start: i64,
         index_interval: u64,
         producers: &mut ProducerStateTable,
+        trusted: Option<TrustedSegment>,
     ) -> Result<(Segment, ScanOutcome), StorageError> {
         let file = storage
             .open(path, false)
@@ -115,6 +120,19 @@ impl Segment {
         segment.next_offset = expected_start;
         let mut outcome = ScanOutcome::default();
         let mut pos = 0u64;
+        if let Some(t) = trusted {
+            let s = t.summary;
+            segment.size = s.size;
+            segment.next_offset = s.next_offset;
+            segment.max_timestamp = s.max_timestamp;
+            segment.max_timestamp_offset = s.max_timestamp_offset;
+            segment.offset_index = t.offset_index;
+            segment.time_index = t.time_index;
+            // The next batch read or written gets an index entry.
+            segment.bytes_since_index = segment.index_interval;
+            outcome.trusted_bytes = s.size;
+            pos = s.size;
+        }
         let mut header_buf = [0u8; HEADER_SIZE];
         let mut batch_buf = Vec::new();
         while pos < len {
@@ -238,6 +256,22 @@ impl Segment {
 
     pub fn offset_index(&self) -> &OffsetIndex {
         &self.offset_index
+    }
+
+    /// This segment as the log checkpoint records it, with its index files' bytes.
+    pub fn summary(&self) -> (SegmentSummary, Vec<u8>, Vec<u8>) {
+        let index = self.offset_index.encode();
+        let time_index = self.time_index.encode();
+        let summary = SegmentSummary {
+            base_offset: self.base_offset,
+            size: self.size,
+            next_offset: self.next_offset,
+            max_timestamp: self.max_timestamp,
+            max_timestamp_offset: self.max_timestamp_offset,
+            index_crc: crc32c::crc32c(&index),
+            time_index_crc: crc32c::crc32c(&time_index),
+        };
+        (summary, index, time_index)
     }
 
     pub fn write_indexes(&self, storage: &dyn Storage) -> Result<(), StorageError> {

@@ -57,12 +57,44 @@ impl TimeIndex {
     }
 
     pub fn write_to(&self, storage: &dyn Storage, path: &Path) -> Result<(), StorageError> {
+        write_whole(storage, path, &self.encode())
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.entries.len() * 12);
         for (t, r) in &self.entries {
             bytes.extend_from_slice(&t.to_be_bytes());
             bytes.extend_from_slice(&r.to_be_bytes());
         }
-        write_whole(storage, path, &bytes)
+        bytes
+    }
+
+    /// Reads an index file's bytes; None unless whole entries in ascending order.
+    pub fn decode(base_offset: i64, bytes: &[u8]) -> Option<TimeIndex> {
+        if !bytes.len().is_multiple_of(12) {
+            return None;
+        }
+        let entries: Vec<(i64, u32)> = bytes
+            .chunks_exact(12)
+            .map(|c| {
+                let mut t = [0u8; 8];
+                t.copy_from_slice(&c[..8]);
+                (
+                    i64::from_be_bytes(t),
+                    u32::from_be_bytes([c[8], c[9], c[10], c[11]]),
+                )
+            })
+            .collect();
+        if !entries
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1)
+        {
+            return None;
+        }
+        Some(TimeIndex {
+            base_offset,
+            entries,
+        })
     }
 }
 

@@ -8,16 +8,18 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 /// An aborted transaction: a read_committed reader drops this producer's data batches
 /// from `first_offset` up to the abort marker at `last_offset`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbortedTxn {
     pub producer_id: i64,
     pub first_offset: i64,
     pub last_offset: i64,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct TxnState {
     /// producer id -> offset of the first batch of its open transaction.
     open: HashMap<i64, i64>,

@@ -1,0 +1,61 @@
+//! The partition log's transaction side (a child module of `log`): markers, the last
+//! stable offset, aborted transactions and the producers DescribeProducers lists.
+
+use super::{wall_clock_ms, PartitionLog};
+use crate::storage::control_batch::build_marker;
+use crate::storage::producer_state::ProducerSummary;
+use crate::storage::txn_state::AbortedTxn;
+use crate::storage::{AppendInfo, StorageError};
+
+impl PartitionLog {
+    /// Writes a commit or abort marker for `producer_id` (the transaction coordinator's
+    /// EndTxn); a marker from an epoch older than the producer's is refused.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<AppendInfo, StorageError> {
+        if self.failed {
+            return Err(StorageError::Failed);
+        }
+        self.producers.check_marker(producer_id, producer_epoch)?;
+        let mut batch = build_marker(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            wall_clock_ms(),
+        );
+        let (base_offset, header) = self.write_batch(&mut batch)?;
+        self.producers
+            .record_marker(producer_id, producer_epoch, commit, base_offset);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: header.last_offset(),
+            max_timestamp: header.max_timestamp,
+            records: header.records_count,
+            duplicate: false,
+        })
+    }
+
+    /// The highest offset a read_committed reader may see: the first offset of the oldest
+    /// open transaction, or the high watermark when that is lower or none is open.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.producers
+            .txns
+            .first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// Aborted transactions overlapping [from, to).
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.producers.txns.aborted_between(from, to)
+    }
+
+    /// Producers remembered here, with their open transactions (DescribeProducers).
+    pub fn producer_summaries(&self) -> Vec<ProducerSummary> {
+        self.producers.summaries()
+    }
+}
