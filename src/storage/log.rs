@@ -24,6 +24,9 @@ use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::segment::{file_name, parse_base_offset, Segment};
 use super::StorageError;
 
+/// Appended bytes after which a flush also checkpoints the active segment.
+const CHECKPOINT_EVERY_BYTES: u64 = 64 * 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     pub segment_bytes: u64,
@@ -58,6 +61,8 @@ fn wall_clock_ms() -> i64 {
         .unwrap_or(0)
 }
 
+#[path = "log_recovery_point.rs"]
+mod recovery_point;
 #[path = "log_retention.rs"]
 mod retention;
 #[path = "log_txn.rs"]
@@ -149,6 +154,9 @@ pub struct PartitionLog {
     checkpointed: i64,
     /// Flush jobs running; a checkpoint waits for one that starts with none other running.
     flushes_in_flight: u32,
+    /// Bytes appended since the last checkpoint: past `CHECKPOINT_EVERY_BYTES` a flush
+    /// also checkpoints the active segment, so a crash rereads at most that much.
+    unchecked_bytes: u64,
 }
 
 impl PartitionLog {
@@ -293,6 +301,7 @@ impl PartitionLog {
             pending_checkpoint: None,
             checkpointed,
             flushes_in_flight: 0,
+            unchecked_bytes: 0,
         };
         // Closed segments that had to be read get a checkpoint with the next flush, with
         // the producer state as it was before the active segment.
@@ -406,45 +415,8 @@ impl PartitionLog {
             return Err(err);
         }
         self.dirty.insert(self.segments[index].base_offset);
+        self.unchecked_bytes += batch.len() as u64;
         Ok((base_offset, header))
-    }
-
-    /// A checkpoint at the start of the active segment: every closed segment (with its
-    /// index files when `with_indexes`: they were not written since it was read) and the
-    /// producer state as of now.
-    fn checkpoint_of_closed(
-        &self,
-        with_indexes: bool,
-        producers: ProducerStateTable,
-    ) -> CheckpointWrite {
-        let first = self.segments[0].base_offset;
-        let closed = &self.segments[..self.segments.len() - 1];
-        let mut indexes = Vec::new();
-        for segment in closed.iter().filter(|_| with_indexes) {
-            let (_, index, time_index) = segment.summary();
-            indexes.push((
-                self.dir.join(file_name(segment.base_offset, "index")),
-                index,
-            ));
-            indexes.push((
-                self.dir.join(file_name(segment.base_offset, "timeindex")),
-                time_index,
-            ));
-        }
-        CheckpointWrite {
-            dir: self.dir.clone(),
-            indexes,
-            checkpoint: LogCheckpoint {
-                recovery_point: self.active().base_offset,
-                segments: self
-                    .closed
-                    .iter()
-                    .filter(|s| s.base_offset >= first)
-                    .cloned()
-                    .collect(),
-                producers,
-            },
-        }
     }
 
     fn roll(&mut self, base_offset: i64) -> Result<(), StorageError> {
@@ -507,8 +479,15 @@ impl PartitionLog {
         let checkpoint = if self.flushes_in_flight > 0 {
             None
         } else {
+            if self.unchecked_bytes >= CHECKPOINT_EVERY_BYTES {
+                let write = self.checkpoint_at_end();
+                self.pending_checkpoint = Some(write);
+            }
             self.pending_checkpoint.take().map(|c| {
                 self.checkpointed = c.checkpoint.recovery_point;
+                if c.checkpoint.recovery_point == self.log_end_offset() {
+                    self.unchecked_bytes = 0;
+                }
                 (self.storage.clone(), c)
             })
         };
@@ -553,22 +532,12 @@ impl PartitionLog {
         // Everything is durable now: a checkpoint at the log end lets the next start read
         // nothing (unless a background fsync was still running).
         if !was_in_flight && self.checkpointed < self.log_end_offset() {
-            let mut write = self.checkpoint_of_closed(false, self.producers.clone());
-            let (summary, index, time_index) = self.active().summary();
-            let base = summary.base_offset;
-            write
-                .indexes
-                .push((self.dir.join(file_name(base, "index")), index));
-            write
-                .indexes
-                .push((self.dir.join(file_name(base, "timeindex")), time_index));
-            write.checkpoint.segments.push(summary);
-            write.checkpoint.recovery_point = self.log_end_offset();
-            if let Some(older) = self.pending_checkpoint.take() {
-                write.absorb(older);
-            }
+            let write = self.checkpoint_at_end();
             match write.run(self.storage.as_ref()) {
-                Ok(()) => self.checkpointed = self.log_end_offset(),
+                Ok(()) => {
+                    self.checkpointed = self.log_end_offset();
+                    self.unchecked_bytes = 0;
+                }
                 Err(err) => {
                     warn!(%err, "Could not write the log checkpoint; the next start scans the log.")
                 }
