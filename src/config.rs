@@ -43,6 +43,9 @@ pub struct LogSettings {
     pub retention_check_interval_ms: u64,
     /// Default segment.ms of topics: the active segment is rolled once open this long.
     pub segment_ms: i64,
+    /// Memory for the compaction cleaner's key map, per pass (Kafka's
+    /// log.cleaner.dedupe.buffer.size); a pass maps only as many segments as fit.
+    pub cleaner_dedupe_buffer_bytes: usize,
 }
 
 impl Default for LogSettings {
@@ -56,6 +59,7 @@ impl Default for LogSettings {
             retention_bytes: -1,
             retention_check_interval_ms: 300_000,
             segment_ms: 7 * 24 * 3600 * 1000,
+            cleaner_dedupe_buffer_bytes: 128 * 1024 * 1024,
         }
     }
 }

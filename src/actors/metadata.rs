@@ -25,7 +25,7 @@ use super::routing::{RoutingTable, TopicRoute};
 use super::unavailable_partition::UnavailablePartition;
 use crate::config::Config;
 use crate::error::MetadataError;
-use crate::storage::{LogConfig, RecordFile, Storage};
+use crate::storage::{CompactionConfig, LogConfig, RecordFile, Storage};
 use crate::topic_config;
 
 struct TopicState {
@@ -385,6 +385,25 @@ impl MetadataState {
                 "segment.ms",
                 self.config.log.segment_ms,
             ),
+            delete: cleanup_policy(configs).contains(&"delete"),
+            compaction: cleanup_policy(configs)
+                .contains(&"compact")
+                .then(|| CompactionConfig {
+                    delete_retention_ms: topic_config::effective_i64(
+                        configs,
+                        "delete.retention.ms",
+                        86_400_000,
+                    ),
+                    min_cleanable_dirty_ratio: configs
+                        .get("min.cleanable.dirty.ratio")
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .unwrap_or(0.5),
+                    min_compaction_lag_ms: topic_config::effective_i64(
+                        configs,
+                        "min.compaction.lag.ms",
+                        0,
+                    ),
+                }),
         }
     }
 
@@ -407,6 +426,7 @@ impl MetadataState {
             retention_check_interval: Duration::from_millis(
                 self.config.log.retention_check_interval_ms.max(1),
             ),
+            cleaner_buffer_bytes: self.config.log.cleaner_dedupe_buffer_bytes,
         };
         let (actor, _) = Actor::spawn_linked(None, Partition, args, myself.get_cell()).await?;
         self.children
@@ -660,5 +680,13 @@ fn remove_deleted_dirs(storage: &dyn Storage, data_dir: &std::path::Path) {
                 warn!(dir = %entry.display(), %err, "Could not remove a deleted partition's directory.");
             }
         }
+    }
+}
+
+/// The topic's cleanup.policy entries (Kafka's default: delete).
+fn cleanup_policy(configs: &BTreeMap<String, String>) -> Vec<&str> {
+    match configs.get("cleanup.policy") {
+        Some(v) => v.split(',').map(str::trim).collect(),
+        None => vec!["delete"],
     }
 }

@@ -24,6 +24,8 @@ use tracing::{debug, error, info, warn};
 use crate::config::FlushPolicy;
 use crate::error::PartitionError;
 use crate::storage::batch::split_batches;
+use crate::storage::batch_records::every_record_has_a_key;
+use crate::storage::cleaner::CleanOutcome;
 use crate::storage::producer_state::ProducerSummary;
 use crate::storage::txn_state::AbortedTxn;
 use crate::storage::{LogConfig, PartitionLog, Storage, StorageError};
@@ -39,6 +41,8 @@ pub struct PartitionArgs {
     pub flush_policy: FlushPolicy,
     pub flush_interval: Duration,
     pub retention_check_interval: Duration,
+    /// Memory for a cleaning pass's key map (compacted topics).
+    pub cleaner_buffer_bytes: usize,
 }
 
 /// Result of an accepted append, as the Produce response reports it.
@@ -146,6 +150,11 @@ pub enum PartitionMsg {
     },
     /// New topic configs (AlterConfigs): take them from now on.
     UpdateConfig { log: LogConfig },
+    /// A cleaning pass finished on its blocking thread.
+    CleaningDone {
+        outcome: Result<CleanOutcome, StorageError>,
+        started: std::time::Instant,
+    },
     /// DeleteRecords: move the log start offset to `offset` (-1: the high watermark);
     /// answers the new log start offset (the low watermark).
     DeleteRecords {
@@ -211,9 +220,16 @@ pub struct PartitionState {
     failed: bool,
     /// The last append hit ENOSPC (logged once per episode).
     disk_full: bool,
+    /// A cleaning pass is running on a blocking thread.
+    cleaning: bool,
 }
 
 pub struct Partition;
+
+#[path = "partition_maintenance.rs"]
+mod maintenance;
+#[path = "partition_txn.rs"]
+mod txn;
 
 impl Actor for Partition {
     type Msg = PartitionMsg;
@@ -256,6 +272,7 @@ impl Actor for Partition {
             tick_scheduled: false,
             failed: false,
             disk_full: false,
+            cleaning: false,
         })
     }
 
@@ -346,6 +363,7 @@ impl Actor for Partition {
                     .map(|d| d.as_millis() as i64)
                     .unwrap_or(0);
                 state.apply_retention(now_ms);
+                state.maybe_clean(&myself, now_ms);
                 let interval = state.args.retention_check_interval;
                 myself.send_after(interval, || PartitionMsg::RetentionTick);
             }
@@ -356,6 +374,9 @@ impl Actor for Partition {
             PartitionMsg::UpdateConfig { log } => {
                 state.args.log = log.clone();
                 state.log.set_config(log);
+            }
+            PartitionMsg::CleaningDone { outcome, started } => {
+                state.cleaning_done(outcome, started);
             }
             PartitionMsg::DeleteRecords { offset, reply } => {
                 let _ = reply.send(state.delete_records(offset));
@@ -397,6 +418,23 @@ impl PartitionState {
                 return;
             }
         };
+        if self.args.log.compaction.is_some() {
+            for (header, range) in &batches {
+                match every_record_has_a_key(&records[range.clone()], header) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let _ = reply.send(Err(PartitionError::InvalidRecord(
+                            "a compacted topic does not accept records without a key".into(),
+                        )));
+                        return;
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err.into()));
+                        return;
+                    }
+                }
+            }
+        }
         // One copy of the request's bytes: the base offset is rewritten in place.
         let mut buf = BytesMut::from(&records[..]);
         let mut first: Option<i64> = None;
@@ -469,15 +507,6 @@ impl PartitionState {
         } else {
             let _ = reply.send(Ok(outcome));
             self.schedule_tick(myself);
-        }
-    }
-
-    /// Where a fetch stops: the high watermark, or the last stable offset for read_committed.
-    fn fetch_bound(&self, read_committed: bool) -> i64 {
-        if read_committed {
-            self.log.last_stable_offset(self.high_watermark)
-        } else {
-            self.high_watermark
         }
     }
 
@@ -629,68 +658,6 @@ impl PartitionState {
         self.wake_fetches();
     }
 
-    /// Wakes parked fetches whose bound (high watermark or last stable offset) passed them.
-    fn wake_fetches(&mut self) {
-        if self.parked_fetches.is_empty() {
-            return;
-        }
-        let hw = self.high_watermark;
-        let lso = self.log.last_stable_offset(hw);
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.parked_fetches)
-            .into_iter()
-            .partition(|f| f.offset < if f.read_committed { lso } else { hw });
-        self.parked_fetches = waiting;
-        for fetch in ready {
-            let _ = fetch.notify.send(());
-        }
-    }
-
-    /// A transaction marker is always fsynced before the coordinator hears it is written:
-    /// the coordinator completes the transaction only once every marker is durable.
-    fn write_marker(
-        &mut self,
-        myself: &ActorRef<PartitionMsg>,
-        producer_id: i64,
-        producer_epoch: i16,
-        commit: bool,
-        coordinator_epoch: i32,
-        reply: RpcReplyPort<Result<(), PartitionError>>,
-    ) {
-        if self.failed || self.log.is_failed() {
-            let _ = reply.send(Err(PartitionError::StorageFailed));
-            return;
-        }
-        match self
-            .log
-            .append_marker(producer_id, producer_epoch, commit, coordinator_epoch)
-        {
-            Ok(info) => {
-                debug!(topic = %self.args.topic, partition = self.args.partition, producer_id,
-                    commit, offset = info.base_offset, "Wrote a transaction marker.");
-                if self.args.flush_policy != FlushPolicy::Always {
-                    self.advance_high_watermark(self.log.log_end_offset());
-                }
-                // The transaction's end may move the last stable offset on its own.
-                self.wake_fetches();
-                self.parked_appends.push(ParkedAppend {
-                    last_offset: info.last_offset,
-                    reply: ParkedReply::Marker(reply),
-                });
-                self.start_flush(myself);
-            }
-            Err(err @ StorageError::Sequence(_)) => {
-                let _ = reply.send(Err(err.into()));
-            }
-            Err(err) if err.is_no_space() && !self.log.is_failed() => {
-                let _ = reply.send(Err(PartitionError::StorageFailed));
-            }
-            Err(err) => {
-                self.fail(&err);
-                let _ = reply.send(Err(PartitionError::StorageFailed));
-            }
-        }
-    }
-
     fn schedule_tick(&mut self, myself: &ActorRef<PartitionMsg>) {
         if self.tick_scheduled || self.args.flush_policy == FlushPolicy::Always {
             return;
@@ -713,57 +680,5 @@ impl PartitionState {
         for parked in self.parked_appends.drain(..) {
             parked.reply.fail(PartitionError::StorageFailed);
         }
-    }
-
-    /// Deletes whole closed segments past retention; the files go on a blocking thread.
-    fn apply_retention(&mut self, now_ms: i64) -> usize {
-        let removal = self.log.apply_retention(now_ms, self.high_watermark);
-        self.remove_in_background(removal)
-    }
-
-    fn delete_records(&mut self, offset: i64) -> Result<i64, PartitionError> {
-        let (low_watermark, removal) = self
-            .log
-            .delete_records(offset, self.high_watermark)
-            .map_err(PartitionError::from)?;
-        self.remove_in_background(removal);
-        Ok(low_watermark)
-    }
-
-    fn remove_in_background(&self, removal: crate::storage::log::Removal) -> usize {
-        let segments = removal.segments;
-        if segments == 0 {
-            return 0;
-        }
-        info!(
-            topic = %self.args.topic,
-            partition = self.args.partition,
-            segments,
-            bytes = removal.bytes,
-            log_start_offset = self.log.log_start_offset(),
-            "Deleted old segments."
-        );
-        let storage = self.args.storage.clone();
-        tokio::task::spawn_blocking(move || removal.run(storage.as_ref()));
-        segments
-    }
-
-    fn delete(&mut self) {
-        let dir = self.args.dir.clone();
-        let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-            return;
-        };
-        let doomed = dir.with_file_name(format!("{name}.{}-delete", uuid::Uuid::new_v4().simple()));
-        let storage = self.args.storage.clone();
-        if let Err(err) = storage.rename(&dir, &doomed) {
-            warn!(dir = %dir.display(), %err, "Could not move a deleted partition's directory aside.");
-            return;
-        }
-        // Removing many segment files can take a while: not on the actor.
-        tokio::task::spawn_blocking(move || {
-            if let Err(err) = storage.remove_dir_all(&doomed) {
-                warn!(dir = %doomed.display(), %err, "Could not remove a deleted partition's directory.");
-            }
-        });
     }
 }

@@ -71,6 +71,7 @@ impl Actor for UnavailablePartition {
             PartitionMsg::FlushDone { .. }
             | PartitionMsg::FlushTick
             | PartitionMsg::RetentionTick
+            | PartitionMsg::CleaningDone { .. }
             | PartitionMsg::UpdateConfig { .. } => {}
         }
         Ok(())

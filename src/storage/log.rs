@@ -38,6 +38,22 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// The active segment is rolled once it has been open this long (ms; negative: never).
     pub segment_ms: i64,
+    /// cleanup.policy has `delete`: retention applies.
+    pub delete: bool,
+    /// cleanup.policy has `compact`: the cleaner keeps the latest record per key.
+    pub compaction: Option<CompactionConfig>,
+}
+
+/// A compacted topic's cleaner settings (Kafka's topic configs of the same names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionConfig {
+    /// Tombstones older than this are removed (delete.retention.ms).
+    pub delete_retention_ms: i64,
+    /// Clean once dirty bytes / closed bytes reach this (min.cleanable.dirty.ratio).
+    pub min_cleanable_dirty_ratio: f64,
+    /// Segments whose newest record is younger than this are not cleaned
+    /// (min.compaction.lag.ms).
+    pub min_compaction_lag_ms: i64,
 }
 
 impl LogConfig {
@@ -50,6 +66,8 @@ impl LogConfig {
             retention_ms: -1,
             retention_bytes: -1,
             segment_ms: -1,
+            delete: true,
+            compaction: None,
         }
     }
 }
@@ -61,8 +79,11 @@ fn wall_clock_ms() -> i64 {
         .unwrap_or(0)
 }
 
+#[path = "log_compaction.rs"]
+mod compaction;
 #[path = "log_recovery_point.rs"]
 mod recovery_point;
+pub use compaction::CleanerStats;
 #[path = "log_retention.rs"]
 mod retention;
 #[path = "log_txn.rs"]
@@ -157,6 +178,10 @@ pub struct PartitionLog {
     /// Bytes appended since the last checkpoint: past `CHECKPOINT_EVERY_BYTES` a flush
     /// also checkpoints the active segment, so a crash rereads at most that much.
     unchecked_bytes: u64,
+    /// Offsets below this were mapped by a cleaning pass (durable in `cleaner-offset`).
+    cleaner_offset: i64,
+    /// Cleaned segments' index files were removed: the next checkpoint writes them all.
+    closed_indexes_stale: bool,
 }
 
 impl PartitionLog {
@@ -169,6 +194,8 @@ impl PartitionLog {
         storage
             .create_dir_all(&dir)
             .map_err(|e| StorageError::io(&dir, e))?;
+        // A cleaning swap interrupted by a crash: all old segments or all new, never a mix.
+        compaction::finish_or_roll_back_swap(storage.as_ref(), &dir)?;
         let entries = storage
             .list_dir(&dir)
             .map_err(|e| StorageError::io(&dir, e))?;
@@ -188,6 +215,8 @@ impl PartitionLog {
                     || n == "log-start-offset.tmp"
                     || n == CHECKPOINT_FILE
                     || n == "checkpoint.tmp"
+                    || n == compaction::CLEANER_OFFSET_FILE
+                    || n == "cleaner-offset.tmp"
             }) {
                 continue;
             }
@@ -229,8 +258,9 @@ impl PartitionLog {
                 continue;
             }
             let expected = segments.last().map(|s| s.next_offset()).unwrap_or(base);
-            if base != expected {
-                warn!(path = %path.display(), expected, "Segment does not start where the previous one ends; it and later segments are removed.");
+            // A gap is what compaction leaves behind; an overlap is damage.
+            if base < expected {
+                warn!(path = %path.display(), expected, "Segment starts before the previous one ends; it and later segments are removed.");
                 remove_segment_files(storage.as_ref(), &dir, base);
                 report.segments_removed += 1;
                 cut = true;
@@ -243,7 +273,7 @@ impl PartitionLog {
                 storage.as_ref(),
                 &path,
                 base,
-                expected,
+                expected.max(base),
                 config.index_interval_bytes,
                 &mut producers,
                 trusted.as_mut().and_then(|t| t.remove(&base)),
@@ -285,6 +315,7 @@ impl PartitionLog {
             .iter()
             .map(|s| s.summary().0)
             .collect();
+        let (storage_for_cleaner, dir_for_cleaner) = (storage.clone(), dir.clone());
         let mut log = PartitionLog {
             storage,
             dir,
@@ -302,6 +333,13 @@ impl PartitionLog {
             checkpointed,
             flushes_in_flight: 0,
             unchecked_bytes: 0,
+            cleaner_offset: retention::read_offset_file(
+                storage_for_cleaner.as_ref(),
+                &dir_for_cleaner,
+                compaction::CLEANER_OFFSET_FILE,
+            )
+            .unwrap_or(-1),
+            closed_indexes_stale: false,
         };
         // Closed segments that had to be read get a checkpoint with the next flush, with
         // the producer state as it was before the active segment.
@@ -442,6 +480,10 @@ impl PartitionLog {
         };
         if let Some(older) = self.pending_checkpoint.take() {
             write.absorb(older);
+        }
+        if self.closed_indexes_stale {
+            let everything = self.checkpoint_of_closed(true, ProducerStateTable::default());
+            write.absorb(everything);
         }
         self.pending_checkpoint = Some(write);
         match Segment::create(

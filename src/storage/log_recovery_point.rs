@@ -11,10 +11,12 @@ impl PartitionLog {
     /// index files when `with_indexes`: they were not written since it was read) and the
     /// producer state as of now.
     pub(super) fn checkpoint_of_closed(
-        &self,
+        &mut self,
         with_indexes: bool,
         producers: ProducerStateTable,
     ) -> CheckpointWrite {
+        // After a cleaning swap the closed segments' index files are gone: write them all.
+        let with_indexes = with_indexes || std::mem::take(&mut self.closed_indexes_stale);
         let first = self.segments[0].base_offset;
         let closed = &self.segments[..self.segments.len() - 1];
         let mut indexes = Vec::new();

@@ -48,10 +48,13 @@ impl PartitionLog {
                 break;
             }
             let (newest, _) = oldest.max_timestamp();
-            let by_time = self.config.retention_ms >= 0
+            // cleanup.policy=compact alone keeps segments regardless of retention.
+            let by_time = self.config.delete
+                && self.config.retention_ms >= 0
                 && newest >= 0
                 && now_ms.saturating_sub(newest) > self.config.retention_ms;
-            let by_size = self.config.retention_bytes >= 0
+            let by_size = self.config.delete
+                && self.config.retention_bytes >= 0
                 && total.saturating_sub(oldest.size()) >= self.config.retention_bytes as u64;
             let by_start = oldest.next_offset() <= self.log_start_offset;
             if !(by_time || by_size || by_start) {
@@ -115,7 +118,12 @@ impl PartitionLog {
 }
 
 pub(super) fn read_log_start(storage: &dyn Storage, dir: &Path) -> Option<i64> {
-    let file = storage.open(&dir.join(LOG_START_FILE), false).ok()?;
+    read_offset_file(storage, dir, LOG_START_FILE)
+}
+
+/// Reads a `[offset i64 BE][crc32c u32 BE]` file; None when absent or damaged.
+pub(super) fn read_offset_file(storage: &dyn Storage, dir: &Path, name: &str) -> Option<i64> {
+    let file = storage.open(&dir.join(name), false).ok()?;
     let mut buf = [0u8; 12];
     file.read_exact_at(&mut buf, 0).ok()?;
     let mut value = [0u8; 8];
@@ -124,19 +132,26 @@ pub(super) fn read_log_start(storage: &dyn Storage, dir: &Path) -> Option<i64> {
     (crc32c::crc32c(&value) == crc).then(|| i64::from_be_bytes(value))
 }
 
-/// `[offset i64 BE][crc32c u32 BE]`, written aside, fsynced and renamed into place.
 fn write_log_start(storage: &dyn Storage, dir: &Path, offset: i64) -> Result<(), StorageError> {
+    write_offset_file(storage, dir, LOG_START_FILE, offset)
+}
+
+/// `[offset i64 BE][crc32c u32 BE]`, written aside, fsynced and renamed into place.
+pub(super) fn write_offset_file(
+    storage: &dyn Storage,
+    dir: &Path,
+    name: &str,
+    offset: i64,
+) -> Result<(), StorageError> {
     let value = offset.to_be_bytes();
     let mut bytes = value.to_vec();
     bytes.extend_from_slice(&crc32c::crc32c(&value).to_be_bytes());
-    let tmp = dir.join("log-start-offset.tmp");
+    let tmp = dir.join(format!("{name}.tmp"));
     let io = |e| StorageError::io(&tmp, e);
     let file = storage.open(&tmp, true).map_err(io)?;
     file.truncate(0).map_err(io)?;
     file.write_at(&bytes, 0).map_err(io)?;
     file.sync().map_err(io)?;
-    storage
-        .rename(&tmp, &dir.join(LOG_START_FILE))
-        .map_err(io)?;
+    storage.rename(&tmp, &dir.join(name)).map_err(io)?;
     storage.sync_dir(dir).map_err(io)
 }

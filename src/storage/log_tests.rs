@@ -2,6 +2,7 @@
 use super::*;
 use crate::storage::batch::BatchHeader;
 use crate::storage::batch_builder::build_batch;
+use crate::storage::segment::file_name;
 use crate::storage::sim::SimStorage;
 use crate::storage::txn_state::AbortedTxn;
 use crate::storage::FileStorage;
@@ -363,4 +364,180 @@ fn a_checkpoint_that_does_not_match_the_segments_is_ignored() {
         "the torn batch was found by reading"
     );
     assert!(log.log_end_offset() < end);
+}
+
+fn compacted_config() -> LogConfig {
+    LogConfig {
+        delete: false,
+        compaction: Some(crate::storage::CompactionConfig {
+            delete_retention_ms: 1_000,
+            min_cleanable_dirty_ratio: 0.1,
+            min_compaction_lag_ms: 0,
+        }),
+        ..config(700)
+    }
+}
+
+fn keyed(key: &str, value: Option<&str>, ts: i64) -> Vec<u8> {
+    build_batch(&[(Some(key.as_bytes()), value.map(str::as_bytes))], ts)
+}
+
+/// (offset, key, value) of every record, read through the log.
+fn records(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
+    use kafka_protocol::records::RecordBatchDecoder;
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        let read = log.read(next, log.log_end_offset(), 1 << 20, true).unwrap();
+        if read.records.is_empty() {
+            break;
+        }
+        let mut bytes = read.records.clone();
+        while !bytes.is_empty() {
+            let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+            for r in set.records {
+                let text =
+                    |b: Option<bytes::Bytes>| b.map(|b| String::from_utf8(b.to_vec()).unwrap());
+                out.push((r.offset, text(r.key).unwrap(), text(r.value)));
+                next = r.offset + 1;
+            }
+        }
+        next = next.max(headers(&read.records).last().unwrap().next_offset());
+    }
+    out
+}
+
+/// 60 records over 5 keys, key k<i%5> = v<i>; then a tombstone for k0 at time `tombstone_ts`.
+fn compacted_log(storage: &Arc<dyn Storage>, tombstone_ts: i64) -> PartitionLog {
+    let (mut log, _) =
+        PartitionLog::open(storage.clone(), PathBuf::from("/p/c-0"), compacted_config()).unwrap();
+    for i in 0..60 {
+        log.append(&mut keyed(
+            &format!("k{}", i % 5),
+            Some(&format!("v{i}")),
+            1_000 + i,
+        ))
+        .unwrap();
+    }
+    log.append(&mut keyed("k0", None, tombstone_ts)).unwrap();
+    for i in 0..12 {
+        // Fill past the tombstone so its segment closes.
+        log.append(&mut keyed("k9", Some(&format!("w{i}")), 2_000 + i))
+            .unwrap();
+    }
+    log.flush().unwrap();
+    log
+}
+
+fn clean(log: &mut PartitionLog, storage: &Arc<dyn Storage>, now_ms: i64) -> CleanerStats {
+    let hw = log.log_end_offset();
+    let job = log.clean_plan(now_ms, hw, 1 << 20).expect("a pass is due");
+    let outcome = job.run(storage.as_ref()).unwrap();
+    log.install_cleaned(&outcome).unwrap()
+}
+
+#[test]
+fn compaction_keeps_the_latest_record_per_key_and_expires_tombstones() {
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let mut log = compacted_log(&storage, 5_000);
+    let before = records(&log);
+    let end = log.log_end_offset();
+    let active_base = log.active().base_offset;
+    // Tombstone younger than delete.retention.ms (now 5_500, retention 1_000): kept.
+    let stats = clean(&mut log, &storage, 5_500);
+    assert!(stats.bytes_after < stats.bytes_before);
+    let after = records(&log);
+    assert_eq!(
+        log.log_end_offset(),
+        end,
+        "the log end offset does not move"
+    );
+    let closed: Vec<_> = after.iter().filter(|r| r.0 < active_base).collect();
+    let mut keys: Vec<&String> = closed.iter().map(|r| &r.1).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        keys.len(),
+        closed.len(),
+        "one record per key below the active segment"
+    );
+    // Each is the latest record of its key below the active segment, same offset.
+    for (offset, key, value) in &closed {
+        let latest = before
+            .iter()
+            .rfind(|r| &r.1 == key && r.0 < active_base)
+            .unwrap();
+        assert_eq!((offset, value), (&latest.0, &latest.2));
+    }
+    assert!(
+        closed.iter().any(|r| r.1 == "k0" && r.2.is_none()),
+        "tombstone kept for now"
+    );
+    // The active segment is untouched.
+    let active_before: Vec<_> = before.iter().filter(|r| r.0 >= active_base).collect();
+    let active_after: Vec<_> = after.iter().filter(|r| r.0 >= active_base).collect();
+    assert_eq!(active_before, active_after);
+    // A reopen reads the same.
+    drop(log);
+    let (mut log, _) =
+        PartitionLog::open(storage.clone(), PathBuf::from("/p/c-0"), compacted_config()).unwrap();
+    assert_eq!(records(&log), after);
+    // More dirty data, a pass after the tombstone expired: k0 is gone.
+    for i in 0..30 {
+        log.append(&mut keyed(&format!("k{}", 1 + i % 4), Some("x"), 9_000 + i))
+            .unwrap();
+    }
+    clean(&mut log, &storage, 7_000);
+    assert!(
+        !records(&log).iter().any(|r| r.1 == "k0"),
+        "expired tombstone removed"
+    );
+}
+
+#[test]
+fn a_crash_during_the_swap_leaves_all_old_or_all_new_segments() {
+    for renamed in [0usize, 1, 2, usize::MAX] {
+        let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+        let log = compacted_log(&storage, 5_000);
+        let before = records(&log);
+        let hw = log.log_end_offset();
+        let outcome = log
+            .clean_plan(5_500, hw, 1 << 20)
+            .unwrap()
+            .run(storage.as_ref())
+            .unwrap();
+        assert!(outcome.segments.len() > 2);
+        drop(log);
+        // The crash: some (or all) `.cleaned` files renamed to `.swap`, nothing else.
+        let dir = PathBuf::from("/p/c-0");
+        for c in outcome.segments.iter().take(renamed) {
+            let name = file_name(c.base_offset, "log");
+            storage
+                .rename(
+                    &dir.join(format!("{name}.cleaned")),
+                    &dir.join(format!("{name}.swap")),
+                )
+                .unwrap();
+        }
+        let (log, _) =
+            PartitionLog::open(storage.clone(), dir.clone(), compacted_config()).unwrap();
+        let after = records(&log);
+        if renamed >= outcome.segments.len() {
+            assert!(after.len() < before.len(), "all renamed: the new segments");
+            let keys: std::collections::BTreeSet<_> = after.iter().map(|r| &r.1).collect();
+            assert_eq!(keys.len(), 6, "k0..k4 and k9: {keys:?}");
+        } else {
+            assert_eq!(after, before, "{renamed} renamed: the old segments, whole");
+        }
+        let leftovers = storage
+            .list_dir(&dir)
+            .unwrap()
+            .into_iter()
+            .filter(|p| {
+                let n = p.to_string_lossy();
+                n.ends_with(".cleaned") || n.ends_with(".swap")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
 }

@@ -12,6 +12,8 @@
 
 pub mod batch;
 pub mod batch_builder;
+pub mod batch_records;
+pub mod cleaner;
 pub mod control_batch;
 pub mod error;
 pub mod io;
@@ -28,5 +30,7 @@ pub mod txn_state;
 pub use batch::BatchHeader;
 pub use error::StorageError;
 pub use io::{FileStorage, LogFile, Storage};
-pub use log::{AppendInfo, FlushJob, LogConfig, PartitionLog, ReadResult, RecoveryReport};
+pub use log::{
+    AppendInfo, CompactionConfig, FlushJob, LogConfig, PartitionLog, ReadResult, RecoveryReport,
+};
 pub use record_file::RecordFile;

@@ -33,6 +33,7 @@ fn args(storage: Arc<dyn Storage>, dir: PathBuf, policy: FlushPolicy) -> Partiti
         flush_policy: policy,
         flush_interval: Duration::from_secs(3600),
         retention_check_interval: Duration::from_secs(3600),
+        cleaner_buffer_bytes: 1 << 20,
     }
 }
 

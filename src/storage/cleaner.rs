@@ -1,0 +1,204 @@
+//! The log cleaner of a compacted topic: one pass over a partition's closed segments,
+//! keeping at least the latest record of every key (Kafka's LogCleaner, simplified).
+//!
+//! Runs on a blocking thread, never on the partition actor: it reads the segments through
+//! their own file handles and writes `<base>.log.cleaned` files beside them, fsynced. The
+//! partition actor then swaps them in (`log_compaction`). Memory is bounded: the map from
+//! key to latest offset holds at most `max_map_bytes`, and the dirty range ends at the
+//! last segment it could map whole (the rest waits for the next pass). Files are read a
+//! batch at a time.
+//!
+//! Kept whole: control and transactional batches, and each producer's last batch (so
+//! idempotent producer state survives). A record is dropped when a later record of its key
+//! is in the mapped range, or when it is a tombstone older than `delete.retention.ms`.
+//! Batches keep their base offset, last offset delta, timestamps, producer fields and
+//! codec; records keep their offsets, timestamps and headers.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::batch::{validate_batch, BatchHeader, HEADER_SIZE};
+use super::batch_records::{parse_records, rebuild, records_body};
+use super::io::{LogFile, Storage};
+use super::segment::file_name;
+use super::StorageError;
+
+/// Per-entry overhead counted against the map's budget, beside the key bytes.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// One closed segment given to the cleaner.
+#[derive(Debug, Clone)]
+pub struct CleanInput {
+    pub base_offset: i64,
+    pub size: u64,
+    pub next_offset: i64,
+    pub file: Arc<dyn LogFile>,
+}
+
+#[derive(Debug)]
+pub struct CleanJob {
+    pub dir: PathBuf,
+    /// The closed segments that may be rewritten, in offset order.
+    pub segments: Vec<CleanInput>,
+    /// Offsets from here on have not been mapped by an earlier pass.
+    pub dirty_from: i64,
+    pub now_ms: i64,
+    pub delete_retention_ms: i64,
+    pub max_map_bytes: usize,
+}
+
+/// One rewritten segment: its `.cleaned` file holds `size` bytes (0: nothing left).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanedSegment {
+    pub base_offset: i64,
+    /// The segment's size when it was read; the swap checks it is unchanged.
+    pub original_size: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CleanOutcome {
+    pub segments: Vec<CleanedSegment>,
+    /// Offsets below this are now clean (the next pass maps from here).
+    pub cleaned_up_to: i64,
+    pub bytes_read: u64,
+    pub records_removed: u64,
+}
+
+/// Calls `f` for every whole batch of a segment, in order, reading one batch at a time.
+fn for_each_batch(
+    input: &CleanInput,
+    mut f: impl FnMut(&[u8], &BatchHeader) -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
+    let mut pos = 0u64;
+    let mut header = [0u8; HEADER_SIZE];
+    let mut buf = Vec::new();
+    let io = |e| StorageError::io(std::path::Path::new("segment"), e);
+    while pos + HEADER_SIZE as u64 <= input.size {
+        input.file.read_exact_at(&mut header, pos).map_err(io)?;
+        let h = BatchHeader::parse(&header)?;
+        buf.resize(h.total_size(), 0);
+        input.file.read_exact_at(&mut buf, pos).map_err(io)?;
+        let h = validate_batch(&buf)?;
+        f(&buf, &h)?;
+        pos += h.total_size() as u64;
+    }
+    Ok(())
+}
+
+impl CleanJob {
+    pub fn run(&self, storage: &dyn Storage) -> Result<CleanOutcome, StorageError> {
+        let mut outcome = CleanOutcome::default();
+        // 1. Map each key of the dirty range to its latest offset, a segment at a time.
+        let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
+        let mut map_bytes = 0usize;
+        let mut cleaned_up_to = self.dirty_from;
+        for input in self
+            .segments
+            .iter()
+            .filter(|s| s.next_offset > self.dirty_from)
+        {
+            let mut segment_keys: Vec<(Vec<u8>, i64)> = Vec::new();
+            for_each_batch(input, |batch, h| {
+                outcome.bytes_read += batch.len() as u64;
+                if h.is_control() || h.is_transactional() || h.last_offset() < self.dirty_from {
+                    return Ok(());
+                }
+                let body = records_body(batch, h)?;
+                for r in parse_records(&body)? {
+                    let offset = h.base_offset + r.offset_delta;
+                    if let (Some(k), true) = (r.key, offset >= self.dirty_from) {
+                        segment_keys.push((body[k].to_vec(), offset));
+                    }
+                }
+                Ok(())
+            })?;
+            let added: usize = segment_keys
+                .iter()
+                .filter(|(k, _)| !latest.contains_key(k))
+                .map(|(k, _)| k.len() + ENTRY_OVERHEAD)
+                .sum();
+            if map_bytes + added > self.max_map_bytes && cleaned_up_to > self.dirty_from {
+                break; // the rest waits for the next pass
+            }
+            map_bytes += added;
+            latest.extend(segment_keys);
+            cleaned_up_to = input.next_offset;
+        }
+        outcome.cleaned_up_to = cleaned_up_to;
+        if cleaned_up_to <= self.dirty_from {
+            return Ok(outcome);
+        }
+        let rewrite: Vec<&CleanInput> = self
+            .segments
+            .iter()
+            .filter(|s| s.base_offset < cleaned_up_to)
+            .collect();
+        // 2. Each producer's last batch is kept, so its sequence state survives.
+        let mut last_batch: HashMap<i64, i64> = HashMap::new();
+        for input in &rewrite {
+            for_each_batch(input, |_, h| {
+                if h.producer_id >= 0 {
+                    last_batch.insert(h.producer_id, h.base_offset);
+                }
+                Ok(())
+            })?;
+        }
+        // 3. Rewrite every segment up to the end of the mapped range.
+        let horizon = self.now_ms.saturating_sub(self.delete_retention_ms);
+        for input in rewrite {
+            let path = self
+                .dir
+                .join(format!("{}.cleaned", file_name(input.base_offset, "log")));
+            let out = storage
+                .open(&path, true)
+                .map_err(|e| StorageError::io(&path, e))?;
+            out.truncate(0).map_err(|e| StorageError::io(&path, e))?;
+            let mut size = 0u64;
+            for_each_batch(input, |batch, h| {
+                let keep_whole = h.is_control()
+                    || h.is_transactional()
+                    || last_batch.get(&h.producer_id) == Some(&h.base_offset);
+                let written = if keep_whole {
+                    batch.to_vec()
+                } else {
+                    let body = records_body(batch, h)?;
+                    let records = parse_records(&body)?;
+                    let kept: Vec<_> = records
+                        .iter()
+                        .filter(|r| {
+                            let Some(k) = &r.key else { return true };
+                            let offset = h.base_offset + r.offset_delta;
+                            let superseded =
+                                latest.get(&body[k.clone()]).is_some_and(|l| *l > offset);
+                            let expired_tombstone = r.tombstone && h.max_timestamp < horizon;
+                            !(superseded || expired_tombstone)
+                        })
+                        .collect();
+                    outcome.records_removed += (records.len() - kept.len()) as u64;
+                    if kept.len() == records.len() {
+                        batch.to_vec()
+                    } else if kept.is_empty() {
+                        Vec::new()
+                    } else {
+                        rebuild(batch, h, &body, &kept)?
+                    }
+                };
+                if !written.is_empty() {
+                    out.write_at(&written, size)
+                        .map_err(|e| StorageError::io(&path, e))?;
+                    size += written.len() as u64;
+                }
+                Ok(())
+            })?;
+            out.sync().map_err(|e| StorageError::io(&path, e))?;
+            outcome.segments.push(CleanedSegment {
+                base_offset: input.base_offset,
+                original_size: input.size,
+                size,
+            });
+        }
+        Ok(outcome)
+    }
+}
