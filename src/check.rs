@@ -78,25 +78,32 @@ fn check_partition(
         .filter_map(|p| parse_base_offset(p, "log"))
         .collect();
     bases.sort_unstable();
+    // Gaps below the cleaner offset are compaction's; elsewhere they are lost data.
+    let cleaner_offset = crate::storage::log::read_cleaner_offset(storage.as_ref(), dir);
     let mut expected: Option<i64> = None;
     let mut found = Vec::new();
     for (i, base) in bases.iter().enumerate() {
         report.segments += 1;
         let path = dir.join(file_name(*base, "log"));
         if let Some(expected) = expected {
-            // Compaction leaves gaps between segments; an overlap is damage.
-            if *base < expected {
+            if *base < expected || (*base > expected && expected >= cleaner_offset) {
                 found.push(Problem {
                     file: path.clone(),
                     position: 0,
                     what: format!(
-                        "segment starts at offset {base}, before the previous one ends at {expected}"
+                        "segment starts at offset {base}, where the previous one ends at {expected}"
                     ),
                     torn_tail: false,
                 });
             }
         }
-        let scan = scan_segment(storage.as_ref(), &path, *base, i + 1 == bases.len())?;
+        let scan = scan_segment(
+            storage.as_ref(),
+            &path,
+            *base,
+            cleaner_offset,
+            i + 1 == bases.len(),
+        )?;
         report.batches += scan.batches.len() as u64;
         expected = Some(scan.next_offset);
         found.extend(scan.problems.iter().cloned());
@@ -180,6 +187,7 @@ fn scan_segment(
     storage: &dyn Storage,
     path: &Path,
     base: i64,
+    gaps_below: i64,
     last: bool,
 ) -> std::io::Result<Scan> {
     let file = storage.open(path, false)?;
@@ -209,10 +217,16 @@ fn scan_segment(
                 )),
                 Ok(h) => match validate_batch(&rest[..h.total_size()]) {
                     Err(e) => Err(e.to_string()),
-                    Ok(h) if h.base_offset < scan.next_offset => Err(format!(
-                        "batch base offset {} below the expected {}",
-                        h.base_offset, scan.next_offset
-                    )),
+                    Ok(h)
+                        if h.base_offset < scan.next_offset
+                            || (h.base_offset > scan.next_offset
+                                && scan.next_offset >= gaps_below) =>
+                    {
+                        Err(format!(
+                            "batch base offset {} where {} was expected",
+                            h.base_offset, scan.next_offset
+                        ))
+                    }
                     Ok(h) => Ok(h),
                 },
             }

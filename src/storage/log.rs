@@ -21,7 +21,7 @@ use super::log_checkpoint::{
     plan, read_checkpoint, CheckpointWrite, LogCheckpoint, SegmentSummary, CHECKPOINT_FILE,
 };
 use super::producer_state::{ProducerStateTable, SequenceCheck};
-use super::segment::{file_name, parse_base_offset, Segment};
+use super::segment::{file_name, parse_base_offset, Continuity, Segment};
 use super::StorageError;
 
 /// Appended bytes after which a flush also checkpoints the active segment.
@@ -83,7 +83,7 @@ fn wall_clock_ms() -> i64 {
 mod compaction;
 #[path = "log_recovery_point.rs"]
 mod recovery_point;
-pub use compaction::CleanerStats;
+pub use compaction::{read_cleaner_offset, CleanerStats};
 #[path = "log_retention.rs"]
 mod retention;
 #[path = "log_txn.rs"]
@@ -215,8 +215,8 @@ impl PartitionLog {
                     || n == "log-start-offset.tmp"
                     || n == CHECKPOINT_FILE
                     || n == "checkpoint.tmp"
-                    || n == compaction::CLEANER_OFFSET_FILE
-                    || n == "cleaner-offset.tmp"
+                    || n.to_str()
+                        .is_some_and(|n| n.starts_with(compaction::CLEANER_OFFSET_FILE))
             }) {
                 continue;
             }
@@ -246,6 +246,9 @@ impl PartitionLog {
             _ => (ProducerStateTable::default(), -1),
         };
         report.used_checkpoint = trusted.is_some();
+        // Offset gaps below this are compaction's; above it the log must be contiguous, so
+        // a segment whose predecessor lost its unflushed tail is cut, not left after a gap.
+        let cleaner_offset = read_cleaner_offset(storage.as_ref(), &dir);
         let mut segments: Vec<Segment> = Vec::new();
         let mut cut = false;
         let mut before_last = None;
@@ -258,9 +261,10 @@ impl PartitionLog {
                 continue;
             }
             let expected = segments.last().map(|s| s.next_offset()).unwrap_or(base);
-            // A gap is what compaction leaves behind; an overlap is damage.
-            if base < expected {
-                warn!(path = %path.display(), expected, "Segment starts before the previous one ends; it and later segments are removed.");
+            // A gap is what compaction leaves behind below the cleaner offset; an overlap,
+            // or a gap above it, is damage.
+            if base < expected || (base > expected && expected >= cleaner_offset) {
+                warn!(path = %path.display(), expected, "Segment does not start where the previous one ends; it and later segments are removed.");
                 remove_segment_files(storage.as_ref(), &dir, base);
                 report.segments_removed += 1;
                 cut = true;
@@ -273,7 +277,10 @@ impl PartitionLog {
                 storage.as_ref(),
                 &path,
                 base,
-                expected.max(base),
+                Continuity {
+                    expected_start: expected.max(base),
+                    gaps_below: cleaner_offset,
+                },
                 config.index_interval_bytes,
                 &mut producers,
                 trusted.as_mut().and_then(|t| t.remove(&base)),
@@ -315,7 +322,6 @@ impl PartitionLog {
             .iter()
             .map(|s| s.summary().0)
             .collect();
-        let (storage_for_cleaner, dir_for_cleaner) = (storage.clone(), dir.clone());
         let mut log = PartitionLog {
             storage,
             dir,
@@ -333,12 +339,7 @@ impl PartitionLog {
             checkpointed,
             flushes_in_flight: 0,
             unchecked_bytes: 0,
-            cleaner_offset: retention::read_offset_file(
-                storage_for_cleaner.as_ref(),
-                &dir_for_cleaner,
-                compaction::CLEANER_OFFSET_FILE,
-            )
-            .unwrap_or(-1),
+            cleaner_offset,
             closed_indexes_stale: false,
         };
         // Closed segments that had to be read get a checkpoint with the next flush, with

@@ -8,10 +8,14 @@
 //! crash came before the last rename to `.swap`: every `.cleaned` and `.swap` is removed
 //! and the old segments stand. Otherwise every `.swap` is complete and is put in place. So
 //! a reader sees either the old segments or the new ones, never a mix.
+//!
+//! A segment left with nothing is removed, except the first one, which stays (empty) so
+//! the log start offset does not move: cleaning is not deletion, and a consumer reading
+//! from the beginning must not be sent out of range.
 
 use std::path::{Path, PathBuf};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::retention::write_offset_file;
 use super::PartitionLog;
@@ -19,10 +23,13 @@ use crate::storage::cleaner::{CleanInput, CleanJob, CleanOutcome};
 use crate::storage::io::Storage;
 use crate::storage::log_checkpoint::CHECKPOINT_FILE;
 use crate::storage::producer_state::ProducerStateTable;
-use crate::storage::segment::{file_name, Segment};
+use crate::storage::segment::{file_name, Continuity, Segment};
 use crate::storage::StorageError;
 
 pub const CLEANER_OFFSET_FILE: &str = "cleaner-offset";
+/// The cleaner offset a swap in progress will set: it becomes `cleaner-offset` at the
+/// swap's commit point, so the gaps it leaves are never read without it.
+pub(super) const CLEANER_OFFSET_PENDING: &str = "cleaner-offset.pending";
 
 /// What one swap changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,6 +37,11 @@ pub struct CleanerStats {
     pub segments: usize,
     pub bytes_before: u64,
     pub bytes_after: u64,
+}
+
+/// Offsets below the returned one may have gaps (compaction's); -1 when never cleaned.
+pub fn read_cleaner_offset(storage: &dyn Storage, dir: &Path) -> i64 {
+    super::retention::read_offset_file(storage, dir, CLEANER_OFFSET_FILE).unwrap_or(-1)
 }
 
 fn with_suffix(dir: &Path, base: i64, suffix: &str) -> PathBuf {
@@ -68,7 +80,15 @@ pub(super) fn finish_or_roll_back_swap(
         .iter()
         .filter_map(|p| base_of(p, "swap").map(|b| (b, p)))
         .collect();
-    if !cleaned.is_empty() {
+    let pending = dir.join(CLEANER_OFFSET_PENDING);
+    let pending_exists = storage.exists(&pending);
+    if !cleaned.is_empty() || swaps.is_empty() {
+        if cleaned.is_empty() && !pending_exists {
+            return Ok(()); // no swap was under way
+        }
+        if pending_exists {
+            storage.remove_file(&pending).map_err(io)?;
+        }
         for path in cleaned.iter().copied().chain(swaps.iter().map(|(_, p)| *p)) {
             storage.remove_file(path).map_err(io)?;
         }
@@ -77,13 +97,19 @@ pub(super) fn finish_or_roll_back_swap(
         }
         return storage.sync_dir(dir).map_err(io);
     }
-    if swaps.is_empty() {
-        return Ok(());
+    if pending_exists {
+        storage
+            .rename(&pending, &dir.join(CLEANER_OFFSET_FILE))
+            .map_err(io)?;
     }
     let checkpoint = dir.join(CHECKPOINT_FILE);
     if storage.exists(&checkpoint) {
         storage.remove_file(&checkpoint).map_err(io)?;
     }
+    let first = entries
+        .iter()
+        .filter_map(|p| crate::storage::segment::parse_base_offset(p, "log"))
+        .min();
     for (base, swap) in &swaps {
         let log = dir.join(file_name(*base, "log"));
         remove_indexes(storage, dir, *base);
@@ -91,7 +117,7 @@ pub(super) fn finish_or_roll_back_swap(
             .open(swap, false)
             .and_then(|f| f.len())
             .map_err(io)?;
-        if len == 0 {
+        if len == 0 && Some(*base) != first {
             if storage.exists(&log) {
                 storage.remove_file(&log).map_err(io)?;
             }
@@ -169,6 +195,7 @@ impl PartitionLog {
                 .any(|s| s.base_offset == c.base_offset && s.size() == c.original_size)
         });
         if !unchanged || outcome.segments.is_empty() {
+            debug!(dir = %dir.display(), "A cleaning pass is dropped: its segments changed meanwhile.");
             for c in &outcome.segments {
                 let _ = storage.remove_file(&with_suffix(&dir, c.base_offset, "cleaned"));
             }
@@ -182,6 +209,7 @@ impl PartitionLog {
         self.checkpointed = -1;
         self.pending_checkpoint = None;
         self.closed_indexes_stale = true;
+        write_offset_file(storage, &dir, CLEANER_OFFSET_PENDING, outcome.cleaned_up_to)?;
         for c in &outcome.segments {
             let from = with_suffix(&dir, c.base_offset, "cleaned");
             storage
@@ -189,6 +217,14 @@ impl PartitionLog {
                 .map_err(io)?;
         }
         storage.sync_dir(&dir).map_err(io)?; // the commit point
+        storage
+            .rename(
+                &dir.join(CLEANER_OFFSET_PENDING),
+                &dir.join(CLEANER_OFFSET_FILE),
+            )
+            .map_err(io)?;
+        storage.sync_dir(&dir).map_err(io)?;
+        self.cleaner_offset = outcome.cleaned_up_to;
         let mut stats = CleanerStats::default();
         for c in &outcome.segments {
             let Some(index) = self
@@ -205,7 +241,7 @@ impl PartitionLog {
             stats.bytes_before += c.original_size;
             stats.bytes_after += c.size;
             self.dirty.remove(&c.base_offset);
-            if c.size == 0 {
+            if c.size == 0 && index > 0 {
                 storage.remove_file(&log).map_err(io)?;
                 storage.remove_file(&swap).map_err(io)?;
                 self.segments.remove(index);
@@ -216,7 +252,10 @@ impl PartitionLog {
                 storage,
                 &log,
                 c.base_offset,
-                c.base_offset,
+                Continuity {
+                    expected_start: c.base_offset,
+                    gaps_below: i64::MAX,
+                },
                 self.config.index_interval_bytes,
                 &mut ProducerStateTable::default(),
                 None,
@@ -224,8 +263,6 @@ impl PartitionLog {
             self.segments[index] = segment;
         }
         storage.sync_dir(&dir).map_err(io)?;
-        write_offset_file(storage, &dir, CLEANER_OFFSET_FILE, outcome.cleaned_up_to)?;
-        self.cleaner_offset = outcome.cleaned_up_to;
         let closed = self.segments.len() - 1;
         self.closed = self.segments[..closed]
             .iter()

@@ -56,7 +56,7 @@ impl PartitionLog {
             let by_size = self.config.delete
                 && self.config.retention_bytes >= 0
                 && total.saturating_sub(oldest.size()) >= self.config.retention_bytes as u64;
-            let by_start = oldest.next_offset() <= self.log_start_offset;
+            let by_start = self.below_log_start(oldest);
             if !(by_time || by_size || by_start) {
                 break;
             }
@@ -87,11 +87,18 @@ impl PartitionLog {
             self.log_start_offset = target;
         }
         let mut removal = Removal::default();
-        while self.segments.len() > 1 && self.segments[0].next_offset() <= self.log_start_offset {
+        while self.segments.len() > 1 && self.below_log_start(&self.segments[0]) {
             let segment = self.segments.remove(0);
             self.move_aside(segment, &mut removal);
         }
         Ok((self.log_start_offset(), removal))
+    }
+
+    /// Every offset of the segment is below the log start offset. An empty segment at the
+    /// log start offset (compaction left nothing in it) stays: it holds the log start.
+    fn below_log_start(&self, segment: &Segment) -> bool {
+        segment.next_offset() <= self.log_start_offset
+            && segment.base_offset < self.log_start_offset
     }
 
     fn move_aside(&mut self, segment: Segment, removal: &mut Removal) {

@@ -508,8 +508,16 @@ fn a_crash_during_the_swap_leaves_all_old_or_all_new_segments() {
             .unwrap();
         assert!(outcome.segments.len() > 2);
         drop(log);
-        // The crash: some (or all) `.cleaned` files renamed to `.swap`, nothing else.
+        // The crash: the pending cleaner offset written, some (or all) `.cleaned` files
+        // renamed to `.swap`, nothing else.
         let dir = PathBuf::from("/p/c-0");
+        super::retention::write_offset_file(
+            storage.as_ref(),
+            &dir,
+            super::compaction::CLEANER_OFFSET_PENDING,
+            outcome.cleaned_up_to,
+        )
+        .unwrap();
         for c in outcome.segments.iter().take(renamed) {
             let name = file_name(c.base_offset, "log");
             storage

@@ -68,6 +68,14 @@ pub struct Located {
     pub position: u64,
 }
 
+/// Where a recovered segment's first batch must start, and below which offset a batch
+/// may start past where the previous one ended (gaps left by compaction).
+#[derive(Debug, Clone, Copy)]
+pub struct Continuity {
+    pub expected_start: i64,
+    pub gaps_below: i64,
+}
+
 impl Segment {
     pub fn create(
         storage: &dyn Storage,
@@ -100,14 +108,15 @@ impl Segment {
     }
 
     /// Opens an existing segment and reads every batch: length, magic, CRC-32C, and that
-    /// each batch starts where the previous one ended (`expected_start` for the first).
+    /// each batch starts where the previous one ended (`expected_start` for the first), or
+    /// after a gap where that end is below `gaps_below` (compaction's gaps).
     /// Everything from the first bad batch on is cut off the file. A `trusted` prefix (the
     /// log checkpoint vouches for it) is taken as recorded and only the rest is read.
     pub fn recover(
         storage: &dyn Storage,
         path: &Path,
         base_offset: i64,
-        expected_start: i64,
+        continuity: Continuity,
         index_interval: u64,
         producers: &mut ProducerStateTable,
         trusted: Option<TrustedSegment>,
@@ -117,6 +126,10 @@ impl Segment {
             .map_err(|e| StorageError::io(path, e))?;
         let len = file.len().map_err(|e| StorageError::io(path, e))?;
         let mut segment = Segment::empty(path.to_path_buf(), file, base_offset, index_interval);
+        let Continuity {
+            expected_start,
+            gaps_below,
+        } = continuity;
         segment.next_offset = expected_start;
         let mut outcome = ScanOutcome::default();
         let mut pos = 0u64;
@@ -155,10 +168,16 @@ impl Segment {
                         len - pos
                     )),
                     // Compaction leaves gaps between batches, never overlaps.
-                    Ok(h) if h.base_offset < segment.next_offset => Some(format!(
-                        "batch base offset {} below the expected {}",
-                        h.base_offset, segment.next_offset
-                    )),
+                    Ok(h)
+                        if h.base_offset < segment.next_offset
+                            || (h.base_offset > segment.next_offset
+                                && segment.next_offset >= gaps_below) =>
+                    {
+                        Some(format!(
+                            "batch base offset {} where {} was expected",
+                            h.base_offset, segment.next_offset
+                        ))
+                    }
                     Ok(h) => {
                         batch_buf.resize(h.total_size(), 0);
                         segment

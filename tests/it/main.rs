@@ -5,6 +5,7 @@ mod actor_group;
 mod actor_metadata;
 mod actor_partition;
 mod actor_txn;
+mod client_compaction;
 mod client_durability;
 mod client_groups;
 mod client_idempotence;

@@ -1,0 +1,167 @@
+//! A compacted topic with librdkafka: 100,000 lz4-compressed records over 1,000 keys
+//! read back after cleaning as the latest value of each key (plus the uncleaned tail),
+//! with offsets, timestamps and headers as produced; a keyless record is refused.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::BaseRecord;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use crate::harness::*;
+
+const RECORDS: usize = 100_000;
+const KEYS: usize = 1_000;
+const BASE_TS: i64 = 1_700_000_000_000;
+
+fn key(i: usize) -> String {
+    format!("key-{:04}", i % KEYS)
+}
+
+/// Every record of partition 0 from the beginning up to the high watermark.
+fn read_to_end(bootstrap: &str, topic: &str) -> Vec<Consumed> {
+    let reader = consumer(bootstrap, &[]);
+    let hw = end_offsets(&reader, topic, 1)[0];
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    reader.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut out: Vec<Consumed> = Vec::new();
+    while out.last().is_none_or(|r| r.offset + 1 < hw) {
+        assert!(Instant::now() < deadline, "could not read to {hw} in 30 s");
+        match reader.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(e)) => panic!("consume error: {e}"),
+            Some(Ok(m)) => out.push(Consumed {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(|k| k.to_vec()),
+                payload: m.payload().map(|p| p.to_vec()),
+                headers: m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                timestamp: m.timestamp().to_millis(),
+            }),
+        }
+    }
+    out
+}
+
+#[test]
+fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
+    let broker = TestBroker::start("[log]\nretention_check_interval_ms = 100");
+    let bootstrap = broker.bootstrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let topic = NewTopic::new("compacted", 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact")
+        .set("segment.bytes", "16384")
+        .set("min.cleanable.dirty.ratio", "0.01");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(admin.create_topics(&[topic], &AdminOptions::new()))
+        .unwrap()[0]
+        .clone()
+        .unwrap();
+
+    let (producer, deliveries) = producer(
+        &bootstrap,
+        // Small batches: the active segment, which is never cleaned, stays small.
+        &[
+            ("compression.type", "lz4"),
+            ("linger.ms", "5"),
+            ("batch.size", "16384"),
+        ],
+    );
+    for i in 0..RECORDS {
+        let (k, v) = (key(i), format!("value-{i:06}"));
+        let index = i.to_string();
+        send(
+            &producer,
+            BaseRecord::to("compacted")
+                .key(k.as_bytes())
+                .payload(v.as_bytes())
+                .timestamp(BASE_TS + i as i64)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "i",
+                    value: Some(index.as_bytes()),
+                })),
+        );
+    }
+    flush(&producer);
+    assert_eq!(deliveries.ok.load(Ordering::SeqCst), RECORDS);
+    let latest: HashMap<String, usize> = (0..RECORDS).map(|i| (key(i), i)).collect();
+
+    // The cleaner runs on the broker's own timer: read until it has done its work.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let records = loop {
+        let records = read_to_end(&bootstrap, "compacted");
+        if records.len() < 5_000 {
+            break records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {} records after 90 s:\n{}",
+            records.len(),
+            broker.logs()
+        );
+    };
+
+    assert!(
+        records.windows(2).all(|w| w[0].offset < w[1].offset),
+        "offsets in order"
+    );
+    let mut last_seen: HashMap<String, usize> = HashMap::new();
+    for r in &records {
+        let k = String::from_utf8(r.key.clone().expect("a key")).unwrap();
+        let v = String::from_utf8(r.payload.clone().expect("a value")).unwrap();
+        let i: usize = v["value-".len()..].parse().unwrap();
+        assert_eq!(k, key(i));
+        assert_eq!(r.timestamp, Some(BASE_TS + i as i64), "timestamp kept");
+        assert_eq!(
+            r.headers,
+            vec![("i".to_string(), Some(i.to_string().into_bytes()))],
+            "headers kept"
+        );
+        if let Some(previous) = last_seen.insert(k, i) {
+            assert!(previous < i, "a key's values in produce order");
+        }
+    }
+    assert_eq!(last_seen.len(), KEYS, "every key is there");
+    assert_eq!(last_seen, latest, "each key ends with its latest value");
+    assert!(broker.logs().contains("Cleaned the log."));
+    // Cleaning is not deletion: the log still starts at offset 0.
+    let reader = consumer(&bootstrap, &[]);
+    let (low, _) = reader
+        .fetch_watermarks("compacted", 0, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(low, 0, "log start offset kept");
+
+    // A record without a key is refused: INVALID_RECORD.
+    let failed = deliveries.failed.load(Ordering::SeqCst);
+    send_and_wait(
+        &producer,
+        &deliveries,
+        BaseRecord::<[u8], [u8]>::to("compacted").payload(b"no key".as_slice()),
+    );
+    assert_eq!(deliveries.failed.load(Ordering::SeqCst), failed + 1);
+    let error = deliveries.first_error.lock().unwrap().clone().unwrap();
+    assert!(error.contains("InvalidRecord"), "{error}");
+}
