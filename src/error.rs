@@ -80,6 +80,8 @@ pub enum MetadataError {
     InvalidConfig(String),
     #[error("invalid replica assignment: {0}")]
     InvalidReplicaAssignment(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     #[error("metadata storage failed: {0}")]
     Storage(String),
     #[error("the metadata actor is not available")]
@@ -96,6 +98,7 @@ impl MetadataError {
             MetadataError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
             MetadataError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            MetadataError::InvalidRequest(_) => ResponseError::InvalidRequest,
             MetadataError::Storage(_) => ResponseError::KafkaStorageError,
             MetadataError::Unavailable => ResponseError::CoordinatorNotAvailable,
         };

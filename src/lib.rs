@@ -10,9 +10,11 @@
 //! - `storage`: record batches, the storage seam, segments, indexes, the partition log.
 //! - `check`: the offline verifier behind `broker check`.
 //! - `topic_config`: topic config names, defaults and validation.
+//! - `broker_config`: dynamic broker configs, the layers topic configs default to.
 //! - `error`: typed actor errors and their Kafka error codes.
 
 pub mod actors;
+pub mod broker_config;
 pub mod check;
 pub mod config;
 pub mod error;

@@ -8,8 +8,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::broker_config::{BrokerDefaults, Synonym, SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
+#[cfg(test)]
 use crate::config::Config;
 use crate::error::MetadataError;
+use crate::storage::{CompactionConfig, LogConfig};
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -105,74 +108,171 @@ const fn def(name: &'static str, kind: Kind, default: Option<&'static str>) -> D
 pub struct ConfigEntry {
     pub name: String,
     pub value: String,
-    /// True when set on the topic, false when it is the default.
-    pub is_override: bool,
+    /// Kafka's config source: 1 topic override, 2-4 a broker layer, 5 default.
+    pub source: i8,
     pub read_only: bool,
     pub sensitive: bool,
+    /// Every layer that has a value, highest precedence first (DescribeConfigs synonyms).
+    pub synonyms: Vec<Synonym>,
 }
 
-fn broker_default(name: &str, config: &Config) -> String {
+/// Kafka's range for a numeric topic config, where it has one.
+fn range(name: &str) -> Option<(f64, f64)> {
+    let at_least = |min: f64| Some((min, f64::MAX));
     match name {
-        "segment.bytes" => config.log.segment_bytes.min(i32::MAX as u64).to_string(),
-        "index.interval.bytes" => config.log.index_interval_bytes.to_string(),
-        "max.message.bytes" => config.max_message_bytes.to_string(),
-        "retention.ms" => config.log.retention_ms.to_string(),
-        "retention.bytes" => config.log.retention_bytes.to_string(),
-        "segment.ms" => config.log.segment_ms.to_string(),
-        _ => String::new(),
+        "segment.bytes" => at_least(14.0),
+        "segment.ms" | "max.compaction.lag.ms" | "min.insync.replicas" | "flush.messages" => {
+            at_least(1.0)
+        }
+        "segment.index.bytes" => at_least(4.0),
+        "retention.ms" => at_least(-1.0),
+        "local.retention.ms" | "local.retention.bytes" => at_least(-2.0),
+        "min.cleanable.dirty.ratio" => Some((0.0, 1.0)),
+        "max.message.bytes"
+        | "index.interval.bytes"
+        | "delete.retention.ms"
+        | "min.compaction.lag.ms"
+        | "file.delete.delay.ms"
+        | "flush.ms"
+        | "segment.jitter.ms"
+        | "message.timestamp.after.max.ms"
+        | "message.timestamp.before.max.ms" => at_least(0.0),
+        _ => None,
     }
 }
 
-/// Checks every name and value; unknown names are INVALID_CONFIG as in Kafka.
+/// Checks one value against its config's type and range; the reason on error.
+pub fn validate_value(name: &str, value: &str) -> Result<(), String> {
+    let Some(definition) = DEFINITIONS.iter().find(|d| d.name == name) else {
+        return Err(format!("unknown topic config {name}"));
+    };
+    let v = value.trim();
+    let number = match definition.kind {
+        Kind::Long => v.parse::<i64>().ok().map(|n| n as f64),
+        Kind::Int => v.parse::<i32>().ok().map(f64::from),
+        Kind::Double => v.parse::<f64>().ok().filter(|n| n.is_finite()),
+        Kind::Bool => {
+            return match v.to_ascii_lowercase().as_str() {
+                "true" | "false" => Ok(()),
+                _ => Err(format!("{value} is not true or false")),
+            }
+        }
+        Kind::Text => return Ok(()),
+        Kind::Choice(choices) => {
+            return if choices.contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{value} is not one of {}", choices.join(", ")))
+            }
+        }
+    };
+    let Some(number) = number else {
+        return Err(format!("{value} is not a {:?}", definition.kind));
+    };
+    match range(name) {
+        Some((min, max)) if number < min || number > max => Err(if max == f64::MAX {
+            format!("{value} is below the least allowed value {min}")
+        } else {
+            format!("{value} is outside [{min}, {max}]")
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks every name and value; unknown names and bad values are INVALID_CONFIG as in
+/// Kafka.
 pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), MetadataError> {
     for (name, value) in configs {
-        let Some(definition) = DEFINITIONS.iter().find(|d| d.name == name) else {
-            return Err(MetadataError::InvalidConfig(format!(
-                "unknown topic config {name}"
-            )));
-        };
-        let ok = match definition.kind {
-            Kind::Long => value.trim().parse::<i64>().is_ok(),
-            Kind::Int => value.trim().parse::<i32>().is_ok(),
-            Kind::Double => value.trim().parse::<f64>().is_ok(),
-            Kind::Bool => matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false"),
-            Kind::Text => true,
-            Kind::Choice(choices) => choices.contains(&value.trim()),
-        };
-        if !ok {
-            return Err(MetadataError::InvalidConfig(format!(
-                "invalid value {value} for topic config {name}"
-            )));
-        }
-        if matches!(name.as_str(), "segment.bytes" | "max.message.bytes")
-            && value.trim().parse::<i64>().map(|v| v < 14).unwrap_or(true)
-        {
-            return Err(MetadataError::InvalidConfig(format!("{name} is too small")));
-        }
+        validate_value(name, value)
+            .map_err(|e| MetadataError::InvalidConfig(format!("topic config {name}: {e}")))?;
     }
     Ok(())
 }
 
-/// Every known topic config with its effective value, sorted by name.
-pub fn describe(overrides: &BTreeMap<String, String>, config: &Config) -> Vec<ConfigEntry> {
+/// Every known topic config with its effective value, source and synonyms, sorted by name.
+pub fn describe(
+    overrides: &BTreeMap<String, String>,
+    defaults: BrokerDefaults<'_>,
+) -> Vec<ConfigEntry> {
     DEFINITIONS
         .iter()
         .map(|d| {
-            let set = overrides.get(d.name);
-            let value = match (set, d.default) {
-                (Some(v), _) => v.clone(),
-                (None, Some(v)) => v.to_string(),
-                (None, None) => broker_default(d.name, config),
-            };
+            let mut synonyms = Vec::new();
+            if let Some(v) = overrides.get(d.name) {
+                synonyms.push(Synonym {
+                    name: d.name.to_string(),
+                    value: v.clone(),
+                    source: SOURCE_DYNAMIC_TOPIC,
+                });
+            }
+            synonyms.extend(defaults.layers_of_topic_config(d.name));
+            if synonyms.is_empty() {
+                synonyms.push(Synonym {
+                    name: d.name.to_string(),
+                    value: d.default.unwrap_or_default().to_string(),
+                    source: SOURCE_DEFAULT,
+                });
+            }
             ConfigEntry {
                 name: d.name.to_string(),
-                value,
-                is_override: set.is_some(),
+                value: synonyms[0].value.clone(),
+                source: synonyms[0].source,
                 read_only: false,
                 sensitive: false,
+                synonyms,
             }
         })
         .collect()
+}
+
+/// The value a topic config has: its override, else the broker layers, else the default.
+pub fn effective(
+    overrides: &BTreeMap<String, String>,
+    name: &str,
+    defaults: BrokerDefaults<'_>,
+) -> String {
+    if let Some(v) = overrides.get(name) {
+        return v.clone();
+    }
+    if let Some(top) = defaults.layers_of_topic_config(name).into_iter().next() {
+        return top.value;
+    }
+    DEFINITIONS
+        .iter()
+        .find(|d| d.name == name)
+        .and_then(|d| d.default)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The partition log settings a topic's configs give, over the broker defaults.
+pub fn log_config(overrides: &BTreeMap<String, String>, defaults: BrokerDefaults<'_>) -> LogConfig {
+    let text = |name: &str| effective(overrides, name, defaults);
+    let long = |name: &str, fallback: i64| text(name).trim().parse::<i64>().unwrap_or(fallback);
+    let config = defaults.config;
+    let policy = text("cleanup.policy");
+    let policy: Vec<&str> = policy.split(',').map(str::trim).collect();
+    LogConfig {
+        segment_bytes: long("segment.bytes", config.log.segment_bytes as i64).max(14) as u64,
+        index_interval_bytes: long(
+            "index.interval.bytes",
+            config.log.index_interval_bytes as i64,
+        )
+        .max(0) as u64,
+        max_batch_bytes: long("max.message.bytes", config.max_message_bytes as i64).max(0) as usize,
+        retention_ms: long("retention.ms", config.log.retention_ms),
+        retention_bytes: long("retention.bytes", config.log.retention_bytes),
+        segment_ms: long("segment.ms", config.log.segment_ms),
+        delete: policy.contains(&"delete"),
+        compaction: policy.contains(&"compact").then(|| CompactionConfig {
+            delete_retention_ms: long("delete.retention.ms", 86_400_000),
+            min_cleanable_dirty_ratio: text("min.cleanable.dirty.ratio")
+                .trim()
+                .parse::<f64>()
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
+        }),
+    }
 }
 
 /// One change of IncrementalAlterConfigs (AlterConfigs is a SET of each given name after
@@ -195,28 +295,43 @@ fn is_list(name: &str) -> bool {
     )
 }
 
+/// APPEND (or SUBTRACT) the comma-separated `items` to (from) the list `current`.
+pub fn edit_list(
+    name: &str,
+    current: &str,
+    items: &str,
+    append: bool,
+) -> Result<String, MetadataError> {
+    if !is_list(name) {
+        return Err(MetadataError::InvalidConfig(format!(
+            "{name} is not a list: APPEND and SUBTRACT do not apply"
+        )));
+    }
+    let mut list: Vec<String> = current
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    for item in items.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+        if append {
+            if !list.iter().any(|i| i == item) {
+                list.push(item.to_string());
+            }
+        } else {
+            list.retain(|i| i != item);
+        }
+    }
+    Ok(list.join(","))
+}
+
 /// Applies changes to a topic's overrides and validates the result; the overrides are
 /// untouched on error.
 pub fn apply_changes(
     overrides: &BTreeMap<String, String>,
     changes: &[ConfigChange],
-    config: &Config,
+    defaults: BrokerDefaults<'_>,
 ) -> Result<BTreeMap<String, String>, MetadataError> {
     let mut next = overrides.clone();
-    let current = |next: &BTreeMap<String, String>, name: &str| -> Vec<String> {
-        let value = next.get(name).cloned().unwrap_or_else(|| {
-            describe(next, config)
-                .into_iter()
-                .find(|e| e.name == name)
-                .map(|e| e.value)
-                .unwrap_or_default()
-        });
-        value
-            .split(',')
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect()
-    };
     for change in changes {
         match change {
             ConfigChange::Set(name, value) => {
@@ -226,43 +341,14 @@ pub fn apply_changes(
                 next.remove(name);
             }
             ConfigChange::Append(name, value) | ConfigChange::Subtract(name, value) => {
-                if !is_list(name) {
-                    return Err(MetadataError::InvalidConfig(format!(
-                        "{name} is not a list: APPEND and SUBTRACT do not apply"
-                    )));
-                }
-                let mut items = current(&next, name);
-                for item in value.split(',').map(|v| v.trim()).filter(|v| !v.is_empty()) {
-                    if matches!(change, ConfigChange::Append(..)) {
-                        if !items.iter().any(|i| i == item) {
-                            items.push(item.to_string());
-                        }
-                    } else {
-                        items.retain(|i| i != item);
-                    }
-                }
-                next.insert(name.clone(), items.join(","));
+                let current = effective(&next, name, defaults);
+                let append = matches!(change, ConfigChange::Append(..));
+                next.insert(name.clone(), edit_list(name, &current, value, append)?);
             }
         }
     }
     validate(&next)?;
     Ok(next)
-}
-
-/// The effective value of a numeric config.
-pub fn effective_u64(overrides: &BTreeMap<String, String>, name: &str, fallback: u64) -> u64 {
-    overrides
-        .get(name)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(fallback)
-}
-
-/// The effective value of a signed numeric config (-1 style limits).
-pub fn effective_i64(overrides: &BTreeMap<String, String>, name: &str, fallback: i64) -> i64 {
-    overrides
-        .get(name)
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .unwrap_or(fallback)
 }
 
 /// Kafka's topic name rule: 1-249 characters of [a-zA-Z0-9._-], not "." or "..".
@@ -291,6 +377,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker_config::DynamicBrokerConfigs;
 
     #[test]
     fn topic_names() {
@@ -306,6 +393,11 @@ mod tests {
     #[test]
     fn incremental_changes() {
         let config = Config::default();
+        let dynamic = DynamicBrokerConfigs::default();
+        let defaults = BrokerDefaults {
+            config: &config,
+            dynamic: &dynamic,
+        };
         let start = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
         let next = apply_changes(
             &start,
@@ -314,7 +406,7 @@ mod tests {
                 ConfigChange::Delete("retention.ms".into()),
                 ConfigChange::Append("cleanup.policy".into(), "compact".into()),
             ],
-            &config,
+            defaults,
         )
         .unwrap();
         assert_eq!(
@@ -332,7 +424,7 @@ mod tests {
                 "cleanup.policy".into(),
                 "delete".into(),
             )],
-            &config,
+            defaults,
         )
         .unwrap();
         assert_eq!(
@@ -342,19 +434,19 @@ mod tests {
         assert!(apply_changes(
             &start,
             &[ConfigChange::Append("retention.ms".into(), "1".into())],
-            &config
+            defaults
         )
         .is_err());
         assert!(apply_changes(
             &start,
             &[ConfigChange::Set("retention.ms".into(), "soon".into())],
-            &config
+            defaults
         )
         .is_err());
         assert!(apply_changes(
             &start,
             &[ConfigChange::Set("no.such".into(), "1".into())],
-            &config
+            defaults
         )
         .is_err());
     }
@@ -372,12 +464,29 @@ mod tests {
 
         let mut set = BTreeMap::new();
         set.insert("cleanup.policy".to_string(), "compact".to_string());
-        let rows = describe(&set, &Config::default());
+        let config = Config::default();
+        let dynamic = DynamicBrokerConfigs::default();
+        let defaults = BrokerDefaults {
+            config: &config,
+            dynamic: &dynamic,
+        };
+        let rows = describe(&set, defaults);
         let cleanup = rows.iter().find(|r| r.name == "cleanup.policy").unwrap();
-        assert!(cleanup.is_override);
+        assert_eq!(cleanup.source, SOURCE_DYNAMIC_TOPIC);
         assert_eq!(cleanup.value, "compact");
         let segment = rows.iter().find(|r| r.name == "segment.bytes").unwrap();
-        assert!(!segment.is_override);
+        assert_eq!(segment.source, SOURCE_DEFAULT);
         assert_eq!(segment.value, (1024 * 1024 * 1024).to_string());
+        // Kafka's ranges.
+        for (name, bad) in [
+            ("segment.bytes", "13"),
+            ("retention.ms", "-2"),
+            ("min.cleanable.dirty.ratio", "1.01"),
+            ("min.insync.replicas", "0"),
+            ("segment.bytes", "3000000000"),
+        ] {
+            assert!(validate_value(name, bad).is_err(), "{name}={bad}");
+        }
+        assert!(validate_value("retention.ms", "-1").is_ok());
     }
 }

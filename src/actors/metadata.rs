@@ -20,12 +20,15 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 pub use super::metadata_messages::*;
+#[path = "metadata_broker_configs.rs"]
+mod broker_configs;
 use super::partition::{Partition, PartitionArgs, PartitionMsg};
 use super::routing::{RoutingTable, TopicRoute};
 use super::unavailable_partition::UnavailablePartition;
+use crate::broker_config::{BrokerDefaults, DynamicBrokerConfigs};
 use crate::config::Config;
 use crate::error::MetadataError;
-use crate::storage::{CompactionConfig, LogConfig, RecordFile, Storage};
+use crate::storage::{LogConfig, RecordFile, Storage};
 use crate::topic_config;
 
 struct TopicState {
@@ -45,6 +48,8 @@ pub struct MetadataState {
     /// The next producer id to hand out, and the end of the durably reserved block.
     next_producer_id: i64,
     producer_id_block_end: i64,
+    /// The broker configs changed at run time (AlterConfigs on the broker resource).
+    dynamic: DynamicBrokerConfigs,
 }
 
 pub struct Metadata;
@@ -81,6 +86,7 @@ impl Actor for Metadata {
             children: HashMap::new(),
             next_producer_id: 0,
             producer_id_block_end: 0,
+            dynamic: DynamicBrokerConfigs::default(),
         };
         let mut wanted: BTreeMap<String, (Uuid, i32, BTreeMap<String, String>)> = BTreeMap::new();
         let replayed = records.len();
@@ -111,6 +117,7 @@ impl Actor for Metadata {
                     state.producer_id_block_end = state.producer_id_block_end.max(end);
                     state.next_producer_id = state.producer_id_block_end;
                 }
+                MetadataRecord::BrokerConfigsChanged { dynamic } => state.dynamic = dynamic,
             }
         }
         // Mostly history (topics created and deleted again): rewrite it as the live state.
@@ -129,6 +136,11 @@ impl Actor for Metadata {
             live.push(MetadataRecord::ProducerIdBlock {
                 end: state.producer_id_block_end,
             });
+            if state.dynamic != DynamicBrokerConfigs::default() {
+                live.push(MetadataRecord::BrokerConfigsChanged {
+                    dynamic: state.dynamic.clone(),
+                });
+            }
             match state.store.rewrite(&live) {
                 Ok(()) => info!(
                     before = replayed,
@@ -231,6 +243,17 @@ impl Actor for Metadata {
                 state.publish();
                 let _ = reply.send(result);
             }
+            MetadataMsg::AlterBrokerConfigs {
+                layer,
+                changes,
+                replace,
+                validate_only,
+                reply,
+            } => {
+                let result = state.alter_broker_configs(layer, &changes, replace, validate_only);
+                state.publish();
+                let _ = reply.send(result);
+            }
             MetadataMsg::AllocateProducerId { reply } => {
                 let _ = reply.send(state.allocate_producer_id());
             }
@@ -295,8 +318,10 @@ impl MetadataState {
                 configs: topic.configs.clone(),
             })
         });
-        self.routing
-            .send_replace(Arc::new(RoutingTable::new(routes)));
+        self.routing.send_replace(Arc::new(RoutingTable::new(
+            routes,
+            Arc::new(self.dynamic.clone()),
+        )));
     }
 
     fn alter_topic_configs(
@@ -314,7 +339,7 @@ impl MetadataState {
         } else {
             topic.configs.clone()
         };
-        let next = topic_config::apply_changes(&base, changes, &self.config)?;
+        let next = topic_config::apply_changes(&base, changes, self.defaults())?;
         if validate_only {
             return Ok(());
         }
@@ -352,59 +377,17 @@ impl MetadataState {
         self.config.data_dir.join(format!("{topic}-{index}"))
     }
 
+    /// What topic configs default to: config.toml under the dynamic broker configs.
+    fn defaults(&self) -> BrokerDefaults<'_> {
+        BrokerDefaults {
+            config: &self.config,
+            dynamic: &self.dynamic,
+        }
+    }
+
     /// The partition log settings a topic's overrides give, over the broker defaults.
     fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
-        LogConfig {
-            segment_bytes: topic_config::effective_u64(
-                configs,
-                "segment.bytes",
-                self.config.log.segment_bytes,
-            ),
-            index_interval_bytes: topic_config::effective_u64(
-                configs,
-                "index.interval.bytes",
-                self.config.log.index_interval_bytes,
-            ),
-            max_batch_bytes: topic_config::effective_u64(
-                configs,
-                "max.message.bytes",
-                self.config.max_message_bytes as u64,
-            ) as usize,
-            retention_ms: topic_config::effective_i64(
-                configs,
-                "retention.ms",
-                self.config.log.retention_ms,
-            ),
-            retention_bytes: topic_config::effective_i64(
-                configs,
-                "retention.bytes",
-                self.config.log.retention_bytes,
-            ),
-            segment_ms: topic_config::effective_i64(
-                configs,
-                "segment.ms",
-                self.config.log.segment_ms,
-            ),
-            delete: cleanup_policy(configs).contains(&"delete"),
-            compaction: cleanup_policy(configs)
-                .contains(&"compact")
-                .then(|| CompactionConfig {
-                    delete_retention_ms: topic_config::effective_i64(
-                        configs,
-                        "delete.retention.ms",
-                        86_400_000,
-                    ),
-                    min_cleanable_dirty_ratio: configs
-                        .get("min.cleanable.dirty.ratio")
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .unwrap_or(0.5),
-                    min_compaction_lag_ms: topic_config::effective_i64(
-                        configs,
-                        "min.compaction.lag.ms",
-                        0,
-                    ),
-                }),
-        }
+        topic_config::log_config(configs, self.defaults())
     }
 
     async fn spawn_partition(
@@ -680,13 +663,5 @@ fn remove_deleted_dirs(storage: &dyn Storage, data_dir: &std::path::Path) {
                 warn!(dir = %entry.display(), %err, "Could not remove a deleted partition's directory.");
             }
         }
-    }
-}
-
-/// The topic's cleanup.policy entries (Kafka's default: delete).
-fn cleanup_policy(configs: &BTreeMap<String, String>) -> Vec<&str> {
-    match configs.get("cleanup.policy") {
-        Some(v) => v.split(',').map(str::trim).collect(),
-        None => vec!["delete"],
     }
 }

@@ -38,6 +38,10 @@ pub enum MetadataRecord {
         name: String,
         configs: BTreeMap<String, String>,
     },
+    /// Both dynamic broker config layers after a change to either.
+    BrokerConfigsChanged {
+        dynamic: crate::broker_config::DynamicBrokerConfigs,
+    },
 }
 
 /// Producer ids reserved per durable record.
@@ -87,6 +91,15 @@ pub enum MetadataMsg {
         topic: String,
         changes: Vec<crate::topic_config::ConfigChange>,
         /// AlterConfigs: the given configs replace every override.
+        replace: bool,
+        validate_only: bool,
+        reply: RpcReplyPort<Result<(), MetadataError>>,
+    },
+    /// Change one layer of the dynamic broker configs (persisted, then applied to every
+    /// partition whose topic does not override them).
+    AlterBrokerConfigs {
+        layer: crate::broker_config::BrokerLayer,
+        changes: Vec<crate::topic_config::ConfigChange>,
         replace: bool,
         validate_only: bool,
         reply: RpcReplyPort<Result<(), MetadataError>>,

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::partition::PartitionMsg;
+use crate::broker_config::DynamicBrokerConfigs;
 
 #[derive(Debug, Clone)]
 pub struct TopicRoute {
@@ -34,11 +35,19 @@ impl TopicRoute {
 pub struct RoutingTable {
     by_name: HashMap<String, Arc<TopicRoute>>,
     by_id: HashMap<Uuid, Arc<TopicRoute>>,
+    /// The dynamic broker configs as of this snapshot (DescribeConfigs reads them).
+    pub broker_configs: Arc<DynamicBrokerConfigs>,
 }
 
 impl RoutingTable {
-    pub fn new(routes: impl IntoIterator<Item = Arc<TopicRoute>>) -> Self {
-        let mut table = RoutingTable::default();
+    pub fn new(
+        routes: impl IntoIterator<Item = Arc<TopicRoute>>,
+        broker_configs: Arc<DynamicBrokerConfigs>,
+    ) -> Self {
+        let mut table = RoutingTable {
+            broker_configs,
+            ..RoutingTable::default()
+        };
         for route in routes {
             table.by_id.insert(route.id, route.clone());
             table.by_name.insert(route.name.clone(), route);

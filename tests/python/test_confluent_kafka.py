@@ -96,6 +96,77 @@ def test_incremental_alter_configs_applies_live(tmp_path):
         assert b.stop() == 0
 
 
+def test_dynamic_broker_config_applies_live_and_survives_restart(tmp_path):
+    from conftest import Broker
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource
+
+    def broker_change(admin, name, value, op=AlterConfigOpType.SET):
+        resource = ConfigResource(
+            ConfigResource.Type.BROKER,
+            "0",
+            incremental_configs=[ConfigEntry(name, value, incremental_operation=op)],
+        )
+        for future in admin.incremental_alter_configs([resource]).values():
+            future.result(30)
+
+    def topic_entries(admin):
+        described = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, "dyn")])
+        return list(described.values())[0].result(30)
+
+    b = Broker(tmp_path, "[log]\nretention_check_interval_ms = 100")
+    try:
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        for future in admin.create_topics([NewTopic("dyn", 1, 1, config={"segment.bytes": "10000"})]).values():
+            future.result(30)
+        producer = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 1, "batch.size": 2000})
+        for i in range(2000):
+            producer.produce("dyn", value=b"x" * 100, partition=0)
+        assert producer.flush(30) == 0
+        consumer = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "unused"})
+        assert consumer.get_watermark_offsets(TopicPartition("dyn", 0), timeout=10)[0] == 0
+
+        # Kafka's error codes for a bad value and for a config that is not dynamic.
+        with pytest.raises(KafkaException) as bad:
+            broker_change(admin, "log.retention.bytes", "lots")
+        assert bad.value.args[0].name() == "INVALID_CONFIG"
+        with pytest.raises(KafkaException) as fixed:
+            broker_change(admin, "log.dirs", "/elsewhere")
+        assert fixed.value.args[0].name() == "INVALID_REQUEST"
+
+        broker_change(admin, "log.retention.bytes", "20000")
+        entry = topic_entries(admin)["retention.bytes"]
+        assert entry.value == "20000"
+        assert entry.source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+        assert "log.retention.bytes" in entry.synonyms
+        described = admin.describe_configs([ConfigResource(ConfigResource.Type.BROKER, "0")])
+        broker_entries = list(described.values())[0].result(30)
+        assert broker_entries["log.retention.bytes"].value == "20000"
+        assert broker_entries["log.retention.bytes"].source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+        assert broker_entries["log.dirs"].is_read_only
+
+        # The partition, which has no retention.bytes of its own, takes it at once.
+        deadline = time.monotonic() + 20
+        low = 0
+        while low == 0 and time.monotonic() < deadline:
+            low = consumer.get_watermark_offsets(TopicPartition("dyn", 0), timeout=10)[0]
+            time.sleep(0.1)
+        assert low > 0, "retention applied the dynamic log.retention.bytes"
+        consumer.close()
+
+        # Persisted: a restart keeps it; DELETE goes back to the default.
+        assert b.stop() == 0
+        b.start()
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        entry = topic_entries(admin)["retention.bytes"]
+        assert (entry.value, entry.source) == ("20000", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+        broker_change(admin, "log.retention.bytes", None, AlterConfigOpType.DELETE)
+        entry = topic_entries(admin)["retention.bytes"]
+        assert (entry.value, entry.source) == ("-1", ConfigSource.DEFAULT_CONFIG.value)
+    finally:
+        assert b.stop() == 0
+
+
 def test_describe_cluster(broker):
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     cluster = admin.describe_cluster().result(30)

@@ -1,7 +1,8 @@
 //! AlterConfigs v0-v2 (every override replaced by the given set) and the shared answer for
-//! IncrementalAlterConfigs. Topics (resource type 2) only: changed configs are persisted by
-//! the metadata actor and applied to the topic's partitions at once. Broker resources
-//! (type 4) answer INVALID_CONFIG: dynamic broker configs are not served yet.
+//! IncrementalAlterConfigs. Topics (resource type 2) and this broker (type 4: resource
+//! name "" for the cluster-wide default layer, the node id for this broker's layer):
+//! changed configs are persisted by the metadata actor and applied to the partitions at
+//! once.
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ResponseKind};
@@ -11,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::text;
 use crate::actors::metadata::MetadataMsg;
+use crate::broker_config::BrokerLayer;
 use crate::error::MetadataError;
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
@@ -18,6 +20,7 @@ use crate::protocol::BrokerContext;
 use crate::topic_config::ConfigChange;
 
 pub const TOPIC: i8 = 2;
+pub const BROKER: i8 = 4;
 
 /// The answer for one resource: ready now, or the metadata actor's.
 pub enum Pending {
@@ -34,21 +37,47 @@ pub fn ask_alter(
     replace: bool,
     validate_only: bool,
 ) -> Pending {
-    if resource_type != TOPIC {
-        return Pending::Refused(
-            ResponseError::InvalidConfig.code(),
-            "only topic configs can be changed; dynamic broker configs are not served yet".into(),
-        );
-    }
-    match changes {
-        Err(reason) => Pending::Refused(ResponseError::InvalidRequest.code(), reason),
-        Ok(changes) => Pending::Asked(ask(&ctx.metadata, |reply| MetadataMsg::AlterTopicConfigs {
+    let changes = match changes {
+        Err(reason) => return Pending::Refused(ResponseError::InvalidRequest.code(), reason),
+        Ok(changes) => changes,
+    };
+    match resource_type {
+        TOPIC => Pending::Asked(ask(&ctx.metadata, |reply| MetadataMsg::AlterTopicConfigs {
             topic: name.to_string(),
             changes,
             replace,
             validate_only,
             reply,
         })),
+        BROKER => {
+            let layer = if name.is_empty() {
+                BrokerLayer::ClusterDefault
+            } else if name.as_str() == ctx.config.node_id.to_string() {
+                BrokerLayer::PerBroker
+            } else {
+                return Pending::Refused(
+                    ResponseError::InvalidRequest.code(),
+                    format!(
+                        "this broker is node {}, not {}",
+                        ctx.config.node_id,
+                        name.as_str()
+                    ),
+                );
+            };
+            Pending::Asked(ask(&ctx.metadata, |reply| {
+                MetadataMsg::AlterBrokerConfigs {
+                    layer,
+                    changes,
+                    replace,
+                    validate_only,
+                    reply,
+                }
+            }))
+        }
+        other => Pending::Refused(
+            ResponseError::InvalidRequest.code(),
+            format!("configs of resource type {other} cannot be changed here"),
+        ),
     }
 }
 

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, Respon
 
 use super::text;
 use crate::actors::metadata::{MetadataMsg, NewTopic};
+use crate::broker_config::BrokerDefaults;
 use crate::error::MetadataError;
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
@@ -69,7 +70,10 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: CreateTopicsRequest) -> R
         reply,
     });
     let config = ctx.config.clone();
+    let routes = ctx.routes();
     Box::pin(async move {
+        // The dynamic broker configs as of the request.
+        let broker_configs = routes.broker_configs.clone();
         let mut created = match rx {
             Some(rx) => rx.await.unwrap_or_default(),
             None => Vec::new(),
@@ -86,14 +90,18 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: CreateTopicsRequest) -> R
                 let entry = CreatableTopicResult::default().with_name(name);
                 match result {
                     Ok(route) => {
-                        let configs = topic_config::describe(&route.configs, &config)
+                        let defaults = BrokerDefaults {
+                            config: &config,
+                            dynamic: &broker_configs,
+                        };
+                        let configs = topic_config::describe(&route.configs, defaults)
                             .into_iter()
                             .map(|c| {
                                 CreatableTopicConfigs::default()
                                     .with_name(text(c.name))
                                     .with_value(Some(text(c.value)))
                                     .with_read_only(c.read_only)
-                                    .with_config_source(if c.is_override { 1 } else { 5 })
+                                    .with_config_source(c.source)
                                     .with_is_sensitive(c.sensitive)
                             })
                             .collect();

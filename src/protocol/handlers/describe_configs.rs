@@ -1,6 +1,8 @@
 //! DescribeConfigs v1-v4 for topics (resource type 2) and this broker (type 4). Every
-//! known config is listed with its effective value and source: DYNAMIC_TOPIC_CONFIG (1)
-//! for a topic override, STATIC_BROKER_CONFIG (4) for the broker's file, DEFAULT_CONFIG (5).
+//! known config is listed with its effective value and Kafka's source: DYNAMIC_TOPIC_CONFIG
+//! (1), DYNAMIC_BROKER_CONFIG (2), DYNAMIC_DEFAULT_BROKER_CONFIG (3), STATIC_BROKER_CONFIG
+//! (4) or DEFAULT_CONFIG (5); with include_synonyms, every layer that has a value, highest
+//! precedence first (see `broker_config`).
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -9,16 +11,13 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, 
 use kafka_protocol::ResponseError;
 
 use super::text;
-use crate::config::Config;
+use crate::broker_config::{self, BrokerDefaults, BrokerLayer, Synonym, SOURCE_STATIC_BROKER};
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
 use crate::topic_config::{self, ConfigEntry};
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
 
 pub fn prepare(ctx: &BrokerContext, _version: i16, req: DescribeConfigsRequest) -> ResponseFuture {
     let routes = ctx.routes();
@@ -31,37 +30,33 @@ pub fn prepare(ctx: &BrokerContext, _version: i16, req: DescribeConfigsRequest) 
             let base = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
-            let entries: Result<Vec<(ConfigEntry, i8)>, (i16, String)> =
-                match resource.resource_type {
-                    TOPIC => match routes.topic(&name) {
-                        Some(route) => Ok(topic_config::describe(&route.configs, &config)
-                            .into_iter()
-                            .map(|e| {
-                                let source = if e.is_override {
-                                    SOURCE_TOPIC
-                                } else {
-                                    SOURCE_DEFAULT
-                                };
-                                (e, source)
-                            })
-                            .collect()),
-                        None => Err((
-                            ResponseError::UnknownTopicOrPartition.code(),
-                            format!("topic {name} does not exist"),
-                        )),
-                    },
-                    BROKER if name.is_empty() || name == config.node_id.to_string() => {
-                        Ok(broker_entries(&config))
-                    }
-                    BROKER => Err((
-                        ResponseError::InvalidRequest.code(),
-                        format!("this broker is node {}, not {name}", config.node_id),
+            let defaults = BrokerDefaults {
+                config: &config,
+                dynamic: &routes.broker_configs,
+            };
+            let entries: Result<Vec<ConfigEntry>, (i16, String)> = match resource.resource_type {
+                TOPIC => match routes.topic(&name) {
+                    Some(route) => Ok(topic_config::describe(&route.configs, defaults)),
+                    None => Err((
+                        ResponseError::UnknownTopicOrPartition.code(),
+                        format!("topic {name} does not exist"),
                     )),
-                    other => Err((
-                        ResponseError::InvalidRequest.code(),
-                        format!("resource type {other} is not supported"),
-                    )),
-                };
+                },
+                BROKER if name.is_empty() => {
+                    Ok(broker_entries(defaults, BrokerLayer::ClusterDefault))
+                }
+                BROKER if name == config.node_id.to_string() => {
+                    Ok(broker_entries(defaults, BrokerLayer::PerBroker))
+                }
+                BROKER => Err((
+                    ResponseError::InvalidRequest.code(),
+                    format!("this broker is node {}, not {name}", config.node_id),
+                )),
+                other => Err((
+                    ResponseError::InvalidRequest.code(),
+                    format!("resource type {other} is not supported"),
+                )),
+            };
             match entries {
                 Ok(entries) => {
                     // Null or empty: every config (Kafka treats both so).
@@ -71,15 +66,18 @@ pub fn prepare(ctx: &BrokerContext, _version: i16, req: DescribeConfigsRequest) 
                         .filter(|k| !k.is_empty());
                     let configs = entries
                         .into_iter()
-                        .filter(|(e, _)| {
-                            keys.is_none_or(|k| k.iter().any(|key| key.as_str() == e.name))
-                        })
-                        .map(|(e, source)| {
+                        .filter(|e| keys.is_none_or(|k| k.iter().any(|key| key.as_str() == e.name)))
+                        .map(|e| {
                             let synonyms = if req.include_synonyms {
-                                vec![DescribeConfigsSynonym::default()
-                                    .with_name(text(e.name.clone()))
-                                    .with_value(Some(text(e.value.clone())))
-                                    .with_source(source)]
+                                e.synonyms
+                                    .into_iter()
+                                    .map(|s| {
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(text(s.name))
+                                            .with_value(Some(text(s.value)))
+                                            .with_source(s.source)
+                                    })
+                                    .collect()
                             } else {
                                 Vec::new()
                             };
@@ -87,7 +85,7 @@ pub fn prepare(ctx: &BrokerContext, _version: i16, req: DescribeConfigsRequest) 
                                 .with_name(text(e.name))
                                 .with_value(Some(text(e.value)))
                                 .with_read_only(e.read_only)
-                                .with_config_source(source)
+                                .with_config_source(e.source)
                                 .with_is_sensitive(e.sensitive)
                                 .with_synonyms(synonyms)
                         })
@@ -105,48 +103,38 @@ pub fn prepare(ctx: &BrokerContext, _version: i16, req: DescribeConfigsRequest) 
     })
 }
 
-fn broker_entries(config: &Config) -> Vec<(ConfigEntry, i8)> {
-    let (host, port) = config.advertised();
-    let rows = [
-        ("broker.id", config.node_id.to_string()),
-        ("node.id", config.node_id.to_string()),
-        ("listeners", format!("PLAINTEXT://{}", config.listen)),
-        ("advertised.listeners", format!("PLAINTEXT://{host}:{port}")),
-        ("log.dirs", config.data_dir.display().to_string()),
-        (
-            "auto.create.topics.enable",
-            config.auto_create_topics.to_string(),
-        ),
-        ("num.partitions", config.default_partitions.to_string()),
-        ("log.segment.bytes", config.log.segment_bytes.to_string()),
-        (
-            "log.index.interval.bytes",
-            config.log.index_interval_bytes.to_string(),
-        ),
-        ("message.max.bytes", config.max_message_bytes.to_string()),
-        (
-            "socket.request.max.bytes",
-            config.max_request_bytes.to_string(),
-        ),
-        (
-            "log.flush.interval.ms",
-            config.log.flush_interval_ms.to_string(),
-        ),
-        ("default.replication.factor", "1".to_string()),
-        ("min.insync.replicas", "1".to_string()),
-    ];
-    rows.into_iter()
-        .map(|(name, value)| {
-            (
-                ConfigEntry {
-                    name: name.to_string(),
-                    value,
-                    is_override: false,
-                    read_only: true,
-                    sensitive: false,
-                },
-                SOURCE_STATIC_BROKER,
-            )
-        })
-        .collect()
+/// The broker resource: config.toml's read-only settings, then the dynamic ones (only
+/// the cluster-wide values set, for resource name "").
+fn broker_entries(defaults: BrokerDefaults<'_>, layer: BrokerLayer) -> Vec<ConfigEntry> {
+    let fixed = match layer {
+        BrokerLayer::PerBroker => broker_config::static_rows(defaults.config),
+        BrokerLayer::ClusterDefault => Vec::new(),
+    };
+    let fixed = fixed.into_iter().map(|(name, value)| {
+        let row = Synonym {
+            name: name.to_string(),
+            value,
+            source: SOURCE_STATIC_BROKER,
+        };
+        entry(row, Vec::new(), true)
+    });
+    let dynamic = defaults
+        .describe(layer)
+        .into_iter()
+        .map(|(row, synonyms)| entry(row, synonyms, false));
+    fixed.chain(dynamic).collect()
+}
+
+fn entry(row: Synonym, mut synonyms: Vec<Synonym>, read_only: bool) -> ConfigEntry {
+    if synonyms.is_empty() {
+        synonyms.push(row.clone());
+    }
+    ConfigEntry {
+        name: row.name,
+        value: row.value,
+        source: row.source,
+        read_only,
+        sensitive: false,
+        synonyms,
+    }
 }

@@ -1,6 +1,6 @@
 //! IncrementalAlterConfigs v0-v1: SET, DELETE, APPEND and SUBTRACT (the last two on list
-//! configs such as cleanup.policy) on topic configs, validated with Kafka's error codes,
-//! persisted, and applied to the topic's partitions at once.
+//! configs such as cleanup.policy) on topic configs and dynamic broker configs, validated
+//! with Kafka's error codes, persisted, and applied to the partitions at once.
 
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{

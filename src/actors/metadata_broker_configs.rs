@@ -1,0 +1,44 @@
+//! Dynamic broker configs on the metadata actor (a child module of `metadata`): a change
+//! to either layer is validated, persisted as one record holding both layers, and sent to
+//! every partition, since any topic without its own override takes the new default.
+
+use tracing::info;
+
+use super::{MetadataRecord, MetadataState, PartitionMsg};
+use crate::broker_config::{self, BrokerLayer};
+use crate::error::MetadataError;
+use crate::topic_config::ConfigChange;
+
+impl MetadataState {
+    pub(super) fn alter_broker_configs(
+        &mut self,
+        layer: BrokerLayer,
+        changes: &[ConfigChange],
+        replace: bool,
+        validate_only: bool,
+    ) -> Result<(), MetadataError> {
+        let next = broker_config::apply_changes(self.defaults(), layer, changes, replace)?;
+        if validate_only {
+            return Ok(());
+        }
+        let mut dynamic = self.dynamic.clone();
+        match layer {
+            BrokerLayer::PerBroker => dynamic.per_broker = next,
+            BrokerLayer::ClusterDefault => dynamic.cluster_default = next,
+        }
+        self.store
+            .append(&MetadataRecord::BrokerConfigsChanged {
+                dynamic: dynamic.clone(),
+            })
+            .map_err(|e| MetadataError::Storage(e.to_string()))?;
+        self.dynamic = dynamic;
+        for topic in self.topics.values() {
+            let log = self.log_config(&topic.configs);
+            for partition in &topic.partitions {
+                let _ = partition.send_message(PartitionMsg::UpdateConfig { log: log.clone() });
+            }
+        }
+        info!(?layer, "Changed the dynamic broker configs.");
+        Ok(())
+    }
+}
