@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use broker::storage::batch_builder::build_batch;
+use broker::storage::cleaner::CleanerLimits;
 use broker::storage::{CompactionConfig, FileStorage, LogConfig, PartitionLog, Storage};
 
 fn main() {
@@ -70,7 +71,14 @@ fn main() {
     }
     let high_watermark = log.log_end_offset();
     let job = log
-        .clean_plan(i64::MAX / 2, high_watermark, 128 << 20)
+        .clean_plan(
+            i64::MAX / 2,
+            high_watermark,
+            CleanerLimits {
+                map_bytes: 128 << 20,
+                io_bytes_per_second: 0,
+            },
+        )
         .expect("a pass is due");
     let t = Instant::now();
     let outcome = job.run(storage.as_ref()).expect("cleaning pass");

@@ -46,6 +46,9 @@ pub struct LogSettings {
     /// Memory for the compaction cleaner's key map, per pass (Kafka's
     /// log.cleaner.dedupe.buffer.size); a pass maps only as many segments as fit.
     pub cleaner_dedupe_buffer_bytes: usize,
+    /// Disk bandwidth of a cleaning pass, bytes read plus written per second (Kafka's
+    /// log.cleaner.io.max.bytes.per.second); 0: no limit.
+    pub cleaner_io_max_bytes_per_second: u64,
 }
 
 impl Default for LogSettings {
@@ -60,6 +63,7 @@ impl Default for LogSettings {
             retention_check_interval_ms: 300_000,
             segment_ms: 7 * 24 * 3600 * 1000,
             cleaner_dedupe_buffer_bytes: 128 * 1024 * 1024,
+            cleaner_io_max_bytes_per_second: 0,
         }
     }
 }

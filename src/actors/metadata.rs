@@ -28,6 +28,7 @@ use super::unavailable_partition::UnavailablePartition;
 use crate::broker_config::{BrokerDefaults, DynamicBrokerConfigs};
 use crate::config::Config;
 use crate::error::MetadataError;
+use crate::storage::cleaner::CleanerLimits;
 use crate::storage::{LogConfig, RecordFile, Storage};
 use crate::topic_config;
 
@@ -409,7 +410,10 @@ impl MetadataState {
             retention_check_interval: Duration::from_millis(
                 self.config.log.retention_check_interval_ms.max(1),
             ),
-            cleaner_buffer_bytes: self.config.log.cleaner_dedupe_buffer_bytes,
+            cleaner: CleanerLimits {
+                map_bytes: self.config.log.cleaner_dedupe_buffer_bytes,
+                io_bytes_per_second: self.config.log.cleaner_io_max_bytes_per_second,
+            },
         };
         let (actor, _) = Actor::spawn_linked(None, Partition, args, myself.get_cell()).await?;
         self.children

@@ -42,7 +42,7 @@ pub struct PartitionArgs {
     pub flush_interval: Duration,
     pub retention_check_interval: Duration,
     /// Memory for a cleaning pass's key map (compacted topics).
-    pub cleaner_buffer_bytes: usize,
+    pub cleaner: crate::storage::cleaner::CleanerLimits,
 }
 
 /// Result of an accepted append, as the Produce response reports it.

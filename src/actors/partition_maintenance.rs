@@ -49,9 +49,9 @@ impl PartitionState {
         if self.cleaning || self.failed {
             return;
         }
-        let Some(job) =
-            self.log
-                .clean_plan(now_ms, self.high_watermark, self.args.cleaner_buffer_bytes)
+        let Some(job) = self
+            .log
+            .clean_plan(now_ms, self.high_watermark, self.args.cleaner)
         else {
             return;
         };

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::batch::{validate_batch, BatchHeader, HEADER_SIZE};
 use super::batch_records::{parse_records, rebuild, records_body};
@@ -26,6 +27,45 @@ use super::StorageError;
 
 /// Per-entry overhead counted against the map's budget, beside the key bytes.
 const ENTRY_OVERHEAD: usize = 64;
+
+/// What one pass may use: memory for its key map and disk bandwidth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanerLimits {
+    /// Bytes of keys (plus a fixed overhead per key) the map may hold.
+    pub map_bytes: usize,
+    /// Bytes read plus written per second (0: no limit), as Kafka's
+    /// log.cleaner.io.max.bytes.per.second.
+    pub io_bytes_per_second: u64,
+}
+
+/// Keeps a pass at or under its I/O rate by sleeping on its own (blocking) thread once it
+/// is ahead of the rate.
+struct Throttle {
+    limit: u64,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Throttle {
+    fn new(limit: u64) -> Throttle {
+        Throttle {
+            limit,
+            started: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    fn note(&mut self, bytes: usize) {
+        self.bytes += bytes as u64;
+        if self.limit == 0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(self.bytes as f64 / self.limit as f64);
+        if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(ahead);
+        }
+    }
+}
 
 /// One closed segment given to the cleaner.
 #[derive(Debug, Clone)]
@@ -45,7 +85,7 @@ pub struct CleanJob {
     pub dirty_from: i64,
     pub now_ms: i64,
     pub delete_retention_ms: i64,
-    pub max_map_bytes: usize,
+    pub limits: CleanerLimits,
 }
 
 /// One rewritten segment: its `.cleaned` file holds `size` bytes (0: nothing left).
@@ -69,6 +109,7 @@ pub struct CleanOutcome {
 /// Calls `f` for every whole batch of a segment, in order, reading one batch at a time.
 fn for_each_batch(
     input: &CleanInput,
+    throttle: &mut Throttle,
     mut f: impl FnMut(&[u8], &BatchHeader) -> Result<(), StorageError>,
 ) -> Result<(), StorageError> {
     let mut pos = 0u64;
@@ -81,6 +122,7 @@ fn for_each_batch(
         buf.resize(h.total_size(), 0);
         input.file.read_exact_at(&mut buf, pos).map_err(io)?;
         let h = validate_batch(&buf)?;
+        throttle.note(buf.len());
         f(&buf, &h)?;
         pos += h.total_size() as u64;
     }
@@ -90,6 +132,7 @@ fn for_each_batch(
 impl CleanJob {
     pub fn run(&self, storage: &dyn Storage) -> Result<CleanOutcome, StorageError> {
         let mut outcome = CleanOutcome::default();
+        let mut throttle = Throttle::new(self.limits.io_bytes_per_second);
         // 1. Map each key of the dirty range to its latest offset, a segment at a time.
         let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
         let mut map_bytes = 0usize;
@@ -100,7 +143,7 @@ impl CleanJob {
             .filter(|s| s.next_offset > self.dirty_from)
         {
             let mut segment_keys: Vec<(Vec<u8>, i64)> = Vec::new();
-            for_each_batch(input, |batch, h| {
+            for_each_batch(input, &mut throttle, |batch, h| {
                 outcome.bytes_read += batch.len() as u64;
                 if h.is_control() || h.is_transactional() || h.last_offset() < self.dirty_from {
                     return Ok(());
@@ -119,7 +162,7 @@ impl CleanJob {
                 .filter(|(k, _)| !latest.contains_key(k))
                 .map(|(k, _)| k.len() + ENTRY_OVERHEAD)
                 .sum();
-            if map_bytes + added > self.max_map_bytes && cleaned_up_to > self.dirty_from {
+            if map_bytes + added > self.limits.map_bytes && cleaned_up_to > self.dirty_from {
                 break; // the rest waits for the next pass
             }
             map_bytes += added;
@@ -138,7 +181,7 @@ impl CleanJob {
         // 2. Each producer's last batch is kept, so its sequence state survives.
         let mut last_batch: HashMap<i64, i64> = HashMap::new();
         for input in &rewrite {
-            for_each_batch(input, |_, h| {
+            for_each_batch(input, &mut throttle, |_, h| {
                 if h.producer_id >= 0 {
                     last_batch.insert(h.producer_id, h.base_offset);
                 }
@@ -156,7 +199,8 @@ impl CleanJob {
                 .map_err(|e| StorageError::io(&path, e))?;
             out.truncate(0).map_err(|e| StorageError::io(&path, e))?;
             let mut size = 0u64;
-            for_each_batch(input, |batch, h| {
+            let mut written_bytes = 0usize;
+            for_each_batch(input, &mut throttle, |batch, h| {
                 let keep_whole = h.is_control()
                     || h.is_transactional()
                     || last_batch.get(&h.producer_id) == Some(&h.base_offset);
@@ -189,9 +233,11 @@ impl CleanJob {
                     out.write_at(&written, size)
                         .map_err(|e| StorageError::io(&path, e))?;
                     size += written.len() as u64;
+                    written_bytes += written.len();
                 }
                 Ok(())
             })?;
+            throttle.note(written_bytes);
             out.sync().map_err(|e| StorageError::io(&path, e))?;
             outcome.segments.push(CleanedSegment {
                 base_offset: input.base_offset,

@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::retention::write_offset_file;
 use super::PartitionLog;
-use crate::storage::cleaner::{CleanInput, CleanJob, CleanOutcome};
+use crate::storage::cleaner::{CleanInput, CleanJob, CleanOutcome, CleanerLimits};
 use crate::storage::io::Storage;
 use crate::storage::log_checkpoint::CHECKPOINT_FILE;
 use crate::storage::producer_state::ProducerStateTable;
@@ -138,7 +138,7 @@ impl PartitionLog {
         &self,
         now_ms: i64,
         high_watermark: i64,
-        max_map_bytes: usize,
+        limits: CleanerLimits,
     ) -> Option<CleanJob> {
         let config = self.config.compaction.as_ref()?;
         let closed = &self.segments[..self.segments.len() - 1];
@@ -174,7 +174,7 @@ impl PartitionLog {
             dirty_from: self.cleaner_offset,
             now_ms,
             delete_retention_ms: config.delete_retention_ms,
-            max_map_bytes,
+            limits,
         })
     }
 

@@ -2,6 +2,7 @@
 use super::*;
 use crate::storage::batch::BatchHeader;
 use crate::storage::batch_builder::build_batch;
+use crate::storage::cleaner::CleanerLimits;
 use crate::storage::segment::file_name;
 use crate::storage::sim::SimStorage;
 use crate::storage::txn_state::AbortedTxn;
@@ -408,6 +409,38 @@ fn records(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
 }
 
 /// 60 records over 5 keys, key k<i%5> = v<i>; then a tombstone for k0 at time `tombstone_ts`.
+const LIMITS: CleanerLimits = CleanerLimits {
+    map_bytes: 1 << 20,
+    io_bytes_per_second: 0,
+};
+
+#[test]
+fn a_cleaning_pass_keeps_to_its_io_rate() {
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let log = compacted_log(&storage, 5_000);
+    let limit = 20_000;
+    let job = log
+        .clean_plan(
+            5_500,
+            log.log_end_offset(),
+            CleanerLimits {
+                io_bytes_per_second: limit,
+                ..LIMITS
+            },
+        )
+        .unwrap();
+    let started = std::time::Instant::now();
+    let outcome = job.run(storage.as_ref()).unwrap();
+    // Every segment is read at least once (mapping), so the pass moved at least that much.
+    let floor = std::time::Duration::from_secs_f64(outcome.bytes_read as f64 / limit as f64);
+    assert!(outcome.bytes_read > 1000);
+    assert!(
+        started.elapsed() >= floor,
+        "{:?} < {floor:?}",
+        started.elapsed()
+    );
+}
+
 fn compacted_log(storage: &Arc<dyn Storage>, tombstone_ts: i64) -> PartitionLog {
     let (mut log, _) =
         PartitionLog::open(storage.clone(), PathBuf::from("/p/c-0"), compacted_config()).unwrap();
@@ -431,7 +464,7 @@ fn compacted_log(storage: &Arc<dyn Storage>, tombstone_ts: i64) -> PartitionLog 
 
 fn clean(log: &mut PartitionLog, storage: &Arc<dyn Storage>, now_ms: i64) -> CleanerStats {
     let hw = log.log_end_offset();
-    let job = log.clean_plan(now_ms, hw, 1 << 20).expect("a pass is due");
+    let job = log.clean_plan(now_ms, hw, LIMITS).expect("a pass is due");
     let outcome = job.run(storage.as_ref()).unwrap();
     log.install_cleaned(&outcome).unwrap()
 }
@@ -502,7 +535,7 @@ fn a_crash_during_the_swap_leaves_all_old_or_all_new_segments() {
         let before = records(&log);
         let hw = log.log_end_offset();
         let outcome = log
-            .clean_plan(5_500, hw, 1 << 20)
+            .clean_plan(5_500, hw, LIMITS)
             .unwrap()
             .run(storage.as_ref())
             .unwrap();

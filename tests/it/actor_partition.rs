@@ -33,7 +33,10 @@ fn args(storage: Arc<dyn Storage>, dir: PathBuf, policy: FlushPolicy) -> Partiti
         flush_policy: policy,
         flush_interval: Duration::from_secs(3600),
         retention_check_interval: Duration::from_secs(3600),
-        cleaner_buffer_bytes: 1 << 20,
+        cleaner: broker::storage::cleaner::CleanerLimits {
+            map_bytes: 1 << 20,
+            io_bytes_per_second: 0,
+        },
     }
 }
 
