@@ -107,6 +107,8 @@ pub struct Config {
     pub transaction_max_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests before flushing anyway.
     pub shutdown_timeout_ms: u64,
+    /// Serve Prometheus metrics on this address (GET /metrics); unset: no metrics.
+    pub metrics_listen: Option<SocketAddr>,
     pub log: LogSettings,
 }
 
@@ -131,6 +133,7 @@ impl Default for Config {
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             transaction_max_timeout_ms: 900_000,
             shutdown_timeout_ms: 10_000,
+            metrics_listen: None,
             log: LogSettings::default(),
         }
     }

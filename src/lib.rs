@@ -12,12 +12,14 @@
 //! - `topic_config`: topic config names, defaults and validation.
 //! - `broker_config`: dynamic broker configs, the layers topic configs default to.
 //! - `error`: typed actor errors and their Kafka error codes.
+//! - `metrics`: Prometheus metrics (names, handles, the exporter).
 
 pub mod actors;
 pub mod broker_config;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod protocol;
 pub mod storage;
 pub mod topic_config;

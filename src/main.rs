@@ -59,6 +59,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    if let Some(addr) = config.metrics_listen {
+        broker::metrics::serve(addr)?;
+        info!(%addr, "Serving Prometheus metrics.");
+    }
     let broker = Broker::start(config, Arc::new(FileStorage))
         .await
         .context("starting the broker")?;

@@ -124,6 +124,7 @@ impl Broker {
             millis = started.elapsed().as_millis() as u64,
             "Broker is serving."
         );
+        metrics::gauge!(crate::metrics::RECOVERY_SECONDS).set(started.elapsed().as_secs_f64());
         Ok(Broker {
             local_addr,
             metadata,

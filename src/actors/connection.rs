@@ -81,6 +81,8 @@ impl Actor for Connection {
         args: ConnectionArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let _ = args.stream.set_nodelay(true);
+        metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
+        metrics::counter!(crate::metrics::CONNECTIONS_OPENED).increment(1);
         let (read, write) = args.stream.into_split();
         let config = &args.context.config;
         let budget = Budget {
@@ -156,6 +158,7 @@ impl Actor for Connection {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         state.reader.abort();
+        metrics::gauge!(crate::metrics::CONNECTIONS).decrement(1.0);
         let _ = state.writer.shutdown().await;
         for reply in state.drained.drain(..) {
             let _ = reply.send(());
@@ -168,15 +171,16 @@ impl Actor for Connection {
 impl ConnectionState {
     /// Writes every response that is next in request order, then flushes once.
     async fn write_ready(&mut self) -> std::io::Result<()> {
-        let mut wrote = false;
+        let mut wrote = 0usize;
         while let Some(frame) = self.ready.remove(&self.next_to_write) {
             if let Some(frame) = frame {
                 self.writer.write_all(&frame).await?;
-                wrote = true;
+                wrote += frame.len();
             }
             self.next_to_write += 1;
         }
-        if wrote {
+        if wrote > 0 {
+            metrics::counter!(crate::metrics::BYTES_OUT).increment(wrote as u64);
             self.writer.flush().await?;
         }
         Ok(())
@@ -214,11 +218,17 @@ async fn read_requests(
             }
         };
         seq += 1;
+        metrics::counter!(crate::metrics::BYTES_IN).increment(body.len() as u64 + 4);
+        let read_at = std::time::Instant::now();
         match prepare(&ctx, body, peer).await {
             Ok((api, version, correlation_id, prepared)) => {
                 let connection = connection.clone();
                 tokio::spawn(async move {
                     let response = prepared.response.await;
+                    let name = api_name(api);
+                    metrics::counter!(crate::metrics::REQUESTS, "api" => name).increment(1);
+                    metrics::histogram!(crate::metrics::REQUEST_SECONDS, "api" => name)
+                        .record(read_at.elapsed().as_secs_f64());
                     let frame = if prepared.expects_response {
                         match frame::encode_response(api, version, correlation_id, &response) {
                             Ok(frame) => Some(frame),
@@ -249,6 +259,21 @@ async fn read_requests(
         }
     }
     let _ = connection.send_message(ConnectionMsg::ReadingEnded { last_seq: seq });
+}
+
+/// The API's name for metric labels ("Produce", "Fetch", ...), made once per API.
+fn api_name(api: ApiKey) -> &'static str {
+    static NAMES: std::sync::OnceLock<Vec<(ApiKey, &'static str)>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        ApiKey::iter()
+            .map(|k| (k, &*Box::leak(format!("{k:?}").into_boxed_str())))
+            .collect()
+    });
+    names
+        .iter()
+        .find(|(k, _)| *k == api)
+        .map(|(_, n)| *n)
+        .unwrap_or("Unknown")
 }
 
 /// What one connection may read ahead of its responses.

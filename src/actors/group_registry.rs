@@ -82,6 +82,7 @@ impl Actor for GroupRegistry {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let _timing = crate::metrics::time_handling("group_registry");
         match message {
             GroupRegistryMsg::Get {
                 group_id,

@@ -178,6 +178,7 @@ impl Actor for Metadata {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let _timing = crate::metrics::time_handling("metadata");
         match message {
             MetadataMsg::CreateTopics {
                 topics,

@@ -28,16 +28,47 @@ use tokio::sync::oneshot;
 /// Sends a message that carries a reply port now, and returns the receiver to await later.
 /// Sending first keeps the order of messages from one sender; awaiting later lets the
 /// replies of many actors be joined. None when the actor has stopped.
-pub fn ask<M, T>(
-    actor: &ActorRef<M>,
-    build: impl FnOnce(RpcReplyPort<T>) -> M,
-) -> Option<oneshot::Receiver<T>>
+pub fn ask<M, T>(actor: &ActorRef<M>, build: impl FnOnce(RpcReplyPort<T>) -> M) -> Option<Reply<T>>
 where
     M: ractor::Message,
     T: Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    actor.send_message(build(tx.into())).ok().map(|_| rx)
+    let outstanding = crate::metrics::Outstanding::new(crate::metrics::actor_kind::<M>());
+    actor.send_message(build(tx.into())).ok().map(|_| Reply {
+        rx,
+        outstanding: Some(outstanding),
+    })
+}
+
+/// An asked actor's answer to await; counted as outstanding until it is dropped.
+pub struct Reply<T> {
+    rx: oneshot::Receiver<T>,
+    #[allow(dead_code)] // held for its Drop
+    outstanding: Option<crate::metrics::Outstanding>,
+}
+
+impl<T> Reply<T> {
+    /// An answer known without asking anyone.
+    pub fn ready(value: T) -> Reply<T> {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(value);
+        Reply {
+            rx,
+            outstanding: None,
+        }
+    }
+}
+
+impl<T> std::future::Future for Reply<T> {
+    type Output = Result<T, oneshot::error::RecvError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.rx).poll(cx)
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -222,12 +222,16 @@ pub struct PartitionState {
     disk_full: bool,
     /// A cleaning pass is running on a blocking thread.
     cleaning: bool,
+    gauges: crate::metrics::PartitionGauges,
+    handle_timer: crate::metrics::HandleTimer,
 }
 
 pub struct Partition;
 
 #[path = "partition_maintenance.rs"]
 mod maintenance;
+#[path = "partition_reads.rs"]
+mod reads;
 #[path = "partition_txn.rs"]
 mod txn;
 
@@ -263,6 +267,8 @@ impl Actor for Partition {
             PartitionMsg::RetentionTick
         });
         Ok(PartitionState {
+            gauges: crate::metrics::PartitionGauges::new(&args.topic, args.partition),
+            handle_timer: crate::metrics::HandleTimer::new("partition"),
             args,
             log,
             high_watermark,
@@ -282,6 +288,37 @@ impl Actor for Partition {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let started = std::time::Instant::now();
+        let result = state.handle_message(myself, message).await;
+        state.handle_timer.record(started);
+        state.gauges.set(
+            state.log.log_start_offset(),
+            state.high_watermark,
+            state.log.log_end_offset(),
+            state.log.size_bytes(),
+        );
+        result
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        for parked in state.parked_appends.drain(..) {
+            parked.reply.fail(PartitionError::NotAvailable);
+        }
+        Ok(())
+    }
+}
+
+impl PartitionState {
+    async fn handle_message(
+        &mut self,
+        myself: ActorRef<PartitionMsg>,
+        message: PartitionMsg,
+    ) -> Result<(), ActorProcessingErr> {
+        let state = self;
         match message {
             PartitionMsg::Append {
                 records,
@@ -385,19 +422,6 @@ impl Actor for Partition {
         Ok(())
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        for parked in state.parked_appends.drain(..) {
-            parked.reply.fail(PartitionError::NotAvailable);
-        }
-        Ok(())
-    }
-}
-
-impl PartitionState {
     fn append(
         &mut self,
         myself: &ActorRef<PartitionMsg>,
@@ -507,77 +531,6 @@ impl PartitionState {
         } else {
             let _ = reply.send(Ok(outcome));
             self.schedule_tick(myself);
-        }
-    }
-
-    fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        min_one: bool,
-        read_committed: bool,
-    ) -> Result<ReadOutcome, PartitionError> {
-        let log_start_offset = self.log.log_start_offset();
-        let log_end_offset = self.log.log_end_offset();
-        if offset < log_start_offset || offset > log_end_offset {
-            return Err(PartitionError::OffsetOutOfRange);
-        }
-        let bound = self.fetch_bound(read_committed);
-        let records = if offset >= bound {
-            Bytes::new()
-        } else {
-            self.log
-                .read(offset, bound, max_bytes, min_one)
-                .map_err(PartitionError::from)?
-                .records
-        };
-        // Whole batches past the bound are never returned, so [offset, bound) covers them.
-        let aborted = if read_committed && !records.is_empty() {
-            self.log.aborted_between(offset, bound)
-        } else {
-            Vec::new()
-        };
-        Ok(ReadOutcome {
-            records,
-            high_watermark: self.high_watermark,
-            last_stable_offset: self.log.last_stable_offset(self.high_watermark),
-            log_start_offset,
-            aborted,
-        })
-    }
-
-    fn list_offset(
-        &self,
-        timestamp: i64,
-        read_committed: bool,
-    ) -> Result<(i64, i64), PartitionError> {
-        match timestamp {
-            LATEST_TIMESTAMP | LATEST_TIERED_TIMESTAMP => {
-                Ok((self.fetch_bound(read_committed), -1))
-            }
-            EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok((self.log.log_start_offset(), -1)),
-            MAX_TIMESTAMP => Ok(self
-                .log
-                .max_timestamp_offset()
-                .filter(|(offset, _)| *offset < self.high_watermark)
-                .unwrap_or((-1, -1))),
-            ts if ts >= 0 => Ok(self
-                .log
-                .offset_for_timestamp(ts)?
-                .filter(|(offset, _)| *offset < self.high_watermark)
-                .unwrap_or((-1, -1))),
-            _ => Err(PartitionError::InvalidRequest),
-        }
-    }
-
-    fn offsets(&self) -> PartitionOffsets {
-        PartitionOffsets {
-            log_start_offset: self.log.log_start_offset(),
-            high_watermark: self.high_watermark,
-            last_stable_offset: self.log.last_stable_offset(self.high_watermark),
-            log_end_offset: self.log.log_end_offset(),
-            flushed_offset: self.log.flushed_offset(),
-            size_bytes: self.log.size_bytes(),
         }
     }
 

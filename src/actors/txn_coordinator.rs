@@ -115,6 +115,7 @@ impl Actor for TxnCoordinator {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let _timing = crate::metrics::time_handling("transaction");
         match message {
             TxnMsg::InitProducerId {
                 timeout_ms,

@@ -75,6 +75,7 @@ impl Actor for TxnRegistry {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let _timing = crate::metrics::time_handling("transaction_registry");
         match message {
             TxnRegistryMsg::Get {
                 transactional_id,

@@ -68,7 +68,7 @@ impl LogFile for PlainFile {
         FileExt::read_at(&self.0, buf, pos)
     }
     fn sync(&self) -> io::Result<()> {
-        self.0.sync_data()
+        crate::metrics::fsync(|| self.0.sync_data())
     }
     fn truncate(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
@@ -108,6 +108,7 @@ impl Storage for FileStorage {
         path.exists()
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        File::open(path)?.sync_all()
+        let dir = File::open(path)?;
+        crate::metrics::fsync(|| dir.sync_all())
     }
 }

@@ -14,7 +14,6 @@ use broker::actors::group_store::CommittedOffset;
 use broker::storage::sim::SimStorage;
 use bytes::Bytes;
 use ractor::{Actor, ActorRef};
-use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(3600);
 
@@ -63,7 +62,7 @@ fn join_req(member_id: &str, instance: Option<&str>, protocols: &[&str]) -> Join
     }
 }
 
-fn join(g: &ActorRef<GroupMsg>, request: JoinRequest) -> oneshot::Receiver<JoinResult> {
+fn join(g: &ActorRef<GroupMsg>, request: JoinRequest) -> broker::actors::Reply<JoinResult> {
     broker::actors::ask(g, |reply| GroupMsg::Join { request, reply }).unwrap()
 }
 
@@ -71,7 +70,7 @@ fn join(g: &ActorRef<GroupMsg>, request: JoinRequest) -> oneshot::Receiver<JoinR
 async fn new_member(
     g: &ActorRef<GroupMsg>,
     protocols: &[&str],
-) -> (String, oneshot::Receiver<JoinResult>) {
+) -> (String, broker::actors::Reply<JoinResult>) {
     let first = join(g, join_req("", None, protocols)).await.unwrap();
     assert_eq!(first.error, MEMBER_ID_REQUIRED);
     assert!(!first.member_id.is_empty());
@@ -84,7 +83,7 @@ async fn sync(
     member: &str,
     generation: i32,
     assignments: Vec<(String, Bytes)>,
-) -> oneshot::Receiver<SyncResult> {
+) -> broker::actors::Reply<SyncResult> {
     let member_id = member.to_string();
     broker::actors::ask(g, |reply| GroupMsg::Sync {
         member_id,

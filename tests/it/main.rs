@@ -10,6 +10,7 @@ mod client_compaction;
 mod client_durability;
 mod client_groups;
 mod client_idempotence;
+mod client_metrics;
 mod client_protocol;
 mod client_retention;
 mod client_transactions;

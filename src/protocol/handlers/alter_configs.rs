@@ -8,7 +8,6 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use tokio::sync::oneshot;
 
 use super::text;
 use crate::actors::metadata::MetadataMsg;
@@ -25,7 +24,7 @@ pub const BROKER: i8 = 4;
 /// The answer for one resource: ready now, or the metadata actor's.
 pub enum Pending {
     Refused(i16, String),
-    Asked(Option<oneshot::Receiver<Result<(), MetadataError>>>),
+    Asked(Option<crate::actors::Reply<Result<(), MetadataError>>>),
 }
 
 /// Sends one topic's changes to the metadata actor (in request order).

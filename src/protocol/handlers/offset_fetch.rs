@@ -15,7 +15,6 @@ use kafka_protocol::messages::{
     GroupId, OffsetFetchRequest, OffsetFetchResponse, ResponseKind, TopicName,
 };
 use kafka_protocol::ResponseError;
-use tokio::sync::oneshot;
 
 use super::groups::group;
 use super::{text, topic_name};
@@ -30,7 +29,7 @@ type Found = Vec<(TopicPartition, Option<CommittedOffset>)>;
 type TopicOffsets = (String, Vec<(i32, Option<CommittedOffset>)>);
 
 /// Partitions whose offsets are pending in a transaction (only asked for require_stable).
-type Unstable = Option<oneshot::Receiver<Vec<TopicPartition>>>;
+type Unstable = Option<crate::actors::Reply<Vec<TopicPartition>>>;
 
 async fn unstable_set(unstable: Unstable) -> HashSet<TopicPartition> {
     match unstable {
@@ -44,7 +43,7 @@ async fn ask_group(
     group_id: &str,
     partitions: Option<Vec<TopicPartition>>,
     require_stable: bool,
-) -> (Option<oneshot::Receiver<Found>>, Unstable) {
+) -> (Option<crate::actors::Reply<Found>>, Unstable) {
     let actor = group(ctx, group_id, false).await;
     match actor {
         Some(actor) => {
@@ -58,15 +57,12 @@ async fn ask_group(
         }
         // No such group: nothing committed; answer every asked partition with -1.
         None => {
-            let (tx, rx) = oneshot::channel();
-            let _ = tx.send(
-                partitions
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|tp| (tp, None))
-                    .collect(),
-            );
-            (Some(rx), None)
+            let nothing = partitions
+                .unwrap_or_default()
+                .into_iter()
+                .map(|tp| (tp, None))
+                .collect();
+            (Some(crate::actors::Reply::ready(nothing)), None)
         }
     }
 }

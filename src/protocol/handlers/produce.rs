@@ -9,7 +9,6 @@ use std::time::Duration;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
-use tokio::sync::oneshot;
 
 use crate::actors::metadata::MetadataMsg;
 use crate::actors::partition::{AppendOutcome, PartitionMsg};
@@ -19,7 +18,7 @@ use crate::protocol::dispatch::Prepared;
 use crate::protocol::BrokerContext;
 use crate::topic_config::validate_topic_name;
 
-type AppendReply = oneshot::Receiver<Result<AppendOutcome, PartitionError>>;
+type AppendReply = crate::actors::Reply<Result<AppendOutcome, PartitionError>>;
 
 enum Pending {
     Waiting(i32, AppendReply),

@@ -3,7 +3,6 @@
 
 use kafka_protocol::ResponseError;
 use ractor::ActorRef;
-use tokio::sync::oneshot;
 
 use crate::actors::txn_messages::{TxnMsg, TxnResult};
 use crate::actors::txn_registry::TxnRegistryMsg;
@@ -31,7 +30,7 @@ pub async fn send<T: Send + 'static>(
     ctx: &BrokerContext,
     transactional_id: &str,
     build: impl FnOnce(ractor::RpcReplyPort<TxnResult<T>>) -> TxnMsg,
-) -> Result<oneshot::Receiver<TxnResult<T>>, i16> {
+) -> Result<crate::actors::Reply<TxnResult<T>>, i16> {
     let actor = coordinator(ctx, transactional_id, false)
         .await
         .ok_or(ResponseError::InvalidProducerIdMapping.code())?;
@@ -39,7 +38,7 @@ pub async fn send<T: Send + 'static>(
 }
 
 /// Awaits a coordinator's answer as an error code (0 for success).
-pub async fn answer(rx: Result<oneshot::Receiver<TxnResult<()>>, i16>) -> i16 {
+pub async fn answer(rx: Result<crate::actors::Reply<TxnResult<()>>, i16>) -> i16 {
     match rx {
         Ok(rx) => match rx.await {
             Ok(Ok(())) => 0,

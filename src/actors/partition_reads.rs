@@ -1,0 +1,80 @@
+//! Reads from the partition actor (a child module of `partition`): Fetch, ListOffsets
+//! and the offsets the protocol layer asks for, all bounded by the high watermark (or the
+//! last stable offset for read_committed).
+
+use bytes::Bytes;
+
+use super::*;
+
+impl PartitionState {
+    pub(super) fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        read_committed: bool,
+    ) -> Result<ReadOutcome, PartitionError> {
+        let log_start_offset = self.log.log_start_offset();
+        let log_end_offset = self.log.log_end_offset();
+        if offset < log_start_offset || offset > log_end_offset {
+            return Err(PartitionError::OffsetOutOfRange);
+        }
+        let bound = self.fetch_bound(read_committed);
+        let records = if offset >= bound {
+            Bytes::new()
+        } else {
+            self.log
+                .read(offset, bound, max_bytes, min_one)
+                .map_err(PartitionError::from)?
+                .records
+        };
+        // Whole batches past the bound are never returned, so [offset, bound) covers them.
+        let aborted = if read_committed && !records.is_empty() {
+            self.log.aborted_between(offset, bound)
+        } else {
+            Vec::new()
+        };
+        Ok(ReadOutcome {
+            records,
+            high_watermark: self.high_watermark,
+            last_stable_offset: self.log.last_stable_offset(self.high_watermark),
+            log_start_offset,
+            aborted,
+        })
+    }
+
+    pub(super) fn list_offset(
+        &self,
+        timestamp: i64,
+        read_committed: bool,
+    ) -> Result<(i64, i64), PartitionError> {
+        match timestamp {
+            LATEST_TIMESTAMP | LATEST_TIERED_TIMESTAMP => {
+                Ok((self.fetch_bound(read_committed), -1))
+            }
+            EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok((self.log.log_start_offset(), -1)),
+            MAX_TIMESTAMP => Ok(self
+                .log
+                .max_timestamp_offset()
+                .filter(|(offset, _)| *offset < self.high_watermark)
+                .unwrap_or((-1, -1))),
+            ts if ts >= 0 => Ok(self
+                .log
+                .offset_for_timestamp(ts)?
+                .filter(|(offset, _)| *offset < self.high_watermark)
+                .unwrap_or((-1, -1))),
+            _ => Err(PartitionError::InvalidRequest),
+        }
+    }
+
+    pub(super) fn offsets(&self) -> PartitionOffsets {
+        PartitionOffsets {
+            log_start_offset: self.log.log_start_offset(),
+            high_watermark: self.high_watermark,
+            last_stable_offset: self.log.last_stable_offset(self.high_watermark),
+            log_end_offset: self.log.log_end_offset(),
+            flushed_offset: self.log.flushed_offset(),
+            size_bytes: self.log.size_bytes(),
+        }
+    }
+}

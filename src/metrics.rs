@@ -1,0 +1,200 @@
+//! Prometheus metrics through the `metrics` facade, served by
+//! `metrics-exporter-prometheus` on `metrics_listen` (off unless configured). Without an
+//! installed recorder every macro below is a no-op, so the hot paths pay nothing then.
+//!
+//! Names follow Prometheus conventions (`_total` counters, `_seconds` histograms). Hot
+//! paths hold registered handles (a partition's gauges, an actor kind's histogram) so an
+//! update is an atomic store, not a registry lookup.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+pub const REQUESTS: &str = "broker_requests_total";
+pub const REQUEST_SECONDS: &str = "broker_request_duration_seconds";
+pub const BYTES_IN: &str = "broker_network_bytes_in_total";
+pub const BYTES_OUT: &str = "broker_network_bytes_out_total";
+pub const CONNECTIONS: &str = "broker_connections";
+pub const CONNECTIONS_OPENED: &str = "broker_connections_opened_total";
+pub const LOG_END_OFFSET: &str = "broker_log_end_offset";
+pub const HIGH_WATERMARK: &str = "broker_high_watermark";
+pub const LOG_START_OFFSET: &str = "broker_log_start_offset";
+pub const LOG_SIZE: &str = "broker_log_size_bytes";
+pub const ACTOR_HANDLE_SECONDS: &str = "broker_actor_handle_seconds";
+pub const ACTOR_OUTSTANDING: &str = "broker_actor_outstanding_requests";
+pub const FSYNCS: &str = "broker_fsyncs_total";
+pub const FSYNC_SECONDS: &str = "broker_fsync_duration_seconds";
+pub const RECOVERY_SECONDS: &str = "broker_recovery_seconds";
+
+/// Histogram buckets for request, handling and fsync times: 10 us to 10 s.
+const BUCKETS: &[f64] = &[
+    0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not serve metrics on {addr}: {reason}")]
+pub struct MetricsError {
+    addr: SocketAddr,
+    reason: String,
+}
+
+/// Installs the Prometheus recorder and its HTTP listener (GET /metrics). Must run inside
+/// a tokio runtime; once per process.
+pub fn serve(addr: SocketAddr) -> Result<(), MetricsError> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets(BUCKETS)
+        .and_then(|b| b.install())
+        .map_err(|e| MetricsError {
+            addr,
+            reason: e.to_string(),
+        })?;
+    describe();
+    Ok(())
+}
+
+fn describe() {
+    describe_counter!(REQUESTS, "Requests served, by API.");
+    describe_histogram!(
+        REQUEST_SECONDS,
+        Unit::Seconds,
+        "Time from a whole request read to its response ready, by API."
+    );
+    describe_counter!(BYTES_IN, Unit::Bytes, "Request bytes read from clients.");
+    describe_counter!(BYTES_OUT, Unit::Bytes, "Response bytes written to clients.");
+    describe_gauge!(CONNECTIONS, "Client connections open.");
+    describe_counter!(CONNECTIONS_OPENED, "Client connections accepted.");
+    describe_gauge!(LOG_END_OFFSET, "A partition's log end offset.");
+    describe_gauge!(HIGH_WATERMARK, "A partition's high watermark.");
+    describe_gauge!(LOG_START_OFFSET, "A partition's log start offset.");
+    describe_gauge!(LOG_SIZE, Unit::Bytes, "A partition's segment bytes.");
+    describe_histogram!(
+        ACTOR_HANDLE_SECONDS,
+        Unit::Seconds,
+        "Time an actor spends handling one message, by actor kind."
+    );
+    describe_gauge!(
+        ACTOR_OUTSTANDING,
+        "Requests sent to actors of a kind and not yet answered: their mailbox depth plus the one being handled."
+    );
+    describe_counter!(
+        FSYNCS,
+        "fsync calls on log, index, record and directory files."
+    );
+    describe_histogram!(FSYNC_SECONDS, Unit::Seconds, "fsync latency.");
+    describe_gauge!(
+        RECOVERY_SECONDS,
+        Unit::Seconds,
+        "Time from start to serving, recovery of every partition included."
+    );
+}
+
+/// The actor kind of a message type, for labels: `PartitionMsg` -> "partition".
+pub fn actor_kind<M>() -> &'static str {
+    let name = std::any::type_name::<M>();
+    let short = name.rsplit("::").next().unwrap_or(name);
+    match short {
+        "PartitionMsg" => "partition",
+        "GroupMsg" => "group",
+        "GroupRegistryMsg" => "group_registry",
+        "MetadataMsg" => "metadata",
+        "TxnMsg" => "transaction",
+        "TxnRegistryMsg" => "transaction_registry",
+        "ConnectionMsg" => "connection",
+        "ListenerMsg" => "listener",
+        _ => "other",
+    }
+}
+
+/// Times one message's handling by an actor kind.
+pub struct HandleTimer(metrics::Histogram);
+
+impl HandleTimer {
+    pub fn new(kind: &'static str) -> HandleTimer {
+        HandleTimer(metrics::histogram!(ACTOR_HANDLE_SECONDS, "actor" => kind))
+    }
+
+    pub fn record(&self, started: Instant) {
+        self.0.record(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Times one message's handling until dropped (for actors off the hottest path, which
+/// look their histogram up per message).
+pub struct Handling {
+    histogram: metrics::Histogram,
+    started: Instant,
+}
+
+pub fn time_handling(kind: &'static str) -> Handling {
+    Handling {
+        histogram: metrics::histogram!(ACTOR_HANDLE_SECONDS, "actor" => kind),
+        started: Instant::now(),
+    }
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.histogram.record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// One outstanding request to an actor kind, counted until it is dropped (answered or
+/// given up on).
+pub struct Outstanding(metrics::Gauge);
+
+impl Outstanding {
+    pub fn new(kind: &'static str) -> Outstanding {
+        let gauge = metrics::gauge!(ACTOR_OUTSTANDING, "actor" => kind);
+        gauge.increment(1.0);
+        Outstanding(gauge)
+    }
+}
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// A partition's gauges, registered once when its actor starts.
+pub struct PartitionGauges {
+    log_end_offset: metrics::Gauge,
+    high_watermark: metrics::Gauge,
+    log_start_offset: metrics::Gauge,
+    size: metrics::Gauge,
+}
+
+impl PartitionGauges {
+    pub fn new(topic: &str, partition: i32) -> PartitionGauges {
+        let labels = [
+            ("topic", topic.to_string()),
+            ("partition", partition.to_string()),
+        ];
+        PartitionGauges {
+            log_end_offset: metrics::gauge!(LOG_END_OFFSET, &labels),
+            high_watermark: metrics::gauge!(HIGH_WATERMARK, &labels),
+            log_start_offset: metrics::gauge!(LOG_START_OFFSET, &labels),
+            size: metrics::gauge!(LOG_SIZE, &labels),
+        }
+    }
+
+    pub fn set(&self, log_start: i64, high_watermark: i64, log_end: i64, size: u64) {
+        self.log_start_offset.set(log_start as f64);
+        self.high_watermark.set(high_watermark as f64);
+        self.log_end_offset.set(log_end as f64);
+        self.size.set(size as f64);
+    }
+}
+
+/// Counts and times one fsync.
+pub fn fsync<T>(f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    metrics::counter!(FSYNCS).increment(1);
+    metrics::histogram!(FSYNC_SECONDS).record(started.elapsed().as_secs_f64());
+    out
+}
