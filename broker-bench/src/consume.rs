@@ -51,11 +51,13 @@ pub fn present(marks: &Watermarks) -> u64 {
 }
 
 pub fn bench(global: &Global, topic: &TopicInfo, args: &ConsumeArgs) -> Result<Report> {
-    let limit = global.limit();
-    let (target, read_deadline) = match limit {
-        Limit::Count(n) => (n, None),
-        Limit::Duration(d) => (DEFAULT_CONSUME_COUNT, Some(d)),
+    // Not global.limit(): with neither --count nor --duration, read everything, uncapped.
+    let (target, read_deadline) = match (global.count, global.duration) {
+        (Some(n), _) => (n, None),
+        (None, Some(secs)) => (DEFAULT_CONSUME_COUNT, Some(Duration::from_secs(secs))),
+        (None, None) => (DEFAULT_CONSUME_COUNT, None),
     };
+    let limit = read_deadline.map_or(Limit::Count(target), Limit::Duration);
     let conn = Connection::new(global);
     let probe: BaseConsumer = conn.consumer().create().context("creating a consumer")?;
     let mut marks = topic::watermarks(&probe, topic)?;

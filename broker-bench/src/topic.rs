@@ -40,12 +40,20 @@ pub fn ensure(conn: &Connection, requested: Option<&str>, partitions: i32) -> Re
         .consumer()
         .create()
         .context("creating a metadata client")?;
+    probe
+        .fetch_metadata(None, REQUEST_TIMEOUT)
+        .with_context(|| {
+            format!(
+                "no metadata from {} within {REQUEST_TIMEOUT:?}: is a broker listening there?",
+                conn.bootstrap
+            )
+        })?;
     let existing = match requested {
-        Some(name) => state(&probe, name)?,
+        Some(name) => state(&probe, name)?.map(|_| name.to_string()),
         None => None,
     };
     let (name, created) = match existing {
-        Some(_) => (requested.unwrap_or_default().to_string(), false),
+        Some(name) => (name, false),
         None => {
             let name = requested.map_or_else(fresh_name, str::to_string);
             create(conn, &name, partitions)?;
