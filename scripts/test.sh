@@ -23,10 +23,10 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 
 say "building"
-cargo build --bins --tests --examples
+cargo build --workspace --bins --tests --examples
 
 say "cargo test (unit, actor-level and librdkafka client tests)"
-cargo test --no-fail-fast -- --test-threads=2
+cargo test --workspace --no-fail-fast -- --test-threads=2
 
 say "fuzz targets, briefly (frame, batch, recovery)"
 cargo run -q --example fuzz -- --target all --execs 20000
