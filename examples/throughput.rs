@@ -106,6 +106,7 @@ fn main() {
         .set("group.id", "throughput")
         .set("enable.auto.commit", "false")
         .set("fetch.max.bytes", "52428800")
+        .set("fetch.queue.backoff.ms", "10")
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
