@@ -39,27 +39,41 @@ page = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout
 print(sum(float(l.split()[-1]) for l in page.splitlines() if l.startswith("broker_fsyncs_total")))' "$METRICS_PORT"
 }
 
+# The broker's CPU time (ms) while one workload runs: measured NAME FILE -- COMMAND...
+measured() {
+  local name=$1 file=$2
+  shift 3
+  local t0 t1
+  t0=$(awk '{print $14+$15}' "/proc/$BROKER_PID/stat")
+  "$@" >/dev/null
+  t1=$(awk '{print $14+$15}' "/proc/$BROKER_PID/stat")
+  echo $(( (t1 - t0) * 10 )) > "$OUT/$name-$file.cpu_ms"
+}
+
 # run_all NAME PORT: every workload against the broker on PORT.
 run_all() {
   local name=$1 port=$2
   local b=(--bootstrap "127.0.0.1:$port" --progress-secs 0)
-  "$BENCH" "${b[@]}" produce --acks 1 --message-size 100 --partitions 3 --duration "$SECONDS_PER_RUN" \
-    --json "$OUT/$name-produce-100.json" --svg "$OUT/$name-produce-100.svg" >/dev/null
-  "$BENCH" "${b[@]}" produce --acks 1 --message-size 1024 --partitions 3 --duration "$SECONDS_PER_RUN" \
-    --json "$OUT/$name-produce-1k.json" >/dev/null
-  "$BENCH" "${b[@]}" consume --count 3000000 --message-size 100 --partitions 3 \
-    --json "$OUT/$name-consume-100.json" >/dev/null
+  measured "$name" produce-100 -- "$BENCH" "${b[@]}" produce --acks 1 --message-size 100 --partitions 3 \
+    --duration "$SECONDS_PER_RUN" --json "$OUT/$name-produce-100.json" --svg "$OUT/$name-produce-100.svg"
+  measured "$name" produce-1k -- "$BENCH" "${b[@]}" produce --acks 1 --message-size 1024 --partitions 3 \
+    --duration "$SECONDS_PER_RUN" --json "$OUT/$name-produce-1k.json"
+  # The fill is produced first; only the read is measured.
+  "$BENCH" "${b[@]}" produce --acks 1 --message-size 100 --partitions 3 --count 3000000 \
+    --topic "consume-$name" >/dev/null
+  measured "$name" consume-100 -- "$BENCH" "${b[@]}" consume --count 3000000 --message-size 100 \
+    --topic "consume-$name" --json "$OUT/$name-consume-100.json"
   local before after
   before=$(fsyncs)
-  "$BENCH" "${b[@]}" produce --acks all --producers 16 --linger-ms 1 --message-size 100 --partitions 3 \
-    --duration "$SECONDS_PER_RUN" --json "$OUT/$name-acks-all-16.json" >/dev/null
+  measured "$name" acks-all-16 -- "$BENCH" "${b[@]}" produce --acks all --producers 16 --linger-ms 1 \
+    --message-size 100 --partitions 3 --duration "$SECONDS_PER_RUN" --json "$OUT/$name-acks-all-16.json"
   after=$(fsyncs)
   if [ -n "$before" ]; then
     python3 -c "import json,sys; r=json.load(open(sys.argv[3])); print(f'{(float(sys.argv[2])-float(sys.argv[1]))/r[\"duration_secs\"]:.0f}')" \
       "$before" "$after" "$OUT/$name-acks-all-16.json" > "$OUT/$name-fsyncs-per-sec.txt"
   fi
-  "$BENCH" "${b[@]}" latency --rate 1000 --acks 1 --message-size 100 --duration "$SECONDS_PER_RUN" \
-    --json "$OUT/$name-latency.json" --svg "$OUT/$name-latency.svg" >/dev/null
+  measured "$name" latency -- "$BENCH" "${b[@]}" latency --rate 1000 --acks 1 --message-size 100 \
+    --duration "$SECONDS_PER_RUN" --json "$OUT/$name-latency.json" --svg "$OUT/$name-latency.svg"
 }
 
 # Ours: the default config on a free port and a temporary data dir.
@@ -70,7 +84,8 @@ printf 'listen = "127.0.0.1:%s"\ndata_dir = "%s/data"\nmetrics_listen = "127.0.0
   "$PORT" "$DATA" "$METRICS_PORT" > "$DATA/config.toml"
 "$BROKER" --config "$DATA/config.toml" 2>"$OUT/broker.log" &
 PID=$!
-trap 'kill $PID 2>/dev/null || true' EXIT
+BROKER_PID=$PID
+trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
 wait_listening "$PORT" "$PID"
 START_TICKS=$(awk '{print $14+$15}' "/proc/$PID/stat")
 run_all broker "$PORT"
@@ -78,6 +93,7 @@ END_TICKS=$(awk '{print $14+$15}' "/proc/$PID/stat")
 RSS=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
 kill "$PID"; wait "$PID" || true
 echo "broker: $(( (END_TICKS - START_TICKS) * 10 )) ms of CPU over all runs, peak RSS $((RSS / 1024)) MB" > "$OUT/broker.cpu"
+rm -rf "$DATA/data" # the runs write several GB
 NAMES=(broker)
 METRICS_PORT=
 
@@ -87,6 +103,7 @@ if [ -n "${OTHER_CMD:-}" ]; then
   export PORT
   bash -c "exec $OTHER_CMD" >"$OUT/$OTHER_NAME.log" 2>&1 &
   PID=$!
+  BROKER_PID=$PID
   wait_listening "$PORT" "$PID"
   START_TICKS=$(awk '{print $14+$15}' "/proc/$PID/stat")
   run_all "$OTHER_NAME" "$PORT" || echo "$OTHER_NAME: a workload failed; see its JSON and log" >&2
@@ -128,6 +145,19 @@ for label, file, key, unit in rows:
     if len(vals) > 1 and None not in vals and vals[1]:
         ratio = f"  {vals[0] / vals[1]:6.2f}x" if key not in ("p99", "p50") else f"  {vals[1] / vals[0]:6.2f}x"
     print(f"{label:40}{cells}{ratio}")
+print()
+print("broker CPU per million messages (ms), from /proc/<pid>/stat while each workload ran:")
+print(f"{'workload':40}" + "".join(f"{n:>16}" for n in names))
+for label, file, key, unit in rows[:4]:
+    cells = ""
+    for n in names:
+        try:
+            ms = float(open(os.path.join(out, f"{n}-{file}.cpu_ms")).read())
+            msgs = json.load(open(os.path.join(out, f"{n}-{file}.json")))["messages"]
+            cells += f"{ms / msgs * 1e6:>13.0f} ms" if msgs else f"{'-':>16}"
+        except (OSError, ValueError, KeyError):
+            cells += f"{'-':>16}"
+    print(f"{label:40}{cells}")
 for n in names:
     print(open(os.path.join(out, f"{n}.cpu")).read().strip())
     try:
