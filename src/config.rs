@@ -107,6 +107,9 @@ pub struct Config {
     pub transaction_max_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests before flushing anyway.
     pub shutdown_timeout_ms: u64,
+    /// Worker threads of the runtime partition actors run on, apart from the one that
+    /// serves sockets (like Kafka's num.io.threads).
+    pub storage_threads: usize,
     /// Serve Prometheus metrics on this address (GET /metrics); unset: no metrics.
     pub metrics_listen: Option<SocketAddr>,
     pub log: LogSettings,
@@ -133,6 +136,7 @@ impl Default for Config {
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             transaction_max_timeout_ms: 900_000,
             shutdown_timeout_ms: 10_000,
+            storage_threads: 2,
             metrics_listen: None,
             log: LogSettings::default(),
         }

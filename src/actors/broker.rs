@@ -15,6 +15,7 @@ use super::group_registry::{GroupRegistry, GroupRegistryArgs, GroupRegistryMsg};
 use super::listener::{Listener, ListenerArgs, ListenerMsg};
 use super::metadata::{Metadata, MetadataArgs, MetadataMsg};
 use super::routing::{RoutingSnapshot, RoutingTable};
+use super::storage_runtime::StorageRuntime;
 use super::txn_messages::TxnDeps;
 use super::txn_registry::{TxnRegistry, TxnRegistryMsg};
 use crate::config::Config;
@@ -41,6 +42,9 @@ pub struct Broker {
     config: Arc<Config>,
     listener: ActorRef<ListenerMsg>,
     shutdown_timeout: Duration,
+    /// Dropped (without blocking) after the partitions have stopped.
+    #[allow(dead_code)]
+    storage_runtime: StorageRuntime,
 }
 
 impl Broker {
@@ -49,6 +53,11 @@ impl Broker {
         let config = Arc::new(config);
         let started = std::time::Instant::now();
         let (routing_tx, routing) = watch::channel(Arc::new(RoutingTable::default()));
+        let storage_runtime =
+            StorageRuntime::new(config.storage_threads).map_err(|e| StartError::Spawn {
+                actor: "storage runtime",
+                reason: e.to_string(),
+            })?;
         let (metadata, _) = Actor::spawn(
             None,
             Metadata,
@@ -56,6 +65,7 @@ impl Broker {
                 config: config.clone(),
                 storage: storage.clone(),
                 routing: routing_tx,
+                storage_runtime: storage_runtime.handle(),
             },
         )
         .await
@@ -134,6 +144,7 @@ impl Broker {
             shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
             config,
             listener,
+            storage_runtime,
         })
     }
 

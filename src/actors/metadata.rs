@@ -51,6 +51,7 @@ pub struct MetadataState {
     producer_id_block_end: i64,
     /// The broker configs changed at run time (AlterConfigs on the broker resource).
     dynamic: DynamicBrokerConfigs,
+    storage_runtime: Option<tokio::runtime::Handle>,
 }
 
 pub struct Metadata;
@@ -88,6 +89,7 @@ impl Actor for Metadata {
             next_producer_id: 0,
             producer_id_block_end: 0,
             dynamic: DynamicBrokerConfigs::default(),
+            storage_runtime: args.storage_runtime,
         };
         let mut wanted: BTreeMap<String, (Uuid, i32, BTreeMap<String, String>)> = BTreeMap::new();
         let replayed = records.len();
@@ -416,7 +418,15 @@ impl MetadataState {
                 io_bytes_per_second: self.config.log.cleaner_io_max_bytes_per_second,
             },
         };
-        let (actor, _) = Actor::spawn_linked(None, Partition, args, myself.get_cell()).await?;
+        let supervisor = myself.get_cell();
+        let (actor, _) = match &self.storage_runtime {
+            // Started there, the actor's pre_start (recovery) and its message loop run there.
+            Some(runtime) => runtime
+                .spawn(Actor::spawn_linked(None, Partition, args, supervisor))
+                .await
+                .map_err(|e| ActorProcessingErr::from(e.to_string()))??,
+            None => Actor::spawn_linked(None, Partition, args, supervisor).await?,
+        };
         self.children
             .insert(actor.get_id(), (topic.to_string(), index));
         Ok(actor)

@@ -117,4 +117,6 @@ pub struct MetadataArgs {
     pub config: Arc<Config>,
     pub storage: Arc<dyn Storage>,
     pub routing: watch::Sender<Arc<RoutingTable>>,
+    /// Where partition actors run (see `storage_runtime`); None: on the caller's runtime.
+    pub storage_runtime: Option<tokio::runtime::Handle>,
 }

@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod metadata_messages;
 pub mod partition;
 pub mod routing;
+pub mod storage_runtime;
 pub mod txn_coordinator;
 pub mod txn_messages;
 pub mod txn_registry;

@@ -29,6 +29,16 @@ struct Disk {
     enospc: bool,
     torn_after: Option<u64>,
     syncs: u64,
+    /// Writes to paths containing the text block until released.
+    stall: Option<(String, Arc<Stall>)>,
+}
+
+/// A stalled disk: writers wait on it until it is released.
+#[derive(Debug, Default)]
+struct Stall {
+    released: Mutex<bool>,
+    wake: std::sync::Condvar,
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -66,6 +76,28 @@ impl SimStorage {
     /// The next write lands only its first `bytes` bytes, then fails.
     pub fn torn_write_after(&self, bytes: u64) {
         self.disk().torn_after = Some(bytes);
+    }
+
+    /// Writes to files whose path contains the text block (their thread with them) until
+    /// `release_writes`, like a disk that stopped answering.
+    pub fn stall_writes(&self, path_contains: &str) {
+        self.disk().stall = Some((path_contains.to_string(), Arc::new(Stall::default())));
+    }
+
+    /// Writes blocked by `stall_writes` right now.
+    pub fn stalled_writes(&self) -> usize {
+        self.disk()
+            .stall
+            .as_ref()
+            .map(|(_, s)| s.waiting.load(std::sync::atomic::Ordering::SeqCst))
+            .unwrap_or(0)
+    }
+
+    pub fn release_writes(&self) {
+        if let Some((_, stall)) = self.disk().stall.take() {
+            *stall.released.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            stall.wake.notify_all();
+        }
     }
 
     pub fn clear_faults(&self) {
@@ -120,6 +152,18 @@ impl LogFile for SimHandle {
     }
 
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        let stall = self.storage.disk().stall.clone();
+        if let Some((text, stall)) = stall {
+            if self.path.to_string_lossy().contains(&text) {
+                use std::sync::atomic::Ordering;
+                stall.waiting.fetch_add(1, Ordering::SeqCst);
+                let mut released = stall.released.lock().unwrap_or_else(|e| e.into_inner());
+                while !*released {
+                    released = stall.wake.wait(released).unwrap_or_else(|e| e.into_inner());
+                }
+                stall.waiting.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         let mut disk = self.storage.disk();
         if disk.enospc {
             return Err(io::Error::from_raw_os_error(28));

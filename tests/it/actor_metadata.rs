@@ -33,6 +33,7 @@ async fn start(
             config: Arc::new(config),
             storage,
             routing: tx,
+            storage_runtime: None,
         },
     )
     .await
@@ -211,6 +212,7 @@ async fn a_partition_that_cannot_be_opened_costs_that_partition_only() {
             config,
             storage: Arc::new(FileStorage),
             routing: tx,
+            storage_runtime: None,
         };
         (
             Actor::spawn(None, Metadata, args)

@@ -5,6 +5,7 @@ mod actor_broker_configs;
 mod actor_group;
 mod actor_metadata;
 mod actor_partition;
+mod actor_stalled_disk;
 mod actor_txn;
 mod client_compaction;
 mod client_durability;

@@ -1,0 +1,124 @@
+//! A partition whose disk stops answering holds up only itself: its segment write blocks
+//! a storage-runtime thread, while requests for other partitions and ApiVersions on the
+//! runtime that serves sockets (one worker thread here, so a blocked worker would show)
+//! are answered. Ordering, not timing: the stalled produce is still pending when the
+//! others are answered, and completes once the disk is released.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+
+use broker::actors::broker::Broker;
+use broker::config::Config;
+use broker::protocol::BrokerContext;
+use broker::storage::batch_builder::build_batch;
+use broker::storage::sim::SimStorage;
+
+use crate::protocol_versions::{name, serve};
+
+fn produce(topic: &str) -> RequestKind {
+    let batch = Bytes::from(build_batch(&[(Some(b"k"), Some(b"v"))], 1_000));
+    RequestKind::Produce(
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch))])]),
+    )
+}
+
+async fn produce_error(ctx: &BrokerContext, topic: &str) -> i16 {
+    let ResponseKind::Produce(r) = serve(ctx, ApiKey::Produce, 9, produce(topic)).await else {
+        unreachable!()
+    };
+    r.responses[0].partition_responses[0].error_code
+}
+
+#[test]
+fn a_stalled_disk_holds_up_only_its_own_partition() {
+    let sim = SimStorage::new();
+    // The runtime that serves requests has one worker: were a partition's blocking
+    // write on it, nothing else would be answered until the disk came back.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (done_tx, done_rx) = mpsc::channel::<String>();
+    let storage = sim.clone();
+    runtime.spawn(async move {
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: "/data".into(),
+            ..Config::default()
+        };
+        let broker = Broker::start(config, Arc::new(storage.clone()))
+            .await
+            .unwrap();
+        let ctx = broker.context();
+        let topics = ["stuck", "free"].map(|t| {
+            CreatableTopic::default()
+                .with_name(name(t))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+        });
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(topics.to_vec());
+        serve(
+            &ctx,
+            ApiKey::CreateTopics,
+            5,
+            RequestKind::CreateTopics(req),
+        )
+        .await;
+
+        storage.stall_writes("stuck-0");
+        let stuck = tokio::spawn({
+            let ctx = ctx.clone();
+            async move { produce_error(&ctx, "stuck").await }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while storage.stalled_writes() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the write never reached the disk"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let ResponseKind::ApiVersions(v) = serve(
+            &ctx,
+            ApiKey::ApiVersions,
+            3,
+            RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        assert_eq!(v.error_code, 0);
+        assert_eq!(produce_error(&ctx, "free").await, 0, "the other partition");
+        assert!(!stuck.is_finished(), "the stalled produce is still waiting");
+        let _ = done_tx.send("others answered".into());
+        storage.release_writes();
+        assert_eq!(stuck.await.unwrap(), 0, "the stalled produce completes");
+        broker.shutdown().await;
+        let _ = done_tx.send("stalled produce completed".into());
+    });
+    for step in ["others answered", "stalled produce completed"] {
+        let got = done_rx.recv_timeout(Duration::from_secs(30));
+        if got.as_deref() != Ok(step) {
+            sim.release_writes(); // let the runtime shut down
+            panic!("expected '{step}' within 30 s, got {got:?}");
+        }
+    }
+    runtime.shutdown_timeout(Duration::from_secs(10));
+}
