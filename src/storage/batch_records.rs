@@ -84,11 +84,13 @@ pub fn parse_records(body: &[u8]) -> Result<Vec<RawRecord>, StorageError> {
         let key = if key_len < 0 {
             None
         } else {
-            let k = pos..pos + key_len as usize;
-            if k.end > end {
-                return Err(bad("key past the record"));
-            }
-            pos = k.end;
+            let k_end = usize::try_from(key_len)
+                .ok()
+                .and_then(|l| pos.checked_add(l))
+                .filter(|e| *e <= end)
+                .ok_or_else(|| bad("key past the record"))?;
+            let k = pos..k_end;
+            pos = k_end;
             Some(k)
         };
         let value_len = varlong(body, &mut pos).ok_or_else(|| bad("value length"))?;
@@ -222,5 +224,33 @@ mod tests {
         let keyless = build_batch(&[(Some(b"k"), Some(b"v")), (None, Some(b"w"))], 0);
         let h = validate_batch(&keyless).unwrap();
         assert!(!every_record_has_a_key(&keyless, &h).unwrap());
+    }
+
+    fn zigzag(v: i64, out: &mut Vec<u8>) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        loop {
+            let byte = (z & 0x7f) as u8;
+            z >>= 7;
+            if z == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    #[test]
+    fn a_key_length_past_the_record_is_an_error_not_a_panic() {
+        for key_len in [i64::MAX, i64::MAX / 2, 1 << 40, 9] {
+            let mut record = vec![0u8]; // attributes
+            zigzag(0, &mut record); // timestamp delta
+            zigzag(0, &mut record); // offset delta
+            zigzag(key_len, &mut record);
+            record.extend_from_slice(b"abc");
+            let mut body = Vec::new();
+            zigzag(record.len() as i64, &mut body);
+            body.extend_from_slice(&record);
+            assert!(parse_records(&body).is_err(), "key length {key_len}");
+        }
     }
 }

@@ -119,6 +119,13 @@ fn for_each_batch(
     while pos + HEADER_SIZE as u64 <= input.size {
         input.file.read_exact_at(&mut header, pos).map_err(io)?;
         let h = BatchHeader::parse(&header)?;
+        if pos + h.total_size() as u64 > input.size {
+            // Recovery checked the segment; a batch past its end means the file changed.
+            return Err(StorageError::CorruptBatch(format!(
+                "batch at offset {} runs past the segment's end",
+                h.base_offset
+            )));
+        }
         buf.resize(h.total_size(), 0);
         input.file.read_exact_at(&mut buf, pos).map_err(io)?;
         let h = validate_batch(&buf)?;

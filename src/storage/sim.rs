@@ -33,7 +33,9 @@ struct Disk {
     stall: Option<(String, Arc<Stall>)>,
 }
 
-/// A stalled disk: writers wait on it until it is released.
+/// A stalled disk: writers wait on it until it is released. A disk that does not answer
+/// blocks the writing thread, so the simulation blocks it too, on a Condvar (test
+/// infrastructure like the rest of this file, never broker state).
 #[derive(Debug, Default)]
 struct Stall {
     released: Mutex<bool>,
