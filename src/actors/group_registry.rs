@@ -5,13 +5,13 @@
 //! group actor that stops (deleted, expired) or fails leaves the map; the next request for
 //! that group starts a fresh one from its file.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::{info, warn};
 
+use super::children::Children;
 use super::group::{GroupArgs, GroupCoordinator, GroupMsg, GroupSettings};
 use super::group_store::GroupStore;
 use crate::storage::Storage;
@@ -37,8 +37,7 @@ pub struct GroupRegistryArgs {
 
 pub struct GroupRegistryState {
     args: GroupRegistryArgs,
-    groups: HashMap<String, ActorRef<GroupMsg>>,
-    names: HashMap<ActorId, String>,
+    groups: Children<GroupMsg>,
 }
 
 pub struct GroupRegistry;
@@ -56,8 +55,7 @@ impl Actor for GroupRegistry {
         args.storage.create_dir_all(&args.dir)?;
         let mut state = GroupRegistryState {
             args,
-            groups: HashMap::new(),
-            names: HashMap::new(),
+            groups: Children::default(),
         };
         for path in state.args.storage.list_dir(&state.args.dir)? {
             if path.extension().is_none_or(|e| e != "log") {
@@ -103,7 +101,7 @@ impl Actor for GroupRegistry {
                 let _ = reply.send(found);
             }
             GroupRegistryMsg::All { reply } => {
-                let _ = reply.send(state.groups.values().cloned().collect());
+                let _ = reply.send(state.groups.all());
             }
         }
         Ok(())
@@ -115,22 +113,8 @@ impl Actor for GroupRegistry {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, failure) = match event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
-            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err)),
-            _ => return Ok(()),
-        };
-        if let Some(name) = state.names.remove(&cell.get_id()) {
-            if state
-                .groups
-                .get(&name)
-                .is_some_and(|a| a.get_id() == cell.get_id())
-            {
-                state.groups.remove(&name);
-            }
-            if let Some(err) = failure {
-                warn!(group = %name, %err, "A group coordinator failed; the next request restarts it from its file.");
-            }
+        if let Some((name, Some(err))) = state.groups.forget(event) {
+            warn!(group = %name, %err, "A group coordinator failed; the next request restarts it from its file.");
         }
         Ok(())
     }
@@ -150,8 +134,7 @@ impl GroupRegistryState {
         };
         let (actor, _) =
             Actor::spawn_linked(None, GroupCoordinator, args, myself.get_cell()).await?;
-        self.groups.insert(group_id.to_string(), actor.clone());
-        self.names.insert(actor.get_id(), group_id.to_string());
+        self.groups.insert(group_id, actor.clone());
         Ok(actor)
     }
 }

@@ -2,6 +2,7 @@
 //! Calls flow one way: connection -> metadata -> partition, never back up.
 
 pub mod broker;
+mod children;
 pub mod connection;
 pub mod group;
 pub mod group_messages;

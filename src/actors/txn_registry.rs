@@ -3,11 +3,10 @@
 //! every file under `<data_dir>/__transactions/`, so open transactions time out and
 //! transactions that were ending finish after a restart.
 
-use std::collections::HashMap;
-
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::{info, warn};
 
+use super::children::Children;
 use super::txn_coordinator::{TxnCoordinator, TxnCoordinatorArgs};
 use super::txn_messages::{TxnDeps, TxnMsg};
 use super::txn_store::TxnStore;
@@ -27,8 +26,7 @@ pub enum TxnRegistryMsg {
 
 pub struct TxnRegistryState {
     deps: TxnDeps,
-    coordinators: HashMap<String, ActorRef<TxnMsg>>,
-    names: HashMap<ActorId, String>,
+    coordinators: Children<TxnMsg>,
 }
 
 pub struct TxnRegistry;
@@ -46,8 +44,7 @@ impl Actor for TxnRegistry {
         deps.storage.create_dir_all(&deps.dir)?;
         let mut state = TxnRegistryState {
             deps,
-            coordinators: HashMap::new(),
-            names: HashMap::new(),
+            coordinators: Children::default(),
         };
         for path in state.deps.storage.list_dir(&state.deps.dir)? {
             if path.extension().is_none_or(|e| e != "log") {
@@ -97,7 +94,7 @@ impl Actor for TxnRegistry {
                 let _ = reply.send(found);
             }
             TxnRegistryMsg::All { reply } => {
-                let _ = reply.send(state.coordinators.values().cloned().collect());
+                let _ = reply.send(state.coordinators.all());
             }
         }
         Ok(())
@@ -109,23 +106,9 @@ impl Actor for TxnRegistry {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, failure) = match event {
-            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
-            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err)),
-            _ => return Ok(()),
-        };
-        if let Some(name) = state.names.remove(&cell.get_id()) {
-            if state
-                .coordinators
-                .get(&name)
-                .is_some_and(|a| a.get_id() == cell.get_id())
-            {
-                state.coordinators.remove(&name);
-            }
-            if let Some(err) = failure {
-                warn!(transactional_id = %name, %err,
-                    "A transaction coordinator failed; the next request restarts it from its file.");
-            }
+        if let Some((name, Some(err))) = state.coordinators.forget(event) {
+            warn!(transactional_id = %name, %err,
+                "A transaction coordinator failed; the next request restarts it from its file.");
         }
         Ok(())
     }
@@ -142,10 +125,7 @@ impl TxnRegistryState {
             deps: self.deps.clone(),
         };
         let (actor, _) = Actor::spawn_linked(None, TxnCoordinator, args, myself.get_cell()).await?;
-        self.names
-            .insert(actor.get_id(), transactional_id.to_string());
-        self.coordinators
-            .insert(transactional_id.to_string(), actor.clone());
+        self.coordinators.insert(transactional_id, actor.clone());
         Ok(actor)
     }
 }
