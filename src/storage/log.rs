@@ -102,6 +102,19 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
+impl AppendInfo {
+    /// A batch just written at `base_offset`.
+    fn written(base_offset: i64, header: &BatchHeader) -> AppendInfo {
+        AppendInfo {
+            base_offset,
+            last_offset: header.last_offset(),
+            max_timestamp: header.max_timestamp,
+            records: header.records_count,
+            duplicate: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RecoveryReport {
     pub segments: usize,
@@ -420,13 +433,7 @@ impl PartitionLog {
         }
         let (base_offset, header) = self.write_batch(batch)?;
         self.producers.record(&header, base_offset);
-        Ok(AppendInfo {
-            base_offset,
-            last_offset: header.last_offset(),
-            max_timestamp: header.max_timestamp,
-            records: header.records_count,
-            duplicate: false,
-        })
+        Ok(AppendInfo::written(base_offset, &header))
     }
 
     /// Assigns the log end offset to a checked batch and writes it, rolling first when the

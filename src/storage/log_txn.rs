@@ -31,13 +31,7 @@ impl PartitionLog {
         let (base_offset, header) = self.write_batch(&mut batch)?;
         self.producers
             .record_marker(producer_id, producer_epoch, commit, base_offset);
-        Ok(AppendInfo {
-            base_offset,
-            last_offset: header.last_offset(),
-            max_timestamp: header.max_timestamp,
-            records: header.records_count,
-            duplicate: false,
-        })
+        Ok(AppendInfo::written(base_offset, &header))
     }
 
     /// The highest offset a read_committed reader may see: the first offset of the oldest

@@ -10,9 +10,9 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::Consumer;
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::harness::*;
 
@@ -39,21 +39,7 @@ fn read_to_end(bootstrap: &str, topic: &str) -> Vec<Consumed> {
         match reader.poll(Duration::from_millis(100)) {
             None => {}
             Some(Err(e)) => panic!("consume error: {e}"),
-            Some(Ok(m)) => out.push(Consumed {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(|k| k.to_vec()),
-                payload: m.payload().map(|p| p.to_vec()),
-                headers: m
-                    .headers()
-                    .map(|hs| {
-                        hs.iter()
-                            .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                timestamp: m.timestamp().to_millis(),
-            }),
+            Some(Ok(m)) => out.push(Consumed::of(&m)),
         }
     }
     out

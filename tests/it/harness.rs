@@ -267,6 +267,27 @@ pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
     config.create().expect("consumer")
 }
 
+impl Consumed {
+    /// Everything of a message the tests compare.
+    pub fn of(m: &impl Message) -> Consumed {
+        Consumed {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(|k| k.to_vec()),
+            payload: m.payload().map(|p| p.to_vec()),
+            headers: m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            timestamp: m.timestamp().to_millis(),
+        }
+    }
+}
+
 /// One consumed record, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consumed {
@@ -299,21 +320,7 @@ pub fn consume(
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Err(e)) => panic!("consume error: {e}"),
-            Some(Ok(m)) => out.push(Consumed {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(|k| k.to_vec()),
-                payload: m.payload().map(|p| p.to_vec()),
-                headers: m
-                    .headers()
-                    .map(|hs| {
-                        hs.iter()
-                            .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                timestamp: m.timestamp().to_millis(),
-            }),
+            Some(Ok(m)) => out.push(Consumed::of(&m)),
         }
     }
     // Anything more than expected would be a duplicate: give it a short chance to show.
