@@ -92,29 +92,17 @@ fn describe() {
     );
 }
 
-/// The actor kind of a message type, for labels: `PartitionMsg` -> "partition".
-pub fn actor_kind<M>() -> &'static str {
-    let name = std::any::type_name::<M>();
-    let short = name.rsplit("::").next().unwrap_or(name);
-    match short {
-        "PartitionMsg" => "partition",
-        "GroupMsg" => "group",
-        "GroupRegistryMsg" => "group_registry",
-        "MetadataMsg" => "metadata",
-        "TxnMsg" => "transaction",
-        "TxnRegistryMsg" => "transaction_registry",
-        "ConnectionMsg" => "connection",
-        "ListenerMsg" => "listener",
-        _ => "other",
-    }
+/// The actor kind a message type is for, as metric labels name it.
+pub trait ActorKind {
+    const KIND: &'static str;
 }
 
 /// Times one message's handling by an actor kind.
 pub struct HandleTimer(metrics::Histogram);
 
 impl HandleTimer {
-    pub fn new(kind: &'static str) -> HandleTimer {
-        HandleTimer(metrics::histogram!(ACTOR_HANDLE_SECONDS, "actor" => kind))
+    pub fn new<M: ActorKind>() -> HandleTimer {
+        HandleTimer(metrics::histogram!(ACTOR_HANDLE_SECONDS, "actor" => M::KIND))
     }
 
     pub fn record(&self, started: Instant) {
@@ -129,9 +117,9 @@ pub struct Handling {
     started: Instant,
 }
 
-pub fn time_handling(kind: &'static str) -> Handling {
+pub fn time_handling<M: ActorKind>() -> Handling {
     Handling {
-        histogram: metrics::histogram!(ACTOR_HANDLE_SECONDS, "actor" => kind),
+        histogram: metrics::histogram!(ACTOR_HANDLE_SECONDS, "actor" => M::KIND),
         started: Instant::now(),
     }
 }

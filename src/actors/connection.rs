@@ -55,6 +55,10 @@ pub enum ConnectionMsg {
     Drain { reply: RpcReplyPort<()> },
 }
 
+impl crate::metrics::ActorKind for ConnectionMsg {
+    const KIND: &'static str = "connection";
+}
+
 pub struct ConnectionState {
     peer: SocketAddr,
     writer: BufWriter<OwnedWriteHalf>,

@@ -109,7 +109,7 @@ impl Actor for GroupCoordinator {
         message: Self::Msg,
         s: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let _timing = crate::metrics::time_handling("group");
+        let _timing = crate::metrics::time_handling::<Self::Msg>();
         match message {
             GroupMsg::Join { request, reply } => s.join(&myself, request, reply),
             GroupMsg::Sync {

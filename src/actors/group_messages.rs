@@ -182,3 +182,7 @@ pub enum GroupMsg {
         reply: RpcReplyPort<Vec<TopicPartition>>,
     },
 }
+
+impl crate::metrics::ActorKind for GroupMsg {
+    const KIND: &'static str = "group";
+}

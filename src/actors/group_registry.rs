@@ -29,6 +29,10 @@ pub enum GroupRegistryMsg {
     },
 }
 
+impl crate::metrics::ActorKind for GroupRegistryMsg {
+    const KIND: &'static str = "group_registry";
+}
+
 pub struct GroupRegistryArgs {
     pub dir: PathBuf,
     pub storage: Arc<dyn Storage>,
@@ -80,7 +84,7 @@ impl Actor for GroupRegistry {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let _timing = crate::metrics::time_handling("group_registry");
+        let _timing = crate::metrics::time_handling::<Self::Msg>();
         match message {
             GroupRegistryMsg::Get {
                 group_id,

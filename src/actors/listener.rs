@@ -30,6 +30,10 @@ pub enum ListenerMsg {
     },
 }
 
+impl crate::metrics::ActorKind for ListenerMsg {
+    const KIND: &'static str = "listener";
+}
+
 pub struct ListenerState {
     context: BrokerContext,
     accept: Option<JoinHandle<()>>,

@@ -180,7 +180,7 @@ impl Actor for Metadata {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let _timing = crate::metrics::time_handling("metadata");
+        let _timing = crate::metrics::time_handling::<Self::Msg>();
         match message {
             MetadataMsg::CreateTopics {
                 topics,

@@ -113,6 +113,10 @@ pub enum MetadataMsg {
     Shutdown { reply: RpcReplyPort<()> },
 }
 
+impl crate::metrics::ActorKind for MetadataMsg {
+    const KIND: &'static str = "metadata";
+}
+
 pub struct MetadataArgs {
     pub config: Arc<Config>,
     pub storage: Arc<dyn Storage>,

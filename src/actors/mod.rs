@@ -32,11 +32,11 @@ use tokio::sync::oneshot;
 /// replies of many actors be joined. None when the actor has stopped.
 pub fn ask<M, T>(actor: &ActorRef<M>, build: impl FnOnce(RpcReplyPort<T>) -> M) -> Option<Reply<T>>
 where
-    M: ractor::Message,
+    M: ractor::Message + crate::metrics::ActorKind,
     T: Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    let outstanding = crate::metrics::Outstanding::new(crate::metrics::actor_kind::<M>());
+    let outstanding = crate::metrics::Outstanding::new(M::KIND);
     actor.send_message(build(tx.into())).ok().map(|_| Reply {
         rx,
         outstanding: Some(outstanding),
@@ -88,7 +88,7 @@ pub async fn call<M, T>(
     timeout: Duration,
 ) -> Result<T, CallError>
 where
-    M: ractor::Message,
+    M: ractor::Message + crate::metrics::ActorKind,
     T: Send + 'static,
 {
     let rx = ask(actor, build).ok_or(CallError::Stopped)?;

@@ -163,6 +163,10 @@ pub enum PartitionMsg {
     },
 }
 
+impl crate::metrics::ActorKind for PartitionMsg {
+    const KIND: &'static str = "partition";
+}
+
 /// An append that is acknowledged once an fsync covers `last_offset`.
 struct ParkedAppend {
     last_offset: i64,
@@ -268,7 +272,7 @@ impl Actor for Partition {
         });
         Ok(PartitionState {
             gauges: crate::metrics::PartitionGauges::new(&args.topic, args.partition),
-            handle_timer: crate::metrics::HandleTimer::new("partition"),
+            handle_timer: crate::metrics::HandleTimer::new::<PartitionMsg>(),
             args,
             log,
             high_watermark,

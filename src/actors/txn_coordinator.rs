@@ -115,7 +115,7 @@ impl Actor for TxnCoordinator {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let _timing = crate::metrics::time_handling("transaction");
+        let _timing = crate::metrics::time_handling::<Self::Msg>();
         match message {
             TxnMsg::InitProducerId {
                 timeout_ms,

@@ -120,3 +120,7 @@ pub enum TxnMsg {
     /// a marker write failed).
     Resume,
 }
+
+impl crate::metrics::ActorKind for TxnMsg {
+    const KIND: &'static str = "transaction";
+}

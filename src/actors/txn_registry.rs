@@ -24,6 +24,10 @@ pub enum TxnRegistryMsg {
     },
 }
 
+impl crate::metrics::ActorKind for TxnRegistryMsg {
+    const KIND: &'static str = "transaction_registry";
+}
+
 pub struct TxnRegistryState {
     deps: TxnDeps,
     coordinators: Children<TxnMsg>,
@@ -72,7 +76,7 @@ impl Actor for TxnRegistry {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let _timing = crate::metrics::time_handling("transaction_registry");
+        let _timing = crate::metrics::time_handling::<Self::Msg>();
         match message {
             TxnRegistryMsg::Get {
                 transactional_id,
