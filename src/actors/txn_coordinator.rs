@@ -243,37 +243,24 @@ impl TxnCoordinatorState {
             }
             _ => {}
         }
-        let now = wall_clock_ms();
-        let next = match self.meta.clone() {
-            Some(mut meta) if meta.producer_epoch < i16::MAX - 1 => {
-                meta.producer_epoch += 1;
-                meta
+        let (producer_id, producer_epoch) = match &self.meta {
+            Some(meta) if meta.producer_epoch < i16::MAX - 1 => {
+                (meta.producer_id, meta.producer_epoch + 1)
             }
-            previous => {
-                let producer_id = self.allocate_producer_id().await?;
-                TxnMetadata {
-                    transactional_id: self.transactional_id.clone(),
-                    producer_id,
-                    producer_epoch: 0,
-                    last_producer_epoch: -1,
-                    timeout_ms,
-                    state: TxnStatus::Empty,
-                    partitions: Default::default(),
-                    groups: Default::default(),
-                    start_ms: -1,
-                    last_update_ms: previous.map_or(now, |p| p.last_update_ms),
-                }
-            }
+            // The first InitProducerId, or an epoch about to run out: a new producer id.
+            _ => (self.allocate_producer_id().await?, 0),
         };
         let meta = TxnMetadata {
+            transactional_id: self.transactional_id.clone(),
+            producer_id,
+            producer_epoch,
             last_producer_epoch: -1,
             timeout_ms,
             state: TxnStatus::Empty,
             partitions: Default::default(),
             groups: Default::default(),
             start_ms: -1,
-            last_update_ms: now,
-            ..next
+            last_update_ms: wall_clock_ms(),
         };
         let answer = (meta.producer_id, meta.producer_epoch);
         self.persist(meta)?;
