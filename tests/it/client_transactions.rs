@@ -143,6 +143,20 @@ fn stable_and_high(bootstrap: &str, topic: &str, partitions: i32) -> (i64, i64) 
     )
 }
 
+/// `n` records `<prefix>-<i>` to txn-crash, alternating over its two partitions.
+fn send_spread(producer: &CountingProducer, prefix: &str, n: i32) {
+    for i in 0..n {
+        let v = format!("{prefix}-{i:04}");
+        send(
+            producer,
+            BaseRecord::to("txn-crash")
+                .partition(i % 2)
+                .key(b"k".as_slice())
+                .payload(v.as_bytes()),
+        );
+    }
+}
+
 #[test]
 fn broker_killed_mid_transaction_is_never_half_visible() {
     let mut broker = TestBroker::start("");
@@ -152,16 +166,7 @@ fn broker_killed_mid_transaction_is_never_half_visible() {
     // 1. Killed with a transaction open; the producer commits it after the restart.
     let (producer, deliveries) = transactional_producer(&bootstrap, "txn-crash-producer");
     producer.begin_transaction().expect("begin");
-    for i in 0..500 {
-        let v = format!("first-{i:04}");
-        send(
-            &producer,
-            BaseRecord::to("txn-crash")
-                .partition(i % 2)
-                .key(b"k".as_slice())
-                .payload(v.as_bytes()),
-        );
-    }
+    send_spread(&producer, "first", 500);
     producer.flush(TIMEOUT).expect("flushed");
     assert_eq!(deliveries.ok.load(std::sync::atomic::Ordering::SeqCst), 500);
     broker.kill9();
@@ -188,16 +193,7 @@ fn broker_killed_mid_transaction_is_never_half_visible() {
 
     // 2. Killed with a transaction open; a new incarnation of the producer aborts it.
     producer.begin_transaction().expect("begin");
-    for i in 0..300 {
-        let v = format!("second-{i:04}");
-        send(
-            &producer,
-            BaseRecord::to("txn-crash")
-                .partition(i % 2)
-                .key(b"k".as_slice())
-                .payload(v.as_bytes()),
-        );
-    }
+    send_spread(&producer, "second", 300);
     producer.flush(TIMEOUT).expect("flushed");
     broker.kill9();
     drop(producer);
