@@ -2,6 +2,7 @@
 //! and client tests that drive a real broker process with librdkafka.
 
 mod actor_broker_configs;
+mod actor_compaction;
 mod actor_group;
 mod actor_metadata;
 mod actor_partition;
