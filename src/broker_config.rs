@@ -228,7 +228,8 @@ pub fn apply_changes(
         | ConfigChange::Append(name, _)
         | ConfigChange::Subtract(name, _)) = change;
         let Some(d) = DYNAMIC.iter().find(|d| d.broker == name) else {
-            return Err(if STATIC_ONLY.contains(&name.as_str()) {
+            let fixed = static_rows(defaults.config);
+            return Err(if fixed.iter().any(|(n, _)| n == name) {
                 MetadataError::InvalidRequest(format!(
                     "{name} cannot be changed dynamically; set it in config.toml"
                 ))
@@ -270,40 +271,38 @@ fn layer_source(layer: BrokerLayer) -> i8 {
     }
 }
 
-/// Broker configs DescribeConfigs shows that only config.toml sets.
-const STATIC_ONLY: &[&str] = &[
-    "broker.id",
-    "node.id",
-    "listeners",
-    "advertised.listeners",
-    "log.dirs",
-    "auto.create.topics.enable",
-    "num.partitions",
-    "socket.request.max.bytes",
-    "log.flush.interval.ms",
-    "log.retention.check.interval.ms",
-    "log.cleaner.dedupe.buffer.size",
-    "default.replication.factor",
-];
-
-/// The read-only rows of DescribeConfigs for this broker (config.toml's values).
+/// The read-only rows of DescribeConfigs for this broker: what only config.toml sets.
 pub fn static_rows(config: &Config) -> Vec<(&'static str, String)> {
     let (host, port) = config.advertised();
-    let values = [
-        config.node_id.to_string(),
-        config.node_id.to_string(),
-        format!("PLAINTEXT://{}", config.listen),
-        format!("PLAINTEXT://{host}:{port}"),
-        config.data_dir.display().to_string(),
-        config.auto_create_topics.to_string(),
-        config.default_partitions.to_string(),
-        config.max_request_bytes.to_string(),
-        config.log.flush_interval_ms.to_string(),
-        config.log.retention_check_interval_ms.to_string(),
-        config.log.cleaner_dedupe_buffer_bytes.to_string(),
-        "1".to_string(),
-    ];
-    STATIC_ONLY.iter().copied().zip(values).collect()
+    vec![
+        ("broker.id", config.node_id.to_string()),
+        ("node.id", config.node_id.to_string()),
+        ("listeners", format!("PLAINTEXT://{}", config.listen)),
+        ("advertised.listeners", format!("PLAINTEXT://{host}:{port}")),
+        ("log.dirs", config.data_dir.display().to_string()),
+        (
+            "auto.create.topics.enable",
+            config.auto_create_topics.to_string(),
+        ),
+        ("num.partitions", config.default_partitions.to_string()),
+        (
+            "socket.request.max.bytes",
+            config.max_request_bytes.to_string(),
+        ),
+        (
+            "log.flush.interval.ms",
+            config.log.flush_interval_ms.to_string(),
+        ),
+        (
+            "log.retention.check.interval.ms",
+            config.log.retention_check_interval_ms.to_string(),
+        ),
+        (
+            "log.cleaner.dedupe.buffer.size",
+            config.log.cleaner_dedupe_buffer_bytes.to_string(),
+        ),
+        ("default.replication.factor", "1".to_string()),
+    ]
 }
 
 #[cfg(test)]
