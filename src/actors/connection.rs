@@ -265,19 +265,22 @@ async fn read_requests(
     let _ = connection.send_message(ConnectionMsg::ReadingEnded { last_seq: seq });
 }
 
-/// The API's name for metric labels ("Produce", "Fetch", ...), made once per API.
+/// The API's name for metric labels ("Produce", "Fetch", ...), made once per API and
+/// found by its key.
 fn api_name(api: ApiKey) -> &'static str {
-    static NAMES: std::sync::OnceLock<Vec<(ApiKey, &'static str)>> = std::sync::OnceLock::new();
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     let names = NAMES.get_or_init(|| {
-        ApiKey::iter()
-            .map(|k| (k, &*Box::leak(format!("{k:?}").into_boxed_str())))
-            .collect()
+        let mut names = Vec::new();
+        for key in ApiKey::iter() {
+            let index = key as usize;
+            if names.len() <= index {
+                names.resize(index + 1, "Unknown");
+            }
+            names[index] = Box::leak(format!("{key:?}").into_boxed_str());
+        }
+        names
     });
-    names
-        .iter()
-        .find(|(k, _)| *k == api)
-        .map(|(_, n)| *n)
-        .unwrap_or("Unknown")
+    names.get(api as usize).copied().unwrap_or("Unknown")
 }
 
 /// What one connection may read ahead of its responses.
