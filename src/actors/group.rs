@@ -121,6 +121,7 @@ impl Actor for GroupCoordinator {
                 assignments,
                 reply,
             } => s.sync(
+                &myself,
                 member_id,
                 instance_id,
                 generation,
@@ -289,6 +290,18 @@ impl GroupCoordinatorState {
         myself.send_after(after, move || GroupMsg::SessionCheck { member_id });
     }
 
+    /// A sign of life from a member: its session restarts now, and a check is due when it
+    /// would run out. Every restart of a session goes through here, so a member is never
+    /// left without a pending check (a member that synced and then died used to stay
+    /// forever: the check its join scheduled saw the newer sync and gave up).
+    pub(super) fn touch_session(&mut self, myself: &ActorRef<GroupMsg>, member_id: &str) {
+        if let Some(member) = self.members.get_mut(member_id) {
+            member.last_heartbeat = Instant::now();
+            let session = member.session_timeout;
+            self.schedule_session_check(myself, member_id, session);
+        }
+    }
+
     pub(super) fn become_empty(&mut self, myself: &ActorRef<GroupMsg>) {
         self.state = GroupState::Empty;
         self.protocol = None;
@@ -353,6 +366,7 @@ impl GroupCoordinatorState {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn sync(
         &mut self,
+        myself: &ActorRef<GroupMsg>,
         member_id: String,
         instance_id: Option<String>,
         generation: i32,
@@ -388,8 +402,8 @@ impl GroupCoordinatorState {
             GroupState::CompletingRebalance => {
                 if let Some(member) = self.members.get_mut(&member_id) {
                     member.sync_reply = Some(reply);
-                    member.last_heartbeat = Instant::now();
                 }
+                self.touch_session(myself, &member_id);
                 if self.leader.as_deref() == Some(member_id.as_str()) {
                     let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
                     for (id, member) in self.members.iter_mut() {
@@ -433,11 +447,7 @@ impl GroupCoordinatorState {
         instance_id: Option<&str>,
         generation: i32,
     ) -> i16 {
-        if let Some(member) = self.members.get_mut(member_id) {
-            member.last_heartbeat = Instant::now();
-            let session = member.session_timeout;
-            self.schedule_session_check(myself, member_id, session);
-        }
+        self.touch_session(myself, member_id);
         if let Err(error) = self.check_member(member_id, instance_id, generation) {
             return error;
         }

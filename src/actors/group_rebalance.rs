@@ -86,11 +86,13 @@ impl GroupCoordinatorState {
             req.member_id.clone()
         };
         if let Some(member) = self.members.get_mut(&member_id) {
-            let unchanged = member.protocols == req.protocols;
             member.session_timeout = req.session_timeout;
+        }
+        self.touch_session(myself, &member_id);
+        if let Some(member) = self.members.get_mut(&member_id) {
+            let unchanged = member.protocols == req.protocols;
             member.rebalance_timeout = req.rebalance_timeout;
             member.protocols = req.protocols;
-            member.last_heartbeat = now;
             let is_leader = self.leader.as_deref() == Some(member_id.as_str());
             let quiet = unchanged
                 && ((self.state == GroupState::Stable && !is_leader)

@@ -465,3 +465,71 @@ async fn session_timeouts_outside_the_bounds_are_refused() {
     req.session_timeout = Duration::from_millis(10);
     assert_eq!(join(&g, req).await.unwrap().error, INVALID_SESSION_TIMEOUT);
 }
+
+/// A member whose last sign of life is its SyncGroup (it died before its first heartbeat)
+/// still expires one session after that SyncGroup. The check its join scheduled sees the
+/// newer sync and must leave another check behind (under load, a consumer killed right
+/// after its assignment stayed in the group forever).
+#[tokio::test(start_paused = true)]
+async fn a_member_that_dies_right_after_its_sync_expires_one_session_later() {
+    let g = start(&SimStorage::new(), 0).await;
+    let (a, a_join) = new_member(&g, &["range"]).await;
+    let ja = a_join.await.unwrap();
+    assert_eq!((ja.error, ja.generation), (0, 1));
+    // The join completed now; the member syncs 5 s later and is never heard of again.
+    tokio::time::advance(Duration::from_secs(5)).await;
+    sync(&g, &a, 1, vec![(a.clone(), Bytes::from_static(b"pa"))])
+        .await
+        .await
+        .unwrap();
+    assert_eq!(state(&g).await, GroupState::Stable);
+    // Past the check the join scheduled (10 s after it) the member is still within the
+    // session its sync restarted.
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert_eq!(state(&g).await, GroupState::Stable);
+    // Its session runs out 15 s after the join: step the clock to 20 s, one second at a
+    // time, so a timer's message is handled before the next look.
+    for _ in 0..9 {
+        if state(&g).await == GroupState::Empty {
+            break;
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+    }
+    assert_eq!(state(&g).await, GroupState::Empty, "the dead member expired");
+}
+
+/// The same for a member whose last sign of life is a JoinGroup answered at once (same
+/// subscription, group stable): its session restarts there and runs out from there.
+#[tokio::test(start_paused = true)]
+async fn a_member_that_dies_after_a_quiet_rejoin_expires_one_session_later() {
+    let g = start(&SimStorage::new(), 0).await;
+    let (a, a_join) = new_member(&g, &["range"]).await;
+    a_join.await.unwrap();
+    sync(&g, &a, 1, vec![]).await.await.unwrap();
+    let (b, b_join) = new_member(&g, &["range"]).await;
+    // a is the leader: it rejoins at the rebalance and both sync.
+    let ja = join(&g, join_req(&a, None, &["range"])).await.unwrap();
+    let jb = b_join.await.unwrap();
+    assert_eq!((ja.generation, jb.generation), (2, 2));
+    sync(&g, &a, 2, vec![]).await.await.unwrap();
+    sync(&g, &b, 2, vec![]).await.await.unwrap();
+    assert_eq!(state(&g).await, GroupState::Stable);
+    // b rejoins with the same subscription 5 s later: answered at once, no rebalance.
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let again = join(&g, join_req(&b, None, &["range"])).await.unwrap();
+    assert_eq!((again.error, again.generation), (0, 2));
+    // a keeps heartbeating; b is never heard of again.
+    for _ in 0..4 {
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let code = heartbeat(&g, &a, 2).await;
+        if code != 0 {
+            assert_eq!(code, REBALANCE_IN_PROGRESS);
+            break;
+        }
+    }
+    assert_eq!(
+        state(&g).await,
+        GroupState::PreparingRebalance,
+        "b's session ran out and the group rebalances without it"
+    );
+}

@@ -90,7 +90,7 @@ fn produced_records_are_visible_at_once_200k() {
 }
 
 #[test]
-fn one_record_is_consumable_well_under_100ms() {
+fn a_parked_fetch_is_woken_by_the_append() {
     let broker = TestBroker::start("");
     create_topic(&broker.bootstrap(), "single", 1);
     // A cold librdkafka producer spends ~200 ms on its first connection and metadata:
@@ -105,7 +105,9 @@ fn one_record_is_consumable_well_under_100ms() {
             .payload(b"warm".as_slice())
             .key(b"k".as_slice()),
     );
-    let consumer = consumer(&broker.bootstrap(), &[("fetch.wait.max.ms", "5000")]);
+    // A parked fetch that nothing wakes returns after fetch.wait.max.ms (20 s): a record
+    // that arrives well before that was delivered by the append waking the fetch.
+    let consumer = consumer(&broker.bootstrap(), &[("fetch.wait.max.ms", "20000")]);
     // The consumer reads the warm-up record, then its next fetch parks in the partition.
     assert_eq!(
         consume(&consumer, "single", 1, 1, Duration::from_secs(10)).len(),
@@ -121,7 +123,7 @@ fn one_record_is_consumable_well_under_100ms() {
     );
     // librdkafka sends it from its own thread; the consumer is polled at once.
     let mut got = None;
-    while started.elapsed() < Duration::from_secs(5) && got.is_none() {
+    while started.elapsed() < Duration::from_secs(25) && got.is_none() {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(1)) {
             got = Some(started.elapsed());
             assert_eq!(rdkafka::Message::payload(&m), Some(b"ping".as_slice()));
@@ -132,8 +134,8 @@ fn one_record_is_consumable_well_under_100ms() {
     assert_eq!(deliveries.ok.load(Ordering::SeqCst), 2);
     println!("produce-to-consume latency of one record: {latency:?}");
     assert!(
-        latency < Duration::from_millis(100),
-        "a parked fetch was not woken by the append: {latency:?}"
+        latency < Duration::from_secs(10),
+        "the record came only when the parked fetch's 20 s wait ran out: {latency:?}"
     );
 }
 

@@ -63,11 +63,19 @@ def test_kafka_python_transactions_and_read_committed(broker):
     producer.abort_transaction()
     producer.close()
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, isolation_level="read_committed",
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             consumer_timeout_ms=3000)
-    consumer.assign([__import__("kafka").TopicPartition("kp-txn", 0)])
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+    tp = __import__("kafka").TopicPartition("kp-txn", 0)
+    consumer.assign([tp])
     consumer.seek_to_beginning()
-    got = [m.value for m in consumer]
+    # Read until the position passes the last stable offset (both markers included), not
+    # until the consumer has been idle for a while: how fast the machine is cannot matter.
+    end = consumer.end_offsets([tp])[tp]
+    got = []
+    deadline = time.monotonic() + 30
+    while consumer.position(tp) < end and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=200).values():
+            got.extend(r.value for r in records)
+    assert consumer.position(tp) >= end, f"read to {consumer.position(tp)} of {end} in 30 s"
     consumer.close()
     assert got == [b"keep-%02d" % i for i in range(50)]
     # librdkafka's read_committed consumer agrees.
