@@ -65,6 +65,22 @@ class Broker:
 
 
 @pytest.fixture
+def closing():
+    """Closes every client a test hands it, when the test ends, passed or failed. A
+    kafka-python client left open keeps reconnecting to its stopped broker on the event loop
+    all kafka-python clients of the process share, and later tests' consumers starve."""
+    clients = []
+
+    def register(client):
+        clients.append(client)
+        return client
+
+    yield register
+    for client in reversed(clients):
+        client.close()
+
+
+@pytest.fixture
 def broker(tmp_path):
     b = Broker(tmp_path, "default_partitions = 1")
     yield b
