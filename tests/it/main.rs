@@ -18,6 +18,8 @@ mod client_retention;
 mod client_transactions;
 mod crash_property;
 mod harness;
+mod hostile_fetch;
+mod hostile_wire;
 mod protocol_txn_versions;
 mod protocol_versions;
 mod proxy;
