@@ -19,6 +19,7 @@ mod client_transactions;
 mod crash_property;
 mod harness;
 mod hostile_fetch;
+mod hostile_requests;
 mod hostile_wire;
 mod protocol_txn_versions;
 mod protocol_versions;
