@@ -80,6 +80,7 @@ fn a_partition_repeated_200_times_with_huge_limits_is_read_once_within_bounds() 
         answers.push((max, entries.len(), records_bytes(&resp)));
     }
     let grown = proc_status_bytes(broker.pid(), "VmHWM").saturating_sub(before);
+    eprintln!("peak resident memory grew by {grown} bytes");
     assert!(
         grown < 64 * MIB as u64,
         "peak memory grew by {grown} bytes for three fetches of a 2 MiB partition"

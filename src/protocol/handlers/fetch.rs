@@ -103,7 +103,7 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
 /// wins, in the first listing's place), consecutive listings of one topic joined.
 fn resolve(routes: &RoutingTable, version: i16, requested: Vec<FetchTopic>) -> Vec<Topic> {
     let mut topics: Vec<Topic> = Vec::new();
-    let mut keys: Vec<(Uuid, TopicName)> = Vec::new();
+    let mut last_key: Option<(Uuid, TopicName)> = None;
     let mut seen: HashMap<(Uuid, TopicName, i32), (usize, usize)> = HashMap::new();
     for t in requested {
         // v13+ names a topic by id only; before, by name only.
@@ -112,7 +112,7 @@ fn resolve(routes: &RoutingTable, version: i16, requested: Vec<FetchTopic>) -> V
         } else {
             (Uuid::nil(), t.topic.clone())
         };
-        if keys.last() != Some(&key) {
+        if last_key.as_ref() != Some(&key) {
             let route = if version >= 13 {
                 routes
                     .topic_by_id(&t.topic_id)
@@ -134,7 +134,7 @@ fn resolve(routes: &RoutingTable, version: i16, requested: Vec<FetchTopic>) -> V
                 route,
                 partitions: Vec::new(),
             });
-            keys.push(key.clone());
+            last_key = Some(key.clone());
         }
         let at = topics.len() - 1;
         for p in t.partitions {
