@@ -26,6 +26,7 @@ const INVALID_REQUIRED_ACKS: i16 = 21;
 const INVALID_CONFIG: i16 = 40;
 const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 #[test]
 fn produce_with_invalid_acks_is_refused_and_appends_nothing() {
@@ -215,5 +216,23 @@ fn offset_metadata_past_4096_bytes_is_refused_per_partition() {
     assert_eq!(
         resp.topics[0].partitions[0].error_code,
         OFFSET_METADATA_TOO_LARGE
+    );
+    // A partition of no topic (here with a 30 KB name) is refused before the group stores
+    // it, as Kafka answers it.
+    let nowhere = "n".repeat(30_000);
+    let req = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(text("tx")))
+        .with_group_id(GroupId(text("g")))
+        .with_producer_id(ProducerId(1))
+        .with_producer_epoch(0)
+        .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+            .with_name(topic(&nowhere))
+            .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(9)])]);
+    let resp = wire.call(2, &req).expect("TxnOffsetCommit answered");
+    assert_eq!(
+        resp.topics[0].partitions[0].error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
     );
 }

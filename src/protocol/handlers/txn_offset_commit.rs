@@ -1,7 +1,8 @@
 //! TxnOffsetCommit v0-v3: offsets committed inside a transaction. The group coordinator
 //! holds them pending until the transaction coordinator ends the transaction; from v3 the
-//! member and generation are checked like an OffsetCommit's. Metadata longer than
-//! offset_metadata_max_bytes is OFFSET_METADATA_TOO_LARGE for its partition.
+//! member and generation are checked like an OffsetCommit's. As in Kafka, a partition of
+//! an unknown topic is UNKNOWN_TOPIC_OR_PARTITION and metadata longer than
+//! offset_metadata_max_bytes OFFSET_METADATA_TOO_LARGE, for that partition only.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -18,11 +19,17 @@ use crate::protocol::BrokerContext;
 
 pub async fn prepare(ctx: &BrokerContext, req: TxnOffsetCommitRequest) -> ResponseFuture {
     // Per partition: Some(error) when refused here, before the group sees it.
+    let routes = ctx.routes();
     let mut refused = Vec::with_capacity(req.topics.len());
     let mut offsets = Vec::new();
     for t in &req.topics {
+        let route = routes.topic(t.name.0.as_str());
         let mut codes = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
+            if route.and_then(|r| r.partition(p.partition_index)).is_none() {
+                codes.push(Some(ResponseError::UnknownTopicOrPartition.code()));
+                continue;
+            }
             if metadata_too_large(ctx, p.committed_metadata.as_ref()) {
                 codes.push(Some(ResponseError::OffsetMetadataTooLarge.code()));
                 continue;
