@@ -115,6 +115,12 @@ fn fetch_max_bytes_caps_a_fetch_of_many_partitions() {
     assert!(entries
         .iter()
         .all(|p| p.error_code == 0 && p.high_watermark == BATCHES as i64));
+    // Limits below one batch: one batch in all, from the first partition (KIP-74 gives the
+    // first partition with data one batch, not every partition).
+    let resp = fetch(&mut wire, "wide", &[0, 1, 2, 3], 1, 1);
+    assert_eq!(records_bytes(&resp), batch);
+    let first = &resp.responses[0].partitions[0];
+    assert_eq!(first.records.as_ref().map_or(0, |r| r.len()), batch);
 }
 
 #[test]
