@@ -139,3 +139,40 @@ fn the_fetch_memory_budget_caps_what_one_fetch_reads() {
         "whole batches up to the budget"
     );
 }
+
+/// A real consumer whose limits are far below one record (librdkafka's
+/// max.partition.fetch.bytes and fetch.max.bytes) still reads every partition to its end:
+/// each fetch gives the first partition with data one batch (KIP-74), taken from the fetch
+/// memory budget.
+#[test]
+fn a_consumer_with_limits_below_one_batch_reads_every_partition() {
+    let broker = TestBroker::start("fetch_memory_budget_bytes = 2000000");
+    let mut wire = Wire::connect(broker.port());
+    wire.create_topic("big", 3);
+    let value = vec![3u8; 100_000];
+    let batch = build_batch(&[(Some(b"k"), Some(&value))], 1_000);
+    for p in 0..3 {
+        for _ in 0..4 {
+            assert_eq!(wire.produce("big", p, -1, batch.clone()), 0);
+        }
+    }
+    let consumer = crate::harness::consumer(
+        &broker.bootstrap(),
+        &[
+            ("max.partition.fetch.bytes", "1024"),
+            ("fetch.max.bytes", "1024"),
+            ("message.max.bytes", "1000"),
+            ("receive.message.max.bytes", "1000000"),
+        ],
+    );
+    let got = crate::harness::consume(&consumer, "big", 3, 12, std::time::Duration::from_secs(30));
+    assert_eq!(got.len(), 12, "every record once");
+    for p in 0..3 {
+        let offsets: Vec<i64> = got
+            .iter()
+            .filter(|c| c.partition == p)
+            .map(|c| c.offset)
+            .collect();
+        assert_eq!(offsets, vec![0, 1, 2, 3], "partition {p}");
+    }
+}
