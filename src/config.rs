@@ -86,6 +86,15 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// Largest record batch accepted (Kafka's message.max.bytes).
     pub max_message_bytes: usize,
+    /// The most record bytes one Fetch response holds, whatever its max_bytes asks
+    /// (Kafka's fetch.max.bytes); the first batch may pass it (KIP-74).
+    pub fetch_max_bytes: usize,
+    /// Record bytes all Fetch responses being read may hold together; a fetch that finds
+    /// it spent reads less, or waits up to its max_wait_ms and then answers what fits.
+    pub fetch_memory_budget_bytes: usize,
+    /// Longest metadata string of a committed offset (Kafka's offset.metadata.max.bytes);
+    /// a longer one is OFFSET_METADATA_TOO_LARGE for its partition.
+    pub offset_metadata_max_bytes: usize,
     /// Requests read ahead on one connection before its responses are written.
     pub max_in_flight_per_connection: usize,
     /// Bytes of requests read ahead on one connection before their responses are written.
@@ -127,6 +136,9 @@ impl Default for Config {
             default_partitions: 1,
             max_request_bytes: 100 * 1024 * 1024,
             max_message_bytes: 1_048_588,
+            fetch_max_bytes: 57_671_680,
+            fetch_memory_budget_bytes: 256 * 1024 * 1024,
+            offset_metadata_max_bytes: 4096,
             max_in_flight_per_connection: 32,
             max_connection_buffered_bytes: 128 * 1024 * 1024,
             connections_max_idle_ms: 600_000,
@@ -190,6 +202,19 @@ impl Config {
         if self.connections_max_idle_ms == 0 {
             return Err(ConfigError::Invalid(
                 "connections_max_idle_ms must be at least 1".into(),
+            ));
+        }
+        if self.fetch_max_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "fetch_max_bytes must be at least 1024".into(),
+            ));
+        }
+        // A batch larger than the whole budget could never be fetched.
+        if self.fetch_memory_budget_bytes < self.max_message_bytes
+            || self.fetch_memory_budget_bytes > u32::MAX as usize
+        {
+            return Err(ConfigError::Invalid(
+                "fetch_memory_budget_bytes must be between max_message_bytes and 4294967295".into(),
             ));
         }
         if self.max_in_flight_per_connection == 0 {

@@ -141,8 +141,22 @@ fn range(name: &str) -> Option<(f64, f64)> {
     }
 }
 
+/// Longest config value accepted (topic and broker configs). Kafka bounds values only by
+/// the request size; here every value ends up in a metadata record, so each is bounded
+/// far below the record limit. The longest legitimate values are lists such as the
+/// throttled-replica lists ("partition:broker,..."), which fit well over a thousand
+/// partitions in 16 KiB.
+pub const MAX_CONFIG_VALUE_BYTES: usize = 16 * 1024;
+
 /// Checks one value against its config's type and range; the reason on error.
 pub fn validate_value(name: &str, value: &str) -> Result<(), String> {
+    if value.len() > MAX_CONFIG_VALUE_BYTES {
+        // Not echoed back: the value itself may be the attack.
+        return Err(format!(
+            "a value of {} bytes is longer than the {MAX_CONFIG_VALUE_BYTES} allowed",
+            value.len()
+        ));
+    }
     let Some(definition) = DEFINITIONS.iter().find(|d| d.name == name) else {
         return Err(format!("unknown topic config {name}"));
     };

@@ -42,6 +42,7 @@ pub struct Broker {
     config: Arc<Config>,
     listener: ActorRef<ListenerMsg>,
     shutdown_timeout: Duration,
+    fetch_memory: crate::protocol::fetch_memory::FetchMemory,
     /// Dropped (without blocking) after the partitions have stopped.
     #[allow(dead_code)]
     storage_runtime: StorageRuntime,
@@ -116,12 +117,15 @@ impl Broker {
             actor: "transaction registry",
             reason: e.to_string(),
         })?;
+        let fetch_memory =
+            crate::protocol::fetch_memory::FetchMemory::new(config.fetch_memory_budget_bytes);
         let context = BrokerContext {
             config: config.clone(),
             metadata: metadata.clone(),
             routing: routing.clone(),
             groups: groups.clone(),
             txns: txns.clone(),
+            fetch_memory: fetch_memory.clone(),
         };
         let (listener, _) = Actor::spawn(None, Listener, ListenerArgs { listener, context })
             .await
@@ -142,6 +146,7 @@ impl Broker {
             groups,
             txns,
             shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
+            fetch_memory,
             config,
             listener,
             storage_runtime,
@@ -156,6 +161,7 @@ impl Broker {
             routing: self.routing.clone(),
             groups: self.groups.clone(),
             txns: self.txns.clone(),
+            fetch_memory: self.fetch_memory.clone(),
         }
     }
 

@@ -46,6 +46,61 @@ pub enum GroupRecord {
     },
 }
 
+/// Bytes of entries one record holds at most (as `entry_bytes` counts them): a large
+/// commit, or the compaction of many offsets, becomes several records, each far below the
+/// record file's 64 MiB limit. Committed and TxnPending records add to what came before,
+/// so replaying the pieces gives what the whole would have.
+const MAX_RECORD_ENTRY_BYTES: usize = 4 * 1024 * 1024;
+
+type Entry = (String, i32, CommittedOffset);
+
+/// An entry's encoded size, over-estimated: its strings plus the fixed fields and framing.
+fn entry_bytes(entry: &Entry) -> usize {
+    entry.0.len() + entry.2.metadata.as_ref().map_or(0, String::len) + 64
+}
+
+/// `record` as one or more records of at most MAX_RECORD_ENTRY_BYTES of entries each.
+fn split(record: GroupRecord) -> Vec<GroupRecord> {
+    match record {
+        GroupRecord::Committed { entries } => chunks(entries)
+            .into_iter()
+            .map(|entries| GroupRecord::Committed { entries })
+            .collect(),
+        GroupRecord::TxnPending {
+            producer_id,
+            entries,
+        } => chunks(entries)
+            .into_iter()
+            .map(|entries| GroupRecord::TxnPending {
+                producer_id,
+                entries,
+            })
+            .collect(),
+        other => vec![other],
+    }
+}
+
+/// Runs of entries of at most MAX_RECORD_ENTRY_BYTES (one entry at least); one empty run
+/// for no entries.
+fn chunks(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
+    let mut runs = Vec::new();
+    let mut run = Vec::new();
+    let mut bytes = 0;
+    for entry in entries {
+        let size = entry_bytes(&entry);
+        if !run.is_empty() && bytes + size > MAX_RECORD_ENTRY_BYTES {
+            runs.push(std::mem::take(&mut run));
+            bytes = 0;
+        }
+        bytes += size;
+        run.push(entry);
+    }
+    if !run.is_empty() || runs.is_empty() {
+        runs.push(run);
+    }
+    runs
+}
+
 /// Offsets committed inside transactions that have not ended: producer id -> entries.
 pub type PendingTxnOffsets = BTreeMap<i64, Vec<(String, i32, CommittedOffset)>>;
 
@@ -140,8 +195,10 @@ impl GroupStore {
         record: GroupRecord,
         live: &GroupOffsets,
     ) -> Result<(), StorageError> {
-        self.file(group_id)?.append(&record)?;
-        self.records += 1;
+        for record in split(record) {
+            self.file(group_id)?.append(&record)?;
+            self.records += 1;
+        }
         let live_records = live.committed.len() + live.pending.len();
         if self.records > 1000 && self.records > 4 * live_records {
             let entries = live
@@ -149,18 +206,16 @@ impl GroupStore {
                 .iter()
                 .map(|((t, p), o)| (t.clone(), *p, o.clone()))
                 .collect();
-            let mut compact = vec![
-                GroupRecord::Group {
-                    id: group_id.to_string(),
-                },
-                GroupRecord::Committed { entries },
-            ];
-            compact.extend(live.pending.iter().map(|(producer_id, entries)| {
-                GroupRecord::TxnPending {
+            let mut compact = vec![GroupRecord::Group {
+                id: group_id.to_string(),
+            }];
+            compact.extend(split(GroupRecord::Committed { entries }));
+            for (producer_id, entries) in &live.pending {
+                compact.extend(split(GroupRecord::TxnPending {
                     producer_id: *producer_id,
                     entries: entries.clone(),
-                }
-            }));
+                }));
+            }
             self.file(group_id)?.rewrite(&compact)?;
             self.records = compact.len();
         }
@@ -216,5 +271,39 @@ pub fn apply(offsets: &mut GroupOffsets, record: GroupRecord) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sim::SimStorage;
+
+    /// A commit bigger than the record file's 64 MiB record limit (a 100 MiB request can
+    /// hold one) is stored whole and replays whole.
+    #[test]
+    fn a_commit_past_the_record_limit_survives_a_reopen() {
+        let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+        let dir = Path::new("/data/__groups");
+        let (mut store, _) = GroupStore::open(storage.clone(), dir, "g").unwrap();
+        let metadata = "m".repeat(4096);
+        let entries: Vec<_> = (0..17_000)
+            .map(|p| {
+                let offset = CommittedOffset {
+                    offset: p as i64,
+                    leader_epoch: -1,
+                    metadata: Some(metadata.clone()),
+                };
+                ("t".to_string(), p, offset)
+            })
+            .collect();
+        let record = GroupRecord::Committed { entries };
+        let mut live = GroupOffsets::default();
+        apply(&mut live, record.clone());
+        store.append("g", record, &live).unwrap();
+        drop(store);
+        let (_, replayed) = GroupStore::open(storage, dir, "g").unwrap();
+        assert_eq!(replayed.committed.len(), 17_000);
+        assert_eq!(replayed, live);
     }
 }

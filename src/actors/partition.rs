@@ -62,6 +62,9 @@ pub struct ReadOutcome {
     pub log_start_offset: i64,
     /// For read_committed: aborted transactions overlapping the records returned.
     pub aborted: Vec<AbortedTxn>,
+    /// Size of the batch at the read offset when one is readable (below the bound), so a
+    /// Fetch that got nothing because it did not fit can take budget for it (KIP-74).
+    pub next_batch_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

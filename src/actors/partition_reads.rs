@@ -20,13 +20,14 @@ impl PartitionState {
             return Err(PartitionError::OffsetOutOfRange);
         }
         let bound = self.fetch_bound(read_committed);
-        let records = if offset >= bound {
-            Bytes::new()
+        let (records, next_batch_bytes) = if offset >= bound {
+            (Bytes::new(), 0)
         } else {
-            self.log
+            let read = self
+                .log
                 .read(offset, bound, max_bytes, min_one)
-                .map_err(PartitionError::from)?
-                .records
+                .map_err(PartitionError::from)?;
+            (read.records, read.first_batch_bytes)
         };
         // Whole batches past the bound are never returned, so [offset, bound) covers them.
         let aborted = if read_committed && !records.is_empty() {
@@ -40,6 +41,7 @@ impl PartitionState {
             last_stable_offset: self.log.last_stable_offset(self.high_watermark),
             log_start_offset,
             aborted,
+            next_batch_bytes,
         })
     }
 

@@ -17,6 +17,8 @@ pub struct BrokerContext {
     pub routing: RoutingSnapshot,
     pub groups: ActorRef<GroupRegistryMsg>,
     pub txns: ActorRef<TxnRegistryMsg>,
+    /// The broker-wide budget of Fetch reads in flight.
+    pub fetch_memory: crate::protocol::fetch_memory::FetchMemory,
 }
 
 /// Who sent a request: for group membership (DescribeGroups shows it).

@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod dispatch;
+pub mod fetch_memory;
 pub mod frame;
 pub mod handlers;
 pub mod versions;

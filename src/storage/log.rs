@@ -161,6 +161,9 @@ impl FlushJob {
 pub struct ReadResult {
     pub records: Bytes,
     pub batches: usize,
+    /// Size of the batch holding the read offset, when it is below the read's bound
+    /// (whether or not it fitted in max_bytes); 0 when there is none.
+    pub first_batch_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -621,6 +624,7 @@ impl PartitionLog {
         let empty = ReadResult {
             records: Bytes::new(),
             batches: 0,
+            first_batch_bytes: 0,
         };
         if offset >= max_offset {
             return Ok(empty);
@@ -629,8 +633,17 @@ impl PartitionLog {
         while index < self.segments.len() {
             let segment = &self.segments[index];
             if let Some(found) = segment.locate(offset)? {
+                let first_batch_bytes = if found.header.next_offset() > max_offset {
+                    0
+                } else {
+                    found.header.total_size()
+                };
                 let (records, batches) = segment.read(found, max_offset, max_bytes, min_one)?;
-                return Ok(ReadResult { records, batches });
+                return Ok(ReadResult {
+                    records,
+                    batches,
+                    first_batch_bytes,
+                });
             }
             index += 1;
         }

@@ -93,6 +93,11 @@ impl TestBroker {
         self.port
     }
 
+    /// The broker process's id (to read its /proc/<pid>/status).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

@@ -3,17 +3,29 @@
 //! sleeps until one of them reports new data past its offset or `max_wait_ms` runs out, then
 //! reads again. No polling loop: appends wake the waiters.
 //!
-//! Limits: each partition returns at most `partition_max_bytes`, the whole response at most
-//! `max_bytes`, except that the first partition with data always gets at least one whole
-//! batch (KIP-74), so a consumer never stalls on a batch larger than its limits.
+//! Limits, applied before any partition reads a byte: the response holds at most
+//! `max_bytes` (a negative one counts as 0), capped by the broker's `fetch_max_bytes`, and
+//! each partition at most `partition_max_bytes`. Partitions take their share in request
+//! order, as Kafka's ReplicaManager does; reads whose shares fit together run at once. The
+//! first partition with data gets one whole batch even past those limits (KIP-74), so a
+//! consumer never stalls on a large batch. Every byte read is held against the broker-wide
+//! fetch memory budget (`fetch_memory_budget_bytes`, see `fetch_memory`).
+//!
+//! A partition listed more than once is answered once, where it was first listed, with the
+//! last listing's offset and limit: Kafka keys a fetch by topic-partition (a LinkedHashMap
+//! in FetchRequest.fetchData). Consecutive listings of one topic share a response topic.
+//!
 //! isolation_level=1 (read_committed) reads up to the last stable offset and answers the
 //! aborted transactions in the returned range, so clients drop aborted records.
 //! Fetch sessions (KIP-227) are declined with session id 0, so clients send full fetches.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::future::{join_all, select_all};
+use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
@@ -23,40 +35,84 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::actors::partition::{PartitionMsg, ReadOutcome};
-use crate::actors::routing::TopicRoute;
+use crate::actors::routing::{RoutingTable, TopicRoute};
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
+use crate::protocol::fetch_memory::{FetchMemory, Held};
 use crate::protocol::BrokerContext;
-use crate::storage::batch::LOG_OVERHEAD;
 
 use super::topic_name;
-use std::sync::Arc;
 
-/// One requested partition, resolved to its owner.
+/// One requested partition.
 struct Wanted {
     index: i32,
     offset: i64,
     max_bytes: usize,
-    route: Result<Arc<TopicRoute>, i16>,
-}
-
-struct Fetch {
-    topics: Vec<Topic>,
-    read_committed: bool,
 }
 
 struct Topic {
     name: TopicName,
     id: Uuid,
+    route: Result<Arc<TopicRoute>, i16>,
     partitions: Vec<Wanted>,
 }
 
+struct Fetch {
+    topics: Vec<Topic>,
+    read_committed: bool,
+    /// The request's max_bytes, capped by the broker's fetch_max_bytes.
+    max_bytes: usize,
+}
+
+type Read = Result<ReadOutcome, i16>;
+
 pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> ResponseFuture {
-    let routes = ctx.routes();
-    let topics: Vec<Topic> = req
-        .topics
-        .into_iter()
-        .map(|t| {
+    let fetch = Fetch {
+        topics: resolve(&ctx.routes(), version, req.topics),
+        read_committed: req.isolation_level == 1,
+        max_bytes: (req.max_bytes.max(0) as usize).min(ctx.config.fetch_max_bytes),
+    };
+    let memory = ctx.fetch_memory.clone();
+    let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    Box::pin(async move {
+        let deadline = Instant::now() + max_wait;
+        loop {
+            // The budget is held until the response is built, and not while waiting.
+            let (results, _held) = read_all(&fetch, &memory, deadline).await;
+            let total: usize = results
+                .iter()
+                .flatten()
+                .map(|r| r.as_ref().map_or(0, |read| read.records.len()))
+                .sum();
+            let any_error = results.iter().flatten().any(|r| r.is_err());
+            if total >= min_bytes || any_error || Instant::now() >= deadline {
+                return ResponseKind::Fetch(respond(&fetch.topics, results));
+            }
+            drop(results);
+            drop(_held);
+            if !wait_for_data(&fetch, deadline).await {
+                let (results, _held) = read_all(&fetch, &memory, deadline).await;
+                return ResponseKind::Fetch(respond(&fetch.topics, results));
+            }
+        }
+    })
+}
+
+/// The requested topics resolved to their routes, each partition once (the last listing
+/// wins, in the first listing's place), consecutive listings of one topic joined.
+fn resolve(routes: &RoutingTable, version: i16, requested: Vec<FetchTopic>) -> Vec<Topic> {
+    let mut topics: Vec<Topic> = Vec::new();
+    let mut last_key: Option<(Uuid, TopicName)> = None;
+    let mut seen: HashMap<(Uuid, TopicName, i32), (usize, usize)> = HashMap::new();
+    for t in requested {
+        // v13+ names a topic by id only; before, by name only.
+        let key = if version >= 13 {
+            (t.topic_id, TopicName::default())
+        } else {
+            (Uuid::nil(), t.topic.clone())
+        };
+        if last_key.as_ref() != Some(&key) {
             let route = if version >= 13 {
                 routes
                     .topic_by_id(&t.topic_id)
@@ -72,100 +128,169 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
                 Ok(r) => topic_name(&r.name),
                 Err(_) => t.topic.clone(),
             };
-            Topic {
+            topics.push(Topic {
                 name,
                 id: t.topic_id,
-                partitions: t
-                    .partitions
-                    .into_iter()
-                    .map(|p| Wanted {
-                        index: p.partition,
-                        offset: p.fetch_offset,
-                        max_bytes: p.partition_max_bytes.max(0) as usize,
-                        route: route.clone(),
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    let fetch = Fetch {
-        topics,
-        read_committed: req.isolation_level == 1,
-    };
-    let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
-    let min_bytes = req.min_bytes.max(0) as usize;
-    let max_bytes = if req.max_bytes <= 0 {
-        usize::MAX
-    } else {
-        req.max_bytes as usize
-    };
-    Box::pin(async move {
-        let deadline = Instant::now() + max_wait;
-        loop {
-            let results = read_all(&fetch).await;
-            let total: usize = results
-                .iter()
-                .flatten()
-                .map(|r| match r {
-                    Ok(read) => read.records.len(),
-                    Err(_) => 0,
-                })
-                .sum();
-            let any_error = results.iter().flatten().any(|r| r.is_err());
-            if total >= min_bytes || any_error || Instant::now() >= deadline {
-                return ResponseKind::Fetch(respond(&fetch.topics, results, max_bytes));
-            }
-            if !wait_for_data(&fetch, deadline).await {
-                let results = read_all(&fetch).await;
-                return ResponseKind::Fetch(respond(&fetch.topics, results, max_bytes));
+                route,
+                partitions: Vec::new(),
+            });
+            last_key = Some(key.clone());
+        }
+        let at = topics.len() - 1;
+        for p in t.partitions {
+            let wanted = Wanted {
+                index: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+            };
+            match seen.entry((key.0, key.1.clone(), p.partition)) {
+                Entry::Occupied(e) => {
+                    let (topic, slot) = *e.get();
+                    topics[topic].partitions[slot] = wanted;
+                }
+                Entry::Vacant(e) => {
+                    e.insert((at, topics[at].partitions.len()));
+                    topics[at].partitions.push(wanted);
+                }
             }
         }
-    })
+    }
+    topics.retain(|t| !t.partitions.is_empty());
+    topics
 }
 
-/// Reads every requested partition at once (fan out, then join).
-async fn read_all(fetch: &Fetch) -> Vec<Vec<Result<ReadOutcome, i16>>> {
-    let read_committed = fetch.read_committed;
-    let mut out = Vec::with_capacity(fetch.topics.len());
-    for topic in &fetch.topics {
-        let reads = topic.partitions.iter().map(|w| async move {
-            let route = w.route.as_ref().map_err(|code| *code)?;
-            let actor = route
-                .partition(w.index)
-                .ok_or(ResponseError::UnknownTopicOrPartition.code())?;
-            let rx = ask(actor, |reply| PartitionMsg::Read {
-                offset: w.offset,
-                max_bytes: w.max_bytes,
-                min_one: true,
-                read_committed,
-                reply,
-            })
-            .ok_or(ResponseError::NotLeaderOrFollower.code())?;
-            match rx.await {
-                Ok(Ok(read)) => Ok(read),
-                Ok(Err(err)) => Err(err.code()),
-                Err(_) => Err(ResponseError::NotLeaderOrFollower.code()),
+/// Reads every requested partition within the budget it takes: each partition's share is
+/// min(partition_max_bytes, what is left), in request order, so no read allocates past
+/// what the request holds. Reads whose shares fit together run at once (fan out, join),
+/// then the next ones get what those left. The first partition with data whose first
+/// batch did not fit is read once more for that one batch, with budget taken for it
+/// (KIP-74).
+async fn read_all(
+    fetch: &Fetch,
+    memory: &FetchMemory,
+    deadline: Instant,
+) -> (Vec<Vec<Read>>, Held) {
+    let wanted: Vec<(&Topic, &Wanted)> = fetch
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |w| (t, w)))
+        .collect();
+    let shares: Vec<usize> = wanted.iter().map(|(_, w)| w.max_bytes).collect();
+    let mut held = memory.take(fetch.max_bytes, deadline).await;
+    let mut room = held.bytes();
+    let mut results: Vec<Option<Read>> = wanted.iter().map(|_| None).collect();
+    let mut next = 0;
+    while next < wanted.len() {
+        let round = plan_round(&shares, next, room);
+        next += round.len();
+        let reads = round
+            .iter()
+            .map(|&(i, share)| read_one(wanted[i].0, wanted[i].1, share, fetch.read_committed));
+        for (&(i, _), read) in round.iter().zip(join_all(reads).await) {
+            if let Ok(read) = &read {
+                room = room.saturating_sub(read.records.len());
             }
-        });
-        out.push(join_all(reads).await);
+            results[i] = Some(read);
+        }
     }
-    out
+    if let Some((i, size)) = first_starved(&results) {
+        if let Some(extra) = memory.take_all(size, deadline).await {
+            held.merge(extra);
+            let (topic, w) = wanted[i];
+            results[i] = Some(read_one(topic, w, size, fetch.read_committed).await);
+        }
+    }
+    let used = results
+        .iter()
+        .flatten()
+        .map(|r| r.as_ref().map_or(0, |read| read.records.len()))
+        .sum();
+    held.shrink_to(used);
+    let mut results = results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(ResponseError::UnknownServerError.code())));
+    let nested = fetch
+        .topics
+        .iter()
+        .map(|t| results.by_ref().take(t.partitions.len()).collect())
+        .collect();
+    (nested, held)
+}
+
+/// The partitions read together next, from `next`, with their shares: while `room` is
+/// left, as many as fit in it (at least one); when none is left, all the rest with
+/// nothing (they still answer their offsets).
+fn plan_round(shares: &[usize], next: usize, room: usize) -> Vec<(usize, usize)> {
+    if room == 0 {
+        return (next..shares.len()).map(|i| (i, 0)).collect();
+    }
+    let mut left = room;
+    let mut round = Vec::new();
+    for (i, &max) in shares.iter().enumerate().skip(next) {
+        if left == 0 {
+            break;
+        }
+        let share = max.min(left);
+        round.push((i, share));
+        left -= share;
+    }
+    round
+}
+
+/// KIP-74: the partition that gets one batch past the limits, with that batch's size:
+/// the first one that has data but returned none because its first batch did not fit,
+/// when no partition before it returned data.
+fn first_starved(results: &[Option<Read>]) -> Option<(usize, usize)> {
+    for (i, read) in results.iter().enumerate() {
+        if let Some(Ok(read)) = read {
+            if !read.records.is_empty() {
+                return None;
+            }
+            if read.next_batch_bytes > 0 {
+                return Some((i, read.next_batch_bytes));
+            }
+        }
+    }
+    None
+}
+
+/// One partition, at most `max_bytes`.
+async fn read_one(topic: &Topic, w: &Wanted, max_bytes: usize, read_committed: bool) -> Read {
+    let route = topic.route.as_ref().map_err(|code| *code)?;
+    let actor = route
+        .partition(w.index)
+        .ok_or(ResponseError::UnknownTopicOrPartition.code())?;
+    let rx = ask(actor, |reply| PartitionMsg::Read {
+        offset: w.offset,
+        max_bytes,
+        min_one: false,
+        read_committed,
+        reply,
+    })
+    .ok_or(ResponseError::NotLeaderOrFollower.code())?;
+    match rx.await {
+        Ok(Ok(read)) => Ok(read),
+        Ok(Err(err)) => Err(err.code()),
+        Err(_) => Err(ResponseError::NotLeaderOrFollower.code()),
+    }
 }
 
 /// Parks a waiter in every partition; true when one reported data before the deadline.
 async fn wait_for_data(fetch: &Fetch, deadline: Instant) -> bool {
     let mut waits = Vec::new();
-    for w in fetch.topics.iter().flat_map(|t| t.partitions.iter()) {
-        let Ok(route) = &w.route else { continue };
-        let Some(actor) = route.partition(w.index) else {
-            continue;
-        };
-        if let Some(rx) = ask(actor, |notify| PartitionMsg::WaitForData {
-            offset: w.offset,
-            read_committed: fetch.read_committed,
-            notify,
-        }) {
-            waits.push(rx);
+    for t in &fetch.topics {
+        let Ok(route) = &t.route else { continue };
+        for w in &t.partitions {
+            let Some(actor) = route.partition(w.index) else {
+                continue;
+            };
+            if let Some(rx) = ask(actor, |notify| PartitionMsg::WaitForData {
+                offset: w.offset,
+                read_committed: fetch.read_committed,
+                notify,
+            }) {
+                waits.push(rx);
+            }
         }
     }
     if waits.is_empty() {
@@ -178,12 +303,7 @@ async fn wait_for_data(fetch: &Fetch, deadline: Instant) -> bool {
         .is_ok()
 }
 
-fn respond(
-    topics: &[Topic],
-    results: Vec<Vec<Result<ReadOutcome, i16>>>,
-    max_bytes: usize,
-) -> FetchResponse {
-    let mut used = 0usize;
+fn respond(topics: &[Topic], results: Vec<Vec<Read>>) -> FetchResponse {
     let responses = topics
         .iter()
         .zip(results)
@@ -194,8 +314,6 @@ fn respond(
                 .zip(reads)
                 .map(|(w, read)| match read {
                     Ok(read) => {
-                        let records = fit(read.records, max_bytes.saturating_sub(used), used == 0);
-                        used += records.len();
                         let aborted = read
                             .aborted
                             .iter()
@@ -214,7 +332,7 @@ fn respond(
                             .with_log_start_offset(read.log_start_offset)
                             .with_aborted_transactions(Some(aborted))
                             .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
-                            .with_records(Some(records))
+                            .with_records(Some(read.records))
                     }
                     Err(code) => error_entry(w.index, code),
                 })
@@ -238,55 +356,48 @@ fn error_entry(index: i32, code: i16) -> PartitionData {
         .with_last_stable_offset(-1)
         .with_log_start_offset(-1)
         .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
-        .with_records(Some(Bytes::new()))
-}
-
-/// Keeps the whole batches of `records` that fit in `room`; when `first` is true and not
-/// even one fits, keeps the first batch anyway (KIP-74).
-fn fit(records: Bytes, room: usize, first: bool) -> Bytes {
-    if records.len() <= room {
-        return records;
-    }
-    let mut end = 0usize;
-    while end + LOG_OVERHEAD <= records.len() {
-        let length = i32::from_be_bytes([
-            records[end + 8],
-            records[end + 9],
-            records[end + 10],
-            records[end + 11],
-        ]);
-        let next = end + LOG_OVERHEAD + length.max(0) as usize;
-        if next > records.len() || (next > room && !(first && end == 0)) {
-            break;
-        }
-        end = next;
-        if end > room {
-            break;
-        }
-    }
-    records.slice(..end)
+        .with_records(Some(bytes::Bytes::new()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn batch(len: usize) -> Vec<u8> {
-        let mut b = vec![0u8; len];
-        b[8..12].copy_from_slice(&((len - LOG_OVERHEAD) as i32).to_be_bytes());
-        b
+    #[test]
+    fn rounds_share_the_room_in_request_order() {
+        // Everything fits: one round.
+        assert_eq!(
+            plan_round(&[10, 10, 10], 0, 100),
+            vec![(0, 10), (1, 10), (2, 10)]
+        );
+        // A huge partition limit takes all the room: the others wait for what it leaves.
+        assert_eq!(plan_round(&[usize::MAX, 10], 0, 100), vec![(0, 100)]);
+        assert_eq!(plan_round(&[usize::MAX, 10], 1, 60), vec![(1, 10)]);
+        // The last share is cut to what is left.
+        assert_eq!(plan_round(&[60, 60, 60], 0, 100), vec![(0, 60), (1, 40)]);
+        // No room: the rest in one round, reading nothing.
+        assert_eq!(plan_round(&[60, 60, 60], 1, 0), vec![(1, 0), (2, 0)]);
+    }
+
+    fn outcome(records: usize, next_batch_bytes: usize) -> Option<Read> {
+        Some(Ok(ReadOutcome {
+            records: bytes::Bytes::from(vec![0u8; records]),
+            high_watermark: 0,
+            last_stable_offset: 0,
+            log_start_offset: 0,
+            aborted: Vec::new(),
+            next_batch_bytes,
+        }))
     }
 
     #[test]
-    fn fit_keeps_whole_batches_and_at_least_one_first() {
-        let mut all = batch(100);
-        all.extend(batch(100));
-        all.extend(batch(100));
-        let records = Bytes::from(all);
-        assert_eq!(fit(records.clone(), 1000, false).len(), 300);
-        assert_eq!(fit(records.clone(), 250, false).len(), 200);
-        assert_eq!(fit(records.clone(), 50, false).len(), 0);
-        assert_eq!(fit(records.clone(), 50, true).len(), 100);
-        assert_eq!(fit(records, 0, true).len(), 100);
+    fn one_batch_past_the_limits_only_before_any_data() {
+        let error = Some(Err(3));
+        assert_eq!(
+            first_starved(&[outcome(0, 0), error.clone(), outcome(0, 500), outcome(0, 9)]),
+            Some((2, 500))
+        );
+        assert_eq!(first_starved(&[outcome(10, 500), outcome(0, 500)]), None);
+        assert_eq!(first_starved(&[outcome(0, 0), outcome(0, 0)]), None);
     }
 }

@@ -1,5 +1,7 @@
-//! Shared by the group handlers: finding a group's coordinator actor.
+//! Shared by the group handlers: finding a group's coordinator actor, and the bound on
+//! committed offset metadata.
 
+use kafka_protocol::protocol::StrBytes;
 use ractor::ActorRef;
 
 use crate::actors::group::GroupMsg;
@@ -19,4 +21,10 @@ pub async fn group(
         reply,
     })?;
     rx.await.ok().flatten()
+}
+
+/// True when a committed offset's metadata is longer than offset_metadata_max_bytes:
+/// OFFSET_METADATA_TOO_LARGE for that partition, as Kafka's group coordinator answers.
+pub fn metadata_too_large(ctx: &BrokerContext, metadata: Option<&StrBytes>) -> bool {
+    metadata.is_some_and(|m| m.len() > ctx.config.offset_metadata_max_bytes)
 }

@@ -1,5 +1,6 @@
 //! OffsetCommit v2-v9: the group actor writes the offsets to its record file and fsyncs
-//! before answering. A partition of an unknown topic gets UNKNOWN_TOPIC_OR_PARTITION.
+//! before answering. A partition of an unknown topic gets UNKNOWN_TOPIC_OR_PARTITION, one
+//! whose metadata is too long OFFSET_METADATA_TOO_LARGE; the others are still committed.
 
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -7,7 +8,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, ResponseKind};
 use kafka_protocol::ResponseError;
 
-use super::groups::group;
+use super::groups::{group, metadata_too_large};
 use crate::actors::group::GroupMsg;
 use crate::actors::group_store::CommittedOffset;
 use crate::protocol::context::ask;
@@ -28,6 +29,13 @@ pub async fn prepare(ctx: &BrokerContext, req: OffsetCommitRequest) -> ResponseF
                 parts.push((
                     p.partition_index,
                     Some(ResponseError::UnknownTopicOrPartition.code()),
+                ));
+                continue;
+            }
+            if metadata_too_large(ctx, p.committed_metadata.as_ref()) {
+                parts.push((
+                    p.partition_index,
+                    Some(ResponseError::OffsetMetadataTooLarge.code()),
                 ));
                 continue;
             }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
+use tracing::warn;
 
 use crate::actors::metadata::MetadataMsg;
 use crate::actors::partition::{AppendOutcome, PartitionMsg};
@@ -27,6 +28,13 @@ enum Pending {
 
 pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) -> Prepared {
     let acks = req.acks;
+    if !matches!(acks, -1..=1) {
+        warn!(
+            acks,
+            "Refusing a Produce with invalid acks: INVALID_REQUIRED_ACKS."
+        );
+        return refuse_all(req, ResponseError::InvalidRequiredAcks.code());
+    }
     if ctx.config.auto_create_topics {
         let routes = ctx.routes();
         let missing: BTreeSet<String> = req
@@ -110,6 +118,30 @@ pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) ->
     Prepared {
         response,
         expects_response: acks != 0,
+    }
+}
+
+/// Every partition of `req` answered with `code`, nothing appended or created (Kafka's
+/// answer to acks outside -1, 0 and 1).
+fn refuse_all(req: ProduceRequest, code: i16) -> Prepared {
+    let responses = req
+        .topic_data
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_data
+                .iter()
+                .map(|p| error_entry(p.index, code))
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    let response = ProduceResponse::default().with_responses(responses);
+    Prepared {
+        response: Box::pin(async move { ResponseKind::Produce(response) }),
+        expects_response: true,
     }
 }
 

@@ -8,6 +8,9 @@
 //! - `recovery`: arbitrary bytes as a segment file, then log recovery, a full read, the
 //!   index check and `broker check`.
 //!
+//! The corpus also holds the hostile shapes of `hostile` (repeated partitions with huge
+//! limits, invalid acks, nested compression, giant config values and offset metadata).
+//!
 //! Inputs are the corpus files in `fuzz/corpus/<target>/` and mutations of them (bit
 //! flips, byte stores, interesting integers, insertions, deletions, splices). A panic is a
 //! failure: the input is written to `fuzz/crashes/` and the seed printed. No hang: every
@@ -16,6 +19,8 @@
 //!   cargo run --release --example fuzz -- --target all --seconds 60
 //!   cargo run --example fuzz -- --target all --execs 2000     (CI)
 //!   cargo run --example fuzz -- --write-corpus                 (regenerate the seeds)
+
+mod hostile;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -329,14 +334,16 @@ fn request_frame<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Vec<u8> {
     buf.to_vec()
 }
 
+/// The batch most frame seeds carry.
+fn seed_batch() -> Vec<u8> {
+    build_batch(&[(Some(b"k"), Some(b"v")), (None, None)], 1_700_000_000_000)
+}
+
 fn write_corpus() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let name = |s: &str| TopicName(StrBytes::from_string(s.into()));
-    let batch = Bytes::from(build_batch(
-        &[(Some(b"k"), Some(b"v")), (None, None)],
-        1_700_000_000_000,
-    ));
-    let mut frames: Vec<(String, Vec<u8>)> = Vec::new();
+    let batch = Bytes::from(seed_batch());
+    let mut frames: Vec<(String, Vec<u8>)> = hostile::frames();
     for (api, min, max) in versions::SUPPORTED {
         for v in [*min, *max] {
             let bytes = match api {
@@ -466,6 +473,8 @@ fn write_corpus() {
             ("one.bin".into(), b1.clone()),
             ("three-records.bin".into(), b3.clone()),
             ("two-batches.bin".into(), two),
+            ("nested-compression.bin".into(), hostile::nested_batch()),
+            ("absurd-count.bin".into(), hostile::absurd_count_batch()),
         ],
     );
     // Segments as the log writes them: base offsets assigned in order.
