@@ -20,10 +20,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::batch::{validate_batch, BatchHeader, HEADER_SIZE};
-use super::batch_records::{parse_records, rebuild, records_body};
+use super::batch_records::{parse_records, rebuild};
+use super::decompression::records_body;
 use super::io::{LogFile, Storage};
 use super::segment::file_name;
 use super::StorageError;
+use tracing::warn;
 
 /// Per-entry overhead counted against the map's budget, beside the key bytes.
 const ENTRY_OVERHEAD: usize = 64;
@@ -83,6 +85,8 @@ pub struct CleanJob {
     pub segments: Vec<CleanInput>,
     /// Offsets from here on have not been mapped by an earlier pass.
     pub dirty_from: i64,
+    /// A batch expanding past this is kept whole, never decompressed further.
+    pub max_records_bytes: usize,
     pub now_ms: i64,
     pub delete_retention_ms: i64,
     pub limits: CleanerLimits,
@@ -137,6 +141,19 @@ fn for_each_batch(
 }
 
 impl CleanJob {
+    /// The batch's records decompressed within the bound, or None (logged) when they
+    /// are not: such a batch was written before the bound existed or by another tool.
+    fn body(&self, batch: &[u8], h: &BatchHeader) -> Option<Vec<u8>> {
+        match records_body(batch, h, self.max_records_bytes) {
+            Ok(body) => Some(body),
+            Err(err) => {
+                warn!(dir = %self.dir.display(), base_offset = h.base_offset, %err,
+                    "The cleaner keeps a batch whole: its records do not decompress within the bound.");
+                None
+            }
+        }
+    }
+
     pub fn run(&self, storage: &dyn Storage) -> Result<CleanOutcome, StorageError> {
         let mut outcome = CleanOutcome::default();
         let mut throttle = Throttle::new(self.limits.io_bytes_per_second);
@@ -155,7 +172,11 @@ impl CleanJob {
                 if h.is_control() || h.is_transactional() || h.last_offset() < self.dirty_from {
                     return Ok(());
                 }
-                let body = records_body(batch, h)?;
+                // A batch that does not decompress within the bound is kept whole in
+                // step 3 (keeping a record is always safe); its keys are not mapped.
+                let Some(body) = self.body(batch, h) else {
+                    return Ok(());
+                };
                 for r in parse_records(&body)? {
                     let offset = h.base_offset + r.offset_delta;
                     if let (Some(k), true) = (r.key, offset >= self.dirty_from) {
@@ -211,10 +232,12 @@ impl CleanJob {
                 let keep_whole = h.is_control()
                     || h.is_transactional()
                     || last_batch.get(&h.producer_id) == Some(&h.base_offset);
-                let written = if keep_whole {
-                    batch.to_vec()
+                let body = if keep_whole {
+                    None
                 } else {
-                    let body = records_body(batch, h)?;
+                    self.body(batch, h)
+                };
+                let written = if let Some(body) = body {
                     let records = parse_records(&body)?;
                     let kept: Vec<_> = records
                         .iter()
@@ -235,6 +258,8 @@ impl CleanJob {
                     } else {
                         rebuild(batch, h, &body, &kept)?
                     }
+                } else {
+                    batch.to_vec()
                 };
                 if !written.is_empty() {
                     out.write_at(&written, size)

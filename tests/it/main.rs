@@ -11,6 +11,7 @@ mod actor_txn;
 mod client_compaction;
 mod client_durability;
 mod client_groups;
+mod client_hostile_records;
 mod client_idempotence;
 mod client_metrics;
 mod client_protocol;
