@@ -24,6 +24,8 @@ pub mod log_checkpoint;
 pub mod offset_index;
 pub mod producer_state;
 pub mod record_file;
+#[cfg(test)]
+mod record_file_tests;
 pub mod segment;
 pub mod sim;
 pub mod time_index;
