@@ -280,3 +280,80 @@ impl CleanJob {
         Ok(outcome)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::batch_builder::build_batch;
+    use crate::storage::sim::SimStorage;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use std::path::Path;
+
+    /// A zstd batch at offset 0 of one record keyed "k" whose value is `zeros` zeros.
+    fn zstd_batch(zeros: usize) -> Vec<u8> {
+        let record = Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: 0,
+            timestamp: 1_000,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from(vec![0u8; zeros])),
+            headers: Default::default(),
+            delete_horizon: false,
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::Zstd,
+        };
+        RecordBatchEncoder::encode(&mut buf, std::slice::from_ref(&record), &options).unwrap();
+        buf.to_vec()
+    }
+
+    #[test]
+    fn a_batch_expanding_past_the_bound_is_kept_whole_not_decompressed() {
+        let sim = SimStorage::new();
+        let bomb = zstd_batch(4 << 20);
+        // A later record of the same key, which would supersede the bomb's.
+        let mut later = build_batch(&[(Some(b"k"), Some(b"v"))], 2_000);
+        later[..8].copy_from_slice(&1i64.to_be_bytes());
+        let mut segment = bomb.clone();
+        segment.extend_from_slice(&later);
+        let path = Path::new("/d").join(file_name(0, "log"));
+        sim.set_file_contents(&path, segment.clone());
+        let job = CleanJob {
+            dir: PathBuf::from("/d"),
+            segments: vec![CleanInput {
+                base_offset: 0,
+                size: segment.len() as u64,
+                next_offset: 2,
+                file: sim.open(&path, false).unwrap(),
+            }],
+            dirty_from: 0,
+            max_records_bytes: 1 << 20,
+            now_ms: 10_000,
+            delete_retention_ms: 0,
+            limits: CleanerLimits {
+                map_bytes: 1 << 20,
+                io_bytes_per_second: 0,
+            },
+        };
+        let outcome = job.run(&sim).unwrap();
+        assert_eq!(outcome.records_removed, 0);
+        let cleaned = sim
+            .file_contents(&Path::new("/d").join(format!("{}.cleaned", file_name(0, "log"))))
+            .unwrap();
+        assert_eq!(
+            cleaned, segment,
+            "the bomb is kept whole, the later record too"
+        );
+    }
+}
