@@ -23,7 +23,9 @@ const MIN_LIMIT: usize = 1 << 20;
 /// ... nor above this (the cleaner holds one decompressed batch in memory).
 const MAX_LIMIT: usize = 1 << 30;
 /// zstd frames declare their window, which the decoder allocates: 2^24 (16 MiB) covers
-/// every level up to 19 (Kafka's default is 3, window 2^21); the ultra levels are refused.
+/// every level up to 19 (Kafka's default is 3, window 2^21), and zstd shrinks the window
+/// to the content when the size is known, as it is for a producer's batch; a frame asking
+/// for more is refused rather than allocated.
 const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 
 /// The most bytes a batch of a topic with this max.message.bytes may decompress to.
