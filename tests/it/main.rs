@@ -6,6 +6,7 @@ mod actor_compaction;
 mod actor_group;
 mod actor_metadata;
 mod actor_partition;
+mod actor_record_files;
 mod actor_stalled_disk;
 mod actor_txn;
 mod client_compaction;
