@@ -2,8 +2,7 @@
 //!
 //! For every partition directory it reads every segment's batches (length, magic, CRC-32C,
 //! offsets continuing across batches and segments) and checks each offset- and time-index
-//! entry against the log; it reads the metadata record file and every group's record file
-//! (length, CRC-32C, decoding).
+//! entry against the log; it reads every record file (`check_record_files`).
 //! Each problem is reported with its file and byte position. Run it while the broker is
 //! stopped.
 //!
@@ -14,11 +13,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::actors::group_store::GroupRecord;
-use crate::actors::metadata::MetadataRecord;
 use crate::storage::batch::{validate_batch, BatchHeader, HEADER_SIZE};
 use crate::storage::segment::{file_name, parse_base_offset};
-use crate::storage::{LogConfig, PartitionLog, RecordFile, Storage};
+use crate::storage::{LogConfig, PartitionLog, Storage};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -49,16 +46,16 @@ pub fn check(storage: Arc<dyn Storage>, data_dir: &Path, repair: bool) -> std::i
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if name == "__meta" {
-            let path = entry.join("topics.log");
-            check_records::<MetadataRecord>(storage.clone(), &path, repair, &mut report);
-        } else if name == "__groups" {
-            for file in storage.list_dir(&entry)? {
-                if file.extension().is_some_and(|e| e == "log") {
-                    check_records::<GroupRecord>(storage.clone(), &file, repair, &mut report);
-                }
-            }
-        } else if !name.ends_with("-delete") && storage.list_dir(&entry).is_ok() {
+        if crate::check_record_files::check_store_dir(
+            storage.clone(),
+            &entry,
+            &name,
+            repair,
+            &mut report,
+        )? {
+            continue;
+        }
+        if !name.ends_with("-delete") && storage.list_dir(&entry).is_ok() {
             check_partition(storage.clone(), &entry, repair, &mut report)?;
         }
     }
@@ -372,74 +369,12 @@ fn index_problem(path: &Path, position: u64, what: String) -> Problem {
     }
 }
 
-/// A framed record file (metadata, a group's offsets): length, CRC-32C, decoding as `T`.
-fn check_records<T: serde::Serialize + serde::de::DeserializeOwned>(
-    storage: Arc<dyn Storage>,
-    path: &Path,
-    repair: bool,
-    report: &mut Report,
-) {
-    let Some(bytes) = read_file(storage.as_ref(), path) else {
-        return;
-    };
-    report.records_files += 1;
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        let problem = if bytes.len() - pos < 8 {
-            Some("a frame header is cut short".to_string())
-        } else {
-            let size =
-                u32::from_be_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]])
-                    as usize;
-            let crc = u32::from_be_bytes([
-                bytes[pos + 4],
-                bytes[pos + 5],
-                bytes[pos + 6],
-                bytes[pos + 7],
-            ]);
-            if pos + 8 + size > bytes.len() {
-                Some(format!("record of {size} bytes is cut short"))
-            } else if crc32c::crc32c(&bytes[pos + 8..pos + 8 + size]) != crc {
-                Some("CRC-32C mismatch".to_string())
-            } else if let Err(e) = rmp_serde::from_slice::<T>(&bytes[pos + 8..pos + 8 + size]) {
-                Some(format!("record does not decode: {e}"))
-            } else {
-                pos += 8 + size;
-                None
-            }
-        };
-        if let Some(what) = problem {
-            report.problems.push(Problem {
-                file: path.to_path_buf(),
-                position: pos as u64,
-                what: what.clone(),
-                torn_tail: true,
-            });
-            if repair {
-                match RecordFile::<T>::open(storage.clone(), path.to_path_buf()) {
-                    Ok((_, records, cut)) => {
-                        report.repairs.push(format!(
-                            "cut {cut} bytes off {} at byte {pos}; {} records kept",
-                            path.display(),
-                            records.len()
-                        ));
-                        report.problems.pop();
-                    }
-                    Err(err) => report
-                        .repairs
-                        .push(format!("could not repair {}: {err}", path.display())),
-                }
-            }
-            return;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::batch_builder::build_batch;
     use crate::storage::sim::SimStorage;
+    use crate::storage::RecordFile;
 
     fn log_with_batches(sim: &SimStorage, n: usize) -> PathBuf {
         let storage: Arc<dyn Storage> = Arc::new(sim.clone());

@@ -8,7 +8,8 @@
 //! - `actors`: broker root, listener, connection, metadata, partition, routing snapshot.
 //! - `protocol`: framing, the version table, the dispatch `match`, one handler per API.
 //! - `storage`: record batches, the storage seam, segments, indexes, the partition log.
-//! - `check`: the offline verifier behind `broker check`.
+//! - `check`: the offline verifier behind `broker check`; `check_record_files` for the
+//!   record files (metadata, groups, transactions).
 //! - `topic_config`: topic config names, defaults and validation.
 //! - `broker_config`: dynamic broker configs, the layers topic configs default to.
 //! - `error`: typed actor errors and their Kafka error codes.
@@ -17,6 +18,7 @@
 pub mod actors;
 pub mod broker_config;
 pub mod check;
+pub mod check_record_files;
 pub mod config;
 pub mod error;
 pub mod metrics;

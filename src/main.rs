@@ -32,6 +32,8 @@ enum Command {
         #[arg(long)]
         data_dir: PathBuf,
         /// Cut torn tails and rewrite indexes, as recovery would; never drops a valid batch.
+        /// A record file (metadata, group, transaction) corrupt before its end, which the
+        /// broker refuses to start with, is cut at the corruption.
         #[arg(long)]
         repair: bool,
     },

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use super::children::Children;
 use super::group::{GroupArgs, GroupCoordinator, GroupMsg, GroupSettings};
 use super::group_store::GroupStore;
+use crate::storage::record_file::create_store_dir;
 use crate::storage::Storage;
 
 pub enum GroupRegistryMsg {
@@ -56,7 +57,7 @@ impl Actor for GroupRegistry {
         myself: ActorRef<Self::Msg>,
         args: GroupRegistryArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        args.storage.create_dir_all(&args.dir)?;
+        create_store_dir(args.storage.as_ref(), &args.dir)?;
         let mut state = GroupRegistryState {
             args,
             groups: Children::default(),
@@ -65,7 +66,8 @@ impl Actor for GroupRegistry {
             if path.extension().is_none_or(|e| e != "log") {
                 continue;
             }
-            match GroupStore::group_id_of(state.args.storage.clone(), &path) {
+            // A corrupt group file fails the start (naming it) rather than being skipped.
+            match GroupStore::group_id_of(state.args.storage.clone(), &path)? {
                 Some(id) => {
                     state.spawn(&myself, &id).await?;
                 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::storage::record_file::create_store_dir;
 use crate::storage::{RecordFile, Storage, StorageError};
 
 /// (topic, partition)
@@ -159,21 +160,23 @@ impl GroupStore {
         Ok((store, offsets))
     }
 
-    /// The group id stored in a group file (for loading groups at start).
-    pub fn group_id_of(storage: Arc<dyn Storage>, path: &Path) -> Option<String> {
-        let (_, records, _) = RecordFile::<GroupRecord>::open(storage, path.to_path_buf()).ok()?;
-        match records.into_iter().next()? {
-            GroupRecord::Group { id } => Some(id),
+    /// The group id stored in a group file (for loading groups at start); an error when
+    /// the file is corrupt before its end.
+    pub fn group_id_of(
+        storage: Arc<dyn Storage>,
+        path: &Path,
+    ) -> Result<Option<String>, StorageError> {
+        let (_, records, _) = RecordFile::<GroupRecord>::open(storage, path.to_path_buf())?;
+        Ok(match records.into_iter().next() {
+            Some(GroupRecord::Group { id }) => Some(id),
             _ => None,
-        }
+        })
     }
 
     fn file(&mut self, group_id: &str) -> Result<&mut RecordFile<GroupRecord>, StorageError> {
         if self.file.is_none() {
             if let Some(dir) = self.path.parent() {
-                self.storage
-                    .create_dir_all(dir)
-                    .map_err(|e| StorageError::io(dir, e))?;
+                create_store_dir(self.storage.as_ref(), dir)?;
             }
             let (mut file, _, _) = RecordFile::open(self.storage.clone(), self.path.clone())?;
             file.append(&GroupRecord::Group {

@@ -29,6 +29,7 @@ use crate::broker_config::{BrokerDefaults, DynamicBrokerConfigs};
 use crate::config::Config;
 use crate::error::MetadataError;
 use crate::storage::cleaner::CleanerLimits;
+use crate::storage::record_file::create_store_dir;
 use crate::storage::{LogConfig, RecordFile, Storage};
 use crate::topic_config;
 
@@ -67,10 +68,10 @@ impl Actor for Metadata {
         args: MetadataArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let data_dir = args.config.data_dir.clone();
-        args.storage.create_dir_all(&data_dir)?;
+        create_store_dir(args.storage.as_ref(), &data_dir)?;
         remove_deleted_dirs(args.storage.as_ref(), &data_dir);
         let meta_dir = data_dir.join("__meta");
-        args.storage.create_dir_all(&meta_dir)?;
+        create_store_dir(args.storage.as_ref(), &meta_dir)?;
         let (store, records, truncated) =
             RecordFile::<MetadataRecord>::open(args.storage.clone(), meta_dir.join("topics.log"))?;
         if truncated > 0 {
@@ -150,6 +151,8 @@ impl Actor for Metadata {
                     after = live.len(),
                     "Compacted the metadata record file."
                 ),
+                // Failed after its rename: the store refuses writes, so the start fails.
+                Err(err) if state.store.is_failed() => return Err(err.into()),
                 Err(err) => {
                     warn!(%err, "Could not compact the metadata record file; it stays as it is.")
                 }

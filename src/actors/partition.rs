@@ -26,6 +26,7 @@ use crate::error::PartitionError;
 use crate::storage::batch::split_batches;
 use crate::storage::batch_records::every_record_has_a_key;
 use crate::storage::cleaner::CleanOutcome;
+use crate::storage::decompression::decompressed_limit;
 use crate::storage::producer_state::ProducerSummary;
 use crate::storage::txn_state::AbortedTxn;
 use crate::storage::{LogConfig, PartitionLog, Storage, StorageError};
@@ -450,8 +451,10 @@ impl PartitionState {
             }
         };
         if self.args.log.compaction.is_some() {
+            // Streamed and bounded: a batch expanding past the limit is INVALID_RECORD.
+            let key_check_limit = decompressed_limit(self.args.log.max_batch_bytes);
             for (header, range) in &batches {
-                match every_record_has_a_key(&records[range.clone()], header) {
+                match every_record_has_a_key(&records[range.clone()], header, key_check_limit) {
                     Ok(true) => {}
                     Ok(false) => {
                         let _ = reply.send(Err(PartitionError::InvalidRecord(

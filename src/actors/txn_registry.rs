@@ -10,6 +10,7 @@ use super::children::Children;
 use super::txn_coordinator::{TxnCoordinator, TxnCoordinatorArgs};
 use super::txn_messages::{TxnDeps, TxnMsg};
 use super::txn_store::TxnStore;
+use crate::storage::record_file::create_store_dir;
 
 pub enum TxnRegistryMsg {
     /// The coordinator of `transactional_id`; created when `create` is true.
@@ -45,7 +46,7 @@ impl Actor for TxnRegistry {
         myself: ActorRef<Self::Msg>,
         deps: TxnDeps,
     ) -> Result<Self::State, ActorProcessingErr> {
-        deps.storage.create_dir_all(&deps.dir)?;
+        create_store_dir(deps.storage.as_ref(), &deps.dir)?;
         let mut state = TxnRegistryState {
             deps,
             coordinators: Children::default(),
@@ -54,7 +55,8 @@ impl Actor for TxnRegistry {
             if path.extension().is_none_or(|e| e != "log") {
                 continue;
             }
-            match TxnStore::transactional_id_of(state.deps.storage.clone(), &path) {
+            // A corrupt transaction file fails the start (naming it) rather than being skipped.
+            match TxnStore::transactional_id_of(state.deps.storage.clone(), &path)? {
                 Some(id) => {
                     state.spawn(&myself, &id).await?;
                 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::group_store::file_name;
 use super::txn_messages::TxnMetadata;
+use crate::storage::record_file::create_store_dir;
 use crate::storage::{RecordFile, Storage, StorageError};
 
 const REWRITE_AFTER: usize = 256;
@@ -24,9 +25,7 @@ impl TxnStore {
         dir: &Path,
         transactional_id: &str,
     ) -> Result<(TxnStore, Option<TxnMetadata>), StorageError> {
-        storage
-            .create_dir_all(dir)
-            .map_err(|e| StorageError::io(dir, e))?;
+        create_store_dir(storage.as_ref(), dir)?;
         let (file, records, _) = RecordFile::open(storage, dir.join(file_name(transactional_id)))?;
         let count = records.len();
         let last = records.into_iter().last();
@@ -39,10 +38,14 @@ impl TxnStore {
         ))
     }
 
-    /// The transactional id stored in a file (for loading coordinators at start).
-    pub fn transactional_id_of(storage: Arc<dyn Storage>, path: &Path) -> Option<String> {
-        let (_, records, _) = RecordFile::<TxnMetadata>::open(storage, path.to_path_buf()).ok()?;
-        records.last().map(|m| m.transactional_id.clone())
+    /// The transactional id stored in a file (for loading coordinators at start); an
+    /// error when the file is corrupt before its end.
+    pub fn transactional_id_of(
+        storage: Arc<dyn Storage>,
+        path: &Path,
+    ) -> Result<Option<String>, StorageError> {
+        let (_, records, _) = RecordFile::<TxnMetadata>::open(storage, path.to_path_buf())?;
+        Ok(records.last().map(|m| m.transactional_id.clone()))
     }
 
     /// Makes `meta` durable (fsync) before the caller acts on it.

@@ -5,10 +5,13 @@
 
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use std::io::{self, Read};
+
+use bytes::BytesMut;
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use super::batch::{varlong, BatchHeader, HEADER_SIZE};
+use super::decompression::{codec_error as decompress_error, records_reader};
 use super::StorageError;
 
 /// One record of a batch body: where its bytes are, its offset delta, its key.
@@ -23,24 +26,7 @@ pub struct RawRecord {
 }
 
 fn codec_error(e: anyhow::Error) -> StorageError {
-    StorageError::InvalidBatch(format!("records do not decompress: {e}"))
-}
-
-/// The batch's record bytes, decompressed.
-pub fn records_body(batch: &[u8], header: &BatchHeader) -> Result<Bytes, StorageError> {
-    let raw = Bytes::copy_from_slice(batch.get(HEADER_SIZE..).unwrap_or_default());
-    let take = |b: &mut Bytes| -> anyhow::Result<Bytes> { Ok(std::mem::take(b)) };
-    let mut input = raw.clone();
-    match header.compression() {
-        0 => Ok(raw),
-        1 => Gzip::decompress(&mut input, take).map_err(codec_error),
-        2 => Snappy::decompress(&mut input, take).map_err(codec_error),
-        3 => Lz4::decompress(&mut input, take).map_err(codec_error),
-        4 => Zstd::decompress(&mut input, take).map_err(codec_error),
-        other => Err(StorageError::InvalidBatch(format!(
-            "unknown compression codec {other}"
-        ))),
-    }
+    StorageError::InvalidBatch(format!("records do not compress: {e}"))
 }
 
 fn compress(codec: u8, raw: &[u8]) -> Result<Vec<u8>, StorageError> {
@@ -108,13 +94,74 @@ pub fn parse_records(body: &[u8]) -> Result<Vec<RawRecord>, StorageError> {
     Ok(out)
 }
 
+/// A zigzag varlong read from a stream; `None` at a clean end of the stream.
+fn read_varlong(r: &mut (impl Read + ?Sized)) -> io::Result<Option<i64>> {
+    let mut value = 0u64;
+    for (i, shift) in (0..70).step_by(7).enumerate() {
+        let mut byte = [0u8];
+        if r.read(&mut byte)? == 0 {
+            if i == 0 {
+                return Ok(None);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "malformed record: a varint is cut short",
+            ));
+        }
+        value |= ((byte[0] & 0x7f) as u64) << shift;
+        if byte[0] & 0x80 == 0 {
+            return Ok(Some(((value >> 1) as i64) ^ -((value & 1) as i64)));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "malformed record: a varint is too long",
+    ))
+}
+
 /// Whether every record of the batch has a key (a compacted topic refuses keyless ones).
-pub fn every_record_has_a_key(batch: &[u8], header: &BatchHeader) -> Result<bool, StorageError> {
+/// Streamed: the records are decompressed as they are read and only their lengths and
+/// key lengths are looked at, so memory stays a small buffer whatever the batch expands
+/// to, and at most `limit` bytes are decompressed (beyond that: INVALID_RECORD).
+pub fn every_record_has_a_key(
+    batch: &[u8],
+    header: &BatchHeader,
+    limit: usize,
+) -> Result<bool, StorageError> {
     if header.is_control() {
         return Ok(true);
     }
-    let body = records_body(batch, header)?;
-    Ok(parse_records(&body)?.iter().all(|r| r.key.is_some()))
+    let mut reader = io::BufReader::with_capacity(16 * 1024, records_reader(batch, header, limit)?);
+    let bad = |what: &str| StorageError::InvalidBatch(format!("malformed record: {what}"));
+    let field = |r: &mut dyn Read, what: &str| {
+        read_varlong(r)
+            .map_err(decompress_error)?
+            .ok_or_else(|| StorageError::InvalidBatch(format!("malformed record: {what}")))
+    };
+    while let Some(length) = read_varlong(&mut reader).map_err(decompress_error)? {
+        let length = u64::try_from(length).map_err(|_| bad("negative length"))?;
+        let mut record = (&mut reader).take(length);
+        let mut attributes = [0u8];
+        record
+            .read_exact(&mut attributes)
+            .map_err(|_| bad("attributes"))?;
+        field(&mut record, "timestamp delta")?;
+        field(&mut record, "offset delta")?;
+        let key_len = field(&mut record, "key length")?;
+        if key_len < 0 {
+            return Ok(false);
+        }
+        if key_len as u64 > record.limit() {
+            return Err(bad("key past the record"));
+        }
+        let rest = record.limit();
+        // The rest of the record (key, value, headers) is read and dropped.
+        let skipped = io::copy(&mut record, &mut io::sink()).map_err(decompress_error)?;
+        if skipped != rest {
+            return Err(bad("length past the batch"));
+        }
+    }
+    Ok(true)
 }
 
 /// The batch rebuilt with only `kept` records of its (decompressed) `body`, recompressed
@@ -147,6 +194,8 @@ mod tests {
     use super::*;
     use crate::storage::batch::validate_batch;
     use crate::storage::batch_builder::build_batch;
+    use crate::storage::decompression::records_body;
+    use bytes::Bytes;
     use kafka_protocol::records::{
         Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
         TimestampType,
@@ -194,7 +243,7 @@ mod tests {
         ] {
             let batch = compressed(compression);
             let header = validate_batch(&batch).unwrap();
-            let body = records_body(&batch, &header).unwrap();
+            let body = records_body(&batch, &header, 1 << 20).unwrap();
             let records = parse_records(&body).unwrap();
             assert_eq!(records.len(), 4);
             assert!(records[3].tombstone && !records[2].tombstone);
@@ -220,10 +269,10 @@ mod tests {
     fn keyless_records_are_seen() {
         let keyed = build_batch(&[(Some(b"k"), Some(b"v"))], 0);
         let h = validate_batch(&keyed).unwrap();
-        assert!(every_record_has_a_key(&keyed, &h).unwrap());
+        assert!(every_record_has_a_key(&keyed, &h, 1 << 20).unwrap());
         let keyless = build_batch(&[(Some(b"k"), Some(b"v")), (None, Some(b"w"))], 0);
         let h = validate_batch(&keyless).unwrap();
-        assert!(!every_record_has_a_key(&keyless, &h).unwrap());
+        assert!(!every_record_has_a_key(&keyless, &h, 1 << 20).unwrap());
     }
 
     fn zigzag(v: i64, out: &mut Vec<u8>) {

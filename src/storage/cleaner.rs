@@ -20,10 +20,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::batch::{validate_batch, BatchHeader, HEADER_SIZE};
-use super::batch_records::{parse_records, rebuild, records_body};
+use super::batch_records::{parse_records, rebuild};
+use super::decompression::records_body;
 use super::io::{LogFile, Storage};
 use super::segment::file_name;
 use super::StorageError;
+use tracing::warn;
 
 /// Per-entry overhead counted against the map's budget, beside the key bytes.
 const ENTRY_OVERHEAD: usize = 64;
@@ -83,6 +85,8 @@ pub struct CleanJob {
     pub segments: Vec<CleanInput>,
     /// Offsets from here on have not been mapped by an earlier pass.
     pub dirty_from: i64,
+    /// A batch expanding past this is kept whole, never decompressed further.
+    pub max_records_bytes: usize,
     pub now_ms: i64,
     pub delete_retention_ms: i64,
     pub limits: CleanerLimits,
@@ -137,6 +141,19 @@ fn for_each_batch(
 }
 
 impl CleanJob {
+    /// The batch's records decompressed within the bound, or None (logged) when they
+    /// are not: such a batch was written before the bound existed or by another tool.
+    fn body(&self, batch: &[u8], h: &BatchHeader) -> Option<Vec<u8>> {
+        match records_body(batch, h, self.max_records_bytes) {
+            Ok(body) => Some(body),
+            Err(err) => {
+                warn!(dir = %self.dir.display(), base_offset = h.base_offset, %err,
+                    "The cleaner keeps a batch whole: its records do not decompress within the bound.");
+                None
+            }
+        }
+    }
+
     pub fn run(&self, storage: &dyn Storage) -> Result<CleanOutcome, StorageError> {
         let mut outcome = CleanOutcome::default();
         let mut throttle = Throttle::new(self.limits.io_bytes_per_second);
@@ -155,7 +172,11 @@ impl CleanJob {
                 if h.is_control() || h.is_transactional() || h.last_offset() < self.dirty_from {
                     return Ok(());
                 }
-                let body = records_body(batch, h)?;
+                // A batch that does not decompress within the bound is kept whole in
+                // step 3 (keeping a record is always safe); its keys are not mapped.
+                let Some(body) = self.body(batch, h) else {
+                    return Ok(());
+                };
                 for r in parse_records(&body)? {
                     let offset = h.base_offset + r.offset_delta;
                     if let (Some(k), true) = (r.key, offset >= self.dirty_from) {
@@ -211,10 +232,12 @@ impl CleanJob {
                 let keep_whole = h.is_control()
                     || h.is_transactional()
                     || last_batch.get(&h.producer_id) == Some(&h.base_offset);
-                let written = if keep_whole {
-                    batch.to_vec()
+                let body = if keep_whole {
+                    None
                 } else {
-                    let body = records_body(batch, h)?;
+                    self.body(batch, h)
+                };
+                let written = if let Some(body) = body {
                     let records = parse_records(&body)?;
                     let kept: Vec<_> = records
                         .iter()
@@ -235,6 +258,8 @@ impl CleanJob {
                     } else {
                         rebuild(batch, h, &body, &kept)?
                     }
+                } else {
+                    batch.to_vec()
                 };
                 if !written.is_empty() {
                     out.write_at(&written, size)
@@ -253,5 +278,82 @@ impl CleanJob {
             });
         }
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::batch_builder::build_batch;
+    use crate::storage::sim::SimStorage;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use std::path::Path;
+
+    /// A zstd batch at offset 0 of one record keyed "k" whose value is `zeros` zeros.
+    fn zstd_batch(zeros: usize) -> Vec<u8> {
+        let record = Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: 0,
+            timestamp: 1_000,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from(vec![0u8; zeros])),
+            headers: Default::default(),
+            delete_horizon: false,
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::Zstd,
+        };
+        RecordBatchEncoder::encode(&mut buf, std::slice::from_ref(&record), &options).unwrap();
+        buf.to_vec()
+    }
+
+    #[test]
+    fn a_batch_expanding_past_the_bound_is_kept_whole_not_decompressed() {
+        let sim = SimStorage::new();
+        let bomb = zstd_batch(4 << 20);
+        // A later record of the same key, which would supersede the bomb's.
+        let mut later = build_batch(&[(Some(b"k"), Some(b"v"))], 2_000);
+        later[..8].copy_from_slice(&1i64.to_be_bytes());
+        let mut segment = bomb.clone();
+        segment.extend_from_slice(&later);
+        let path = Path::new("/d").join(file_name(0, "log"));
+        sim.set_file_contents(&path, segment.clone());
+        let job = CleanJob {
+            dir: PathBuf::from("/d"),
+            segments: vec![CleanInput {
+                base_offset: 0,
+                size: segment.len() as u64,
+                next_offset: 2,
+                file: sim.open(&path, false).unwrap(),
+            }],
+            dirty_from: 0,
+            max_records_bytes: 1 << 20,
+            now_ms: 10_000,
+            delete_retention_ms: 0,
+            limits: CleanerLimits {
+                map_bytes: 1 << 20,
+                io_bytes_per_second: 0,
+            },
+        };
+        let outcome = job.run(&sim).unwrap();
+        assert_eq!(outcome.records_removed, 0);
+        let cleaned = sim
+            .file_contents(&Path::new("/d").join(format!("{}.cleaned", file_name(0, "log"))))
+            .unwrap();
+        assert_eq!(
+            cleaned, segment,
+            "the bomb is kept whole, the later record too"
+        );
     }
 }

@@ -32,6 +32,9 @@ pub enum StorageError {
         position: u64,
         reason: String,
     },
+    /// A record file's record above what its reader accepts: nothing was written.
+    #[error("record of {size} bytes exceeds the record file limit of {limit}")]
+    RecordTooLarge { size: usize, limit: usize },
     #[error("encoding error: {0}")]
     Encode(String),
     /// An idempotent producer's batch out of sequence or from an old epoch.

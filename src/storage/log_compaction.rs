@@ -172,6 +172,9 @@ impl PartitionLog {
                 })
                 .collect(),
             dirty_from: self.cleaner_offset,
+            max_records_bytes: crate::storage::decompression::decompressed_limit(
+                self.config.max_batch_bytes,
+            ),
             now_ms,
             delete_retention_ms: config.delete_retention_ms,
             limits,

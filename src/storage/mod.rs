@@ -8,6 +8,7 @@
 //! - `producer_state`: idempotent producers' last sequences per partition.
 //! - `control_batch`, `txn_state`: transaction markers and each partition's open and
 //!   aborted transactions (the last stable offset).
+//! - `decompression`: bounded, streamed decompression of a batch's records.
 //! - `record_file`: framed, CRC-checked rmp-serde records (metadata).
 
 pub mod batch;
@@ -15,6 +16,7 @@ pub mod batch_builder;
 pub mod batch_records;
 pub mod cleaner;
 pub mod control_batch;
+pub mod decompression;
 pub mod error;
 pub mod io;
 pub mod log;
@@ -22,6 +24,8 @@ pub mod log_checkpoint;
 pub mod offset_index;
 pub mod producer_state;
 pub mod record_file;
+#[cfg(test)]
+mod record_file_tests;
 pub mod segment;
 pub mod sim;
 pub mod time_index;

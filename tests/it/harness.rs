@@ -148,6 +148,17 @@ impl TestBroker {
         assert!(self.child.is_none(), "stop the broker before restarting it");
         self.spawn();
     }
+
+    /// The running broker's peak resident memory (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
 }
 
 impl Drop for TestBroker {
