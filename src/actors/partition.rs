@@ -219,11 +219,16 @@ pub struct PartitionState {
     parked_appends: Vec<ParkedAppend>,
     parked_fetches: Vec<ParkedFetch>,
     flush_in_flight: bool,
+    /// Shutdown flushes asked for while a background flush ran: answered once it is done
+    /// (one flush at a time).
+    waiting_flushes: Vec<RpcReplyPort<Result<(), PartitionError>>>,
     tick_scheduled: bool,
     /// Set once a write or fsync failed; the cause was logged then.
     failed: bool,
     /// The last append hit ENOSPC (logged once per episode).
     disk_full: bool,
+    /// The last roll hit EMFILE/ENFILE (logged once per episode).
+    out_of_files: bool,
     /// A cleaning pass is running on a blocking thread.
     cleaning: bool,
     gauges: crate::metrics::PartitionGauges,
@@ -279,9 +284,11 @@ impl Actor for Partition {
             parked_appends: Vec::new(),
             parked_fetches: Vec::new(),
             flush_in_flight: false,
+            waiting_flushes: Vec::new(),
             tick_scheduled: false,
             failed: false,
             disk_full: false,
+            out_of_files: false,
             cleaning: false,
         })
     }
@@ -311,6 +318,9 @@ impl Actor for Partition {
     ) -> Result<(), ActorProcessingErr> {
         for parked in state.parked_appends.drain(..) {
             parked.reply.fail(PartitionError::NotAvailable);
+        }
+        for reply in state.waiting_flushes.drain(..) {
+            let _ = reply.send(Err(PartitionError::NotAvailable));
         }
         Ok(())
     }
@@ -384,7 +394,13 @@ impl PartitionState {
                 let _ = reply.send(state.offsets());
             }
             PartitionMsg::Flush { reply } => {
-                let _ = reply.send(state.flush_now());
+                if state.flush_in_flight {
+                    // Its fsync has not returned: flushing beside it could acknowledge
+                    // appends that only it covers.
+                    state.waiting_flushes.push(reply);
+                } else {
+                    let _ = reply.send(state.flush_now());
+                }
             }
             PartitionMsg::Delete { reply } => {
                 state.delete();
@@ -482,6 +498,17 @@ impl PartitionState {
                     let _ = reply.send(Err(err.into()));
                     return;
                 }
+                Err(err) if err.is_out_of_files() && !self.log.is_failed() => {
+                    // Too many open files (a connection flood): the roll is retried by the
+                    // next append; KAFKA_STORAGE_ERROR is retriable for the client.
+                    if !self.out_of_files {
+                        warn!(topic = %self.args.topic, partition = self.args.partition, %err,
+                            "Could not open a new segment for lack of file descriptors; produces are refused until one opens.");
+                    }
+                    self.out_of_files = true;
+                    let _ = reply.send(Err(PartitionError::StorageFailed));
+                    return;
+                }
                 Err(err) if err.is_no_space() && !self.log.is_failed() => {
                     // Earlier batches of this request may be in; none is acknowledged.
                     // The log is intact and takes appends again once space is freed.
@@ -499,6 +526,10 @@ impl PartitionState {
                     return;
                 }
             }
+        }
+        if self.out_of_files {
+            info!(topic = %self.args.topic, partition = self.args.partition, "A new segment opened; appends succeed again.");
+            self.out_of_files = false;
         }
         if self.disk_full {
             info!(topic = %self.args.topic, partition = self.args.partition, "Disk has space again; appends succeed.");
@@ -585,6 +616,13 @@ impl PartitionState {
         match self.log.complete_flush(up_to, result) {
             Ok(()) => {
                 self.released_by_flush(self.log.flushed_offset());
+                if !self.waiting_flushes.is_empty() {
+                    let result = self.flush_now();
+                    for reply in self.waiting_flushes.drain(..) {
+                        let _ = reply.send(result.clone());
+                    }
+                    return;
+                }
                 // Appends that arrived during that fsync share the next one.
                 if !self.parked_appends.is_empty() {
                     self.start_flush(myself);
@@ -636,6 +674,9 @@ impl PartitionState {
         self.failed = true;
         for parked in self.parked_appends.drain(..) {
             parked.reply.fail(PartitionError::StorageFailed);
+        }
+        for reply in self.waiting_flushes.drain(..) {
+            let _ = reply.send(Err(PartitionError::StorageFailed));
         }
     }
 }

@@ -16,10 +16,11 @@ use tracing::warn;
 
 use super::batch::BatchHeader;
 use super::batch::{record_timestamps, set_base_offset, validate_batch};
-use super::io::{LogFile, Storage};
+use super::io::{create_dir_durable, LogFile, Storage};
 use super::log_checkpoint::{
     plan, read_checkpoint, CheckpointWrite, LogCheckpoint, SegmentSummary, CHECKPOINT_FILE,
 };
+use super::log_quarantine::{quarantine_segments, Quarantined, QUARANTINE_DIR};
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::segment::{file_name, parse_base_offset, Continuity, Segment};
 use super::StorageError;
@@ -124,8 +125,12 @@ pub struct RecoveryReport {
     pub bytes_truncated: u64,
     /// The file and byte position where a torn or corrupt tail was cut.
     pub truncated_at: Option<(PathBuf, u64)>,
-    /// Later segments removed because an earlier one was cut.
-    pub segments_removed: usize,
+    /// Later segments moved into `quarantine/` because an earlier one was cut.
+    pub segments_quarantined: usize,
+    /// Their files, where they are now.
+    pub quarantined_files: Vec<PathBuf>,
+    /// Segments fsynced at open because no checkpoint vouched for all of their bytes.
+    pub segments_synced: usize,
     /// Bytes the log checkpoint vouched for, so not read.
     pub bytes_trusted: u64,
     /// Whether a valid log checkpoint was used.
@@ -186,8 +191,9 @@ pub struct PartitionLog {
     pending_checkpoint: Option<CheckpointWrite>,
     /// The recovery point of the last checkpoint written or read.
     checkpointed: i64,
-    /// Flush jobs running; a checkpoint waits for one that starts with none other running.
-    flushes_in_flight: u32,
+    /// A flush job is running. One at a time, always: a second one could complete first
+    /// and vouch for files whose fsync has not returned.
+    flush_in_flight: bool,
     /// Bytes appended since the last checkpoint: past `CHECKPOINT_EVERY_BYTES` a flush
     /// also checkpoints the active segment, so a crash rereads at most that much.
     unchecked_bytes: u64,
@@ -204,9 +210,9 @@ impl PartitionLog {
         dir: PathBuf,
         config: LogConfig,
     ) -> Result<(PartitionLog, RecoveryReport), StorageError> {
-        storage
-            .create_dir_all(&dir)
-            .map_err(|e| StorageError::io(&dir, e))?;
+        // The partition's directory entry in the data dir must be durable, even when a
+        // crash left it created but not yet fsynced.
+        create_dir_durable(storage.as_ref(), &dir).map_err(|e| StorageError::io(&dir, e))?;
         // A cleaning swap interrupted by a crash: all old segments or all new, never a mix.
         compaction::finish_or_roll_back_swap(storage.as_ref(), &dir)?;
         let entries = storage
@@ -228,6 +234,7 @@ impl PartitionLog {
                     || n == "log-start-offset.tmp"
                     || n == CHECKPOINT_FILE
                     || n == "checkpoint.tmp"
+                    || n == QUARANTINE_DIR
                     || n.to_str()
                         .is_some_and(|n| n.starts_with(compaction::CLEANER_OFFSET_FILE))
             }) {
@@ -264,22 +271,31 @@ impl PartitionLog {
         let cleaner_offset = read_cleaner_offset(storage.as_ref(), &dir);
         let mut segments: Vec<Segment> = Vec::new();
         let mut cut = false;
+        let mut cut_reason = String::new();
+        let mut quarantine: Vec<Quarantined> = Vec::new();
+        // Segments read (not all vouched for by the checkpoint): fsynced before serving.
+        let mut unsynced: Vec<usize> = Vec::new();
         let mut before_last = None;
-        for base in bases.iter().copied() {
+        for (i, base) in bases.iter().copied().enumerate() {
             let path = dir.join(file_name(base, "log"));
+            let aside = Quarantined {
+                base_offset: base,
+                next_base_offset: bases.get(i + 1).copied(),
+            };
             if cut {
                 // An earlier segment lost its tail: later ones cannot follow on from it.
-                remove_segment_files(storage.as_ref(), &dir, base);
-                report.segments_removed += 1;
+                quarantine.push(aside);
                 continue;
             }
             let expected = segments.last().map(|s| s.next_offset()).unwrap_or(base);
             // A gap is what compaction leaves behind below the cleaner offset; an overlap,
             // or a gap above it, is damage.
             if base < expected || (base > expected && expected >= cleaner_offset) {
-                warn!(path = %path.display(), expected, "Segment does not start where the previous one ends; it and later segments are removed.");
-                remove_segment_files(storage.as_ref(), &dir, base);
-                report.segments_removed += 1;
+                cut_reason = format!(
+                    "{} starts at offset {base} where {expected} was expected",
+                    path.display()
+                );
+                quarantine.push(aside);
                 cut = true;
                 continue;
             }
@@ -300,6 +316,9 @@ impl PartitionLog {
             )?;
             report.batches += outcome.batches;
             report.bytes_trusted += outcome.trusted_bytes;
+            if outcome.trusted_bytes < segment.size() {
+                unsynced.push(segments.len());
+            }
             if let Some(position) = outcome.cut_at {
                 warn!(
                     path = %path.display(),
@@ -310,10 +329,28 @@ impl PartitionLog {
                 );
                 report.bytes_truncated += outcome.bytes_truncated;
                 report.truncated_at = Some((path.clone(), position));
+                cut_reason = format!(
+                    "{} was cut at byte {position}: {}",
+                    path.display(),
+                    outcome.reason.as_deref().unwrap_or("")
+                );
                 cut = true;
             }
             segments.push(segment);
         }
+        report.segments_quarantined = quarantine.len();
+        report.quarantined_files =
+            quarantine_segments(storage.as_ref(), &dir, &quarantine, &cut_reason)?;
+        // What recovery found is what a restart serves and counts as flushed: it must be on
+        // disk, not only in the page cache a kill -9 left behind.
+        for &i in &unsynced {
+            let segment = &segments[i];
+            segment
+                .file()
+                .sync()
+                .map_err(|e| StorageError::io(segment.path(), e))?;
+        }
+        report.segments_synced = unsynced.len();
         if segments.is_empty() {
             segments.push(Segment::create(
                 storage.as_ref(),
@@ -322,6 +359,10 @@ impl PartitionLog {
                 config.index_interval_bytes,
             )?);
         }
+        // Removals and creations above (and a crash's unsynced entries) made durable.
+        storage
+            .sync_dir(&dir)
+            .map_err(|e| StorageError::io(&dir, e))?;
         report.segments = segments.len();
         let log_end_offset = segments.last().map(|s| s.next_offset()).unwrap_or(0);
         let recorded_start = read_log_start(storage.as_ref(), &dir);
@@ -340,7 +381,7 @@ impl PartitionLog {
             dir,
             config,
             segments,
-            // What recovery found is what a restart serves: taken as durable.
+            // Every segment is fsynced above or vouched for by the checkpoint.
             flushed_offset: log_end_offset,
             dirty: BTreeSet::new(),
             failed: false,
@@ -350,7 +391,7 @@ impl PartitionLog {
             closed,
             pending_checkpoint: None,
             checkpointed,
-            flushes_in_flight: 0,
+            flush_in_flight: false,
             unchecked_bytes: 0,
             cleaner_offset,
             closed_indexes_stale: false,
@@ -466,6 +507,23 @@ impl PartitionLog {
     }
 
     fn roll(&mut self, base_offset: i64) -> Result<(), StorageError> {
+        // The new file first: if it cannot be made (EMFILE while connections flood the
+        // broker), nothing has changed and the roll is tried again on the next append. Any
+        // other error fails the log.
+        let segment = match Segment::create(
+            self.storage.as_ref(),
+            &self.dir,
+            base_offset,
+            self.config.index_interval_bytes,
+        ) {
+            Ok(segment) => segment,
+            Err(err) => {
+                if !err.is_out_of_files() {
+                    self.failed = true;
+                }
+                return Err(err);
+            }
+        };
         // The closing segment's summary and index files go into the next checkpoint,
         // written by the flush job that makes this segment durable.
         let (summary, index, time_index) = self.active().summary();
@@ -494,27 +552,14 @@ impl PartitionLog {
             write.absorb(everything);
         }
         self.pending_checkpoint = Some(write);
-        match Segment::create(
-            self.storage.as_ref(),
-            &self.dir,
-            base_offset,
-            self.config.index_interval_bytes,
-        ) {
-            Ok(segment) => {
-                self.segments.push(segment);
-                self.active_since_ms = wall_clock_ms();
-                Ok(())
-            }
-            Err(err) => {
-                self.failed = true;
-                Err(err)
-            }
-        }
+        self.segments.push(segment);
+        self.active_since_ms = wall_clock_ms();
+        Ok(())
     }
 
     /// The files written since the last flush began, and the offset they make durable.
     pub fn begin_flush(&mut self) -> Option<FlushJob> {
-        if self.dirty.is_empty() || self.failed {
+        if self.dirty.is_empty() || self.failed || self.flush_in_flight {
             return None;
         }
         let dirty = std::mem::take(&mut self.dirty);
@@ -524,24 +569,20 @@ impl PartitionLog {
             .filter(|s| dirty.contains(&s.base_offset))
             .map(|s| s.file().clone())
             .collect();
-        // Only a job that starts with no other in flight knows every earlier write is
-        // durable once its own fsyncs return.
-        let checkpoint = if self.flushes_in_flight > 0 {
-            None
-        } else {
-            if self.unchecked_bytes >= CHECKPOINT_EVERY_BYTES {
-                let write = self.checkpoint_at_end();
-                self.pending_checkpoint = Some(write);
+        // No other job in flight: once this one's fsyncs return, every earlier write is
+        // durable, so it may write the checkpoint.
+        if self.unchecked_bytes >= CHECKPOINT_EVERY_BYTES {
+            let write = self.checkpoint_at_end();
+            self.pending_checkpoint = Some(write);
+        }
+        let checkpoint = self.pending_checkpoint.take().map(|c| {
+            self.checkpointed = c.checkpoint.recovery_point;
+            if c.checkpoint.recovery_point == self.log_end_offset() {
+                self.unchecked_bytes = 0;
             }
-            self.pending_checkpoint.take().map(|c| {
-                self.checkpointed = c.checkpoint.recovery_point;
-                if c.checkpoint.recovery_point == self.log_end_offset() {
-                    self.unchecked_bytes = 0;
-                }
-                (self.storage.clone(), c)
-            })
-        };
-        self.flushes_in_flight += 1;
+            (self.storage.clone(), c)
+        });
+        self.flush_in_flight = true;
         Some(FlushJob {
             files,
             up_to: self.log_end_offset(),
@@ -556,7 +597,7 @@ impl PartitionLog {
         up_to: i64,
         result: std::io::Result<()>,
     ) -> Result<(), StorageError> {
-        self.flushes_in_flight = self.flushes_in_flight.saturating_sub(1);
+        self.flush_in_flight = false;
         match result {
             Ok(()) => {
                 self.flushed_offset = self.flushed_offset.max(up_to);
@@ -569,19 +610,27 @@ impl PartitionLog {
         }
     }
 
-    /// Flushes now on this thread (shutdown) and writes the index files.
+    /// A flush job has begun and not completed.
+    pub fn is_flushing(&self) -> bool {
+        self.flush_in_flight
+    }
+
+    /// Flushes now on this thread (shutdown) and writes the index files. Refused while a
+    /// background flush is in flight: the caller waits for it first.
     pub fn flush(&mut self) -> Result<(), StorageError> {
         if self.failed {
             return Err(StorageError::Failed);
         }
-        let was_in_flight = self.flushes_in_flight > 0;
+        if self.flush_in_flight {
+            return Err(StorageError::FlushInFlight);
+        }
         if let Some(job) = self.begin_flush() {
             let result = job.run();
             self.complete_flush(job.up_to, result)?;
         }
         // Everything is durable now: a checkpoint at the log end lets the next start read
-        // nothing (unless a background fsync was still running).
-        if !was_in_flight && self.checkpointed < self.log_end_offset() {
+        // nothing.
+        if self.checkpointed < self.log_end_offset() {
             let write = self.checkpoint_at_end();
             match write.run(self.storage.as_ref()) {
                 Ok(()) => {
@@ -685,17 +734,6 @@ impl PartitionLog {
                 _ => Some((ts, offset)),
             })
             .map(|(ts, offset)| (offset, ts))
-    }
-}
-
-fn remove_segment_files(storage: &dyn Storage, dir: &Path, base: i64) {
-    for ext in ["log", "index", "timeindex"] {
-        let path = dir.join(file_name(base, ext));
-        if storage.exists(&path) {
-            if let Err(err) = storage.remove_file(&path) {
-                warn!(path = %path.display(), %err, "Could not remove a segment file.");
-            }
-        }
     }
 }
 

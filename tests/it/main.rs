@@ -17,6 +17,7 @@ mod client_protocol;
 mod client_retention;
 mod client_transactions;
 mod crash_property;
+mod durability_faults;
 mod harness;
 mod protocol_txn_versions;
 mod protocol_versions;
