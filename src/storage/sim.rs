@@ -564,6 +564,37 @@ mod tests {
     }
 
     #[test]
+    fn power_cut_undoes_unsynced_directory_entries() {
+        let s = SimStorage::new();
+        s.create_dir_all(Path::new("/d/a")).unwrap();
+        s.track_directory_entries();
+        s.open(Path::new("/d/a/new"), true).unwrap();
+        s.rename(Path::new("/d/a"), Path::new("/d/b")).unwrap();
+        s.power_cut();
+        assert!(s.exists(Path::new("/d/a")), "the unsynced rename is undone");
+        assert!(
+            !s.exists(Path::new("/d/a/new")),
+            "the unsynced create is undone"
+        );
+        s.open(Path::new("/d/a/kept"), true).unwrap();
+        s.sync_dir(Path::new("/d/a")).unwrap();
+        s.rename(Path::new("/d/a"), Path::new("/d/b")).unwrap();
+        s.sync_dir(Path::new("/d")).unwrap();
+        s.power_cut();
+        assert!(
+            s.exists(Path::new("/d/b/kept")),
+            "a synced rename keeps its contents"
+        );
+        assert!(!s.exists(Path::new("/d/a")));
+        s.remove_file(Path::new("/d/b/kept")).unwrap();
+        s.power_cut();
+        assert!(
+            s.exists(Path::new("/d/b/kept")),
+            "an unsynced delete is undone"
+        );
+    }
+
+    #[test]
     fn faults() {
         let s = SimStorage::new();
         let f = s.open(Path::new("/a/f"), true).unwrap();
