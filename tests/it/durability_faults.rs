@@ -342,3 +342,22 @@ async fn a_deleted_partition_does_not_come_back_after_a_power_cut() {
         "a new topic of the same name would adopt the deleted partition's data"
     );
 }
+
+#[test]
+fn a_removed_group_stays_removed_after_a_power_cut() {
+    use broker::actors::group_store::{file_name as group_file, GroupRecord, GroupStore};
+    let sim = SimStorage::new();
+    let dir = PathBuf::from("/data/__groups");
+    let (mut store, live) = GroupStore::open(Arc::new(sim.clone()), &dir, "g").expect("open");
+    store
+        .append("g", GroupRecord::Group { id: "g".into() }, &live)
+        .expect("append");
+    // The group file exists durably; only its removal is under test.
+    sim.track_directory_entries();
+    store.remove().expect("remove");
+    sim.power_cut();
+    assert!(
+        !sim.exists(&dir.join(group_file("g"))),
+        "a deleted group's offsets do not come back"
+    );
+}
