@@ -121,9 +121,8 @@ pub fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Creates `path` and any missing parents, and fsyncs each one's parent, so the directory
-/// survives a power cut. The parent of `path` is fsynced even when `path` already existed:
-/// a crash may have left it created but not yet durable.
+/// Creates `path` and any missing parents, and fsyncs each created one's parent, so the
+/// directory survives a power cut (as Kafka does for a new log dir).
 pub fn create_dir_durable(storage: &dyn Storage, path: &Path) -> io::Result<()> {
     let missing: Vec<&Path> = path
         .ancestors()
@@ -133,9 +132,6 @@ pub fn create_dir_durable(storage: &dyn Storage, path: &Path) -> io::Result<()> 
     storage.create_dir_all(path)?;
     for dir in missing.iter().rev() {
         storage.sync_dir(parent_dir(dir))?;
-    }
-    if missing.is_empty() {
-        storage.sync_dir(parent_dir(path))?;
     }
     Ok(())
 }

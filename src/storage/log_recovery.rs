@@ -11,7 +11,7 @@ use tracing::warn;
 use super::compaction::{self, read_cleaner_offset};
 use super::retention::{read_log_start, LOG_START_FILE};
 use super::{wall_clock_ms, LogConfig, PartitionLog, RecoveryReport};
-use crate::storage::io::{create_dir_durable, Storage};
+use crate::storage::io::{create_dir_durable, parent_dir, Storage};
 use crate::storage::log_checkpoint::{plan, read_checkpoint, SegmentSummary, CHECKPOINT_FILE};
 use crate::storage::log_quarantine::{quarantine_segments, Quarantined, QUARANTINE_DIR};
 use crate::storage::producer_state::ProducerStateTable;
@@ -27,7 +27,14 @@ impl PartitionLog {
     ) -> Result<(PartitionLog, RecoveryReport), StorageError> {
         // The partition's directory entry in the data dir must be durable, even when a
         // crash left it created but not yet fsynced.
+        let existed = storage.exists(&dir);
         create_dir_durable(storage.as_ref(), &dir).map_err(|e| StorageError::io(&dir, e))?;
+        if existed {
+            let data_dir = parent_dir(&dir);
+            storage
+                .sync_dir(data_dir)
+                .map_err(|e| StorageError::io(data_dir, e))?;
+        }
         // A cleaning swap interrupted by a crash: all old segments or all new, never a mix.
         compaction::finish_or_roll_back_swap(storage.as_ref(), &dir)?;
         let entries = storage
