@@ -138,7 +138,7 @@ fn check_partition(
             if storage.exists(&checkpoint) {
                 storage.remove_file(&checkpoint)?;
             }
-            match PartitionLog::open(storage, dir.to_path_buf(), config) {
+            match PartitionLog::open(storage.clone(), dir.to_path_buf(), config) {
                 Ok((mut log, recovered)) => {
                     if let Some((file, position)) = &recovered.truncated_at {
                         report.repairs.push(format!(
@@ -171,7 +171,24 @@ fn check_partition(
         }
     }
     report.problems.extend(found);
+    // Never repaired: an operator decides what to do with segments recovery set aside.
+    report.problems.extend(quarantined(storage.as_ref(), dir));
     Ok(())
+}
+
+/// Segment files that recovery moved into the partition's quarantine folder.
+fn quarantined(storage: &dyn Storage, dir: &Path) -> Vec<Problem> {
+    crate::storage::log_quarantine::quarantined_files(storage, dir)
+        .into_iter()
+        .map(|file| Problem {
+            file,
+            position: 0,
+            what: "quarantined: recovery cut the log before this segment and moved it aside; \
+                   inspect it, then remove it by hand"
+                .into(),
+            torn_tail: false,
+        })
+        .collect()
 }
 
 struct Scan {
@@ -388,6 +405,18 @@ mod tests {
         }
         log.flush().unwrap();
         dir.join(file_name(0, "log"))
+    }
+
+    #[test]
+    fn quarantined_segments_are_reported() {
+        let sim = SimStorage::new();
+        let path = log_with_batches(&sim, 3);
+        let aside = Path::new("/data/t-0/quarantine").join(file_name(7, "log"));
+        sim.set_file_contents(&aside, sim.file_contents(&path).unwrap());
+        let report = check(Arc::new(sim), Path::new("/data"), true).unwrap();
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].file, aside);
+        assert!(report.problems[0].what.starts_with("quarantined"));
     }
 
     #[test]

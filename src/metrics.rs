@@ -27,6 +27,7 @@ pub const ACTOR_OUTSTANDING: &str = "broker_actor_outstanding_requests";
 pub const FSYNCS: &str = "broker_fsyncs_total";
 pub const FSYNC_SECONDS: &str = "broker_fsync_duration_seconds";
 pub const RECOVERY_SECONDS: &str = "broker_recovery_seconds";
+pub const QUARANTINED_SEGMENTS: &str = "broker_quarantined_segments_total";
 
 /// Histogram buckets for request, handling and fsync times: 10 us to 10 s.
 const BUCKETS: &[f64] = &[
@@ -85,6 +86,10 @@ fn describe() {
         "fsync calls on log, index, record and directory files."
     );
     describe_histogram!(FSYNC_SECONDS, Unit::Seconds, "fsync latency.");
+    describe_counter!(
+        QUARANTINED_SEGMENTS,
+        "Segments that recovery moved into a partition's quarantine/ folder (they followed a cut)."
+    );
     describe_gauge!(
         RECOVERY_SECONDS,
         Unit::Seconds,
@@ -176,6 +181,11 @@ impl PartitionGauges {
         self.log_end_offset.set(log_end as f64);
         self.size.set(size as f64);
     }
+}
+
+/// Counts segments recovery moved aside into quarantine/.
+pub fn quarantined_segments(count: usize) {
+    metrics::counter!(QUARANTINED_SEGMENTS).increment(count as u64);
 }
 
 /// Counts and times one fsync.

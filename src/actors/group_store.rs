@@ -232,6 +232,11 @@ impl GroupStore {
             self.storage
                 .remove_file(&self.path)
                 .map_err(|e| StorageError::io(&self.path, e))?;
+            // A removed group must not come back after a power cut.
+            let dir = crate::storage::io::parent_dir(&self.path);
+            self.storage
+                .sync_dir(dir)
+                .map_err(|e| StorageError::io(dir, e))?;
         }
         self.records = 0;
         Ok(())

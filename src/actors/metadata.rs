@@ -68,6 +68,7 @@ impl Actor for Metadata {
         args: MetadataArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let data_dir = args.config.data_dir.clone();
+        // As Kafka does for a new log dir: its entry in its parent is fsynced too.
         create_store_dir(args.storage.as_ref(), &data_dir)?;
         remove_deleted_dirs(args.storage.as_ref(), &data_dir);
         let meta_dir = data_dir.join("__meta");
@@ -671,15 +672,24 @@ fn remove_deleted_dirs(storage: &dyn Storage, data_dir: &std::path::Path) {
     let Ok(entries) = storage.list_dir(data_dir) else {
         return;
     };
+    let mut removed = false;
     for entry in entries {
         let is_deleted = entry
             .file_name()
             .map(|n| n.to_string_lossy().ends_with("-delete"))
             .unwrap_or(false);
         if is_deleted {
-            if let Err(err) = storage.remove_dir_all(&entry) {
-                warn!(dir = %entry.display(), %err, "Could not remove a deleted partition's directory.");
+            match storage.remove_dir_all(&entry) {
+                Ok(()) => removed = true,
+                Err(err) => {
+                    warn!(dir = %entry.display(), %err, "Could not remove a deleted partition's directory.")
+                }
             }
+        }
+    }
+    if removed {
+        if let Err(err) = storage.sync_dir(data_dir) {
+            warn!(dir = %data_dir.display(), %err, "Could not fsync the data directory after removing deleted partitions.");
         }
     }
 }

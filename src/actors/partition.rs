@@ -223,11 +223,16 @@ pub struct PartitionState {
     parked_appends: Vec<ParkedAppend>,
     parked_fetches: Vec<ParkedFetch>,
     flush_in_flight: bool,
+    /// Shutdown flushes asked for while a background flush ran: answered once it is done
+    /// (one flush at a time).
+    waiting_flushes: Vec<RpcReplyPort<Result<(), PartitionError>>>,
     tick_scheduled: bool,
     /// Set once a write or fsync failed; the cause was logged then.
     failed: bool,
     /// The last append hit ENOSPC (logged once per episode).
     disk_full: bool,
+    /// The last roll hit EMFILE/ENFILE (logged once per episode).
+    out_of_files: bool,
     /// A cleaning pass is running on a blocking thread.
     cleaning: bool,
     gauges: crate::metrics::PartitionGauges,
@@ -236,6 +241,8 @@ pub struct PartitionState {
 
 pub struct Partition;
 
+#[path = "partition_flush.rs"]
+mod flush;
 #[path = "partition_maintenance.rs"]
 mod maintenance;
 #[path = "partition_reads.rs"]
@@ -283,9 +290,11 @@ impl Actor for Partition {
             parked_appends: Vec::new(),
             parked_fetches: Vec::new(),
             flush_in_flight: false,
+            waiting_flushes: Vec::new(),
             tick_scheduled: false,
             failed: false,
             disk_full: false,
+            out_of_files: false,
             cleaning: false,
         })
     }
@@ -315,6 +324,9 @@ impl Actor for Partition {
     ) -> Result<(), ActorProcessingErr> {
         for parked in state.parked_appends.drain(..) {
             parked.reply.fail(PartitionError::NotAvailable);
+        }
+        for reply in state.waiting_flushes.drain(..) {
+            let _ = reply.send(Err(PartitionError::NotAvailable));
         }
         Ok(())
     }
@@ -387,9 +399,7 @@ impl PartitionState {
             PartitionMsg::Offsets { reply } => {
                 let _ = reply.send(state.offsets());
             }
-            PartitionMsg::Flush { reply } => {
-                let _ = reply.send(state.flush_now());
-            }
+            PartitionMsg::Flush { reply } => state.flush_requested(reply),
             PartitionMsg::Delete { reply } => {
                 state.delete();
                 let _ = reply.send(());
@@ -488,6 +498,17 @@ impl PartitionState {
                     let _ = reply.send(Err(err.into()));
                     return;
                 }
+                Err(err) if err.is_out_of_files() && !self.log.is_failed() => {
+                    // Too many open files (a connection flood): the roll is retried by the
+                    // next append; KAFKA_STORAGE_ERROR is retriable for the client.
+                    if !self.out_of_files {
+                        warn!(topic = %self.args.topic, partition = self.args.partition, %err,
+                            "Could not open a new segment for lack of file descriptors; produces are refused until one opens.");
+                    }
+                    self.out_of_files = true;
+                    let _ = reply.send(Err(PartitionError::StorageFailed));
+                    return;
+                }
                 Err(err) if err.is_no_space() && !self.log.is_failed() => {
                     // Earlier batches of this request may be in; none is acknowledged.
                     // The log is intact and takes appends again once space is freed.
@@ -505,6 +526,10 @@ impl PartitionState {
                     return;
                 }
             }
+        }
+        if self.out_of_files {
+            info!(topic = %self.args.topic, partition = self.args.partition, "A new segment opened; appends succeed again.");
+            self.out_of_files = false;
         }
         if self.disk_full {
             info!(topic = %self.args.topic, partition = self.args.partition, "Disk has space again; appends succeed.");
@@ -544,75 +569,6 @@ impl PartitionState {
         }
     }
 
-    /// Synchronous flush used at shutdown; also releases every parked append it covers.
-    fn flush_now(&mut self) -> Result<(), PartitionError> {
-        if self.failed {
-            return Err(PartitionError::StorageFailed);
-        }
-        match self.log.flush() {
-            Ok(()) => {
-                let flushed = self.log.flushed_offset();
-                self.released_by_flush(flushed);
-                Ok(())
-            }
-            Err(err) => {
-                self.fail(&err);
-                Err(PartitionError::StorageFailed)
-            }
-        }
-    }
-
-    /// Group commit: one fsync, on a blocking thread, covers every append written so far.
-    fn start_flush(&mut self, myself: &ActorRef<PartitionMsg>) {
-        if self.flush_in_flight || self.failed {
-            return;
-        }
-        let Some(job) = self.log.begin_flush() else {
-            return;
-        };
-        self.flush_in_flight = true;
-        let myself = myself.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = job.run();
-            let _ = myself.send_message(PartitionMsg::FlushDone {
-                up_to: job.up_to,
-                result,
-            });
-        });
-    }
-
-    fn flush_done(
-        &mut self,
-        myself: &ActorRef<PartitionMsg>,
-        up_to: i64,
-        result: std::io::Result<()>,
-    ) {
-        self.flush_in_flight = false;
-        match self.log.complete_flush(up_to, result) {
-            Ok(()) => {
-                self.released_by_flush(self.log.flushed_offset());
-                // Appends that arrived during that fsync share the next one.
-                if !self.parked_appends.is_empty() {
-                    self.start_flush(myself);
-                }
-            }
-            Err(err) => self.fail(&err),
-        }
-    }
-
-    fn released_by_flush(&mut self, flushed: i64) {
-        if self.args.flush_policy == FlushPolicy::Always {
-            self.advance_high_watermark(flushed);
-        }
-        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.parked_appends)
-            .into_iter()
-            .partition(|p| p.last_offset < flushed);
-        self.parked_appends = waiting;
-        for parked in done {
-            parked.reply.ok();
-        }
-    }
-
     fn advance_high_watermark(&mut self, offset: i64) {
         if offset <= self.high_watermark {
             return;
@@ -642,6 +598,9 @@ impl PartitionState {
         self.failed = true;
         for parked in self.parked_appends.drain(..) {
             parked.reply.fail(PartitionError::StorageFailed);
+        }
+        for reply in self.waiting_flushes.drain(..) {
+            let _ = reply.send(Err(PartitionError::StorageFailed));
         }
     }
 }

@@ -3,7 +3,7 @@
 //! blocking threads; only renames and the swap of cleaned segments happen on the actor.
 
 use ractor::ActorRef;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{PartitionMsg, PartitionState};
 use crate::error::PartitionError;
@@ -111,6 +111,13 @@ impl PartitionState {
         if let Err(err) = storage.rename(&dir, &doomed) {
             warn!(dir = %dir.display(), %err, "Could not move a deleted partition's directory aside.");
             return;
+        }
+        // Durable before DeleteTopics is answered: otherwise a power cut brings the old
+        // directory back, and a new topic of the same name would adopt its data.
+        let parent = crate::storage::io::parent_dir(&dir);
+        if let Err(err) = storage.sync_dir(parent) {
+            error!(dir = %parent.display(), %err,
+                "Could not fsync the data directory after deleting a partition; a power cut may bring it back.");
         }
         // Removing many segment files can take a while: not on the actor.
         tokio::task::spawn_blocking(move || {

@@ -26,6 +26,9 @@ pub enum StorageError {
     },
     #[error("the log is failed after an earlier storage error and accepts no writes")]
     Failed,
+    /// A synchronous flush asked for while a background one runs (one at a time).
+    #[error("a flush is already in flight")]
+    FlushInFlight,
     #[error("corrupt record file {path} at byte {position}: {reason}")]
     CorruptRecordFile {
         path: PathBuf,
@@ -53,6 +56,11 @@ impl StorageError {
     /// ENOSPC: the disk is full; nothing else is wrong with the file.
     pub fn is_no_space(&self) -> bool {
         matches!(self, StorageError::Io { source, .. } if source.raw_os_error() == Some(28))
+    }
+
+    /// EMFILE/ENFILE: too many open files right now; retried later, not a disk fault.
+    pub fn is_out_of_files(&self) -> bool {
+        matches!(self, StorageError::Io { source, .. } if super::io::is_out_of_files(source))
     }
 
     pub fn is_io(&self) -> bool {

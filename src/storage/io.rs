@@ -112,3 +112,31 @@ impl Storage for FileStorage {
         crate::metrics::fsync(|| dir.sync_all())
     }
 }
+
+/// The directory to fsync for a path's entry ("." for a bare relative name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates `path` and any missing parents, and fsyncs each created one's parent, so the
+/// directory survives a power cut (as Kafka does for a new log dir).
+pub fn create_dir_durable(storage: &dyn Storage, path: &Path) -> io::Result<()> {
+    let missing: Vec<&Path> = path
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .take_while(|a| !storage.exists(a))
+        .collect();
+    storage.create_dir_all(path)?;
+    for dir in missing.iter().rev() {
+        storage.sync_dir(parent_dir(dir))?;
+    }
+    Ok(())
+}
+
+/// EMFILE or ENFILE: too many open files, a pressure that passes; not a disk fault.
+pub fn is_out_of_files(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(23) | Some(24))
+}

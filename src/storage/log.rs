@@ -17,11 +17,9 @@ use tracing::warn;
 use super::batch::BatchHeader;
 use super::batch::{record_timestamps, set_base_offset, validate_batch};
 use super::io::{LogFile, Storage};
-use super::log_checkpoint::{
-    plan, read_checkpoint, CheckpointWrite, LogCheckpoint, SegmentSummary, CHECKPOINT_FILE,
-};
+use super::log_checkpoint::{CheckpointWrite, LogCheckpoint, SegmentSummary};
 use super::producer_state::{ProducerStateTable, SequenceCheck};
-use super::segment::{file_name, parse_base_offset, Continuity, Segment};
+use super::segment::{file_name, Segment};
 use super::StorageError;
 
 /// Appended bytes after which a flush also checkpoints the active segment.
@@ -81,6 +79,8 @@ fn wall_clock_ms() -> i64 {
 
 #[path = "log_compaction.rs"]
 mod compaction;
+#[path = "log_recovery.rs"]
+mod recovery;
 #[path = "log_recovery_point.rs"]
 mod recovery_point;
 pub use compaction::{read_cleaner_offset, CleanerStats};
@@ -89,7 +89,6 @@ mod retention;
 #[path = "log_txn.rs"]
 mod txn;
 pub use retention::Removal;
-use retention::{read_log_start, LOG_START_FILE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -124,8 +123,12 @@ pub struct RecoveryReport {
     pub bytes_truncated: u64,
     /// The file and byte position where a torn or corrupt tail was cut.
     pub truncated_at: Option<(PathBuf, u64)>,
-    /// Later segments removed because an earlier one was cut.
-    pub segments_removed: usize,
+    /// Later segments moved into `quarantine/` because an earlier one was cut.
+    pub segments_quarantined: usize,
+    /// Their files, where they are now.
+    pub quarantined_files: Vec<PathBuf>,
+    /// Segments fsynced at open because no checkpoint vouched for all of their bytes.
+    pub segments_synced: usize,
     /// Bytes the log checkpoint vouched for, so not read.
     pub bytes_trusted: u64,
     /// Whether a valid log checkpoint was used.
@@ -189,8 +192,9 @@ pub struct PartitionLog {
     pending_checkpoint: Option<CheckpointWrite>,
     /// The recovery point of the last checkpoint written or read.
     checkpointed: i64,
-    /// Flush jobs running; a checkpoint waits for one that starts with none other running.
-    flushes_in_flight: u32,
+    /// A flush job is running. One at a time, always: a second one could complete first
+    /// and vouch for files whose fsync has not returned.
+    flush_in_flight: bool,
     /// Bytes appended since the last checkpoint: past `CHECKPOINT_EVERY_BYTES` a flush
     /// also checkpoints the active segment, so a crash rereads at most that much.
     unchecked_bytes: u64,
@@ -201,173 +205,6 @@ pub struct PartitionLog {
 }
 
 impl PartitionLog {
-    /// Opens the partition's directory and recovers every segment (see `Segment::recover`).
-    pub fn open(
-        storage: Arc<dyn Storage>,
-        dir: PathBuf,
-        config: LogConfig,
-    ) -> Result<(PartitionLog, RecoveryReport), StorageError> {
-        storage
-            .create_dir_all(&dir)
-            .map_err(|e| StorageError::io(&dir, e))?;
-        // A cleaning swap interrupted by a crash: all old segments or all new, never a mix.
-        compaction::finish_or_roll_back_swap(storage.as_ref(), &dir)?;
-        let entries = storage
-            .list_dir(&dir)
-            .map_err(|e| StorageError::io(&dir, e))?;
-        let mut bases: Vec<i64> = entries
-            .iter()
-            .filter_map(|p| parse_base_offset(p, "log"))
-            .collect();
-        bases.sort_unstable();
-        for entry in &entries {
-            if entry.extension().is_some_and(|e| e == "deleted") {
-                // Moved aside by retention before a crash: finish the removal.
-                let _ = storage.remove_file(entry);
-                continue;
-            }
-            if entry.file_name().is_some_and(|n| {
-                n == LOG_START_FILE
-                    || n == "log-start-offset.tmp"
-                    || n == CHECKPOINT_FILE
-                    || n == "checkpoint.tmp"
-                    || n.to_str()
-                        .is_some_and(|n| n.starts_with(compaction::CLEANER_OFFSET_FILE))
-            }) {
-                continue;
-            }
-            let orphan_index = ["index", "timeindex"].iter().any(|ext| {
-                parse_base_offset(entry, ext).is_some_and(|base| !bases.contains(&base))
-            });
-            if orphan_index {
-                let _ = storage.remove_file(entry);
-            } else if parse_base_offset(entry, "log").is_none()
-                && parse_base_offset(entry, "index").is_none()
-                && parse_base_offset(entry, "timeindex").is_none()
-            {
-                warn!(path = %entry.display(), "Ignoring a file that is not part of the log.");
-            }
-        }
-        let mut report = RecoveryReport::default();
-        let checkpoint = read_checkpoint(storage.as_ref(), &dir);
-        let mut trusted = checkpoint
-            .as_ref()
-            .and_then(|c| plan(storage.as_ref(), &dir, c, &bases));
-        let (mut producers, checkpointed) = match (checkpoint, &trusted) {
-            (Some(c), Some(_)) => (c.producers, c.recovery_point),
-            (Some(_), None) => {
-                warn!(dir = %dir.display(), "The log checkpoint does not match the segments; scanning the whole log.");
-                (ProducerStateTable::default(), -1)
-            }
-            _ => (ProducerStateTable::default(), -1),
-        };
-        report.used_checkpoint = trusted.is_some();
-        // Offset gaps below this are compaction's; above it the log must be contiguous, so
-        // a segment whose predecessor lost its unflushed tail is cut, not left after a gap.
-        let cleaner_offset = read_cleaner_offset(storage.as_ref(), &dir);
-        let mut segments: Vec<Segment> = Vec::new();
-        let mut cut = false;
-        let mut before_last = None;
-        for base in bases.iter().copied() {
-            let path = dir.join(file_name(base, "log"));
-            if cut {
-                // An earlier segment lost its tail: later ones cannot follow on from it.
-                remove_segment_files(storage.as_ref(), &dir, base);
-                report.segments_removed += 1;
-                continue;
-            }
-            let expected = segments.last().map(|s| s.next_offset()).unwrap_or(base);
-            // A gap is what compaction leaves behind below the cleaner offset; an overlap,
-            // or a gap above it, is damage.
-            if base < expected || (base > expected && expected >= cleaner_offset) {
-                warn!(path = %path.display(), expected, "Segment does not start where the previous one ends; it and later segments are removed.");
-                remove_segment_files(storage.as_ref(), &dir, base);
-                report.segments_removed += 1;
-                cut = true;
-                continue;
-            }
-            if Some(&base) == bases.last() {
-                before_last = Some(producers.clone());
-            }
-            let (segment, outcome) = Segment::recover(
-                storage.as_ref(),
-                &path,
-                base,
-                Continuity {
-                    expected_start: expected.max(base),
-                    gaps_below: cleaner_offset,
-                },
-                config.index_interval_bytes,
-                &mut producers,
-                trusted.as_mut().and_then(|t| t.remove(&base)),
-            )?;
-            report.batches += outcome.batches;
-            report.bytes_trusted += outcome.trusted_bytes;
-            if let Some(position) = outcome.cut_at {
-                warn!(
-                    path = %path.display(),
-                    position,
-                    bytes = outcome.bytes_truncated,
-                    reason = outcome.reason.as_deref().unwrap_or(""),
-                    "Truncated a torn or corrupt tail of a segment."
-                );
-                report.bytes_truncated += outcome.bytes_truncated;
-                report.truncated_at = Some((path.clone(), position));
-                cut = true;
-            }
-            segments.push(segment);
-        }
-        if segments.is_empty() {
-            segments.push(Segment::create(
-                storage.as_ref(),
-                &dir,
-                0,
-                config.index_interval_bytes,
-            )?);
-        }
-        report.segments = segments.len();
-        let log_end_offset = segments.last().map(|s| s.next_offset()).unwrap_or(0);
-        let recorded_start = read_log_start(storage.as_ref(), &dir);
-        let log_start_offset = recorded_start
-            .unwrap_or(0)
-            .max(segments[0].base_offset)
-            .min(log_end_offset);
-        report.log_start_offset = log_start_offset;
-        report.log_end_offset = log_end_offset;
-        let closed: Vec<SegmentSummary> = segments[..segments.len() - 1]
-            .iter()
-            .map(|s| s.summary().0)
-            .collect();
-        let mut log = PartitionLog {
-            storage,
-            dir,
-            config,
-            segments,
-            // What recovery found is what a restart serves: taken as durable.
-            flushed_offset: log_end_offset,
-            dirty: BTreeSet::new(),
-            failed: false,
-            producers,
-            log_start_offset,
-            active_since_ms: wall_clock_ms(),
-            closed,
-            pending_checkpoint: None,
-            checkpointed,
-            flushes_in_flight: 0,
-            unchecked_bytes: 0,
-            cleaner_offset,
-            closed_indexes_stale: false,
-        };
-        // Closed segments that had to be read get a checkpoint with the next flush, with
-        // the producer state as it was before the active segment.
-        if let Some(before_active) = before_last.filter(|_| !cut) {
-            if log.segments.len() > 1 && log.checkpointed < log.active().base_offset {
-                log.pending_checkpoint = Some(log.checkpoint_of_closed(true, before_active));
-            }
-        }
-        Ok((log, report))
-    }
-
     /// New limits (a topic config change): segment size, batch size, retention.
     pub fn set_config(&mut self, config: LogConfig) {
         self.config = config;
@@ -469,6 +306,23 @@ impl PartitionLog {
     }
 
     fn roll(&mut self, base_offset: i64) -> Result<(), StorageError> {
+        // The new file first: if it cannot be made (EMFILE while connections flood the
+        // broker), nothing has changed and the roll is tried again on the next append. Any
+        // other error fails the log.
+        let segment = match Segment::create(
+            self.storage.as_ref(),
+            &self.dir,
+            base_offset,
+            self.config.index_interval_bytes,
+        ) {
+            Ok(segment) => segment,
+            Err(err) => {
+                if !err.is_out_of_files() {
+                    self.failed = true;
+                }
+                return Err(err);
+            }
+        };
         // The closing segment's summary and index files go into the next checkpoint,
         // written by the flush job that makes this segment durable.
         let (summary, index, time_index) = self.active().summary();
@@ -497,27 +351,14 @@ impl PartitionLog {
             write.absorb(everything);
         }
         self.pending_checkpoint = Some(write);
-        match Segment::create(
-            self.storage.as_ref(),
-            &self.dir,
-            base_offset,
-            self.config.index_interval_bytes,
-        ) {
-            Ok(segment) => {
-                self.segments.push(segment);
-                self.active_since_ms = wall_clock_ms();
-                Ok(())
-            }
-            Err(err) => {
-                self.failed = true;
-                Err(err)
-            }
-        }
+        self.segments.push(segment);
+        self.active_since_ms = wall_clock_ms();
+        Ok(())
     }
 
     /// The files written since the last flush began, and the offset they make durable.
     pub fn begin_flush(&mut self) -> Option<FlushJob> {
-        if self.dirty.is_empty() || self.failed {
+        if self.dirty.is_empty() || self.failed || self.flush_in_flight {
             return None;
         }
         let dirty = std::mem::take(&mut self.dirty);
@@ -527,24 +368,20 @@ impl PartitionLog {
             .filter(|s| dirty.contains(&s.base_offset))
             .map(|s| s.file().clone())
             .collect();
-        // Only a job that starts with no other in flight knows every earlier write is
-        // durable once its own fsyncs return.
-        let checkpoint = if self.flushes_in_flight > 0 {
-            None
-        } else {
-            if self.unchecked_bytes >= CHECKPOINT_EVERY_BYTES {
-                let write = self.checkpoint_at_end();
-                self.pending_checkpoint = Some(write);
+        // No other job in flight: once this one's fsyncs return, every earlier write is
+        // durable, so it may write the checkpoint.
+        if self.unchecked_bytes >= CHECKPOINT_EVERY_BYTES {
+            let write = self.checkpoint_at_end();
+            self.pending_checkpoint = Some(write);
+        }
+        let checkpoint = self.pending_checkpoint.take().map(|c| {
+            self.checkpointed = c.checkpoint.recovery_point;
+            if c.checkpoint.recovery_point == self.log_end_offset() {
+                self.unchecked_bytes = 0;
             }
-            self.pending_checkpoint.take().map(|c| {
-                self.checkpointed = c.checkpoint.recovery_point;
-                if c.checkpoint.recovery_point == self.log_end_offset() {
-                    self.unchecked_bytes = 0;
-                }
-                (self.storage.clone(), c)
-            })
-        };
-        self.flushes_in_flight += 1;
+            (self.storage.clone(), c)
+        });
+        self.flush_in_flight = true;
         Some(FlushJob {
             files,
             up_to: self.log_end_offset(),
@@ -559,7 +396,7 @@ impl PartitionLog {
         up_to: i64,
         result: std::io::Result<()>,
     ) -> Result<(), StorageError> {
-        self.flushes_in_flight = self.flushes_in_flight.saturating_sub(1);
+        self.flush_in_flight = false;
         match result {
             Ok(()) => {
                 self.flushed_offset = self.flushed_offset.max(up_to);
@@ -572,19 +409,27 @@ impl PartitionLog {
         }
     }
 
-    /// Flushes now on this thread (shutdown) and writes the index files.
+    /// A flush job has begun and not completed.
+    pub fn is_flushing(&self) -> bool {
+        self.flush_in_flight
+    }
+
+    /// Flushes now on this thread (shutdown) and writes the index files. Refused while a
+    /// background flush is in flight: the caller waits for it first.
     pub fn flush(&mut self) -> Result<(), StorageError> {
         if self.failed {
             return Err(StorageError::Failed);
         }
-        let was_in_flight = self.flushes_in_flight > 0;
+        if self.flush_in_flight {
+            return Err(StorageError::FlushInFlight);
+        }
         if let Some(job) = self.begin_flush() {
             let result = job.run();
             self.complete_flush(job.up_to, result)?;
         }
         // Everything is durable now: a checkpoint at the log end lets the next start read
-        // nothing (unless a background fsync was still running).
-        if !was_in_flight && self.checkpointed < self.log_end_offset() {
+        // nothing.
+        if self.checkpointed < self.log_end_offset() {
             let write = self.checkpoint_at_end();
             match write.run(self.storage.as_ref()) {
                 Ok(()) => {
@@ -698,17 +543,6 @@ impl PartitionLog {
                 _ => Some((ts, offset)),
             })
             .map(|(ts, offset)| (offset, ts))
-    }
-}
-
-fn remove_segment_files(storage: &dyn Storage, dir: &Path, base: i64) {
-    for ext in ["log", "index", "timeindex"] {
-        let path = dir.join(file_name(base, ext));
-        if storage.exists(&path) {
-            if let Err(err) = storage.remove_file(&path) {
-                warn!(path = %path.display(), %err, "Could not remove a segment file.");
-            }
-        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use tracing::warn;
 
 use super::PartitionLog;
+use crate::storage::io::parent_dir;
 use crate::storage::segment::{file_name, Segment};
 use crate::storage::{Storage, StorageError};
 
@@ -28,6 +29,13 @@ impl Removal {
         for file in &self.files {
             if let Err(err) = storage.remove_file(file) {
                 warn!(path = %file.display(), %err, "Could not remove a deleted segment file.");
+            }
+        }
+        // Nothing acknowledged depends on it (the next start finishes a `.deleted` removal),
+        // but the space is only freed for sure once the directory is durable.
+        if let Some(dir) = self.files.first().map(|f| parent_dir(f)) {
+            if let Err(err) = storage.sync_dir(dir) {
+                warn!(dir = %dir.display(), %err, "Could not fsync a directory after removing segments.");
             }
         }
     }

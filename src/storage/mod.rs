@@ -5,6 +5,7 @@
 //! - `sim`: an in-memory storage that fails on purpose (torn writes, EIO, ENOSPC, power cut).
 //! - `segment`, `offset_index`, `time_index`: one segment file and its sparse indexes.
 //! - `log`: the partition log (segments, recovery, group-commit flushes, reads).
+//! - `log_quarantine`: segments recovery cannot keep, moved aside into `quarantine/`.
 //! - `producer_state`: idempotent producers' last sequences per partition.
 //! - `control_batch`, `txn_state`: transaction markers and each partition's open and
 //!   aborted transactions (the last stable offset).
@@ -21,6 +22,7 @@ pub mod error;
 pub mod io;
 pub mod log;
 pub mod log_checkpoint;
+pub mod log_quarantine;
 pub mod offset_index;
 pub mod producer_state;
 pub mod record_file;

@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::{error, warn};
 
-use super::io::{LogFile, Storage};
+use super::io::{create_dir_durable, parent_dir, LogFile, Storage};
 use super::StorageError;
 
 pub(crate) const FRAME_HEADER: usize = 8;
@@ -330,27 +330,12 @@ impl<T: Serialize + DeserializeOwned> RecordFile<T> {
 
 /// fsync of the directory holding `path`, so a created or renamed entry is durable.
 fn sync_parent(storage: &dyn Storage, path: &Path) -> Result<(), StorageError> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            storage.sync_dir(dir).map_err(|e| StorageError::io(dir, e))
-        }
-        _ => Ok(()),
-    }
+    let dir = parent_dir(path);
+    storage.sync_dir(dir).map_err(|e| StorageError::io(dir, e))
 }
 
 /// Creates a record store's directory (`__meta`, `__groups`, `__transactions`) and makes
 /// its entry durable in the parent directory.
 pub fn create_store_dir(storage: &dyn Storage, dir: &Path) -> Result<(), StorageError> {
-    let missing: Vec<&Path> = dir
-        .ancestors()
-        .take_while(|d| !d.as_os_str().is_empty() && !storage.exists(d))
-        .collect();
-    storage
-        .create_dir_all(dir)
-        .map_err(|e| StorageError::io(dir, e))?;
-    // Outermost first: each new directory's entry is made durable in its parent.
-    for created in missing.iter().rev() {
-        sync_parent(storage, created)?;
-    }
-    Ok(())
+    create_dir_durable(storage, dir).map_err(|e| StorageError::io(dir, e))
 }

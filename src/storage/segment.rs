@@ -87,7 +87,10 @@ impl Segment {
         let file = storage
             .open(&path, true)
             .map_err(|e| StorageError::io(&path, e))?;
-        let _ = storage.sync_dir(dir);
+        // The new file's entry must be durable before anything in it is acknowledged.
+        storage
+            .sync_dir(dir)
+            .map_err(|e| StorageError::io(dir, e))?;
         Ok(Segment::empty(path, file, base_offset, index_interval))
     }
 

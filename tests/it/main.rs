@@ -19,6 +19,7 @@ mod client_protocol;
 mod client_retention;
 mod client_transactions;
 mod crash_property;
+mod durability_faults;
 mod harness;
 mod hostile_fetch;
 mod hostile_requests;
