@@ -209,24 +209,26 @@ impl Actor for Listener {
 
 /// Accepts until the listener actor stops. Running out of descriptors (or kernel memory)
 /// is an episode: warn once, back off 10 ms doubling to 1 s so the loop does not spin,
-/// and say at info how many accepts failed once one succeeds again.
+/// and say at info once that accepts succeed again. While the pressure lasts, accepts
+/// alternate between a success (a descriptor was freed) and a failure; the episode ends
+/// only after `QUIET` without a failure, so those do not log again.
 async fn accept_loop(listener: TcpListener, listener_actor: ActorRef<ListenerMsg>) {
     const FIRST_BACKOFF: Duration = Duration::from_millis(10);
     const MAX_BACKOFF: Duration = Duration::from_secs(1);
+    const QUIET: Duration = Duration::from_secs(10);
     let mut backoff = FIRST_BACKOFF;
-    let mut failures = 0u64;
-    let mut since = Instant::now();
+    let mut episode: Option<Episode> = None;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                if failures > 0 {
+                backoff = FIRST_BACKOFF;
+                if let Some(e) = episode.as_mut().filter(|e| !e.recovered) {
+                    e.recovered = true;
                     info!(
-                        failures,
-                        millis = since.elapsed().as_millis() as u64,
+                        failures = e.failures,
+                        millis = e.started.elapsed().as_millis() as u64,
                         "Accepting connections again."
                     );
-                    failures = 0;
-                    backoff = FIRST_BACKOFF;
                 }
                 if listener_actor
                     .send_message(ListenerMsg::Accepted(stream, peer))
@@ -236,11 +238,23 @@ async fn accept_loop(listener: TcpListener, listener_actor: ActorRef<ListenerMsg
                 }
             }
             Err(err) if is_resource_shortage(&err) => {
-                if failures == 0 {
-                    since = Instant::now();
-                    warn!(%err, "Cannot accept connections: out of file descriptors or memory; backing off until some are free.");
+                let now = Instant::now();
+                match episode.as_mut().filter(|e| now - e.last_failure < QUIET) {
+                    Some(e) => {
+                        e.failures += 1;
+                        e.last_failure = now;
+                        debug!(%err, "Cannot accept a connection yet.");
+                    }
+                    None => {
+                        warn!(%err, "Cannot accept connections: out of file descriptors or memory; backing off until some are free.");
+                        episode = Some(Episode {
+                            started: now,
+                            last_failure: now,
+                            failures: 1,
+                            recovered: false,
+                        });
+                    }
                 }
-                failures += 1;
                 metrics::counter!(crate::metrics::ACCEPT_FAILURES).increment(1);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -249,6 +263,15 @@ async fn accept_loop(listener: TcpListener, listener_actor: ActorRef<ListenerMsg
             Err(err) => debug!(%err, "Could not accept a connection."),
         }
     }
+}
+
+/// A stretch of accept failures for want of resources.
+struct Episode {
+    started: Instant,
+    last_failure: Instant,
+    failures: u64,
+    /// "Accepting again" was logged.
+    recovered: bool,
 }
 
 fn is_resource_shortage(err: &std::io::Error) -> bool {

@@ -31,6 +31,8 @@ struct Disk {
     syncs: u64,
     /// Writes to paths containing the text block until released.
     stall: Option<(String, Arc<Stall>)>,
+    /// The stall blocks reads too (a disk that stopped answering during recovery).
+    stall_reads: bool,
 }
 
 /// A stalled disk: writers wait on it until it is released. A disk that does not answer
@@ -86,7 +88,14 @@ impl SimStorage {
         self.disk().stall = Some((path_contains.to_string(), Arc::new(Stall::default())));
     }
 
-    /// Writes blocked by `stall_writes` right now.
+    /// Like `stall_writes`, for reads as well as writes (recovery reads its segments);
+    /// `release_writes` releases both.
+    pub fn stall_reads(&self, path_contains: &str) {
+        self.stall_writes(path_contains);
+        self.disk().stall_reads = true;
+    }
+
+    /// Writes (and reads, after `stall_reads`) blocked right now.
     pub fn stalled_writes(&self) -> usize {
         self.disk()
             .stall
@@ -96,7 +105,9 @@ impl SimStorage {
     }
 
     pub fn release_writes(&self) {
-        if let Some((_, stall)) = self.disk().stall.take() {
+        let mut disk = self.disk();
+        disk.stall_reads = false;
+        if let Some((_, stall)) = disk.stall.take() {
             *stall.released.lock().unwrap_or_else(|e| e.into_inner()) = true;
             stall.wake.notify_all();
         }
@@ -143,6 +154,27 @@ fn missing(path: &Path) -> io::Error {
     )
 }
 
+impl SimHandle {
+    /// Blocks the calling thread while a stall covers this file (and reads, for a read).
+    fn wait_if_stalled(&self, read: bool) {
+        let (stall, stall_reads) = {
+            let disk = self.storage.disk();
+            (disk.stall.clone(), disk.stall_reads)
+        };
+        let Some((text, stall)) = stall else { return };
+        if (read && !stall_reads) || !self.path.to_string_lossy().contains(&text) {
+            return;
+        }
+        use std::sync::atomic::Ordering;
+        stall.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut released = stall.released.lock().unwrap_or_else(|e| e.into_inner());
+        while !*released {
+            released = stall.wake.wait(released).unwrap_or_else(|e| e.into_inner());
+        }
+        stall.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl LogFile for SimHandle {
     fn len(&self) -> io::Result<u64> {
         let disk = self.storage.disk();
@@ -154,18 +186,7 @@ impl LogFile for SimHandle {
     }
 
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
-        let stall = self.storage.disk().stall.clone();
-        if let Some((text, stall)) = stall {
-            if self.path.to_string_lossy().contains(&text) {
-                use std::sync::atomic::Ordering;
-                stall.waiting.fetch_add(1, Ordering::SeqCst);
-                let mut released = stall.released.lock().unwrap_or_else(|e| e.into_inner());
-                while !*released {
-                    released = stall.wake.wait(released).unwrap_or_else(|e| e.into_inner());
-                }
-                stall.waiting.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
+        self.wait_if_stalled(false);
         let mut disk = self.storage.disk();
         if disk.enospc {
             return Err(io::Error::from_raw_os_error(28));
@@ -191,6 +212,7 @@ impl LogFile for SimHandle {
     }
 
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.wait_if_stalled(true);
         let disk = self.storage.disk();
         let file = disk
             .files

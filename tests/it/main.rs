@@ -1,12 +1,14 @@
 //! One integration-test binary (one link): actor-level tests that spawn actors directly,
 //! and client tests that drive a real broker process with librdkafka.
 
+mod actor_backpressure;
 mod actor_broker_configs;
 mod actor_compaction;
 mod actor_group;
 mod actor_metadata;
 mod actor_partition;
 mod actor_stalled_disk;
+mod actor_supervision;
 mod actor_txn;
 mod client_compaction;
 mod client_durability;
@@ -18,6 +20,7 @@ mod client_retention;
 mod client_transactions;
 mod crash_property;
 mod harness;
+mod hostile_connections;
 mod protocol_txn_versions;
 mod protocol_versions;
 mod proxy;
