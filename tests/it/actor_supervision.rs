@@ -47,6 +47,20 @@ fn api_versions_frame() -> Vec<u8> {
     frame
 }
 
+/// A Metadata v1 request for one topic, which auto-creates it, framed.
+fn metadata_frame(topic: &str) -> Vec<u8> {
+    let mut body = 3i16.to_be_bytes().to_vec();
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&8i32.to_be_bytes());
+    body.extend_from_slice(&(-1i16).to_be_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    body.extend_from_slice(topic.as_bytes());
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_connection_stops_reading_its_socket() {
     let sim = SimStorage::new();
@@ -71,25 +85,41 @@ async fn a_killed_connection_stops_reading_its_socket() {
     let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
     client.read_exact(&mut body).await.unwrap();
 
+    // The reading task is busy preparing a request: an auto-creation that waits for the
+    // metadata actor, whose record file write is stalled.
+    sim.stall_writes("__meta");
+    client
+        .write_all(&metadata_frame("auto-created"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while sim.stalled_writes() == 0 {
+        assert!(Instant::now() < deadline, "the auto-creation never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // Killed (as good as a panic: no post_stop runs).
     conn.kill();
     tokio::time::timeout(WAIT, ended)
         .await
         .expect("the actor ended")
         .unwrap();
-    // With no reading task left the socket is closed, so the client's writes are reset;
-    // a reading task left behind would keep reading (and executing) them forever.
-    let deadline = Instant::now() + WAIT;
-    loop {
+    // With its reading task aborted the socket is closed, so the client's writes are
+    // reset; a reading task left behind would keep the socket open and read them once
+    // its request is prepared.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut closed = false;
+    while Instant::now() < deadline {
         if client.write_all(&api_versions_frame()).await.is_err() {
+            closed = true;
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the dead connection's socket is still being read"
-        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    sim.release_writes();
+    assert!(
+        closed,
+        "the dead connection's socket is still open for reading"
+    );
     broker.shutdown().await;
 }
 
