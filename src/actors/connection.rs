@@ -317,6 +317,9 @@ pub struct Admission {
     _bytes: OwnedSemaphorePermit,
 }
 
+/// How much more of a frame body is allocated at a time while it arrives.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// One whole frame body, with its admission held until its response is written.
 /// Ok(None) when the client closed the connection.
 async fn read_frame(
@@ -337,9 +340,16 @@ async fn read_frame(
     let Ok(bytes) = budget.bytes.clone().acquire_many_owned(share).await else {
         return Ok(None);
     };
-    let mut body = BytesMut::zeroed(length);
-    if read.read_exact(&mut body).await.is_err() {
-        return Ok(None);
+    // Memory follows the bytes that arrive, not the length the client claims: a prefix
+    // of 100 MB followed by silence costs one chunk, not 100 MB.
+    let mut body = BytesMut::with_capacity(length.min(READ_CHUNK));
+    while body.len() < length {
+        body.reserve((length - body.len()).min(READ_CHUNK));
+        let want = length - body.len();
+        match (&mut *read).take(want as u64).read_buf(&mut body).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(_) => {}
+        }
     }
     let admission = Admission {
         _request: request,

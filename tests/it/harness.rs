@@ -112,6 +112,11 @@ impl TestBroker {
         self.port
     }
 
+    /// The running broker process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

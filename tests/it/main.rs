@@ -24,3 +24,4 @@ mod hostile_connections;
 mod protocol_txn_versions;
 mod protocol_versions;
 mod proxy;
+mod soak_hostile;
