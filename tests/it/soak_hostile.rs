@@ -166,7 +166,7 @@ fn soak_hostile_clients_beside_normal_ones() {
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) {
                 for s in &mut slow {
-                    let _ = s.write_all(&[b'x']);
+                    let _ = s.write_all(b"x");
                 }
                 n += 1;
                 std::thread::sleep(Duration::from_secs(1));
