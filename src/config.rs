@@ -102,6 +102,16 @@ pub struct Config {
     /// A connection that sends no whole request for this long is closed (Kafka's
     /// connections.max.idle.ms).
     pub connections_max_idle_ms: u64,
+    /// Client connections open at once (Kafka's max.connections); more are closed at
+    /// once. Unset: derived from the open-file limit, leaving a quarter of it (at least
+    /// 64) for segments and indexes (`fd_limit::connections_for`).
+    pub max_connections: Option<usize>,
+    /// Client connections open at once from one IP address (Kafka's
+    /// max.connections.per.ip). Unset: the same as `max_connections`.
+    pub max_connections_per_ip: Option<usize>,
+    /// Bytes of produce requests queued for one partition actor and not yet taken by it;
+    /// a produce that would pass it is answered REQUEST_TIMED_OUT at once (retriable).
+    pub max_partition_queued_bytes: usize,
     /// How long the first rebalance of an empty group waits for more members
     /// (Kafka's group.initial.rebalance.delay.ms).
     pub group_initial_rebalance_delay_ms: u64,
@@ -142,6 +152,9 @@ impl Default for Config {
             max_in_flight_per_connection: 32,
             max_connection_buffered_bytes: 128 * 1024 * 1024,
             connections_max_idle_ms: 600_000,
+            max_connections: None,
+            max_connections_per_ip: None,
+            max_partition_queued_bytes: 64 * 1024 * 1024,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
@@ -215,6 +228,18 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "fetch_memory_budget_bytes must be between max_message_bytes and 4294967295".into(),
+            ));
+        }
+        if self.max_connections == Some(0) || self.max_connections_per_ip == Some(0) {
+            return Err(ConfigError::Invalid(
+                "max_connections and max_connections_per_ip must be at least 1".into(),
+            ));
+        }
+        if self.max_partition_queued_bytes == 0
+            || self.max_partition_queued_bytes > u32::MAX as usize
+        {
+            return Err(ConfigError::Invalid(
+                "max_partition_queued_bytes must be between 1 and 4294967295".into(),
             ));
         }
         if self.max_in_flight_per_connection == 0 {

@@ -26,6 +26,9 @@ pub enum PartitionError {
     OutOfOrderSequence(String),
     #[error("{0}")]
     InvalidProducerEpoch(String),
+    /// The request's timeout passed before the partition took it, or its queue was full.
+    #[error("the request timed out before the partition took it")]
+    TimedOut,
 }
 
 impl From<StorageError> for PartitionError {
@@ -58,6 +61,7 @@ impl PartitionError {
             PartitionError::InvalidRequest => ResponseError::InvalidRequest,
             PartitionError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
             PartitionError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+            PartitionError::TimedOut => ResponseError::RequestTimedOut,
         };
         err.code()
     }

@@ -14,6 +14,7 @@
 //! - `broker_config`: dynamic broker configs, the layers topic configs default to.
 //! - `error`: typed actor errors and their Kafka error codes.
 //! - `metrics`: Prometheus metrics (names, handles, the exporter).
+//! - `fd_limit`: the open-file limit, raised at start, and the connections it allows.
 
 pub mod actors;
 pub mod broker_config;
@@ -21,6 +22,7 @@ pub mod check;
 pub mod check_record_files;
 pub mod config;
 pub mod error;
+pub mod fd_limit;
 pub mod metrics;
 pub mod protocol;
 pub mod storage;

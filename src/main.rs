@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use tracing::info;
+use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 use broker::actors::broker::Broker;
@@ -61,17 +61,29 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    // Before any socket or file is opened: the usual soft limit (1,024) is far below what
+    // a broker with many clients needs, and the hard limit is what the administrator allows.
+    broker::fd_limit::raise_nofile();
     if let Some(addr) = config.metrics_listen {
         broker::metrics::serve(addr)?;
         info!(%addr, "Serving Prometheus metrics.");
     }
-    let broker = Broker::start(config, Arc::new(FileStorage))
+    let mut broker = Broker::start(config, Arc::new(FileStorage))
         .await
         .context("starting the broker")?;
-    wait_for_signal().await?;
-    info!("Shutting down on a signal.");
-    broker.shutdown().await;
-    Ok(())
+    tokio::select! {
+        signal = wait_for_signal() => {
+            signal?;
+            info!("Shutting down on a signal.");
+            broker.shutdown().await;
+            Ok(())
+        }
+        actor = broker.failed() => {
+            error!(actor, "A core actor stopped; shutting down what is left and exiting with an error.");
+            broker.shutdown().await;
+            anyhow::bail!("the {actor} actor stopped unexpectedly")
+        }
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

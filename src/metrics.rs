@@ -18,6 +18,9 @@ pub const BYTES_IN: &str = "broker_network_bytes_in_total";
 pub const BYTES_OUT: &str = "broker_network_bytes_out_total";
 pub const CONNECTIONS: &str = "broker_connections";
 pub const CONNECTIONS_OPENED: &str = "broker_connections_opened_total";
+pub const CONNECTIONS_REFUSED: &str = "broker_connections_refused_total";
+pub const ACCEPT_FAILURES: &str = "broker_accept_failures_total";
+pub const PARTITION_QUEUE_FULL: &str = "broker_partition_queue_full_total";
 pub const LOG_END_OFFSET: &str = "broker_log_end_offset";
 pub const HIGH_WATERMARK: &str = "broker_high_watermark";
 pub const LOG_START_OFFSET: &str = "broker_log_start_offset";
@@ -68,6 +71,18 @@ fn describe() {
     describe_counter!(BYTES_OUT, Unit::Bytes, "Response bytes written to clients.");
     describe_gauge!(CONNECTIONS, "Client connections open.");
     describe_counter!(CONNECTIONS_OPENED, "Client connections accepted.");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Client connections closed at once: over max_connections or max_connections_per_ip."
+    );
+    describe_counter!(
+        ACCEPT_FAILURES,
+        "Accepts that failed for want of file descriptors or memory."
+    );
+    describe_counter!(
+        PARTITION_QUEUE_FULL,
+        "Produce partition entries answered REQUEST_TIMED_OUT at once: the partition had max_partition_queued_bytes queued."
+    );
     describe_gauge!(LOG_END_OFFSET, "A partition's log end offset.");
     describe_gauge!(HIGH_WATERMARK, "A partition's high watermark.");
     describe_gauge!(LOG_START_OFFSET, "A partition's log start offset.");

@@ -1,6 +1,14 @@
 //! The broker root: starts the metadata actor (which starts the partitions) and the
 //! listener, and shuts them down in order: stop accepting, drain in-flight requests,
 //! flush and fsync every partition.
+//!
+//! Supervision: the metadata actor, the group and transaction registries and the
+//! listener are each the single owner of state every request needs, and each is held by
+//! every connection's context, so none can be swapped for a fresh one while the broker
+//! runs (and a second metadata actor would recover the partitions a first one's children
+//! still write). If any of them stops without a shutdown (a panic included), `failed`
+//! names it; `broker` then shuts down what is left (drain, flush) and exits with an
+//! error, for the service manager to restart it and recovery to take over.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,10 +17,11 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::info;
 
 use super::group_registry::{GroupRegistry, GroupRegistryArgs, GroupRegistryMsg};
-use super::listener::{Listener, ListenerArgs, ListenerMsg};
+use super::listener::{ConnectionLimits, Listener, ListenerArgs, ListenerMsg};
 use super::metadata::{Metadata, MetadataArgs, MetadataMsg};
 use super::routing::{RoutingSnapshot, RoutingTable};
 use super::storage_runtime::StorageRuntime;
@@ -43,6 +52,8 @@ pub struct Broker {
     listener: ActorRef<ListenerMsg>,
     shutdown_timeout: Duration,
     fetch_memory: crate::protocol::fetch_memory::FetchMemory,
+    /// The actors the broker cannot run without, by name, until one of them ends.
+    critical: Vec<(&'static str, JoinHandle<()>)>,
     /// Dropped (without blocking) after the partitions have stopped.
     #[allow(dead_code)]
     storage_runtime: StorageRuntime,
@@ -59,7 +70,7 @@ impl Broker {
                 actor: "storage runtime",
                 reason: e.to_string(),
             })?;
-        let (metadata, _) = Actor::spawn(
+        let (metadata, metadata_ended) = Actor::spawn(
             None,
             Metadata,
             MetadataArgs {
@@ -85,7 +96,7 @@ impl Broker {
             addr: config.listen,
             source,
         })?;
-        let (groups, _) = Actor::spawn(
+        let (groups, groups_ended) = Actor::spawn(
             None,
             GroupRegistry,
             GroupRegistryArgs {
@@ -99,7 +110,7 @@ impl Broker {
             actor: "group registry",
             reason: e.to_string(),
         })?;
-        let (txns, _) = Actor::spawn(
+        let (txns, txns_ended) = Actor::spawn(
             None,
             TxnRegistry,
             TxnDeps {
@@ -127,12 +138,20 @@ impl Broker {
             txns: txns.clone(),
             fetch_memory: fetch_memory.clone(),
         };
-        let (listener, _) = Actor::spawn(None, Listener, ListenerArgs { listener, context })
-            .await
-            .map_err(|e| StartError::Spawn {
-                actor: "listener",
-                reason: e.to_string(),
-            })?;
+        let limits =
+            ConnectionLimits::new(&config, crate::fd_limit::nofile().map(|(soft, _)| soft));
+        let args = ListenerArgs {
+            listener,
+            context,
+            limits,
+        };
+        let (listener, listener_ended) =
+            Actor::spawn(None, Listener, args)
+                .await
+                .map_err(|e| StartError::Spawn {
+                    actor: "listener",
+                    reason: e.to_string(),
+                })?;
         info!(
             %local_addr,
             millis = started.elapsed().as_millis() as u64,
@@ -149,8 +168,26 @@ impl Broker {
             fetch_memory,
             config,
             listener,
+            critical: vec![
+                ("metadata", metadata_ended),
+                ("group registry", groups_ended),
+                ("transaction registry", txns_ended),
+                ("listener", listener_ended),
+            ],
             storage_runtime,
         })
+    }
+
+    /// Resolves when an actor the broker cannot run without has stopped (panicked, was
+    /// killed or stopped) although no shutdown was asked for; names it. Never resolves
+    /// while they all run.
+    pub async fn failed(&mut self) -> &'static str {
+        let ended = self
+            .critical
+            .iter_mut()
+            .map(|(name, handle)| Box::pin(async move { (*name, handle.await) }));
+        let ((name, _), _, _) = futures::future::select_all(ended).await;
+        name
     }
 
     /// What request handlers see, for serving requests without a socket (tests, fuzzing).

@@ -62,7 +62,7 @@ impl crate::metrics::ActorKind for ConnectionMsg {
 pub struct ConnectionState {
     peer: SocketAddr,
     writer: BufWriter<OwnedWriteHalf>,
-    reader: JoinHandle<()>,
+    reader: ReaderGuard,
     /// Tells the reading task to stop taking new requests (drain at shutdown).
     stop_reading: watch::Sender<bool>,
     next_to_write: u64,
@@ -85,7 +85,6 @@ impl Actor for Connection {
         args: ConnectionArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let _ = args.stream.set_nodelay(true);
-        metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
         metrics::counter!(crate::metrics::CONNECTIONS_OPENED).increment(1);
         let (read, write) = args.stream.into_split();
         let config = &args.context.config;
@@ -95,14 +94,14 @@ impl Actor for Connection {
             max_bytes: config.max_connection_buffered_bytes,
         };
         let (stop_reading, stop) = watch::channel(false);
-        let reader = tokio::spawn(read_requests(
+        let reader = ReaderGuard::new(tokio::spawn(read_requests(
             read,
             args.peer,
             args.context,
             myself,
             budget,
             stop,
-        ));
+        )));
         Ok(ConnectionState {
             peer: args.peer,
             writer: BufWriter::with_capacity(64 * 1024, write),
@@ -162,13 +161,35 @@ impl Actor for Connection {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         state.reader.abort();
-        metrics::gauge!(crate::metrics::CONNECTIONS).decrement(1.0);
         let _ = state.writer.shutdown().await;
         for reply in state.drained.drain(..) {
             let _ = reply.send(());
         }
         debug!(peer = %state.peer, "Connection closed.");
         Ok(())
+    }
+}
+
+/// The reading task, aborted when the connection's state is dropped: a connection actor
+/// that panics or is killed skips `post_stop`, and its reader must not go on executing
+/// requests whose responses go nowhere. Also counts the connection in the gauge.
+struct ReaderGuard(JoinHandle<()>);
+
+impl ReaderGuard {
+    fn new(reader: JoinHandle<()>) -> ReaderGuard {
+        metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
+        ReaderGuard(reader)
+    }
+
+    fn abort(&self) {
+        self.0.abort();
+    }
+}
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+        metrics::gauge!(crate::metrics::CONNECTIONS).decrement(1.0);
     }
 }
 
@@ -296,6 +317,9 @@ pub struct Admission {
     _bytes: OwnedSemaphorePermit,
 }
 
+/// How much more of a frame body is allocated at a time while it arrives.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// One whole frame body, with its admission held until its response is written.
 /// Ok(None) when the client closed the connection.
 async fn read_frame(
@@ -316,9 +340,16 @@ async fn read_frame(
     let Ok(bytes) = budget.bytes.clone().acquire_many_owned(share).await else {
         return Ok(None);
     };
-    let mut body = BytesMut::zeroed(length);
-    if read.read_exact(&mut body).await.is_err() {
-        return Ok(None);
+    // Memory follows the bytes that arrive, not the length the client claims: a prefix
+    // of 100 MB followed by silence costs one chunk, not 100 MB.
+    let mut body = BytesMut::with_capacity(length.min(READ_CHUNK));
+    while body.len() < length {
+        body.reserve((length - body.len()).min(READ_CHUNK));
+        let want = length - body.len();
+        match (&mut *read).take(want as u64).read_buf(&mut body).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(_) => {}
+        }
     }
     let admission = Admission {
         _request: request,

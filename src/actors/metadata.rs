@@ -2,7 +2,8 @@
 //!
 //! Owns the topics (names, topic ids, partition counts, config overrides), the durable
 //! metadata record file, and the partition actors, which it spawns linked to itself and
-//! restarts from their logs if one fails. After every change it publishes a new routing
+//! restarts from their logs if one fails (outside its mailbox, with backoff and a limit:
+//! see `partition_restart`). After every change it publishes a new routing
 //! snapshot that connections read on the hot path.
 //!
 //! Accepts `MetadataMsg` from connection handlers (CreateTopics, DeleteTopics,
@@ -22,21 +23,23 @@ use uuid::Uuid;
 pub use super::metadata_messages::*;
 #[path = "metadata_broker_configs.rs"]
 mod broker_configs;
-use super::partition::{Partition, PartitionArgs, PartitionMsg};
-use super::routing::{RoutingTable, TopicRoute};
-use super::unavailable_partition::UnavailablePartition;
+use super::partition::PartitionMsg;
+mod partition_restart;
+use super::routing::{PartitionQueue, RoutingTable, TopicRoute};
 use crate::broker_config::{BrokerDefaults, DynamicBrokerConfigs};
 use crate::config::Config;
 use crate::error::MetadataError;
-use crate::storage::cleaner::CleanerLimits;
 use crate::storage::record_file::create_store_dir;
 use crate::storage::{LogConfig, RecordFile, Storage};
 use crate::topic_config;
+use partition_restart::RestartPolicy;
 
 struct TopicState {
     id: Uuid,
     configs: BTreeMap<String, String>,
     partitions: Vec<ActorRef<PartitionMsg>>,
+    /// One per partition; a restarted partition keeps its queue.
+    queues: Vec<PartitionQueue>,
 }
 
 pub struct MetadataState {
@@ -53,6 +56,7 @@ pub struct MetadataState {
     /// The broker configs changed at run time (AlterConfigs on the broker resource).
     dynamic: DynamicBrokerConfigs,
     storage_runtime: Option<tokio::runtime::Handle>,
+    restarts: RestartPolicy,
 }
 
 pub struct Metadata;
@@ -92,6 +96,7 @@ impl Actor for Metadata {
             producer_id_block_end: 0,
             dynamic: DynamicBrokerConfigs::default(),
             storage_runtime: args.storage_runtime,
+            restarts: RestartPolicy::default(),
         };
         let mut wanted: BTreeMap<String, (Uuid, i32, BTreeMap<String, String>)> = BTreeMap::new();
         let replayed = records.len();
@@ -164,12 +169,14 @@ impl Actor for Metadata {
                 id,
                 configs,
                 partitions: Vec::new(),
+                queues: Vec::new(),
             };
             for index in 0..partitions {
                 let actor = state
                     .spawn_or_stand_in(&myself, &name, &topic.configs, index)
                     .await?;
                 topic.partitions.push(actor);
+                topic.queues.push(state.partition_queue());
             }
             state.topics.insert(name, topic);
         }
@@ -269,6 +276,16 @@ impl Actor for Metadata {
                 state.shutdown().await;
                 let _ = reply.send(());
             }
+            MetadataMsg::PartitionRestarted {
+                topic,
+                topic_id,
+                index,
+                started,
+            } => {
+                state
+                    .partition_restarted(&myself, topic, topic_id, index, started)
+                    .await;
+            }
         }
         Ok(())
     }
@@ -284,28 +301,9 @@ impl Actor for Metadata {
                 let Some((topic, index)) = state.children.remove(&cell.get_id()) else {
                     return Ok(());
                 };
-                error!(topic = %topic, partition = index, %err, "Partition actor failed; restarting it from its log.");
-                let Some(configs) = state.topics.get(&topic).map(|t| t.configs.clone()) else {
-                    return Ok(());
-                };
-                match state
-                    .spawn_or_stand_in(&myself, &topic, &configs, index)
-                    .await
-                {
-                    Ok(actor) => {
-                        if let Some(slot) = state
-                            .topics
-                            .get_mut(&topic)
-                            .and_then(|t| t.partitions.get_mut(index as usize))
-                        {
-                            *slot = actor;
-                        }
-                        state.publish();
-                    }
-                    Err(err) => {
-                        error!(topic = %topic, partition = index, %err, "Partition could not be restarted; it stays unavailable.")
-                    }
-                }
+                state
+                    .partition_failed(&myself, topic, index, &err.to_string())
+                    .await;
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 state.children.remove(&cell.get_id());
@@ -323,6 +321,7 @@ impl MetadataState {
                 name: name.clone(),
                 id: topic.id,
                 partitions: topic.partitions.clone(),
+                queues: topic.queues.clone(),
                 configs: topic.configs.clone(),
             })
         });
@@ -381,6 +380,10 @@ impl MetadataState {
         Ok(id)
     }
 
+    fn partition_queue(&self) -> PartitionQueue {
+        PartitionQueue::new(self.config.max_partition_queued_bytes)
+    }
+
     fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
         self.config.data_dir.join(format!("{topic}-{index}"))
     }
@@ -396,65 +399,6 @@ impl MetadataState {
     /// The partition log settings a topic's overrides give, over the broker defaults.
     fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
         topic_config::log_config(configs, self.defaults())
-    }
-
-    async fn spawn_partition(
-        &mut self,
-        myself: &ActorRef<MetadataMsg>,
-        topic: &str,
-        configs: &BTreeMap<String, String>,
-        index: i32,
-    ) -> Result<ActorRef<PartitionMsg>, ActorProcessingErr> {
-        let log = self.log_config(configs);
-        let args = PartitionArgs {
-            topic: topic.to_string(),
-            partition: index,
-            dir: self.partition_dir(topic, index),
-            storage: self.storage.clone(),
-            log,
-            flush_policy: self.config.log.flush_policy,
-            flush_interval: Duration::from_millis(self.config.log.flush_interval_ms.max(1)),
-            retention_check_interval: Duration::from_millis(
-                self.config.log.retention_check_interval_ms.max(1),
-            ),
-            cleaner: CleanerLimits {
-                map_bytes: self.config.log.cleaner_dedupe_buffer_bytes,
-                io_bytes_per_second: self.config.log.cleaner_io_max_bytes_per_second,
-            },
-        };
-        let supervisor = myself.get_cell();
-        let (actor, _) = match &self.storage_runtime {
-            // Started there, the actor's pre_start (recovery) and its message loop run there.
-            Some(runtime) => runtime
-                .spawn(Actor::spawn_linked(None, Partition, args, supervisor))
-                .await
-                .map_err(|e| ActorProcessingErr::from(e.to_string()))??,
-            None => Actor::spawn_linked(None, Partition, args, supervisor).await?,
-        };
-        self.children
-            .insert(actor.get_id(), (topic.to_string(), index));
-        Ok(actor)
-    }
-
-    /// At start and at a restart: a partition whose log cannot be opened becomes a stand-in
-    /// that answers KAFKA_STORAGE_ERROR, so the rest of the broker serves on.
-    async fn spawn_or_stand_in(
-        &mut self,
-        myself: &ActorRef<MetadataMsg>,
-        topic: &str,
-        configs: &BTreeMap<String, String>,
-        index: i32,
-    ) -> Result<ActorRef<PartitionMsg>, ActorProcessingErr> {
-        match self.spawn_partition(myself, topic, configs, index).await {
-            Ok(actor) => Ok(actor),
-            Err(err) => {
-                error!(topic = %topic, partition = index, %err,
-                    "Partition log could not be opened; it answers KAFKA_STORAGE_ERROR until the broker restarts.");
-                let (actor, _) =
-                    Actor::spawn_linked(None, UnavailablePartition, (), myself.get_cell()).await?;
-                Ok(actor)
-            }
-        }
     }
 
     async fn create_topic(
@@ -500,6 +444,7 @@ impl MetadataState {
                 name: topic.name,
                 id,
                 partitions: Vec::new(),
+                queues: Vec::new(),
                 configs: topic.configs,
             }));
         }
@@ -524,10 +469,12 @@ impl MetadataState {
                 }
             }
         }
+        let queues: Vec<_> = actors.iter().map(|_| self.partition_queue()).collect();
         let route = Arc::new(TopicRoute {
             name: topic.name.clone(),
             id,
             partitions: actors.clone(),
+            queues: queues.clone(),
             configs: topic.configs.clone(),
         });
         self.topics.insert(
@@ -536,6 +483,7 @@ impl MetadataState {
                 id,
                 configs: topic.configs,
                 partitions: actors,
+                queues,
             },
         );
         Ok(route)
@@ -560,6 +508,7 @@ impl MetadataState {
         let Some(state) = self.topics.remove(&name) else {
             return Err(MetadataError::UnknownTopic);
         };
+        self.restarts.forget_topic(&name);
         // Each partition moves its directory aside (fast) and removes it in the background,
         // so a topic re-created with the same name at once starts from an empty directory.
         let waits: Vec<_> = state
@@ -618,8 +567,10 @@ impl MetadataState {
                 .spawn_partition(myself, name, &configs, index)
                 .await
                 .map_err(|e| MetadataError::Storage(e.to_string()))?;
+            let queue = self.partition_queue();
             if let Some(topic) = self.topics.get_mut(name) {
                 topic.partitions.push(actor);
+                topic.queues.push(queue);
             }
         }
         info!(topic = %name, partitions = count, "Added partitions to a topic.");

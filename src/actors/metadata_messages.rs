@@ -111,6 +111,14 @@ pub enum MetadataMsg {
     },
     /// Flush and fsync every partition, then stop them.
     Shutdown { reply: RpcReplyPort<()> },
+    /// A failed partition's restart, run outside this actor, finished (see
+    /// `partition_restart`): the new actor, or why its log could not be opened.
+    PartitionRestarted {
+        topic: String,
+        topic_id: Uuid,
+        index: i32,
+        started: Result<ractor::ActorRef<super::partition::PartitionMsg>, String>,
+    },
 }
 
 impl crate::metrics::ActorKind for MetadataMsg {

@@ -93,6 +93,15 @@ pub enum PartitionMsg {
         acks: i16,
         reply: RpcReplyPort<Result<AppendOutcome, PartitionError>>,
     },
+    /// An Append admitted against this partition's queue budget (a Produce request): the
+    /// admission is given back when the message is taken, and one whose client was
+    /// already told it timed out is answered REQUEST_TIMED_OUT without appending.
+    QueuedAppend {
+        records: Bytes,
+        acks: i16,
+        reply: RpcReplyPort<Result<AppendOutcome, PartitionError>>,
+        admission: super::routing::QueueAdmission,
+    },
     /// Read whole batches from `offset`, below the high watermark (read_committed: below
     /// the last stable offset, with the aborted transactions in that range).
     Read {
@@ -345,6 +354,19 @@ impl PartitionState {
                 acks,
                 reply,
             } => state.append(&myself, records, acks, reply),
+            PartitionMsg::QueuedAppend {
+                records,
+                acks,
+                reply,
+                admission,
+            } => {
+                if admission.expired() {
+                    let _ = reply.send(Err(PartitionError::TimedOut));
+                } else {
+                    drop(admission);
+                    state.append(&myself, records, acks, reply)
+                }
+            }
             PartitionMsg::Read {
                 offset,
                 max_bytes,

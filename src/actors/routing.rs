@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use ractor::ActorRef;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::partition::PartitionMsg;
@@ -19,6 +20,8 @@ pub struct TopicRoute {
     pub name: String,
     pub id: Uuid,
     pub partitions: Vec<ActorRef<PartitionMsg>>,
+    /// Each partition's mailbox admission, by partition index (kept across restarts).
+    pub queues: Vec<PartitionQueue>,
     /// Topic-level config overrides (only the ones set explicitly).
     pub configs: BTreeMap<String, String>,
 }
@@ -28,6 +31,62 @@ impl TopicRoute {
         usize::try_from(index)
             .ok()
             .and_then(|i| self.partitions.get(i))
+    }
+
+    pub fn queue(&self, index: i32) -> Option<&PartitionQueue> {
+        usize::try_from(index).ok().and_then(|i| self.queues.get(i))
+    }
+}
+
+/// Admission control for one partition actor's mailbox: the bytes of appends sent to it
+/// and not yet taken are bounded. A sender takes a share before sending; the partition
+/// gives it back when it takes the message. Not a lock around state: only the partition
+/// actor touches its log, this only says how much may wait for it.
+#[derive(Debug, Clone)]
+pub struct PartitionQueue {
+    bytes: Arc<Semaphore>,
+    max: usize,
+}
+
+impl PartitionQueue {
+    pub fn new(max_bytes: usize) -> PartitionQueue {
+        let max = max_bytes.clamp(1, u32::MAX as usize);
+        PartitionQueue {
+            bytes: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// A share for `len` bytes (a batch larger than the whole budget takes all of it, so
+    /// it can still be served), or None at once when that much is not free. `deadline`:
+    /// when the sender's client is told the request timed out.
+    pub fn try_admit(&self, len: usize, deadline: Option<Instant>) -> Option<QueueAdmission> {
+        let share = len.min(self.max).max(1) as u32;
+        let permit = self.bytes.clone().try_acquire_many_owned(share).ok()?;
+        Some(QueueAdmission {
+            _permit: permit,
+            deadline,
+        })
+    }
+
+    /// Bytes queued right now (for tests and metrics).
+    pub fn queued_bytes(&self) -> usize {
+        self.max - self.bytes.available_permits()
+    }
+}
+
+/// An append's share of its partition's queue, given back when the partition takes it.
+#[derive(Debug)]
+pub struct QueueAdmission {
+    _permit: OwnedSemaphorePermit,
+    deadline: Option<Instant>,
+}
+
+impl QueueAdmission {
+    /// True when the client was already told the request timed out: the append must not
+    /// happen behind its back.
+    pub fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 }
 

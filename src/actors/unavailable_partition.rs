@@ -26,7 +26,7 @@ impl Actor for UnavailablePartition {
         _: &mut (),
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            PartitionMsg::Append { reply, .. } => {
+            PartitionMsg::Append { reply, .. } | PartitionMsg::QueuedAppend { reply, .. } => {
                 let _ = reply.send(Err(PartitionError::StorageFailed));
             }
             PartitionMsg::Read { reply, .. } => {

@@ -60,6 +60,8 @@ struct Disk {
     stall: Option<(String, Arc<Stall>)>,
     /// fsyncs of paths containing the text block until released.
     sync_stall: Option<(String, Arc<Stall>)>,
+    /// The write stall blocks reads too (a disk that stopped answering during recovery).
+    stall_reads: bool,
 }
 
 impl Default for Disk {
@@ -78,6 +80,7 @@ impl Default for Disk {
             dir_syncs: 0,
             stall: None,
             sync_stall: None,
+            stall_reads: false,
         }
     }
 }
@@ -294,7 +297,14 @@ impl SimStorage {
         self.disk().sync_stall = Some((path_contains.to_string(), Arc::new(Stall::default())));
     }
 
-    /// Writes blocked by `stall_writes` right now.
+    /// Like `stall_writes`, for reads as well as writes (recovery reads its segments);
+    /// `release_writes` releases both.
+    pub fn stall_reads(&self, path_contains: &str) {
+        self.stall_writes(path_contains);
+        self.disk().stall_reads = true;
+    }
+
+    /// Writes (and reads, after `stall_reads`) blocked by `stall_writes` right now.
     pub fn stalled_writes(&self) -> usize {
         Stall::waiting(&self.disk().stall)
     }
@@ -308,6 +318,7 @@ impl SimStorage {
     pub fn release_writes(&self) {
         let (writes, syncs) = {
             let mut disk = self.disk();
+            disk.stall_reads = false;
             (disk.stall.take(), disk.sync_stall.take())
         };
         Stall::release(writes);
@@ -431,6 +442,11 @@ impl LogFile for SimHandle {
     }
 
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        let stall = {
+            let disk = self.storage.disk();
+            disk.stall.clone().filter(|_| disk.stall_reads)
+        };
+        Stall::wait_if_matches(stall, &self.path);
         let mut disk = self.storage.disk();
         let file = disk.file_mut(self.inode, &self.path)?;
         let pos = pos as usize;

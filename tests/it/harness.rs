@@ -24,6 +24,8 @@ pub struct TestBroker {
     port: u16,
     child: Option<Child>,
     starts: usize,
+    /// RLIMIT_NOFILE (soft and hard) the broker process starts with; None: inherited.
+    nofile: Option<u64>,
 }
 
 pub fn free_port() -> u16 {
@@ -36,6 +38,12 @@ pub fn free_port() -> u16 {
 impl TestBroker {
     /// Starts a broker; `extra` is appended to its config.toml (TOML lines).
     pub fn start(extra: &str) -> TestBroker {
+        Self::start_with_nofile(extra, None)
+    }
+
+    /// Starts a broker whose open-file limit, soft and hard, is `nofile` (through
+    /// util-linux `prlimit`), as on a host with a low limit.
+    pub fn start_with_nofile(extra: &str, nofile: Option<u64>) -> TestBroker {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let data = dir.path().join("data");
@@ -49,6 +57,7 @@ impl TestBroker {
             port,
             child: None,
             starts: 0,
+            nofile,
         };
         broker.spawn();
         broker
@@ -58,7 +67,17 @@ impl TestBroker {
         self.starts += 1;
         let log = File::create(self.dir.path().join(format!("broker-{}.log", self.starts)))
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_broker"))
+        let mut command = match self.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_broker"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_broker")),
+        };
+        let child = command
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))
             .env("RUST_LOG", "info")

@@ -1,6 +1,7 @@
 //! One integration-test binary (one link): actor-level tests that spawn actors directly,
 //! and client tests that drive a real broker process with librdkafka.
 
+mod actor_backpressure;
 mod actor_broker_configs;
 mod actor_compaction;
 mod actor_group;
@@ -8,6 +9,7 @@ mod actor_metadata;
 mod actor_partition;
 mod actor_record_files;
 mod actor_stalled_disk;
+mod actor_supervision;
 mod actor_txn;
 mod client_compaction;
 mod client_durability;
@@ -24,6 +26,8 @@ mod harness;
 mod hostile_fetch;
 mod hostile_requests;
 mod hostile_wire;
+mod hostile_connections;
 mod protocol_txn_versions;
 mod protocol_versions;
 mod proxy;
+mod soak_hostile;

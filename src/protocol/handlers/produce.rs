@@ -2,9 +2,21 @@
 //! order before anything is awaited, so batches from one connection reach each partition
 //! in the order the client sent them; the replies of all partitions are then joined.
 //! An acks=0 request gets no response, as in Kafka.
+//!
+//! Each append takes a share of its partition's queue budget (`max_partition_queued_bytes`)
+//! before it is sent; a partition with that much queued answers REQUEST_TIMED_OUT at once
+//! (retriable: the client backs off and retries, as after a Kafka request timeout; the
+//! quota error THROTTLING_QUOTA_EXCEEDED is for admin requests only). `timeout_ms` is one
+//! deadline for the whole request, and an append the partition takes after it is not
+//! written (its client was told it failed). One taken before the deadline but answered
+//! after it (an acks=all fsync) is written and reported REQUEST_TIMED_OUT, as in Kafka:
+//! a timed-out produce's outcome is unknown, and the idempotent producer's retry dedupes.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::debug;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
@@ -52,6 +64,10 @@ pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) ->
             }
         }
     }
+    // One deadline for the whole request, from when its appends are sent; acks=0 has none (nobody
+    // waits for an answer, and Kafka applies timeout_ms to waiting only).
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let deadline = (acks != 0).then(|| Instant::now() + timeout);
     let routes = ctx.routes();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
@@ -73,10 +89,21 @@ pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) ->
                 pending.push(Pending::Failed(index, ResponseError::InvalidRecord.code()));
                 continue;
             };
-            match ask(actor, |reply| PartitionMsg::Append {
+            let queue = route.and_then(|r| r.queue(index));
+            let Some(admission) = queue.and_then(|q| q.try_admit(records.len(), deadline)) else {
+                metrics::counter!(crate::metrics::PARTITION_QUEUE_FULL).increment(1);
+                debug!(topic = %name, partition = index, "Partition queue full; answering REQUEST_TIMED_OUT.");
+                pending.push(Pending::Failed(
+                    index,
+                    ResponseError::RequestTimedOut.code(),
+                ));
+                continue;
+            };
+            match ask(actor, |reply| PartitionMsg::QueuedAppend {
                 records,
                 acks,
                 reply,
+                admission,
             }) {
                 Some(rx) => pending.push(Pending::Waiting(index, rx)),
                 None => pending.push(Pending::Failed(
@@ -87,7 +114,7 @@ pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) ->
         }
         topics.push((topic.name, pending));
     }
-    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let deadline = deadline.unwrap_or_else(|| Instant::now() + timeout);
     let response = Box::pin(async move {
         let mut responses = Vec::with_capacity(topics.len());
         for (name, pending) in topics {
@@ -95,16 +122,20 @@ pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) ->
             for p in pending {
                 partitions.push(match p {
                     Pending::Failed(index, code) => error_entry(index, code),
-                    Pending::Waiting(index, rx) => match tokio::time::timeout(timeout, rx).await {
-                        Ok(Ok(Ok(outcome))) => PartitionProduceResponse::default()
-                            .with_index(index)
-                            .with_base_offset(outcome.base_offset)
-                            .with_log_append_time_ms(-1)
-                            .with_log_start_offset(outcome.log_start_offset),
-                        Ok(Ok(Err(err))) => error_entry(index, err.code()),
-                        Ok(Err(_)) => error_entry(index, ResponseError::NotLeaderOrFollower.code()),
-                        Err(_) => error_entry(index, ResponseError::RequestTimedOut.code()),
-                    },
+                    Pending::Waiting(index, rx) => {
+                        match tokio::time::timeout_at(deadline, rx).await {
+                            Ok(Ok(Ok(outcome))) => PartitionProduceResponse::default()
+                                .with_index(index)
+                                .with_base_offset(outcome.base_offset)
+                                .with_log_append_time_ms(-1)
+                                .with_log_start_offset(outcome.log_start_offset),
+                            Ok(Ok(Err(err))) => error_entry(index, err.code()),
+                            Ok(Err(_)) => {
+                                error_entry(index, ResponseError::NotLeaderOrFollower.code())
+                            }
+                            Err(_) => error_entry(index, ResponseError::RequestTimedOut.code()),
+                        }
+                    }
                 });
             }
             responses.push(

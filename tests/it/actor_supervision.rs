@@ -1,0 +1,281 @@
+//! What happens when actors stop unexpectedly: a connection actor that dies takes its
+//! reading task with it; a core actor (metadata, a registry) that dies makes
+//! `Broker::failed` name it, so the process can shut down and exit with an error; a
+//! partition actor that fails is restarted outside the metadata actor's mailbox, which
+//! keeps answering meanwhile, and one that keeps failing is given up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::FutureExt;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use ractor::{Actor, ActorRef, SupervisionEvent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use broker::actors::broker::Broker;
+use broker::actors::connection::{Connection, ConnectionArgs};
+use broker::actors::partition::PartitionMsg;
+use broker::config::Config;
+use broker::protocol::BrokerContext;
+use broker::storage::batch_builder::build_batch;
+use broker::storage::sim::SimStorage;
+
+use crate::protocol_versions::{name, serve};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn start(sim: &SimStorage) -> Broker {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: "/data".into(),
+        ..Config::default()
+    };
+    Broker::start(config, Arc::new(sim.clone())).await.unwrap()
+}
+
+/// An ApiVersions v0 request, framed.
+fn api_versions_frame() -> Vec<u8> {
+    let mut body = 18i16.to_be_bytes().to_vec();
+    body.extend_from_slice(&0i16.to_be_bytes());
+    body.extend_from_slice(&7i32.to_be_bytes());
+    body.extend_from_slice(&(-1i16).to_be_bytes());
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// A Metadata v1 request for one topic, which auto-creates it, framed.
+fn metadata_frame(topic: &str) -> Vec<u8> {
+    let mut body = 3i16.to_be_bytes().to_vec();
+    body.extend_from_slice(&1i16.to_be_bytes());
+    body.extend_from_slice(&8i32.to_be_bytes());
+    body.extend_from_slice(&(-1i16).to_be_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    body.extend_from_slice(topic.as_bytes());
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connection_stops_reading_its_socket() {
+    let sim = SimStorage::new();
+    let broker = start(&sim).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (stream, peer) = listener.accept().await.unwrap();
+    let args = ConnectionArgs {
+        stream,
+        peer,
+        context: broker.context(),
+    };
+    let (conn, ended) = Actor::spawn(None, Connection, args).await.unwrap();
+    client.write_all(&api_versions_frame()).await.unwrap();
+    let mut size = [0u8; 4];
+    tokio::time::timeout(WAIT, client.read_exact(&mut size))
+        .await
+        .expect("answered")
+        .unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    client.read_exact(&mut body).await.unwrap();
+
+    // The reading task is busy preparing a request: an auto-creation that waits for the
+    // metadata actor, whose record file write is stalled.
+    sim.stall_writes("__meta");
+    client
+        .write_all(&metadata_frame("auto-created"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while sim.stalled_writes() == 0 {
+        assert!(Instant::now() < deadline, "the auto-creation never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Killed (as good as a panic: no post_stop runs).
+    conn.kill();
+    tokio::time::timeout(WAIT, ended)
+        .await
+        .expect("the actor ended")
+        .unwrap();
+    // With its reading task aborted the socket is closed, so the client's writes are
+    // reset; a reading task left behind would keep the socket open and read them once
+    // its request is prepared.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut closed = false;
+    while Instant::now() < deadline {
+        if client.write_all(&api_versions_frame()).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sim.release_writes();
+    assert!(
+        closed,
+        "the dead connection's socket is still open for reading"
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_core_actor_that_stops_fails_the_broker() {
+    for victim in ["metadata", "group registry", "transaction registry"] {
+        let sim = SimStorage::new();
+        let mut broker = start(&sim).await;
+        assert!(
+            broker.failed().now_or_never().is_none(),
+            "nothing has failed yet"
+        );
+        match victim {
+            "metadata" => broker.metadata.kill(),
+            "group registry" => broker.groups.kill(),
+            _ => broker.txns.kill(),
+        }
+        let failed = tokio::time::timeout(WAIT, broker.failed())
+            .await
+            .unwrap_or_else(|_| panic!("the {victim} actor's end was not noticed"));
+        assert_eq!(failed, victim);
+        broker.shutdown().await; // what is left shuts down without hanging
+    }
+}
+
+fn produce(topic: &str) -> RequestKind {
+    let batch = Bytes::from(build_batch(&[(Some(b"k"), Some(b"v"))], 1_000));
+    RequestKind::Produce(
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch))])]),
+    )
+}
+
+async fn produce_error(ctx: &BrokerContext, topic: &str) -> i16 {
+    let ResponseKind::Produce(r) = serve(ctx, ApiKey::Produce, 9, produce(topic)).await else {
+        unreachable!()
+    };
+    r.responses[0].partition_responses[0].error_code
+}
+
+async fn create_topic(ctx: &BrokerContext, topic: &str) -> i16 {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]);
+    let ResponseKind::CreateTopics(r) =
+        serve(ctx, ApiKey::CreateTopics, 5, RequestKind::CreateTopics(req)).await
+    else {
+        unreachable!()
+    };
+    r.topics[0].error_code
+}
+
+fn partition_actor(ctx: &BrokerContext, topic: &str) -> ActorRef<PartitionMsg> {
+    ctx.routes().topic(topic).expect("topic").partitions[0].clone()
+}
+
+/// What a panic inside the partition does, from its supervisor's side: the metadata
+/// actor hears that it failed, and the actor is gone.
+fn fail(partition: &ActorRef<PartitionMsg>) {
+    partition
+        .get_cell()
+        .notify_supervisor(SupervisionEvent::ActorFailed(
+            partition.get_cell(),
+            "simulated panic (test)".into(),
+        ));
+    partition.kill();
+}
+
+/// Waits (bounded) until the routing table shows a running actor for `topic`-0 other
+/// than `old`.
+async fn restarted(ctx: &BrokerContext, topic: &str, old: &ActorRef<PartitionMsg>) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = partition_actor(ctx, topic);
+        if now.get_id() != old.get_id() && now.get_status() == ractor::ActorStatus::Running {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{topic}-0 was not restarted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_answers_while_a_failed_partition_recovers() {
+    let sim = SimStorage::new();
+    let broker = start(&sim).await;
+    let ctx = broker.context();
+    assert_eq!(create_topic(&ctx, "victim").await, 0);
+    assert_eq!(produce_error(&ctx, "victim").await, 0);
+    let old = partition_actor(&ctx, "victim");
+    // The restarted partition's recovery will hang on its first read of the log.
+    sim.stall_reads("victim-0");
+    fail(&old);
+    let deadline = Instant::now() + WAIT;
+    while sim.stalled_writes() == 0 {
+        assert!(Instant::now() < deadline, "the restart never read the log");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Meanwhile the metadata actor creates topics (the old code restarted the partition
+    // inside its own mailbox, so this waited for the disk).
+    let created =
+        tokio::time::timeout(Duration::from_secs(5), create_topic(&ctx, "bystander")).await;
+    let stalled_produce = produce_error(&ctx, "victim").await;
+    sim.release_writes();
+    assert_eq!(
+        created.ok(),
+        Some(0),
+        "CreateTopics answered during the restart"
+    );
+    assert_eq!(
+        stalled_produce, 6,
+        "NOT_LEADER_OR_FOLLOWER while it restarts"
+    );
+    restarted(&ctx, "victim", &old).await;
+    assert_eq!(produce_error(&ctx, "victim").await, 0, "served again");
+    assert_eq!(produce_error(&ctx, "bystander").await, 0);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_that_keeps_failing_is_given_up() {
+    let sim = SimStorage::new();
+    let broker = start(&sim).await;
+    let ctx = broker.context();
+    assert_eq!(create_topic(&ctx, "flaky").await, 0);
+    // Five restarts (at once, then after 200, 400, 800 and 1600 ms)...
+    for _ in 0..5 {
+        let old = partition_actor(&ctx, "flaky");
+        fail(&old);
+        restarted(&ctx, "flaky", &old).await;
+        assert_eq!(produce_error(&ctx, "flaky").await, 0);
+    }
+    // ...and the sixth failure within ten minutes gives it up: a stand-in answers
+    // KAFKA_STORAGE_ERROR until the broker restarts.
+    fail(&partition_actor(&ctx, "flaky"));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let code = produce_error(&ctx, "flaky").await;
+        if code == 56 {
+            break;
+        }
+        assert_eq!(
+            code, 6,
+            "NOT_LEADER_OR_FOLLOWER until the stand-in is in place"
+        );
+        assert!(Instant::now() < deadline, "the partition was not given up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    broker.shutdown().await;
+}
