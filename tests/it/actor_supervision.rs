@@ -61,10 +61,37 @@ fn metadata_frame(topic: &str) -> Vec<u8> {
     frame
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_connection_stops_reading_its_socket() {
+#[test]
+fn a_killed_connection_stops_reading_its_socket() {
+    // The broker gets a runtime of its own: the stalled metadata write below blocks one of
+    // its threads, and this test's timers must keep running meanwhile.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let test = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let closed = test.block_on(killed_connection(&runtime));
+    runtime.shutdown_timeout(WAIT);
+    assert!(
+        closed,
+        "the dead connection's socket is still open for reading"
+    );
+}
+
+/// True when the killed connection's socket closed (see above).
+async fn killed_connection(runtime: &tokio::runtime::Runtime) -> bool {
     let sim = SimStorage::new();
-    let broker = start(&sim).await;
+    let broker = runtime
+        .spawn({
+            let sim = sim.clone();
+            async move { start(&sim).await }
+        })
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
         .await
@@ -75,7 +102,11 @@ async fn a_killed_connection_stops_reading_its_socket() {
         peer,
         context: broker.context(),
     };
-    let (conn, ended) = Actor::spawn(None, Connection, args).await.unwrap();
+    let (conn, ended) = runtime
+        .spawn(Actor::spawn(None, Connection, args))
+        .await
+        .unwrap()
+        .unwrap();
     client.write_all(&api_versions_frame()).await.unwrap();
     let mut size = [0u8; 4];
     tokio::time::timeout(WAIT, client.read_exact(&mut size))
@@ -116,11 +147,8 @@ async fn a_killed_connection_stops_reading_its_socket() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sim.release_writes();
-    assert!(
-        closed,
-        "the dead connection's socket is still open for reading"
-    );
-    broker.shutdown().await;
+    runtime.spawn(broker.shutdown()).await.unwrap();
+    closed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
