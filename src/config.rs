@@ -92,6 +92,9 @@ pub struct Config {
     /// Record bytes all Fetch responses being read may hold together; a fetch that finds
     /// it spent reads less, or waits up to its max_wait_ms and then answers what fits.
     pub fetch_memory_budget_bytes: usize,
+    /// How long a Fetch waits for one partition's read (a partition whose disk stopped
+    /// answering): past it that partition gets REQUEST_TIMED_OUT and the others are served.
+    pub fetch_partition_read_timeout_ms: u64,
     /// Longest metadata string of a committed offset (Kafka's offset.metadata.max.bytes);
     /// a longer one is OFFSET_METADATA_TOO_LARGE for its partition.
     pub offset_metadata_max_bytes: usize,
@@ -148,6 +151,7 @@ impl Default for Config {
             max_message_bytes: 1_048_588,
             fetch_max_bytes: 57_671_680,
             fetch_memory_budget_bytes: 256 * 1024 * 1024,
+            fetch_partition_read_timeout_ms: 30_000,
             offset_metadata_max_bytes: 4096,
             max_in_flight_per_connection: 32,
             max_connection_buffered_bytes: 128 * 1024 * 1024,
@@ -215,6 +219,11 @@ impl Config {
         if self.connections_max_idle_ms == 0 {
             return Err(ConfigError::Invalid(
                 "connections_max_idle_ms must be at least 1".into(),
+            ));
+        }
+        if self.fetch_partition_read_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "fetch_partition_read_timeout_ms must be at least 1".into(),
             ));
         }
         if self.fetch_max_bytes < 1024 {

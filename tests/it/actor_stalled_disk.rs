@@ -122,3 +122,94 @@ fn a_stalled_disk_holds_up_only_its_own_partition() {
     }
     runtime.shutdown_timeout(Duration::from_secs(10));
 }
+
+fn fetch(topics: &[&str]) -> RequestKind {
+    RequestKind::Fetch(
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        fetch_request::FetchTopic::default()
+                            .with_topic(name(t))
+                            .with_partitions(vec![fetch_request::FetchPartition::default()
+                                .with_partition(0)
+                                .with_fetch_offset(0)
+                                .with_partition_max_bytes(1 << 20)])
+                    })
+                    .collect(),
+            ),
+    )
+}
+
+/// A Fetch that names a partition whose disk stopped answering reads is answered once that
+/// partition's read passes fetch_partition_read_timeout_ms: REQUEST_TIMED_OUT for it, the
+/// records of the other partition beside it. Before, the whole Fetch waited on the stalled
+/// read for as long as the disk did.
+#[test]
+fn a_fetch_from_a_stalled_partition_times_out_only_that_partition() {
+    let sim = SimStorage::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (done_tx, done_rx) = mpsc::channel::<(i16, i16, usize)>();
+    let storage = sim.clone();
+    runtime.spawn(async move {
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: "/data".into(),
+            fetch_partition_read_timeout_ms: 300,
+            ..Config::default()
+        };
+        let broker = Broker::start(config, Arc::new(storage.clone()))
+            .await
+            .unwrap();
+        let ctx = broker.context();
+        let topics = ["stuck", "free"].map(|t| {
+            CreatableTopic::default()
+                .with_name(name(t))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+        });
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(topics.to_vec());
+        serve(
+            &ctx,
+            ApiKey::CreateTopics,
+            5,
+            RequestKind::CreateTopics(req),
+        )
+        .await;
+        assert_eq!(produce_error(&ctx, "stuck").await, 0);
+        assert_eq!(produce_error(&ctx, "free").await, 0);
+
+        storage.stall_reads("stuck-0");
+        let ResponseKind::Fetch(r) =
+            serve(&ctx, ApiKey::Fetch, 12, fetch(&["stuck", "free"])).await
+        else {
+            unreachable!()
+        };
+        let part = |i: usize| &r.responses[i].partitions[0];
+        let answer = (
+            part(0).error_code,
+            part(1).error_code,
+            part(1).records.as_ref().map_or(0, |b| b.len()),
+        );
+        storage.release_writes();
+        broker.shutdown().await;
+        let _ = done_tx.send(answer);
+    });
+    let got = done_rx.recv_timeout(Duration::from_secs(30));
+    sim.release_writes(); // whatever happened, let the runtime shut down
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    let (stuck, free, free_bytes) = got.expect("the Fetch was answered within 30 s");
+    assert_eq!(stuck, 7, "REQUEST_TIMED_OUT for the stalled partition");
+    assert_eq!(free, 0);
+    assert!(free_bytes > 0, "the other partition's records are served");
+}

@@ -32,6 +32,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
+use tracing::debug;
 use uuid::Uuid;
 
 use crate::actors::partition::{PartitionMsg, ReadOutcome};
@@ -62,6 +63,8 @@ struct Fetch {
     read_committed: bool,
     /// The request's max_bytes, capped by the broker's fetch_max_bytes.
     max_bytes: usize,
+    /// How long one partition's read may take (fetch_partition_read_timeout_ms).
+    read_timeout: Duration,
 }
 
 type Read = Result<ReadOutcome, i16>;
@@ -71,6 +74,7 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
         topics: resolve(&ctx.routes(), version, req.topics),
         read_committed: req.isolation_level == 1,
         max_bytes: (req.max_bytes.max(0) as usize).min(ctx.config.fetch_max_bytes),
+        read_timeout: Duration::from_millis(ctx.config.fetch_partition_read_timeout_ms),
     };
     let memory = ctx.fetch_memory.clone();
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
@@ -185,7 +189,7 @@ async fn read_all(
         next += round.len();
         let reads = round
             .iter()
-            .map(|&(i, share)| read_one(wanted[i].0, wanted[i].1, share, fetch.read_committed));
+            .map(|&(i, share)| read_one(fetch, wanted[i].0, wanted[i].1, share));
         for (&(i, _), read) in round.iter().zip(join_all(reads).await) {
             if let Ok(read) = &read {
                 room = room.saturating_sub(read.records.len());
@@ -197,7 +201,7 @@ async fn read_all(
         if let Some(extra) = memory.take_all(size, deadline).await {
             held.merge(extra);
             let (topic, w) = wanted[i];
-            results[i] = Some(read_one(topic, w, size, fetch.read_committed).await);
+            results[i] = Some(read_one(fetch, topic, w, size).await);
         }
     }
     let used = results
@@ -255,7 +259,7 @@ fn first_starved(results: &[Option<Read>]) -> Option<(usize, usize)> {
 }
 
 /// One partition, at most `max_bytes`.
-async fn read_one(topic: &Topic, w: &Wanted, max_bytes: usize, read_committed: bool) -> Read {
+async fn read_one(fetch: &Fetch, topic: &Topic, w: &Wanted, max_bytes: usize) -> Read {
     let route = topic.route.as_ref().map_err(|code| *code)?;
     let actor = route
         .partition(w.index)
@@ -264,14 +268,19 @@ async fn read_one(topic: &Topic, w: &Wanted, max_bytes: usize, read_committed: b
         offset: w.offset,
         max_bytes,
         min_one: false,
-        read_committed,
+        read_committed: fetch.read_committed,
         reply,
     })
     .ok_or(ResponseError::NotLeaderOrFollower.code())?;
-    match rx.await {
-        Ok(Ok(read)) => Ok(read),
-        Ok(Err(err)) => Err(err.code()),
-        Err(_) => Err(ResponseError::NotLeaderOrFollower.code()),
+    // A partition whose disk stopped answering holds up only its own entry.
+    match tokio::time::timeout(fetch.read_timeout, rx).await {
+        Ok(Ok(Ok(read))) => Ok(read),
+        Ok(Ok(Err(err))) => Err(err.code()),
+        Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower.code()),
+        Err(_) => {
+            debug!(partition = w.index, "A partition read passed its timeout.");
+            Err(ResponseError::RequestTimedOut.code())
+        }
     }
 }
 
