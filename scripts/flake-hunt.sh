@@ -47,8 +47,8 @@ for i in $(seq 1 "$runs"); do
   say "run $i of $runs"
   t0=$SECONDS
   rust_rc=0
-  cargo test --workspace --no-fail-fast -- --test-threads=2 >"$out/run-$i-rust.log" 2>&1 || rust_rc=$?
-  BROKER_BIN="$PWD/target/debug/broker" .venv/bin/python -m pytest -q -rf -p no:cacheprovider \
+  timeout 1800 cargo test --workspace --no-fail-fast -- --test-threads=2 >"$out/run-$i-rust.log" 2>&1 || rust_rc=$?
+  BROKER_BIN="$PWD/target/debug/broker" timeout 900 .venv/bin/python -m pytest -q -rf -p no:cacheprovider \
     tests/python >"$out/run-$i-python.log" 2>&1 || true
   # libtest: "test path::name ... FAILED"; pytest's short summary: "FAILED file::name - why".
   {

@@ -25,8 +25,9 @@ fi
 say "building"
 cargo build --workspace --bins --tests --examples
 
+# Each step is bounded: a test that hangs fails the command instead of holding CI.
 say "cargo test (unit, actor-level and librdkafka client tests)"
-cargo test --workspace --no-fail-fast -- --test-threads=2
+timeout 1800 cargo test --workspace --no-fail-fast -- --test-threads=2
 
 say "fuzz targets, briefly (frame, batch, recovery)"
 cargo run -q --example fuzz -- --target all --execs 20000
@@ -36,6 +37,6 @@ cargo build -q --example broker-torture
 target/debug/examples/broker-torture --cycles 3 --broker target/debug/broker
 
 say "pytest (confluent-kafka, kafka-python, kcat)"
-BROKER_BIN="$PWD/target/debug/broker" .venv/bin/python -m pytest -q -p no:cacheprovider tests/python
+BROKER_BIN="$PWD/target/debug/broker" timeout 900 .venv/bin/python -m pytest -q -p no:cacheprovider tests/python
 
 say "all tests passed"
