@@ -35,11 +35,41 @@ fn produce(topic: &str) -> RequestKind {
     )
 }
 
-async fn produce_error(ctx: &BrokerContext, topic: &str) -> i16 {
+pub(crate) async fn produce_error(ctx: &BrokerContext, topic: &str) -> i16 {
     let ResponseKind::Produce(r) = serve(ctx, ApiKey::Produce, 9, produce(topic)).await else {
         unreachable!()
     };
     r.responses[0].partition_responses[0].error_code
+}
+
+/// A broker on the simulated disk with the one-partition topics "stuck" and "free".
+async fn start_with_two_topics(storage: &SimStorage, config: Config) -> (Broker, BrokerContext) {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: "/data".into(),
+        ..config
+    };
+    let broker = Broker::start(config, Arc::new(storage.clone()))
+        .await
+        .unwrap();
+    let ctx = broker.context();
+    let topics = ["stuck", "free"].map(|t| {
+        CreatableTopic::default()
+            .with_name(name(t))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+    });
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(topics.to_vec());
+    serve(
+        &ctx,
+        ApiKey::CreateTopics,
+        5,
+        RequestKind::CreateTopics(req),
+    )
+    .await;
+    (broker, ctx)
 }
 
 #[test]
@@ -55,31 +85,7 @@ fn a_stalled_disk_holds_up_only_its_own_partition() {
     let (done_tx, done_rx) = mpsc::channel::<String>();
     let storage = sim.clone();
     runtime.spawn(async move {
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: "/data".into(),
-            ..Config::default()
-        };
-        let broker = Broker::start(config, Arc::new(storage.clone()))
-            .await
-            .unwrap();
-        let ctx = broker.context();
-        let topics = ["stuck", "free"].map(|t| {
-            CreatableTopic::default()
-                .with_name(name(t))
-                .with_num_partitions(1)
-                .with_replication_factor(1)
-        });
-        let req = CreateTopicsRequest::default()
-            .with_timeout_ms(5000)
-            .with_topics(topics.to_vec());
-        serve(
-            &ctx,
-            ApiKey::CreateTopics,
-            5,
-            RequestKind::CreateTopics(req),
-        )
-        .await;
+        let (broker, ctx) = start_with_two_topics(&storage, Config::default()).await;
 
         storage.stall_writes("stuck-0");
         let stuck = tokio::spawn({
@@ -161,31 +167,10 @@ fn a_fetch_from_a_stalled_partition_times_out_only_that_partition() {
     let storage = sim.clone();
     runtime.spawn(async move {
         let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: "/data".into(),
             fetch_partition_read_timeout_ms: 300,
             ..Config::default()
         };
-        let broker = Broker::start(config, Arc::new(storage.clone()))
-            .await
-            .unwrap();
-        let ctx = broker.context();
-        let topics = ["stuck", "free"].map(|t| {
-            CreatableTopic::default()
-                .with_name(name(t))
-                .with_num_partitions(1)
-                .with_replication_factor(1)
-        });
-        let req = CreateTopicsRequest::default()
-            .with_timeout_ms(5000)
-            .with_topics(topics.to_vec());
-        serve(
-            &ctx,
-            ApiKey::CreateTopics,
-            5,
-            RequestKind::CreateTopics(req),
-        )
-        .await;
+        let (broker, ctx) = start_with_two_topics(&storage, config).await;
         assert_eq!(produce_error(&ctx, "stuck").await, 0);
         assert_eq!(produce_error(&ctx, "free").await, 0);
 

@@ -7,10 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::FutureExt;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use ractor::{Actor, ActorRef, SupervisionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,9 +18,9 @@ use broker::actors::connection::{Connection, ConnectionArgs};
 use broker::actors::partition::PartitionMsg;
 use broker::config::Config;
 use broker::protocol::BrokerContext;
-use broker::storage::batch_builder::build_batch;
 use broker::storage::sim::SimStorage;
 
+use crate::actor_stalled_disk::produce_error;
 use crate::protocol_versions::{name, serve};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -171,27 +169,6 @@ async fn a_core_actor_that_stops_fails_the_broker() {
         assert_eq!(failed, victim);
         broker.shutdown().await; // what is left shuts down without hanging
     }
-}
-
-fn produce(topic: &str) -> RequestKind {
-    let batch = Bytes::from(build_batch(&[(Some(b"k"), Some(b"v"))], 1_000));
-    RequestKind::Produce(
-        ProduceRequest::default()
-            .with_acks(1)
-            .with_timeout_ms(5_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name(topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(batch))])]),
-    )
-}
-
-async fn produce_error(ctx: &BrokerContext, topic: &str) -> i16 {
-    let ResponseKind::Produce(r) = serve(ctx, ApiKey::Produce, 9, produce(topic)).await else {
-        unreachable!()
-    };
-    r.responses[0].partition_responses[0].error_code
 }
 
 async fn create_topic(ctx: &BrokerContext, topic: &str) -> i16 {
