@@ -495,7 +495,11 @@ async fn a_member_that_dies_right_after_its_sync_expires_one_session_later() {
         }
         tokio::time::advance(Duration::from_secs(1)).await;
     }
-    assert_eq!(state(&g).await, GroupState::Empty, "the dead member expired");
+    assert_eq!(
+        state(&g).await,
+        GroupState::Empty,
+        "the dead member expired"
+    );
 }
 
 /// The same for a member whose last sign of life is a JoinGroup answered at once (same

@@ -307,3 +307,59 @@ async fn a_partition_that_keeps_failing_is_given_up() {
     }
     broker.shutdown().await;
 }
+
+async fn metadata_error(ctx: &BrokerContext, topic: &str) -> i16 {
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(name(topic)))]))
+        .with_allow_auto_topic_creation(false);
+    let ResponseKind::Metadata(r) =
+        serve(ctx, ApiKey::Metadata, 9, RequestKind::Metadata(req)).await
+    else {
+        unreachable!()
+    };
+    r.topics[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_answers_while_a_new_topic_starts_on_a_stalled_disk() {
+    let sim = SimStorage::new();
+    let broker = start(&sim).await;
+    let ctx = broker.context();
+    // The new topic's partition hangs on its first fsync in its directory.
+    sim.stall_syncs("slow-0");
+    let first = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { create_topic(&ctx, "slow").await }
+    });
+    let deadline = Instant::now() + WAIT;
+    while sim.stalled_syncs() == 0 {
+        assert!(Instant::now() < deadline, "the new partition never synced");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Meanwhile the metadata actor answers (the old code started the partition inside its
+    // own mailbox, so these waited for the disk).
+    let other = tokio::time::timeout(Duration::from_secs(5), create_topic(&ctx, "bystander")).await;
+    let described =
+        tokio::time::timeout(Duration::from_secs(5), metadata_error(&ctx, "slow")).await;
+    let again = tokio::time::timeout(Duration::from_secs(5), create_topic(&ctx, "slow")).await;
+    let first_done_early = first.is_finished();
+    sim.release_writes();
+    assert_eq!(other.ok(), Some(0), "CreateTopics answered meanwhile");
+    assert_eq!(
+        described.ok(),
+        Some(5),
+        "LEADER_NOT_AVAILABLE while it starts"
+    );
+    assert_eq!(again.ok(), Some(36), "TOPIC_ALREADY_EXISTS while it starts");
+    assert!(!first_done_early, "answered before the topic was usable");
+    let created = tokio::time::timeout(WAIT, first)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(created, 0);
+    assert_eq!(produce_error(&ctx, "slow").await, 0, "the topic works");
+    assert_eq!(metadata_error(&ctx, "slow").await, 0);
+    broker.shutdown().await;
+}
