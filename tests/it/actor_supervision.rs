@@ -195,8 +195,12 @@ async fn produce_error(ctx: &BrokerContext, topic: &str) -> i16 {
 }
 
 async fn create_topic(ctx: &BrokerContext, topic: &str) -> i16 {
+    create_topic_within(ctx, topic, 5000).await
+}
+
+async fn create_topic_within(ctx: &BrokerContext, topic: &str, timeout_ms: i32) -> i16 {
     let req = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
+        .with_timeout_ms(timeout_ms)
         .with_topics(vec![CreatableTopic::default()
             .with_name(name(topic))
             .with_num_partitions(1)
@@ -345,6 +349,11 @@ async fn metadata_answers_while_a_new_topic_starts_on_a_stalled_disk() {
         tokio::time::timeout(Duration::from_secs(5), metadata_error(&ctx, "slow")).await;
     let again = tokio::time::timeout(Duration::from_secs(5), create_topic(&ctx, "slow")).await;
     let first_done_early = first.is_finished();
+    // An auto-creating produce for it waits for it to serve, then appends.
+    let auto = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { produce_error(&ctx, "slow").await }
+    });
     sim.release_writes();
     assert_eq!(other.ok(), Some(0), "CreateTopics answered meanwhile");
     assert_eq!(
@@ -359,7 +368,79 @@ async fn metadata_answers_while_a_new_topic_starts_on_a_stalled_disk() {
         .expect("answered")
         .unwrap();
     assert_eq!(created, 0);
+    let auto = tokio::time::timeout(WAIT, auto)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(
+        auto, 0,
+        "the auto-creating produce was answered once it served"
+    );
     assert_eq!(produce_error(&ctx, "slow").await, 0, "the topic works");
     assert_eq!(metadata_error(&ctx, "slow").await, 0);
+    broker.shutdown().await;
+}
+
+async fn delete_topic(ctx: &BrokerContext, topic: &str) -> i16 {
+    let req = DeleteTopicsRequest::default().with_topic_names(vec![name(topic)]);
+    let ResponseKind::DeleteTopics(r) =
+        serve(ctx, ApiKey::DeleteTopics, 4, RequestKind::DeleteTopics(req)).await
+    else {
+        unreachable!()
+    };
+    r.responses[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_topic_that_times_out_or_is_deleted_while_starting() {
+    let sim = SimStorage::new();
+    let broker = start(&sim).await;
+    let ctx = broker.context();
+    sim.stall_syncs("gone-0");
+    // Its partition cannot start: the caller hears REQUEST_TIMED_OUT after its
+    // timeout_ms, and the creation goes on.
+    let timed_out = tokio::time::timeout(
+        Duration::from_secs(5),
+        create_topic_within(&ctx, "gone", 200),
+    )
+    .await;
+    assert_eq!(timed_out.ok(), Some(7), "REQUEST_TIMED_OUT");
+    let deadline = Instant::now() + WAIT;
+    while sim.stalled_syncs() == 0 {
+        assert!(Instant::now() < deadline, "the new partition never synced");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Auto-creation of the same name waits for it (and hears it was deleted).
+    let auto = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { produce_error(&ctx, "gone").await }
+    });
+    // Deleted while it starts: the name stays taken until its partition has arrived and
+    // been deleted (as Kafka's "marked for deletion").
+    let deleted = tokio::time::timeout(Duration::from_secs(5), delete_topic(&ctx, "gone")).await;
+    assert_eq!(deleted.ok(), Some(0), "DeleteTopics answered meanwhile");
+    assert_eq!(
+        metadata_error(&ctx, "gone").await,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(create_topic(&ctx, "gone").await, 36, "TOPIC_ALREADY_EXISTS");
+    sim.release_writes();
+    let auto = tokio::time::timeout(WAIT, auto)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(auto, 3, "the topic it waited for was deleted");
+    // Once the deleted partition has moved aside, the name is free again, from empty.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match create_topic(&ctx, "gone").await {
+            0 => break,
+            36 => assert!(Instant::now() < deadline, "the name was never freed"),
+            code => panic!("unexpected CreateTopics error {code}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(produce_error(&ctx, "gone").await, 0);
     broker.shutdown().await;
 }
