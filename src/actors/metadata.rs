@@ -264,13 +264,17 @@ impl Actor for Metadata {
                 count,
                 validate_only,
                 reply,
-            } => {
-                let result = state
-                    .create_partitions(&myself, &topic, count, validate_only)
-                    .await;
-                state.publish();
-                let _ = reply.send(result);
-            }
+            } => match state.create_partitions(&topic, count, validate_only) {
+                Ok(Some((id, configs, current))) => {
+                    state.start_partitions(&myself, topic, id, &configs, current, count, reply)
+                }
+                Ok(None) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(err));
+                }
+            },
             MetadataMsg::AlterTopicConfigs {
                 topic,
                 changes,
@@ -299,6 +303,17 @@ impl Actor for Metadata {
             MetadataMsg::Shutdown { reply } => {
                 state.shutdown().await;
                 let _ = reply.send(());
+            }
+            MetadataMsg::PartitionsStarted {
+                name,
+                id,
+                first,
+                started,
+                reply,
+            } => {
+                state
+                    .partitions_started(&myself, name, id, first, started, reply)
+                    .await;
             }
             MetadataMsg::TopicStarted { name, id, started } => {
                 state.topic_started(&myself, name, id, started).await;
@@ -540,16 +555,23 @@ impl MetadataState {
         Ok((name, state.id))
     }
 
-    async fn create_partitions(
+    /// Validates and writes a CreatePartitions record; Some((topic id, configs, current
+    /// count)) when new partitions must start (outside this actor: see `topic_start`).
+    #[allow(clippy::type_complexity)]
+    fn create_partitions(
         &mut self,
-        myself: &ActorRef<MetadataMsg>,
         name: &str,
         count: i32,
         validate_only: bool,
-    ) -> Result<(), MetadataError> {
+    ) -> Result<Option<(Uuid, BTreeMap<String, String>, i32)>, MetadataError> {
         let Some(topic) = self.topics.get(name) else {
             return Err(MetadataError::UnknownTopic);
         };
+        if self.starts.growing(name) {
+            return Err(MetadataError::InvalidPartitions(
+                "partitions are still being added to this topic".into(),
+            ));
+        }
         let current = topic.partitions.len() as i32;
         if count <= current {
             return Err(MetadataError::InvalidPartitions(format!(
@@ -562,28 +584,16 @@ impl MetadataState {
             )));
         }
         if validate_only {
-            return Ok(());
+            return Ok(None);
         }
+        let found = (topic.id, topic.configs.clone());
         self.store
             .append(&MetadataRecord::PartitionsCreated {
                 name: name.to_string(),
                 partitions: count,
             })
             .map_err(|e| MetadataError::Storage(e.to_string()))?;
-        let configs = topic.configs.clone();
-        for index in current..count {
-            let actor = self
-                .spawn_partition(myself, name, &configs, index)
-                .await
-                .map_err(|e| MetadataError::Storage(e.to_string()))?;
-            let queue = self.partition_queue();
-            if let Some(topic) = self.topics.get_mut(name) {
-                topic.partitions.push(actor);
-                topic.queues.push(queue);
-            }
-        }
-        info!(topic = %name, partitions = count, "Added partitions to a topic.");
-        Ok(())
+        Ok(Some((found.0, found.1, current)))
     }
 
     async fn shutdown(&mut self) {

@@ -174,6 +174,10 @@ async fn a_core_actor_that_stops_fails_the_broker() {
 }
 
 fn produce(topic: &str) -> RequestKind {
+    produce_to(topic, 0)
+}
+
+fn produce_to(topic: &str, index: i32) -> RequestKind {
     let batch = Bytes::from(build_batch(&[(Some(b"k"), Some(b"v"))], 1_000));
     RequestKind::Produce(
         ProduceRequest::default()
@@ -182,7 +186,7 @@ fn produce(topic: &str) -> RequestKind {
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(name(topic))
                 .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
+                    .with_index(index)
                     .with_records(Some(batch))])]),
     )
 }
@@ -442,5 +446,68 @@ async fn a_new_topic_that_times_out_or_is_deleted_while_starting() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(produce_error(&ctx, "gone").await, 0);
+    broker.shutdown().await;
+}
+
+async fn grow(ctx: &BrokerContext, topic: &str, count: i32) -> i16 {
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(name(topic))
+                .with_count(count),
+        ]);
+    let ResponseKind::CreatePartitions(r) = serve(
+        ctx,
+        ApiKey::CreatePartitions,
+        3,
+        RequestKind::CreatePartitions(req),
+    )
+    .await
+    else {
+        unreachable!()
+    };
+    r.results[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_answers_while_new_partitions_start_on_a_stalled_disk() {
+    let sim = SimStorage::new();
+    let broker = start(&sim).await;
+    let ctx = broker.context();
+    assert_eq!(create_topic(&ctx, "grow").await, 0);
+    sim.stall_syncs("grow-1");
+    let first = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { grow(&ctx, "grow", 2).await }
+    });
+    let deadline = Instant::now() + WAIT;
+    while sim.stalled_syncs() == 0 {
+        assert!(Instant::now() < deadline, "the new partition never synced");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let other = tokio::time::timeout(Duration::from_secs(5), create_topic(&ctx, "bystander")).await;
+    let again = tokio::time::timeout(Duration::from_secs(5), grow(&ctx, "grow", 3)).await;
+    let first_done_early = first.is_finished();
+    sim.release_writes();
+    assert_eq!(other.ok(), Some(0), "CreateTopics answered meanwhile");
+    assert_eq!(again.ok(), Some(37), "INVALID_PARTITIONS while it grows");
+    assert!(
+        !first_done_early,
+        "answered before the partition was usable"
+    );
+    let grown = tokio::time::timeout(WAIT, first)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(grown, 0);
+    let ResponseKind::Produce(r) = serve(&ctx, ApiKey::Produce, 9, produce_to("grow", 1)).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 0,
+        "the new partition works"
+    );
     broker.shutdown().await;
 }

@@ -10,20 +10,22 @@
 //! partitions serve. A topic deleted before its partitions arrive has them deleted then;
 //! until that, its name still counts as taken, as Kafka's "marked for deletion".
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorRef, RpcReplyPort};
+use tokio::runtime::Handle;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use super::partition_restart::start_partition;
 use super::{MetadataMsg, MetadataState, TopicState};
-use crate::actors::partition::PartitionMsg;
+use crate::actors::partition::{PartitionArgs, PartitionMsg};
 use crate::actors::routing::TopicRoute;
 use crate::actors::unavailable_partition::UnavailablePartition;
 use crate::error::MetadataError;
+use crate::storage::LogConfig;
 
 type CreateResult = Result<Arc<TopicRoute>, MetadataError>;
 
@@ -53,6 +55,8 @@ struct Batch {
 #[derive(Default)]
 pub(super) struct TopicStarts {
     topics: HashMap<String, StartingTopic>,
+    /// Topics whose CreatePartitions is starting new partitions (one at a time).
+    growing: HashSet<String>,
     batches: HashMap<u64, Batch>,
     next_batch: u64,
 }
@@ -61,6 +65,11 @@ impl TopicStarts {
     /// The name is taken by a topic still starting (or deleted while starting).
     pub fn contains(&self, name: &str) -> bool {
         self.topics.contains_key(name)
+    }
+
+    /// A CreatePartitions for this topic is still starting its partitions.
+    pub fn growing(&self, name: &str) -> bool {
+        self.growing.contains(name)
     }
 
     /// Starting and not deleted: Metadata answers LEADER_NOT_AVAILABLE for these.
@@ -97,19 +106,13 @@ impl MetadataState {
         let runtime = self.storage_runtime.clone();
         let me = myself.clone();
         tokio::spawn(async move {
-            let mut started = Vec::with_capacity(args.len());
-            for args in args {
-                let result = start_partition(args, me.get_cell(), runtime.clone()).await;
-                started.push(result.map_err(|e| e.to_string()));
-            }
+            let started = start_all(args, &me, runtime).await;
             let done = MetadataMsg::TopicStarted { name, id, started };
             if let Err(ractor::MessagingErr::SendErr(MetadataMsg::TopicStarted {
                 started, ..
             })) = me.send_message(done)
             {
-                for actor in started.into_iter().flatten() {
-                    actor.stop(Some("the metadata actor has stopped".into()));
-                }
+                stop_all(started);
             }
         });
     }
@@ -207,45 +210,16 @@ impl MetadataState {
             self.settle(topic.waiters, &Err(MetadataError::UnknownTopic));
             return;
         }
-        let mut actors = Vec::with_capacity(started.len());
-        let mut failed = None;
-        let mut stopped = Vec::new();
-        for (index, result) in started.into_iter().enumerate() {
-            let index = index as i32;
-            match result {
-                Ok(actor) => {
-                    if matches!(
-                        actor.get_status(),
-                        ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped
-                    ) {
-                        // Failed before this message came: its failure event found no child.
-                        stopped.push(index);
-                    } else {
-                        self.children.insert(actor.get_id(), (name.clone(), index));
-                    }
-                    actors.push(actor);
-                }
+        let log = self.log_config(&topic.configs);
+        let (actors, stopped, failed) =
+            match self.take_started(myself, &name, 0, started, log).await {
+                Ok(taken) => taken,
                 Err(err) => {
-                    error!(topic = %name, partition = index, %err,
-                        "Could not start a new partition; it answers KAFKA_STORAGE_ERROR until the broker restarts.");
-                    match Actor::spawn_linked(None, UnavailablePartition, (), myself.get_cell())
-                        .await
-                    {
-                        Ok((actor, _)) => actors.push(actor),
-                        Err(spawn) => {
-                            error!(topic = %name, %spawn, "Could not start a stand-in for a new partition.");
-                            for actor in actors {
-                                actor.stop(Some("its topic could not start".into()));
-                            }
-                            self.publish();
-                            self.settle(topic.waiters, &Err(MetadataError::Storage(err)));
-                            return;
-                        }
-                    }
-                    failed = Some(err);
+                    self.publish();
+                    self.settle(topic.waiters, &Err(MetadataError::Storage(err)));
+                    return;
                 }
-            }
-        }
+            };
         let queues: Vec<_> = actors.iter().map(|_| self.partition_queue()).collect();
         let route = Arc::new(TopicRoute {
             name: name.clone(),
@@ -274,6 +248,171 @@ impl MetadataState {
             None => Ok(route),
         };
         self.settle(topic.waiters, &result);
+    }
+}
+
+impl MetadataState {
+    /// Takes started partitions (numbered from `first`) as this actor's children: one
+    /// that could not start becomes a stand-in answering KAFKA_STORAGE_ERROR. Returns
+    /// the actors, the indexes of those that already stopped, and the first start error;
+    /// Err when not even a stand-in could start (all of them are stopped then).
+    async fn take_started(
+        &mut self,
+        myself: &ActorRef<MetadataMsg>,
+        name: &str,
+        first: i32,
+        started: Vec<Result<ActorRef<PartitionMsg>, String>>,
+        log: LogConfig,
+    ) -> Result<(Vec<ActorRef<PartitionMsg>>, Vec<i32>, Option<String>), String> {
+        let mut actors = Vec::with_capacity(started.len());
+        let mut failed = None;
+        let mut stopped = Vec::new();
+        for (offset, result) in started.into_iter().enumerate() {
+            let index = first + offset as i32;
+            match result {
+                Ok(actor) => {
+                    if matches!(
+                        actor.get_status(),
+                        ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped
+                    ) {
+                        // Failed before this message came: its failure event found no child.
+                        stopped.push(index);
+                    } else {
+                        self.children
+                            .insert(actor.get_id(), (name.to_string(), index));
+                        // Broker configs may have changed while it started.
+                        let _ = actor.send_message(PartitionMsg::UpdateConfig { log: log.clone() });
+                    }
+                    actors.push(actor);
+                }
+                Err(err) => {
+                    error!(topic = %name, partition = index, %err,
+                        "Could not start a new partition; it answers KAFKA_STORAGE_ERROR until the broker restarts.");
+                    match Actor::spawn_linked(None, UnavailablePartition, (), myself.get_cell())
+                        .await
+                    {
+                        Ok((actor, _)) => actors.push(actor),
+                        Err(spawn) => {
+                            error!(topic = %name, %spawn, "Could not start a stand-in for a new partition.");
+                            for actor in actors {
+                                actor.stop(Some("its topic could not start".into()));
+                            }
+                            return Err(err);
+                        }
+                    }
+                    failed.get_or_insert(err);
+                }
+            }
+        }
+        Ok((actors, stopped, failed))
+    }
+
+    /// Starts partitions `first..count` of an existing topic (CreatePartitions, its record
+    /// written) in a task; `reply` travels with them and is answered when they serve.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_partitions(
+        &mut self,
+        myself: &ActorRef<MetadataMsg>,
+        name: String,
+        id: Uuid,
+        configs: &BTreeMap<String, String>,
+        first: i32,
+        count: i32,
+        reply: RpcReplyPort<Result<(), MetadataError>>,
+    ) {
+        let args: Vec<_> = (first..count)
+            .map(|index| self.partition_args(&name, configs, index))
+            .collect();
+        self.starts.growing.insert(name.clone());
+        let runtime = self.storage_runtime.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let started = start_all(args, &me, runtime).await;
+            let done = MetadataMsg::PartitionsStarted {
+                name,
+                id,
+                first,
+                started,
+                reply,
+            };
+            if let Err(ractor::MessagingErr::SendErr(MetadataMsg::PartitionsStarted {
+                started,
+                ..
+            })) = me.send_message(done)
+            {
+                stop_all(started);
+            }
+        });
+    }
+
+    /// CreatePartitions' new partitions started: they serve, and its caller is answered.
+    pub(super) async fn partitions_started(
+        &mut self,
+        myself: &ActorRef<MetadataMsg>,
+        name: String,
+        id: Uuid,
+        first: i32,
+        started: Vec<Result<ActorRef<PartitionMsg>, String>>,
+        reply: RpcReplyPort<Result<(), MetadataError>>,
+    ) {
+        self.starts.growing.remove(&name);
+        let configs = self
+            .topics
+            .get(&name)
+            .filter(|t| t.id == id && t.partitions.len() as i32 == first)
+            .map(|t| t.configs.clone());
+        let Some(configs) = configs else {
+            // Deleted (perhaps created again) meanwhile.
+            delete_partitions(&name, started.into_iter().flatten().collect()).await;
+            let _ = reply.send(Err(MetadataError::UnknownTopic));
+            return;
+        };
+        let log = self.log_config(&configs);
+        let (actors, stopped, failed) =
+            match self.take_started(myself, &name, first, started, log).await {
+                Ok(taken) => taken,
+                Err(err) => {
+                    let _ = reply.send(Err(MetadataError::Storage(err)));
+                    return;
+                }
+            };
+        let count = first + actors.len() as i32;
+        let queues: Vec<_> = actors.iter().map(|_| self.partition_queue()).collect();
+        if let Some(topic) = self.topics.get_mut(&name) {
+            topic.partitions.extend(actors);
+            topic.queues.extend(queues);
+        }
+        self.publish();
+        info!(topic = %name, partitions = count, "Added partitions to a topic.");
+        for index in stopped {
+            self.partition_failed(myself, name.clone(), index, "stopped right after starting")
+                .await;
+        }
+        let _ = reply.send(match failed {
+            Some(err) => Err(MetadataError::Storage(err)),
+            None => Ok(()),
+        });
+    }
+}
+
+/// Starts each partition in turn (on the storage runtime when there is one).
+async fn start_all(
+    args: Vec<PartitionArgs>,
+    supervisor: &ActorRef<MetadataMsg>,
+    runtime: Option<Handle>,
+) -> Vec<Result<ActorRef<PartitionMsg>, String>> {
+    let mut started = Vec::with_capacity(args.len());
+    for args in args {
+        let result = start_partition(args, supervisor.get_cell(), runtime.clone()).await;
+        started.push(result.map_err(|e| e.to_string()));
+    }
+    started
+}
+
+/// Partitions whose supervisor stopped before they came back.
+fn stop_all(started: Vec<Result<ActorRef<PartitionMsg>, String>>) {
+    for actor in started.into_iter().flatten() {
+        actor.stop(Some("the metadata actor has stopped".into()));
     }
 }
 
