@@ -3,7 +3,8 @@
 //! Owns the topics (names, topic ids, partition counts, config overrides), the durable
 //! metadata record file, and the partition actors, which it spawns linked to itself and
 //! restarts from their logs if one fails (outside its mailbox, with backoff and a limit:
-//! see `partition_restart`). After every change it publishes a new routing
+//! see `partition_restart`), and starts new topics' and new partitions' actors outside
+//! it too (see `topic_start`). After every change it publishes a new routing
 //! snapshot that connections read on the hot path.
 //!
 //! Accepts `MetadataMsg` from connection handlers (CreateTopics, DeleteTopics,
@@ -553,47 +554,6 @@ impl MetadataState {
         }
         info!(topic = %name, "Deleted a topic.");
         Ok((name, state.id))
-    }
-
-    /// Validates and writes a CreatePartitions record; Some((topic id, configs, current
-    /// count)) when new partitions must start (outside this actor: see `topic_start`).
-    #[allow(clippy::type_complexity)]
-    fn create_partitions(
-        &mut self,
-        name: &str,
-        count: i32,
-        validate_only: bool,
-    ) -> Result<Option<(Uuid, BTreeMap<String, String>, i32)>, MetadataError> {
-        let Some(topic) = self.topics.get(name) else {
-            return Err(MetadataError::UnknownTopic);
-        };
-        if self.starts.growing(name) {
-            return Err(MetadataError::InvalidPartitions(
-                "partitions are still being added to this topic".into(),
-            ));
-        }
-        let current = topic.partitions.len() as i32;
-        if count <= current {
-            return Err(MetadataError::InvalidPartitions(format!(
-                "topic has {current} partitions; the new count {count} must be larger"
-            )));
-        }
-        if count > 100_000 {
-            return Err(MetadataError::InvalidPartitions(format!(
-                "partition count {count} is above 100000"
-            )));
-        }
-        if validate_only {
-            return Ok(None);
-        }
-        let found = (topic.id, topic.configs.clone());
-        self.store
-            .append(&MetadataRecord::PartitionsCreated {
-                name: name.to_string(),
-                partitions: count,
-            })
-            .map_err(|e| MetadataError::Storage(e.to_string()))?;
-        Ok(Some((found.0, found.1, current)))
     }
 
     async fn shutdown(&mut self) {

@@ -9,6 +9,8 @@
 //! and the callers that created it (or asked to auto-create it) are answered only when its
 //! partitions serve. A topic deleted before its partitions arrive has them deleted then;
 //! until that, its name still counts as taken, as Kafka's "marked for deletion".
+//! CreatePartitions works the same way, its reply port travelling with the new
+//! partitions; one at a time per topic (a second meanwhile gets INVALID_PARTITIONS).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use super::partition_restart::start_partition;
-use super::{MetadataMsg, MetadataState, TopicState};
+use super::{MetadataMsg, MetadataRecord, MetadataState, TopicState};
 use crate::actors::partition::{PartitionArgs, PartitionMsg};
 use crate::actors::routing::TopicRoute;
 use crate::actors::unavailable_partition::UnavailablePartition;
@@ -305,6 +307,47 @@ impl MetadataState {
             }
         }
         Ok((actors, stopped, failed))
+    }
+
+    /// Validates and writes a CreatePartitions record; Some((topic id, configs, current
+    /// count)) when new partitions must start (outside this actor: see `topic_start`).
+    #[allow(clippy::type_complexity)]
+    pub(super) fn create_partitions(
+        &mut self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<Option<(Uuid, BTreeMap<String, String>, i32)>, MetadataError> {
+        let Some(topic) = self.topics.get(name) else {
+            return Err(MetadataError::UnknownTopic);
+        };
+        if self.starts.growing(name) {
+            return Err(MetadataError::InvalidPartitions(
+                "partitions are still being added to this topic".into(),
+            ));
+        }
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "topic has {current} partitions; the new count {count} must be larger"
+            )));
+        }
+        if count > 100_000 {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "partition count {count} is above 100000"
+            )));
+        }
+        if validate_only {
+            return Ok(None);
+        }
+        let found = (topic.id, topic.configs.clone());
+        self.store
+            .append(&MetadataRecord::PartitionsCreated {
+                name: name.to_string(),
+                partitions: count,
+            })
+            .map_err(|e| MetadataError::Storage(e.to_string()))?;
+        Ok(Some((found.0, found.1, current)))
     }
 
     /// Starts partitions `first..count` of an existing topic (CreatePartitions, its record
