@@ -90,6 +90,8 @@ pub enum MetadataError {
     Storage(String),
     #[error("the metadata actor is not available")]
     Unavailable,
+    #[error("timed out before the topic's partitions started; creation continues")]
+    TimedOut,
 }
 
 impl MetadataError {
@@ -105,6 +107,7 @@ impl MetadataError {
             MetadataError::InvalidRequest(_) => ResponseError::InvalidRequest,
             MetadataError::Storage(_) => ResponseError::KafkaStorageError,
             MetadataError::Unavailable => ResponseError::CoordinatorNotAvailable,
+            MetadataError::TimedOut => ResponseError::RequestTimedOut,
         };
         err.code()
     }

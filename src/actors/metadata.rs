@@ -3,7 +3,8 @@
 //! Owns the topics (names, topic ids, partition counts, config overrides), the durable
 //! metadata record file, and the partition actors, which it spawns linked to itself and
 //! restarts from their logs if one fails (outside its mailbox, with backoff and a limit:
-//! see `partition_restart`). After every change it publishes a new routing
+//! see `partition_restart`), and starts new topics' and new partitions' actors outside
+//! it too (see `topic_start`). After every change it publishes a new routing
 //! snapshot that connections read on the hot path.
 //!
 //! Accepts `MetadataMsg` from connection handlers (CreateTopics, DeleteTopics,
@@ -25,6 +26,7 @@ pub use super::metadata_messages::*;
 mod broker_configs;
 use super::partition::PartitionMsg;
 mod partition_restart;
+mod topic_start;
 use super::routing::{PartitionQueue, RoutingTable, TopicRoute};
 use crate::broker_config::{BrokerDefaults, DynamicBrokerConfigs};
 use crate::config::Config;
@@ -33,6 +35,7 @@ use crate::storage::record_file::create_store_dir;
 use crate::storage::{LogConfig, RecordFile, Storage};
 use crate::topic_config;
 use partition_restart::RestartPolicy;
+use topic_start::{BatchReply, TopicStarts};
 
 struct TopicState {
     id: Uuid,
@@ -57,6 +60,8 @@ pub struct MetadataState {
     dynamic: DynamicBrokerConfigs,
     storage_runtime: Option<tokio::runtime::Handle>,
     restarts: RestartPolicy,
+    /// New topics whose partitions are starting outside this actor.
+    starts: TopicStarts,
 }
 
 pub struct Metadata;
@@ -97,6 +102,7 @@ impl Actor for Metadata {
             dynamic: DynamicBrokerConfigs::default(),
             storage_runtime: args.storage_runtime,
             restarts: RestartPolicy::default(),
+            starts: TopicStarts::default(),
         };
         let mut wanted: BTreeMap<String, (Uuid, i32, BTreeMap<String, String>)> = BTreeMap::new();
         let replayed = records.len();
@@ -199,17 +205,32 @@ impl Actor for Metadata {
                 reply,
             } => {
                 let mut results = Vec::with_capacity(topics.len());
+                let mut waits = Vec::new();
                 for topic in topics {
-                    results.push(state.create_topic(&myself, topic, validate_only).await);
+                    let name = topic.name.clone();
+                    match state.create_topic(&myself, topic, validate_only) {
+                        Ok(Some(route)) => results.push(Some(Ok(route))),
+                        Ok(None) => {
+                            waits.push((results.len(), name));
+                            results.push(None);
+                        }
+                        Err(err) => results.push(Some(Err(err))),
+                    }
                 }
                 state.publish();
-                let _ = reply.send(results);
+                state.answer_when_started(BatchReply::Create(reply), results, waits);
             }
             MetadataMsg::EnsureTopics { names, reply } => {
+                let mut waits = Vec::new();
                 for name in names {
                     if state.topics.contains_key(&name)
                         || topic_config::validate_topic_name(&name).is_err()
                     {
+                        continue;
+                    }
+                    // Already starting: this caller waits for it too.
+                    if state.starts.contains(&name) {
+                        waits.push((0, name));
                         continue;
                     }
                     let new = NewTopic {
@@ -219,13 +240,17 @@ impl Actor for Metadata {
                         configs: BTreeMap::new(),
                         assigned_partitions: None,
                     };
-                    match state.create_topic(&myself, new, false).await {
-                        Ok(_) => info!(topic = %name, "Auto-created a topic."),
+                    match state.create_topic(&myself, new, false) {
+                        Ok(_) => {
+                            info!(topic = %name, "Auto-created a topic.");
+                            waits.push((0, name));
+                        }
                         Err(err) => warn!(topic = %name, %err, "Could not auto-create a topic."),
                     }
                 }
                 state.publish();
-                let _ = reply.send(());
+                let results = vec![None; waits.len().min(1)];
+                state.answer_when_started(BatchReply::Ensure(reply), results, waits);
             }
             MetadataMsg::DeleteTopics { topics, reply } => {
                 let mut results = Vec::with_capacity(topics.len());
@@ -240,13 +265,17 @@ impl Actor for Metadata {
                 count,
                 validate_only,
                 reply,
-            } => {
-                let result = state
-                    .create_partitions(&myself, &topic, count, validate_only)
-                    .await;
-                state.publish();
-                let _ = reply.send(result);
-            }
+            } => match state.create_partitions(&topic, count, validate_only) {
+                Ok(Some((id, configs, current))) => {
+                    state.start_partitions(&myself, topic, id, &configs, current, count, reply)
+                }
+                Ok(None) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(err));
+                }
+            },
             MetadataMsg::AlterTopicConfigs {
                 topic,
                 changes,
@@ -275,6 +304,20 @@ impl Actor for Metadata {
             MetadataMsg::Shutdown { reply } => {
                 state.shutdown().await;
                 let _ = reply.send(());
+            }
+            MetadataMsg::PartitionsStarted {
+                name,
+                id,
+                first,
+                started,
+                reply,
+            } => {
+                state
+                    .partitions_started(&myself, name, id, first, started, reply)
+                    .await;
+            }
+            MetadataMsg::TopicStarted { name, id, started } => {
+                state.topic_started(&myself, name, id, started).await;
             }
             MetadataMsg::PartitionRestarted {
                 topic,
@@ -325,10 +368,9 @@ impl MetadataState {
                 configs: topic.configs.clone(),
             })
         });
-        self.routing.send_replace(Arc::new(RoutingTable::new(
-            routes,
-            Arc::new(self.dynamic.clone()),
-        )));
+        let mut table = RoutingTable::new(routes, Arc::new(self.dynamic.clone()));
+        table.starting = self.starts.live().map(|(name, _)| name.clone()).collect();
+        self.routing.send_replace(Arc::new(table));
     }
 
     fn alter_topic_configs(
@@ -401,14 +443,16 @@ impl MetadataState {
         topic_config::log_config(configs, self.defaults())
     }
 
-    async fn create_topic(
+    /// Validates and writes a new topic's record; its partitions then start outside this
+    /// actor (None: see `topic_start`). validate_only: the route it would have.
+    fn create_topic(
         &mut self,
         myself: &ActorRef<MetadataMsg>,
         topic: NewTopic,
         validate_only: bool,
-    ) -> Result<Arc<TopicRoute>, MetadataError> {
+    ) -> Result<Option<Arc<TopicRoute>>, MetadataError> {
         topic_config::validate_topic_name(&topic.name)?;
-        if self.topics.contains_key(&topic.name) {
+        if self.topics.contains_key(&topic.name) || self.starts.contains(&topic.name) {
             return Err(MetadataError::TopicExists);
         }
         let partitions = match (topic.num_partitions, topic.assigned_partitions) {
@@ -440,13 +484,13 @@ impl MetadataState {
         topic_config::validate(&topic.configs)?;
         let id = Uuid::new_v4();
         if validate_only {
-            return Ok(Arc::new(TopicRoute {
+            return Ok(Some(Arc::new(TopicRoute {
                 name: topic.name,
                 id,
                 partitions: Vec::new(),
                 queues: Vec::new(),
                 configs: topic.configs,
-            }));
+            })));
         }
         self.store
             .append(&MetadataRecord::TopicCreated {
@@ -456,37 +500,8 @@ impl MetadataState {
                 configs: topic.configs.clone(),
             })
             .map_err(|e| MetadataError::Storage(e.to_string()))?;
-        let mut actors = Vec::with_capacity(partitions as usize);
-        for index in 0..partitions {
-            match self
-                .spawn_partition(myself, &topic.name, &topic.configs, index)
-                .await
-            {
-                Ok(actor) => actors.push(actor),
-                Err(err) => {
-                    error!(topic = %topic.name, partition = index, %err, "Could not start a new partition.");
-                    return Err(MetadataError::Storage(err.to_string()));
-                }
-            }
-        }
-        let queues: Vec<_> = actors.iter().map(|_| self.partition_queue()).collect();
-        let route = Arc::new(TopicRoute {
-            name: topic.name.clone(),
-            id,
-            partitions: actors.clone(),
-            queues: queues.clone(),
-            configs: topic.configs.clone(),
-        });
-        self.topics.insert(
-            topic.name,
-            TopicState {
-                id,
-                configs: topic.configs,
-                partitions: actors,
-                queues,
-            },
-        );
-        Ok(route)
+        self.start_topic(myself, topic.name, id, topic.configs, partitions);
+        Ok(None)
     }
 
     async fn delete_topic(&mut self, topic: TopicRef) -> Result<(String, Uuid), MetadataError> {
@@ -497,14 +512,24 @@ impl MetadataState {
                 .iter()
                 .find(|(_, t)| t.id == id)
                 .map(|(name, _)| name.clone())
+                .or_else(|| self.starting_by_id(id))
                 .ok_or(MetadataError::UnknownTopic)?,
         };
-        if !self.topics.contains_key(&name) {
+        let starting = !self.topics.contains_key(&name);
+        if starting && !self.starts.live().any(|(n, _)| *n == name) {
             return Err(MetadataError::UnknownTopic);
         }
         self.store
             .append(&MetadataRecord::TopicDeleted { name: name.clone() })
             .map_err(|e| MetadataError::Storage(e.to_string()))?;
+        if starting {
+            self.restarts.forget_topic(&name);
+            let id = self
+                .delete_starting(&name)
+                .ok_or(MetadataError::UnknownTopic)?;
+            info!(topic = %name, "Deleted a topic whose partitions were still starting.");
+            return Ok((name, id));
+        }
         let Some(state) = self.topics.remove(&name) else {
             return Err(MetadataError::UnknownTopic);
         };
@@ -529,52 +554,6 @@ impl MetadataState {
         }
         info!(topic = %name, "Deleted a topic.");
         Ok((name, state.id))
-    }
-
-    async fn create_partitions(
-        &mut self,
-        myself: &ActorRef<MetadataMsg>,
-        name: &str,
-        count: i32,
-        validate_only: bool,
-    ) -> Result<(), MetadataError> {
-        let Some(topic) = self.topics.get(name) else {
-            return Err(MetadataError::UnknownTopic);
-        };
-        let current = topic.partitions.len() as i32;
-        if count <= current {
-            return Err(MetadataError::InvalidPartitions(format!(
-                "topic has {current} partitions; the new count {count} must be larger"
-            )));
-        }
-        if count > 100_000 {
-            return Err(MetadataError::InvalidPartitions(format!(
-                "partition count {count} is above 100000"
-            )));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        self.store
-            .append(&MetadataRecord::PartitionsCreated {
-                name: name.to_string(),
-                partitions: count,
-            })
-            .map_err(|e| MetadataError::Storage(e.to_string()))?;
-        let configs = topic.configs.clone();
-        for index in current..count {
-            let actor = self
-                .spawn_partition(myself, name, &configs, index)
-                .await
-                .map_err(|e| MetadataError::Storage(e.to_string()))?;
-            let queue = self.partition_queue();
-            if let Some(topic) = self.topics.get_mut(name) {
-                topic.partitions.push(actor);
-                topic.queues.push(queue);
-            }
-        }
-        info!(topic = %name, partitions = count, "Added partitions to a topic.");
-        Ok(())
     }
 
     async fn shutdown(&mut self) {

@@ -111,6 +111,22 @@ pub enum MetadataMsg {
     },
     /// Flush and fsync every partition, then stop them.
     Shutdown { reply: RpcReplyPort<()> },
+    /// CreatePartitions' new partitions `first..`, started outside this actor; `reply`
+    /// is its caller's, answered once they serve.
+    PartitionsStarted {
+        name: String,
+        id: Uuid,
+        first: i32,
+        started: Vec<Result<ractor::ActorRef<super::partition::PartitionMsg>, String>>,
+        reply: RpcReplyPort<Result<(), MetadataError>>,
+    },
+    /// A new topic's partitions, started outside this actor (see `topic_start`): each
+    /// one's actor, or why its log could not be opened.
+    TopicStarted {
+        name: String,
+        id: Uuid,
+        started: Vec<Result<ractor::ActorRef<super::partition::PartitionMsg>, String>>,
+    },
     /// A failed partition's restart, run outside this actor, finished (see
     /// `partition_restart`): the new actor, or why its log could not be opened.
     PartitionRestarted {

@@ -4,7 +4,7 @@
 //! `tokio::sync::watch` channel after every topic change; connections read the latest
 //! snapshot without asking the metadata actor on the hot path.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use ractor::ActorRef;
@@ -96,6 +96,8 @@ pub struct RoutingTable {
     by_id: HashMap<Uuid, Arc<TopicRoute>>,
     /// The dynamic broker configs as of this snapshot (DescribeConfigs reads them).
     pub broker_configs: Arc<DynamicBrokerConfigs>,
+    /// Topics created whose partitions are still starting (Metadata: LEADER_NOT_AVAILABLE).
+    pub starting: HashSet<String>,
 }
 
 impl RoutingTable {

@@ -292,7 +292,8 @@ impl SimStorage {
         self.disk().stall = Some((path_contains.to_string(), Arc::new(Stall::default())));
     }
 
-    /// fsyncs of files whose path contains the text block until `release_writes`.
+    /// fsyncs of files and directories whose path contains the text block until
+    /// `release_writes`.
     pub fn stall_syncs(&self, path_contains: &str) {
         self.disk().sync_stall = Some((path_contains.to_string(), Arc::new(Stall::default())));
     }
@@ -548,6 +549,8 @@ impl Storage for SimStorage {
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let stall = self.disk().sync_stall.clone();
+        Stall::wait_if_matches(stall, path);
         let mut disk = self.disk();
         if let Some(filter) = &disk.fail_dir_sync {
             if path.to_string_lossy().contains(filter.as_str()) {

@@ -22,6 +22,10 @@ use broker::storage::sim::SimStorage;
 use crate::protocol_versions::{name, serve};
 
 fn produce(topic: &str) -> RequestKind {
+    produce_to(topic, 0)
+}
+
+pub(crate) fn produce_to(topic: &str, index: i32) -> RequestKind {
     let batch = Bytes::from(build_batch(&[(Some(b"k"), Some(b"v"))], 1_000));
     RequestKind::Produce(
         ProduceRequest::default()
@@ -30,7 +34,7 @@ fn produce(topic: &str) -> RequestKind {
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(name(topic))
                 .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
+                    .with_index(index)
                     .with_records(Some(batch))])]),
     )
 }

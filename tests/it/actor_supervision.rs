@@ -20,7 +20,7 @@ use broker::config::Config;
 use broker::protocol::BrokerContext;
 use broker::storage::sim::SimStorage;
 
-use crate::actor_stalled_disk::produce_error;
+use crate::actor_stalled_disk::{produce_error, produce_to};
 use crate::protocol_versions::{name, serve};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -172,8 +172,12 @@ async fn a_core_actor_that_stops_fails_the_broker() {
 }
 
 async fn create_topic(ctx: &BrokerContext, topic: &str) -> i16 {
+    create_topic_within(ctx, topic, 5000).await
+}
+
+async fn create_topic_within(ctx: &BrokerContext, topic: &str, timeout_ms: i32) -> i16 {
     let req = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
+        .with_timeout_ms(timeout_ms)
         .with_topics(vec![CreatableTopic::default()
             .with_name(name(topic))
             .with_num_partitions(1)
@@ -282,5 +286,201 @@ async fn a_partition_that_keeps_failing_is_given_up() {
         assert!(Instant::now() < deadline, "the partition was not given up");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    broker.shutdown().await;
+}
+
+async fn metadata_error(ctx: &BrokerContext, topic: &str) -> i16 {
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(name(topic)))]))
+        .with_allow_auto_topic_creation(false);
+    let ResponseKind::Metadata(r) =
+        serve(ctx, ApiKey::Metadata, 9, RequestKind::Metadata(req)).await
+    else {
+        unreachable!()
+    };
+    r.topics[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_answers_while_a_new_topic_starts_on_a_stalled_disk() {
+    let sim = SimStorage::new();
+    let broker = start(&sim).await;
+    let ctx = broker.context();
+    // The new topic's partition hangs on its first fsync in its directory.
+    sim.stall_syncs("slow-0");
+    let first = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { create_topic(&ctx, "slow").await }
+    });
+    let deadline = Instant::now() + WAIT;
+    while sim.stalled_syncs() == 0 {
+        assert!(Instant::now() < deadline, "the new partition never synced");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Meanwhile the metadata actor answers (the old code started the partition inside its
+    // own mailbox, so these waited for the disk).
+    let other = tokio::time::timeout(Duration::from_secs(5), create_topic(&ctx, "bystander")).await;
+    let described =
+        tokio::time::timeout(Duration::from_secs(5), metadata_error(&ctx, "slow")).await;
+    let again = tokio::time::timeout(Duration::from_secs(5), create_topic(&ctx, "slow")).await;
+    let first_done_early = first.is_finished();
+    // An auto-creating produce for it waits for it to serve, then appends.
+    let auto = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { produce_error(&ctx, "slow").await }
+    });
+    sim.release_writes();
+    assert_eq!(other.ok(), Some(0), "CreateTopics answered meanwhile");
+    assert_eq!(
+        described.ok(),
+        Some(5),
+        "LEADER_NOT_AVAILABLE while it starts"
+    );
+    assert_eq!(again.ok(), Some(36), "TOPIC_ALREADY_EXISTS while it starts");
+    assert!(!first_done_early, "answered before the topic was usable");
+    let created = tokio::time::timeout(WAIT, first)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(created, 0);
+    let auto = tokio::time::timeout(WAIT, auto)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(
+        auto, 0,
+        "the auto-creating produce was answered once it served"
+    );
+    assert_eq!(produce_error(&ctx, "slow").await, 0, "the topic works");
+    assert_eq!(metadata_error(&ctx, "slow").await, 0);
+    broker.shutdown().await;
+}
+
+async fn delete_topic(ctx: &BrokerContext, topic: &str) -> i16 {
+    let req = DeleteTopicsRequest::default().with_topic_names(vec![name(topic)]);
+    let ResponseKind::DeleteTopics(r) =
+        serve(ctx, ApiKey::DeleteTopics, 4, RequestKind::DeleteTopics(req)).await
+    else {
+        unreachable!()
+    };
+    r.responses[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_topic_that_times_out_or_is_deleted_while_starting() {
+    let sim = SimStorage::new();
+    let broker = start(&sim).await;
+    let ctx = broker.context();
+    sim.stall_syncs("gone-0");
+    // Its partition cannot start: the caller hears REQUEST_TIMED_OUT after its
+    // timeout_ms, and the creation goes on.
+    let timed_out = tokio::time::timeout(
+        Duration::from_secs(5),
+        create_topic_within(&ctx, "gone", 200),
+    )
+    .await;
+    assert_eq!(timed_out.ok(), Some(7), "REQUEST_TIMED_OUT");
+    let deadline = Instant::now() + WAIT;
+    while sim.stalled_syncs() == 0 {
+        assert!(Instant::now() < deadline, "the new partition never synced");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Auto-creation of the same name waits for it (and hears it was deleted).
+    let auto = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { produce_error(&ctx, "gone").await }
+    });
+    // Deleted while it starts: the name stays taken until its partition has arrived and
+    // been deleted (as Kafka's "marked for deletion").
+    let deleted = tokio::time::timeout(Duration::from_secs(5), delete_topic(&ctx, "gone")).await;
+    assert_eq!(deleted.ok(), Some(0), "DeleteTopics answered meanwhile");
+    assert_eq!(
+        metadata_error(&ctx, "gone").await,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(create_topic(&ctx, "gone").await, 36, "TOPIC_ALREADY_EXISTS");
+    sim.release_writes();
+    let auto = tokio::time::timeout(WAIT, auto)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(auto, 3, "the topic it waited for was deleted");
+    // Once the deleted partition has moved aside, the name is free again, from empty.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match create_topic(&ctx, "gone").await {
+            0 => break,
+            36 => assert!(Instant::now() < deadline, "the name was never freed"),
+            code => panic!("unexpected CreateTopics error {code}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(produce_error(&ctx, "gone").await, 0);
+    broker.shutdown().await;
+}
+
+async fn grow(ctx: &BrokerContext, topic: &str, count: i32) -> i16 {
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(name(topic))
+                .with_count(count),
+        ]);
+    let ResponseKind::CreatePartitions(r) = serve(
+        ctx,
+        ApiKey::CreatePartitions,
+        3,
+        RequestKind::CreatePartitions(req),
+    )
+    .await
+    else {
+        unreachable!()
+    };
+    r.results[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_answers_while_new_partitions_start_on_a_stalled_disk() {
+    let sim = SimStorage::new();
+    let broker = start(&sim).await;
+    let ctx = broker.context();
+    assert_eq!(create_topic(&ctx, "grow").await, 0);
+    sim.stall_syncs("grow-1");
+    let first = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { grow(&ctx, "grow", 2).await }
+    });
+    let deadline = Instant::now() + WAIT;
+    while sim.stalled_syncs() == 0 {
+        assert!(Instant::now() < deadline, "the new partition never synced");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let other = tokio::time::timeout(Duration::from_secs(5), create_topic(&ctx, "bystander")).await;
+    let again = tokio::time::timeout(Duration::from_secs(5), grow(&ctx, "grow", 3)).await;
+    let first_done_early = first.is_finished();
+    sim.release_writes();
+    assert_eq!(other.ok(), Some(0), "CreateTopics answered meanwhile");
+    assert_eq!(again.ok(), Some(37), "INVALID_PARTITIONS while it grows");
+    assert!(
+        !first_done_early,
+        "answered before the partition was usable"
+    );
+    let grown = tokio::time::timeout(WAIT, first)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(grown, 0);
+    let ResponseKind::Produce(r) = serve(&ctx, ApiKey::Produce, 9, produce_to("grow", 1)).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 0,
+        "the new partition works"
+    );
     broker.shutdown().await;
 }

@@ -3,6 +3,7 @@
 //! factor and the topic's configs; v7 the topic id.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -71,21 +72,37 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: CreateTopicsRequest) -> R
     });
     let config = ctx.config.clone();
     let routes = ctx.routes();
+    // As Kafka: timeout_ms bounds the wait for the new partitions (creation continues
+    // past it); 0 or less, no bound beyond the metadata actor's answer.
+    let timeout = (req.timeout_ms > 0).then(|| Duration::from_millis(req.timeout_ms as u64));
     Box::pin(async move {
         // The dynamic broker configs as of the request.
         let broker_configs = routes.broker_configs.clone();
-        let mut created = match rx {
-            Some(rx) => rx.await.unwrap_or_default(),
-            None => Vec::new(),
+        let mut timed_out = false;
+        let mut created = match (rx, timeout) {
+            (Some(rx), Some(timeout)) => match tokio::time::timeout(timeout, rx).await {
+                Ok(answer) => answer.unwrap_or_default(),
+                Err(_) => {
+                    timed_out = true;
+                    Vec::new()
+                }
+            },
+            (Some(rx), None) => rx.await.unwrap_or_default(),
+            (None, _) => Vec::new(),
         }
         .into_iter();
+        let missing = if timed_out {
+            MetadataError::TimedOut
+        } else {
+            MetadataError::Unavailable
+        };
         let topics = names
             .into_iter()
             .zip(precheck)
             .map(|(name, bad)| {
                 let result = match bad {
                     Some(err) => Err(err),
-                    None => created.next().unwrap_or(Err(MetadataError::Unavailable)),
+                    None => created.next().unwrap_or_else(|| Err(missing.clone())),
                 };
                 let entry = CreatableTopicResult::default().with_name(name);
                 match result {

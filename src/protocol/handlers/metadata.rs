@@ -83,6 +83,10 @@ fn build(ctx: &BrokerContext, wanted: Option<Vec<Wanted>>) -> MetadataResponse {
                     None => {
                         let code = if validate_topic_name(&name).is_err() {
                             ResponseError::InvalidTopicException.code()
+                        } else if routes.starting.contains(&name) {
+                            // Created, its partitions still starting (Kafka's answer for
+                            // a topic without leaders yet).
+                            ResponseError::LeaderNotAvailable.code()
                         } else {
                             ResponseError::UnknownTopicOrPartition.code()
                         };
