@@ -22,7 +22,6 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 pub use super::metadata_messages::*;
-#[path = "metadata_broker_configs.rs"]
 mod broker_configs;
 use super::partition::PartitionMsg;
 mod partition_restart;

@@ -250,13 +250,9 @@ pub struct PartitionState {
 
 pub struct Partition;
 
-#[path = "partition_flush.rs"]
 mod flush;
-#[path = "partition_maintenance.rs"]
 mod maintenance;
-#[path = "partition_reads.rs"]
 mod reads;
-#[path = "partition_txn.rs"]
 mod txn;
 
 impl Actor for Partition {

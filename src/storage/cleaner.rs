@@ -3,7 +3,7 @@
 //!
 //! Runs on a blocking thread, never on the partition actor: it reads the segments through
 //! their own file handles and writes `<base>.log.cleaned` files beside them, fsynced. The
-//! partition actor then swaps them in (`log_compaction`). Memory is bounded: the map from
+//! partition actor then swaps them in (`log::compaction`). Memory is bounded: the map from
 //! key to latest offset holds at most `max_map_bytes`, and the dirty range ends at the
 //! last segment it could map whole (the rest waits for the next pass). Files are read a
 //! batch at a time.

@@ -77,16 +77,11 @@ fn wall_clock_ms() -> i64 {
         .unwrap_or(0)
 }
 
-#[path = "log_compaction.rs"]
 mod compaction;
-#[path = "log_recovery.rs"]
 mod recovery;
-#[path = "log_recovery_point.rs"]
 mod recovery_point;
 pub use compaction::{read_cleaner_offset, CleanerStats};
-#[path = "log_retention.rs"]
 mod retention;
-#[path = "log_txn.rs"]
 mod txn;
 pub use retention::Removal;
 
@@ -547,5 +542,4 @@ impl PartitionLog {
 }
 
 #[cfg(test)]
-#[path = "log_tests.rs"]
 mod tests;
