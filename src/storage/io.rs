@@ -136,6 +136,20 @@ pub fn create_dir_durable(storage: &dyn Storage, path: &Path) -> io::Result<()> 
     Ok(())
 }
 
+/// Removes a file no acknowledged record depends on: a segment already moved aside or
+/// dropped from the log, a temporary file, an index (derived data, rebuilt when missing).
+/// A failure leaves only a stray file behind, so it is logged, not returned; a file that
+/// is already gone is no failure.
+pub fn remove_leftover(storage: &dyn Storage, path: &Path) {
+    match storage.remove_file(path) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => {
+            tracing::warn!(path = %path.display(), %err, "Could not remove a leftover file; it stays on disk.")
+        }
+    }
+}
+
 /// EMFILE or ENFILE: too many open files, a pressure that passes; not a disk fault.
 pub fn is_out_of_files(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(23) | Some(24))

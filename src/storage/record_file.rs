@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::{error, warn};
 
-use super::io::{create_dir_durable, parent_dir, LogFile, Storage};
+use super::io::{create_dir_durable, parent_dir, remove_leftover, LogFile, Storage};
 use super::StorageError;
 
 pub(crate) const FRAME_HEADER: usize = 8;
@@ -304,7 +304,7 @@ impl<T: Serialize + DeserializeOwned> RecordFile<T> {
         });
         if let Err(e) = written.and_then(|_| self.storage.rename(&tmp, &self.path)) {
             // The path still names the old file, which this handle has open.
-            let _ = self.storage.remove_file(&tmp);
+            remove_leftover(self.storage.as_ref(), &tmp);
             return Err(io(e));
         }
         let reopened = sync_parent(self.storage.as_ref(), &self.path).and_then(|_| {

@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 use super::retention::write_offset_file;
 use super::PartitionLog;
 use crate::storage::cleaner::{CleanInput, CleanJob, CleanOutcome, CleanerLimits};
-use crate::storage::io::Storage;
+use crate::storage::io::{remove_leftover, Storage};
 use crate::storage::log_checkpoint::CHECKPOINT_FILE;
 use crate::storage::producer_state::ProducerStateTable;
 use crate::storage::segment::{file_name, Continuity, Segment};
@@ -61,7 +61,7 @@ fn remove_indexes(storage: &dyn Storage, dir: &Path, base: i64) {
     for ext in ["index", "timeindex"] {
         let path = dir.join(file_name(base, ext));
         if storage.exists(&path) {
-            let _ = storage.remove_file(&path);
+            remove_leftover(storage, &path);
         }
     }
 }
@@ -200,7 +200,7 @@ impl PartitionLog {
         if !unchanged || outcome.segments.is_empty() {
             debug!(dir = %dir.display(), "A cleaning pass is dropped: its segments changed meanwhile.");
             for c in &outcome.segments {
-                let _ = storage.remove_file(&with_suffix(&dir, c.base_offset, "cleaned"));
+                remove_leftover(storage, &with_suffix(&dir, c.base_offset, "cleaned"));
             }
             return Ok(CleanerStats::default());
         }

@@ -11,7 +11,7 @@ use tracing::warn;
 use super::compaction::{self, read_cleaner_offset};
 use super::retention::{read_log_start, LOG_START_FILE};
 use super::{wall_clock_ms, LogConfig, PartitionLog, RecoveryReport};
-use crate::storage::io::{create_dir_durable, parent_dir, Storage};
+use crate::storage::io::{create_dir_durable, parent_dir, remove_leftover, Storage};
 use crate::storage::log_checkpoint::{plan, read_checkpoint, SegmentSummary, CHECKPOINT_FILE};
 use crate::storage::log_quarantine::{quarantine_segments, Quarantined, QUARANTINE_DIR};
 use crate::storage::producer_state::ProducerStateTable;
@@ -48,7 +48,7 @@ impl PartitionLog {
         for entry in &entries {
             if entry.extension().is_some_and(|e| e == "deleted") {
                 // Moved aside by retention before a crash: finish the removal.
-                let _ = storage.remove_file(entry);
+                remove_leftover(storage.as_ref(), entry);
                 continue;
             }
             if entry.file_name().is_some_and(|n| {
@@ -66,7 +66,7 @@ impl PartitionLog {
                 parse_base_offset(entry, ext).is_some_and(|base| !bases.contains(&base))
             });
             if orphan_index {
-                let _ = storage.remove_file(entry);
+                remove_leftover(storage.as_ref(), entry);
             } else if parse_base_offset(entry, "log").is_none()
                 && parse_base_offset(entry, "index").is_none()
                 && parse_base_offset(entry, "timeindex").is_none()

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tracing::warn;
 
 use super::PartitionLog;
-use crate::storage::io::parent_dir;
+use crate::storage::io::{parent_dir, remove_leftover};
 use crate::storage::segment::{file_name, Segment};
 use crate::storage::{Storage, StorageError};
 
@@ -125,7 +125,7 @@ impl PartitionLog {
                 Ok(()) => removal.files.push(aside),
                 Err(err) => {
                     warn!(path = %path.display(), %err, "Could not move a deleted segment aside; removing it now.");
-                    let _ = self.storage.remove_file(&path);
+                    remove_leftover(self.storage.as_ref(), &path);
                 }
             }
         }
