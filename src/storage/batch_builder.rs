@@ -1,5 +1,5 @@
-//! Builds uncompressed v2 record batches: for tests and tools that need real batches
-//! without a Kafka client. Each record is
+//! Builds v2 record batches: for tests and tools that need real batches without a Kafka
+//! client. Uncompressed ones are written here byte by byte; Each record is
 //! `[length varint][attributes i8][timestampDelta varlong][offsetDelta varint]
 //!  [keyLength varint][key][valueLength varint][value][headerCount varint]`.
 
@@ -41,6 +41,44 @@ pub fn build_batch(records: &[KeyValue<'_>], base_timestamp: i64) -> Vec<u8> {
     batch
 }
 
+/// The batch `build_batch` builds, with its records compressed by `compression`
+/// (kafka-protocol's encoder).
+pub fn build_compressed_batch(
+    records: &[KeyValue<'_>],
+    base_timestamp: i64,
+    compression: kafka_protocol::records::Compression,
+) -> Vec<u8> {
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32,
+            timestamp: base_timestamp + i as i64,
+            key: key.map(Bytes::copy_from_slice),
+            value: value.map(Bytes::copy_from_slice),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options)
+        .expect("kafka-protocol encodes a batch it was given whole");
+    buf.to_vec()
+}
+
 /// Makes a built batch an idempotent producer's: sets producer id, epoch and base
 /// sequence, and recomputes the CRC.
 pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
@@ -54,7 +92,8 @@ pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequenc
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
+/// Appends `v` as a zigzag varlong, the record fields' encoding.
+pub fn put_varlong(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
         out.push((z as u8) | 0x80);

@@ -276,16 +276,7 @@ mod tests {
     }
 
     fn zigzag(v: i64, out: &mut Vec<u8>) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            let byte = (z & 0x7f) as u8;
-            z >>= 7;
-            if z == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
+        crate::storage::batch_builder::put_varlong(out, v);
     }
 
     #[test]

@@ -284,38 +284,15 @@ impl CleanJob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::batch_builder::build_batch;
+    use crate::storage::batch_builder::{build_batch, build_compressed_batch};
     use crate::storage::sim::SimStorage;
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::Compression;
     use std::path::Path;
 
     /// A zstd batch at offset 0 of one record keyed "k" whose value is `zeros` zeros.
     fn zstd_batch(zeros: usize) -> Vec<u8> {
-        let record = Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: 0,
-            timestamp: 1_000,
-            key: Some(Bytes::from_static(b"k")),
-            value: Some(Bytes::from(vec![0u8; zeros])),
-            headers: Default::default(),
-            delete_horizon: false,
-        };
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::Zstd,
-        };
-        RecordBatchEncoder::encode(&mut buf, std::slice::from_ref(&record), &options).unwrap();
-        buf.to_vec()
+        let value = vec![0u8; zeros];
+        build_compressed_batch(&[(Some(b"k"), Some(&value))], 1_000, Compression::Zstd)
     }
 
     #[test]

@@ -206,10 +206,8 @@ pub fn records_body(
 mod tests {
     use super::*;
     use crate::storage::batch::validate_batch;
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use crate::storage::batch_builder::build_compressed_batch;
+    use kafka_protocol::records::Compression;
 
     const CODECS: [Compression; 5] = [
         Compression::None,
@@ -221,32 +219,8 @@ mod tests {
 
     /// One batch of one record whose value is `value_len` zeros, in `compression`.
     fn batch_of(compression: Compression, value_len: usize) -> Vec<u8> {
-        let record = Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: 0,
-            timestamp: 1_000,
-            key: Some(Bytes::from_static(b"k")),
-            value: Some(Bytes::from(vec![0u8; value_len])),
-            headers: Default::default(),
-            delete_horizon: false,
-        };
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            std::slice::from_ref(&record),
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .unwrap();
-        buf.to_vec()
+        let value = vec![0u8; value_len];
+        build_compressed_batch(&[(Some(b"k"), Some(&value))], 1_000, compression)
     }
 
     #[test]

@@ -76,16 +76,20 @@ async fn start_with_two_topics(storage: &SimStorage, config: Config) -> (Broker,
     (broker, ctx)
 }
 
-#[test]
-fn a_stalled_disk_holds_up_only_its_own_partition() {
-    let sim = SimStorage::new();
-    // The runtime that serves requests has one worker: were a partition's blocking
-    // write on it, nothing else would be answered until the disk came back.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The runtime that serves requests, with one worker: were a partition's blocking disk
+/// call on it, nothing else would be answered until the disk came back.
+fn one_worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_stalled_disk_holds_up_only_its_own_partition() {
+    let sim = SimStorage::new();
+    let runtime = one_worker_runtime();
     let (done_tx, done_rx) = mpsc::channel::<String>();
     let storage = sim.clone();
     runtime.spawn(async move {
@@ -162,11 +166,7 @@ fn fetch(topics: &[&str]) -> RequestKind {
 #[test]
 fn a_fetch_from_a_stalled_partition_times_out_only_that_partition() {
     let sim = SimStorage::new();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = one_worker_runtime();
     let (done_tx, done_rx) = mpsc::channel::<(i16, i16, usize)>();
     let storage = sim.clone();
     runtime.spawn(async move {

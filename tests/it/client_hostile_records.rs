@@ -19,23 +19,14 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 
-use broker::storage::batch_builder::build_batch;
+use broker::storage::batch_builder::{build_batch, put_varlong};
 
 use crate::harness::{create_topic, TestBroker};
 
 const PRODUCE_VERSION: i16 = 9;
 
 fn zigzag(v: i64, out: &mut Vec<u8>) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    loop {
-        let byte = (z & 0x7f) as u8;
-        z >>= 7;
-        if z == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
+    put_varlong(out, v);
 }
 
 /// A v2 batch of one keyed record whose value is `zeros` zero bytes, zstd-compressed as
