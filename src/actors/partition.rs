@@ -27,6 +27,7 @@ use crate::storage::batch::split_batches;
 use crate::storage::batch_records::every_record_has_a_key;
 use crate::storage::cleaner::CleanOutcome;
 use crate::storage::decompression::decompressed_limit;
+use crate::storage::error::Pressure;
 use crate::storage::producer_state::ProducerSummary;
 use crate::storage::txn_state::AbortedTxn;
 use crate::storage::{LogConfig, PartitionLog, Storage, StorageError};
@@ -238,10 +239,9 @@ pub struct PartitionState {
     tick_scheduled: bool,
     /// Set once a write or fsync failed; the cause was logged then.
     failed: bool,
-    /// The last append hit ENOSPC (logged once per episode).
-    disk_full: bool,
-    /// The last roll hit EMFILE/ENFILE (logged once per episode).
-    out_of_files: bool,
+    /// The last append hit a passing shortage (ENOSPC, or EMFILE on a roll); logged once
+    /// per episode.
+    pressure: Option<Pressure>,
     /// A cleaning pass is running on a blocking thread.
     cleaning: bool,
     gauges: crate::metrics::PartitionGauges,
@@ -298,8 +298,7 @@ impl Actor for Partition {
             waiting_flushes: Vec::new(),
             tick_scheduled: false,
             failed: false,
-            disk_full: false,
-            out_of_files: false,
+            pressure: None,
             cleaning: false,
         })
     }
@@ -516,25 +515,17 @@ impl PartitionState {
                     let _ = reply.send(Err(err.into()));
                     return;
                 }
-                Err(err) if err.is_out_of_files() && !self.log.is_failed() => {
-                    // Too many open files (a connection flood): the roll is retried by the
-                    // next append; KAFKA_STORAGE_ERROR is retriable for the client.
-                    if !self.out_of_files {
+                Err(err) if !self.log.is_failed() && err.pressure().is_some() => {
+                    // A full disk or a connection flood: earlier batches of this request
+                    // may be in, none is acknowledged; the log is intact and the next
+                    // append tries again (KAFKA_STORAGE_ERROR is retriable for clients).
+                    let pressure = err.pressure();
+                    if self.pressure != pressure {
                         warn!(topic = %self.args.topic, partition = self.args.partition, %err,
-                            "Could not open a new segment for lack of file descriptors; produces are refused until one opens.");
+                            "Produces to this partition fail until the shortage passes: {}.",
+                            pressure.map(|p| p.to_string()).unwrap_or_default());
                     }
-                    self.out_of_files = true;
-                    let _ = reply.send(Err(PartitionError::StorageFailed));
-                    return;
-                }
-                Err(err) if err.is_no_space() && !self.log.is_failed() => {
-                    // Earlier batches of this request may be in; none is acknowledged.
-                    // The log is intact and takes appends again once space is freed.
-                    if !self.disk_full {
-                        warn!(topic = %self.args.topic, partition = self.args.partition, %err,
-                            "Disk full: produces to this partition fail until space is freed.");
-                    }
-                    self.disk_full = true;
+                    self.pressure = pressure;
                     let _ = reply.send(Err(PartitionError::StorageFailed));
                     return;
                 }
@@ -545,13 +536,9 @@ impl PartitionState {
                 }
             }
         }
-        if self.out_of_files {
-            info!(topic = %self.args.topic, partition = self.args.partition, "A new segment opened; appends succeed again.");
-            self.out_of_files = false;
-        }
-        if self.disk_full {
-            info!(topic = %self.args.topic, partition = self.args.partition, "Disk has space again; appends succeed.");
-            self.disk_full = false;
+        if let Some(pressure) = self.pressure.take() {
+            info!(topic = %self.args.topic, partition = self.args.partition,
+                "Appends succeed again; it was {pressure}.");
         }
         let outcome = AppendOutcome {
             base_offset: first.unwrap_or(last),

@@ -53,6 +53,18 @@ impl StorageError {
         }
     }
 
+    /// A shortage that passes (a full disk, no free file descriptors): the log is intact
+    /// and takes appends again once it is over. None for any other error.
+    pub fn pressure(&self) -> Option<Pressure> {
+        if self.is_no_space() {
+            Some(Pressure::NoSpace)
+        } else if self.is_out_of_files() {
+            Some(Pressure::OutOfFiles)
+        } else {
+            None
+        }
+    }
+
     /// ENOSPC: the disk is full; nothing else is wrong with the file.
     pub fn is_no_space(&self) -> bool {
         matches!(self, StorageError::Io { source, .. } if source.raw_os_error() == Some(28))
@@ -65,5 +77,23 @@ impl StorageError {
 
     pub fn is_io(&self) -> bool {
         matches!(self, StorageError::Io { .. } | StorageError::Failed)
+    }
+}
+
+/// What a passing shortage is short of (see `StorageError::pressure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pressure {
+    /// ENOSPC.
+    NoSpace,
+    /// EMFILE/ENFILE while opening a new segment.
+    OutOfFiles,
+}
+
+impl std::fmt::Display for Pressure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Pressure::NoSpace => "the disk is full",
+            Pressure::OutOfFiles => "no file descriptor is free for a new segment",
+        })
     }
 }

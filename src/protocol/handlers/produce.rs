@@ -16,12 +16,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
-use tracing::warn;
 
 use crate::actors::metadata::MetadataMsg;
 use crate::actors::partition::{AppendOutcome, PartitionMsg};
