@@ -275,8 +275,6 @@ struct Episode {
 }
 
 fn is_resource_shortage(err: &std::io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
+    crate::storage::io::is_out_of_files(err)
+        || matches!(err.raw_os_error(), Some(libc::ENOBUFS | libc::ENOMEM))
 }

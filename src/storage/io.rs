@@ -152,5 +152,5 @@ pub fn remove_leftover(storage: &dyn Storage, path: &Path) {
 
 /// EMFILE or ENFILE: too many open files, a pressure that passes; not a disk fault.
 pub fn is_out_of_files(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(23) | Some(24))
+    matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
