@@ -27,38 +27,49 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 const TOPIC: &str = "torture";
 const PARTITIONS: i32 = 3;
 
+/// A crash loop against a real broker process: every acknowledged record must survive.
+#[derive(clap::Parser)]
+#[command(name = "broker-torture")]
 struct Args {
+    /// Kill-and-restart cycles to run.
+    #[arg(long, default_value_t = 5)]
+    cycles: usize,
+    /// Concurrent acks=all producers per cycle (every other one idempotent).
+    #[arg(long, default_value_t = 4)]
+    producers: usize,
+    /// The broker binary; by default the one built beside this example.
+    #[arg(long)]
+    broker: Option<PathBuf>,
+    /// Seed for the random run lengths and kill moments; by default the clock.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+struct Run {
     cycles: usize,
     producers: usize,
     broker: PathBuf,
     seed: u64,
 }
 
-fn args() -> Args {
-    let mut args = Args {
-        cycles: 5,
-        producers: 4,
-        broker: std::env::current_exe()
-            .ok()
-            .and_then(|p| Some(p.parent()?.parent()?.join("broker")))
-            .unwrap_or_else(|| PathBuf::from("target/release/broker")),
-        seed: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_default();
-        match flag.as_str() {
-            "--cycles" => args.cycles = value.parse().expect("--cycles N"),
-            "--producers" => args.producers = value.parse().expect("--producers N"),
-            "--broker" => args.broker = PathBuf::from(value),
-            "--seed" => args.seed = value.parse().expect("--seed N"),
-            other => panic!("unknown flag {other}; flags: --cycles --producers --broker --seed"),
-        }
+fn args() -> Run {
+    let args = <Args as clap::Parser>::parse();
+    Run {
+        cycles: args.cycles,
+        producers: args.producers,
+        broker: args.broker.unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| Some(p.parent()?.parent()?.join("broker")))
+                .unwrap_or_else(|| PathBuf::from("target/release/broker"))
+        }),
+        seed: args.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        }),
     }
-    args
 }
 
 /// splitmix64, seeded from --seed so a run can be repeated.

@@ -15,16 +15,28 @@ use broker::storage::batch_builder::build_batch;
 use broker::storage::cleaner::CleanerLimits;
 use broker::storage::{CompactionConfig, FileStorage, LogConfig, PartitionLog, Storage};
 
+/// One timed cleaning pass over a compacted partition log on real files.
+#[derive(clap::Parser)]
+#[command(name = "compaction-cost")]
+struct Args {
+    /// MiB of records written before the pass.
+    #[arg(default_value_t = 512)]
+    mib: u64,
+    /// Distinct keys.
+    #[arg(default_value_t = 100_000)]
+    keys: u64,
+    /// Bytes per value.
+    #[arg(default_value_t = 1024)]
+    value_bytes: usize,
+    /// Write `cold` to drop the page cache before the pass (needs root).
+    #[arg(value_parser = ["cold"])]
+    cold: Option<String>,
+}
+
 fn main() {
-    let cold = std::env::args().any(|a| a == "cold");
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "cold")
-        .map(|a| a.parse().expect("numbers: MiB keys value-bytes"))
-        .collect();
-    let mib = args.first().copied().unwrap_or(512);
-    let keys = args.get(1).copied().unwrap_or(100_000);
-    let value_len = args.get(2).copied().unwrap_or(1024) as usize;
+    let args = <Args as clap::Parser>::parse();
+    let cold = args.cold.is_some();
+    let (mib, keys, value_len) = (args.mib, args.keys, args.value_bytes);
     let dir = tempfile::tempdir().expect("temp dir");
     let storage: Arc<dyn Storage> = Arc::new(FileStorage);
     let config = LogConfig {

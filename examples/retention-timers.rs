@@ -21,20 +21,31 @@ struct Run {
     wall_seconds: f64,
 }
 
+/// CPU an idle broker spends on its partitions' retention checks.
+#[derive(clap::Parser)]
+#[command(name = "retention-timers")]
+struct Args {
+    /// The broker binary.
+    #[arg(long, default_value = "target/release/broker")]
+    broker: String,
+    /// Partitions of the idle topic.
+    #[arg(long, default_value_t = 1000)]
+    partitions: i32,
+    /// Retention check interval of the measured run.
+    #[arg(long, default_value_t = 100)]
+    interval_ms: u64,
+    /// Idle seconds measured per run.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+}
+
 fn main() {
-    let mut broker = "target/release/broker".to_string();
-    let (mut partitions, mut interval_ms, mut seconds) = (1000i32, 100u64, 20u64);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let v = args.next().expect("a value");
-        match flag.as_str() {
-            "--broker" => broker = v,
-            "--partitions" => partitions = v.parse().unwrap(),
-            "--interval-ms" => interval_ms = v.parse().unwrap(),
-            "--seconds" => seconds = v.parse().unwrap(),
-            other => panic!("unknown flag {other}"),
-        }
-    }
+    let Args {
+        broker,
+        partitions,
+        interval_ms,
+        seconds,
+    } = <Args as clap::Parser>::parse();
     let baseline = run(&broker, partitions, 3_600_000, seconds);
     let timed = run(&broker, partitions, interval_ms, seconds);
     let checks = partitions as f64 * timed.wall_seconds * 1000.0 / interval_ms as f64;

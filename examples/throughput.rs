@@ -31,22 +31,35 @@ impl ProducerContext for Acked {
     }
 }
 
+/// Produce and consume rates with librdkafka against a running broker.
+#[derive(clap::Parser)]
+#[command(name = "throughput")]
+struct Args {
+    /// The broker's address.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Records to produce, then consume.
+    #[arg(long, default_value_t = 1_000_000)]
+    count: u64,
+    /// Bytes per record value.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Partitions of the topic created for the run.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// The producer's acks setting (0, 1 or all).
+    #[arg(long, default_value = "1")]
+    acks: String,
+}
+
 fn main() {
-    let mut bootstrap = "127.0.0.1:9092".to_string();
-    let (mut count, mut size, mut partitions, mut acks) =
-        (1_000_000u64, 100usize, 3i32, "1".to_string());
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let v = args.next().expect("a value");
-        match flag.as_str() {
-            "--bootstrap" => bootstrap = v,
-            "--count" => count = v.parse().unwrap(),
-            "--size" => size = v.parse().unwrap(),
-            "--partitions" => partitions = v.parse().unwrap(),
-            "--acks" => acks = v,
-            other => panic!("unknown flag {other}"),
-        }
-    }
+    let Args {
+        bootstrap,
+        count,
+        size,
+        partitions,
+        acks,
+    } = <Args as clap::Parser>::parse();
     let topic = format!("throughput-{}", std::process::id());
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)

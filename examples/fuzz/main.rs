@@ -500,21 +500,38 @@ fn write_corpus() {
     println!("corpus written under {}", root.display());
 }
 
+/// A seeded mutation fuzzer over the broker's frame decoding, batch validation and log
+/// recovery.
+#[derive(clap::Parser)]
+#[command(name = "fuzz")]
+struct Args {
+    /// What to fuzz.
+    #[arg(long, default_value = "all", value_parser = ["all", "frame", "batch", "recovery"])]
+    target: String,
+    /// Stop after this many executions per target.
+    #[arg(long)]
+    execs: Option<u64>,
+    /// Stop after this many seconds per target.
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Seed of the mutations; the same seed replays the same run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Regenerate the seed corpus and exit.
+    #[arg(long)]
+    write_corpus: bool,
+}
+
 fn main() {
-    let mut target = "all".to_string();
-    let mut execs: Option<u64> = None;
-    let mut seconds: Option<u64> = None;
-    let mut seed = 1u64;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--write-corpus" => return write_corpus(),
-            "--target" => target = args.next().expect("--target NAME"),
-            "--execs" => execs = args.next().and_then(|v| v.parse().ok()),
-            "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()),
-            "--seed" => seed = args.next().and_then(|v| v.parse().ok()).expect("--seed N"),
-            other => panic!("unknown flag {other}"),
-        }
+    let Args {
+        target,
+        execs,
+        seconds,
+        seed,
+        write_corpus: rewrite,
+    } = <Args as clap::Parser>::parse();
+    if rewrite {
+        return write_corpus();
     }
     let targets: Vec<&str> = match target.as_str() {
         "all" => vec!["frame", "batch", "recovery"],

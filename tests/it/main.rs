@@ -22,6 +22,7 @@ mod client_retention;
 mod client_transactions;
 mod crash_property;
 mod durability_faults;
+mod example_flags;
 mod harness;
 mod hostile_connections;
 mod hostile_fetch;
