@@ -2,9 +2,10 @@
 //!
 //! Values set on a topic are kept as strings by the metadata actor; DescribeConfigs shows
 //! every known name with its effective value and whether it is a default or a topic override.
-//! This broker applies `segment.bytes`, `segment.ms`, `max.message.bytes`,
-//! `index.interval.bytes`, `retention.ms` and `retention.bytes` to the partition log; the others are kept and shown
-//! so clients and tools that set them keep working.
+//! Kafka's rule holds: a config the broker accepts, it applies. The log settings reach the
+//! partition log through `log_config`; configs this broker can apply with one value only
+//! (no tiered storage, no replication yet, fsync by flush_policy) accept that value and
+//! refuse any other with INVALID_CONFIG and the reason (`FIXED`).
 
 use std::collections::BTreeMap;
 
@@ -43,7 +44,7 @@ const DEFINITIONS: &[Definition] = &[
         Some("producer"),
     ),
     def("delete.retention.ms", Kind::Long, Some("86400000")),
-    def("file.delete.delay.ms", Kind::Long, Some("60000")),
+    def("file.delete.delay.ms", Kind::Long, Some("0")),
     def("flush.messages", Kind::Long, Some("9223372036854775807")),
     def("flush.ms", Kind::Long, Some("9223372036854775807")),
     def("index.interval.bytes", Kind::Int, None),
@@ -79,7 +80,7 @@ const DEFINITIONS: &[Definition] = &[
     def("segment.jitter.ms", Kind::Long, Some("0")),
     def("segment.ms", Kind::Long, None),
     def("unclean.leader.election.enable", Kind::Bool, Some("false")),
-    def("message.downconversion.enable", Kind::Bool, Some("true")),
+    def("message.downconversion.enable", Kind::Bool, Some("false")),
     def("remote.storage.enable", Kind::Bool, Some("false")),
     def("local.retention.ms", Kind::Long, Some("-2")),
     def("local.retention.bytes", Kind::Long, Some("-2")),
@@ -101,6 +102,85 @@ const fn def(name: &'static str, kind: Kind, default: Option<&'static str>) -> D
         kind,
         default,
     }
+}
+
+/// Topic configs this broker applies with one value only: the value that says what it does.
+/// Kafka's rule is that a config it accepts, it applies, so any other value is refused
+/// with INVALID_CONFIG and the reason, never stored and ignored.
+const FIXED: &[(&str, &str, &str)] = &[
+    (
+        "file.delete.delay.ms",
+        "0",
+        "segment files leave the log directory as soon as retention or the cleaner drops them",
+    ),
+    (
+        "flush.messages",
+        "9223372036854775807",
+        "fsync is governed by the broker's flush_policy (default: before acks=all is answered)",
+    ),
+    (
+        "flush.ms",
+        "9223372036854775807",
+        "fsync is governed by the broker's flush_policy (default: before acks=all is answered)",
+    ),
+    (
+        "preallocate",
+        "false",
+        "segment files grow as records are appended",
+    ),
+    (
+        "segment.index.bytes",
+        "10485760",
+        "offset and time indexes are sized by segment.bytes and index.interval.bytes",
+    ),
+    (
+        "segment.jitter.ms",
+        "0",
+        "segments roll exactly at segment.ms",
+    ),
+    (
+        "message.downconversion.enable",
+        "false",
+        "only Fetch v4 and later (message format v2) is served, so records are never down-converted",
+    ),
+    (
+        "unclean.leader.election.enable",
+        "false",
+        "a single broker has no other replica to elect",
+    ),
+    (
+        "remote.storage.enable",
+        "false",
+        "tiered storage is not implemented",
+    ),
+    (
+        "local.retention.ms",
+        "-2",
+        "tiered storage is not implemented, so the local log is the whole log",
+    ),
+    (
+        "local.retention.bytes",
+        "-2",
+        "tiered storage is not implemented, so the local log is the whole log",
+    ),
+    (
+        "leader.replication.throttled.replicas",
+        "",
+        "replication is not implemented yet",
+    ),
+    (
+        "follower.replication.throttled.replicas",
+        "",
+        "replication is not implemented yet",
+    ),
+];
+
+/// The only value a fixed topic config accepts, and why, if `name` is one.
+pub fn fixed_value(name: &str) -> Option<(&'static str, &'static str)> {
+    FIXED
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, value, reason)| (*value, *reason))
 }
 
 /// One row of DescribeConfigs.
@@ -161,6 +241,17 @@ pub fn validate_value(name: &str, value: &str) -> Result<(), String> {
         return Err(format!("unknown topic config {name}"));
     };
     let v = value.trim();
+    if let Some((only, reason)) = fixed_value(name) {
+        let same = match definition.kind {
+            Kind::Bool => v.eq_ignore_ascii_case(only),
+            _ => v == only,
+        };
+        if !same {
+            return Err(format!(
+                "{name}={v} is not supported: {reason}; only {name}={only:?} is accepted"
+            ));
+        }
+    }
     let number = match definition.kind {
         Kind::Long => v.parse::<i64>().ok().map(|n| n as f64),
         Kind::Int => v.parse::<i32>().ok().map(f64::from),
@@ -463,6 +554,71 @@ mod tests {
             defaults
         )
         .is_err());
+    }
+
+    #[test]
+    fn log_config_carries_every_applied_topic_config() {
+        let config = Config::default();
+        let dynamic = crate::broker_config::DynamicBrokerConfigs::default();
+        let defaults = BrokerDefaults {
+            config: &config,
+            dynamic: &dynamic,
+        };
+        let set: BTreeMap<String, String> = [
+            ("segment.bytes", "123456"),
+            ("segment.ms", "7000"),
+            ("max.message.bytes", "54321"),
+            ("index.interval.bytes", "99"),
+            ("retention.ms", "8000"),
+            ("retention.bytes", "9000"),
+            ("cleanup.policy", "compact,delete"),
+            ("delete.retention.ms", "1111"),
+            ("min.cleanable.dirty.ratio", "0.25"),
+            ("min.compaction.lag.ms", "2222"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        validate(&set).unwrap();
+        let log = log_config(&set, defaults);
+        assert_eq!(log.segment_bytes, 123_456);
+        assert_eq!(log.segment_ms, 7_000);
+        assert_eq!(log.max_batch_bytes, 54_321);
+        assert_eq!(log.index_interval_bytes, 99);
+        assert_eq!(log.retention_ms, 8_000);
+        assert_eq!(log.retention_bytes, 9_000);
+        assert!(log.delete);
+        let compaction = log.compaction.expect("compact is in cleanup.policy");
+        assert_eq!(compaction.delete_retention_ms, 1_111);
+        assert_eq!(compaction.min_cleanable_dirty_ratio, 0.25);
+        assert_eq!(compaction.min_compaction_lag_ms, 2_222);
+        let compact_only = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        assert!(!log_config(&compact_only, defaults).delete);
+    }
+
+    #[test]
+    fn fixed_configs_accept_only_the_value_the_broker_applies() {
+        for (name, only, _) in FIXED {
+            assert!(validate_value(name, only).is_ok(), "{name}={only}");
+            let other = match *name {
+                "preallocate" | "message.downconversion.enable" => "true",
+                "unclean.leader.election.enable" | "remote.storage.enable" => "true",
+                "leader.replication.throttled.replicas"
+                | "follower.replication.throttled.replicas" => "0:0",
+                _ => "1000",
+            };
+            let err = validate_value(name, other).expect_err(name);
+            assert!(err.contains("is not supported"), "{name}: {err}");
+            // What DescribeConfigs shows is the value that is applied.
+            let config = Config::default();
+            let dynamic = crate::broker_config::DynamicBrokerConfigs::default();
+            let defaults = BrokerDefaults {
+                config: &config,
+                dynamic: &dynamic,
+            };
+            assert_eq!(effective(&BTreeMap::new(), name, defaults), *only, "{name}");
+        }
+        assert!(validate_value("preallocate", "FALSE").is_ok());
     }
 
     #[test]

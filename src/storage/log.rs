@@ -542,4 +542,6 @@ impl PartitionLog {
 }
 
 #[cfg(test)]
+mod config_tests;
+#[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@ mod actor_backpressure;
 mod actor_broker_configs;
 mod actor_compaction;
 mod actor_group;
+mod actor_log_flush;
 mod actor_metadata;
 mod actor_partition;
 mod actor_record_files;
