@@ -136,6 +136,9 @@ pub async fn prepare(
         RequestKind::DescribeTransactions(req) => {
             Prepared::reply(handlers::describe_transactions::prepare(ctx, req).await)
         }
+        RequestKind::DescribeTopicPartitions(req) => {
+            Prepared::reply(handlers::describe_topic_partitions::prepare(ctx, req))
+        }
         RequestKind::DescribeConfigs(req) => {
             Prepared::reply(handlers::describe_configs::prepare(ctx, version, req))
         }
