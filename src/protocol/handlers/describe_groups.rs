@@ -1,9 +1,11 @@
-//! DescribeGroups v0-v5: state, protocol and members with their metadata and assignment.
-//! A group that does not exist is described as Dead, as Kafka does.
+//! DescribeGroups v0-v6: state, protocol and members with their metadata and assignment.
+//! A group that does not exist is described as Dead, as Kafka does; from v6 (KIP-1043) with
+//! GROUP_ID_NOT_FOUND and a message too.
 
 use futures::future::join_all;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, ResponseKind};
+use kafka_protocol::ResponseError;
 
 use super::groups::group;
 use super::text;
@@ -34,7 +36,14 @@ pub async fn prepare(
                 Some(rx) => Some(rx.await),
                 None => None,
             }) else {
-                return base.with_group_state(text("Dead"));
+                let dead = base.with_group_state(text("Dead"));
+                return if version >= 6 {
+                    let message = format!("Group {} not found.", dead.group_id.0);
+                    dead.with_error_code(ResponseError::GroupIdNotFound.code())
+                        .with_error_message(Some(text(message)))
+                } else {
+                    dead
+                };
             };
             let members = d
                 .members
