@@ -130,6 +130,15 @@ const fn dynamic(
     }
 }
 
+/// The topic config a dynamic broker config is the default of (log.retention.ms ->
+/// retention.ms), if it is one.
+pub fn topic_config_of(broker_name: &str) -> Option<&'static str> {
+    DYNAMIC
+        .iter()
+        .find(|d| d.broker == broker_name)
+        .map(|d| d.topic)
+}
+
 /// One layer's value of a config, as DescribeConfigs lists synonyms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Synonym {

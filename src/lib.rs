@@ -21,6 +21,7 @@ pub mod broker_config;
 pub mod check;
 pub mod check_record_files;
 pub mod config;
+pub mod config_docs;
 pub mod error;
 pub mod fd_limit;
 pub mod metrics;

@@ -30,11 +30,14 @@ fn describe(
                 .with_topic_name(topic(t))
                 .with_partition_index(p)
         }));
-    wire.call(0, &req).expect("DescribeTopicPartitions answered")
+    wire.call(0, &req)
+        .expect("DescribeTopicPartitions answered")
 }
 
 /// (topic, error, [partition indexes]) per topic, and the next cursor.
-fn summary(r: &DescribeTopicPartitionsResponse) -> (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>) {
+fn summary(
+    r: &DescribeTopicPartitionsResponse,
+) -> (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>) {
     let topics = r
         .topics
         .iter()

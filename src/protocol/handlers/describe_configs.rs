@@ -12,6 +12,7 @@ use kafka_protocol::ResponseError;
 
 use super::text;
 use crate::broker_config::{self, BrokerDefaults, BrokerLayer, Synonym, SOURCE_STATIC_BROKER};
+use crate::config_docs;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
 use crate::topic_config::{self, ConfigEntry};
@@ -19,7 +20,7 @@ use crate::topic_config::{self, ConfigEntry};
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 
-pub fn prepare(ctx: &BrokerContext, _version: i16, req: DescribeConfigsRequest) -> ResponseFuture {
+pub fn prepare(ctx: &BrokerContext, version: i16, req: DescribeConfigsRequest) -> ResponseFuture {
     let routes = ctx.routes();
     let config = ctx.config.clone();
     let results = req
@@ -81,7 +82,19 @@ pub fn prepare(ctx: &BrokerContext, _version: i16, req: DescribeConfigsRequest) 
                             } else {
                                 Vec::new()
                             };
+                            // KIP-569 (v3+): the type always, the text when asked.
+                            let topic_default = match resource.resource_type {
+                                BROKER => broker_config::topic_config_of(&e.name),
+                                _ => None,
+                            };
+                            let (config_type, documentation) =
+                                config_docs::describe(&e.name, topic_default);
+                            let documentation = documentation
+                                .filter(|_| version >= 3 && req.include_documentation)
+                                .map(text);
                             DescribeConfigsResourceResult::default()
+                                .with_config_type(if version >= 3 { config_type } else { 0 })
+                                .with_documentation(documentation)
                                 .with_name(text(e.name))
                                 .with_value(Some(text(e.value)))
                                 .with_read_only(e.read_only)

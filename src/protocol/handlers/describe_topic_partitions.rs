@@ -26,7 +26,10 @@ pub fn prepare(ctx: &BrokerContext, req: DescribeTopicPartitionsRequest) -> Resp
     Box::pin(async move { ResponseKind::DescribeTopicPartitions(response) })
 }
 
-fn build(ctx: &BrokerContext, req: DescribeTopicPartitionsRequest) -> DescribeTopicPartitionsResponse {
+fn build(
+    ctx: &BrokerContext,
+    req: DescribeTopicPartitionsRequest,
+) -> DescribeTopicPartitionsResponse {
     let routes = ctx.routes();
     let node = BrokerId(ctx.config.node_id);
     // Sorted and deduplicated, as Kafka answers them.
