@@ -154,3 +154,32 @@ pub fn remove_leftover(storage: &dyn Storage, path: &Path) {
 pub fn is_out_of_files(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
+
+/// (total, usable) bytes of the file system holding `path`, as statvfs reports them
+/// (usable: what an unprivileged writer may still use); None where it cannot be read.
+pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs reads a NUL-terminated path and writes one struct we own.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) };
+    if rc != 0 {
+        return None;
+    }
+    let unit = stats.f_frsize as u64;
+    Some((
+        (stats.f_blocks as u64).saturating_mul(unit),
+        (stats.f_bavail as u64).saturating_mul(unit),
+    ))
+}
+
+#[cfg(test)]
+mod disk_space_tests {
+    #[test]
+    fn the_temp_dir_has_a_size_and_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let (total, usable) = super::disk_space(dir.path()).expect("statvfs");
+        assert!(total > 0 && usable <= total, "{total} {usable}");
+        assert!(super::disk_space(&dir.path().join("missing")).is_none());
+    }
+}

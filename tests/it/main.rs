@@ -22,6 +22,7 @@ mod client_protocol;
 mod client_retention;
 mod client_transactions;
 mod crash_property;
+mod describe_log_dirs;
 mod describe_topic_partitions;
 mod durability_faults;
 mod example_flags;

@@ -1,5 +1,7 @@
 //! DescribeLogDirs v1-v4: the one data directory, with the size of each asked partition
-//! (null: every partition) as its partition actor reports it.
+//! (null: every partition) as its partition actor reports it, and (v4) the total and usable
+//! bytes of its file system. offset_lag is 0 as in Kafka for a partition's current log (it
+//! is the high watermark's lead over the log end, never positive on the leader).
 
 use futures::future::join_all;
 use kafka_protocol::messages::describe_log_dirs_response::{
@@ -44,6 +46,9 @@ pub fn prepare(ctx: &BrokerContext, req: DescribeLogDirsRequest) -> ResponseFutu
         .collect();
     let dir =
         std::fs::canonicalize(&ctx.config.data_dir).unwrap_or_else(|_| ctx.config.data_dir.clone());
+    let (total, usable) = crate::storage::io::disk_space(&dir)
+        .map(|(t, u)| (t as i64, u as i64))
+        .unwrap_or((-1, -1));
     Box::pin(async move {
         let mut topics = Vec::with_capacity(asks.len());
         for (name, partitions) in asks {
@@ -74,8 +79,8 @@ pub fn prepare(ctx: &BrokerContext, req: DescribeLogDirsRequest) -> ResponseFutu
         let result = DescribeLogDirsResult::default()
             .with_log_dir(text(dir.display().to_string()))
             .with_topics(topics)
-            .with_total_bytes(-1)
-            .with_usable_bytes(-1);
+            .with_total_bytes(total)
+            .with_usable_bytes(usable);
         ResponseKind::DescribeLogDirs(DescribeLogDirsResponse::default().with_results(vec![result]))
     })
 }
