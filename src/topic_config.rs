@@ -3,7 +3,7 @@
 //! Values set on a topic are kept as strings by the metadata actor; DescribeConfigs shows
 //! every known name with its effective value and whether it is a default or a topic override.
 //! This broker applies `segment.bytes`, `segment.ms`, `max.message.bytes`,
-//! `index.interval.bytes`, `retention.ms` and `retention.bytes` to the partition log; the others are kept and shown
+//! `index.interval.bytes`, `retention.ms`, `retention.bytes` and `message.timestamp.type` to the partition log; the others are kept and shown
 //! so clients and tools that set them keep working.
 
 use std::collections::BTreeMap;
@@ -286,6 +286,7 @@ pub fn log_config(overrides: &BTreeMap<String, String>, defaults: BrokerDefaults
                 .unwrap_or(0.5),
             min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
         }),
+        log_append_time: text("message.timestamp.type").trim() == "LogAppendTime",
     }
 }
 

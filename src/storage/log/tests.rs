@@ -242,7 +242,7 @@ fn timestamps() {
         "the second record of a batch"
     );
     assert_eq!(log.offset_for_timestamp(100_000).unwrap(), None);
-    assert_eq!(log.max_timestamp_offset(), Some((59, 3901)));
+    assert_eq!(log.max_timestamp_offset().unwrap(), Some((59, 3901)));
 }
 
 fn transactional(n: usize, producer_id: i64, epoch: i16, sequence: i32) -> Vec<u8> {
