@@ -346,11 +346,18 @@ mod tests {
         use crate::storage::batch_builder::build_compressed_batch;
         use kafka_protocol::records::Compression;
         let mut two = sample();
-        two.extend(build_compressed_batch(&[(None, Some(b"v"))], 1, Compression::Zstd));
+        two.extend(build_compressed_batch(
+            &[(None, Some(b"v"))],
+            1,
+            Compression::Zstd,
+        ));
         assert!(any_batch_compressed_with(&two, 4));
         assert!(!any_batch_compressed_with(&two, 1));
         assert!(!any_batch_compressed_with(&sample(), 4));
-        assert!(!any_batch_compressed_with(&two[..30], 4), "a cut header is not read");
+        assert!(
+            !any_batch_compressed_with(&two[..30], 4),
+            "a cut header is not read"
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! on a Kafka broker without tiered storage, and each special timestamp needs the version
 //! that introduced it (UNSUPPORTED_VERSION before). Raw frames: the version is chosen here.
 
-use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
 use kafka_protocol::messages::{BrokerId, DeleteRecordsRequest, ListOffsetsRequest};
@@ -175,7 +177,15 @@ fn a_special_timestamp_older_than_its_version_is_unsupported_version() {
     );
     // Kafka's minimum versions: MAX_TIMESTAMP 7, EARLIEST_LOCAL 8, LATEST_TIERED 9; any
     // other negative timestamp is unknown at every version.
-    for (version, timestamp) in [(6, -3), (1, -3), (7, -4), (8, -5), (5, -5), (9, -6), (8, -100)] {
+    for (version, timestamp) in [
+        (6, -3),
+        (1, -3),
+        (7, -4),
+        (8, -5),
+        (5, -5),
+        (9, -6),
+        (8, -100),
+    ] {
         assert_eq!(
             answer(&list_offset(&mut wire, "old-versions", version, timestamp)),
             (UNSUPPORTED_VERSION, -1, -1),
@@ -183,8 +193,20 @@ fn a_special_timestamp_older_than_its_version_is_unsupported_version() {
         );
     }
     // The versions that have them answer.
-    assert_eq!(answer(&list_offset(&mut wire, "old-versions", 7, -3)), (0, 2, 3));
-    assert_eq!(answer(&list_offset(&mut wire, "old-versions", 8, -4)), (0, 0, -1));
-    assert_eq!(answer(&list_offset(&mut wire, "old-versions", 1, -1)), (0, 3, -1));
-    assert_eq!(answer(&list_offset(&mut wire, "old-versions", 1, -2)), (0, 0, -1));
+    assert_eq!(
+        answer(&list_offset(&mut wire, "old-versions", 7, -3)),
+        (0, 2, 3)
+    );
+    assert_eq!(
+        answer(&list_offset(&mut wire, "old-versions", 8, -4)),
+        (0, 0, -1)
+    );
+    assert_eq!(
+        answer(&list_offset(&mut wire, "old-versions", 1, -1)),
+        (0, 3, -1)
+    );
+    assert_eq!(
+        answer(&list_offset(&mut wire, "old-versions", 1, -2)),
+        (0, 0, -1)
+    );
 }

@@ -109,9 +109,16 @@ fn log_append_time_stamps_batches_and_the_produce_response() {
     assert_eq!(batches.len(), 2);
     for ((header, range), r) in batches.iter().zip([&first, &second]) {
         validate_batch(&records[range.clone()]).expect("the CRC covers the new fields");
-        assert_eq!(header.attributes & 0x08, 0x08, "timestamp type LogAppendTime");
+        assert_eq!(
+            header.attributes & 0x08,
+            0x08,
+            "timestamp type LogAppendTime"
+        );
         assert_eq!(header.max_timestamp, r.log_append_time_ms);
-        assert_eq!(header.base_timestamp, 1_000_000, "record deltas are left alone");
+        assert_eq!(
+            header.base_timestamp, 1_000_000,
+            "record deltas are left alone"
+        );
     }
     // ListOffsets by timestamp uses the stamps: every record of a batch has its stamp.
     let p = list_offset(&mut wire, "stamped", 8, first.log_append_time_ms);
@@ -173,7 +180,11 @@ fn librdkafka_reads_the_brokers_append_time_and_finds_records_by_it() {
     for codec in ["none", "lz4"] {
         let (producer, _) = producer(
             &broker.bootstrap(),
-            &[("compression.type", codec), ("acks", "all"), ("linger.ms", "5")],
+            &[
+                ("compression.type", codec),
+                ("acks", "all"),
+                ("linger.ms", "5"),
+            ],
         );
         for i in 0..20i64 {
             send(
@@ -237,4 +248,50 @@ fn librdkafka_reads_the_brokers_append_time_and_finds_records_by_it() {
         found.find_partition("lat-client", 0).expect("p0").offset(),
         Offset::End
     );
+}
+
+#[test]
+fn the_broker_default_log_message_timestamp_type_applies_live_to_topics_without_an_override() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+    let broker = TestBroker::start("");
+    let mut wire = Wire::connect(broker.port());
+    wire.create_topic("follows-broker", 1);
+    create_with_type(&mut wire, "pinned", "CreateTime");
+    let plain = produce(&mut wire, "follows-broker", 9, old_batch(Compression::None));
+    assert_eq!((plain.error_code, plain.log_append_time_ms), (0, -1));
+
+    // This broker's dynamic default, changed live (resource name = node id 0).
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(text("0"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(text("log.message.timestamp.type"))
+                .with_config_operation(0)
+                .with_value(Some(text("LogAppendTime")))]),
+    ]);
+    let resp = wire
+        .call(1, &req)
+        .expect("IncrementalAlterConfigs answered");
+    assert_eq!(resp.responses[0].error_code, 0, "{:?}", resp.responses[0]);
+
+    let before = now_ms();
+    let stamped = produce(&mut wire, "follows-broker", 9, old_batch(Compression::Gzip));
+    assert_eq!(stamped.error_code, 0);
+    assert!(stamped.log_append_time_ms >= before);
+    let records = fetch_all(&mut wire, "follows-broker");
+    let batches = split_batches(&records, usize::MAX).expect("whole batches");
+    assert_eq!(batches.len(), 2);
+    assert!(
+        !batches[0].0.is_log_append_time(),
+        "earlier batches stay as written"
+    );
+    assert!(batches[1].0.is_log_append_time());
+    assert_eq!(batches[1].0.max_timestamp, stamped.log_append_time_ms);
+    // A topic override wins over the broker default.
+    let pinned = produce(&mut wire, "pinned", 9, old_batch(Compression::None));
+    assert_eq!((pinned.error_code, pinned.log_append_time_ms), (0, -1));
 }

@@ -18,7 +18,11 @@ use crate::hostile_wire::{topic, Wire};
 const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
 
 fn batch(compression: Compression) -> Vec<u8> {
-    build_compressed_batch(&[(Some(b"k"), Some(b"v")), (None, Some(b"w"))], 1_000, compression)
+    build_compressed_batch(
+        &[(Some(b"k"), Some(b"v")), (None, Some(b"w"))],
+        1_000,
+        compression,
+    )
 }
 
 /// Produces `batch` to partition 0 of `name` at `version`; the partition's error code.
@@ -53,7 +57,9 @@ fn fetch_at(wire: &mut Wire, name: &str, version: i16) -> (i16, usize) {
     let batches = if records.is_empty() {
         0
     } else {
-        split_batches(&records, usize::MAX).expect("whole batches").len()
+        split_batches(&records, usize::MAX)
+            .expect("whole batches")
+            .len()
     };
     (p.error_code, batches)
 }
@@ -100,9 +106,17 @@ fn a_fetch_below_v10_that_would_return_zstd_is_unsupported_compression_type() {
             (UNSUPPORTED_COMPRESSION_TYPE, 0),
             "Fetch v{version}: an error and no records"
         );
-        assert_eq!(fetch_at(&mut wire, "gf", version), (0, 1), "Fetch v{version}");
+        assert_eq!(
+            fetch_at(&mut wire, "gf", version),
+            (0, 1),
+            "Fetch v{version}"
+        );
     }
     for version in [10, 12] {
-        assert_eq!(fetch_at(&mut wire, "zf", version), (0, 2), "Fetch v{version}");
+        assert_eq!(
+            fetch_at(&mut wire, "zf", version),
+            (0, 2),
+            "Fetch v{version}"
+        );
     }
 }

@@ -279,8 +279,14 @@ async fn read_one(fetch: &Fetch, topic: &Topic, w: &Wanted, max_bytes: usize) ->
     // A partition whose disk stopped answering holds up only its own entry.
     match tokio::time::timeout(fetch.read_timeout, rx).await {
         // A client older than Fetch v10 cannot decode zstd: the partition's error, no records.
-        Ok(Ok(Ok(read))) if fetch.version < 10 && any_batch_compressed_with(&read.records, ZSTD) => {
-            debug!(partition = w.index, version = fetch.version, "Withheld zstd from a Fetch below v10.");
+        Ok(Ok(Ok(read)))
+            if fetch.version < 10 && any_batch_compressed_with(&read.records, ZSTD) =>
+        {
+            debug!(
+                partition = w.index,
+                version = fetch.version,
+                "Withheld zstd from a Fetch below v10."
+            );
             Err(ResponseError::UnsupportedCompressionType.code())
         }
         Ok(Ok(Ok(read))) => Ok(read),
