@@ -377,6 +377,7 @@ pub fn log_config(overrides: &BTreeMap<String, String>, defaults: BrokerDefaults
                 .unwrap_or(0.5),
             min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
         }),
+        log_append_time: text("message.timestamp.type").trim() == "LogAppendTime",
     }
 }
 

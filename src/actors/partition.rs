@@ -23,11 +23,12 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::FlushPolicy;
 use crate::error::PartitionError;
-use crate::storage::batch::split_batches;
+use crate::storage::batch::{set_log_append_time, split_batches};
 use crate::storage::batch_records::every_record_has_a_key;
 use crate::storage::cleaner::CleanOutcome;
 use crate::storage::decompression::decompressed_limit;
 use crate::storage::error::Pressure;
+use crate::storage::log::wall_clock_ms;
 use crate::storage::producer_state::ProducerSummary;
 use crate::storage::txn_state::AbortedTxn;
 use crate::storage::{LogConfig, PartitionLog, Storage, StorageError};
@@ -53,6 +54,8 @@ pub struct AppendOutcome {
     pub base_offset: i64,
     pub last_offset: i64,
     pub log_start_offset: i64,
+    /// The stamp of a LogAppendTime topic's batches; -1 for CreateTime.
+    pub log_append_time_ms: i64,
 }
 
 /// Whole batches read for a Fetch, with the offsets the response reports.
@@ -430,10 +433,7 @@ impl PartitionState {
                 state.start_flush(&myself);
             }
             PartitionMsg::RetentionTick => {
-                let now_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0);
+                let now_ms = wall_clock_ms();
                 state.apply_retention(now_ms);
                 state.maybe_clean(&myself, now_ms);
                 let interval = state.args.retention_check_interval;
@@ -498,9 +498,14 @@ impl PartitionState {
         }
         // One copy of the request's bytes: the base offset is rewritten in place.
         let mut buf = BytesMut::from(&records[..]);
+        // One stamp for the whole request, as Kafka's LogValidator takes one `now`.
+        let log_append_time = self.args.log.log_append_time.then(wall_clock_ms);
         let mut first: Option<i64> = None;
         let mut last = -1;
         for (_, range) in batches {
+            if let Some(now) = log_append_time {
+                set_log_append_time(&mut buf[range.clone()], now);
+            }
             match self.log.append(&mut buf[range]) {
                 Ok(info) => {
                     if info.duplicate {
@@ -544,6 +549,7 @@ impl PartitionState {
             base_offset: first.unwrap_or(last),
             last_offset: last,
             log_start_offset: self.log.log_start_offset(),
+            log_append_time_ms: log_append_time.unwrap_or(-1),
         };
         let needs_fsync = match self.args.flush_policy {
             FlushPolicy::Always => true,

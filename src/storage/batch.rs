@@ -26,6 +26,10 @@ pub const HEADER_SIZE: usize = 61;
 /// baseOffset + batchLength: the bytes before `batchLength` starts counting.
 pub const LOG_OVERHEAD: usize = 12;
 const CRC_START: usize = 21;
+/// Attributes bit 3: the batch's timestamps are the broker's append time.
+const LOG_APPEND_TIME: i16 = 0x08;
+/// Attributes bits 0-2 of a zstd batch.
+pub const ZSTD: u8 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
@@ -120,6 +124,20 @@ impl BatchHeader {
     pub fn is_control(&self) -> bool {
         self.attributes & 0x20 != 0
     }
+
+    /// Timestamp type LogAppendTime: every record's timestamp is `max_timestamp`.
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & LOG_APPEND_TIME != 0
+    }
+
+    /// A record's timestamp from its delta, as a reader sees it.
+    pub fn record_timestamp(&self, timestamp_delta: i64) -> i64 {
+        if self.is_log_append_time() {
+            self.max_timestamp
+        } else {
+            self.base_timestamp.saturating_add(timestamp_delta)
+        }
+    }
 }
 
 /// Checks one whole batch: header, length against `buf`, CRC-32C, codec, offset delta.
@@ -211,42 +229,36 @@ pub(crate) fn varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
     None
 }
 
-/// (offset delta, timestamp) of each record of an uncompressed batch, read in place.
-/// Stops at the first malformed record; empty for compressed batches.
-pub fn record_timestamps(batch: &[u8]) -> Vec<(i32, i64)> {
-    let Ok(header) = BatchHeader::parse(batch) else {
-        return Vec::new();
-    };
-    if header.compression() != 0 {
-        return Vec::new();
+/// Stamps a batch with the broker's append time, as Kafka's LogValidator does for a
+/// `LogAppendTime` topic: the timestamp-type attribute bit and the max timestamp are set
+/// and the CRC recomputed; the records' deltas are left alone (readers take the max
+/// timestamp for every record of such a batch).
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    if batch.len() < HEADER_SIZE {
+        return;
     }
-    let log_append_time = header.attributes & 0x08 != 0;
-    let mut out = Vec::new();
-    let mut pos = HEADER_SIZE;
-    let end = header.total_size().min(batch.len());
-    while pos < end {
-        let Some(length) = varlong(batch, &mut pos) else {
-            break;
-        };
-        let start = pos;
-        pos += 1; // attributes
-        let (Some(ts_delta), Some(offset_delta)) =
-            (varlong(batch, &mut pos), varlong(batch, &mut pos))
-        else {
-            break;
-        };
-        let timestamp = if log_append_time {
-            header.max_timestamp
-        } else {
-            header.base_timestamp.saturating_add(ts_delta)
-        };
-        out.push((offset_delta as i32, timestamp));
-        if length < 0 {
-            break;
+    let attributes = be_i16(batch, 21) | LOG_APPEND_TIME;
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Whether any batch header in `buf` names `codec` (headers only, no CRC check; stops at
+/// the first batch that does not fit): the zstd version gates of Produce and Fetch.
+pub fn any_batch_compressed_with(buf: &[u8], codec: u8) -> bool {
+    let mut pos = 0usize;
+    while let Some(rest) = buf.get(pos..).filter(|r| r.len() >= HEADER_SIZE) {
+        let length = be_i32(rest, 8);
+        if (be_i16(rest, 21) & 7) as u8 == codec {
+            return true;
         }
-        pos = start.saturating_add(length as usize);
+        if length < 0 {
+            return false;
+        }
+        pos = pos.saturating_add(LOG_OVERHEAD + length as usize);
     }
-    out
+    false
 }
 
 /// Rewrites baseOffset in place; the CRC does not cover it.
@@ -319,23 +331,33 @@ mod tests {
     }
 
     #[test]
-    fn record_timestamps_are_read_in_place() {
-        let b = build_batch(
-            &[
-                (None, Some(b"a")),
-                (Some(b"k"), None),
-                (None, Some(&[1u8; 300])),
-            ],
-            5000,
-        );
-        assert_eq!(record_timestamps(&b), vec![(0, 5000), (1, 5001), (2, 5002)]);
+    fn log_append_time_sets_the_type_bit_and_max_timestamp_under_a_valid_crc() {
+        let mut b = sample();
+        set_log_append_time(&mut b, 1_700_000_000_000);
+        let h = validate_batch(&b).unwrap();
+        assert!(h.is_log_append_time());
+        assert_eq!(h.max_timestamp, 1_700_000_000_000);
+        assert_eq!(h.base_timestamp, 1000);
+        assert!(!validate_batch(&sample()).unwrap().is_log_append_time());
+    }
+
+    #[test]
+    fn a_codec_is_found_in_any_batch_header() {
+        use crate::storage::batch_builder::build_compressed_batch;
+        use kafka_protocol::records::Compression;
+        let mut two = sample();
+        two.extend(build_compressed_batch(
+            &[(None, Some(b"v"))],
+            1,
+            Compression::Zstd,
+        ));
+        assert!(any_batch_compressed_with(&two, 4));
+        assert!(!any_batch_compressed_with(&two, 1));
+        assert!(!any_batch_compressed_with(&sample(), 4));
         assert!(
-            record_timestamps(&b[..70]).len() <= 1,
-            "a cut batch stops early without panicking"
+            !any_batch_compressed_with(&two[..30], 4),
+            "a cut header is not read"
         );
-        let mut compressed = b.clone();
-        compressed[22] |= 1;
-        assert!(record_timestamps(&compressed).is_empty());
     }
 
     #[test]

@@ -48,12 +48,26 @@ pub fn build_compressed_batch(
     base_timestamp: i64,
     compression: kafka_protocol::records::Compression,
 ) -> Vec<u8> {
+    let timed: Vec<(KeyValue<'_>, i64)> = records
+        .iter()
+        .enumerate()
+        .map(|(i, kv)| (*kv, base_timestamp + i as i64))
+        .collect();
+    build_timed_batch(&timed, compression)
+}
+
+/// One batch whose records carry the given timestamps (in any order), compressed by
+/// `compression` (kafka-protocol's encoder).
+pub fn build_timed_batch(
+    records: &[(KeyValue<'_>, i64)],
+    compression: kafka_protocol::records::Compression,
+) -> Vec<u8> {
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     let records: Vec<Record> = records
         .iter()
         .enumerate()
-        .map(|(i, (key, value))| Record {
+        .map(|(i, ((key, value), timestamp))| Record {
             transactional: false,
             control: false,
             partition_leader_epoch: 0,
@@ -62,7 +76,7 @@ pub fn build_compressed_batch(
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             sequence: i as i32,
-            timestamp: base_timestamp + i as i64,
+            timestamp: *timestamp,
             key: key.map(Bytes::copy_from_slice),
             value: value.map(Bytes::copy_from_slice),
             headers: Default::default(),

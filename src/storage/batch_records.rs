@@ -119,18 +119,23 @@ fn read_varlong(r: &mut (impl Read + ?Sized)) -> io::Result<Option<i64>> {
     ))
 }
 
-/// Whether every record of the batch has a key (a compacted topic refuses keyless ones).
-/// Streamed: the records are decompressed as they are read and only their lengths and
-/// key lengths are looked at, so memory stays a small buffer whatever the batch expands
+/// The fields of a record before its key, as a streamed read sees them.
+struct RecordHead {
+    timestamp_delta: i64,
+    offset_delta: i64,
+    key_len: i64,
+}
+
+/// Reads the batch's records one by one, decompressed as they are read, and hands each
+/// one's head to `visit` until it answers `Some`. Only lengths are looked at and the rest
+/// of each record is dropped, so memory stays a small buffer whatever the batch expands
 /// to, and at most `limit` bytes are decompressed (beyond that: INVALID_RECORD).
-pub fn every_record_has_a_key(
+fn scan_records<T>(
     batch: &[u8],
     header: &BatchHeader,
     limit: usize,
-) -> Result<bool, StorageError> {
-    if header.is_control() {
-        return Ok(true);
-    }
+    mut visit: impl FnMut(&RecordHead) -> Option<T>,
+) -> Result<Option<T>, StorageError> {
     let mut reader = io::BufReader::with_capacity(16 * 1024, records_reader(batch, header, limit)?);
     let bad = |what: &str| StorageError::InvalidBatch(format!("malformed record: {what}"));
     let field = |r: &mut dyn Read, what: &str| {
@@ -145,13 +150,15 @@ pub fn every_record_has_a_key(
         record
             .read_exact(&mut attributes)
             .map_err(|_| bad("attributes"))?;
-        field(&mut record, "timestamp delta")?;
-        field(&mut record, "offset delta")?;
-        let key_len = field(&mut record, "key length")?;
-        if key_len < 0 {
-            return Ok(false);
+        let head = RecordHead {
+            timestamp_delta: field(&mut record, "timestamp delta")?,
+            offset_delta: field(&mut record, "offset delta")?,
+            key_len: field(&mut record, "key length")?,
+        };
+        if let Some(found) = visit(&head) {
+            return Ok(Some(found));
         }
-        if key_len as u64 > record.limit() {
+        if head.key_len > 0 && head.key_len as u64 > record.limit() {
             return Err(bad("key past the record"));
         }
         let rest = record.limit();
@@ -161,7 +168,39 @@ pub fn every_record_has_a_key(
             return Err(bad("length past the batch"));
         }
     }
-    Ok(true)
+    Ok(None)
+}
+
+/// Whether every record of the batch has a key (a compacted topic refuses keyless ones).
+/// Streamed and bounded by `limit` (see `scan_records`).
+pub fn every_record_has_a_key(
+    batch: &[u8],
+    header: &BatchHeader,
+    limit: usize,
+) -> Result<bool, StorageError> {
+    if header.is_control() {
+        return Ok(true);
+    }
+    let keyless = scan_records(batch, header, limit, |r| (r.key_len < 0).then_some(()))?;
+    Ok(keyless.is_none())
+}
+
+/// (offset, timestamp) of the first record of the batch at or after `from_offset` whose
+/// timestamp is >= `ts`, as ListOffsets answers it (Kafka 3.8+, KAFKA-16310); every
+/// record of a LogAppendTime batch has the batch's max timestamp. Streamed and bounded by
+/// `limit`.
+pub fn first_record_at_or_after(
+    batch: &[u8],
+    header: &BatchHeader,
+    ts: i64,
+    from_offset: i64,
+    limit: usize,
+) -> Result<Option<(i64, i64)>, StorageError> {
+    scan_records(batch, header, limit, |r| {
+        let offset = header.base_offset.saturating_add(r.offset_delta);
+        let timestamp = header.record_timestamp(r.timestamp_delta);
+        (timestamp >= ts && offset >= from_offset).then_some((offset, timestamp))
+    })
 }
 
 /// The batch rebuilt with only `kept` records of its (decompressed) `body`, recompressed

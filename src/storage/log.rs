@@ -15,7 +15,9 @@ use bytes::Bytes;
 use tracing::warn;
 
 use super::batch::BatchHeader;
-use super::batch::{record_timestamps, set_base_offset, validate_batch};
+use super::batch::{set_base_offset, validate_batch};
+use super::batch_records::first_record_at_or_after;
+use super::decompression::decompressed_limit;
 use super::io::{LogFile, Storage};
 use super::log_checkpoint::{CheckpointWrite, LogCheckpoint, SegmentSummary};
 use super::producer_state::{ProducerStateTable, SequenceCheck};
@@ -40,6 +42,8 @@ pub struct LogConfig {
     pub delete: bool,
     /// cleanup.policy has `compact`: the cleaner keeps the latest record per key.
     pub compaction: Option<CompactionConfig>,
+    /// message.timestamp.type=LogAppendTime: appends are stamped with the broker's clock.
+    pub log_append_time: bool,
 }
 
 /// A compacted topic's cleaner settings (Kafka's topic configs of the same names).
@@ -66,11 +70,13 @@ impl LogConfig {
             segment_ms: -1,
             delete: true,
             compaction: None,
+            log_append_time: false,
         }
     }
 }
 
-fn wall_clock_ms() -> i64 {
+/// Milliseconds since the epoch by the system clock.
+pub fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -490,19 +496,30 @@ impl PartitionLog {
         Ok(empty)
     }
 
-    /// The first record whose timestamp is >= `ts`: (offset, timestamp), as Kafka answers
-    /// ListOffsets. Uncompressed batches are read record by record in place; in a
-    /// compressed batch (never decompressed here) it is the batch's first offset and its
-    /// max timestamp.
+    /// The first record whose timestamp is >= `ts`: (offset, timestamp), as Kafka 3.8+
+    /// answers ListOffsets. The first batch reaching `ts` is found from the time index,
+    /// then its records are read (decompressed, streamed and bounded as the key check is).
+    /// A batch that cannot be read that way answers with its base offset and max
+    /// timestamp, the batch-level answer of older Kafka.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        // Records below the log start offset (DeleteRecords) are not answered, as in Kafka.
+        let from = self.log_start_offset();
+        let limit = decompressed_limit(self.config.max_batch_bytes);
         for segment in &self.segments {
-            if let Some(found) = segment.find_timestamp(ts, segment.base_offset)? {
+            let mut start = segment.base_offset.max(from);
+            while let Some(found) = segment.find_timestamp(ts, start)? {
                 let h = found.header;
-                let exact = record_timestamps(&segment.batch_bytes(&found)?)
-                    .into_iter()
-                    .find(|(_, t)| *t >= ts)
-                    .map(|(delta, t)| (h.base_offset + delta as i64, t));
-                return Ok(Some(exact.unwrap_or((h.base_offset, h.max_timestamp))));
+                let batch = segment.batch_bytes(&found)?;
+                match first_record_at_or_after(&batch, &h, ts, from, limit) {
+                    Ok(Some(exact)) => return Ok(Some(exact)),
+                    // Its records at or past `ts` are all below the log start offset.
+                    Ok(None) => start = h.next_offset(),
+                    Err(err) => {
+                        warn!(dir = %self.dir.display(), base_offset = h.base_offset, %err,
+                            "A batch's records could not be read for a timestamp lookup; answering its base offset.");
+                        return Ok(Some((h.base_offset.max(from), h.max_timestamp)));
+                    }
+                }
             }
         }
         Ok(None)
@@ -527,17 +544,19 @@ impl PartitionLog {
         problems
     }
 
-    /// (last offset, timestamp) of the batch holding the largest timestamp.
-    pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
-        self.segments
+    /// (offset, timestamp) of the first record holding the largest timestamp
+    /// (ListOffsets MAX_TIMESTAMP, exact as in Kafka 3.8+).
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        let Some(max) = self
+            .segments
             .iter()
-            .map(|s| s.max_timestamp())
-            .filter(|(ts, _)| *ts >= 0)
-            .fold(None, |best: Option<(i64, i64)>, (ts, offset)| match best {
-                Some((bt, _)) if bt >= ts => best,
-                _ => Some((ts, offset)),
-            })
-            .map(|(ts, offset)| (offset, ts))
+            .map(|s| s.max_timestamp().0)
+            .filter(|ts| *ts >= 0)
+            .max()
+        else {
+            return Ok(None);
+        };
+        self.offset_for_timestamp(max)
     }
 }
 

@@ -50,23 +50,21 @@ impl PartitionState {
         timestamp: i64,
         read_committed: bool,
     ) -> Result<(i64, i64), PartitionError> {
-        match timestamp {
-            LATEST_TIMESTAMP | LATEST_TIERED_TIMESTAMP => {
-                Ok((self.fetch_bound(read_committed), -1))
+        let found = match timestamp {
+            LATEST_TIMESTAMP => return Ok((self.fetch_bound(read_committed), -1)),
+            // Without tiered storage the local log start is the log start.
+            EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
+                return Ok((self.log.log_start_offset(), -1))
             }
-            EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok((self.log.log_start_offset(), -1)),
-            MAX_TIMESTAMP => Ok(self
-                .log
-                .max_timestamp_offset()
-                .filter(|(offset, _)| *offset < self.high_watermark)
-                .unwrap_or((-1, -1))),
-            ts if ts >= 0 => Ok(self
-                .log
-                .offset_for_timestamp(ts)?
-                .filter(|(offset, _)| *offset < self.high_watermark)
-                .unwrap_or((-1, -1))),
-            _ => Err(PartitionError::InvalidRequest),
-        }
+            // Nothing is tiered: Kafka answers no offset and no timestamp, without an error.
+            LATEST_TIERED_TIMESTAMP => return Ok((-1, -1)),
+            MAX_TIMESTAMP => self.log.max_timestamp_offset()?,
+            ts if ts >= 0 => self.log.offset_for_timestamp(ts)?,
+            _ => return Err(PartitionError::InvalidRequest),
+        };
+        Ok(found
+            .filter(|(offset, _)| *offset < self.high_watermark)
+            .unwrap_or((-1, -1)))
     }
 
     pub(super) fn offsets(&self) -> PartitionOffsets {

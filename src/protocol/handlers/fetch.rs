@@ -41,6 +41,7 @@ use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::fetch_memory::{FetchMemory, Held};
 use crate::protocol::BrokerContext;
+use crate::storage::batch::{any_batch_compressed_with, ZSTD};
 
 use super::topic_name;
 
@@ -60,6 +61,8 @@ struct Topic {
 
 struct Fetch {
     topics: Vec<Topic>,
+    /// The request's version: below 10 a zstd batch is not returned (Kafka 2.1+).
+    version: i16,
     read_committed: bool,
     /// The request's max_bytes, capped by the broker's fetch_max_bytes.
     max_bytes: usize,
@@ -72,6 +75,7 @@ type Read = Result<ReadOutcome, i16>;
 pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> ResponseFuture {
     let fetch = Fetch {
         topics: resolve(&ctx.routes(), version, req.topics),
+        version,
         read_committed: req.isolation_level == 1,
         max_bytes: (req.max_bytes.max(0) as usize).min(ctx.config.fetch_max_bytes),
         read_timeout: Duration::from_millis(ctx.config.fetch_partition_read_timeout_ms),
@@ -274,6 +278,17 @@ async fn read_one(fetch: &Fetch, topic: &Topic, w: &Wanted, max_bytes: usize) ->
     .ok_or(ResponseError::NotLeaderOrFollower.code())?;
     // A partition whose disk stopped answering holds up only its own entry.
     match tokio::time::timeout(fetch.read_timeout, rx).await {
+        // A client older than Fetch v10 cannot decode zstd: the partition's error, no records.
+        Ok(Ok(Ok(read)))
+            if fetch.version < 10 && any_batch_compressed_with(&read.records, ZSTD) =>
+        {
+            debug!(
+                partition = w.index,
+                version = fetch.version,
+                "Withheld zstd from a Fetch below v10."
+            );
+            Err(ResponseError::UnsupportedCompressionType.code())
+        }
         Ok(Ok(Ok(read))) => Ok(read),
         Ok(Ok(Err(err))) => Err(err.code()),
         Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower.code()),

@@ -1,6 +1,8 @@
-//! ListOffsets v1-v8: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4)
-//! and by timestamp. Every answer comes from the partition actor, the one owner of the
-//! log start offset and high watermark. A timestamp after the last record answers -1.
+//! ListOffsets v1-v9: earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local
+//! (-4, v8+), latest tiered (-5, v9+) and by timestamp, exact to the record (Kafka 3.8+).
+//! Every answer comes from the partition actor, the one owner of the log start offset and
+//! high watermark. A timestamp after the last record answers -1. A special timestamp older
+//! than its version, or unknown, is UNSUPPORTED_VERSION for its partition, as in Kafka.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -8,10 +10,32 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, ResponseKind};
 use kafka_protocol::ResponseError;
 
-use crate::actors::partition::PartitionMsg;
+use crate::actors::partition::{
+    PartitionMsg, EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIERED_TIMESTAMP,
+    LATEST_TIMESTAMP, MAX_TIMESTAMP,
+};
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
+
+/// Kafka's ReplicaManager.isListOffsetsTimestampUnsupported: each special timestamp needs
+/// the version that introduced it; other negative ones are unknown.
+fn unsupported(timestamp: i64, version: i16) -> bool {
+    let since = match timestamp {
+        t if t >= 0 => return false,
+        LATEST_TIMESTAMP | EARLIEST_TIMESTAMP => 1,
+        MAX_TIMESTAMP => 7,
+        EARLIEST_LOCAL_TIMESTAMP => 8,
+        LATEST_TIERED_TIMESTAMP => 9,
+        _ => return true,
+    };
+    version < since
+}
+
+enum Pending {
+    Asked(Option<crate::actors::Reply<Result<(i64, i64), crate::error::PartitionError>>>),
+    Failed(i16),
+}
 
 pub fn prepare(ctx: &BrokerContext, version: i16, req: ListOffsetsRequest) -> ResponseFuture {
     let routes = ctx.routes();
@@ -22,6 +46,11 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: ListOffsetsRequest) -> Re
         let route = routes.topic(topic.name.0.as_str()).cloned();
         let mut pending = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
+            if unsupported(p.timestamp, version) {
+                let code = ResponseError::UnsupportedVersion.code();
+                pending.push((p.partition_index, Pending::Failed(code)));
+                continue;
+            }
             let rx = route
                 .as_ref()
                 .and_then(|r| r.partition(p.partition_index))
@@ -32,7 +61,7 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: ListOffsetsRequest) -> Re
                         reply,
                     })
                 });
-            pending.push((p.partition_index, rx));
+            pending.push((p.partition_index, Pending::Asked(rx)));
         }
         topics.push((topic.name, pending));
     }
@@ -43,11 +72,15 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: ListOffsetsRequest) -> Re
             for (index, rx) in pending {
                 let entry = ListOffsetsPartitionResponse::default().with_partition_index(index);
                 partitions.push(match rx {
-                    None => entry
+                    Pending::Failed(code) => entry
+                        .with_error_code(code)
+                        .with_timestamp(-1)
+                        .with_offset(-1),
+                    Pending::Asked(None) => entry
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                         .with_timestamp(-1)
                         .with_offset(-1),
-                    Some(rx) => match rx.await {
+                    Pending::Asked(Some(rx)) => match rx.await {
                         Ok(Ok((offset, timestamp))) => {
                             let entry = entry.with_offset(offset).with_timestamp(timestamp);
                             // The leader epoch exists from v4 on; the codec refuses it before.

@@ -28,6 +28,7 @@ use crate::error::PartitionError;
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::Prepared;
 use crate::protocol::BrokerContext;
+use crate::storage::batch::{any_batch_compressed_with, ZSTD};
 use crate::topic_config::validate_topic_name;
 
 type AppendReply = crate::actors::Reply<Result<AppendOutcome, PartitionError>>;
@@ -37,7 +38,7 @@ enum Pending {
     Failed(i32, i16),
 }
 
-pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) -> Prepared {
+pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> Prepared {
     let acks = req.acks;
     if !matches!(acks, -1..=1) {
         warn!(
@@ -88,6 +89,15 @@ pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) ->
                 pending.push(Pending::Failed(index, ResponseError::InvalidRecord.code()));
                 continue;
             };
+            // zstd needs Produce v7 (Kafka 2.1+): older clients get an error, not zstd.
+            if version < 7 && any_batch_compressed_with(&records, ZSTD) {
+                debug!(topic = %name, partition = index, version, "Refused zstd below Produce v7.");
+                pending.push(Pending::Failed(
+                    index,
+                    ResponseError::UnsupportedCompressionType.code(),
+                ));
+                continue;
+            }
             let queue = route.and_then(|r| r.queue(index));
             let Some(admission) = queue.and_then(|q| q.try_admit(records.len(), deadline)) else {
                 metrics::counter!(crate::metrics::PARTITION_QUEUE_FULL).increment(1);
@@ -126,7 +136,7 @@ pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) ->
                             Ok(Ok(Ok(outcome))) => PartitionProduceResponse::default()
                                 .with_index(index)
                                 .with_base_offset(outcome.base_offset)
-                                .with_log_append_time_ms(-1)
+                                .with_log_append_time_ms(outcome.log_append_time_ms)
                                 .with_log_start_offset(outcome.log_start_offset),
                             Ok(Ok(Err(err))) => error_entry(index, err.code()),
                             Ok(Err(_)) => {

@@ -242,7 +242,50 @@ fn timestamps() {
         "the second record of a batch"
     );
     assert_eq!(log.offset_for_timestamp(100_000).unwrap(), None);
-    assert_eq!(log.max_timestamp_offset(), Some((59, 3901)));
+    assert_eq!(log.max_timestamp_offset().unwrap(), Some((59, 3901)));
+}
+
+#[test]
+fn a_timestamp_lookup_skips_records_below_the_log_start_offset() {
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let (mut log, _) = open(&storage, 1 << 20);
+    // One batch, offsets 0..5, timestamps 1000..1004.
+    log.append(&mut batch(5, 1000)).unwrap();
+    log.append(&mut batch(5, 2000)).unwrap();
+    log.delete_records(3, 10).unwrap();
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((3, 1003)));
+    assert_eq!(log.offset_for_timestamp(1001).unwrap(), Some((3, 1003)));
+    log.delete_records(5, 10).unwrap();
+    assert_eq!(
+        log.offset_for_timestamp(1004).unwrap(),
+        Some((5, 2000)),
+        "the batch's qualifying record is deleted: the next batch answers"
+    );
+}
+
+#[test]
+fn a_batch_expanding_past_the_bound_answers_its_base_offset_without_decompressing_it_whole() {
+    use crate::storage::batch_builder::build_compressed_batch;
+    use kafka_protocol::records::Compression;
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    // max.message.bytes 4096: the records may expand to 1 MiB (the floor of the bound).
+    let (mut log, _) = PartitionLog::open(
+        storage.clone(),
+        PathBuf::from("/p/bomb-0"),
+        LogConfig::keep_all(1 << 20, 200, 4096),
+    )
+    .unwrap();
+    let zeros = vec![0u8; 4 << 20];
+    let small = [0u8; 100];
+    let records = [(None, Some(&zeros[..])), (None, Some(&small[..]))];
+    let mut bomb = build_compressed_batch(&records, 5000, Compression::Zstd);
+    assert!(bomb.len() < 4096, "{} bytes on the wire", bomb.len());
+    log.append(&mut bomb).unwrap();
+    // The first record's head is read before the bound is reached; the second lies past
+    // 4 MiB of zeros, so the scan stops at the bound and the batch-level answer is given.
+    assert_eq!(log.offset_for_timestamp(5000).unwrap(), Some((0, 5000)));
+    assert_eq!(log.offset_for_timestamp(5001).unwrap(), Some((0, 5001)));
+    assert_eq!(log.max_timestamp_offset().unwrap(), Some((0, 5001)));
 }
 
 fn transactional(n: usize, producer_id: i64, epoch: i16, sequence: i32) -> Vec<u8> {
