@@ -3,7 +3,8 @@
 //! Values set on a topic are kept as strings by the metadata actor; DescribeConfigs shows
 //! every known name with its effective value and whether it is a default or a topic override.
 //! This broker applies `segment.bytes`, `segment.ms`, `max.message.bytes`,
-//! `index.interval.bytes`, `retention.ms` and `retention.bytes` to the partition log; the others are kept and shown
+//! `index.interval.bytes`, `retention.ms` and `retention.bytes` to the partition log, and
+//! `compression.type` to produced batches (see `stored_compression`); the others are kept and shown
 //! so clients and tools that set them keep working.
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use crate::broker_config::{BrokerDefaults, Synonym, SOURCE_DEFAULT, SOURCE_DYNAM
 #[cfg(test)]
 use crate::config::Config;
 use crate::error::MetadataError;
+use crate::storage::recompression::target_codec;
 use crate::storage::{CompactionConfig, LogConfig};
 
 #[derive(Debug, Clone, Copy)]
@@ -257,6 +259,17 @@ pub fn effective(
         .and_then(|d| d.default)
         .unwrap_or_default()
         .to_string()
+}
+
+/// What `compression.type` makes of the batches produced to a topic: the codec they are
+/// stored in and the topic's max.message.bytes (the bound of a recompressed batch), or
+/// None for `producer` (stored as the producer sent them).
+pub fn stored_compression(
+    overrides: &BTreeMap<String, String>,
+    defaults: BrokerDefaults<'_>,
+) -> Option<(u8, usize)> {
+    let codec = target_codec(&effective(overrides, "compression.type", defaults))?;
+    Some((codec, log_config(overrides, defaults).max_batch_bytes))
 }
 
 /// The partition log settings a topic's configs give, over the broker defaults.

@@ -78,7 +78,7 @@ struct XerialSnappy<'a> {
     limit: usize,
 }
 
-const SNAPPY_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+pub(super) const SNAPPY_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 
 impl<'a> XerialSnappy<'a> {
     fn new(input: &'a [u8], limit: usize) -> Self {

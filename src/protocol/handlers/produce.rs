@@ -15,6 +15,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -24,11 +26,13 @@ use kafka_protocol::ResponseError;
 
 use crate::actors::metadata::MetadataMsg;
 use crate::actors::partition::{AppendOutcome, PartitionMsg};
+use crate::broker_config::BrokerDefaults;
 use crate::error::PartitionError;
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::Prepared;
 use crate::protocol::BrokerContext;
-use crate::topic_config::validate_topic_name;
+use crate::storage::recompression::{any_batch_needs_recompression, recompress_records};
+use crate::topic_config::{stored_compression, validate_topic_name};
 
 type AppendReply = crate::actors::Reply<Result<AppendOutcome, PartitionError>>;
 
@@ -77,6 +81,13 @@ pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) ->
         } else {
             ResponseError::UnknownTopicOrPartition.code()
         };
+        let compression = route.and_then(|r| {
+            let defaults = BrokerDefaults {
+                config: &ctx.config,
+                dynamic: &routes.broker_configs,
+            };
+            stored_compression(&r.configs, defaults)
+        });
         let mut pending = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let index = data.index;
@@ -87,6 +98,18 @@ pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) ->
             let Some(records) = data.records else {
                 pending.push(Pending::Failed(index, ResponseError::InvalidRecord.code()));
                 continue;
+            };
+            let records = match compression {
+                Some((codec, max)) if any_batch_needs_recompression(&records, codec) => {
+                    match recompressed(records, codec, max).await {
+                        Ok(records) => records,
+                        Err(code) => {
+                            pending.push(Pending::Failed(index, code));
+                            continue;
+                        }
+                    }
+                }
+                _ => records,
             };
             let queue = route.and_then(|r| r.queue(index));
             let Some(admission) = queue.and_then(|q| q.try_admit(records.len(), deadline)) else {
@@ -148,6 +171,26 @@ pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) ->
     Prepared {
         response,
         expects_response: acks != 0,
+    }
+}
+
+/// compression.type: the records with every batch in `codec`, or the error code to answer.
+/// On tokio's blocking pool, awaited before the append is sent (so batches still reach the
+/// partition in request order): recompressing a 1 MiB batch is milliseconds of CPU, which
+/// inline would stall every connection sharing this worker thread, and on the partition
+/// actor every other request to the partition.
+async fn recompressed(records: Bytes, codec: u8, max_batch_bytes: usize) -> Result<Bytes, i16> {
+    let work = tokio::task::spawn_blocking(move || {
+        recompress_records(&records, codec, max_batch_bytes)
+            .map(|out| out.map_or(records, Bytes::from))
+    });
+    match work.await {
+        Ok(Ok(records)) => Ok(records),
+        Ok(Err(err)) => {
+            debug!(%err, "Refused a produce whose batches do not recompress.");
+            Err(PartitionError::from(err).code())
+        }
+        Err(_) => Err(ResponseError::UnknownServerError.code()),
     }
 }
 
