@@ -15,8 +15,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -30,8 +28,9 @@ use crate::broker_config::BrokerDefaults;
 use crate::error::PartitionError;
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::Prepared;
+use crate::protocol::recompression_slots::recompressed;
 use crate::protocol::BrokerContext;
-use crate::storage::recompression::{any_batch_needs_recompression, recompress_records};
+use crate::storage::recompression::any_batch_needs_recompression;
 use crate::topic_config::{stored_compression, validate_topic_name};
 
 type AppendReply = crate::actors::Reply<Result<AppendOutcome, PartitionError>>;
@@ -101,7 +100,7 @@ pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) ->
             };
             let records = match compression {
                 Some((codec, max)) if any_batch_needs_recompression(&records, codec) => {
-                    match recompressed(records, codec, max).await {
+                    match recompressed(records, codec, max, deadline).await {
                         Ok(records) => records,
                         Err(code) => {
                             pending.push(Pending::Failed(index, code));
@@ -171,26 +170,6 @@ pub async fn prepare(ctx: &BrokerContext, _version: i16, req: ProduceRequest) ->
     Prepared {
         response,
         expects_response: acks != 0,
-    }
-}
-
-/// compression.type: the records with every batch in `codec`, or the error code to answer.
-/// On tokio's blocking pool, awaited before the append is sent (so batches still reach the
-/// partition in request order): recompressing a 1 MiB batch is milliseconds of CPU, which
-/// inline would stall every connection sharing this worker thread, and on the partition
-/// actor every other request to the partition.
-async fn recompressed(records: Bytes, codec: u8, max_batch_bytes: usize) -> Result<Bytes, i16> {
-    let work = tokio::task::spawn_blocking(move || {
-        recompress_records(&records, codec, max_batch_bytes)
-            .map(|out| out.map_or(records, Bytes::from))
-    });
-    match work.await {
-        Ok(Ok(records)) => Ok(records),
-        Ok(Err(err)) => {
-            debug!(%err, "Refused a produce whose batches do not recompress.");
-            Err(PartitionError::from(err).code())
-        }
-        Err(_) => Err(ResponseError::UnknownServerError.code()),
     }
 }
 
