@@ -1,5 +1,6 @@
 //! Bounded, streamed decompression of a batch's records: the one place the broker
-//! decompresses (the compacted-topic key check, the cleaner).
+//! decompresses (the compacted-topic key check, the cleaner, recompression to a topic's
+//! `compression.type`).
 //!
 //! A compressed batch is at most `max.message.bytes` on the wire but can expand without
 //! limit (374 KB of zstd is 8 GiB of zeros). Every codec is read through its streaming
