@@ -3,7 +3,8 @@
 //! Values set on a topic are kept as strings by the metadata actor; DescribeConfigs shows
 //! every known name with its effective value and whether it is a default or a topic override.
 //! Kafka's rule holds: a config the broker accepts, it applies. The log settings reach the
-//! partition log through `log_config`; configs this broker can apply with one value only
+//! partition log through `log_config`, `compression.type` the produce path through
+//! `stored_compression`; configs this broker can apply with one value only
 //! (no tiered storage, no replication yet, fsync by flush_policy) accept that value and
 //! refuse any other with INVALID_CONFIG and the reason (`FIXED`).
 
@@ -13,6 +14,7 @@ use crate::broker_config::{BrokerDefaults, Synonym, SOURCE_DEFAULT, SOURCE_DYNAM
 #[cfg(test)]
 use crate::config::Config;
 use crate::error::MetadataError;
+use crate::storage::recompression::target_codec;
 use crate::storage::{CompactionConfig, LogConfig};
 
 #[derive(Debug, Clone, Copy)]
@@ -348,6 +350,17 @@ pub fn effective(
         .and_then(|d| d.default)
         .unwrap_or_default()
         .to_string()
+}
+
+/// What `compression.type` makes of the batches produced to a topic: the codec they are
+/// stored in and the topic's max.message.bytes (the bound of a recompressed batch), or
+/// None for `producer` (stored as the producer sent them).
+pub fn stored_compression(
+    overrides: &BTreeMap<String, String>,
+    defaults: BrokerDefaults<'_>,
+) -> Option<(u8, usize)> {
+    let codec = target_codec(&effective(overrides, "compression.type", defaults))?;
+    Some((codec, log_config(overrides, defaults).max_batch_bytes))
 }
 
 /// The partition log settings a topic's configs give, over the broker defaults.

@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod fetch_memory;
 pub mod frame;
 pub mod handlers;
+pub mod recompression_slots;
 pub mod versions;
 
 pub use context::BrokerContext;

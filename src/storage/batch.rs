@@ -261,6 +261,18 @@ pub fn any_batch_compressed_with(buf: &[u8], codec: u8) -> bool {
     false
 }
 
+/// Rewrites batchLength to the buffer's length and recomputes the CRC: after a batch's
+/// records or CRC-covered header fields were rewritten.
+pub fn seal_batch(batch: &mut [u8]) {
+    if batch.len() < HEADER_SIZE {
+        return;
+    }
+    let batch_length = (batch.len() - LOG_OVERHEAD) as i32;
+    batch[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Rewrites baseOffset in place; the CRC does not cover it.
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     if batch.len() >= 8 {

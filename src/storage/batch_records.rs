@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use bytes::BytesMut;
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
-use super::batch::{varlong, BatchHeader, HEADER_SIZE};
+use super::batch::{seal_batch, varlong, BatchHeader, HEADER_SIZE};
 use super::decompression::{codec_error as decompress_error, records_reader};
 use super::StorageError;
 
@@ -220,11 +220,8 @@ pub fn rebuild(
     let mut out = Vec::with_capacity(HEADER_SIZE + records.len());
     out.extend_from_slice(&batch[..HEADER_SIZE]);
     out.extend_from_slice(&records);
-    let batch_length = (out.len() - 12) as i32;
-    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
     out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
-    let crc = crc32c::crc32c(&out[21..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    seal_batch(&mut out);
     Ok(out)
 }
 

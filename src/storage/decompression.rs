@@ -1,5 +1,6 @@
 //! Bounded, streamed decompression of a batch's records: the one place the broker
-//! decompresses (the compacted-topic key check, the cleaner).
+//! decompresses (the compacted-topic key check, the cleaner, recompression to a topic's
+//! `compression.type`).
 //!
 //! A compressed batch is at most `max.message.bytes` on the wire but can expand without
 //! limit (374 KB of zstd is 8 GiB of zeros). Every codec is read through its streaming
@@ -78,7 +79,7 @@ struct XerialSnappy<'a> {
     limit: usize,
 }
 
-const SNAPPY_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+pub(super) const SNAPPY_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 
 impl<'a> XerialSnappy<'a> {
     fn new(input: &'a [u8], limit: usize) -> Self {

@@ -10,6 +10,7 @@
 //! - `control_batch`, `txn_state`: transaction markers and each partition's open and
 //!   aborted transactions (the last stable offset).
 //! - `decompression`: bounded, streamed decompression of a batch's records.
+//! - `recompression`: a topic's `compression.type` applied to produced batches.
 //! - `record_file`: framed, CRC-checked rmp-serde records (metadata).
 
 pub mod batch;
@@ -25,6 +26,7 @@ pub mod log_checkpoint;
 pub mod log_quarantine;
 pub mod offset_index;
 pub mod producer_state;
+pub mod recompression;
 pub mod record_file;
 #[cfg(test)]
 mod record_file_tests;

@@ -32,7 +32,7 @@ fn zigzag(v: i64, out: &mut Vec<u8>) {
 /// A v2 batch of one keyed record whose value is `zeros` zero bytes, zstd-compressed as
 /// it is produced (the zeros are never all in memory): a few hundred KB that expand to
 /// `zeros` bytes. The record is well formed, so only the bound can refuse it.
-fn zstd_bomb(zeros: u64) -> Vec<u8> {
+pub(crate) fn zstd_bomb(zeros: u64) -> Vec<u8> {
     let mut fields = vec![0u8]; // attributes
     zigzag(0, &mut fields); // timestamp delta
     zigzag(0, &mut fields); // offset delta

@@ -80,6 +80,17 @@ impl Wire {
 
     /// Produces one batch to `name`/`partition` with `acks`; the partition's error code.
     pub fn produce(&mut self, name: &str, partition: i32, acks: i16, batch: Vec<u8>) -> i16 {
+        self.produce_answer(name, partition, acks, batch).error_code
+    }
+
+    /// Produces one batch to `name`/`partition` with `acks`; the partition's answer.
+    pub fn produce_answer(
+        &mut self,
+        name: &str,
+        partition: i32,
+        acks: i16,
+        batch: Vec<u8>,
+    ) -> produce_response::PartitionProduceResponse {
         let req = ProduceRequest::default()
             .with_acks(acks)
             .with_timeout_ms(10_000)
@@ -88,8 +99,8 @@ impl Wire {
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(partition)
                     .with_records(Some(Bytes::from(batch)))])]);
-        let resp = self.call(9, &req).expect("Produce answered");
-        resp.responses[0].partition_responses[0].error_code
+        let mut resp = self.call(9, &req).expect("Produce answered");
+        resp.responses.remove(0).partition_responses.remove(0)
     }
 
     /// The latest offset (log end) of `name`/`partition`, as ListOffsets answers it.

@@ -174,3 +174,53 @@ def test_describe_cluster(broker):
     assert cluster.nodes[0].port == broker.port
     assert cluster.controller.id == 0
     assert cluster.cluster_id == "broker-single-node"
+
+
+def stored_codecs(broker, topic):
+    """The codec (attributes & 7) of every batch in partition 0's segment files."""
+    codecs = []
+    for segment in sorted((broker.dir / "data" / f"{topic}-0").glob("*.log")):
+        data = segment.read_bytes()
+        pos = 0
+        while pos + 61 <= len(data):
+            length = int.from_bytes(data[pos + 8:pos + 12], "big")
+            if length == 0:
+                break
+            attributes = int.from_bytes(data[pos + 21:pos + 23], "big")
+            codecs.append(attributes & 7)
+            pos += 12 + length
+    return codecs
+
+
+@pytest.mark.parametrize("producer_codec,topic_codec,stored", [("gzip", "zstd", 4), ("zstd", "uncompressed", 0)])
+def test_topic_compression_type_recompresses(broker, producer_codec, topic_codec, stored):
+    topic = f"cf-{producer_codec}-to-{topic_codec}"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    new = NewTopic(topic, 1, 1, config={"compression.type": topic_codec})
+    for future in admin.create_topics([new]).values():
+        future.result(30)
+    errors = []
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": producer_codec,
+                         "acks": "all", "linger.ms": 20})
+    sent = []
+    for i in range(1000):
+        record = (b"k%d" % i, b'{"id": %d, "pad": "%s"}' % (i, b"x" * (i % 50)),
+                  [("h", b"%d" % i)], 1_600_000_000_000 + i)
+        producer.produce(topic, key=record[0], value=record[1], headers=record[2], timestamp=record[3],
+                         partition=0, on_delivery=lambda err, msg: err and errors.append(err))
+        sent.append(record)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    assert errors == []
+    codecs = stored_codecs(broker, topic)
+    assert codecs and set(codecs) == {stored}, codecs
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < len(sent) and time.monotonic() < deadline:
+        for m in consumer.consume(1000, 0.5):
+            assert m.error() is None, m.error()
+            got.append((m.key(), m.value(), m.headers(), m.timestamp()[1]))
+    consumer.close()
+    assert got == sent

@@ -24,12 +24,15 @@ use kafka_protocol::ResponseError;
 
 use crate::actors::metadata::MetadataMsg;
 use crate::actors::partition::{AppendOutcome, PartitionMsg};
+use crate::broker_config::BrokerDefaults;
 use crate::error::PartitionError;
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::Prepared;
+use crate::protocol::recompression_slots::recompressed;
 use crate::protocol::BrokerContext;
 use crate::storage::batch::{any_batch_compressed_with, ZSTD};
-use crate::topic_config::validate_topic_name;
+use crate::storage::recompression::any_batch_needs_recompression;
+use crate::topic_config::{stored_compression, validate_topic_name};
 
 type AppendReply = crate::actors::Reply<Result<AppendOutcome, PartitionError>>;
 
@@ -78,6 +81,13 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
         } else {
             ResponseError::UnknownTopicOrPartition.code()
         };
+        let compression = route.and_then(|r| {
+            let defaults = BrokerDefaults {
+                config: &ctx.config,
+                dynamic: &routes.broker_configs,
+            };
+            stored_compression(&r.configs, defaults)
+        });
         let mut pending = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let index = data.index;
@@ -98,6 +108,18 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
                 ));
                 continue;
             }
+            let records = match compression {
+                Some((codec, max)) if any_batch_needs_recompression(&records, codec) => {
+                    match recompressed(records, codec, max, deadline).await {
+                        Ok(records) => records,
+                        Err(code) => {
+                            pending.push(Pending::Failed(index, code));
+                            continue;
+                        }
+                    }
+                }
+                _ => records,
+            };
             let queue = route.and_then(|r| r.queue(index));
             let Some(admission) = queue.and_then(|q| q.try_admit(records.len(), deadline)) else {
                 metrics::counter!(crate::metrics::PARTITION_QUEUE_FULL).increment(1);
