@@ -24,7 +24,7 @@ use crate::storage::io::{remove_leftover, Storage};
 use crate::storage::log_checkpoint::CHECKPOINT_FILE;
 use crate::storage::producer_state::ProducerStateTable;
 use crate::storage::segment::{file_name, Continuity, Segment};
-use crate::storage::StorageError;
+use crate::storage::{CompactionConfig, StorageError};
 
 pub const CLEANER_OFFSET_FILE: &str = "cleaner-offset";
 /// The cleaner offset a swap in progress will set: it becomes `cleaner-offset` at the
@@ -133,7 +133,8 @@ pub(super) fn finish_or_roll_back_swap(
 impl PartitionLog {
     /// A cleaning pass for a compacted topic, if one is due: the closed segments below the
     /// high watermark whose newest record is older than min.compaction.lag.ms, when their
-    /// dirty share (bytes past the last pass) reaches min.cleanable.dirty.ratio.
+    /// dirty share (bytes past the last pass) reaches min.cleanable.dirty.ratio or a dirty
+    /// segment is older than max.compaction.lag.ms.
     pub fn clean_plan(
         &self,
         now_ms: i64,
@@ -157,7 +158,8 @@ impl PartitionLog {
             .filter(|s| s.next_offset() > self.cleaner_offset)
             .map(|s| s.size())
             .sum();
-        if dirty == 0 || (dirty as f64) < config.min_cleanable_dirty_ratio * total as f64 {
+        let below_ratio = (dirty as f64) < config.min_cleanable_dirty_ratio * total as f64;
+        if dirty == 0 || (below_ratio && !self.compaction_overdue(config, now_ms)) {
             return None;
         }
         Some(CleanJob {
@@ -179,6 +181,25 @@ impl PartitionLog {
             delete_retention_ms: config.delete_retention_ms,
             limits,
         })
+    }
+
+    /// max.compaction.lag.ms (KIP-354): the first batch of some closed dirty segment is
+    /// older than now - max.compaction.lag.ms. As Kafka's LogCleanerManager, segments whose
+    /// first batch has no timestamp do not count, and the active segment never does.
+    fn compaction_overdue(&self, config: &CompactionConfig, now_ms: i64) -> bool {
+        let clean_until = now_ms.saturating_sub(config.max_compaction_lag_ms.max(0));
+        let closed = &self.segments[..self.segments.len() - 1];
+        closed
+            .iter()
+            .filter(|s| s.next_offset() > self.cleaner_offset)
+            .filter_map(|s| match s.locate(s.base_offset) {
+                Ok(first) => first.map(|l| l.header.max_timestamp),
+                Err(err) => {
+                    debug!(dir = %self.dir.display(), %err, "Could not read a segment's first batch.");
+                    None
+                }
+            })
+            .any(|ts| ts > 0 && ts < clean_until)
     }
 
     /// Swaps a finished pass's segments in (see the module comment). A pass whose segments
