@@ -524,7 +524,11 @@ mod tests {
         let mut set = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
         let log = log_config(&set, defaults);
         let compaction = log.compaction.unwrap();
-        assert_eq!(compaction.max_compaction_lag_ms, i64::MAX, "Kafka's default");
+        assert_eq!(
+            compaction.max_compaction_lag_ms,
+            i64::MAX,
+            "Kafka's default"
+        );
         assert_eq!(log.segment_ms, config.log.segment_ms);
         set.insert("max.compaction.lag.ms".into(), "60000".into());
         let log = log_config(&set, defaults);

@@ -545,6 +545,6 @@ impl PartitionLog {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod compaction_tests;
+#[cfg(test)]
+mod tests;

@@ -463,7 +463,11 @@ pub(super) fn compacted_log(storage: &Arc<dyn Storage>, tombstone_ts: i64) -> Pa
     log
 }
 
-pub(super) fn clean(log: &mut PartitionLog, storage: &Arc<dyn Storage>, now_ms: i64) -> CleanerStats {
+pub(super) fn clean(
+    log: &mut PartitionLog,
+    storage: &Arc<dyn Storage>,
+    now_ms: i64,
+) -> CleanerStats {
     let hw = log.log_end_offset();
     let job = log.clean_plan(now_ms, hw, LIMITS).expect("a pass is due");
     let outcome = job.run(storage.as_ref()).unwrap();
@@ -557,7 +561,7 @@ fn a_crash_during_the_swap_leaves_all_old_or_all_new_segments() {
             storage
                 .rename(
                     &dir.join(format!("{name}.cleaned")),
-                    &dir.join(format!("{name}.swap")),
+                    &super::compaction::swap_path(&dir, c),
                 )
                 .unwrap();
         }
