@@ -142,10 +142,18 @@ pub(super) fn finish_or_roll_back_swap(
         .iter()
         .filter_map(|p| crate::storage::segment::parse_base_offset(p, "log"))
         .collect();
-    // The segments a swap replaces go first, durably, as in `install_cleaned`.
-    for (base, end, _) in &swaps {
+    // The segments a swap replaces go first, durably, as in `install_cleaned`. A swap
+    // never replaces anything at or past the cleaner offset its pass committed, whatever
+    // its name says: a name damaged on disk cannot delete segments the cleaner never read.
+    let cleaner_offset = read_cleaner_offset(storage, dir);
+    for (base, end, path) in &swaps {
         let Some(end) = end else { continue };
-        for replaced in logs.iter().filter(|b| *b > base && *b < end) {
+        if *end > cleaner_offset {
+            warn!(path = %path.display(), cleaner_offset,
+                "A cleaning swap claims offsets past the cleaner offset; only those below it are replaced.");
+        }
+        let end = (*end).min(cleaner_offset);
+        for replaced in logs.iter().filter(|b| *b > base && **b < end) {
             remove_indexes(storage, dir, *replaced);
             storage
                 .remove_file(&dir.join(file_name(*replaced, "log")))

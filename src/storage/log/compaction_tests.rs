@@ -2,6 +2,7 @@
 //! merging small cleaned segments, and power cuts at every step of the swap.
 use super::tests::{clean, keyed, records, LIMITS};
 use super::*;
+use crate::storage::segment::file_name;
 use crate::storage::sim::SimStorage;
 use std::path::Path;
 
@@ -317,4 +318,28 @@ fn a_power_cut_at_any_step_of_a_merging_pass_loses_and_duplicates_nothing() {
             break;
         }
     }
+}
+
+#[test]
+fn a_swap_name_past_the_cleaner_offset_deletes_nothing_the_cleaner_never_read() {
+    let sim = SimStorage::new();
+    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+    let dir = "/p/bad-0";
+    let log = after_a_first_pass(&storage, dir);
+    let cleaner_offset = log.cleaner_offset;
+    let before = records(&log);
+    drop(log);
+    // A committed swap for the first segment whose name claims every offset there is.
+    let first = Path::new(dir).join(file_name(0, "log"));
+    let swap = Path::new(dir).join(format!("{}.{:020}.swap", file_name(0, "log"), i64::MAX));
+    sim.set_file_contents(&swap, sim.file_contents(&first).unwrap());
+    let (log, _) =
+        PartitionLog::open(storage.clone(), PathBuf::from(dir), small_segments_config()).unwrap();
+    let unread: Vec<_> = before.iter().filter(|r| r.0 >= cleaner_offset).collect();
+    assert!(!unread.is_empty());
+    let after = records(&log);
+    for r in unread {
+        assert!(after.contains(r), "{r:?} kept");
+    }
+    assert_eq!(log.log_end_offset(), 430);
 }
