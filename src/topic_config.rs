@@ -535,5 +535,19 @@ mod tests {
         assert_eq!(log.compaction.unwrap().max_compaction_lag_ms, 60_000);
         assert_eq!(log.segment_ms, 60_000, "the active segment rolls in time");
         assert!(validate_value("max.compaction.lag.ms", "0").is_err());
+        // The broker default, log.cleaner.max.compaction.lag.ms, under a topic override.
+        let mut dynamic = DynamicBrokerConfigs::default();
+        dynamic
+            .cluster_default
+            .insert("log.cleaner.max.compaction.lag.ms".into(), "30000".into());
+        let defaults = BrokerDefaults {
+            config: &config,
+            dynamic: &dynamic,
+        };
+        let log = log_config(&set, defaults);
+        assert_eq!(log.compaction.unwrap().max_compaction_lag_ms, 60_000);
+        set.remove("max.compaction.lag.ms");
+        let log = log_config(&set, defaults);
+        assert_eq!(log.compaction.unwrap().max_compaction_lag_ms, 30_000);
     }
 }
