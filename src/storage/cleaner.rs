@@ -360,6 +360,43 @@ mod tests {
     }
 
     #[test]
+    fn groups_stay_within_the_segment_size_the_index_size_and_the_offset_span() {
+        let sim = SimStorage::new();
+        let file = sim.open(Path::new("/d/f"), true).unwrap();
+        let input = |base_offset: i64, next_offset: i64, size: u64, index_bytes: u64| CleanInput {
+            base_offset,
+            size,
+            next_offset,
+            index_bytes,
+            file: file.clone(),
+        };
+        let inputs = [
+            input(0, 10, 300, 8),
+            input(10, 20, 300, 8),
+            input(20, 30, 300, 8),
+            input(30, 40, 0, 0),
+            input(40, 50, 700, 8),
+        ];
+        let refs: Vec<&CleanInput> = inputs.iter().collect();
+        assert_eq!(group_by_size(&refs, 700, 1 << 20), vec![0..2, 2..4, 4..5]);
+        assert_eq!(group_by_size(&refs, 700, 16), vec![0..2, 2..4, 4..5]);
+        assert_eq!(group_by_size(&refs, 700, 8), vec![0..1, 1..2, 2..4, 4..5]);
+        assert_eq!(
+            group_by_size(&refs, 0, 1 << 20),
+            vec![0..1, 1..2, 2..3, 3..4, 4..5]
+        );
+        // Offsets past i32::MAX from a group's base start a new group.
+        let far = i32::MAX as i64;
+        let inputs = [
+            input(0, 10, 1, 0),
+            input(10, far + 1, 1, 0),
+            input(far + 1, far + 2, 1, 0),
+        ];
+        let refs: Vec<&CleanInput> = inputs.iter().collect();
+        assert_eq!(group_by_size(&refs, 1 << 30, 1 << 20), vec![0..2, 2..3]);
+    }
+
+    #[test]
     fn a_batch_expanding_past_the_bound_is_kept_whole_not_decompressed() {
         let sim = SimStorage::new();
         let bomb = zstd_batch(4 << 20);
