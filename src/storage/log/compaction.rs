@@ -267,15 +267,21 @@ impl PartitionLog {
         let dir = self.dir.clone();
         let io = |e| StorageError::io(&dir, e);
         let closed = self.segments.len() - 1;
-        let unchanged = outcome
-            .segments
-            .iter()
-            .flat_map(|c| &c.replaces)
-            .all(|(base, size)| {
-                self.segments[..closed]
+        // Each cleaned segment replaces a run of closed segments, exactly as they were read.
+        let unchanged = outcome.segments.iter().all(|c| {
+            let Some(at) = self.segments[..closed]
+                .iter()
+                .position(|s| s.base_offset == c.base_offset)
+            else {
+                return false;
+            };
+            let run = &self.segments[at..closed.min(at + c.replaces.len())];
+            run.len() == c.replaces.len()
+                && run
                     .iter()
-                    .any(|s| s.base_offset == *base && s.size() == *size)
-            });
+                    .zip(&c.replaces)
+                    .all(|(s, (base, size))| s.base_offset == *base && s.size() == *size)
+        });
         if !unchanged || outcome.segments.is_empty() {
             debug!(dir = %dir.display(), "A cleaning pass is dropped: its segments changed meanwhile.");
             for c in &outcome.segments {

@@ -343,3 +343,34 @@ fn a_swap_name_past_the_cleaner_offset_deletes_nothing_the_cleaner_never_read() 
     }
     assert_eq!(log.log_end_offset(), 430);
 }
+
+#[test]
+fn a_merging_pass_whose_segments_changed_meanwhile_is_dropped() {
+    let sim = SimStorage::new();
+    let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+    let dir = "/p/changed-0";
+    let mut log = after_a_first_pass(&storage, dir);
+    let hw = log.log_end_offset();
+    let outcome = log
+        .clean_plan(6_000, hw, LIMITS)
+        .unwrap()
+        .run(storage.as_ref())
+        .unwrap();
+    assert!(outcome.segments[0].replaces.len() > 1, "a merged group");
+    // DeleteRecords takes the first segment away while the pass ran.
+    let second = log.segments[1].base_offset;
+    let (_, removal) = log.delete_records(second, hw).unwrap();
+    removal.run(storage.as_ref());
+    let before = records(&log);
+    let segments = log.segment_count();
+    assert_eq!(
+        log.install_cleaned(&outcome).unwrap(),
+        CleanerStats::default()
+    );
+    assert_eq!(records(&log), before);
+    assert_eq!(log.segment_count(), segments);
+    assert!(!sim
+        .paths()
+        .iter()
+        .any(|p| p.to_string_lossy().ends_with(".cleaned")));
+}
