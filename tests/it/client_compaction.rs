@@ -49,14 +49,21 @@ fn read_to_end(bootstrap: &str, topic: &str) -> Vec<Consumed> {
     out
 }
 
-#[test]
-fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
+/// A broker whose partitions check retention and cleaning every 100 ms, and an admin
+/// client of it.
+fn broker_checking_every_100_ms() -> (TestBroker, AdminClient<DefaultClientContext>) {
     let broker = TestBroker::start("[log]\nretention_check_interval_ms = 100");
-    let bootstrap = broker.bootstrap();
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
+    let admin = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
         .create()
         .unwrap();
+    (broker, admin)
+}
+
+#[test]
+fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
+    let (broker, admin) = broker_checking_every_100_ms();
+    let bootstrap = broker.bootstrap();
     let topic = NewTopic::new("compacted", 1, TopicReplication::Fixed(1))
         .set("cleanup.policy", "compact")
         .set("segment.bytes", "16384")
@@ -192,12 +199,8 @@ fn produce_lagged(bootstrap: &str, from: usize, to: usize, keys: usize) {
 
 #[test]
 fn max_compaction_lag_cleans_a_log_below_its_dirty_ratio() {
-    let broker = TestBroker::start("[log]\nretention_check_interval_ms = 100");
+    let (broker, admin) = broker_checking_every_100_ms();
     let bootstrap = broker.bootstrap();
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
     create_topic(&bootstrap, "lagged", 1);
     let base = [("segment.bytes", "16384"), ("retention.ms", "-1")];
     alter(&admin, &base);
