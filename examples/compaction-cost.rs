@@ -44,6 +44,7 @@ fn main() {
             delete_retention_ms: 86_400_000,
             min_cleanable_dirty_ratio: 0.0,
             min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }),
         delete: false,
         ..LogConfig::keep_all(64 << 20, 4096, 1 << 20)

@@ -106,6 +106,12 @@ const DYNAMIC: &[DynamicDefinition] = &[
         "0",
         None,
     ),
+    dynamic(
+        "log.cleaner.max.compaction.lag.ms",
+        "max.compaction.lag.ms",
+        "9223372036854775807",
+        None,
+    ),
     dynamic("compression.type", "compression.type", "producer", None),
     dynamic(
         "log.message.timestamp.type",

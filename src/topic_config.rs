@@ -370,7 +370,7 @@ pub fn log_config(overrides: &BTreeMap<String, String>, defaults: BrokerDefaults
     let config = defaults.config;
     let policy = text("cleanup.policy");
     let policy: Vec<&str> = policy.split(',').map(str::trim).collect();
-    LogConfig {
+    let mut log = LogConfig {
         segment_bytes: long("segment.bytes", config.log.segment_bytes as i64).max(14) as u64,
         index_interval_bytes: long(
             "index.interval.bytes",
@@ -389,9 +389,18 @@ pub fn log_config(overrides: &BTreeMap<String, String>, defaults: BrokerDefaults
                 .parse::<f64>()
                 .unwrap_or(0.5),
             min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
+            max_compaction_lag_ms: long("max.compaction.lag.ms", i64::MAX),
         }),
         log_append_time: text("message.timestamp.type").trim() == "LogAppendTime",
+    };
+    // Kafka's maxSegmentMs: a compacted log rolls at least every max.compaction.lag.ms,
+    // since the active segment is never cleaned.
+    if let Some(lag) = log.compaction.as_ref().map(|c| c.max_compaction_lag_ms) {
+        if lag > 0 && (log.segment_ms < 0 || lag < log.segment_ms) {
+            log.segment_ms = lag;
+        }
     }
+    log
 }
 
 /// One change of IncrementalAlterConfigs (AlterConfigs is a SET of each given name after
@@ -672,5 +681,43 @@ mod tests {
             assert!(validate_value(name, bad).is_err(), "{name}={bad}");
         }
         assert!(validate_value("retention.ms", "-1").is_ok());
+    }
+
+    #[test]
+    fn max_compaction_lag_ms_reaches_the_cleaner_and_rolls_the_active_segment() {
+        let config = Config::default();
+        let dynamic = DynamicBrokerConfigs::default();
+        let defaults = BrokerDefaults {
+            config: &config,
+            dynamic: &dynamic,
+        };
+        let mut set = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        let log = log_config(&set, defaults);
+        let compaction = log.compaction.unwrap();
+        assert_eq!(
+            compaction.max_compaction_lag_ms,
+            i64::MAX,
+            "Kafka's default"
+        );
+        assert_eq!(log.segment_ms, config.log.segment_ms);
+        set.insert("max.compaction.lag.ms".into(), "60000".into());
+        let log = log_config(&set, defaults);
+        assert_eq!(log.compaction.unwrap().max_compaction_lag_ms, 60_000);
+        assert_eq!(log.segment_ms, 60_000, "the active segment rolls in time");
+        assert!(validate_value("max.compaction.lag.ms", "0").is_err());
+        // The broker default, log.cleaner.max.compaction.lag.ms, under a topic override.
+        let mut dynamic = DynamicBrokerConfigs::default();
+        dynamic
+            .cluster_default
+            .insert("log.cleaner.max.compaction.lag.ms".into(), "30000".into());
+        let defaults = BrokerDefaults {
+            config: &config,
+            dynamic: &dynamic,
+        };
+        let log = log_config(&set, defaults);
+        assert_eq!(log.compaction.unwrap().max_compaction_lag_ms, 60_000);
+        set.remove("max.compaction.lag.ms");
+        let log = log_config(&set, defaults);
+        assert_eq!(log.compaction.unwrap().max_compaction_lag_ms, 30_000);
     }
 }

@@ -75,7 +75,46 @@ pub struct CleanInput {
     pub base_offset: i64,
     pub size: u64,
     pub next_offset: i64,
+    /// Bytes of its offset and time indexes.
+    pub index_bytes: u64,
     pub file: Arc<dyn LogFile>,
+}
+
+/// Kafka's default segment.index.bytes: a merged segment's indexes stay within it.
+pub const MAX_INDEX_BYTES: u64 = 10 * 1024 * 1024;
+
+/// Kafka's groupSegmentsBySize: consecutive segments share one cleaned segment while
+/// their sizes add up to at most `max_bytes` (segment.bytes), their indexes to at most
+/// `max_index_bytes`, and their offsets stay within i32::MAX of the first one's base
+/// (the offset index holds offsets relative to it). Sizes before cleaning count, so a
+/// group's output always fits.
+pub fn group_by_size(
+    inputs: &[&CleanInput],
+    max_bytes: u64,
+    max_index_bytes: u64,
+) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < inputs.len() {
+        let first = inputs[start];
+        let (mut bytes, mut index) = (first.size, first.index_bytes);
+        let mut end = start + 1;
+        while let Some(next) = inputs.get(end) {
+            let span = next.next_offset - 1 - first.base_offset;
+            if bytes + next.size > max_bytes
+                || index + next.index_bytes > max_index_bytes
+                || span > i32::MAX as i64
+            {
+                break;
+            }
+            bytes += next.size;
+            index += next.index_bytes;
+            end += 1;
+        }
+        groups.push(start..end);
+        start = end;
+    }
+    groups
 }
 
 #[derive(Debug)]
@@ -87,17 +126,24 @@ pub struct CleanJob {
     pub dirty_from: i64,
     /// A batch expanding past this is kept whole, never decompressed further.
     pub max_records_bytes: usize,
+    /// segment.bytes: small cleaned segments are merged up to this size.
+    pub max_segment_bytes: u64,
     pub now_ms: i64,
     pub delete_retention_ms: i64,
     pub limits: CleanerLimits,
 }
 
-/// One rewritten segment: its `.cleaned` file holds `size` bytes (0: nothing left).
+/// One rewritten segment, replacing one or more consecutive ones: its `.cleaned` file
+/// holds `size` bytes (0: nothing left).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanedSegment {
+    /// The first replaced segment's base offset, and so this one's.
     pub base_offset: i64,
-    /// The segment's size when it was read; the swap checks it is unchanged.
-    pub original_size: u64,
+    /// The replaced segments' base offsets and sizes when they were read; the swap checks
+    /// they are unchanged.
+    pub replaces: Vec<(i64, u64)>,
+    /// The next offset of the last replaced segment: the replaced range ends here.
+    pub next_offset: i64,
     pub size: u64,
 }
 
@@ -152,6 +198,48 @@ impl CleanJob {
                 None
             }
         }
+    }
+
+    /// What a batch becomes: itself, a rebuilt batch of the records kept, or nothing.
+    fn clean_batch(
+        &self,
+        batch: &[u8],
+        h: &BatchHeader,
+        latest: &HashMap<Vec<u8>, i64>,
+        last_batch: &HashMap<i64, i64>,
+        horizon: i64,
+        outcome: &mut CleanOutcome,
+    ) -> Result<Vec<u8>, StorageError> {
+        let keep_whole = h.is_control()
+            || h.is_transactional()
+            || last_batch.get(&h.producer_id) == Some(&h.base_offset);
+        let body = if keep_whole {
+            None
+        } else {
+            self.body(batch, h)
+        };
+        let Some(body) = body else {
+            return Ok(batch.to_vec());
+        };
+        let records = parse_records(&body)?;
+        let kept: Vec<_> = records
+            .iter()
+            .filter(|r| {
+                let Some(k) = &r.key else { return true };
+                let offset = h.base_offset + r.offset_delta;
+                let superseded = latest.get(&body[k.clone()]).is_some_and(|l| *l > offset);
+                let expired_tombstone = r.tombstone && h.max_timestamp < horizon;
+                !(superseded || expired_tombstone)
+            })
+            .collect();
+        outcome.records_removed += (records.len() - kept.len()) as u64;
+        Ok(if kept.len() == records.len() {
+            batch.to_vec()
+        } else if kept.is_empty() {
+            Vec::new()
+        } else {
+            rebuild(batch, h, &body, &kept)?
+        })
     }
 
     pub fn run(&self, storage: &dyn Storage) -> Result<CleanOutcome, StorageError> {
@@ -216,64 +304,40 @@ impl CleanJob {
                 Ok(())
             })?;
         }
-        // 3. Rewrite every segment up to the end of the mapped range.
+        // 3. Rewrite every segment up to the end of the mapped range, small neighbours
+        // merged into one.
         let horizon = self.now_ms.saturating_sub(self.delete_retention_ms);
-        for input in rewrite {
+        for group in group_by_size(&rewrite, self.max_segment_bytes, MAX_INDEX_BYTES) {
+            let members = &rewrite[group];
+            let base_offset = members[0].base_offset;
             let path = self
                 .dir
-                .join(format!("{}.cleaned", file_name(input.base_offset, "log")));
+                .join(format!("{}.cleaned", file_name(base_offset, "log")));
             let out = storage
                 .open(&path, true)
                 .map_err(|e| StorageError::io(&path, e))?;
             out.truncate(0).map_err(|e| StorageError::io(&path, e))?;
             let mut size = 0u64;
             let mut written_bytes = 0usize;
-            for_each_batch(input, &mut throttle, |batch, h| {
-                let keep_whole = h.is_control()
-                    || h.is_transactional()
-                    || last_batch.get(&h.producer_id) == Some(&h.base_offset);
-                let body = if keep_whole {
-                    None
-                } else {
-                    self.body(batch, h)
-                };
-                let written = if let Some(body) = body {
-                    let records = parse_records(&body)?;
-                    let kept: Vec<_> = records
-                        .iter()
-                        .filter(|r| {
-                            let Some(k) = &r.key else { return true };
-                            let offset = h.base_offset + r.offset_delta;
-                            let superseded =
-                                latest.get(&body[k.clone()]).is_some_and(|l| *l > offset);
-                            let expired_tombstone = r.tombstone && h.max_timestamp < horizon;
-                            !(superseded || expired_tombstone)
-                        })
-                        .collect();
-                    outcome.records_removed += (records.len() - kept.len()) as u64;
-                    if kept.len() == records.len() {
-                        batch.to_vec()
-                    } else if kept.is_empty() {
-                        Vec::new()
-                    } else {
-                        rebuild(batch, h, &body, &kept)?
+            for input in members {
+                for_each_batch(input, &mut throttle, |batch, h| {
+                    let written =
+                        self.clean_batch(batch, h, &latest, &last_batch, horizon, &mut outcome)?;
+                    if !written.is_empty() {
+                        out.write_at(&written, size)
+                            .map_err(|e| StorageError::io(&path, e))?;
+                        size += written.len() as u64;
+                        written_bytes += written.len();
                     }
-                } else {
-                    batch.to_vec()
-                };
-                if !written.is_empty() {
-                    out.write_at(&written, size)
-                        .map_err(|e| StorageError::io(&path, e))?;
-                    size += written.len() as u64;
-                    written_bytes += written.len();
-                }
-                Ok(())
-            })?;
+                    Ok(())
+                })?;
+            }
             throttle.note(written_bytes);
             out.sync().map_err(|e| StorageError::io(&path, e))?;
             outcome.segments.push(CleanedSegment {
-                base_offset: input.base_offset,
-                original_size: input.size,
+                base_offset,
+                replaces: members.iter().map(|m| (m.base_offset, m.size)).collect(),
+                next_offset: members[members.len() - 1].next_offset,
                 size,
             });
         }
@@ -296,6 +360,43 @@ mod tests {
     }
 
     #[test]
+    fn groups_stay_within_the_segment_size_the_index_size_and_the_offset_span() {
+        let sim = SimStorage::new();
+        let file = sim.open(Path::new("/d/f"), true).unwrap();
+        let input = |base_offset: i64, next_offset: i64, size: u64, index_bytes: u64| CleanInput {
+            base_offset,
+            size,
+            next_offset,
+            index_bytes,
+            file: file.clone(),
+        };
+        let inputs = [
+            input(0, 10, 300, 8),
+            input(10, 20, 300, 8),
+            input(20, 30, 300, 8),
+            input(30, 40, 0, 0),
+            input(40, 50, 700, 8),
+        ];
+        let refs: Vec<&CleanInput> = inputs.iter().collect();
+        assert_eq!(group_by_size(&refs, 700, 1 << 20), vec![0..2, 2..4, 4..5]);
+        assert_eq!(group_by_size(&refs, 700, 16), vec![0..2, 2..4, 4..5]);
+        assert_eq!(group_by_size(&refs, 700, 8), vec![0..1, 1..2, 2..4, 4..5]);
+        assert_eq!(
+            group_by_size(&refs, 0, 1 << 20),
+            vec![0..1, 1..2, 2..3, 3..4, 4..5]
+        );
+        // Offsets past i32::MAX from a group's base start a new group.
+        let far = i32::MAX as i64;
+        let inputs = [
+            input(0, 10, 1, 0),
+            input(10, far + 1, 1, 0),
+            input(far + 1, far + 2, 1, 0),
+        ];
+        let refs: Vec<&CleanInput> = inputs.iter().collect();
+        assert_eq!(group_by_size(&refs, 1 << 30, 1 << 20), vec![0..2, 2..3]);
+    }
+
+    #[test]
     fn a_batch_expanding_past_the_bound_is_kept_whole_not_decompressed() {
         let sim = SimStorage::new();
         let bomb = zstd_batch(4 << 20);
@@ -312,10 +413,12 @@ mod tests {
                 base_offset: 0,
                 size: segment.len() as u64,
                 next_offset: 2,
+                index_bytes: 0,
                 file: sim.open(&path, false).unwrap(),
             }],
             dirty_from: 0,
             max_records_bytes: 1 << 20,
+            max_segment_bytes: 1 << 30,
             now_ms: 10_000,
             delete_retention_ms: 0,
             limits: CleanerLimits {

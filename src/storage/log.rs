@@ -56,6 +56,9 @@ pub struct CompactionConfig {
     /// Segments whose newest record is younger than this are not cleaned
     /// (min.compaction.lag.ms).
     pub min_compaction_lag_ms: i64,
+    /// A log whose oldest dirty record is older than this is cleaned even below
+    /// min_cleanable_dirty_ratio (max.compaction.lag.ms; i64::MAX: never forced).
+    pub max_compaction_lag_ms: i64,
 }
 
 impl LogConfig {
@@ -560,6 +563,8 @@ impl PartitionLog {
     }
 }
 
+#[cfg(test)]
+mod compaction_tests;
 #[cfg(test)]
 mod config_tests;
 #[cfg(test)]

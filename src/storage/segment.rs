@@ -277,6 +277,12 @@ impl Segment {
         &self.path
     }
 
+    /// Bytes its offset and time indexes take on disk (8 and 12 per entry), which the
+    /// cleaner bounds when it merges segments.
+    pub fn index_bytes(&self) -> u64 {
+        (self.offset_index.len() * 8 + self.time_index.len() * 12) as u64
+    }
+
     pub fn offset_index(&self) -> &OffsetIndex {
         &self.offset_index
     }

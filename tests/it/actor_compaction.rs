@@ -71,6 +71,7 @@ async fn the_partition_cleans_its_closed_segments_to_the_latest_value_per_key() 
             delete_retention_ms: 3_600_000,
             min_cleanable_dirty_ratio: 0.0,
             min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }),
         ..LogConfig::keep_all(2048, 256, 1 << 20)
     };

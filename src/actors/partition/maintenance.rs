@@ -85,6 +85,7 @@ impl PartitionState {
                 topic = %self.args.topic,
                 partition = self.args.partition,
                 segments = stats.segments,
+                segments_after = stats.segments_after,
                 bytes_before = stats.bytes_before,
                 bytes_after = stats.bytes_after,
                 bytes_read = outcome.bytes_read,

@@ -2,12 +2,18 @@
 //! pass, swapping the cleaned segments in, and finishing or rolling back a swap that a
 //! crash interrupted. The cleaning itself (`cleaner`) runs on a blocking thread.
 //!
-//! The swap: every `<base>.log.cleaned` (written and fsynced by the cleaner) is renamed to
-//! `<base>.log.swap`, the directory fsynced, and only then is each `.swap` renamed over its
-//! `.log` (an empty one means the segment is gone). At start, any `.cleaned` left means the
-//! crash came before the last rename to `.swap`: every `.cleaned` and `.swap` is removed
-//! and the old segments stand. Otherwise every `.swap` is complete and is put in place. So
-//! a reader sees either the old segments or the new ones, never a mix.
+//! The cleaner merges small neighbours (Kafka's groupSegmentsBySize), so one cleaned
+//! segment may replace several: the one at its base offset and every later one below its
+//! end. The swap: the cleaned cleaner offset goes to `cleaner-offset.pending`, every
+//! `<base>.log.cleaned` (written and fsynced by the cleaner) is renamed to
+//! `<base>.log.<end>.swap`, and the directory fsynced: the commit point. Then the replaced
+//! segments other than each first one are deleted and the directory fsynced, and only then
+//! is each `.swap` renamed over its `<base>.log` (an empty one means the segment is gone),
+//! and the directory fsynced again. At start, any `.cleaned` left means the crash came
+//! before the commit: every `.cleaned` and `.swap` is removed and the old segments stand.
+//! Otherwise every `.swap` is complete and names the range it replaces, so the start
+//! finishes the same steps. A reader sees either the old segments or the new ones, never
+//! a merged segment beside one it replaces (which would read its records twice).
 //!
 //! A segment left with nothing is removed, except the first one, which stays (empty) so
 //! the log start offset does not move: cleaning is not deletion, and a consumer reading
@@ -19,12 +25,12 @@ use tracing::{debug, info, warn};
 
 use super::retention::write_offset_file;
 use super::PartitionLog;
-use crate::storage::cleaner::{CleanInput, CleanJob, CleanOutcome, CleanerLimits};
+use crate::storage::cleaner::{CleanInput, CleanJob, CleanOutcome, CleanedSegment, CleanerLimits};
 use crate::storage::io::{remove_leftover, Storage};
 use crate::storage::log_checkpoint::CHECKPOINT_FILE;
 use crate::storage::producer_state::ProducerStateTable;
 use crate::storage::segment::{file_name, Continuity, Segment};
-use crate::storage::StorageError;
+use crate::storage::{CompactionConfig, StorageError};
 
 pub const CLEANER_OFFSET_FILE: &str = "cleaner-offset";
 /// The cleaner offset a swap in progress will set: it becomes `cleaner-offset` at the
@@ -34,7 +40,9 @@ pub(super) const CLEANER_OFFSET_PENDING: &str = "cleaner-offset.pending";
 /// What one swap changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CleanerStats {
+    /// Segments replaced, and the segments that replaced them.
     pub segments: usize,
+    pub segments_after: usize,
     pub bytes_before: u64,
     pub bytes_after: u64,
 }
@@ -48,13 +56,37 @@ fn with_suffix(dir: &Path, base: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{}.{suffix}", file_name(base, "log")))
 }
 
+/// A 20-digit offset as in segment file names.
+fn offset_of(digits: &str) -> Option<i64> {
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
 /// The base offset of a `<base>.log.<suffix>` file.
 fn base_of(path: &Path, suffix: &str) -> Option<i64> {
     let name = path.file_name()?.to_str()?;
-    let stem = name.strip_suffix(&format!(".log.{suffix}"))?;
-    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| stem.parse().ok())
-        .flatten()
+    offset_of(name.strip_suffix(&format!(".log.{suffix}"))?)
+}
+
+/// `<base>.log.<end>.swap`: a committed cleaned segment replacing the segments from its
+/// base offset up to `end`.
+pub(super) fn swap_path(dir: &Path, cleaned: &CleanedSegment) -> PathBuf {
+    with_suffix(
+        dir,
+        cleaned.base_offset,
+        &format!("{:020}.swap", cleaned.next_offset),
+    )
+}
+
+/// (base, end) of a swap file; no end for `<base>.log.swap`, which replaces one segment
+/// (as written before merging).
+fn parse_swap(path: &Path) -> Option<(i64, Option<i64>)> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".swap")?;
+    match name.split_once(".log.") {
+        Some((base, end)) => Some((offset_of(base)?, Some(offset_of(end)?))),
+        None => Some((offset_of(name.strip_suffix(".log")?)?, None)),
+    }
 }
 
 fn remove_indexes(storage: &dyn Storage, dir: &Path, base: i64) {
@@ -76,9 +108,9 @@ pub(super) fn finish_or_roll_back_swap(
         .iter()
         .filter(|p| base_of(p, "cleaned").is_some())
         .collect();
-    let swaps: Vec<(i64, &PathBuf)> = entries
+    let swaps: Vec<(i64, Option<i64>, &PathBuf)> = entries
         .iter()
-        .filter_map(|p| base_of(p, "swap").map(|b| (b, p)))
+        .filter_map(|p| parse_swap(p).map(|(base, end)| (base, end, p)))
         .collect();
     let pending = dir.join(CLEANER_OFFSET_PENDING);
     let pending_exists = storage.exists(&pending);
@@ -89,7 +121,7 @@ pub(super) fn finish_or_roll_back_swap(
         if pending_exists {
             storage.remove_file(&pending).map_err(io)?;
         }
-        for path in cleaned.iter().copied().chain(swaps.iter().map(|(_, p)| *p)) {
+        for path in cleaned.iter().copied().chain(swaps.iter().map(|s| s.2)) {
             storage.remove_file(path).map_err(io)?;
         }
         if !swaps.is_empty() {
@@ -106,11 +138,31 @@ pub(super) fn finish_or_roll_back_swap(
     if storage.exists(&checkpoint) {
         storage.remove_file(&checkpoint).map_err(io)?;
     }
-    let first = entries
+    let logs: Vec<i64> = entries
         .iter()
         .filter_map(|p| crate::storage::segment::parse_base_offset(p, "log"))
-        .min();
-    for (base, swap) in &swaps {
+        .collect();
+    // The segments a swap replaces go first, durably, as in `install_cleaned`. A swap
+    // never replaces anything at or past the cleaner offset its pass committed, whatever
+    // its name says: a name damaged on disk cannot delete segments the cleaner never read.
+    let cleaner_offset = read_cleaner_offset(storage, dir);
+    for (base, end, path) in &swaps {
+        let Some(end) = end else { continue };
+        if *end > cleaner_offset {
+            warn!(path = %path.display(), cleaner_offset,
+                "A cleaning swap claims offsets past the cleaner offset; only those below it are replaced.");
+        }
+        let end = (*end).min(cleaner_offset);
+        for replaced in logs.iter().filter(|b| *b > base && **b < end) {
+            remove_indexes(storage, dir, *replaced);
+            storage
+                .remove_file(&dir.join(file_name(*replaced, "log")))
+                .map_err(io)?;
+        }
+    }
+    storage.sync_dir(dir).map_err(io)?;
+    let first = logs.iter().min().copied();
+    for (base, _, swap) in &swaps {
         let log = dir.join(file_name(*base, "log"));
         remove_indexes(storage, dir, *base);
         let len = storage
@@ -133,7 +185,8 @@ pub(super) fn finish_or_roll_back_swap(
 impl PartitionLog {
     /// A cleaning pass for a compacted topic, if one is due: the closed segments below the
     /// high watermark whose newest record is older than min.compaction.lag.ms, when their
-    /// dirty share (bytes past the last pass) reaches min.cleanable.dirty.ratio.
+    /// dirty share (bytes past the last pass) reaches min.cleanable.dirty.ratio or a dirty
+    /// segment is older than max.compaction.lag.ms.
     pub fn clean_plan(
         &self,
         now_ms: i64,
@@ -157,7 +210,8 @@ impl PartitionLog {
             .filter(|s| s.next_offset() > self.cleaner_offset)
             .map(|s| s.size())
             .sum();
-        if dirty == 0 || (dirty as f64) < config.min_cleanable_dirty_ratio * total as f64 {
+        let below_ratio = (dirty as f64) < config.min_cleanable_dirty_ratio * total as f64;
+        if dirty == 0 || (below_ratio && !self.compaction_overdue(config, now_ms)) {
             return None;
         }
         Some(CleanJob {
@@ -168,6 +222,7 @@ impl PartitionLog {
                     base_offset: s.base_offset,
                     size: s.size(),
                     next_offset: s.next_offset(),
+                    index_bytes: s.index_bytes(),
                     file: s.file().clone(),
                 })
                 .collect(),
@@ -175,10 +230,30 @@ impl PartitionLog {
             max_records_bytes: crate::storage::decompression::decompressed_limit(
                 self.config.max_batch_bytes,
             ),
+            max_segment_bytes: self.config.segment_bytes,
             now_ms,
             delete_retention_ms: config.delete_retention_ms,
             limits,
         })
+    }
+
+    /// max.compaction.lag.ms (KIP-354): the first batch of some closed dirty segment is
+    /// older than now - max.compaction.lag.ms. As Kafka's LogCleanerManager, segments whose
+    /// first batch has no timestamp do not count, and the active segment never does.
+    fn compaction_overdue(&self, config: &CompactionConfig, now_ms: i64) -> bool {
+        let clean_until = now_ms.saturating_sub(config.max_compaction_lag_ms.max(0));
+        let closed = &self.segments[..self.segments.len() - 1];
+        closed
+            .iter()
+            .filter(|s| s.next_offset() > self.cleaner_offset)
+            .filter_map(|s| match s.locate(s.base_offset) {
+                Ok(first) => first.map(|l| l.header.max_timestamp),
+                Err(err) => {
+                    debug!(dir = %self.dir.display(), %err, "Could not read a segment's first batch.");
+                    None
+                }
+            })
+            .any(|ts| ts > 0 && ts < clean_until)
     }
 
     /// Swaps a finished pass's segments in (see the module comment). A pass whose segments
@@ -192,10 +267,20 @@ impl PartitionLog {
         let dir = self.dir.clone();
         let io = |e| StorageError::io(&dir, e);
         let closed = self.segments.len() - 1;
+        // Each cleaned segment replaces a run of closed segments, exactly as they were read.
         let unchanged = outcome.segments.iter().all(|c| {
-            self.segments[..closed]
+            let Some(at) = self.segments[..closed]
                 .iter()
-                .any(|s| s.base_offset == c.base_offset && s.size() == c.original_size)
+                .position(|s| s.base_offset == c.base_offset)
+            else {
+                return false;
+            };
+            let run = &self.segments[at..closed.min(at + c.replaces.len())];
+            run.len() == c.replaces.len()
+                && run
+                    .iter()
+                    .zip(&c.replaces)
+                    .all(|(s, (base, size))| s.base_offset == *base && s.size() == *size)
         });
         if !unchanged || outcome.segments.is_empty() {
             debug!(dir = %dir.display(), "A cleaning pass is dropped: its segments changed meanwhile.");
@@ -215,9 +300,7 @@ impl PartitionLog {
         write_offset_file(storage, &dir, CLEANER_OFFSET_PENDING, outcome.cleaned_up_to)?;
         for c in &outcome.segments {
             let from = with_suffix(&dir, c.base_offset, "cleaned");
-            storage
-                .rename(&from, &with_suffix(&dir, c.base_offset, "swap"))
-                .map_err(io)?;
+            storage.rename(&from, &swap_path(&dir, c)).map_err(io)?;
         }
         storage.sync_dir(&dir).map_err(io)?; // the commit point
         storage
@@ -226,8 +309,17 @@ impl PartitionLog {
                 &dir.join(CLEANER_OFFSET_FILE),
             )
             .map_err(io)?;
+        // Merged away: every replaced segment but each group's first, durably gone before
+        // any swap takes its place, so no restart reads a record twice.
+        for (base, _) in outcome.segments.iter().flat_map(|c| &c.replaces[1..]) {
+            remove_indexes(storage, &dir, *base);
+            storage
+                .remove_file(&dir.join(file_name(*base, "log")))
+                .map_err(io)?;
+        }
         storage.sync_dir(&dir).map_err(io)?;
         self.cleaner_offset = outcome.cleaned_up_to;
+        let first = self.segments[0].base_offset;
         let mut stats = CleanerStats::default();
         for c in &outcome.segments {
             let Some(index) = self
@@ -238,16 +330,19 @@ impl PartitionLog {
                 continue;
             };
             let log = dir.join(file_name(c.base_offset, "log"));
-            let swap = with_suffix(&dir, c.base_offset, "swap");
+            let swap = swap_path(&dir, c);
             remove_indexes(storage, &dir, c.base_offset);
-            stats.segments += 1;
-            stats.bytes_before += c.original_size;
+            stats.segments += c.replaces.len();
+            stats.bytes_before += c.replaces.iter().map(|(_, size)| size).sum::<u64>();
             stats.bytes_after += c.size;
-            self.dirty.remove(&c.base_offset);
-            if c.size == 0 && index > 0 {
+            for (base, _) in &c.replaces {
+                self.dirty.remove(base);
+            }
+            let replaced = index..index + c.replaces.len();
+            if c.size == 0 && c.base_offset != first {
                 storage.remove_file(&log).map_err(io)?;
                 storage.remove_file(&swap).map_err(io)?;
-                self.segments.remove(index);
+                self.segments.drain(replaced);
                 continue;
             }
             storage.rename(&swap, &log).map_err(io)?;
@@ -263,7 +358,8 @@ impl PartitionLog {
                 &mut ProducerStateTable::default(),
                 None,
             )?;
-            self.segments[index] = segment;
+            self.segments.splice(replaced, [segment]);
+            stats.segments_after += 1;
         }
         storage.sync_dir(&dir).map_err(io)?;
         let closed = self.segments.len() - 1;

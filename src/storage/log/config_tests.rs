@@ -71,6 +71,7 @@ fn min_compaction_lag_ms_keeps_recent_segments_out_of_the_cleaner() {
             delete_retention_ms: 1_000,
             min_cleanable_dirty_ratio: 0.0,
             min_compaction_lag_ms: 60_000,
+            max_compaction_lag_ms: i64::MAX,
         }),
         ..LogConfig::keep_all(300, 4096, 1 << 20)
     };
@@ -100,6 +101,7 @@ fn the_dedupe_buffer_bounds_how_much_of_the_dirty_range_one_pass_cleans() {
             delete_retention_ms: 1_000,
             min_cleanable_dirty_ratio: 0.0,
             min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }),
         ..LogConfig::keep_all(300, 4096, 1 << 20)
     };

@@ -410,24 +410,25 @@ fn a_checkpoint_that_does_not_match_the_segments_is_ignored() {
     assert!(log.log_end_offset() < end);
 }
 
-fn compacted_config() -> LogConfig {
+pub(super) fn compacted_config() -> LogConfig {
     LogConfig {
         delete: false,
         compaction: Some(crate::storage::CompactionConfig {
             delete_retention_ms: 1_000,
             min_cleanable_dirty_ratio: 0.1,
             min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }),
         ..config(700)
     }
 }
 
-fn keyed(key: &str, value: Option<&str>, ts: i64) -> Vec<u8> {
+pub(super) fn keyed(key: &str, value: Option<&str>, ts: i64) -> Vec<u8> {
     build_batch(&[(Some(key.as_bytes()), value.map(str::as_bytes))], ts)
 }
 
 /// (offset, key, value) of every record, read through the log.
-fn records(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
+pub(super) fn records(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
     use kafka_protocol::records::RecordBatchDecoder;
     let mut out = Vec::new();
     let mut next = log.log_start_offset();
@@ -452,7 +453,7 @@ fn records(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
 }
 
 /// 60 records over 5 keys, key k<i%5> = v<i>; then a tombstone for k0 at time `tombstone_ts`.
-const LIMITS: CleanerLimits = CleanerLimits {
+pub(super) const LIMITS: CleanerLimits = CleanerLimits {
     map_bytes: 1 << 20,
     io_bytes_per_second: 0,
 };
@@ -484,7 +485,7 @@ fn a_cleaning_pass_keeps_to_its_io_rate() {
     );
 }
 
-fn compacted_log(storage: &Arc<dyn Storage>, tombstone_ts: i64) -> PartitionLog {
+pub(super) fn compacted_log(storage: &Arc<dyn Storage>, tombstone_ts: i64) -> PartitionLog {
     let (mut log, _) =
         PartitionLog::open(storage.clone(), PathBuf::from("/p/c-0"), compacted_config()).unwrap();
     for i in 0..60 {
@@ -505,7 +506,11 @@ fn compacted_log(storage: &Arc<dyn Storage>, tombstone_ts: i64) -> PartitionLog 
     log
 }
 
-fn clean(log: &mut PartitionLog, storage: &Arc<dyn Storage>, now_ms: i64) -> CleanerStats {
+pub(super) fn clean(
+    log: &mut PartitionLog,
+    storage: &Arc<dyn Storage>,
+    now_ms: i64,
+) -> CleanerStats {
     let hw = log.log_end_offset();
     let job = log.clean_plan(now_ms, hw, LIMITS).expect("a pass is due");
     let outcome = job.run(storage.as_ref()).unwrap();
@@ -599,7 +604,7 @@ fn a_crash_during_the_swap_leaves_all_old_or_all_new_segments() {
             storage
                 .rename(
                     &dir.join(format!("{name}.cleaned")),
-                    &dir.join(format!("{name}.swap")),
+                    &super::compaction::swap_path(&dir, c),
                 )
                 .unwrap();
         }
