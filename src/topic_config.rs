@@ -12,6 +12,7 @@ use crate::broker_config::{BrokerDefaults, Synonym, SOURCE_DEFAULT, SOURCE_DYNAM
 #[cfg(test)]
 use crate::config::Config;
 use crate::error::MetadataError;
+use crate::storage::record_validator::TimestampWindow;
 use crate::storage::{CompactionConfig, LogConfig};
 
 #[derive(Debug, Clone, Copy)]
@@ -286,6 +287,15 @@ pub fn log_config(overrides: &BTreeMap<String, String>, defaults: BrokerDefaults
                 .unwrap_or(0.5),
             min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
         }),
+        // KIP-937: checked on CreateTime topics only (LogAppendTime replaces the timestamps).
+        timestamp_window: if text("message.timestamp.type").trim() == "LogAppendTime" {
+            None
+        } else {
+            TimestampWindow::new(
+                long("message.timestamp.before.max.ms", i64::MAX),
+                long("message.timestamp.after.max.ms", i64::MAX),
+            )
+        },
     }
 }
 

@@ -24,11 +24,11 @@ use tracing::{debug, error, info, warn};
 use crate::config::FlushPolicy;
 use crate::error::PartitionError;
 use crate::storage::batch::split_batches;
-use crate::storage::batch_records::every_record_has_a_key;
 use crate::storage::cleaner::CleanOutcome;
 use crate::storage::decompression::decompressed_limit;
 use crate::storage::error::Pressure;
 use crate::storage::producer_state::ProducerSummary;
+use crate::storage::record_validator::{check_records, RecordChecks};
 use crate::storage::txn_state::AbortedTxn;
 use crate::storage::{LogConfig, PartitionLog, Storage, StorageError};
 
@@ -477,24 +477,10 @@ impl PartitionState {
                 return;
             }
         };
-        if self.args.log.compaction.is_some() {
-            // Streamed and bounded: a batch expanding past the limit is INVALID_RECORD.
-            let key_check_limit = decompressed_limit(self.args.log.max_batch_bytes);
-            for (header, range) in &batches {
-                match every_record_has_a_key(&records[range.clone()], header, key_check_limit) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        let _ = reply.send(Err(PartitionError::InvalidRecord(
-                            "a compacted topic does not accept records without a key".into(),
-                        )));
-                        return;
-                    }
-                    Err(err) => {
-                        let _ = reply.send(Err(err.into()));
-                        return;
-                    }
-                }
-            }
+        if let Err(err) = self.check_records(&records, &batches) {
+            debug!(topic = %self.args.topic, partition = self.args.partition, %err, "Refused a produce.");
+            let _ = reply.send(Err(err));
+            return;
         }
         // One copy of the request's bytes: the base offset is rewritten in place.
         let mut buf = BytesMut::from(&records[..]);
@@ -572,6 +558,40 @@ impl PartitionState {
             let _ = reply.send(Ok(outcome));
             self.schedule_tick(myself);
         }
+    }
+
+    /// Kafka's per-record checks (a compacted topic's keys, KIP-937's timestamp window):
+    /// the first batch with refused records answers for the request, naming them.
+    /// Streamed and bounded: a batch expanding past the limit is INVALID_RECORD.
+    fn check_records(
+        &self,
+        records: &[u8],
+        batches: &[(crate::storage::BatchHeader, std::ops::Range<usize>)],
+    ) -> Result<(), PartitionError> {
+        let log = &self.args.log;
+        let checks = RecordChecks {
+            require_key: log.compaction.is_some(),
+            timestamp_window: log.timestamp_window,
+        };
+        if !checks.any() {
+            return Ok(());
+        }
+        let limit = decompressed_limit(log.max_batch_bytes);
+        let now_ms = crate::storage::log::wall_clock_ms();
+        for (header, range) in batches {
+            let name = || format!("{}-{}", self.args.topic, self.args.partition);
+            if let Some(errors) = check_records(
+                &records[range.clone()],
+                header,
+                limit,
+                &checks,
+                now_ms,
+                name,
+            )? {
+                return Err(PartitionError::InvalidRecords(Box::new(errors)));
+            }
+        }
+        Ok(())
     }
 
     fn advance_high_watermark(&mut self, offset: i64) {

@@ -1,5 +1,5 @@
 //! The records inside a v2 batch, read in place (after decompression when the batch is
-//! compressed): what the cleaner and the compacted-topic key check need. A batch can be
+//! compressed): what the cleaner needs. A batch can be
 //! rebuilt from a subset of its records keeping its base offset, last offset delta,
 //! timestamps, producer fields and codec, as Kafka's cleaner does.
 
@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use super::batch::{varlong, BatchHeader, HEADER_SIZE};
-use super::decompression::{codec_error as decompress_error, records_reader};
+
 use super::StorageError;
 
 /// One record of a batch body: where its bytes are, its offset delta, its key.
@@ -95,7 +95,7 @@ pub fn parse_records(body: &[u8]) -> Result<Vec<RawRecord>, StorageError> {
 }
 
 /// A zigzag varlong read from a stream; `None` at a clean end of the stream.
-fn read_varlong(r: &mut (impl Read + ?Sized)) -> io::Result<Option<i64>> {
+pub(crate) fn read_varlong(r: &mut (impl Read + ?Sized)) -> io::Result<Option<i64>> {
     let mut value = 0u64;
     for (i, shift) in (0..70).step_by(7).enumerate() {
         let mut byte = [0u8];
@@ -117,51 +117,6 @@ fn read_varlong(r: &mut (impl Read + ?Sized)) -> io::Result<Option<i64>> {
         io::ErrorKind::InvalidData,
         "malformed record: a varint is too long",
     ))
-}
-
-/// Whether every record of the batch has a key (a compacted topic refuses keyless ones).
-/// Streamed: the records are decompressed as they are read and only their lengths and
-/// key lengths are looked at, so memory stays a small buffer whatever the batch expands
-/// to, and at most `limit` bytes are decompressed (beyond that: INVALID_RECORD).
-pub fn every_record_has_a_key(
-    batch: &[u8],
-    header: &BatchHeader,
-    limit: usize,
-) -> Result<bool, StorageError> {
-    if header.is_control() {
-        return Ok(true);
-    }
-    let mut reader = io::BufReader::with_capacity(16 * 1024, records_reader(batch, header, limit)?);
-    let bad = |what: &str| StorageError::InvalidBatch(format!("malformed record: {what}"));
-    let field = |r: &mut dyn Read, what: &str| {
-        read_varlong(r)
-            .map_err(decompress_error)?
-            .ok_or_else(|| StorageError::InvalidBatch(format!("malformed record: {what}")))
-    };
-    while let Some(length) = read_varlong(&mut reader).map_err(decompress_error)? {
-        let length = u64::try_from(length).map_err(|_| bad("negative length"))?;
-        let mut record = (&mut reader).take(length);
-        let mut attributes = [0u8];
-        record
-            .read_exact(&mut attributes)
-            .map_err(|_| bad("attributes"))?;
-        field(&mut record, "timestamp delta")?;
-        field(&mut record, "offset delta")?;
-        let key_len = field(&mut record, "key length")?;
-        if key_len < 0 {
-            return Ok(false);
-        }
-        if key_len as u64 > record.limit() {
-            return Err(bad("key past the record"));
-        }
-        let rest = record.limit();
-        // The rest of the record (key, value, headers) is read and dropped.
-        let skipped = io::copy(&mut record, &mut io::sink()).map_err(decompress_error)?;
-        if skipped != rest {
-            return Err(bad("length past the batch"));
-        }
-    }
-    Ok(true)
 }
 
 /// The batch rebuilt with only `kept` records of its (decompressed) `body`, recompressed
@@ -193,7 +148,6 @@ pub fn rebuild(
 mod tests {
     use super::*;
     use crate::storage::batch::validate_batch;
-    use crate::storage::batch_builder::build_batch;
     use crate::storage::decompression::records_body;
     use bytes::Bytes;
     use kafka_protocol::records::{
@@ -263,16 +217,6 @@ mod tests {
             assert_eq!(set.records[0].timestamp, 1_001);
             assert_eq!(set.records[1].value, None);
         }
-    }
-
-    #[test]
-    fn keyless_records_are_seen() {
-        let keyed = build_batch(&[(Some(b"k"), Some(b"v"))], 0);
-        let h = validate_batch(&keyed).unwrap();
-        assert!(every_record_has_a_key(&keyed, &h, 1 << 20).unwrap());
-        let keyless = build_batch(&[(Some(b"k"), Some(b"v")), (None, Some(b"w"))], 0);
-        let h = validate_batch(&keyless).unwrap();
-        assert!(!every_record_has_a_key(&keyless, &h, 1 << 20).unwrap());
     }
 
     fn zigzag(v: i64, out: &mut Vec<u8>) {

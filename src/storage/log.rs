@@ -40,6 +40,9 @@ pub struct LogConfig {
     pub delete: bool,
     /// cleanup.policy has `compact`: the cleaner keeps the latest record per key.
     pub compaction: Option<CompactionConfig>,
+    /// KIP-937's CreateTime window for produced records; None for LogAppendTime topics
+    /// and when both sides are unlimited.
+    pub timestamp_window: Option<super::record_validator::TimestampWindow>,
 }
 
 /// A compacted topic's cleaner settings (Kafka's topic configs of the same names).
@@ -66,11 +69,13 @@ impl LogConfig {
             segment_ms: -1,
             delete: true,
             compaction: None,
+            timestamp_window: None,
         }
     }
 }
 
-fn wall_clock_ms() -> i64 {
+/// Milliseconds since the Unix epoch by the system clock (0 if it is before it).
+pub fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -28,6 +28,7 @@ pub mod producer_state;
 pub mod record_file;
 #[cfg(test)]
 mod record_file_tests;
+pub mod record_validator;
 pub mod segment;
 pub mod sim;
 pub mod time_index;
