@@ -3,8 +3,9 @@
 //! Values set on a topic are kept as strings by the metadata actor; DescribeConfigs shows
 //! every known name with its effective value and whether it is a default or a topic override.
 //! This broker applies `segment.bytes`, `segment.ms`, `max.message.bytes`,
-//! `index.interval.bytes`, `retention.ms` and `retention.bytes` to the partition log; the others are kept and shown
-//! so clients and tools that set them keep working.
+//! `index.interval.bytes`, `retention.ms` and `retention.bytes` to the partition log, and
+//! `message.timestamp.before.max.ms` / `after.max.ms` (KIP-937) to produced records; the
+//! others are kept and shown so clients and tools that set them keep working.
 
 use std::collections::BTreeMap;
 

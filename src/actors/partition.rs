@@ -419,6 +419,7 @@ impl PartitionState {
             PartitionMsg::Flush { reply } => state.flush_requested(reply),
             PartitionMsg::Delete { reply } => {
                 state.delete();
+                state.gauges.remove();
                 let _ = reply.send(());
                 myself.stop(Some("topic deleted".into()));
             }

@@ -223,7 +223,7 @@ pub fn check_records(
 mod tests {
     use super::*;
     use crate::storage::batch::validate_batch;
-    use crate::storage::batch_builder::build_batch;
+    use crate::storage::batch_builder::{build_batch, KeyValue};
 
     fn check(batch: &[u8], checks: RecordChecks, now_ms: i64) -> Option<RecordErrors> {
         let h = validate_batch(batch).unwrap();
@@ -263,8 +263,7 @@ mod tests {
 
     #[test]
     fn the_listed_errors_are_capped_and_the_total_counts_all() {
-        let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-            (0..MAX_RECORD_ERRORS + 5).map(|_| (None, None)).collect();
+        let records: Vec<KeyValue<'_>> = (0..MAX_RECORD_ERRORS + 5).map(|_| (None, None)).collect();
         let batch = build_batch(&records, 0);
         let errors = check(&batch, KEYS, 0).unwrap();
         assert_eq!(errors.listed.len(), MAX_RECORD_ERRORS);
@@ -275,7 +274,7 @@ mod tests {
     fn compressed_batches_are_checked_through_the_bounded_decompression() {
         use crate::storage::batch_builder::build_compressed_batch;
         use kafka_protocol::records::Compression;
-        let records: Vec<(Option<&[u8]>, Option<&[u8]>)> = (0..100)
+        let records: Vec<KeyValue<'_>> = (0..100)
             .map(|i| ((i % 10 != 0).then_some(b"k".as_slice()), None))
             .collect();
         let batch = build_compressed_batch(&records, 0, Compression::Zstd);

@@ -27,7 +27,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
-use broker::storage::batch_builder::build_batch;
+use broker::storage::batch_builder::{build_batch, KeyValue};
 
 use crate::client_hostile_records::request;
 use crate::harness::TestBroker;
@@ -57,6 +57,21 @@ fn create_topic_with(bootstrap: &str, name: &str, configs: &[(&str, &str)]) {
     for r in results {
         r.expect("topic created");
     }
+}
+
+/// A broker with one compacted topic `name`.
+fn with_compacted_topic(name: &str) -> TestBroker {
+    let broker = TestBroker::start("");
+    create_topic_with(&broker.bootstrap(), name, &[("cleanup.policy", "compact")]);
+    broker
+}
+
+fn connect(port: u16) -> TcpStream {
+    let socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    socket
 }
 
 fn now_ms() -> i64 {
@@ -180,22 +195,14 @@ fn produce_raw(port: u16, version: i16, topic: &str, batch: Vec<u8>) -> Partitio
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(Bytes::from(batch)))])]);
-    let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    let mut socket = connect(port);
     let response: ProduceResponse = request(&mut socket, ApiKey::Produce, version, 1, &produce);
     response.responses[0].partition_responses[0].clone()
 }
 
 #[test]
 fn the_produce_response_names_each_refused_record() {
-    let broker = TestBroker::start("");
-    create_topic_with(
-        &broker.bootstrap(),
-        "keys",
-        &[("cleanup.policy", "compact")],
-    );
+    let broker = with_compacted_topic("keys");
     let batch = || {
         build_batch(
             &[
@@ -354,10 +361,7 @@ fn the_broker_level_window_applies_to_topics_without_their_own() {
                 .with_config_operation(0) // SET
                 .with_value(Some(StrBytes::from_static_str("3600000")))]),
     ]);
-    let mut socket = TcpStream::connect(("127.0.0.1", broker.port())).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    let mut socket = connect(broker.port());
     let answer: IncrementalAlterConfigsResponse =
         request(&mut socket, ApiKey::IncrementalAlterConfigs, 1, 1, &alter);
     assert_eq!(answer.responses[0].error_code, 0, "{answer:?}");
@@ -369,4 +373,40 @@ fn the_broker_level_window_applies_to_topics_without_their_own() {
     );
     let fresh = vec![(Some("k".to_string()), Some(now_ms()))];
     assert_eq!(produce_all(&bootstrap, "plain", &fresh)[0].1, Ok(()));
+}
+
+#[test]
+fn record_errors_are_capped_per_batch_and_per_response() {
+    let broker = with_compacted_topic("capped");
+    // 1,005 keyless records per batch, the partition listed 11 times in one request.
+    let keyless: Vec<KeyValue<'_>> = (0..1005).map(|_| (None, None)).collect();
+    let entries: Vec<PartitionProduceData> = (0..11)
+        .map(|_| {
+            PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(build_batch(&keyless, now_ms()))))
+        })
+        .collect();
+    let produce = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("capped")))
+            .with_partition_data(entries)]);
+    let mut socket = connect(broker.port());
+    let response: ProduceResponse = request(&mut socket, ApiKey::Produce, 9, 1, &produce);
+    let listed: Vec<usize> = response.responses[0]
+        .partition_responses
+        .iter()
+        .map(|p| {
+            assert_eq!(p.error_code, ResponseError::InvalidRecord.code());
+            let summary = p.error_message.as_deref().unwrap_or_default();
+            assert!(summary.contains("due to 1005 record errors"), "{summary}");
+            p.record_errors.len()
+        })
+        .collect();
+    // 1,000 per batch, and 10,000 in the whole response.
+    let mut expected = vec![1000; 10];
+    expected.push(0);
+    assert_eq!(listed, expected);
 }

@@ -50,7 +50,7 @@ const RECORD_ERRORS_VERSION: i16 = 8;
 
 /// The most record errors one Produce response lists over all its partitions, beyond the
 /// per-batch cap (`MAX_RECORD_ERRORS`): a request naming many partitions cannot make the
-/// response grow past about this many messages (each under 200 bytes).
+/// response grow past this many messages (each under 350 bytes, the topic name in it).
 const MAX_RESPONSE_RECORD_ERRORS: usize = 10_000;
 
 pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> Prepared {
