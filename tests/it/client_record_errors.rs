@@ -345,34 +345,39 @@ fn the_broker_level_window_applies_to_topics_without_their_own() {
     let broker = TestBroker::start("");
     let bootstrap = broker.bootstrap();
     create_topic_with(&bootstrap, "plain", &[]);
-    let old = vec![(Some("k".to_string()), Some(now_ms() - 2 * HOUR_MS))];
-    assert_eq!(produce_all(&bootstrap, "plain", &old)[0].1, Ok(()));
+    let outcome = |ts: i64| {
+        let record = vec![(Some("k".to_string()), Some(ts))];
+        produce_all(&bootstrap, "plain", &record)[0].1
+    };
+    assert_eq!(outcome(now_ms() - 2 * HOUR_MS), Ok(()));
+    assert_eq!(outcome(now_ms() + 2 * HOUR_MS), Ok(()));
 
     // The cluster-wide dynamic default (broker resource ""), as kafka-configs.sh
     // --entity-type brokers --entity-default sets it.
+    let set = |name: &'static str| {
+        IncrementalConfig::default()
+            .with_name(StrBytes::from_static_str(name))
+            .with_config_operation(0) // SET
+            .with_value(Some(StrBytes::from_static_str("3600000")))
+    };
     let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
         IncrementalResource::default()
             .with_resource_type(4) // BROKER
             .with_resource_name(StrBytes::from_static_str(""))
-            .with_configs(vec![IncrementalConfig::default()
-                .with_name(StrBytes::from_static_str(
-                    "log.message.timestamp.before.max.ms",
-                ))
-                .with_config_operation(0) // SET
-                .with_value(Some(StrBytes::from_static_str("3600000")))]),
+            .with_configs(vec![
+                set("log.message.timestamp.before.max.ms"),
+                set("log.message.timestamp.after.max.ms"),
+            ]),
     ]);
     let mut socket = connect(broker.port());
     let answer: IncrementalAlterConfigsResponse =
         request(&mut socket, ApiKey::IncrementalAlterConfigs, 1, 1, &alter);
     assert_eq!(answer.responses[0].error_code, 0, "{answer:?}");
     // The metadata actor sends the partition its new config before it answers.
-    let old = vec![(Some("k".to_string()), Some(now_ms() - 2 * HOUR_MS))];
-    assert_eq!(
-        produce_all(&bootstrap, "plain", &old)[0].1,
-        Err(RDKafkaErrorCode::InvalidTimestamp)
-    );
-    let fresh = vec![(Some("k".to_string()), Some(now_ms()))];
-    assert_eq!(produce_all(&bootstrap, "plain", &fresh)[0].1, Ok(()));
+    let invalid = Err(RDKafkaErrorCode::InvalidTimestamp);
+    assert_eq!(outcome(now_ms() - 2 * HOUR_MS), invalid, "before.max.ms");
+    assert_eq!(outcome(now_ms() + 2 * HOUR_MS), invalid, "after.max.ms");
+    assert_eq!(outcome(now_ms()), Ok(()));
 }
 
 #[test]
