@@ -25,10 +25,8 @@ use crate::config::FlushPolicy;
 use crate::error::PartitionError;
 use crate::storage::batch::split_batches;
 use crate::storage::cleaner::CleanOutcome;
-use crate::storage::decompression::decompressed_limit;
 use crate::storage::error::Pressure;
 use crate::storage::producer_state::ProducerSummary;
-use crate::storage::record_validator::{check_records, RecordChecks};
 use crate::storage::txn_state::AbortedTxn;
 use crate::storage::{LogConfig, PartitionLog, Storage, StorageError};
 
@@ -253,6 +251,7 @@ pub struct Partition;
 mod flush;
 mod maintenance;
 mod reads;
+mod record_checks;
 mod txn;
 
 impl Actor for Partition {
@@ -559,40 +558,6 @@ impl PartitionState {
             let _ = reply.send(Ok(outcome));
             self.schedule_tick(myself);
         }
-    }
-
-    /// Kafka's per-record checks (a compacted topic's keys, KIP-937's timestamp window):
-    /// the first batch with refused records answers for the request, naming them.
-    /// Streamed and bounded: a batch expanding past the limit is INVALID_RECORD.
-    fn check_records(
-        &self,
-        records: &[u8],
-        batches: &[(crate::storage::BatchHeader, std::ops::Range<usize>)],
-    ) -> Result<(), PartitionError> {
-        let log = &self.args.log;
-        let checks = RecordChecks {
-            require_key: log.compaction.is_some(),
-            timestamp_window: log.timestamp_window,
-        };
-        if !checks.any() {
-            return Ok(());
-        }
-        let limit = decompressed_limit(log.max_batch_bytes);
-        let now_ms = crate::storage::log::wall_clock_ms();
-        for (header, range) in batches {
-            let name = || format!("{}-{}", self.args.topic, self.args.partition);
-            if let Some(errors) = check_records(
-                &records[range.clone()],
-                header,
-                limit,
-                &checks,
-                now_ms,
-                name,
-            )? {
-                return Err(PartitionError::InvalidRecords(Box::new(errors)));
-            }
-        }
-        Ok(())
     }
 
     fn advance_high_watermark(&mut self, offset: i64) {
