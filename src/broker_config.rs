@@ -120,6 +120,18 @@ const DYNAMIC: &[DynamicDefinition] = &[
         None,
     ),
     dynamic("min.insync.replicas", "min.insync.replicas", "1", None),
+    dynamic(
+        "log.message.timestamp.before.max.ms",
+        "message.timestamp.before.max.ms",
+        "9223372036854775807",
+        None,
+    ),
+    dynamic(
+        "log.message.timestamp.after.max.ms",
+        "message.timestamp.after.max.ms",
+        "9223372036854775807",
+        None,
+    ),
 ];
 
 const fn dynamic(

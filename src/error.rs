@@ -3,6 +3,7 @@
 use kafka_protocol::ResponseError;
 
 use crate::storage::producer_state::SequenceError;
+use crate::storage::record_validator::RecordErrors;
 use crate::storage::StorageError;
 
 /// Why a partition refused a request.
@@ -12,6 +13,10 @@ pub enum PartitionError {
     CorruptMessage(String),
     #[error("invalid record batch: {0}")]
     InvalidRecord(String),
+    /// Some records of a batch were refused (KIP-467): INVALID_TIMESTAMP when one was for
+    /// its timestamp, else INVALID_RECORD, with each refused record's index.
+    #[error("{}", .0.summary())]
+    InvalidRecords(Box<RecordErrors>),
     #[error("record batch of {0} bytes is larger than the limit")]
     MessageTooLarge(usize),
     #[error("offset out of range")]
@@ -54,6 +59,10 @@ impl PartitionError {
         let err = match self {
             PartitionError::CorruptMessage(_) => ResponseError::CorruptMessage,
             PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord,
+            PartitionError::InvalidRecords(e) if e.is_timestamp() => {
+                ResponseError::InvalidTimestamp
+            }
+            PartitionError::InvalidRecords(_) => ResponseError::InvalidRecord,
             PartitionError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
             PartitionError::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
             PartitionError::StorageFailed => ResponseError::KafkaStorageError,

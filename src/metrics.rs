@@ -1,16 +1,21 @@
-//! Prometheus metrics through the `metrics` facade, served by
-//! `metrics-exporter-prometheus` on `metrics_listen` (off unless configured). Without an
-//! installed recorder every macro below is a no-op, so the hot paths pay nothing then.
+//! Prometheus metrics through the `metrics` facade, kept by `metrics-exporter-prometheus`'s
+//! recorder (the per-partition gauges by a registry of their own, so a deleted partition's
+//! series go with it: see `exporter`) and served on `metrics_listen` (off unless
+//! configured). Without an installed recorder every macro below is a no-op, so the hot
+//! paths pay nothing then.
 //!
 //! Names follow Prometheus conventions (`_total` counters, `_seconds` histograms). Hot
 //! paths hold registered handles (a partition's gauges, an actor kind's histogram) so an
 //! update is an atomic store, not a registry lookup.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+use metrics::{describe_counter, describe_gauge, describe_histogram, Key, Unit};
 use metrics_exporter_prometheus::PrometheusBuilder;
+
+mod exporter;
 
 pub const REQUESTS: &str = "broker_requests_total";
 pub const REQUEST_SECONDS: &str = "broker_request_duration_seconds";
@@ -32,6 +37,18 @@ pub const FSYNC_SECONDS: &str = "broker_fsync_duration_seconds";
 pub const RECOVERY_SECONDS: &str = "broker_recovery_seconds";
 pub const QUARANTINED_SEGMENTS: &str = "broker_quarantined_segments_total";
 
+/// The gauges labelled with a topic and partition, with their help texts: removed when
+/// their partition is deleted.
+const PARTITION_GAUGES: [(&str, &str); 4] = [
+    (LOG_END_OFFSET, "A partition's log end offset."),
+    (HIGH_WATERMARK, "A partition's high watermark."),
+    (LOG_START_OFFSET, "A partition's log start offset."),
+    (LOG_SIZE, "A partition's segment bytes."),
+];
+
+/// The installed recorder's partition gauges (set once, by `serve`).
+static PARTITION_SERIES: OnceLock<Arc<exporter::PartitionSeries>> = OnceLock::new();
+
 /// Histogram buckets for request, handling and fsync times: 10 us to 10 s.
 const BUCKETS: &[f64] = &[
     0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -48,14 +65,21 @@ pub struct MetricsError {
 /// Installs the Prometheus recorder and its HTTP listener (GET /metrics). Must run inside
 /// a tokio runtime; once per process.
 pub fn serve(addr: SocketAddr) -> Result<(), MetricsError> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
+    let error = |reason: String| MetricsError { addr, reason };
+    let prometheus = PrometheusBuilder::new()
         .set_buckets(BUCKETS)
-        .and_then(|b| b.install())
-        .map_err(|e| MetricsError {
-            addr,
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| error(e.to_string()))?
+        .build_recorder();
+    let handle = prometheus.handle();
+    let partitions = Arc::new(exporter::PartitionSeries::new());
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| error(e.to_string()))?;
+    metrics::set_global_recorder(exporter::BrokerRecorder {
+        prometheus,
+        partitions: partitions.clone(),
+    })
+    .map_err(|e| error(e.to_string()))?;
+    let _ = PARTITION_SERIES.set(partitions.clone());
+    exporter::spawn(listener, handle, partitions).map_err(|e| error(e.to_string()))?;
     describe();
     Ok(())
 }
@@ -83,10 +107,9 @@ fn describe() {
         PARTITION_QUEUE_FULL,
         "Produce partition entries answered REQUEST_TIMED_OUT at once: the partition had max_partition_queued_bytes queued."
     );
-    describe_gauge!(LOG_END_OFFSET, "A partition's log end offset.");
-    describe_gauge!(HIGH_WATERMARK, "A partition's high watermark.");
-    describe_gauge!(LOG_START_OFFSET, "A partition's log start offset.");
-    describe_gauge!(LOG_SIZE, Unit::Bytes, "A partition's segment bytes.");
+    for (name, help) in PARTITION_GAUGES {
+        describe_gauge!(name, help);
+    }
     describe_histogram!(
         ACTOR_HANDLE_SECONDS,
         Unit::Seconds,
@@ -168,12 +191,14 @@ impl Drop for Outstanding {
     }
 }
 
-/// A partition's gauges, registered once when its actor starts.
+/// A partition's gauges, registered once when its actor starts and removed when the
+/// partition is deleted.
 pub struct PartitionGauges {
     log_end_offset: metrics::Gauge,
     high_watermark: metrics::Gauge,
     log_start_offset: metrics::Gauge,
     size: metrics::Gauge,
+    labels: [(&'static str, String); 2],
 }
 
 impl PartitionGauges {
@@ -187,6 +212,17 @@ impl PartitionGauges {
             high_watermark: metrics::gauge!(HIGH_WATERMARK, &labels),
             log_start_offset: metrics::gauge!(LOG_START_OFFSET, &labels),
             size: metrics::gauge!(LOG_SIZE, &labels),
+            labels,
+        }
+    }
+
+    /// The partition is deleted: its series leave the page. Later sets reach nobody.
+    pub fn remove(&self) {
+        let Some(series) = PARTITION_SERIES.get() else {
+            return;
+        };
+        for (name, _) in PARTITION_GAUGES {
+            series.remove(&Key::from_parts(name, &self.labels));
         }
     }
 

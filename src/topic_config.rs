@@ -4,7 +4,7 @@
 //! every known name with its effective value and whether it is a default or a topic override.
 //! Kafka's rule holds: a config the broker accepts, it applies. The log settings reach the
 //! partition log through `log_config`, `compression.type` the produce path through
-//! `stored_compression`; configs this broker can apply with one value only
+//! `stored_compression`, KIP-937's timestamp window the record checks; configs this broker can apply with one value only
 //! (no tiered storage, no replication yet, fsync by flush_policy) accept that value and
 //! refuse any other with INVALID_CONFIG and the reason (`FIXED`).
 
@@ -15,6 +15,7 @@ use crate::broker_config::{BrokerDefaults, Synonym, SOURCE_DEFAULT, SOURCE_DYNAM
 use crate::config::Config;
 use crate::error::MetadataError;
 use crate::storage::recompression::target_codec;
+use crate::storage::record_validator::TimestampWindow;
 use crate::storage::{CompactionConfig, LogConfig};
 
 #[derive(Debug, Clone, Copy)]
@@ -392,6 +393,15 @@ pub fn log_config(overrides: &BTreeMap<String, String>, defaults: BrokerDefaults
             max_compaction_lag_ms: long("max.compaction.lag.ms", i64::MAX),
         }),
         log_append_time: text("message.timestamp.type").trim() == "LogAppendTime",
+        // KIP-937: checked on CreateTime topics only (LogAppendTime replaces the timestamps).
+        timestamp_window: if text("message.timestamp.type").trim() == "LogAppendTime" {
+            None
+        } else {
+            TimestampWindow::new(
+                long("message.timestamp.before.max.ms", i64::MAX),
+                long("message.timestamp.after.max.ms", i64::MAX),
+            )
+        },
     };
     // Kafka's maxSegmentMs: a compacted log rolls at least every max.compaction.lag.ms,
     // since the active segment is never cleaned.

@@ -24,9 +24,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::FlushPolicy;
 use crate::error::PartitionError;
 use crate::storage::batch::{set_log_append_time, split_batches};
-use crate::storage::batch_records::every_record_has_a_key;
 use crate::storage::cleaner::CleanOutcome;
-use crate::storage::decompression::decompressed_limit;
 use crate::storage::error::Pressure;
 use crate::storage::log::wall_clock_ms;
 use crate::storage::producer_state::ProducerSummary;
@@ -256,6 +254,7 @@ pub struct Partition;
 mod flush;
 mod maintenance;
 mod reads;
+mod record_checks;
 mod txn;
 
 impl Actor for Partition {
@@ -422,6 +421,7 @@ impl PartitionState {
             PartitionMsg::Flush { reply } => state.flush_requested(reply),
             PartitionMsg::Delete { reply } => {
                 state.delete();
+                state.gauges.remove();
                 let _ = reply.send(());
                 myself.stop(Some("topic deleted".into()));
             }
@@ -477,24 +477,10 @@ impl PartitionState {
                 return;
             }
         };
-        if self.args.log.compaction.is_some() {
-            // Streamed and bounded: a batch expanding past the limit is INVALID_RECORD.
-            let key_check_limit = decompressed_limit(self.args.log.max_batch_bytes);
-            for (header, range) in &batches {
-                match every_record_has_a_key(&records[range.clone()], header, key_check_limit) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        let _ = reply.send(Err(PartitionError::InvalidRecord(
-                            "a compacted topic does not accept records without a key".into(),
-                        )));
-                        return;
-                    }
-                    Err(err) => {
-                        let _ = reply.send(Err(err.into()));
-                        return;
-                    }
-                }
-            }
+        if let Err(err) = self.check_records(&records, &batches) {
+            debug!(topic = %self.args.topic, partition = self.args.partition, %err, "Refused a produce.");
+            let _ = reply.send(Err(err));
+            return;
         }
         // One copy of the request's bytes: the base offset is rewritten in place.
         let mut buf = BytesMut::from(&records[..]);

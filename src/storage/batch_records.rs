@@ -1,5 +1,5 @@
 //! The records inside a v2 batch, read in place (after decompression when the batch is
-//! compressed): what the cleaner and the compacted-topic key check need. A batch can be
+//! compressed): what the cleaner needs. A batch can be
 //! rebuilt from a subset of its records keeping its base offset, last offset delta,
 //! timestamps, producer fields and codec, as Kafka's cleaner does.
 
@@ -95,7 +95,7 @@ pub fn parse_records(body: &[u8]) -> Result<Vec<RawRecord>, StorageError> {
 }
 
 /// A zigzag varlong read from a stream; `None` at a clean end of the stream.
-fn read_varlong(r: &mut (impl Read + ?Sized)) -> io::Result<Option<i64>> {
+pub(crate) fn read_varlong(r: &mut (impl Read + ?Sized)) -> io::Result<Option<i64>> {
     let mut value = 0u64;
     for (i, shift) in (0..70).step_by(7).enumerate() {
         let mut byte = [0u8];
@@ -120,17 +120,17 @@ fn read_varlong(r: &mut (impl Read + ?Sized)) -> io::Result<Option<i64>> {
 }
 
 /// The fields of a record before its key, as a streamed read sees them.
-struct RecordHead {
-    timestamp_delta: i64,
-    offset_delta: i64,
-    key_len: i64,
+pub(crate) struct RecordHead {
+    pub timestamp_delta: i64,
+    pub offset_delta: i64,
+    pub key_len: i64,
 }
 
 /// Reads the batch's records one by one, decompressed as they are read, and hands each
 /// one's head to `visit` until it answers `Some`. Only lengths are looked at and the rest
 /// of each record is dropped, so memory stays a small buffer whatever the batch expands
 /// to, and at most `limit` bytes are decompressed (beyond that: INVALID_RECORD).
-fn scan_records<T>(
+pub(crate) fn scan_records<T>(
     batch: &[u8],
     header: &BatchHeader,
     limit: usize,
@@ -169,20 +169,6 @@ fn scan_records<T>(
         }
     }
     Ok(None)
-}
-
-/// Whether every record of the batch has a key (a compacted topic refuses keyless ones).
-/// Streamed and bounded by `limit` (see `scan_records`).
-pub fn every_record_has_a_key(
-    batch: &[u8],
-    header: &BatchHeader,
-    limit: usize,
-) -> Result<bool, StorageError> {
-    if header.is_control() {
-        return Ok(true);
-    }
-    let keyless = scan_records(batch, header, limit, |r| (r.key_len < 0).then_some(()))?;
-    Ok(keyless.is_none())
 }
 
 /// (offset, timestamp) of the first record of the batch at or after `from_offset` whose
@@ -229,7 +215,6 @@ pub fn rebuild(
 mod tests {
     use super::*;
     use crate::storage::batch::validate_batch;
-    use crate::storage::batch_builder::build_batch;
     use crate::storage::decompression::records_body;
     use bytes::Bytes;
     use kafka_protocol::records::{
@@ -299,16 +284,6 @@ mod tests {
             assert_eq!(set.records[0].timestamp, 1_001);
             assert_eq!(set.records[1].value, None);
         }
-    }
-
-    #[test]
-    fn keyless_records_are_seen() {
-        let keyed = build_batch(&[(Some(b"k"), Some(b"v"))], 0);
-        let h = validate_batch(&keyed).unwrap();
-        assert!(every_record_has_a_key(&keyed, &h, 1 << 20).unwrap());
-        let keyless = build_batch(&[(Some(b"k"), Some(b"v")), (None, Some(b"w"))], 0);
-        let h = validate_batch(&keyless).unwrap();
-        assert!(!every_record_has_a_key(&keyless, &h, 1 << 20).unwrap());
     }
 
     fn zigzag(v: i64, out: &mut Vec<u8>) {

@@ -44,6 +44,9 @@ pub struct LogConfig {
     pub compaction: Option<CompactionConfig>,
     /// message.timestamp.type=LogAppendTime: appends are stamped with the broker's clock.
     pub log_append_time: bool,
+    /// KIP-937's CreateTime window for produced records; None for LogAppendTime topics
+    /// and when both sides are unlimited.
+    pub timestamp_window: Option<super::record_validator::TimestampWindow>,
 }
 
 /// A compacted topic's cleaner settings (Kafka's topic configs of the same names).
@@ -74,11 +77,12 @@ impl LogConfig {
             delete: true,
             compaction: None,
             log_append_time: false,
+            timestamp_window: None,
         }
     }
 }
 
-/// Milliseconds since the epoch by the system clock.
+/// Milliseconds since the Unix epoch by the system clock (0 if it is before it).
 pub fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -30,6 +30,7 @@ pub mod recompression;
 pub mod record_file;
 #[cfg(test)]
 mod record_file_tests;
+pub mod record_validator;
 pub mod segment;
 pub mod sim;
 pub mod time_index;

@@ -82,7 +82,7 @@ pub(crate) fn zstd_bomb(zeros: u64) -> Vec<u8> {
 
 /// Sends one request on `socket` and reads its response (raw frames: what a client
 /// library would refuse to send).
-fn request<Req: Encodable, Resp: Decodable>(
+pub(crate) fn request<Req: Encodable, Resp: Decodable>(
     socket: &mut TcpStream,
     api: ApiKey,
     version: i16,

@@ -20,6 +20,7 @@ mod client_idempotence;
 mod client_metrics;
 mod client_protocol;
 mod client_recompression;
+mod client_record_errors;
 mod client_retention;
 mod client_transactions;
 mod crash_property;

@@ -3,6 +3,10 @@
 //! in the order the client sent them; the replies of all partitions are then joined.
 //! An acks=0 request gets no response, as in Kafka.
 //!
+//! A batch with refused records (a keyless record on a compacted topic, a timestamp outside
+//! KIP-937's window) is answered, from v8, with each refused record's index and message
+//! (KIP-467's `record_errors`) and `error_message`, so a client fails only those records.
+//!
 //! Each append takes a share of its partition's queue budget (`max_partition_queued_bytes`)
 //! before it is sent; a partition with that much queued answers REQUEST_TIMED_OUT at once
 //! (retriable: the client backs off and retries, as after a Kafka request timeout; the
@@ -18,8 +22,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::actors::metadata::MetadataMsg;
@@ -33,6 +40,7 @@ use crate::protocol::BrokerContext;
 use crate::storage::batch::{any_batch_compressed_with, ZSTD};
 use crate::storage::recompression::any_batch_needs_recompression;
 use crate::topic_config::{stored_compression, validate_topic_name};
+use crate::storage::record_validator::RecordErrors;
 
 type AppendReply = crate::actors::Reply<Result<AppendOutcome, PartitionError>>;
 
@@ -40,6 +48,14 @@ enum Pending {
     Waiting(i32, AppendReply),
     Failed(i32, i16),
 }
+
+/// Produce v8 added `record_errors` and `error_message` (KIP-467).
+const RECORD_ERRORS_VERSION: i16 = 8;
+
+/// The most record errors one Produce response lists over all its partitions, beyond the
+/// per-batch cap (`MAX_RECORD_ERRORS`): a request naming many partitions cannot make the
+/// response grow past this many messages (each under 350 bytes, the topic name in it).
+const MAX_RESPONSE_RECORD_ERRORS: usize = 10_000;
 
 pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> Prepared {
     let acks = req.acks;
@@ -148,6 +164,11 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
     let deadline = deadline.unwrap_or_else(|| Instant::now() + timeout);
     let response = Box::pin(async move {
         let mut responses = Vec::with_capacity(topics.len());
+        let mut record_error_budget = if version >= RECORD_ERRORS_VERSION {
+            MAX_RESPONSE_RECORD_ERRORS
+        } else {
+            0
+        };
         for (name, pending) in topics {
             let mut partitions = Vec::with_capacity(pending.len());
             for p in pending {
@@ -160,7 +181,19 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
                                 .with_base_offset(outcome.base_offset)
                                 .with_log_append_time_ms(outcome.log_append_time_ms)
                                 .with_log_start_offset(outcome.log_start_offset),
-                            Ok(Ok(Err(err))) => error_entry(index, err.code()),
+                            Ok(Ok(Err(err))) => match &err {
+                                PartitionError::InvalidRecords(errors)
+                                    if version >= RECORD_ERRORS_VERSION =>
+                                {
+                                    record_errors_entry(
+                                        index,
+                                        err.code(),
+                                        errors,
+                                        &mut record_error_budget,
+                                    )
+                                }
+                                _ => error_entry(index, err.code()),
+                            },
                             Ok(Err(_)) => {
                                 error_entry(index, ResponseError::NotLeaderOrFollower.code())
                             }
@@ -205,6 +238,30 @@ fn refuse_all(req: ProduceRequest, code: i16) -> Prepared {
         response: Box::pin(async move { ResponseKind::Produce(response) }),
         expects_response: true,
     }
+}
+
+/// A partition whose batch had refused records: their indexes and messages (KIP-467), up
+/// to what is left of the response's `budget`, and the summary as `error_message`.
+fn record_errors_entry(
+    index: i32,
+    code: i16,
+    errors: &RecordErrors,
+    budget: &mut usize,
+) -> PartitionProduceResponse {
+    let listed: Vec<BatchIndexAndErrorMessage> = errors
+        .listed
+        .iter()
+        .take(*budget)
+        .map(|e| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(e.batch_index)
+                .with_batch_index_error_message(Some(StrBytes::from_string(errors.message(e))))
+        })
+        .collect();
+    *budget -= listed.len();
+    error_entry(index, code)
+        .with_record_errors(listed)
+        .with_error_message(Some(StrBytes::from_string(errors.summary())))
 }
 
 fn error_entry(index: i32, code: i16) -> PartitionProduceResponse {
