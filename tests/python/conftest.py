@@ -86,3 +86,23 @@ def broker(tmp_path):
     yield b
     code = b.stop()
     assert code == 0, "broker did not shut down cleanly:\n" + b.log.read_text()
+
+
+def run_client(broker, argv, timeout=180, **kw):
+    """Runs one client test program against `broker`, bounded by `timeout`; fails the test on
+    a non-zero exit or a timeout, showing the program's output and the broker's log tail."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+        status = f"exited with {done.returncode}"
+        out, err, ok = done.stdout, done.stderr, done.returncode == 0
+    except subprocess.TimeoutExpired as e:
+        status = f"ran past {timeout} s"
+        out, err, ok = e.stdout or "", e.stderr or "", False
+        out, err = (s.decode(errors="replace") if isinstance(s, bytes) else s for s in (out, err))
+    if not ok:
+        log_tail = "\n".join(broker.log.read_text(errors="replace").splitlines()[-40:])
+        pytest.fail(
+            f"{argv[0]} {status}\n--- stdout\n{out}\n--- stderr\n{err}\n--- broker log tail\n{log_tail}",
+            pytrace=False,
+        )
+    return out
