@@ -2,14 +2,16 @@
 //!
 //! Values set on a topic are kept as strings by the metadata actor; DescribeConfigs shows
 //! every known name with its effective value and whether it is a default or a topic override.
-//! Kafka's rule holds: a config the broker accepts, it applies. The log settings reach the
-//! partition log through `log_config`, `compression.type` the produce path through
-//! `stored_compression`, KIP-937's timestamp window the record checks; configs this broker can apply with one value only
-//! (no tiered storage, no replication yet, fsync by flush_policy) accept that value and
-//! refuse any other with INVALID_CONFIG and the reason (`FIXED`).
+//! Kafka's rule holds: a config the broker accepts, it applies. The log settings (KIP-937's
+//! timestamp window included) reach the partition log through `log_config`;
+//! `compression.type` and `min.insync.replicas` reach the produce path through
+//! `produce_settings`. Configs this broker can apply with one value only (no tiered
+//! storage, no replication yet, fsync by flush_policy) accept that value and refuse any
+//! other with INVALID_CONFIG and the reason (`FIXED`).
 
 use std::collections::BTreeMap;
 
+use crate::actors::routing::ProduceSettings;
 use crate::broker_config::{BrokerDefaults, Synonym, SOURCE_DEFAULT, SOURCE_DYNAMIC_TOPIC};
 #[cfg(test)]
 use crate::config::Config;
@@ -353,15 +355,23 @@ pub fn effective(
         .to_string()
 }
 
-/// What `compression.type` makes of the batches produced to a topic: the codec they are
-/// stored in and the topic's max.message.bytes (the bound of a recompressed batch), or
-/// None for `producer` (stored as the producer sent them).
-pub fn stored_compression(
+/// What the produce path applies to a topic: `compression.type` (the codec batches are
+/// stored in and the topic's max.message.bytes, the bound of a recompressed batch; None for
+/// `producer`, stored as sent) and `min.insync.replicas`.
+pub fn produce_settings(
     overrides: &BTreeMap<String, String>,
     defaults: BrokerDefaults<'_>,
-) -> Option<(u8, usize)> {
-    let codec = target_codec(&effective(overrides, "compression.type", defaults))?;
-    Some((codec, log_config(overrides, defaults).max_batch_bytes))
+) -> ProduceSettings {
+    let compression = target_codec(&effective(overrides, "compression.type", defaults))
+        .map(|codec| (codec, log_config(overrides, defaults).max_batch_bytes));
+    let min_insync_replicas = effective(overrides, "min.insync.replicas", defaults)
+        .trim()
+        .parse::<i32>()
+        .unwrap_or(1);
+    ProduceSettings {
+        compression,
+        min_insync_replicas,
+    }
 }
 
 /// The partition log settings a topic's configs give, over the broker defaults.

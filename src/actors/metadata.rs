@@ -364,6 +364,7 @@ impl MetadataState {
                 id: topic.id,
                 partitions: topic.partitions.clone(),
                 queues: topic.queues.clone(),
+                produce: topic_config::produce_settings(&topic.configs, self.defaults()),
                 configs: topic.configs.clone(),
             })
         });
@@ -488,6 +489,7 @@ impl MetadataState {
                 id,
                 partitions: Vec::new(),
                 queues: Vec::new(),
+                produce: topic_config::produce_settings(&topic.configs, self.defaults()),
                 configs: topic.configs,
             })));
         }

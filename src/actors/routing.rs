@@ -24,6 +24,19 @@ pub struct TopicRoute {
     pub queues: Vec<PartitionQueue>,
     /// Topic-level config overrides (only the ones set explicitly).
     pub configs: BTreeMap<String, String>,
+    /// What produce requests need of the effective configs, resolved when published so the
+    /// hot path does no config lookups.
+    pub produce: ProduceSettings,
+}
+
+/// The effective topic configs the produce path applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceSettings {
+    /// compression.type other than `producer`: the codec batches are stored in, and the
+    /// topic's max.message.bytes (the recompressed batch's bound).
+    pub compression: Option<(u8, usize)>,
+    /// min.insync.replicas: acks=all needs this many in-sync replicas.
+    pub min_insync_replicas: i32,
 }
 
 impl TopicRoute {

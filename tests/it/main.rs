@@ -34,6 +34,7 @@ mod hostile_fetch;
 mod hostile_requests;
 mod hostile_wire;
 mod list_offsets_exact;
+mod min_insync_replicas;
 mod protocol_txn_versions;
 mod protocol_versions;
 mod proxy;

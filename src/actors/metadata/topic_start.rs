@@ -228,6 +228,7 @@ impl MetadataState {
             id,
             partitions: actors.clone(),
             queues: queues.clone(),
+            produce: crate::topic_config::produce_settings(&topic.configs, self.defaults()),
             configs: topic.configs.clone(),
         });
         self.topics.insert(

@@ -31,7 +31,6 @@ use kafka_protocol::ResponseError;
 
 use crate::actors::metadata::MetadataMsg;
 use crate::actors::partition::{AppendOutcome, PartitionMsg};
-use crate::broker_config::BrokerDefaults;
 use crate::error::PartitionError;
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::Prepared;
@@ -39,8 +38,8 @@ use crate::protocol::recompression_slots::recompressed;
 use crate::protocol::BrokerContext;
 use crate::storage::batch::{any_batch_compressed_with, ZSTD};
 use crate::storage::recompression::any_batch_needs_recompression;
-use crate::topic_config::{stored_compression, validate_topic_name};
 use crate::storage::record_validator::RecordErrors;
+use crate::topic_config::validate_topic_name;
 
 type AppendReply = crate::actors::Reply<Result<AppendOutcome, PartitionError>>;
 
@@ -97,13 +96,11 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
         } else {
             ResponseError::UnknownTopicOrPartition.code()
         };
-        let compression = route.and_then(|r| {
-            let defaults = BrokerDefaults {
-                config: &ctx.config,
-                dynamic: &routes.broker_configs,
-            };
-            stored_compression(&r.configs, defaults)
-        });
+        let compression = route.and_then(|r| r.produce.compression);
+        // min.insync.replicas: this broker is the only in-sync replica, so acks=all needs
+        // the setting at 1; above it Kafka answers NOT_ENOUGH_REPLICAS and appends nothing.
+        let too_few_replicas =
+            acks == -1 && route.is_some_and(|r| r.produce.min_insync_replicas > 1);
         let mut pending = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let index = data.index;
@@ -115,6 +112,14 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
                 pending.push(Pending::Failed(index, ResponseError::InvalidRecord.code()));
                 continue;
             };
+            if too_few_replicas {
+                debug!(topic = %name, partition = index, "acks=all with min.insync.replicas above 1: NOT_ENOUGH_REPLICAS.");
+                pending.push(Pending::Failed(
+                    index,
+                    ResponseError::NotEnoughReplicas.code(),
+                ));
+                continue;
+            }
             // zstd needs Produce v7 (Kafka 2.1+): older clients get an error, not zstd.
             if version < 7 && any_batch_compressed_with(&records, ZSTD) {
                 debug!(topic = %name, partition = index, version, "Refused zstd below Produce v7.");
