@@ -31,6 +31,7 @@ pub const FSYNCS: &str = "broker_fsyncs_total";
 pub const FSYNC_SECONDS: &str = "broker_fsync_duration_seconds";
 pub const RECOVERY_SECONDS: &str = "broker_recovery_seconds";
 pub const QUARANTINED_SEGMENTS: &str = "broker_quarantined_segments_total";
+pub const TRANSACTIONAL_IDS: &str = "broker_transactional_ids";
 
 /// Histogram buckets for request, handling and fsync times: 10 us to 10 s.
 const BUCKETS: &[f64] = &[
@@ -104,6 +105,10 @@ fn describe() {
     describe_counter!(
         QUARANTINED_SEGMENTS,
         "Segments that recovery moved into a partition's quarantine/ folder (they followed a cut)."
+    );
+    describe_gauge!(
+        TRANSACTIONAL_IDS,
+        "Transactional ids held by the transaction coordinator (each has a file under __transactions)."
     );
     describe_gauge!(
         RECOVERY_SECONDS,

@@ -11,6 +11,7 @@ mod actor_record_files;
 mod actor_stalled_disk;
 mod actor_supervision;
 mod actor_txn;
+mod actor_txn_expiry;
 mod client_compaction;
 mod client_durability;
 mod client_groups;
