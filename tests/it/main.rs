@@ -22,6 +22,7 @@ mod client_metrics;
 mod client_protocol;
 mod client_retention;
 mod client_transactions;
+mod client_txn_expiry;
 mod crash_property;
 mod durability_faults;
 mod harness;
