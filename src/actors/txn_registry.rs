@@ -1,7 +1,10 @@
 //! Transaction registry: finds the coordinator actor of a transactional id, creating it on
 //! InitProducerId. Owns the map from transactional id to coordinator; at start it loads
 //! every file under `<data_dir>/__transactions/`, so open transactions time out and
-//! transactions that were ending finish after a restart.
+//! transactions that were ending finish after a restart. Every
+//! `transaction_remove_expired_transaction_cleanup_interval_ms` it asks each coordinator
+//! to expire itself if idle (transactional.id.expiration.ms), so ids and files do not
+//! pile up.
 
 use std::time::Duration;
 
@@ -190,7 +193,8 @@ impl TxnRegistryState {
             // A coordinator that answered late may have removed its file too.
             let late = answers.iter().any(|a| a.is_err());
             if removed > 0 || late {
-                match storage.sync_dir(&dir) {
+                let synced = tokio::task::spawn_blocking(move || storage.sync_dir(&dir)).await;
+                match synced.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
                     Ok(()) => info!(removed, "Removed expired transactional ids."),
                     // Not durable: after a power cut those idle ids come back, and expire again.
                     Err(err) => warn!(removed, %err,
