@@ -329,6 +329,24 @@ pub fn static_rows(config: &Config) -> Vec<(&'static str, String)> {
             config.log.cleaner_dedupe_buffer_bytes.to_string(),
         ),
         ("default.replication.factor", "1".to_string()),
+        (
+            "transactional.id.expiration.ms",
+            config.transactional_id_expiration_ms.to_string(),
+        ),
+        (
+            "transaction.remove.expired.transaction.cleanup.interval.ms",
+            config
+                .transaction_remove_expired_transaction_cleanup_interval_ms
+                .to_string(),
+        ),
+        (
+            "producer.id.expiration.ms",
+            config.producer_id_expiration_ms.to_string(),
+        ),
+        (
+            "producer.id.expiration.check.interval.ms",
+            config.producer_id_expiration_check_interval_ms.to_string(),
+        ),
     ]
 }
 

@@ -127,6 +127,18 @@ pub struct Config {
     /// The longest transaction timeout a producer may ask for
     /// (Kafka's transaction.max.timeout.ms).
     pub transaction_max_timeout_ms: u64,
+    /// A transactional id with no transaction open whose last update is older than this is
+    /// removed, with its file (Kafka's transactional.id.expiration.ms).
+    pub transactional_id_expiration_ms: u64,
+    /// How often the transaction registry looks for expired transactional ids (Kafka's
+    /// transaction.remove.expired.transaction.cleanup.interval.ms).
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
+    /// An idempotent producer with no transaction open whose last batch is older than this
+    /// is forgotten by each partition (Kafka's producer.id.expiration.ms).
+    pub producer_id_expiration_ms: u64,
+    /// How often each partition looks for expired producers (Kafka's
+    /// producer.id.expiration.check.interval.ms).
+    pub producer_id_expiration_check_interval_ms: u64,
     /// How long shutdown waits for in-flight requests before flushing anyway.
     pub shutdown_timeout_ms: u64,
     /// Worker threads of the runtime partition actors run on, apart from the one that
@@ -164,6 +176,10 @@ impl Default for Config {
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 604_800_000,
+            transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
             shutdown_timeout_ms: 10_000,
             storage_threads: 2,
             metrics_listen: None,
@@ -249,6 +265,13 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "max_partition_queued_bytes must be between 1 and 4294967295".into(),
+            ));
+        }
+        if self.transaction_remove_expired_transaction_cleanup_interval_ms == 0
+            || self.producer_id_expiration_check_interval_ms == 0
+        {
+            return Err(ConfigError::Invalid(
+                "transaction_remove_expired_transaction_cleanup_interval_ms and producer_id_expiration_check_interval_ms must be at least 1".into(),
             ));
         }
         if self.max_in_flight_per_connection == 0 {

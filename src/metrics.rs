@@ -36,6 +36,7 @@ pub const FSYNCS: &str = "broker_fsyncs_total";
 pub const FSYNC_SECONDS: &str = "broker_fsync_duration_seconds";
 pub const RECOVERY_SECONDS: &str = "broker_recovery_seconds";
 pub const QUARANTINED_SEGMENTS: &str = "broker_quarantined_segments_total";
+pub const TRANSACTIONAL_IDS: &str = "broker_transactional_ids";
 
 /// The gauges labelled with a topic and partition, with their help texts: removed when
 /// their partition is deleted.
@@ -127,6 +128,10 @@ fn describe() {
     describe_counter!(
         QUARANTINED_SEGMENTS,
         "Segments that recovery moved into a partition's quarantine/ folder (they followed a cut)."
+    );
+    describe_gauge!(
+        TRANSACTIONAL_IDS,
+        "Transactional ids held by the transaction coordinator (each has a file under __transactions)."
     );
     describe_gauge!(
         RECOVERY_SECONDS,

@@ -121,6 +121,10 @@ impl Broker {
                 groups: groups.clone(),
                 max_timeout: Duration::from_millis(config.transaction_max_timeout_ms),
                 marker_timeout: Duration::from_secs(30),
+                id_expiration: Duration::from_millis(config.transactional_id_expiration_ms),
+                expiration_check_interval: Duration::from_millis(
+                    config.transaction_remove_expired_transaction_cleanup_interval_ms,
+                ),
             },
         )
         .await

@@ -44,6 +44,7 @@ pub struct PartitionArgs {
     pub retention_check_interval: Duration,
     /// Memory for a cleaning pass's key map (compacted topics).
     pub cleaner: crate::storage::cleaner::CleanerLimits,
+    pub producer_expiry: ProducerExpiry,
 }
 
 /// Result of an accepted append, as the Produce response reports it.
@@ -176,6 +177,13 @@ pub enum PartitionMsg {
         offset: i64,
         reply: RpcReplyPort<Result<i64, PartitionError>>,
     },
+    /// The producer id expiration check interval passed: expire by the system clock.
+    ProducerExpiryTick,
+    /// Expire idle producers as of `now_ms` (tests drive the clock); answers how many.
+    ExpireProducers {
+        now_ms: i64,
+        reply: RpcReplyPort<usize>,
+    },
 }
 
 impl crate::metrics::ActorKind for PartitionMsg {
@@ -253,9 +261,12 @@ pub struct Partition;
 
 mod flush;
 mod maintenance;
+mod producer_expiry;
 mod reads;
 mod record_checks;
 mod txn;
+
+pub use producer_expiry::ProducerExpiry;
 
 impl Actor for Partition {
     type Msg = PartitionMsg;
@@ -288,6 +299,8 @@ impl Actor for Partition {
         myself.send_after(args.retention_check_interval, || {
             PartitionMsg::RetentionTick
         });
+        let interval = args.producer_expiry.check_interval;
+        myself.send_after(interval, || PartitionMsg::ProducerExpiryTick);
         Ok(PartitionState {
             gauges: crate::metrics::PartitionGauges::new(&args.topic, args.partition),
             handle_timer: crate::metrics::HandleTimer::new::<PartitionMsg>(),
@@ -452,6 +465,18 @@ impl PartitionState {
             }
             PartitionMsg::DeleteRecords { offset, reply } => {
                 let _ = reply.send(state.delete_records(offset));
+            }
+            PartitionMsg::ProducerExpiryTick => {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                state.expire_producers(&myself, now_ms);
+                let interval = state.args.producer_expiry.check_interval;
+                myself.send_after(interval, || PartitionMsg::ProducerExpiryTick);
+            }
+            PartitionMsg::ExpireProducers { now_ms, reply } => {
+                let _ = reply.send(state.expire_producers(&myself, now_ms));
             }
         }
         Ok(())

@@ -42,7 +42,10 @@ pub struct TxnCoordinatorArgs {
 pub struct TxnCoordinatorState {
     transactional_id: String,
     deps: TxnDeps,
-    store: TxnStore,
+    /// None once the id expired and its file was removed (the actor is stopping).
+    store: Option<TxnStore>,
+    /// Wall clock when this coordinator started: the age of an id never initialised.
+    started_ms: i64,
     /// None until the first InitProducerId.
     meta: Option<TxnMetadata>,
     /// Counts transactions begun, so a timeout timer knows whether its one is still open.
@@ -56,7 +59,7 @@ fn code(err: ResponseError) -> i16 {
     err.code()
 }
 
-fn wall_clock_ms() -> i64 {
+pub(super) fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -81,7 +84,8 @@ impl Actor for TxnCoordinator {
         let mut state = TxnCoordinatorState {
             transactional_id: args.transactional_id,
             deps: args.deps,
-            store,
+            store: Some(store),
+            started_ms: wall_clock_ms(),
             meta,
             txn: 0,
             resume_scheduled: false,
@@ -180,6 +184,9 @@ impl Actor for TxnCoordinator {
                 state.resume_scheduled = false;
                 let _ = state.complete(&myself).await;
             }
+            TxnMsg::ExpireIfIdle { now_ms, reply } => {
+                let _ = reply.send(state.expire_if_idle(&myself, now_ms));
+            }
         }
         Ok(())
     }
@@ -201,8 +208,48 @@ impl TxnCoordinatorState {
         Ok(meta)
     }
 
+    /// Kafka's rule (TransactionStateManager): an id with no transaction in progress
+    /// (Empty, CompleteCommit, CompleteAbort) whose last update is at least
+    /// transactional.id.expiration.ms old is removed. Its file goes first; only then does
+    /// the actor stop, so the registry forgets it and a later InitProducerId for the id
+    /// starts afresh with a new producer id. Answers whether the file was removed (the
+    /// registry then fsyncs the directory, once for all removed in one check).
+    fn expire_if_idle(&mut self, myself: &ActorRef<TxnMsg>, now_ms: i64) -> bool {
+        let (idle, last_update_ms) = match &self.meta {
+            None => (true, self.started_ms),
+            Some(meta) => (
+                matches!(
+                    meta.state,
+                    TxnStatus::Empty | TxnStatus::CompleteCommit | TxnStatus::CompleteAbort
+                ),
+                meta.last_update_ms,
+            ),
+        };
+        let expiration = self.deps.id_expiration.as_millis().min(i64::MAX as u128) as i64;
+        if !idle || now_ms.saturating_sub(last_update_ms) < expiration {
+            return false;
+        }
+        let Some(store) = self.store.take() else {
+            return false;
+        };
+        if let Err(err) = store.remove() {
+            // The id may still have its file: keep it whole (reopened on the next request).
+            warn!(transactional_id = %self.transactional_id, %err,
+                "Could not remove an expired transactional id's file; the coordinator restarts from it.");
+            myself.stop(Some("expiry failed".into()));
+            return false;
+        }
+        debug!(transactional_id = %self.transactional_id, "Expired an idle transactional id.");
+        self.meta = None;
+        myself.stop(Some("expired".into()));
+        true
+    }
+
     fn persist(&mut self, meta: TxnMetadata) -> TxnResult<()> {
-        if let Err(err) = self.store.write(&meta) {
+        let Some(store) = self.store.as_mut() else {
+            return Err(code(ResponseError::CoordinatorNotAvailable));
+        };
+        if let Err(err) = store.write(&meta) {
             warn!(transactional_id = %self.transactional_id, %err,
                 "Could not make a transaction state change durable.");
             return Err(code(ResponseError::CoordinatorNotAvailable));

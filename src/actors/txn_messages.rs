@@ -78,6 +78,10 @@ pub struct TxnDeps {
     pub max_timeout: Duration,
     /// How long a marker write may take before EndTxn answers and the coordinator retries.
     pub marker_timeout: Duration,
+    /// transactional.id.expiration.ms: an idle id older than this is removed.
+    pub id_expiration: Duration,
+    /// How often the registry asks its coordinators to check for expiry.
+    pub expiration_check_interval: Duration,
 }
 
 /// Errors are Kafka error codes: the coordinator's answers are the protocol's.
@@ -119,6 +123,13 @@ pub enum TxnMsg {
     /// Finish a transaction left in PrepareCommit/PrepareAbort (after a restart, or after
     /// a marker write failed).
     Resume,
+    /// Remove this transactional id, memory and file, if it has no transaction open and
+    /// its last update is `transactional.id.expiration.ms` older than `now_ms`; answers
+    /// whether it did (its file is removed and it stops).
+    ExpireIfIdle {
+        now_ms: i64,
+        reply: RpcReplyPort<bool>,
+    },
 }
 
 impl crate::metrics::ActorKind for TxnMsg {

@@ -1,16 +1,27 @@
 //! Transaction registry: finds the coordinator actor of a transactional id, creating it on
 //! InitProducerId. Owns the map from transactional id to coordinator; at start it loads
 //! every file under `<data_dir>/__transactions/`, so open transactions time out and
-//! transactions that were ending finish after a restart.
+//! transactions that were ending finish after a restart. Every
+//! `transaction_remove_expired_transaction_cleanup_interval_ms` it asks each coordinator
+//! to expire itself if idle (transactional.id.expiration.ms), so ids and files do not
+//! pile up.
 
+use std::time::Duration;
+
+use futures::future::join_all;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::{info, warn};
 
+use super::call;
 use super::children::Children;
-use super::txn_coordinator::{TxnCoordinator, TxnCoordinatorArgs};
+use super::txn_coordinator::{wall_clock_ms, TxnCoordinator, TxnCoordinatorArgs};
 use super::txn_messages::{TxnDeps, TxnMsg};
 use super::txn_store::TxnStore;
 use crate::storage::record_file::create_store_dir;
+
+/// How long an expiry check waits for one coordinator (one busy writing markers is not
+/// idle anyway; it is looked at again at the next check).
+const EXPIRY_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub enum TxnRegistryMsg {
     /// The coordinator of `transactional_id`; created when `create` is true.
@@ -23,6 +34,18 @@ pub enum TxnRegistryMsg {
     All {
         reply: RpcReplyPort<Vec<ActorRef<TxnMsg>>>,
     },
+    /// How many transactional ids are held in memory (one coordinator each).
+    Count { reply: RpcReplyPort<usize> },
+    /// The expiration check interval passed: expire idle ids by the system clock.
+    ExpirationTick,
+    /// Ask every coordinator to expire itself if idle as of `now_ms` (tests drive the
+    /// clock); answers how many ids were removed, once their removal is durable.
+    ExpireIdle {
+        now_ms: i64,
+        reply: RpcReplyPort<usize>,
+    },
+    /// An expiry check finished.
+    ExpiryDone,
 }
 
 impl crate::metrics::ActorKind for TxnRegistryMsg {
@@ -32,6 +55,9 @@ impl crate::metrics::ActorKind for TxnRegistryMsg {
 pub struct TxnRegistryState {
     deps: TxnDeps,
     coordinators: Children<TxnMsg>,
+    gauge: metrics::Gauge,
+    /// An expiry check is running; the timer skips a check while one is.
+    expiring: bool,
 }
 
 pub struct TxnRegistry;
@@ -50,6 +76,8 @@ impl Actor for TxnRegistry {
         let mut state = TxnRegistryState {
             deps,
             coordinators: Children::default(),
+            gauge: metrics::gauge!(crate::metrics::TRANSACTIONAL_IDS),
+            expiring: false,
         };
         for path in state.deps.storage.list_dir(&state.deps.dir)? {
             if path.extension().is_none_or(|e| e != "log") {
@@ -69,6 +97,10 @@ impl Actor for TxnRegistry {
             transactional_ids = state.coordinators.len(),
             "Transaction coordinators loaded."
         );
+        state.gauge.set(state.coordinators.len() as f64);
+        myself.send_after(state.deps.expiration_check_interval, || {
+            TxnRegistryMsg::ExpirationTick
+        });
         Ok(state)
     }
 
@@ -102,7 +134,22 @@ impl Actor for TxnRegistry {
             TxnRegistryMsg::All { reply } => {
                 let _ = reply.send(state.coordinators.all());
             }
+            TxnRegistryMsg::Count { reply } => {
+                let _ = reply.send(state.coordinators.len());
+            }
+            TxnRegistryMsg::ExpirationTick => {
+                if !state.expiring {
+                    state.expire_idle(&myself, wall_clock_ms(), None);
+                }
+                let interval = state.deps.expiration_check_interval;
+                myself.send_after(interval, || TxnRegistryMsg::ExpirationTick);
+            }
+            TxnRegistryMsg::ExpireIdle { now_ms, reply } => {
+                state.expire_idle(&myself, now_ms, Some(reply))
+            }
+            TxnRegistryMsg::ExpiryDone => state.expiring = false,
         }
+        state.gauge.set(state.coordinators.len() as f64);
         Ok(())
     }
 
@@ -116,11 +163,51 @@ impl Actor for TxnRegistry {
             warn!(transactional_id = %name, %err,
                 "A transaction coordinator failed; the next request restarts it from its file.");
         }
+        state.gauge.set(state.coordinators.len() as f64);
         Ok(())
     }
 }
 
 impl TxnRegistryState {
+    /// Each coordinator judges its own idleness (only it knows its state; one busy ending
+    /// a transaction answers after that, and then is not idle). The check runs beside the
+    /// registry, which keeps serving; the expired coordinators stop and are forgotten as
+    /// their stops arrive. One directory fsync makes all of one check's removals durable.
+    fn expire_idle(
+        &mut self,
+        myself: &ActorRef<TxnRegistryMsg>,
+        now_ms: i64,
+        reply: Option<RpcReplyPort<usize>>,
+    ) {
+        self.expiring = true;
+        let coordinators = self.coordinators.all();
+        let (storage, dir) = (self.deps.storage.clone(), self.deps.dir.clone());
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let asks = coordinators.iter().map(|coordinator| {
+                let ask = |reply| TxnMsg::ExpireIfIdle { now_ms, reply };
+                call(coordinator, ask, EXPIRY_ANSWER_TIMEOUT)
+            });
+            let answers = join_all(asks).await;
+            let removed = answers.iter().filter(|a| matches!(a, Ok(true))).count();
+            // A coordinator that answered late may have removed its file too.
+            let late = answers.iter().any(|a| a.is_err());
+            if removed > 0 || late {
+                let synced = tokio::task::spawn_blocking(move || storage.sync_dir(&dir)).await;
+                match synced.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
+                    Ok(()) => info!(removed, "Removed expired transactional ids."),
+                    // Not durable: after a power cut those idle ids come back, and expire again.
+                    Err(err) => warn!(removed, %err,
+                        "Could not fsync the transaction directory after removing expired ids."),
+                }
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(removed);
+            }
+            let _ = myself.send_message(TxnRegistryMsg::ExpiryDone);
+        });
+    }
+
     async fn spawn(
         &mut self,
         myself: &ActorRef<TxnRegistryMsg>,

@@ -68,9 +68,13 @@ impl Actor for UnavailablePartition {
             PartitionMsg::ApplyRetention { reply, .. } => {
                 let _ = reply.send((0, -1));
             }
+            PartitionMsg::ExpireProducers { reply, .. } => {
+                let _ = reply.send(0);
+            }
             PartitionMsg::FlushDone { .. }
             | PartitionMsg::FlushTick
             | PartitionMsg::RetentionTick
+            | PartitionMsg::ProducerExpiryTick
             | PartitionMsg::CleaningDone { .. }
             | PartitionMsg::UpdateConfig { .. } => {}
         }

@@ -210,6 +210,8 @@ pub struct PartitionLog {
     cleaner_offset: i64,
     /// Cleaned segments' index files were removed: the next checkpoint writes them all.
     closed_indexes_stale: bool,
+    /// Producers expired since the last checkpoint: the next flush writes one.
+    producer_snapshot_stale: bool,
 }
 
 impl PartitionLog {
@@ -366,7 +368,8 @@ impl PartitionLog {
 
     /// The files written since the last flush began, and the offset they make durable.
     pub fn begin_flush(&mut self) -> Option<FlushJob> {
-        if self.dirty.is_empty() || self.failed || self.flush_in_flight {
+        let snapshot_only = self.dirty.is_empty() && self.producer_snapshot_stale;
+        if (self.dirty.is_empty() && !snapshot_only) || self.failed || self.flush_in_flight {
             return None;
         }
         let dirty = std::mem::take(&mut self.dirty);
@@ -378,7 +381,9 @@ impl PartitionLog {
             .collect();
         // No other job in flight: once this one's fsyncs return, every earlier write is
         // durable, so it may write the checkpoint.
-        if self.unchecked_bytes >= CHECKPOINT_EVERY_BYTES {
+        if self.unchecked_bytes >= CHECKPOINT_EVERY_BYTES
+            || std::mem::take(&mut self.producer_snapshot_stale)
+        {
             let write = self.checkpoint_at_end();
             self.pending_checkpoint = Some(write);
         }
@@ -437,7 +442,8 @@ impl PartitionLog {
         }
         // Everything is durable now: a checkpoint at the log end lets the next start read
         // nothing.
-        if self.checkpointed < self.log_end_offset() {
+        if self.checkpointed < self.log_end_offset() || self.producer_snapshot_stale {
+            self.producer_snapshot_stale = false;
             let write = self.checkpoint_at_end();
             match write.run(self.storage.as_ref()) {
                 Ok(()) => {

@@ -7,7 +7,9 @@
 //! its own. The rules are Kafka's: a batch equal to one of the last five is a duplicate
 //! and is answered with its original offsets; a batch from an older epoch is refused
 //! (INVALID_PRODUCER_EPOCH); a new epoch must start at sequence 0; otherwise a batch must
-//! continue right after the last sequence (OUT_OF_ORDER_SEQUENCE_NUMBER).
+//! continue right after the last sequence (OUT_OF_ORDER_SEQUENCE_NUMBER). A producer idle
+//! for producer.id.expiration.ms is forgotten (`expire`), in memory and, from the next
+//! log checkpoint on, in the snapshot.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -158,7 +160,13 @@ impl ProducerStateTable {
     pub fn observe(&mut self, batch: &[u8], h: &BatchHeader) {
         if h.is_control() {
             if let Some(commit) = marker_is_commit(batch) {
-                self.record_marker(h.producer_id, h.producer_epoch, commit, h.base_offset);
+                self.record_marker(
+                    h.producer_id,
+                    h.producer_epoch,
+                    commit,
+                    h.base_offset,
+                    h.max_timestamp,
+                );
             }
         } else {
             self.record(h, h.base_offset);
@@ -179,9 +187,17 @@ impl ProducerStateTable {
 
     /// Records a marker now in the log at `offset`: it ends the producer's transaction
     /// here, and a newer epoch in it fences the older one (its sequences start again).
-    pub fn record_marker(&mut self, producer_id: i64, epoch: i16, commit: bool, offset: i64) {
+    pub fn record_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        offset: i64,
+        timestamp: i64,
+    ) {
         self.txns.on_marker(producer_id, commit, offset);
         let entry = self.entry(producer_id, epoch);
+        entry.last_timestamp = timestamp;
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -202,6 +218,20 @@ impl ProducerStateTable {
             });
         entry.last_used = clock;
         entry
+    }
+
+    /// producer.id.expiration.ms, Kafka's rule (ProducerStateManager): a producer with no
+    /// transaction open here whose last batch or marker timestamp is `expiration_ms` or
+    /// more before `now_ms` is forgotten; a later batch of it is taken as an unknown
+    /// producer's. Answers how many were forgotten.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        let txns = &self.txns;
+        self.producers.retain(|id, entry| {
+            txns.open_transaction(*id).is_some()
+                || now_ms.saturating_sub(entry.last_timestamp) < expiration_ms
+        });
+        before - self.producers.len()
     }
 
     /// Every producer remembered here (DescribeProducers).
@@ -344,5 +374,39 @@ mod tests {
         let mut w = ProducerStateTable::default();
         w.record(&header(2, 0, i32::MAX, 1), 0);
         assert_eq!(w.check(&header(2, 0, 0, 1)), Ok(SequenceCheck::Append));
+    }
+
+    fn stamped(producer_id: i64, base_sequence: i32, timestamp: i64) -> BatchHeader {
+        let mut h = header(producer_id, 0, base_sequence, 1);
+        h.max_timestamp = timestamp;
+        h
+    }
+
+    #[test]
+    fn idle_producers_expire_unless_a_transaction_is_open() {
+        let mut t = ProducerStateTable::default();
+        t.record(&stamped(1, 0, 1_000), 0);
+        t.record(&stamped(2, 0, 5_000), 1);
+        let mut open = stamped(3, 0, 1_000);
+        open.attributes |= 0x10; // transactional
+        t.record(&open, 2);
+        // A marker counts as an update, at its own timestamp.
+        t.record_marker(4, 0, true, 3, 1_000);
+        t.record_marker(5, 0, true, 4, 9_000);
+        assert_eq!(t.len(), 5);
+
+        // Not yet: 1_000 + 5_000 > 5_999.
+        assert_eq!(t.expire(5_999, 5_000), 0);
+        // Producers 1 and 4 are idle for 5_000 ms; 3 has a transaction open here.
+        assert_eq!(t.expire(6_000, 5_000), 2);
+        let left: Vec<i64> = t.summaries().iter().map(|p| p.producer_id).collect();
+        assert_eq!(left, vec![2, 3, 5]);
+
+        // An expired producer is unknown: any sequence is taken, as Kafka takes it.
+        assert_eq!(t.check(&stamped(1, 17, 7_000)), Ok(SequenceCheck::Append));
+        // Once its transaction ends, producer 3 expires too.
+        t.record_marker(3, 0, false, 5, 1_500);
+        assert_eq!(t.expire(20_000, 5_000), 3);
+        assert!(t.is_empty());
     }
 }

@@ -90,6 +90,7 @@ async fn the_partition_cleans_its_closed_segments_to_the_latest_value_per_key() 
             map_bytes: 1 << 20,
             io_bytes_per_second: 0,
         },
+        producer_expiry: Default::default(),
     };
     let p = Actor::spawn(None, Partition, args).await.expect("spawn").0;
 

@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 use broker::storage::batch_builder::KeyValue as Rec;
 
-fn args(storage: Arc<dyn Storage>, dir: PathBuf, policy: FlushPolicy) -> PartitionArgs {
+pub(crate) fn args(storage: Arc<dyn Storage>, dir: PathBuf, policy: FlushPolicy) -> PartitionArgs {
     PartitionArgs {
         topic: "t".into(),
         partition: 0,
@@ -37,10 +37,11 @@ fn args(storage: Arc<dyn Storage>, dir: PathBuf, policy: FlushPolicy) -> Partiti
             map_bytes: 1 << 20,
             io_bytes_per_second: 0,
         },
+        producer_expiry: Default::default(),
     }
 }
 
-async fn spawn(args: PartitionArgs) -> ActorRef<PartitionMsg> {
+pub(crate) async fn spawn(args: PartitionArgs) -> ActorRef<PartitionMsg> {
     Actor::spawn(None, Partition, args).await.expect("spawn").0
 }
 
@@ -63,7 +64,7 @@ fn batch(n: usize, tag: &str) -> Bytes {
     Bytes::from(build_batch(&records, 1_700_000_000_000))
 }
 
-async fn append(
+pub(crate) async fn append(
     p: &ActorRef<PartitionMsg>,
     records: Bytes,
     acks: i16,

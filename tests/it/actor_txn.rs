@@ -23,7 +23,7 @@ use super::protocol_txn_versions::{
 };
 use super::protocol_versions::{name, serve, text};
 
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: "/data".into(),
@@ -32,7 +32,15 @@ fn config() -> Config {
 }
 
 async fn start(storage: &Arc<SimStorage>, create: bool) -> (Broker, BrokerContext) {
-    let broker = Broker::start(config(), storage.clone() as Arc<dyn Storage>)
+    start_with(storage, config(), create).await
+}
+
+pub(crate) async fn start_with(
+    storage: &Arc<SimStorage>,
+    config: Config,
+    create: bool,
+) -> (Broker, BrokerContext) {
+    let broker = Broker::start(config, storage.clone() as Arc<dyn Storage>)
         .await
         .expect("broker starts");
     let ctx = broker.context();
@@ -57,7 +65,7 @@ async fn start(storage: &Arc<SimStorage>, create: bool) -> (Broker, BrokerContex
     (broker, ctx)
 }
 
-async fn init_with(
+pub(crate) async fn init_with(
     ctx: &BrokerContext,
     id: &str,
     timeout_ms: i32,
@@ -84,7 +92,7 @@ async fn init_with(
     r
 }
 
-async fn add_partition(ctx: &BrokerContext, id: &str, pid: i64, epoch: i16) -> i16 {
+pub(crate) async fn add_partition(ctx: &BrokerContext, id: &str, pid: i64, epoch: i16) -> i16 {
     let req = AddPartitionsToTxnRequest::default()
         .with_v3_and_below_transactional_id(TransactionalId(text(id)))
         .with_v3_and_below_producer_id(ProducerId(pid))

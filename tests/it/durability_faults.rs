@@ -206,6 +206,7 @@ fn args(sim: &SimStorage, policy: FlushPolicy) -> PartitionArgs {
             map_bytes: 1 << 20,
             io_bytes_per_second: 0,
         },
+        producer_expiry: Default::default(),
     }
 }
 

@@ -50,7 +50,12 @@ fn raise_own_nofile() -> u64 {
     limit.rlim_cur
 }
 
-fn frame<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, request: &R) -> Vec<u8> {
+pub(crate) fn frame<R: Encodable>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    request: &R,
+) -> Vec<u8> {
     let header = RequestHeader::default()
         .with_request_api_key(api as i16)
         .with_request_api_version(version)

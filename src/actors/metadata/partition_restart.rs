@@ -17,7 +17,7 @@ use tracing::{error, info};
 use uuid::Uuid;
 
 use super::{MetadataMsg, MetadataState};
-use crate::actors::partition::{Partition, PartitionArgs, PartitionMsg};
+use crate::actors::partition::{Partition, PartitionArgs, PartitionMsg, ProducerExpiry};
 use crate::actors::unavailable_partition::UnavailablePartition;
 use crate::storage::cleaner::CleanerLimits;
 
@@ -110,6 +110,12 @@ impl MetadataState {
             cleaner: CleanerLimits {
                 map_bytes: self.config.log.cleaner_dedupe_buffer_bytes,
                 io_bytes_per_second: self.config.log.cleaner_io_max_bytes_per_second,
+            },
+            producer_expiry: ProducerExpiry {
+                expiration_ms: self.config.producer_id_expiration_ms.min(i64::MAX as u64) as i64,
+                check_interval: Duration::from_millis(
+                    self.config.producer_id_expiration_check_interval_ms.max(1),
+                ),
             },
         }
     }

@@ -217,6 +217,7 @@ impl PartitionLog {
             unchecked_bytes: 0,
             cleaner_offset,
             closed_indexes_stale: false,
+            producer_snapshot_stale: false,
         };
         // Closed segments that had to be read get a checkpoint with the next flush, with
         // the producer state as it was before the active segment.

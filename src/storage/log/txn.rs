@@ -29,8 +29,13 @@ impl PartitionLog {
             wall_clock_ms(),
         );
         let (base_offset, header) = self.write_batch(&mut batch)?;
-        self.producers
-            .record_marker(producer_id, producer_epoch, commit, base_offset);
+        self.producers.record_marker(
+            producer_id,
+            producer_epoch,
+            commit,
+            base_offset,
+            header.max_timestamp,
+        );
         Ok(AppendInfo::written(base_offset, &header))
     }
 
@@ -46,6 +51,17 @@ impl PartitionLog {
     /// Aborted transactions overlapping [from, to).
     pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         self.producers.txns.aborted_between(from, to)
+    }
+
+    /// Forgets the producers idle for `expiration_ms` as of `now_ms` (producer.id.expiration.ms);
+    /// answers how many. The producer snapshot in the log checkpoint is then stale: the
+    /// next flush writes a new one, so a restart does not bring them back from it.
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let expired = self.producers.expire(now_ms, expiration_ms);
+        if expired > 0 {
+            self.producer_snapshot_stale = true;
+        }
+        expired
     }
 
     /// Producers remembered here, with their open transactions (DescribeProducers).
