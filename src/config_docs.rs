@@ -55,8 +55,12 @@ const BROKER: &[(&str, i8, &str)] = &[
     ("log.flush.interval.ms", LONG, "How often each partition fsyncs what it has not yet fsynced (config.toml log.flush_interval_ms)."),
     ("log.retention.check.interval.ms", LONG, "How often each partition applies retention and checks whether a cleaning pass is due (config.toml log.retention_check_interval_ms)."),
     ("node.id", INT, "This broker's id (config.toml node_id)."),
+    ("producer.id.expiration.check.interval.ms", LONG, "How often each partition forgets idle idempotent producers (config.toml producer_id_expiration_check_interval_ms)."),
+    ("producer.id.expiration.ms", LONG, "A partition forgets an idempotent producer with no open transaction whose last batch is older than this (config.toml producer_id_expiration_ms)."),
     ("num.partitions", INT, "The partition count of an auto-created topic and of CreateTopics with -1 (config.toml default_partitions)."),
     ("socket.request.max.bytes", INT, "The largest request frame; a longer one closes the connection (config.toml max_request_bytes)."),
+    ("transaction.remove.expired.transaction.cleanup.interval.ms", INT, "How often the transaction coordinators look for expired transactional ids (config.toml transaction_remove_expired_transaction_cleanup_interval_ms)."),
+    ("transactional.id.expiration.ms", INT, "A transactional id with no transaction in progress and no update for this long is removed with its state file (config.toml transactional_id_expiration_ms)."),
 ];
 
 /// The type and documentation of a topic config, or of a broker config (a topic default

@@ -26,6 +26,7 @@ mod client_record_errors;
 mod client_retention;
 mod client_transactions;
 mod client_txn_expiry;
+mod config_walk;
 mod crash_property;
 mod describe_log_dirs;
 mod describe_topic_partitions;

@@ -104,7 +104,10 @@ async fn every_advertised_version_answers_and_encodes() {
         assert_eq!(r.topics[0].error_code, 0, "CreateTopics v{v}");
     }
 
-    // Produce at every version into ct-2 partition 0; offsets follow on.
+    // Produce at every version into ct-2 partition 0; offsets follow on. v13 names the
+    // topic by id (KIP-516): the response carries the id, and an unknown id is
+    // UNKNOWN_TOPIC_ID (100).
+    let ct2 = broker.routing.borrow().topic("ct-2").unwrap().id;
     let mut produced = 0i64;
     for v in range(ApiKey::Produce) {
         let batch = Bytes::from(build_batch(
@@ -119,7 +122,8 @@ async fn every_advertised_version_answers_and_encodes() {
             .with_timeout_ms(5000)
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(name("ct-2"))
-                .with_partition_data(vec![data])]);
+                .with_topic_id(ct2)
+                .with_partition_data(vec![data.clone()])]);
         let ResponseKind::Produce(r) =
             serve(&ctx, ApiKey::Produce, v, RequestKind::Produce(req)).await
         else {
@@ -128,6 +132,21 @@ async fn every_advertised_version_answers_and_encodes() {
         let p = &r.responses[0].partition_responses[0];
         assert_eq!((p.error_code, p.base_offset), (0, produced), "Produce v{v}");
         produced += 2;
+        if v >= 13 {
+            assert_eq!(r.responses[0].topic_id, ct2);
+            let req = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_topic_id(uuid::Uuid::from_u128(7))
+                    .with_partition_data(vec![data])]);
+            let ResponseKind::Produce(r) =
+                serve(&ctx, ApiKey::Produce, v, RequestKind::Produce(req)).await
+            else {
+                unreachable!()
+            };
+            assert_eq!(r.responses[0].partition_responses[0].error_code, 100);
+        }
     }
 
     // Metadata, by name (and all topics).

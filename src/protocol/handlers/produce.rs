@@ -1,4 +1,4 @@
-//! Produce v3-v12 (acks 0, 1 and all). Appends are sent to the partition actors in request
+//! Produce v3-v13 (acks 0, 1 and all; v13 names topics by id, KIP-516). Appends are sent to the partition actors in request
 //! order before anything is awaited, so batches from one connection reach each partition
 //! in the order the client sent them; the replies of all partitions are then joined.
 //! An acks=0 request gets no response, as in Kafka.
@@ -89,12 +89,19 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
     let routes = ctx.routes();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
-        let name = topic.name.0.to_string();
-        let route = routes.topic(&name);
-        let unknown = if validate_topic_name(&name).is_err() {
-            ResponseError::InvalidTopicException.code()
+        // v13 (KIP-516) names topics by id only.
+        let (name, route, unknown) = if version >= 13 {
+            let route = routes.topic_by_id(&topic.topic_id);
+            let name = route.map(|r| r.name.clone()).unwrap_or_default();
+            (name, route, ResponseError::UnknownTopicId.code())
         } else {
-            ResponseError::UnknownTopicOrPartition.code()
+            let name = topic.name.0.to_string();
+            let unknown = if validate_topic_name(&name).is_err() {
+                ResponseError::InvalidTopicException.code()
+            } else {
+                ResponseError::UnknownTopicOrPartition.code()
+            };
+            (name.clone(), routes.topic(&name), unknown)
         };
         let compression = route.and_then(|r| r.produce.compression);
         // min.insync.replicas: this broker is the only in-sync replica, so acks=all needs
@@ -164,7 +171,7 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
                 )),
             }
         }
-        topics.push((topic.name, pending));
+        topics.push((topic.name, topic.topic_id, pending));
     }
     let deadline = deadline.unwrap_or_else(|| Instant::now() + timeout);
     let response = Box::pin(async move {
@@ -174,7 +181,7 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
         } else {
             0
         };
-        for (name, pending) in topics {
+        for (name, topic_id, pending) in topics {
             let mut partitions = Vec::with_capacity(pending.len());
             for p in pending {
                 partitions.push(match p {
@@ -210,6 +217,7 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
             responses.push(
                 TopicProduceResponse::default()
                     .with_name(name)
+                    .with_topic_id(topic_id)
                     .with_partition_responses(partitions),
             );
         }
@@ -235,6 +243,7 @@ fn refuse_all(req: ProduceRequest, code: i16) -> Prepared {
                 .collect();
             TopicProduceResponse::default()
                 .with_name(t.name)
+                .with_topic_id(t.topic_id)
                 .with_partition_responses(partitions)
         })
         .collect();
