@@ -9,6 +9,7 @@
 //!   resolution is proven once, below);
 //! - `ReadOnly`: a config.toml setting, shown read-only and refused by AlterConfigs; its
 //!   effect is checked here on the broker under test, or by the named tests.
+//!
 //! A config that appears without a row, or a row whose config no longer appears, fails.
 
 use std::collections::BTreeMap;

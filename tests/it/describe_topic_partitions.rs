@@ -34,10 +34,11 @@ fn describe(
         .expect("DescribeTopicPartitions answered")
 }
 
-/// (topic, error, [partition indexes]) per topic, and the next cursor.
-fn summary(
-    r: &DescribeTopicPartitionsResponse,
-) -> (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>) {
+/// One topic of an answer: name, error code, partition indexes.
+type TopicSummary = (String, i16, Vec<i32>);
+
+/// Each topic of an answer, and the next cursor.
+fn summary(r: &DescribeTopicPartitionsResponse) -> (Vec<TopicSummary>, Option<(String, i32)>) {
     let topics = r
         .topics
         .iter()

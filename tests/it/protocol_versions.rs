@@ -757,7 +757,7 @@ async fn groups(ctx: &BrokerContext) {
         );
         assert_eq!(r.groups[1].group_state.as_str(), "Dead");
         // KIP-1043: from v6 a missing group is GROUP_ID_NOT_FOUND (69), with a message.
-        let missing = (v >= 6).then_some(69).unwrap_or(0);
+        let missing = if v >= 6 { 69 } else { 0 };
         assert_eq!(r.groups[1].error_code, missing, "DescribeGroups v{v}");
         assert_eq!(r.groups[1].error_message.is_some(), v >= 6);
         assert_eq!(r.groups[0].error_code, 0);
