@@ -11,6 +11,8 @@
 //!   aborted transactions (the last stable offset).
 //! - `decompression`: bounded, streamed decompression of a batch's records.
 //! - `record_file`: framed, CRC-checked rmp-serde records (metadata).
+//! - `raft_log`, `raft_snapshot`: the metadata quorum's Raft log (with its vote and
+//!   committed id) and its snapshot, on record files.
 
 pub mod batch;
 pub mod batch_builder;
@@ -25,6 +27,8 @@ pub mod log_checkpoint;
 pub mod log_quarantine;
 pub mod offset_index;
 pub mod producer_state;
+pub mod raft_log;
+pub mod raft_snapshot;
 pub mod record_file;
 #[cfg(test)]
 mod record_file_tests;
