@@ -28,6 +28,8 @@ pub mod log_quarantine;
 pub mod offset_index;
 pub mod producer_state;
 pub mod raft_log;
+#[cfg(test)]
+mod raft_log_tests;
 pub mod raft_snapshot;
 pub mod record_file;
 #[cfg(test)]
