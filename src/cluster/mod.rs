@@ -9,6 +9,8 @@
 
 pub mod network;
 pub mod state_machine;
+#[cfg(test)]
+mod state_machine_tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
