@@ -4,19 +4,22 @@
 //! `MetadataImage` (`state_machine`). The Raft log, vote and committed id live in
 //! `storage::raft_log`, snapshots (the serialized image) in `storage::raft_snapshot`, both
 //! on the storage seam under `<data dir>/__cluster_metadata`. Members reach each other
-//! through `network` (in-process for now; a TCP transport over the inter-broker listener
-//! comes next). Single-node mode does not use any of this yet.
+//! through `network` (in one process) or `tcp_transport` (framed rmp-serde over TCP; not
+//! yet on the broker's own inter-broker listener). Single-node mode does not use any of
+//! this yet.
 
 pub mod network;
 pub mod state_machine;
 #[cfg(test)]
 mod state_machine_tests;
+pub mod tcp_transport;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::network::RaftNetworkFactory;
 use openraft::{BasicNode, Config, Raft};
 use tokio::sync::watch;
 
@@ -72,13 +75,27 @@ pub struct QuorumMember {
 }
 
 impl QuorumMember {
-    /// Opens the member's log and snapshot under `data_dir` and starts its Raft.
+    /// Opens the member's log and snapshot under `data_dir` and starts its Raft on the
+    /// in-process network.
     pub async fn start(
         id: NodeId,
         config: Config,
         storage: Arc<dyn Storage>,
         data_dir: &Path,
         network: InProcessNetwork,
+    ) -> Result<Self, QuorumError> {
+        let member = Self::start_on(id, config, storage, data_dir, network.for_member(id)).await?;
+        network.register(id, member.raft.clone());
+        Ok(member)
+    }
+
+    /// As `start`, on any network (`tcp_transport::TcpNetwork` between processes).
+    pub async fn start_on<N: RaftNetworkFactory<MetadataTypes>>(
+        id: NodeId,
+        config: Config,
+        storage: Arc<dyn Storage>,
+        data_dir: &Path,
+        network: N,
     ) -> Result<Self, QuorumError> {
         let dir = quorum_dir(data_dir);
         let log = RaftLogStore::<MetadataTypes>::open(storage.clone(), &dir)?;
@@ -88,20 +105,24 @@ impl QuorumMember {
                 .validate()
                 .map_err(|e| QuorumError::Raft(e.to_string()))?,
         );
-        let raft = Raft::new(id, config, network.for_member(id), log, state_machine)
+        let raft = Raft::new(id, config, network, log, state_machine)
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
-        network.register(id, raft.clone());
         Ok(Self { id, raft, applied })
     }
 
     /// Forms a new quorum of `voters` (once, on one member; a no-op where it already is).
     pub async fn initialize(&self, voters: &[NodeId]) -> Result<(), QuorumError> {
-        let members: BTreeMap<NodeId, BasicNode> = voters
-            .iter()
-            .map(|id| (*id, BasicNode::default()))
-            .collect();
-        match self.raft.initialize(members).await {
+        let members = voters.iter().map(|id| (*id, BasicNode::default()));
+        self.initialize_with(members.collect()).await
+    }
+
+    /// As `initialize`, with each voter's address (for `tcp_transport`).
+    pub async fn initialize_with(
+        &self,
+        voters: BTreeMap<NodeId, BasicNode>,
+    ) -> Result<(), QuorumError> {
+        match self.raft.initialize(voters).await {
             Ok(()) => Ok(()),
             Err(openraft::error::RaftError::APIError(
                 openraft::error::InitializeError::NotAllowed(_),

@@ -31,7 +31,8 @@ fn config(snapshot_every: Option<u64>) -> Config {
     }
 }
 
-fn topic(n: u32) -> MetadataRecord {
+/// A record for topic `n` (shared with `actor_quorum_tcp`).
+pub(crate) fn topic(n: u32) -> MetadataRecord {
     MetadataRecord::TopicCreated {
         name: format!("topic-{n}"),
         id: u128::from(n) + 1,

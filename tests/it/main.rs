@@ -8,6 +8,7 @@ mod actor_group;
 mod actor_metadata;
 mod actor_partition;
 mod actor_quorum;
+mod actor_quorum_tcp;
 mod actor_record_files;
 mod actor_stalled_disk;
 mod actor_supervision;
