@@ -1,4 +1,5 @@
-//! `broker check` for the record files: `__meta/topics.log`, every group's file under
+//! `broker check` for the record files: `__meta/topics.log`, the metadata quorum's
+//! `__cluster_metadata/raft.log` and snapshots, every group's file under
 //! `__groups` and every transactional id's under `__transactions`. Each is read as the
 //! broker reads it at start (`record_file::scan`): a torn tail is reported as one, which
 //! the broker would cut at start; corruption before the end is reported as such, which the
@@ -15,6 +16,9 @@ use crate::actors::group_store::GroupRecord;
 use crate::actors::metadata::MetadataRecord;
 use crate::actors::txn_messages::TxnMetadata;
 use crate::check::{Problem, Report};
+use crate::cluster::MetadataTypes;
+use crate::storage::raft_log::RaftLogRecord;
+use crate::storage::raft_snapshot::StoredSnapshot;
 use crate::storage::record_file::scan;
 use crate::storage::{RecordFile, Storage};
 
@@ -34,6 +38,17 @@ pub fn check_store_dir(
         }
         "__groups" => check_files::<GroupRecord>(storage, dir, repair, report)?,
         "__transactions" => check_files::<TxnMetadata>(storage, dir, repair, report)?,
+        // The metadata quorum's Raft log and snapshots (`crate::cluster`).
+        "__cluster_metadata" => {
+            type Log = RaftLogRecord<MetadataTypes>;
+            check_file::<Log>(storage.clone(), &dir.join("raft.log"), repair, report);
+            for file in storage.list_dir(dir)? {
+                if file.extension().is_some_and(|e| e == "snap") {
+                    type Snapshot = StoredSnapshot<MetadataTypes>;
+                    check_file::<Snapshot>(storage.clone(), &file, repair, report);
+                }
+            }
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -161,6 +176,34 @@ mod tests {
             .unwrap()
             .problems
             .is_empty());
+    }
+
+    #[test]
+    fn the_quorum_raft_log_and_snapshots_are_checked_too() {
+        let sim = SimStorage::new();
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        storage
+            .create_dir_all(Path::new("/data/__cluster_metadata"))
+            .unwrap();
+        for name in ["raft.log", "snapshot-00000000000000000007.snap"] {
+            let path = PathBuf::from("/data/__cluster_metadata").join(name);
+            // A frame claiming nearly 4 GiB, then more bytes than one frame's header.
+            let mut bytes = 0xFFFF_FFF0u32.to_be_bytes().to_vec();
+            bytes.extend([0xab; 60]);
+            sim.set_file_contents(&path, bytes);
+        }
+        let report = check(storage, Path::new("/data"), false).unwrap();
+        let files: Vec<_> = report.problems.iter().map(|p| p.file.clone()).collect();
+        assert_eq!(
+            files,
+            vec![
+                PathBuf::from("/data/__cluster_metadata/raft.log"),
+                PathBuf::from("/data/__cluster_metadata/snapshot-00000000000000000007.snap"),
+            ],
+            "{:?}",
+            report.problems
+        );
+        assert_eq!(report.records_files, 2);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod actors;
 pub mod broker_config;
 pub mod check;
 pub mod check_record_files;
+pub mod cluster;
 pub mod config;
 pub mod config_docs;
 pub mod error;

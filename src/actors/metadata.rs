@@ -19,26 +19,31 @@ use std::time::Duration;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
-use uuid::Uuid;
 
 pub use super::metadata_messages::*;
 mod broker_configs;
+mod image;
+#[cfg(test)]
+mod image_tests;
 use super::partition::PartitionMsg;
 mod partition_restart;
+mod producer_ids;
+mod record_replay;
+mod topic_crud;
 mod topic_start;
 use super::routing::{PartitionQueue, RoutingTable, TopicRoute};
-use crate::broker_config::{BrokerDefaults, DynamicBrokerConfigs};
+use crate::broker_config::BrokerDefaults;
 use crate::config::Config;
-use crate::error::MetadataError;
 use crate::storage::record_file::create_store_dir;
 use crate::storage::{LogConfig, RecordFile, Storage};
 use crate::topic_config;
+pub use image::{MetadataImage, TopicImage};
 use partition_restart::RestartPolicy;
+use producer_ids::ProducerIds;
 use topic_start::{BatchReply, TopicStarts};
 
+/// A topic's partition actors; its id and configs are in the image.
 struct TopicState {
-    id: Uuid,
-    configs: BTreeMap<String, String>,
     partitions: Vec<ActorRef<PartitionMsg>>,
     /// One per partition; a restarted partition keeps its queue.
     queues: Vec<PartitionQueue>,
@@ -49,14 +54,14 @@ pub struct MetadataState {
     storage: Arc<dyn Storage>,
     routing: watch::Sender<Arc<RoutingTable>>,
     store: RecordFile<MetadataRecord>,
+    /// What the records say: the one owner of topic ids, configs, the producer-id block
+    /// and the dynamic broker configs.
+    image: MetadataImage,
+    /// The started topics' partition actors.
     topics: BTreeMap<String, TopicState>,
     /// Which partition each linked child actor is, for restarts.
     children: HashMap<ActorId, (String, i32)>,
-    /// The next producer id to hand out, and the end of the durably reserved block.
-    next_producer_id: i64,
-    producer_id_block_end: i64,
-    /// The broker configs changed at run time (AlterConfigs on the broker resource).
-    dynamic: DynamicBrokerConfigs,
+    producer_ids: ProducerIds,
     storage_runtime: Option<tokio::runtime::Handle>,
     restarts: RestartPolicy,
     /// New topics whose partitions are starting outside this actor.
@@ -79,106 +84,34 @@ impl Actor for Metadata {
         // As Kafka does for a new log dir: its entry in its parent is fsynced too.
         create_store_dir(args.storage.as_ref(), &data_dir)?;
         remove_deleted_dirs(args.storage.as_ref(), &data_dir);
-        let meta_dir = data_dir.join("__meta");
-        create_store_dir(args.storage.as_ref(), &meta_dir)?;
-        let (store, records, truncated) =
-            RecordFile::<MetadataRecord>::open(args.storage.clone(), meta_dir.join("topics.log"))?;
-        if truncated > 0 {
-            warn!(
-                bytes = truncated,
-                "Metadata record file had a torn tail, which was cut."
-            );
-        }
+        let (store, image) = record_replay::open_and_replay(args.storage.clone(), &data_dir)?;
         let mut state = MetadataState {
             config: args.config,
             storage: args.storage,
             routing: args.routing,
             store,
+            image,
             topics: BTreeMap::new(),
             children: HashMap::new(),
-            next_producer_id: 0,
-            producer_id_block_end: 0,
-            dynamic: DynamicBrokerConfigs::default(),
+            producer_ids: ProducerIds::default(),
             storage_runtime: args.storage_runtime,
             restarts: RestartPolicy::default(),
             starts: TopicStarts::default(),
         };
-        let mut wanted: BTreeMap<String, (Uuid, i32, BTreeMap<String, String>)> = BTreeMap::new();
-        let replayed = records.len();
-        for record in records {
-            match record {
-                MetadataRecord::TopicCreated {
-                    name,
-                    id,
-                    partitions,
-                    configs,
-                } => {
-                    wanted.insert(name, (Uuid::from_u128(id), partitions, configs));
-                }
-                MetadataRecord::PartitionsCreated { name, partitions } => {
-                    if let Some(entry) = wanted.get_mut(&name) {
-                        entry.1 = partitions;
-                    }
-                }
-                MetadataRecord::TopicDeleted { name } => {
-                    wanted.remove(&name);
-                }
-                MetadataRecord::TopicConfigsChanged { name, configs } => {
-                    if let Some(entry) = wanted.get_mut(&name) {
-                        entry.2 = configs;
-                    }
-                }
-                MetadataRecord::ProducerIdBlock { end } => {
-                    state.producer_id_block_end = state.producer_id_block_end.max(end);
-                    state.next_producer_id = state.producer_id_block_end;
-                }
-                MetadataRecord::BrokerConfigsChanged { dynamic } => state.dynamic = dynamic,
-            }
-        }
-        // Mostly history (topics created and deleted again): rewrite it as the live state.
-        if replayed > 2 * wanted.len() + 100 {
-            let mut live: Vec<MetadataRecord> = wanted
-                .iter()
-                .map(
-                    |(name, (id, partitions, configs))| MetadataRecord::TopicCreated {
-                        name: name.clone(),
-                        id: id.as_u128(),
-                        partitions: *partitions,
-                        configs: configs.clone(),
-                    },
-                )
-                .collect();
-            live.push(MetadataRecord::ProducerIdBlock {
-                end: state.producer_id_block_end,
-            });
-            if state.dynamic != DynamicBrokerConfigs::default() {
-                live.push(MetadataRecord::BrokerConfigsChanged {
-                    dynamic: state.dynamic.clone(),
-                });
-            }
-            match state.store.rewrite(&live) {
-                Ok(()) => info!(
-                    before = replayed,
-                    after = live.len(),
-                    "Compacted the metadata record file."
-                ),
-                // Failed after its rename: the store refuses writes, so the start fails.
-                Err(err) if state.store.is_failed() => return Err(err.into()),
-                Err(err) => {
-                    warn!(%err, "Could not compact the metadata record file; it stays as it is.")
-                }
-            }
-        }
-        for (name, (id, partitions, configs)) in wanted {
+        let wanted: Vec<_> = state
+            .image
+            .topics
+            .iter()
+            .map(|(name, t)| (name.clone(), t.partitions, t.configs.clone()))
+            .collect();
+        for (name, partitions, configs) in wanted {
             let mut topic = TopicState {
-                id,
-                configs,
                 partitions: Vec::new(),
                 queues: Vec::new(),
             };
             for index in 0..partitions {
                 let actor = state
-                    .spawn_or_stand_in(&myself, &name, &topic.configs, index)
+                    .spawn_or_stand_in(&myself, &name, &configs, index)
                     .await?;
                 topic.partitions.push(actor);
                 topic.queues.push(state.partition_queue());
@@ -358,68 +291,20 @@ impl Actor for Metadata {
 
 impl MetadataState {
     fn publish(&self) {
-        let routes = self.topics.iter().map(|(name, topic)| {
-            Arc::new(TopicRoute {
+        let routes = self.topics.iter().filter_map(|(name, topic)| {
+            let image = self.image.topics.get(name)?;
+            Some(Arc::new(TopicRoute {
                 name: name.clone(),
-                id: topic.id,
+                id: image.id,
                 partitions: topic.partitions.clone(),
                 queues: topic.queues.clone(),
-                produce: topic_config::produce_settings(&topic.configs, self.defaults()),
-                configs: topic.configs.clone(),
-            })
+                produce: topic_config::produce_settings(&image.configs, self.defaults()),
+                configs: image.configs.clone(),
+            }))
         });
-        let mut table = RoutingTable::new(routes, Arc::new(self.dynamic.clone()));
+        let mut table = RoutingTable::new(routes, Arc::new(self.image.dynamic.clone()));
         table.starting = self.starts.live().map(|(name, _)| name.clone()).collect();
         self.routing.send_replace(Arc::new(table));
-    }
-
-    fn alter_topic_configs(
-        &mut self,
-        name: &str,
-        changes: &[topic_config::ConfigChange],
-        replace: bool,
-        validate_only: bool,
-    ) -> Result<(), MetadataError> {
-        let Some(topic) = self.topics.get(name) else {
-            return Err(MetadataError::UnknownTopic);
-        };
-        let base = if replace {
-            BTreeMap::new()
-        } else {
-            topic.configs.clone()
-        };
-        let next = topic_config::apply_changes(&base, changes, self.defaults())?;
-        if validate_only {
-            return Ok(());
-        }
-        self.store
-            .append(&MetadataRecord::TopicConfigsChanged {
-                name: name.to_string(),
-                configs: next.clone(),
-            })
-            .map_err(|e| MetadataError::Storage(e.to_string()))?;
-        let log = self.log_config(&next);
-        if let Some(topic) = self.topics.get_mut(name) {
-            topic.configs = next;
-            for partition in &topic.partitions {
-                let _ = partition.send_message(PartitionMsg::UpdateConfig { log: log.clone() });
-            }
-        }
-        info!(topic = %name, "Changed a topic's configs.");
-        Ok(())
-    }
-
-    fn allocate_producer_id(&mut self) -> Result<i64, MetadataError> {
-        if self.next_producer_id >= self.producer_id_block_end {
-            let end = self.next_producer_id + PRODUCER_ID_BLOCK;
-            self.store
-                .append(&MetadataRecord::ProducerIdBlock { end })
-                .map_err(|e| MetadataError::Storage(e.to_string()))?;
-            self.producer_id_block_end = end;
-        }
-        let id = self.next_producer_id;
-        self.next_producer_id += 1;
-        Ok(id)
     }
 
     fn partition_queue(&self) -> PartitionQueue {
@@ -434,127 +319,13 @@ impl MetadataState {
     fn defaults(&self) -> BrokerDefaults<'_> {
         BrokerDefaults {
             config: &self.config,
-            dynamic: &self.dynamic,
+            dynamic: &self.image.dynamic,
         }
     }
 
     /// The partition log settings a topic's overrides give, over the broker defaults.
     fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
         topic_config::log_config(configs, self.defaults())
-    }
-
-    /// Validates and writes a new topic's record; its partitions then start outside this
-    /// actor (None: see `topic_start`). validate_only: the route it would have.
-    fn create_topic(
-        &mut self,
-        myself: &ActorRef<MetadataMsg>,
-        topic: NewTopic,
-        validate_only: bool,
-    ) -> Result<Option<Arc<TopicRoute>>, MetadataError> {
-        topic_config::validate_topic_name(&topic.name)?;
-        if self.topics.contains_key(&topic.name) || self.starts.contains(&topic.name) {
-            return Err(MetadataError::TopicExists);
-        }
-        let partitions = match (topic.num_partitions, topic.assigned_partitions) {
-            (-1, Some(n)) => n,
-            (-1, None) => self.config.default_partitions,
-            (n, None) if n >= 1 => n,
-            (_, Some(_)) => {
-                return Err(MetadataError::InvalidReplicaAssignment(
-                    "both a partition count and an assignment were given".into(),
-                ))
-            }
-            (n, None) => {
-                return Err(MetadataError::InvalidPartitions(format!(
-                    "partition count {n} is below 1"
-                )))
-            }
-        };
-        if partitions > 100_000 {
-            return Err(MetadataError::InvalidPartitions(format!(
-                "partition count {partitions} is above 100000"
-            )));
-        }
-        if topic.replication_factor != -1 && topic.replication_factor != 1 {
-            return Err(MetadataError::InvalidReplicationFactor(format!(
-                "replication factor {} is larger than the 1 available broker",
-                topic.replication_factor
-            )));
-        }
-        topic_config::validate(&topic.configs)?;
-        let id = Uuid::new_v4();
-        if validate_only {
-            return Ok(Some(Arc::new(TopicRoute {
-                name: topic.name,
-                id,
-                partitions: Vec::new(),
-                queues: Vec::new(),
-                produce: topic_config::produce_settings(&topic.configs, self.defaults()),
-                configs: topic.configs,
-            })));
-        }
-        self.store
-            .append(&MetadataRecord::TopicCreated {
-                name: topic.name.clone(),
-                id: id.as_u128(),
-                partitions,
-                configs: topic.configs.clone(),
-            })
-            .map_err(|e| MetadataError::Storage(e.to_string()))?;
-        self.start_topic(myself, topic.name, id, topic.configs, partitions);
-        Ok(None)
-    }
-
-    async fn delete_topic(&mut self, topic: TopicRef) -> Result<(String, Uuid), MetadataError> {
-        let name = match topic {
-            TopicRef::Name(name) => name,
-            TopicRef::Id(id) => self
-                .topics
-                .iter()
-                .find(|(_, t)| t.id == id)
-                .map(|(name, _)| name.clone())
-                .or_else(|| self.starting_by_id(id))
-                .ok_or(MetadataError::UnknownTopic)?,
-        };
-        let starting = !self.topics.contains_key(&name);
-        if starting && !self.starts.live().any(|(n, _)| *n == name) {
-            return Err(MetadataError::UnknownTopic);
-        }
-        self.store
-            .append(&MetadataRecord::TopicDeleted { name: name.clone() })
-            .map_err(|e| MetadataError::Storage(e.to_string()))?;
-        if starting {
-            self.restarts.forget_topic(&name);
-            let id = self
-                .delete_starting(&name)
-                .ok_or(MetadataError::UnknownTopic)?;
-            info!(topic = %name, "Deleted a topic whose partitions were still starting.");
-            return Ok((name, id));
-        }
-        let Some(state) = self.topics.remove(&name) else {
-            return Err(MetadataError::UnknownTopic);
-        };
-        self.restarts.forget_topic(&name);
-        // Each partition moves its directory aside (fast) and removes it in the background,
-        // so a topic re-created with the same name at once starts from an empty directory.
-        let waits: Vec<_> = state
-            .partitions
-            .iter()
-            .map(|p| {
-                super::call(
-                    p,
-                    |reply| PartitionMsg::Delete { reply },
-                    Duration::from_secs(10),
-                )
-            })
-            .collect();
-        for result in futures::future::join_all(waits).await {
-            if let Err(err) = result {
-                warn!(topic = %name, %err, "A partition did not confirm its deletion.");
-            }
-        }
-        info!(topic = %name, "Deleted a topic.");
-        Ok((name, state.id))
     }
 
     async fn shutdown(&mut self) {

@@ -12,6 +12,8 @@
 //! - `decompression`: bounded, streamed decompression of a batch's records.
 //! - `recompression`: a topic's `compression.type` applied to produced batches.
 //! - `record_file`: framed, CRC-checked rmp-serde records (metadata).
+//! - `raft_log`, `raft_snapshot`: the metadata quorum's Raft log (with its vote and
+//!   committed id) and its snapshot, on record files.
 
 pub mod batch;
 pub mod batch_builder;
@@ -26,6 +28,10 @@ pub mod log_checkpoint;
 pub mod log_quarantine;
 pub mod offset_index;
 pub mod producer_state;
+pub mod raft_log;
+#[cfg(test)]
+mod raft_log_tests;
+pub mod raft_snapshot;
 pub mod recompression;
 pub mod record_file;
 #[cfg(test)]

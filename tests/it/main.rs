@@ -9,6 +9,8 @@ mod actor_log_flush;
 mod actor_metadata;
 mod actor_partition;
 mod actor_producer_expiry;
+mod actor_quorum;
+mod actor_quorum_tcp;
 mod actor_record_files;
 mod actor_stalled_disk;
 mod actor_supervision;

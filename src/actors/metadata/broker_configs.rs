@@ -21,19 +21,17 @@ impl MetadataState {
         if validate_only {
             return Ok(());
         }
-        let mut dynamic = self.dynamic.clone();
+        let mut dynamic = self.image.dynamic.clone();
         match layer {
             BrokerLayer::PerBroker => dynamic.per_broker = next,
             BrokerLayer::ClusterDefault => dynamic.cluster_default = next,
         }
-        self.store
-            .append(&MetadataRecord::BrokerConfigsChanged {
-                dynamic: dynamic.clone(),
-            })
-            .map_err(|e| MetadataError::Storage(e.to_string()))?;
-        self.dynamic = dynamic;
-        for topic in self.topics.values() {
-            let log = self.log_config(&topic.configs);
+        self.commit(MetadataRecord::BrokerConfigsChanged { dynamic })?;
+        for (name, topic) in &self.topics {
+            let Some(image) = self.image.topics.get(name) else {
+                continue;
+            };
+            let log = self.log_config(&image.configs);
             for partition in &topic.partitions {
                 let _ = partition.send_message(PartitionMsg::UpdateConfig { log: log.clone() });
             }

@@ -166,8 +166,12 @@ impl MetadataState {
         index: i32,
         err: &str,
     ) {
-        let Some((topic_id, configs)) = self.topics.get(&topic).map(|t| (t.id, t.configs.clone()))
-        else {
+        let image = self
+            .image
+            .topics
+            .get(&topic)
+            .filter(|_| self.topics.contains_key(&topic));
+        let Some((topic_id, configs)) = image.map(|t| (t.id, t.configs.clone())) else {
             return;
         };
         match self
@@ -219,9 +223,14 @@ impl MetadataState {
         started: Result<ActorRef<PartitionMsg>, String>,
     ) {
         let current = self
+            .image
             .topics
             .get(&topic)
-            .is_some_and(|t| t.id == topic_id && (index as usize) < t.partitions.len());
+            .is_some_and(|t| t.id == topic_id)
+            && self
+                .topics
+                .get(&topic)
+                .is_some_and(|t| (index as usize) < t.partitions.len());
         let actor = match started {
             Ok(actor) if !current => {
                 actor.stop(Some("its topic was deleted".into()));

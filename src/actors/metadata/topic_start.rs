@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use super::partition_restart::start_partition;
-use super::{MetadataMsg, MetadataRecord, MetadataState, TopicState};
+use super::{MetadataMsg, MetadataState, TopicState};
 use crate::actors::partition::{PartitionArgs, PartitionMsg};
 use crate::actors::routing::TopicRoute;
 use crate::actors::unavailable_partition::UnavailablePartition;
@@ -176,14 +176,6 @@ impl MetadataState {
         Some(id)
     }
 
-    /// The id of a live starting topic with this id, for DeleteTopics by id.
-    pub(super) fn starting_by_id(&self, id: Uuid) -> Option<String> {
-        self.starts
-            .live()
-            .find(|(_, t)| *t == id)
-            .map(|(name, _)| name.clone())
-    }
-
     /// A new topic's partitions started (or could not): the topic serves, its callers
     /// are answered.
     pub(super) async fn topic_started(
@@ -234,8 +226,6 @@ impl MetadataState {
         self.topics.insert(
             name.clone(),
             TopicState {
-                id,
-                configs: topic.configs,
                 partitions: actors,
                 queues,
             },
@@ -310,47 +300,6 @@ impl MetadataState {
         Ok((actors, stopped, failed))
     }
 
-    /// Validates and writes a CreatePartitions record; Some((topic id, configs, current
-    /// count)) when new partitions must start (outside this actor: see `topic_start`).
-    #[allow(clippy::type_complexity)]
-    pub(super) fn create_partitions(
-        &mut self,
-        name: &str,
-        count: i32,
-        validate_only: bool,
-    ) -> Result<Option<(Uuid, BTreeMap<String, String>, i32)>, MetadataError> {
-        let Some(topic) = self.topics.get(name) else {
-            return Err(MetadataError::UnknownTopic);
-        };
-        if self.starts.growing(name) {
-            return Err(MetadataError::InvalidPartitions(
-                "partitions are still being added to this topic".into(),
-            ));
-        }
-        let current = topic.partitions.len() as i32;
-        if count <= current {
-            return Err(MetadataError::InvalidPartitions(format!(
-                "topic has {current} partitions; the new count {count} must be larger"
-            )));
-        }
-        if count > 100_000 {
-            return Err(MetadataError::InvalidPartitions(format!(
-                "partition count {count} is above 100000"
-            )));
-        }
-        if validate_only {
-            return Ok(None);
-        }
-        let found = (topic.id, topic.configs.clone());
-        self.store
-            .append(&MetadataRecord::PartitionsCreated {
-                name: name.to_string(),
-                partitions: count,
-            })
-            .map_err(|e| MetadataError::Storage(e.to_string()))?;
-        Ok(Some((found.0, found.1, current)))
-    }
-
     /// Starts partitions `first..count` of an existing topic (CreatePartitions, its record
     /// written) in a task; `reply` travels with them and is answered when they serve.
     #[allow(clippy::too_many_arguments)]
@@ -401,9 +350,15 @@ impl MetadataState {
     ) {
         self.starts.growing.remove(&name);
         let configs = self
+            .image
             .topics
             .get(&name)
-            .filter(|t| t.id == id && t.partitions.len() as i32 == first)
+            .filter(|t| t.id == id)
+            .filter(|_| {
+                self.topics
+                    .get(&name)
+                    .is_some_and(|t| t.partitions.len() as i32 == first)
+            })
             .map(|t| t.configs.clone());
         let Some(configs) = configs else {
             // Deleted (perhaps created again) meanwhile.

@@ -1,0 +1,206 @@
+//! Topic CRUD on the metadata actor: validating a CreateTopics, DeleteTopics,
+//! CreatePartitions or topic AlterConfigs, committing its record (see `record_replay`),
+//! and telling the partition actors. New partitions start outside the actor (see
+//! `topic_start`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::ActorRef;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::{MetadataMsg, MetadataRecord, MetadataState, NewTopic, PartitionMsg, TopicRef};
+use crate::actors::routing::TopicRoute;
+use crate::error::MetadataError;
+use crate::topic_config;
+
+impl MetadataState {
+    /// Validates and writes a new topic's record; its partitions then start outside this
+    /// actor (None: see `topic_start`). validate_only: the route it would have.
+    pub(super) fn create_topic(
+        &mut self,
+        myself: &ActorRef<MetadataMsg>,
+        topic: NewTopic,
+        validate_only: bool,
+    ) -> Result<Option<Arc<TopicRoute>>, MetadataError> {
+        topic_config::validate_topic_name(&topic.name)?;
+        if self.topics.contains_key(&topic.name) || self.starts.contains(&topic.name) {
+            return Err(MetadataError::TopicExists);
+        }
+        let partitions = match (topic.num_partitions, topic.assigned_partitions) {
+            (-1, Some(n)) => n,
+            (-1, None) => self.config.default_partitions,
+            (n, None) if n >= 1 => n,
+            (_, Some(_)) => {
+                return Err(MetadataError::InvalidReplicaAssignment(
+                    "both a partition count and an assignment were given".into(),
+                ))
+            }
+            (n, None) => {
+                return Err(MetadataError::InvalidPartitions(format!(
+                    "partition count {n} is below 1"
+                )))
+            }
+        };
+        if partitions > 100_000 {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "partition count {partitions} is above 100000"
+            )));
+        }
+        if topic.replication_factor != -1 && topic.replication_factor != 1 {
+            return Err(MetadataError::InvalidReplicationFactor(format!(
+                "replication factor {} is larger than the 1 available broker",
+                topic.replication_factor
+            )));
+        }
+        topic_config::validate(&topic.configs)?;
+        let id = Uuid::new_v4();
+        if validate_only {
+            return Ok(Some(Arc::new(TopicRoute {
+                name: topic.name,
+                id,
+                partitions: Vec::new(),
+                queues: Vec::new(),
+                produce: crate::topic_config::produce_settings(&topic.configs, self.defaults()),
+                configs: topic.configs,
+            })));
+        }
+        self.commit(MetadataRecord::TopicCreated {
+            name: topic.name.clone(),
+            id: id.as_u128(),
+            partitions,
+            configs: topic.configs.clone(),
+        })?;
+        self.start_topic(myself, topic.name, id, topic.configs, partitions);
+        Ok(None)
+    }
+
+    pub(super) async fn delete_topic(
+        &mut self,
+        topic: TopicRef,
+    ) -> Result<(String, Uuid), MetadataError> {
+        let name = match topic {
+            TopicRef::Name(name) => name,
+            TopicRef::Id(id) => self
+                .image
+                .topic_name(id)
+                .cloned()
+                .ok_or(MetadataError::UnknownTopic)?,
+        };
+        let Some(id) = self.image.topics.get(&name).map(|t| t.id) else {
+            return Err(MetadataError::UnknownTopic);
+        };
+        let starting = !self.topics.contains_key(&name);
+        if starting && !self.starts.live().any(|(n, _)| *n == name) {
+            return Err(MetadataError::UnknownTopic);
+        }
+        self.commit(MetadataRecord::TopicDeleted { name: name.clone() })?;
+        self.restarts.forget_topic(&name);
+        if starting {
+            self.delete_starting(&name)
+                .ok_or(MetadataError::UnknownTopic)?;
+            info!(topic = %name, "Deleted a topic whose partitions were still starting.");
+            return Ok((name, id));
+        }
+        let Some(state) = self.topics.remove(&name) else {
+            return Err(MetadataError::UnknownTopic);
+        };
+        // Each partition moves its directory aside (fast) and removes it in the background,
+        // so a topic re-created with the same name at once starts from an empty directory.
+        let waits: Vec<_> = state
+            .partitions
+            .iter()
+            .map(|p| {
+                crate::actors::call(
+                    p,
+                    |reply| PartitionMsg::Delete { reply },
+                    Duration::from_secs(10),
+                )
+            })
+            .collect();
+        for result in futures::future::join_all(waits).await {
+            if let Err(err) = result {
+                warn!(topic = %name, %err, "A partition did not confirm its deletion.");
+            }
+        }
+        info!(topic = %name, "Deleted a topic.");
+        Ok((name, id))
+    }
+
+    pub(super) fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        changes: &[topic_config::ConfigChange],
+        replace: bool,
+        validate_only: bool,
+    ) -> Result<(), MetadataError> {
+        // A topic still starting is not known to AlterConfigs yet, as before.
+        let (Some(topic), true) = (self.image.topics.get(name), self.topics.contains_key(name))
+        else {
+            return Err(MetadataError::UnknownTopic);
+        };
+        let base = if replace {
+            BTreeMap::new()
+        } else {
+            topic.configs.clone()
+        };
+        let next = topic_config::apply_changes(&base, changes, self.defaults())?;
+        if validate_only {
+            return Ok(());
+        }
+        let log = self.log_config(&next);
+        self.commit(MetadataRecord::TopicConfigsChanged {
+            name: name.to_string(),
+            configs: next,
+        })?;
+        if let Some(topic) = self.topics.get(name) {
+            for partition in &topic.partitions {
+                let _ = partition.send_message(PartitionMsg::UpdateConfig { log: log.clone() });
+            }
+        }
+        info!(topic = %name, "Changed a topic's configs.");
+        Ok(())
+    }
+
+    /// Validates and writes a CreatePartitions record; Some((topic id, configs, current
+    /// count)) when new partitions must start (outside this actor: see `topic_start`).
+    #[allow(clippy::type_complexity)]
+    pub(super) fn create_partitions(
+        &mut self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<Option<(Uuid, BTreeMap<String, String>, i32)>, MetadataError> {
+        let (Some(topic), Some(image)) = (self.topics.get(name), self.image.topics.get(name))
+        else {
+            return Err(MetadataError::UnknownTopic);
+        };
+        if self.starts.growing(name) {
+            return Err(MetadataError::InvalidPartitions(
+                "partitions are still being added to this topic".into(),
+            ));
+        }
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "topic has {current} partitions; the new count {count} must be larger"
+            )));
+        }
+        if count > 100_000 {
+            return Err(MetadataError::InvalidPartitions(format!(
+                "partition count {count} is above 100000"
+            )));
+        }
+        if validate_only {
+            return Ok(None);
+        }
+        let found = (image.id, image.configs.clone());
+        self.commit(MetadataRecord::PartitionsCreated {
+            name: name.to_string(),
+            partitions: count,
+        })?;
+        Ok(Some((found.0, found.1, current)))
+    }
+}

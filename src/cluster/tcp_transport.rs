@@ -1,0 +1,290 @@
+//! Raft messages between quorum members over TCP: each frame is `[length u32 BE]` then the
+//! rmp-serde message. A sender keeps one connection per target and sends one request at a
+//! time on it (openraft gives each replication stream its own client); the receiving side
+//! answers each request in order from its local Raft.
+//!
+//! Never trust the network: a length above `MAX_FRAME` closes that one connection (logged
+//! once at warn) before anything is allocated, and a frame's bytes are buffered only as
+//! they arrive, so a lying header costs nothing. Other connections keep being served.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use openraft::error::{
+    Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
+    StreamingError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, OptionalSend, Snapshot, SnapshotMeta, Vote};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, warn};
+
+use super::{MetadataRaft, MetadataTypes, NodeId};
+
+/// The largest frame read or written: the record files' limit, which bounds a snapshot.
+pub const MAX_FRAME: usize = 64 * 1024 * 1024;
+
+#[derive(Serialize, Deserialize)]
+enum RaftRequest {
+    AppendEntries(AppendEntriesRequest<MetadataTypes>),
+    Vote(VoteRequest<NodeId>),
+    FullSnapshot {
+        vote: Vote<NodeId>,
+        meta: SnapshotMeta<NodeId, BasicNode>,
+        data: Vec<u8>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+enum RaftResponse {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    FullSnapshot(Result<SnapshotResponse<NodeId>, Fatal<NodeId>>),
+}
+
+async fn write_frame<T: Serialize>(
+    stream: &mut (impl AsyncWrite + Unpin),
+    message: &T,
+) -> io::Result<()> {
+    let payload = rmp_serde::to_vec(message).map_err(io::Error::other)?;
+    if payload.len() > MAX_FRAME {
+        return Err(io::Error::other(format!(
+            "a Raft message of {} bytes is above the {MAX_FRAME}-byte frame limit",
+            payload.len()
+        )));
+    }
+    let mut frame = Vec::with_capacity(4 + payload.len());
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    stream.write_all(&frame).await?;
+    stream.flush().await
+}
+
+/// Reads one frame; None at a clean end of stream between frames.
+async fn read_frame<T: DeserializeOwned>(
+    stream: &mut (impl AsyncRead + Unpin),
+) -> io::Result<Option<T>> {
+    let mut header = [0u8; 4];
+    match stream.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(err) => return Err(err),
+    }
+    let len = u32::from_be_bytes(header) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame length {len} is above the {MAX_FRAME}-byte limit"),
+        ));
+    }
+    // Grows as the bytes arrive: a header that lies about its length allocates nothing.
+    let mut payload = Vec::new();
+    stream.take(len as u64).read_to_end(&mut payload).await?;
+    if payload.len() != len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    rmp_serde::from_slice(&payload)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Answers Raft requests arriving on `listener` from the local member, until the listener
+/// task is dropped or aborted.
+pub async fn serve(listener: TcpListener, raft: MetadataRaft) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                warn!(%err, "Could not accept a quorum connection.");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            if let Err(err) = serve_connection(stream, &raft).await {
+                warn!(%peer, %err, "Closed a quorum connection.");
+            }
+        });
+    }
+}
+
+async fn serve_connection(mut stream: TcpStream, raft: &MetadataRaft) -> io::Result<()> {
+    while let Some(request) = read_frame::<RaftRequest>(&mut stream).await? {
+        let response = match request {
+            RaftRequest::AppendEntries(rpc) => {
+                RaftResponse::AppendEntries(raft.append_entries(rpc).await)
+            }
+            RaftRequest::Vote(rpc) => RaftResponse::Vote(raft.vote(rpc).await),
+            RaftRequest::FullSnapshot { vote, meta, data } => {
+                let snapshot = Snapshot {
+                    meta,
+                    snapshot: Box::new(data),
+                };
+                RaftResponse::FullSnapshot(raft.install_full_snapshot(vote, snapshot).await)
+            }
+        };
+        write_frame(&mut stream, &response).await?;
+    }
+    Ok(())
+}
+
+/// Connects to members at the addresses in their `BasicNode`s.
+#[derive(Debug, Clone, Default)]
+pub struct TcpNetwork;
+
+pub struct TcpConnection {
+    target: NodeId,
+    addr: String,
+    stream: Option<TcpStream>,
+}
+
+impl RaftNetworkFactory<MetadataTypes> for TcpNetwork {
+    type Network = TcpConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> TcpConnection {
+        TcpConnection {
+            target,
+            addr: node.addr.clone(),
+            stream: None,
+        }
+    }
+}
+
+/// Why a call failed: the member could not be reached (back off) or the exchange broke.
+enum CallError {
+    Unreachable(io::Error),
+    Network(io::Error),
+}
+
+impl TcpConnection {
+    async fn call(
+        &mut self,
+        request: &RaftRequest,
+        ttl: Duration,
+    ) -> Result<RaftResponse, CallError> {
+        let exchange = async {
+            if self.stream.is_none() {
+                let addr: SocketAddr = self
+                    .addr
+                    .parse()
+                    .map_err(|e| CallError::Unreachable(io::Error::other(e)))?;
+                let stream = TcpStream::connect(addr)
+                    .await
+                    .map_err(CallError::Unreachable)?;
+                stream.set_nodelay(true).map_err(CallError::Unreachable)?;
+                self.stream = Some(stream);
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                return Err(CallError::Unreachable(io::Error::other("no connection")));
+            };
+            write_frame(stream, request)
+                .await
+                .map_err(CallError::Network)?;
+            match read_frame::<RaftResponse>(stream).await {
+                Ok(Some(response)) => Ok(response),
+                Ok(None) => Err(CallError::Network(io::ErrorKind::UnexpectedEof.into())),
+                Err(err) => Err(CallError::Network(err)),
+            }
+        };
+        let result = match tokio::time::timeout(ttl, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Network(io::ErrorKind::TimedOut.into())),
+        };
+        if result.is_err() {
+            // A broken or timed-out exchange leaves the stream mid-frame: start afresh.
+            self.stream = None;
+            debug!(target = self.target, addr = %self.addr, "A quorum call failed.");
+        }
+        result
+    }
+}
+
+fn rpc_error<E: std::error::Error>(err: CallError) -> RPCError<NodeId, BasicNode, E> {
+    match err {
+        CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+        CallError::Network(e) => RPCError::Network(NetworkError::new(&e)),
+    }
+}
+
+fn unexpected<E: std::error::Error>() -> RPCError<NodeId, BasicNode, E> {
+    RPCError::Network(NetworkError::new(&io::Error::other(
+        "a response of the wrong kind",
+    )))
+}
+
+type RpcResult<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+
+impl RaftNetwork<MetadataTypes> for TcpConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<MetadataTypes>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        let request = RaftRequest::AppendEntries(rpc);
+        match self.call(&request, option.hard_ttl()).await {
+            Ok(RaftResponse::AppendEntries(result)) => {
+                result.map_err(|e| RemoteError::new(self.target, e).into())
+            }
+            Ok(_) => Err(unexpected()),
+            Err(err) => Err(rpc_error(err)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        _rpc: InstallSnapshotRequest<MetadataTypes>,
+        _option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        // Snapshots go whole through `full_snapshot`.
+        Err(unexpected())
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
+        match self.call(&RaftRequest::Vote(rpc), option.hard_ttl()).await {
+            Ok(RaftResponse::Vote(result)) => {
+                result.map_err(|e| RemoteError::new(self.target, e).into())
+            }
+            Ok(_) => Err(unexpected()),
+            Err(err) => Err(rpc_error(err)),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<NodeId>,
+        snapshot: Snapshot<MetadataTypes>,
+        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<MetadataTypes, Fatal<NodeId>>> {
+        let request = RaftRequest::FullSnapshot {
+            vote,
+            meta: snapshot.meta,
+            data: *snapshot.snapshot,
+        };
+        match self.call(&request, option.hard_ttl()).await {
+            Ok(RaftResponse::FullSnapshot(result)) => {
+                result.map_err(|e| RemoteError::new(self.target, e).into())
+            }
+            Ok(_) => Err(StreamingError::Network(NetworkError::new(
+                &io::Error::other("a response of the wrong kind"),
+            ))),
+            Err(CallError::Unreachable(e)) => Err(Unreachable::new(&e).into()),
+            Err(CallError::Network(e)) => Err(NetworkError::new(&e).into()),
+        }
+    }
+}
