@@ -6,6 +6,18 @@
 /// One record to build: (key, value), either may be null.
 pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
+use kafka_protocol::records::Compression;
+
+/// Every codec a batch can carry, in attribute order (0 none .. 4 zstd), for tests that
+/// go through them all.
+pub const ALL_CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
 /// Builds one batch: base offset 0, no producer id, timestamps `base_timestamp + index`.
 pub fn build_batch(records: &[KeyValue<'_>], base_timestamp: i64) -> Vec<u8> {
     let mut body = Vec::new();
@@ -46,7 +58,7 @@ pub fn build_batch(records: &[KeyValue<'_>], base_timestamp: i64) -> Vec<u8> {
 pub fn build_compressed_batch(
     records: &[KeyValue<'_>],
     base_timestamp: i64,
-    compression: kafka_protocol::records::Compression,
+    compression: Compression,
 ) -> Vec<u8> {
     let timed: Vec<(KeyValue<'_>, i64)> = records
         .iter()
@@ -58,10 +70,7 @@ pub fn build_compressed_batch(
 
 /// One batch whose records carry the given timestamps (in any order), compressed by
 /// `compression` (kafka-protocol's encoder).
-pub fn build_timed_batch(
-    records: &[(KeyValue<'_>, i64)],
-    compression: kafka_protocol::records::Compression,
-) -> Vec<u8> {
+pub fn build_timed_batch(records: &[(KeyValue<'_>, i64)], compression: Compression) -> Vec<u8> {
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     let records: Vec<Record> = records

@@ -210,13 +210,7 @@ mod tests {
     use crate::storage::batch_builder::build_compressed_batch;
     use kafka_protocol::records::Compression;
 
-    const CODECS: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
+    use crate::storage::batch_builder::ALL_CODECS as CODECS;
 
     /// One batch of one record whose value is `value_len` zeros, in `compression`.
     fn batch_of(compression: Compression, value_len: usize) -> Vec<u8> {

@@ -290,13 +290,7 @@ mod tests {
         TimestampType,
     };
 
-    const CODECS: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
+    use crate::storage::batch_builder::ALL_CODECS as CODECS;
 
     /// A transactional producer's batch of 50 JSON-like records with keys, null values,
     /// headers and uneven timestamps.

@@ -20,9 +20,6 @@ use std::time::Duration;
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
 
@@ -329,30 +326,6 @@ fn describe(wire: &mut Wire, kind: i8, name: &str) -> BTreeMap<String, (String, 
         .collect()
 }
 
-/// IncrementalAlterConfigs SET of one config: the error code and message.
-fn set(wire: &mut Wire, kind: i8, resource: &str, name: &str, value: &str) -> (i16, String) {
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(kind)
-            .with_resource_name(text(resource))
-            .with_configs(vec![AlterableConfig::default()
-                .with_name(text(name))
-                .with_config_operation(0)
-                .with_value(Some(text(value)))]),
-    ]);
-    let resp = wire
-        .call(1, &req)
-        .expect("IncrementalAlterConfigs answered");
-    let r = &resp.responses[0];
-    (
-        r.error_code,
-        r.error_message
-            .as_ref()
-            .map(|m| m.to_string())
-            .unwrap_or_default(),
-    )
-}
-
 fn check_names(shown: &BTreeMap<String, (String, bool)>, table: &[(&str, Proof)], what: &str) {
     let listed: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
     let unproven: Vec<&String> = shown
@@ -395,11 +368,11 @@ fn every_config_describe_configs_shows_is_applied_or_refused() {
         match proof {
             Applied(tests) => assert_tests_exist(tests, name, &known),
             Fixed { other } => {
-                let (code, message) = set(&mut wire, TOPIC_RESOURCE, "walk", name, other);
+                let (code, message) = wire.set_config(TOPIC_RESOURCE, "walk", name, other);
                 assert_eq!(code, INVALID_CONFIG, "{name}={other}: {message}");
                 assert!(message.contains("not supported"), "{name}: {message}");
                 let shown = &topic_configs[*name].0;
-                assert_eq!(set(&mut wire, TOPIC_RESOURCE, "walk", name, shown).0, 0);
+                assert_eq!(wire.set_config(TOPIC_RESOURCE, "walk", name, shown).0, 0);
             }
             BrokerDefault(..) | ReadOnly(_) => panic!("{name}: not a topic-level proof"),
         }
@@ -423,7 +396,7 @@ fn every_config_describe_configs_shows_is_applied_or_refused() {
             }
             ReadOnly(tests) => {
                 assert!(read_only, "{name} is shown read-only");
-                let (code, message) = set(&mut wire, BROKER_RESOURCE, "7", name, "1");
+                let (code, message) = wire.set_config(BROKER_RESOURCE, "7", name, "1");
                 assert_eq!(code, INVALID_REQUEST, "{name}: {message}");
                 if !checked_here(name) {
                     assert_tests_exist(tests, name, &known);

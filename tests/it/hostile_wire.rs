@@ -83,6 +83,35 @@ impl Wire {
         self.produce_answer(name, partition, acks, batch).error_code
     }
 
+    /// IncrementalAlterConfigs SET of one config on a resource (2 topic, 4 broker): the
+    /// error code and message.
+    pub fn set_config(
+        &mut self,
+        kind: i8,
+        resource: &str,
+        name: &str,
+        value: &str,
+    ) -> (i16, String) {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(kind)
+                .with_resource_name(text(resource))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(text(name))
+                    .with_config_operation(0)
+                    .with_value(Some(text(value)))]),
+        ]);
+        let resp = self
+            .call(1, &req)
+            .expect("IncrementalAlterConfigs answered");
+        let r = &resp.responses[0];
+        let message = r.error_message.as_ref().map(|m| m.to_string());
+        (r.error_code, message.unwrap_or_default())
+    }
+
     /// Produces one batch to `name`/`partition` with `acks`; the partition's answer.
     pub fn produce_answer(
         &mut self,

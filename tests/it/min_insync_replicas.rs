@@ -5,9 +5,6 @@
 //! broker-level default both apply, live.
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::incremental_alter_configs_request::{
-    AlterConfigsResource, AlterableConfig,
-};
 use kafka_protocol::messages::*;
 
 use broker::storage::batch_builder::build_batch;
@@ -18,19 +15,8 @@ use crate::hostile_wire::{text, topic, Wire};
 const NOT_ENOUGH_REPLICAS: i16 = 19;
 
 fn set(wire: &mut Wire, kind: i8, resource: &str, name: &str, value: &str) {
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-        AlterConfigsResource::default()
-            .with_resource_type(kind)
-            .with_resource_name(text(resource))
-            .with_configs(vec![AlterableConfig::default()
-                .with_name(text(name))
-                .with_config_operation(0)
-                .with_value(Some(text(value)))]),
-    ]);
-    let resp = wire
-        .call(1, &req)
-        .expect("IncrementalAlterConfigs answered");
-    assert_eq!(resp.responses[0].error_code, 0, "{name}={value}");
+    let (code, message) = wire.set_config(kind, resource, name, value);
+    assert_eq!(code, 0, "{name}={value}: {message}");
 }
 
 #[test]

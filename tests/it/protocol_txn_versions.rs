@@ -72,8 +72,8 @@ pub(crate) async fn produce(ctx: &BrokerContext, id: &str, records: Bytes) -> (i
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(records))])]);
-    let v = *range(ApiKey::Produce).end();
-    let ResponseKind::Produce(r) = serve(ctx, ApiKey::Produce, v, RequestKind::Produce(req)).await
+    // v12: the newest version that names topics by name (v13 uses topic ids).
+    let ResponseKind::Produce(r) = serve(ctx, ApiKey::Produce, 12, RequestKind::Produce(req)).await
     else {
         unreachable!()
     };

@@ -15,6 +15,20 @@ fn one(value: &str, ts: i64) -> Vec<u8> {
     build_batch(&[(None, Some(value.as_bytes()))], ts)
 }
 
+/// A compacted log of ~300-byte segments that cleans at any dirty ratio.
+fn compacted(min_compaction_lag_ms: i64) -> LogConfig {
+    LogConfig {
+        delete: false,
+        compaction: Some(CompactionConfig {
+            delete_retention_ms: 1_000,
+            min_cleanable_dirty_ratio: 0.0,
+            min_compaction_lag_ms,
+            max_compaction_lag_ms: i64::MAX,
+        }),
+        ..LogConfig::keep_all(300, 4096, 1 << 20)
+    }
+}
+
 fn keyed(key: &str, value: &str, ts: i64) -> Vec<u8> {
     build_batch(&[(Some(key.as_bytes()), Some(value.as_bytes()))], ts)
 }
@@ -65,17 +79,7 @@ fn index_interval_bytes_sets_how_often_the_offset_index_gets_an_entry() {
 #[test]
 fn min_compaction_lag_ms_keeps_recent_segments_out_of_the_cleaner() {
     let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
-    let config = LogConfig {
-        delete: false,
-        compaction: Some(CompactionConfig {
-            delete_retention_ms: 1_000,
-            min_cleanable_dirty_ratio: 0.0,
-            min_compaction_lag_ms: 60_000,
-            max_compaction_lag_ms: i64::MAX,
-        }),
-        ..LogConfig::keep_all(300, 4096, 1 << 20)
-    };
-    let mut log = open(&storage, config);
+    let mut log = open(&storage, compacted(60_000));
     for i in 0..20 {
         log.append(&mut keyed("k", &format!("v{i:0100}"), 1_000_000 + i))
             .unwrap();
@@ -95,17 +99,7 @@ fn min_compaction_lag_ms_keeps_recent_segments_out_of_the_cleaner() {
 #[test]
 fn the_dedupe_buffer_bounds_how_much_of_the_dirty_range_one_pass_cleans() {
     let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
-    let config = LogConfig {
-        delete: false,
-        compaction: Some(CompactionConfig {
-            delete_retention_ms: 1_000,
-            min_cleanable_dirty_ratio: 0.0,
-            min_compaction_lag_ms: 0,
-            max_compaction_lag_ms: i64::MAX,
-        }),
-        ..LogConfig::keep_all(300, 4096, 1 << 20)
-    };
-    let mut log = open(&storage, config);
+    let mut log = open(&storage, compacted(0));
     // A distinct key per record, so the key map grows with every segment.
     for i in 0..40 {
         log.append(&mut keyed(
