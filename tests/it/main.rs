@@ -34,6 +34,7 @@ mod describe_log_dirs;
 mod describe_topic_partitions;
 mod durability_faults;
 mod example_flags;
+mod fetch_sessions;
 mod harness;
 mod hostile_connections;
 mod hostile_fetch;
