@@ -212,3 +212,47 @@ fn the_cache_holds_its_slots_and_evicts_the_idle_session() {
     assert_eq!(call(&mut wire, 12, &fetch_v12(a, 2, &[], &[])).error_code, 0);
     assert_eq!(call(&mut wire, 12, &fetch_v12(c, 1, &[], &[])).error_code, 0);
 }
+
+/// librdkafka never asks for a session (it sends session 0, FINAL_EPOCH): with the cache
+/// on, and a session of another client open on the same partitions, it still reads every
+/// record of many partitions exactly once.
+#[test]
+fn librdkafka_reads_many_partitions_exactly_once_beside_a_session() {
+    use rdkafka::producer::BaseRecord;
+
+    use crate::harness::{assert_contiguous, consume, consumer, create_topic, flush, producer, send};
+
+    const PARTITIONS: i32 = 100;
+    const PER_PARTITION: usize = 10;
+    let broker = TestBroker::start("");
+    create_topic(&broker.bootstrap(), NAME, PARTITIONS);
+    let mut wire = Wire::connect(broker.port());
+    let all: Vec<(i32, i64)> = (0..PARTITIONS).map(|p| (p, 0)).collect();
+    let session = call(&mut wire, 12, &fetch_v12(0, 0, &all, &[])).session_id;
+    assert_ne!(session, 0);
+    let (producer, _) = producer(&broker.bootstrap(), &[]);
+    for i in 0..PER_PARTITION {
+        for p in 0..PARTITIONS {
+            let value = format!("{p}-{i}");
+            send(
+                &producer,
+                BaseRecord::to(NAME).partition(p).payload(value.as_bytes()),
+            );
+        }
+    }
+    flush(&producer);
+    let expected = PARTITIONS as usize * PER_PARTITION;
+    let records = consume(
+        &consumer(&broker.bootstrap(), &[]),
+        NAME,
+        PARTITIONS,
+        expected,
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(records.len(), expected);
+    assert_contiguous(&records, PARTITIONS);
+    // The raw session sees every partition once, as records.
+    let resp = call(&mut wire, 12, &fetch_v12(session, 1, &[], &[]));
+    assert_eq!(listed(&resp).len(), PARTITIONS as usize);
+    assert!(listed(&resp).iter().all(|(_, records)| *records));
+}
