@@ -115,7 +115,9 @@ impl Wire {
         self.stream.write_all(&frame).expect("request sent");
         self.sent += frame.len() as u64;
         let mut length = [0u8; 4];
-        self.stream.read_exact(&mut length).expect("response length");
+        self.stream
+            .read_exact(&mut length)
+            .expect("response length");
         let mut response = vec![0u8; i32::from_be_bytes(length) as usize];
         self.stream.read_exact(&mut response).expect("response");
         self.received += 4 + response.len() as u64;

@@ -17,12 +17,7 @@ use crate::hostile_wire::{topic, Wire};
 const NAME: &str = "sessions";
 
 /// A fetch of `NAME` by name (v12), partitions with their fetch offsets.
-fn fetch_v12(
-    session_id: i32,
-    epoch: i32,
-    parts: &[(i32, i64)],
-    forget: &[i32],
-) -> FetchRequest {
+fn fetch_v12(session_id: i32, epoch: i32, parts: &[(i32, i64)], forget: &[i32]) -> FetchRequest {
     let mut req = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(0)
@@ -75,7 +70,8 @@ fn produce_one(wire: &mut Wire, partition: i32) {
 }
 
 fn call(wire: &mut Wire, version: i16, req: &FetchRequest) -> FetchResponse {
-    wire.call(version, req).expect("the broker answers the Fetch")
+    wire.call(version, req)
+        .expect("the broker answers the Fetch")
 }
 
 #[test]
@@ -142,7 +138,7 @@ fn an_incremental_session_answers_only_what_changed() {
 
 fn topic_id(wire: &mut Wire) -> Uuid {
     let req = MetadataRequest::default().with_topics(Some(vec![
-        MetadataRequestTopic::default().with_name(Some(topic(NAME))),
+        MetadataRequestTopic::default().with_name(Some(topic(NAME)))
     ]));
     let resp = wire.call(12, &req).expect("Metadata answered");
     resp.topics[0].topic_id
@@ -188,9 +184,16 @@ fn the_cache_holds_its_slots_and_evicts_the_idle_session() {
     assert!(a != 0 && b != 0 && a != b);
     let c = call(&mut wire, 12, &fetch_v12(0, 0, &[(2, 0)], &[]));
     assert_eq!((c.error_code, c.session_id), (0, 0), "no free slot");
-    assert_eq!(listed(&c), vec![(2, false)], "still answered, without a session");
+    assert_eq!(
+        listed(&c),
+        vec![(2, false)],
+        "still answered, without a session"
+    );
     for s in [a, b] {
-        assert_eq!(call(&mut wire, 12, &fetch_v12(s, 1, &[], &[])).error_code, 0);
+        assert_eq!(
+            call(&mut wire, 12, &fetch_v12(s, 1, &[], &[])).error_code,
+            0
+        );
     }
     drop(wire);
     drop(broker);
@@ -205,12 +208,24 @@ fn the_cache_holds_its_slots_and_evicts_the_idle_session() {
     let a = call(&mut wire, 12, &fetch_v12(0, 0, &[(0, 0)], &[])).session_id;
     let b = call(&mut wire, 12, &fetch_v12(0, 0, &[(1, 0)], &[])).session_id;
     // a is used again, so b is now the least recently used.
-    assert_eq!(call(&mut wire, 12, &fetch_v12(a, 1, &[], &[])).error_code, 0);
+    assert_eq!(
+        call(&mut wire, 12, &fetch_v12(a, 1, &[], &[])).error_code,
+        0
+    );
     let c = call(&mut wire, 12, &fetch_v12(0, 0, &[(2, 0)], &[])).session_id;
     assert_ne!(c, 0, "the idle session was evicted for the new one");
-    assert_eq!(call(&mut wire, 12, &fetch_v12(b, 1, &[], &[])).error_code, 70);
-    assert_eq!(call(&mut wire, 12, &fetch_v12(a, 2, &[], &[])).error_code, 0);
-    assert_eq!(call(&mut wire, 12, &fetch_v12(c, 1, &[], &[])).error_code, 0);
+    assert_eq!(
+        call(&mut wire, 12, &fetch_v12(b, 1, &[], &[])).error_code,
+        70
+    );
+    assert_eq!(
+        call(&mut wire, 12, &fetch_v12(a, 2, &[], &[])).error_code,
+        0
+    );
+    assert_eq!(
+        call(&mut wire, 12, &fetch_v12(c, 1, &[], &[])).error_code,
+        0
+    );
 }
 
 /// librdkafka never asks for a session (it sends session 0, FINAL_EPOCH): with the cache
@@ -220,7 +235,9 @@ fn the_cache_holds_its_slots_and_evicts_the_idle_session() {
 fn librdkafka_reads_many_partitions_exactly_once_beside_a_session() {
     use rdkafka::producer::BaseRecord;
 
-    use crate::harness::{assert_contiguous, consume, consumer, create_topic, flush, producer, send};
+    use crate::harness::{
+        assert_contiguous, consume, consumer, create_topic, flush, producer, send,
+    };
 
     const PARTITIONS: i32 = 100;
     const PER_PARTITION: usize = 10;

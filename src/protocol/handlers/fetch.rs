@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::{join_all, select_all};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
@@ -42,7 +42,8 @@ use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::fetch_memory::{FetchMemory, Held};
 use crate::protocol::fetch_sessions::{
-    owned, Answered, Context, FetchSessions, PartitionKey, Requested, FINAL_EPOCH,
+    as_fetch_topics, forgotten, owned, requested, Answered, Context, FetchSessions, PartitionKey,
+    Requested, FINAL_EPOCH,
 };
 use crate::protocol::BrokerContext;
 use crate::storage::batch::{any_batch_compressed_with, ZSTD};
@@ -93,7 +94,14 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
             let changes = requested(&req.topics, uses_ids);
             let forgotten = forgotten(&req, uses_ids);
             sessions
-                .begin(req.session_id, req.session_epoch, uses_ids, changes, forgotten, limit)
+                .begin(
+                    req.session_id,
+                    req.session_epoch,
+                    uses_ids,
+                    changes,
+                    forgotten,
+                    limit,
+                )
                 .await
         };
         let topics = match &context {
@@ -165,7 +173,14 @@ async fn in_session(
         Context::Full => {
             let partitions = answers(fetch, &response)
                 .map(|(key, offset, max_bytes, answered)| {
-                    (Requested { key, offset, max_bytes }, answered)
+                    (
+                        Requested {
+                            key,
+                            offset,
+                            max_bytes,
+                        },
+                        answered,
+                    )
                 })
                 .collect();
             response.session_id = sessions.create(uses_ids, partitions, limit).await;
@@ -228,67 +243,6 @@ fn answers<'a>(
                     ((id, name.clone(), w.index), w.offset, max_bytes, answered)
                 })
         })
-}
-
-/// The request's partitions as a session keys them, names copied out of the frame.
-fn requested(topics: &[FetchTopic], uses_ids: bool) -> Vec<Requested> {
-    topics
-        .iter()
-        .flat_map(|t| {
-            let (id, name) = if uses_ids {
-                (t.topic_id, TopicName::default())
-            } else {
-                (Uuid::nil(), owned(&t.topic))
-            };
-            t.partitions.iter().map(move |p| Requested {
-                key: (id, name.clone(), p.partition),
-                offset: p.fetch_offset,
-                max_bytes: p.partition_max_bytes,
-            })
-        })
-        .collect()
-}
-
-fn forgotten(req: &FetchRequest, uses_ids: bool) -> Vec<PartitionKey> {
-    req.forgotten_topics_data
-        .iter()
-        .flat_map(|t| {
-            let (id, name) = if uses_ids {
-                (t.topic_id, TopicName::default())
-            } else {
-                (Uuid::nil(), owned(&t.topic))
-            };
-            t.partitions.iter().map(move |&p| (id, name.clone(), p))
-        })
-        .collect()
-}
-
-/// A session's partitions as request topics (consecutive partitions of a topic together),
-/// so they are resolved as a request's are.
-fn as_fetch_topics(partitions: &[Requested], uses_ids: bool) -> Vec<FetchTopic> {
-    let mut topics: Vec<FetchTopic> = Vec::new();
-    for r in partitions {
-        let (id, name, index) = &r.key;
-        let same = topics
-            .last()
-            .is_some_and(|t| if uses_ids { t.topic_id == *id } else { t.topic == *name });
-        if !same {
-            topics.push(
-                FetchTopic::default()
-                    .with_topic(name.clone())
-                    .with_topic_id(*id),
-            );
-        }
-        if let Some(t) = topics.last_mut() {
-            t.partitions.push(
-                FetchPartition::default()
-                    .with_partition(*index)
-                    .with_fetch_offset(r.offset)
-                    .with_partition_max_bytes(r.max_bytes),
-            );
-        }
-    }
-    topics
 }
 
 /// The requested topics resolved to their routes, each partition once (the last listing
