@@ -15,14 +15,14 @@
 //! incremental one), so the client starts over. So the cache holds at most
 //! slots x partitions x `ENTRY_BYTES` (+ the name's bytes, named sessions below v13).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 use uuid::Uuid;
 
 pub const INITIAL_EPOCH: i32 = 0;
@@ -205,16 +205,20 @@ impl Cache {
         if session.uses_ids != uses_ids {
             return Context::Error(ResponseError::FetchSessionTopicIdError.code());
         }
+        // A partition listed twice is added once.
         let added = changes
             .iter()
             .filter(|c| !session.partitions.contains_key(&c.key))
-            .count();
+            .map(|c| &c.key)
+            .collect::<HashSet<_>>()
+            .len();
         if session.partitions.len() + added > limit || changes.iter().any(|c| name_too_long(&c.key))
         {
-            // More than could exist: close it; the client starts over with a full fetch.
-            debug!(
+            // More than could exist: close it; the client starts over with a full fetch
+            // (which gets no session while it names too many).
+            warn!(
                 session_id,
-                "Closed a fetch session that named more partitions than exist."
+                "Closed a fetch session that named more partitions than exist, or a topic name longer than 249 bytes."
             );
             self.sessions.remove(&session_id);
             return Context::Error(ResponseError::FetchSessionIdNotFound.code());

@@ -54,6 +54,8 @@ impl FetchSessions {
     pub fn start(slots: usize, eviction: Duration) -> FetchSessions {
         let (tx, mut rx) = mpsc::channel(MAILBOX);
         let mut cache = Cache::new(slots, eviction);
+        let sessions_gauge = metrics::gauge!(crate::metrics::FETCH_SESSIONS);
+        let partitions_gauge = metrics::gauge!(crate::metrics::FETCH_SESSION_PARTITIONS);
         tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 let now = Instant::now();
@@ -88,6 +90,8 @@ impl FetchSessions {
                         let _ = reply.send(cache.respond(session_id, epoch, answers));
                     }
                 }
+                sessions_gauge.set(cache.len() as f64);
+                partitions_gauge.set(cache.partitions() as f64);
             }
         });
         FetchSessions { tx }

@@ -94,3 +94,17 @@ fn a_session_never_holds_more_partitions_than_exist() {
     ));
     assert!(cache.is_empty());
 }
+
+#[test]
+fn a_partition_listed_twice_counts_once_against_the_bound() {
+    let t0 = Instant::now();
+    let mut cache = Cache::new(10, EVICTION);
+    let id = cache.create(t0, false, wanted(2), 3);
+    assert_ne!(id, 0);
+    let third = wanted(3).pop().map(|(r, _)| r).expect("partition 2");
+    let twice = vec![third.clone(), third];
+    match cache.begin(t0, id, 1, false, twice, Vec::new(), 3) {
+        Context::Incremental { partitions, .. } => assert_eq!(partitions.len(), 3),
+        other => panic!("{other:?}"),
+    }
+}

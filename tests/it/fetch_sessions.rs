@@ -273,3 +273,31 @@ fn librdkafka_reads_many_partitions_exactly_once_beside_a_session() {
     assert_eq!(listed(&resp).len(), PARTITIONS as usize);
     assert!(listed(&resp).iter().all(|(_, records)| *records));
 }
+
+/// The cache's size is on /metrics, as Kafka's NumIncrementalFetchSessions and
+/// NumIncrementalFetchPartitionsCached.
+#[test]
+fn the_session_cache_size_is_on_metrics() {
+    use crate::client_metrics::{sample, scrape_until};
+
+    let port = crate::harness::free_port();
+    let broker = TestBroker::start(&format!("metrics_listen = \"127.0.0.1:{port}\""));
+    let mut wire = Wire::connect(broker.port());
+    wire.create_topic(NAME, 3);
+    let a = call(&mut wire, 12, &fetch_v12(0, 0, &[(0, 0)], &[])).session_id;
+    let b = call(&mut wire, 12, &fetch_v12(0, 0, &[(1, 0), (2, 0)], &[])).session_id;
+    assert!(a != 0 && b != 0);
+    let sizes = |page: &str| {
+        (
+            sample(page, "broker_fetch_sessions", &[]),
+            sample(page, "broker_fetch_session_partitions", &[]),
+        )
+    };
+    scrape_until(port, "two sessions of 3 partitions", |p| {
+        sizes(p) == (Some(2.0), Some(3.0))
+    });
+    call(&mut wire, 12, &fetch_v12(b, -1, &[], &[]));
+    scrape_until(port, "one session of 1 partition", |p| {
+        sizes(p) == (Some(1.0), Some(1.0))
+    });
+}
