@@ -13,7 +13,8 @@
 //! longer than Kafka's 249 bytes. A request that would pass either is answered without a
 //! session (a full fetch) or FETCH_SESSION_ID_NOT_FOUND after closing the session (an
 //! incremental one), so the client starts over. So the cache holds at most
-//! slots x partitions x `ENTRY_BYTES` (+ the name's bytes, named sessions below v13).
+//! slots x partitions x `ENTRY_BYTES` (192 B), plus for sessions by name (below v13) up to
+//! 249 bytes of topic name per partition (shared by the partitions one request names).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -36,10 +37,11 @@ pub type PartitionKey = (Uuid, TopicName, i32);
 
 /// Memory of one cached partition: its key in the map and in the order, and its state
 /// (the name's own bytes, at most 249, come on top for sessions by name).
+/// 192 bytes on 64-bit targets, checked below.
 pub const ENTRY_BYTES: usize =
     2 * std::mem::size_of::<PartitionKey>() + std::mem::size_of::<Cached>() + 32;
 
-// The bound docs/RELIABILITY.md states (192 bytes on 64-bit targets).
+// The bound docs/RELIABILITY.md and README.md state.
 const _: () = assert!(ENTRY_BYTES <= 192);
 
 /// A partition named by a request, with its fetch offset and limit.
