@@ -330,6 +330,14 @@ pub fn static_rows(config: &Config) -> Vec<(&'static str, String)> {
         ),
         ("default.replication.factor", "1".to_string()),
         (
+            "max.incremental.fetch.session.cache.slots",
+            config.max_incremental_fetch_session_cache_slots.to_string(),
+        ),
+        (
+            "min.incremental.fetch.session.eviction.ms",
+            config.min_incremental_fetch_session_eviction_ms.to_string(),
+        ),
+        (
             "transactional.id.expiration.ms",
             config.transactional_id_expiration_ms.to_string(),
         ),

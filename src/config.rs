@@ -95,6 +95,13 @@ pub struct Config {
     /// How long a Fetch waits for one partition's read (a partition whose disk stopped
     /// answering): past it that partition gets REQUEST_TIMED_OUT and the others are served.
     pub fetch_partition_read_timeout_ms: u64,
+    /// Incremental fetch sessions (KIP-227) the broker keeps at once (Kafka's
+    /// max.incremental.fetch.session.cache.slots); 0: none, every fetch is a full one.
+    pub max_incremental_fetch_session_cache_slots: usize,
+    /// A fetch session unused this long may be evicted for a new one; one created this
+    /// long ago may be evicted for a larger one (Kafka's
+    /// min.incremental.fetch.session.eviction.ms).
+    pub min_incremental_fetch_session_eviction_ms: u64,
     /// Longest metadata string of a committed offset (Kafka's offset.metadata.max.bytes);
     /// a longer one is OFFSET_METADATA_TOO_LARGE for its partition.
     pub offset_metadata_max_bytes: usize,
@@ -164,6 +171,8 @@ impl Default for Config {
             fetch_max_bytes: 57_671_680,
             fetch_memory_budget_bytes: 256 * 1024 * 1024,
             fetch_partition_read_timeout_ms: 30_000,
+            max_incremental_fetch_session_cache_slots: 1000,
+            min_incremental_fetch_session_eviction_ms: 120_000,
             offset_metadata_max_bytes: 4096,
             max_in_flight_per_connection: 32,
             max_connection_buffered_bytes: 128 * 1024 * 1024,

@@ -54,6 +54,8 @@ const BROKER: &[(&str, i8, &str)] = &[
     ("log.dirs", STRING, "Where partitions, metadata, group offsets and transaction state live (config.toml data_dir)."),
     ("log.flush.interval.ms", LONG, "How often each partition fsyncs what it has not yet fsynced (config.toml log.flush_interval_ms)."),
     ("log.retention.check.interval.ms", LONG, "How often each partition applies retention and checks whether a cleaning pass is due (config.toml log.retention_check_interval_ms)."),
+    ("max.incremental.fetch.session.cache.slots", INT, "Incremental fetch sessions (KIP-227) the broker keeps at once; 0 turns them off (config.toml max_incremental_fetch_session_cache_slots)."),
+    ("min.incremental.fetch.session.eviction.ms", INT, "A fetch session unused this long may be evicted for a new one; one created this long before its last use may be evicted for one with more partitions (config.toml min_incremental_fetch_session_eviction_ms)."),
     ("node.id", INT, "This broker's id (config.toml node_id)."),
     ("producer.id.expiration.check.interval.ms", LONG, "How often each partition forgets idle idempotent producers (config.toml producer_id_expiration_check_interval_ms)."),
     ("producer.id.expiration.ms", LONG, "A partition forgets an idempotent producer with no open transaction whose last batch is older than this (config.toml producer_id_expiration_ms)."),

@@ -37,6 +37,8 @@ pub const FSYNC_SECONDS: &str = "broker_fsync_duration_seconds";
 pub const RECOVERY_SECONDS: &str = "broker_recovery_seconds";
 pub const QUARANTINED_SEGMENTS: &str = "broker_quarantined_segments_total";
 pub const TRANSACTIONAL_IDS: &str = "broker_transactional_ids";
+pub const FETCH_SESSIONS: &str = "broker_fetch_sessions";
+pub const FETCH_SESSION_PARTITIONS: &str = "broker_fetch_session_partitions";
 
 /// The gauges labelled with a topic and partition, with their help texts: removed when
 /// their partition is deleted.
@@ -132,6 +134,14 @@ fn describe() {
     describe_gauge!(
         TRANSACTIONAL_IDS,
         "Transactional ids held by the transaction coordinator (each has a file under __transactions)."
+    );
+    describe_gauge!(
+        FETCH_SESSIONS,
+        "Incremental fetch sessions in the cache (Kafka's NumIncrementalFetchSessions)."
+    );
+    describe_gauge!(
+        FETCH_SESSION_PARTITIONS,
+        "Partitions cached over all fetch sessions (Kafka's NumIncrementalFetchPartitionsCached)."
     );
     describe_gauge!(
         RECOVERY_SECONDS,

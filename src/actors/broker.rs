@@ -52,6 +52,7 @@ pub struct Broker {
     listener: ActorRef<ListenerMsg>,
     shutdown_timeout: Duration,
     fetch_memory: crate::protocol::fetch_memory::FetchMemory,
+    fetch_sessions: crate::protocol::fetch_sessions::FetchSessions,
     /// The actors the broker cannot run without, by name, until one of them ends.
     critical: Vec<(&'static str, JoinHandle<()>)>,
     /// Dropped (without blocking) after the partitions have stopped.
@@ -134,6 +135,10 @@ impl Broker {
         })?;
         let fetch_memory =
             crate::protocol::fetch_memory::FetchMemory::new(config.fetch_memory_budget_bytes);
+        let fetch_sessions = crate::protocol::fetch_sessions::FetchSessions::start(
+            config.max_incremental_fetch_session_cache_slots,
+            Duration::from_millis(config.min_incremental_fetch_session_eviction_ms),
+        );
         let context = BrokerContext {
             config: config.clone(),
             metadata: metadata.clone(),
@@ -141,6 +146,7 @@ impl Broker {
             groups: groups.clone(),
             txns: txns.clone(),
             fetch_memory: fetch_memory.clone(),
+            fetch_sessions: fetch_sessions.clone(),
         };
         let limits =
             ConnectionLimits::new(&config, crate::fd_limit::nofile().map(|(soft, _)| soft));
@@ -170,6 +176,7 @@ impl Broker {
             txns,
             shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
             fetch_memory,
+            fetch_sessions,
             config,
             listener,
             critical: vec![
@@ -203,6 +210,7 @@ impl Broker {
             groups: self.groups.clone(),
             txns: self.txns.clone(),
             fetch_memory: self.fetch_memory.clone(),
+            fetch_sessions: self.fetch_sessions.clone(),
         }
     }
 

@@ -137,6 +137,11 @@ impl RoutingTable {
         self.by_id.get(id)
     }
 
+    /// Partitions of every topic together (what one fetch session may hold at most).
+    pub fn partition_count(&self) -> usize {
+        self.by_name.values().map(|t| t.partitions.len()).sum()
+    }
+
     /// Every topic, sorted by name (Metadata lists them in a stable order).
     pub fn topics(&self) -> Vec<&Arc<TopicRoute>> {
         let mut all: Vec<_> = self.by_name.values().collect();

@@ -19,6 +19,8 @@ pub struct BrokerContext {
     pub txns: ActorRef<TxnRegistryMsg>,
     /// The broker-wide budget of Fetch reads in flight.
     pub fetch_memory: crate::protocol::fetch_memory::FetchMemory,
+    /// The broker-wide cache of incremental fetch sessions (KIP-227).
+    pub fetch_sessions: crate::protocol::fetch_sessions::FetchSessions,
 }
 
 /// Who sent a request: for group membership (DescribeGroups shows it).

@@ -5,6 +5,8 @@
 pub mod context;
 pub mod dispatch;
 pub mod fetch_memory;
+pub mod fetch_session_cache;
+pub mod fetch_sessions;
 pub mod frame;
 pub mod handlers;
 pub mod recompression_slots;

@@ -12,7 +12,7 @@ use rdkafka::producer::BaseRecord;
 use crate::harness::*;
 
 /// The /metrics page, or None while the listener is not up.
-fn scrape(port: u16) -> Option<String> {
+pub fn scrape(port: u16) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     stream
@@ -24,7 +24,7 @@ fn scrape(port: u16) -> Option<String> {
 }
 
 /// The value of the first sample whose name and labels contain every `parts`.
-fn sample(page: &str, name: &str, parts: &[&str]) -> Option<f64> {
+pub fn sample(page: &str, name: &str, parts: &[&str]) -> Option<f64> {
     page.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
@@ -106,7 +106,7 @@ fn metrics_show_requests_offsets_and_fsyncs() {
 }
 
 /// Polls the page (bounded) until `ready` holds for it.
-fn scrape_until(port: u16, what: &str, ready: impl Fn(&str) -> bool) -> String {
+pub fn scrape_until(port: u16, what: &str, ready: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(page) = scrape(port).filter(|p| ready(p)) {

@@ -230,7 +230,15 @@ const BROKER_CONFIGS: &[(&str, Proof)] = &[
     ("log.roll.ms", BrokerDefault("segment.ms", &[])),
     ("log.segment.bytes", BrokerDefault("segment.bytes", &[])),
     ("listeners", ReadOnly(&[])),
+    (
+        "max.incremental.fetch.session.cache.slots",
+        ReadOnly(&["the_cache_holds_its_slots_and_evicts_the_idle_session"]),
+    ),
     ("message.max.bytes", BrokerDefault("max.message.bytes", &[])),
+    (
+        "min.incremental.fetch.session.eviction.ms",
+        ReadOnly(&["the_cache_holds_its_slots_and_evicts_the_idle_session"]),
+    ),
     ("min.insync.replicas", BrokerDefault("min.insync.replicas", &["acks_all_needs_min_insync_replicas_at_most_one_on_a_single_broker"])),
     ("node.id", ReadOnly(&[])),
     (

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 const EXAMPLES: &[&str] = &[
     "broker-torture",
     "compaction-cost",
+    "fetch-sessions-cost",
     "fuzz",
     "retention-timers",
     "seam-cost",

@@ -4,6 +4,7 @@
 mod actor_backpressure;
 mod actor_broker_configs;
 mod actor_compaction;
+mod actor_fetch_sessions;
 mod actor_group;
 mod actor_log_flush;
 mod actor_metadata;
@@ -34,6 +35,7 @@ mod describe_log_dirs;
 mod describe_topic_partitions;
 mod durability_faults;
 mod example_flags;
+mod fetch_sessions;
 mod harness;
 mod hostile_connections;
 mod hostile_fetch;

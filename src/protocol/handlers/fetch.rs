@@ -1,4 +1,4 @@
-//! Fetch v4-v16, with topic ids from v13. A long poll: the partitions are read at once; if
+//! Fetch v4-v18, with topic ids from v13. A long poll: the partitions are read at once; if
 //! fewer than `min_bytes` came back, the request parks a waiter in each partition actor and
 //! sleeps until one of them reports new data past its offset or `max_wait_ms` runs out, then
 //! reads again. No polling loop: appends wake the waiters.
@@ -17,7 +17,8 @@
 //!
 //! isolation_level=1 (read_committed) reads up to the last stable offset and answers the
 //! aborted transactions in the returned range, so clients drop aborted records.
-//! Fetch sessions (KIP-227) are declined with session id 0, so clients send full fetches.
+//! Fetch sessions (KIP-227) from v7: see `fetch_sessions`. A session's fetch reads every
+//! partition the session holds and answers only those with records or changed metadata.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -40,6 +41,10 @@ use crate::actors::routing::{RoutingTable, TopicRoute};
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::fetch_memory::{FetchMemory, Held};
+use crate::protocol::fetch_sessions::{
+    as_fetch_topics, forgotten, owned, requested, Answered, Context, FetchSessions, PartitionKey,
+    Requested, FINAL_EPOCH,
+};
 use crate::protocol::BrokerContext;
 use crate::storage::batch::{any_batch_compressed_with, ZSTD};
 
@@ -73,38 +78,171 @@ struct Fetch {
 type Read = Result<ReadOutcome, i16>;
 
 pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> ResponseFuture {
-    let fetch = Fetch {
-        topics: resolve(&ctx.routes(), version, req.topics),
-        version,
-        read_committed: req.isolation_level == 1,
-        max_bytes: (req.max_bytes.max(0) as usize).min(ctx.config.fetch_max_bytes),
-        read_timeout: Duration::from_millis(ctx.config.fetch_partition_read_timeout_ms),
-    };
+    let routes = ctx.routes();
+    let config = ctx.config.clone();
     let memory = ctx.fetch_memory.clone();
+    let sessions = ctx.fetch_sessions.clone();
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     Box::pin(async move {
-        let deadline = Instant::now() + max_wait;
-        loop {
-            // The budget is held until the response is built, and not while waiting.
-            let (results, _held) = read_all(&fetch, &memory, deadline).await;
-            let total: usize = results
-                .iter()
-                .flatten()
-                .map(|r| r.as_ref().map_or(0, |read| read.records.len()))
-                .sum();
-            let any_error = results.iter().flatten().any(|r| r.is_err());
-            if total >= min_bytes || any_error || Instant::now() >= deadline {
-                return ResponseKind::Fetch(respond(&fetch.topics, results));
+        let uses_ids = version >= 13;
+        let limit = routes.partition_count();
+        // Sessions came with v7; an old request decodes as session 0, FINAL_EPOCH.
+        let context = if version < 7 || (req.session_id == 0 && req.session_epoch == FINAL_EPOCH) {
+            Context::Sessionless
+        } else {
+            let changes = requested(&req.topics, uses_ids);
+            let forgotten = forgotten(&req, uses_ids);
+            sessions
+                .begin(
+                    req.session_id,
+                    req.session_epoch,
+                    uses_ids,
+                    changes,
+                    forgotten,
+                    limit,
+                )
+                .await
+        };
+        let topics = match &context {
+            Context::Error(code) => {
+                return ResponseKind::Fetch(
+                    FetchResponse::default()
+                        .with_error_code(*code)
+                        .with_session_id(0),
+                );
             }
-            drop(results);
-            drop(_held);
-            if !wait_for_data(&fetch, deadline).await {
-                let (results, _held) = read_all(&fetch, &memory, deadline).await;
-                return ResponseKind::Fetch(respond(&fetch.topics, results));
+            Context::Incremental { partitions, .. } => {
+                resolve(&routes, version, as_fetch_topics(partitions, uses_ids))
+            }
+            Context::Sessionless | Context::Full => resolve(&routes, version, req.topics),
+        };
+        let fetch = Fetch {
+            topics,
+            version,
+            read_committed: req.isolation_level == 1,
+            max_bytes: (req.max_bytes.max(0) as usize).min(config.fetch_max_bytes),
+            read_timeout: Duration::from_millis(config.fetch_partition_read_timeout_ms),
+        };
+        let response = long_poll(&fetch, &memory, max_wait, min_bytes).await;
+        ResponseKind::Fetch(in_session(&fetch, &sessions, context, response, limit).await)
+    })
+}
+
+/// Reads until `min_bytes` came back, an error, or `max_wait` passed.
+async fn long_poll(
+    fetch: &Fetch,
+    memory: &FetchMemory,
+    max_wait: Duration,
+    min_bytes: usize,
+) -> FetchResponse {
+    let deadline = Instant::now() + max_wait;
+    loop {
+        // The budget is held until the response is built, and not while waiting.
+        let (results, _held) = read_all(fetch, memory, deadline).await;
+        let total: usize = results
+            .iter()
+            .flatten()
+            .map(|r| r.as_ref().map_or(0, |read| read.records.len()))
+            .sum();
+        let any_error = results.iter().flatten().any(|r| r.is_err());
+        if total >= min_bytes || any_error || Instant::now() >= deadline {
+            return respond(&fetch.topics, results);
+        }
+        drop(results);
+        drop(_held);
+        if !wait_for_data(fetch, deadline).await {
+            let (results, _held) = read_all(fetch, memory, deadline).await;
+            return respond(&fetch.topics, results);
+        }
+    }
+}
+
+/// A full fetch may create a session (its id answered); an incremental one lists only the
+/// partitions with records or changed metadata.
+async fn in_session(
+    fetch: &Fetch,
+    sessions: &FetchSessions,
+    context: Context,
+    mut response: FetchResponse,
+    limit: usize,
+) -> FetchResponse {
+    let uses_ids = fetch.version >= 13;
+    match context {
+        Context::Sessionless | Context::Error(_) => response,
+        Context::Full => {
+            let partitions = answers(fetch, &response)
+                .map(|(key, offset, max_bytes, answered)| {
+                    (
+                        Requested {
+                            key,
+                            offset,
+                            max_bytes,
+                        },
+                        answered,
+                    )
+                })
+                .collect();
+            response.session_id = sessions.create(uses_ids, partitions, limit).await;
+            response
+        }
+        Context::Incremental {
+            session_id, epoch, ..
+        } => {
+            let keyed = answers(fetch, &response)
+                .map(|(key, _, _, answered)| (key, answered))
+                .collect();
+            match sessions.respond(session_id, epoch, keyed).await {
+                Err(code) => FetchResponse::default()
+                    .with_error_code(code)
+                    .with_session_id(0),
+                Ok(listed) => {
+                    let mut listed = listed.into_iter();
+                    for topic in &mut response.responses {
+                        topic.partitions.retain(|_| listed.next().unwrap_or(true));
+                    }
+                    response.responses.retain(|t| !t.partitions.is_empty());
+                    response.session_id = session_id;
+                    response
+                }
             }
         }
-    })
+    }
+}
+
+/// Every answered partition with its session key, the fetch offset and limit it was read
+/// with, and what its answer said.
+fn answers<'a>(
+    fetch: &'a Fetch,
+    response: &'a FetchResponse,
+) -> impl Iterator<Item = (PartitionKey, i64, i32, Answered)> + 'a {
+    let uses_ids = fetch.version >= 13;
+    fetch
+        .topics
+        .iter()
+        .zip(&response.responses)
+        .flat_map(move |(topic, answered)| {
+            let (id, name) = if uses_ids {
+                (topic.id, TopicName::default())
+            } else {
+                (Uuid::nil(), owned(&topic.name))
+            };
+            topic
+                .partitions
+                .iter()
+                .zip(&answered.partitions)
+                .map(move |(w, p)| {
+                    let answered = Answered {
+                        has_records: p.records.as_ref().is_some_and(|r| !r.is_empty()),
+                        high_watermark: p.high_watermark,
+                        last_stable_offset: p.last_stable_offset,
+                        log_start_offset: p.log_start_offset,
+                        error: p.error_code,
+                    };
+                    let max_bytes = w.max_bytes.min(i32::MAX as usize) as i32;
+                    ((id, name.clone(), w.index), w.offset, max_bytes, answered)
+                })
+        })
 }
 
 /// The requested topics resolved to their routes, each partition once (the last listing
