@@ -44,6 +44,7 @@ mod min_insync_replicas;
 mod protocol_txn_versions;
 mod protocol_versions;
 mod proxy;
+mod quorum_sim;
 mod soak_hostile;
 mod timestamps;
 mod zstd_versions;
