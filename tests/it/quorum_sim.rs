@@ -23,13 +23,15 @@ use super::crash_property::Rng;
 use broker::actors::metadata::{MetadataImage, MetadataRecord};
 use broker::cluster::tcp_transport::{read_frame, serve, write_frame, Accept, Connect, TcpNetwork};
 use broker::cluster::{
-    default_config, quorum_dir, AppliedImage, MetadataRaft, NodeId, QuorumMember,
+    default_config, quorum_dir, AppliedImage, MetadataRaft, MetadataTypes, NodeId, QuorumMember,
 };
 use broker::storage::raft_log::RaftLogStore;
+use broker::storage::raft_snapshot::load_snapshot;
 use broker::storage::sim::SimStorage;
+use broker::storage::Storage;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::storage::RaftLogReader;
-use openraft::{BasicNode, Config, EntryPayload, LogId, SnapshotPolicy};
+use openraft::storage::{RaftLogReader, RaftLogStorage};
+use openraft::{BasicNode, Config, Entry, EntryPayload, LogId, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -56,7 +58,10 @@ fn config(id: NodeId) -> Config {
         heartbeat_interval: 100,
         election_timeout_min: election,
         election_timeout_max: election + 1,
+        // Frequent snapshots, the log purged right behind them: a member that was away
+        // catches up from a snapshot.
         snapshot_policy: SnapshotPolicy::LogsSinceLast(40),
+        max_in_snapshot_log_to_keep: 0,
         ..default_config()
     }
 }
@@ -264,6 +269,8 @@ enum Fault {
 struct Outcome {
     trace_hash: u64,
     acked: usize,
+    /// Some member's log was purged behind a snapshot (so snapshots were in play).
+    purged: bool,
 }
 
 /// Runs one seed; Err says which property broke.
@@ -358,13 +365,14 @@ fn run_seed(seed: u64, seconds: u64) -> Result<Outcome, String> {
     if std::env::var_os("SIM_TRACE").is_some() {
         println!("{}", lock(&shared).trace.join("\n"));
     }
-    check(&shared, &disks)?;
+    let purged = check(&shared, &disks)?;
     let seen = lock(&shared);
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     seen.trace.hash(&mut hasher);
     Ok(Outcome {
         trace_hash: hasher.finish(),
         acked: seen.acked.len(),
+        purged,
     })
 }
 
@@ -410,7 +418,8 @@ fn converged(seen: &Observed) -> bool {
 }
 
 /// The checker: see the module comment.
-fn check(shared: &Shared, disks: &BTreeMap<NodeId, Arc<SimStorage>>) -> Result<(), String> {
+/// Ok(whether any member's log was purged behind a snapshot).
+fn check(shared: &Shared, disks: &BTreeMap<NodeId, Arc<SimStorage>>) -> Result<bool, String> {
     let seen = lock(shared);
     if let Some(violation) = seen.violations.first() {
         return Err(violation.clone());
@@ -424,32 +433,56 @@ fn check(shared: &Shared, disks: &BTreeMap<NodeId, Arc<SimStorage>>) -> Result<(
             "the members did not converge within {SETTLE:?}: applied {lasts:?}"
         ));
     }
-    let mut logs = BTreeMap::new();
+    let dir = quorum_dir(Path::new(DATA));
+    let mut logs: BTreeMap<NodeId, BTreeMap<u64, Entry<MetadataTypes>>> = BTreeMap::new();
+    let mut purged = false;
     for id in IDS {
         let applied = &seen.latest[&id];
         let last = applied.last_applied.map_or(0, |l| l.index);
-        let mut store = RaftLogStore::<broker::cluster::MetadataTypes>::open(
-            disks[&id].clone(),
-            &quorum_dir(Path::new(DATA)),
-        )
-        .map_err(|e| format!("member {id}'s log does not open: {e}"))?;
-        let entries = futures::executor::block_on(store.try_get_log_entries(1..=last))
-            .map_err(|e| format!("member {id}'s log does not read: {e}"))?;
-        if entries.first().map(|e| e.log_id.index) != Some(1) || entries.len() as u64 != last {
+        let disk: Arc<dyn Storage> = disks[&id].clone();
+        let mut store = RaftLogStore::<MetadataTypes>::open(disk.clone(), &dir)
+            .map_err(|e| format!("member {id}'s log does not open: {e}"))?;
+        let state = futures::executor::block_on(store.get_log_state())
+            .map_err(|e| format!("member {id}'s log state does not read: {e}"))?;
+        let first = state.last_purged_log_id.map_or(1, |l| l.index + 1);
+        purged |= first > 1;
+        // Purged up to the last entry, the log holds nothing (an empty range for the store).
+        let entries = if first > last {
+            Vec::new()
+        } else {
+            futures::executor::block_on(store.try_get_log_entries(first..=last))
+                .map_err(|e| format!("member {id}'s log does not read: {e}"))?
+        };
+        let log: BTreeMap<u64, Entry<MetadataTypes>> =
+            entries.into_iter().map(|e| (e.log_id.index, e)).collect();
+        if (first..=last).any(|i| !log.contains_key(&i)) {
             return Err(format!(
-                "member {id} holds {} entries of 1..={last}",
-                entries.len()
+                "member {id}'s log misses entries of {first}..={last}"
             ));
         }
-        let records: Vec<&MetadataRecord> = entries
-            .iter()
-            .filter_map(|e| match &e.payload {
-                EntryPayload::Normal(record) => Some(record),
-                _ => None,
-            })
-            .collect();
-        if MetadataImage::replay(records) != applied.image {
-            return Err(format!("member {id}'s image is not the replay of its log"));
+        // Its image must be its snapshot's with the log after it applied, nothing skipped.
+        let snapshot = load_snapshot::<MetadataTypes>(disk, &dir)
+            .map_err(|e| format!("member {id}'s snapshot does not load: {e}"))?;
+        let (mut image, from) = match snapshot {
+            Some(s) => (
+                rmp_serde::from_slice::<MetadataImage>(&s.data)
+                    .map_err(|e| format!("member {id}'s snapshot does not decode: {e}"))?,
+                s.meta.last_log_id.map_or(1, |l| l.index + 1),
+            ),
+            None => (MetadataImage::default(), 1),
+        };
+        if from < first {
+            return Err(format!("member {id} purged its log past its snapshot"));
+        }
+        for entry in log.range(from..) {
+            if let EntryPayload::Normal(record) = &entry.1.payload {
+                image.apply(record);
+            }
+        }
+        if image != applied.image {
+            return Err(format!(
+                "member {id}'s image is not its snapshot plus its log"
+            ));
         }
         let highest = seen.highest.get(&id).copied();
         if highest.is_some_and(|h| Some(h) > applied.last_applied) {
@@ -458,34 +491,54 @@ fn check(shared: &Shared, disks: &BTreeMap<NodeId, Arc<SimStorage>>) -> Result<(
                 applied.last_applied
             ));
         }
-        for (index, log_id) in &seen.seen_applied[&id] {
-            if entries.get(*index as usize - 1).map(|e| e.log_id) != Some(*log_id) {
+        logs.insert(id, log);
+    }
+    // Where two members still hold an index, they hold the same entry; and every entry a
+    // member ever applied is still what the logs hold at its index.
+    let held = |index: u64| logs.values().filter_map(move |log| log.get(&index));
+    for index in logs.values().flat_map(|log| log.keys()) {
+        let mut entries = held(*index);
+        let first = entries.next();
+        if entries.any(|e| Some(e) != first) {
+            return Err(format!("the members' logs differ at index {index}"));
+        }
+    }
+    for (id, applied) in &seen.seen_applied {
+        for (index, log_id) in applied {
+            if held(*index).any(|e| e.log_id != *log_id) {
                 return Err(format!(
-                    "member {id} applied {log_id}, which its log no longer holds"
+                    "member {id} applied {log_id}, which the logs no longer hold"
                 ));
             }
         }
-        logs.insert(id, entries);
     }
     for id in &IDS[1..] {
-        if logs[id] != logs[&IDS[0]] || seen.latest[id].image != seen.latest[&IDS[0]].image {
+        if seen.latest[id].image != seen.latest[&IDS[0]].image {
             return Err(format!(
-                "member {id}'s applied log or image differs from member {}'s",
+                "member {id}'s image differs from member {}'s",
                 IDS[0]
             ));
         }
     }
+    // Every acknowledged record: at its index wherever a log still holds it, and its topic
+    // in the image (topics are never deleted here), so even a purged one is checked.
     for (record, index) in &seen.acked {
-        match logs[&IDS[0]].get(*index as usize - 1).map(|e| &e.payload) {
-            Some(EntryPayload::Normal(applied)) if applied == record => {}
-            other => {
-                return Err(format!(
-                    "acknowledged {record:?} at {index}, applied {other:?}"
-                ))
-            }
+        if held(*index).any(|e| !matches!(&e.payload, EntryPayload::Normal(r) if r == record)) {
+            return Err(format!(
+                "acknowledged {record:?} at {index}, the log holds another entry"
+            ));
+        }
+        let MetadataRecord::TopicCreated { name, id, .. } = record else {
+            unreachable!("the client writes topic creations only");
+        };
+        let topic = seen.latest[&IDS[0]].image.topics.get(name);
+        if topic.is_none_or(|t| t.id.as_u128() != *id) {
+            return Err(format!(
+                "acknowledged {record:?} at {index} is not in the image"
+            ));
         }
     }
-    Ok(())
+    Ok(purged)
 }
 
 fn env(name: &str, default: u64) -> u64 {
@@ -521,11 +574,12 @@ fn quorum_sim_seeds_keep_every_acknowledged_write() {
             .collect()
     });
     let mut failures = Vec::new();
-    let mut acked = 0;
+    let (mut acked, mut purged) = (0, 0);
     for (seed, result) in results {
         match result {
             Ok(outcome) => {
                 acked += outcome.acked;
+                purged += usize::from(outcome.purged);
                 if seeds.len() == 1 {
                     println!("seed {seed}: trace hash {:x}", outcome.trace_hash);
                 }
@@ -540,7 +594,7 @@ fn quorum_sim_seeds_keep_every_acknowledged_write() {
         }
     }
     println!(
-        "{} seeds of {seconds} s: {acked} acknowledged writes",
+        "{} seeds of {seconds} s: {acked} acknowledged writes, logs purged behind a snapshot in {purged} seeds",
         seeds.len()
     );
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
