@@ -10,8 +10,9 @@
 //! to its snapshot plus its log, and no applied entry ever undone on any member.
 //!
 //! CI runs `SIM_SEEDS` seeds (default 1000) of `SIM_SECONDS` simulated seconds of faults
-//! (default 2). A failure prints the seed and the command that replays exactly it:
-//! `SIM_SEED=<seed> SIM_TRACE=1 cargo test --test it quorum_sim -- --nocapture` (the
+//! (default 1), on `SIM_THREADS` threads (default 1). A failure prints the seed and the
+//! command that replays exactly it:
+//! `SIM_SEED=<seed> SIM_TRACE=1 cargo test --test it quorum_sim_seeds -- --nocapture` (the
 //! trace of faults, restarts, acknowledgements and applied positions, and its hash).
 
 use std::collections::BTreeMap;
@@ -57,7 +58,7 @@ fn config(id: NodeId) -> Config {
         election_timeout_max: election + 1,
         // Frequent snapshots, the log purged right behind them: a member that was away
         // catches up from a snapshot.
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(40),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(15),
         max_in_snapshot_log_to_keep: 0,
         ..default_config()
     }
@@ -159,7 +160,7 @@ async fn member(
     }
 }
 
-/// Topic `n`'s creation: every write is a distinct record.
+/// Topic `n`'s creation: every write is a distinct record (its retries the same one).
 fn record(n: u64) -> MetadataRecord {
     MetadataRecord::TopicCreated {
         name: format!("w{n}"),
@@ -183,19 +184,20 @@ async fn write_through(to: NodeId, record: &MetadataRecord) -> Option<Reply> {
         .flatten()
 }
 
-/// Writes until `until` (simulated), following the leader hint, trying the next member
-/// on a failure or timeout, and notes what was acknowledged.
+/// Writes until `until` (simulated), following the leader hint, retrying a write on the
+/// next member after a failure or timeout until it is acknowledged (a retried write may
+/// land twice; only its acknowledged index is checked), and notes what was acknowledged.
 async fn client(until: Duration, shared: Shared) -> turmoil::Result {
     let mut to = IDS[0];
-    let mut n = 0;
+    let mut n = 1;
     while turmoil::elapsed() < until {
-        n += 1;
         let record = record(n);
         match write_through(to, &record).await {
             Some(Reply::Written(index)) => {
                 let mut seen = lock(&shared);
                 seen.note(format!("write {n} acknowledged by {to} at {index}"));
                 seen.acked.push((record, index));
+                n += 1;
             }
             Some(Reply::NotLeader(Some(leader))) => to = leader,
             other => {
@@ -203,6 +205,7 @@ async fn client(until: Duration, shared: Shared) -> turmoil::Result {
                     lock(&shared).note(format!("write {n} failed on {to}: {err}"));
                 }
                 to = IDS[(IDS.iter().position(|i| *i == to).unwrap_or(0) + 1) % IDS.len()];
+                // Back off before the retry (simulated time).
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -373,21 +376,29 @@ fn env(name: &str, default: u64) -> u64 {
 
 #[test]
 fn quorum_sim_seeds_keep_every_acknowledged_write() {
-    let seconds = env("SIM_SECONDS", 2);
+    let seconds = env("SIM_SECONDS", 1);
     let seeds: Vec<u64> = match std::env::var("SIM_SEED") {
         Ok(seed) => vec![seed.parse().expect("SIM_SEED is a number")],
         Err(_) => (0..env("SIM_SEEDS", 1000)).collect(),
     };
-    // Two threads, each running whole seeds one after another: a seed's run is the same
-    // on either.
+    // One thread by default: two simulations running at once in one process were seen to
+    // change about 1 % of seeds' traces (some process-wide state; not found yet), while
+    // one at a time a seed runs exactly as it does alone.
     let results: Vec<(u64, Result<Outcome, String>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..2)
+        let threads = env("SIM_THREADS", 1).max(1) as usize;
+        let workers: Vec<_> = (0..threads)
             .map(|worker| {
                 let seeds = &seeds;
                 scope.spawn(move || {
-                    let mine = seeds.iter().skip(worker).step_by(2);
-                    mine.map(|seed| (*seed, run_seed(*seed, seconds)))
-                        .collect::<Vec<_>>()
+                    let mine = seeds.iter().skip(worker).step_by(threads);
+                    // Each seed on a fresh thread: nothing thread-local that an earlier
+                    // seed left behind reaches it, so it runs as it does alone.
+                    mine.map(|seed| {
+                        let seed = *seed;
+                        let run = std::thread::spawn(move || run_seed(seed, seconds));
+                        (seed, run.join().expect("a simulation thread panicked"))
+                    })
+                    .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -403,14 +414,14 @@ fn quorum_sim_seeds_keep_every_acknowledged_write() {
             Ok(outcome) => {
                 acked += outcome.acked;
                 purged += usize::from(outcome.purged);
-                if seeds.len() == 1 {
+                if seeds.len() == 1 || std::env::var_os("SIM_HASHES").is_some() {
                     println!("seed {seed}: trace hash {:x}", outcome.trace_hash);
                 }
             }
             Err(why) => {
                 println!(
                     "seed {seed} failed: {why}\nreplay it: SIM_SEED={seed} SIM_SECONDS={seconds} \
-                     SIM_TRACE=1 cargo test --test it quorum_sim -- --nocapture"
+                     SIM_TRACE=1 cargo test --test it quorum_sim_seeds -- --nocapture"
                 );
                 failures.push(seed);
             }
