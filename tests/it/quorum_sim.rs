@@ -382,8 +382,8 @@ fn quorum_sim_seeds_keep_every_acknowledged_write() {
         Err(_) => (0..env("SIM_SEEDS", 1000)).collect(),
     };
     // One thread by default: two simulations running at once in one process were seen to
-    // change about 1 % of seeds' traces (some process-wide state; not found yet), while
-    // one at a time a seed runs exactly as it does alone.
+    // change about 1 % of seeds' traces (cause not found; see RELIABILITY.md), while one
+    // at a time a seed runs exactly as it does alone.
     let results: Vec<(u64, Result<Outcome, String>)> = std::thread::scope(|scope| {
         let threads = env("SIM_THREADS", 1).max(1) as usize;
         let workers: Vec<_> = (0..threads)
