@@ -3,6 +3,9 @@
 //! time on it (openraft gives each replication stream its own client); the receiving side
 //! answers each request in order from its local Raft.
 //!
+//! The byte streams come through `Connect` and `Accept`: tokio's sockets in the broker, a
+//! simulated network (turmoil) in the deterministic simulation, over the same code.
+//!
 //! Never trust the network: a length above `MAX_FRAME` closes that one connection (logged
 //! once at warn) before anything is allocated, and a frame's bytes are buffered only as
 //! they arrive, so a lying header costs nothing. Other connections keep being served.
@@ -26,6 +29,41 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// Opens a stream to a member's address (a `BasicNode::addr`).
+pub trait Connect: Clone + Send + Sync + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static;
+    fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Accepts streams from other members.
+pub trait Accept: Send + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, SocketAddr)>> + Send;
+}
+
+/// tokio's TCP sockets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioConnect;
+
+impl Connect for TokioConnect {
+    type Stream = TcpStream;
+
+    async fn connect(&self, addr: &str) -> io::Result<TcpStream> {
+        let addr: SocketAddr = addr.parse().map_err(io::Error::other)?;
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+impl Accept for TcpListener {
+    type Stream = TcpStream;
+
+    async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
+        TcpListener::accept(self).await
+    }
+}
 use tracing::{debug, warn};
 
 use super::{MetadataRaft, MetadataTypes, NodeId};
@@ -51,7 +89,7 @@ enum RaftResponse {
     FullSnapshot(Result<SnapshotResponse<NodeId>, Fatal<NodeId>>),
 }
 
-async fn write_frame<T: Serialize>(
+pub async fn write_frame<T: Serialize>(
     stream: &mut (impl AsyncWrite + Unpin),
     message: &T,
 ) -> io::Result<()> {
@@ -70,7 +108,7 @@ async fn write_frame<T: Serialize>(
 }
 
 /// Reads one frame; None at a clean end of stream between frames.
-async fn read_frame<T: DeserializeOwned>(
+pub async fn read_frame<T: DeserializeOwned>(
     stream: &mut (impl AsyncRead + Unpin),
 ) -> io::Result<Option<T>> {
     let mut header = [0u8; 4];
@@ -99,7 +137,7 @@ async fn read_frame<T: DeserializeOwned>(
 
 /// Answers Raft requests arriving on `listener` from the local member, until the listener
 /// task is dropped or aborted.
-pub async fn serve(listener: TcpListener, raft: MetadataRaft) {
+pub async fn serve(mut listener: impl Accept, raft: MetadataRaft) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -118,7 +156,10 @@ pub async fn serve(listener: TcpListener, raft: MetadataRaft) {
     }
 }
 
-async fn serve_connection(mut stream: TcpStream, raft: &MetadataRaft) -> io::Result<()> {
+async fn serve_connection(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    raft: &MetadataRaft,
+) -> io::Result<()> {
     while let Some(request) = read_frame::<RaftRequest>(&mut stream).await? {
         let response = match request {
             RaftRequest::AppendEntries(rpc) => {
@@ -140,21 +181,31 @@ async fn serve_connection(mut stream: TcpStream, raft: &MetadataRaft) -> io::Res
 
 /// Connects to members at the addresses in their `BasicNode`s.
 #[derive(Debug, Clone, Default)]
-pub struct TcpNetwork;
-
-pub struct TcpConnection {
-    target: NodeId,
-    addr: String,
-    stream: Option<TcpStream>,
+pub struct TcpNetwork<C = TokioConnect> {
+    connect: C,
 }
 
-impl RaftNetworkFactory<MetadataTypes> for TcpNetwork {
-    type Network = TcpConnection;
+impl<C: Connect> TcpNetwork<C> {
+    pub fn new(connect: C) -> Self {
+        Self { connect }
+    }
+}
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> TcpConnection {
+pub struct TcpConnection<C: Connect = TokioConnect> {
+    target: NodeId,
+    addr: String,
+    connect: C,
+    stream: Option<C::Stream>,
+}
+
+impl<C: Connect> RaftNetworkFactory<MetadataTypes> for TcpNetwork<C> {
+    type Network = TcpConnection<C>;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> TcpConnection<C> {
         TcpConnection {
             target,
             addr: node.addr.clone(),
+            connect: self.connect.clone(),
             stream: None,
         }
     }
@@ -166,7 +217,7 @@ enum CallError {
     Network(io::Error),
 }
 
-impl TcpConnection {
+impl<C: Connect> TcpConnection<C> {
     async fn call(
         &mut self,
         request: &RaftRequest,
@@ -174,14 +225,11 @@ impl TcpConnection {
     ) -> Result<RaftResponse, CallError> {
         let exchange = async {
             if self.stream.is_none() {
-                let addr: SocketAddr = self
-                    .addr
-                    .parse()
-                    .map_err(|e| CallError::Unreachable(io::Error::other(e)))?;
-                let stream = TcpStream::connect(addr)
+                let stream = self
+                    .connect
+                    .connect(&self.addr)
                     .await
                     .map_err(CallError::Unreachable)?;
-                stream.set_nodelay(true).map_err(CallError::Unreachable)?;
                 self.stream = Some(stream);
             }
             let Some(stream) = self.stream.as_mut() else {
@@ -225,7 +273,7 @@ fn unexpected<E: std::error::Error>() -> RPCError<NodeId, BasicNode, E> {
 type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
 
-impl RaftNetwork<MetadataTypes> for TcpConnection {
+impl<C: Connect> RaftNetwork<MetadataTypes> for TcpConnection<C> {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<MetadataTypes>,

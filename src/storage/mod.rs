@@ -32,6 +32,8 @@ pub mod raft_log;
 #[cfg(test)]
 mod raft_log_tests;
 pub mod raft_snapshot;
+#[cfg(test)]
+mod raft_snapshot_tests;
 pub mod recompression;
 pub mod record_file;
 #[cfg(test)]

@@ -61,7 +61,11 @@ pub fn save_snapshot<C: RaftTypeConfig>(
     let index = snapshot.meta.last_log_id.as_ref().map_or(0, |id| id.index);
     let path = dir.join(format!("snapshot-{index:020}.snap"));
     let (mut file, _, _) = RecordFile::<StoredSnapshot<C>>::open(storage.clone(), path.clone())?;
-    file.rewrite(std::slice::from_ref(snapshot))?;
+    if let Err(err) = file.rewrite(std::slice::from_ref(snapshot)) {
+        // The open created the name empty; the older snapshot is still whole and in force.
+        remove_leftover(storage.as_ref(), &path);
+        return Err(err);
+    }
     let mut removed = false;
     for older in snapshot_files(storage.as_ref(), dir)? {
         if older < path {
@@ -77,8 +81,11 @@ pub fn save_snapshot<C: RaftTypeConfig>(
     Ok(())
 }
 
-/// The newest snapshot under `dir`, if any. A damaged newest one is an error: the broker
-/// refuses to start rather than fall back past entries its log has purged.
+/// The newest snapshot under `dir`, if any. A file that holds no snapshot at all was
+/// created by a save that never completed (a crash or a failed fsync before its rename):
+/// it is skipped for the older one, which a save removes only once the new one is durable.
+/// A damaged snapshot is an error: the broker refuses to start rather than fall back past
+/// entries its log has purged.
 pub fn load_snapshot<C: RaftTypeConfig>(
     storage: Arc<dyn Storage>,
     dir: &Path,
@@ -86,17 +93,24 @@ pub fn load_snapshot<C: RaftTypeConfig>(
     if !storage.exists(dir) {
         return Ok(None);
     }
-    let Some(newest) = snapshot_files(storage.as_ref(), dir)?.pop() else {
-        return Ok(None);
-    };
-    let (_, mut records, truncated) = RecordFile::<StoredSnapshot<C>>::open(storage, newest)?;
-    if truncated > 0 {
-        warn!(
-            bytes = truncated,
-            "A Raft snapshot file had a torn tail, which was cut."
-        );
+    for file in snapshot_files(storage.as_ref(), dir)?.into_iter().rev() {
+        let (_, mut records, truncated) =
+            RecordFile::<StoredSnapshot<C>>::open(storage.clone(), file.clone())?;
+        if truncated > 0 {
+            warn!(
+                bytes = truncated,
+                "A Raft snapshot file had a torn tail, which was cut."
+            );
+        }
+        match records.pop() {
+            Some(snapshot) => return Ok(Some(snapshot)),
+            None => warn!(
+                path = %file.display(),
+                "Skipped an empty Raft snapshot file left by a save that did not complete."
+            ),
+        }
     }
-    Ok(records.pop())
+    Ok(None)
 }
 
 /// Snapshot files under `dir`, oldest first (the names sort by index).

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::actor_quorum::topic;
 use broker::actors::metadata::MetadataImage;
-use broker::cluster::tcp_transport::{serve, TcpNetwork};
+use broker::cluster::tcp_transport::{serve, TcpNetwork, TokioConnect};
 use broker::cluster::{default_config, NodeId, QuorumMember};
 use broker::storage::sim::SimStorage;
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -47,9 +47,15 @@ async fn start(ids: &[NodeId]) -> (BTreeMap<NodeId, Member>, BTreeMap<NodeId, Ba
     let mut members = BTreeMap::new();
     for (id, listener) in listeners {
         let disk = Arc::new(SimStorage::new());
-        let member = QuorumMember::start_on(id, config(), disk, Path::new("/data"), TcpNetwork)
-            .await
-            .unwrap();
+        let member = QuorumMember::start_on(
+            id,
+            config(),
+            disk,
+            Path::new("/data"),
+            TcpNetwork::new(TokioConnect),
+        )
+        .await
+        .unwrap();
         let server = tokio::spawn(serve(listener, member.raft.clone()));
         members.insert(id, Member { member, server });
     }
@@ -139,7 +145,9 @@ async fn a_frame_length_over_the_limit_closes_only_that_connection() {
             "closed without an answer"
         );
         // Another connection is still answered.
-        let mut client = TcpNetwork.new_client(1, &nodes[&1]).await;
+        let mut client = TcpNetwork::new(TokioConnect)
+            .new_client(1, &nodes[&1])
+            .await;
         let response = client
             .vote(
                 VoteRequest::new(Vote::new(1, 2), None),

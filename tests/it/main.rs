@@ -46,6 +46,8 @@ mod min_insync_replicas;
 mod protocol_txn_versions;
 mod protocol_versions;
 mod proxy;
+mod quorum_sim;
+mod quorum_sim_checker;
 mod soak_hostile;
 mod timestamps;
 mod zstd_versions;
