@@ -122,8 +122,9 @@ fn fixed_configs_accept_only_the_value_the_broker_applies() {
         let other = match *name {
             "preallocate" | "message.downconversion.enable" => "true",
             "unclean.leader.election.enable" | "remote.storage.enable" => "true",
-            "leader.replication.throttled.replicas"
-            | "follower.replication.throttled.replicas" => "0:0",
+            "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
+                "0:0"
+            }
             _ => "1000",
         };
         let err = validate_value(name, other).expect_err(name);
