@@ -107,8 +107,7 @@ impl FetchSessions {
         forgotten: Vec<PartitionKey>,
         limit: usize,
     ) -> Context {
-        let (reply, rx) = oneshot::channel();
-        let msg = Msg::Begin {
+        let msg = |reply| Msg::Begin {
             session_id,
             epoch,
             uses_ids,
@@ -117,10 +116,7 @@ impl FetchSessions {
             limit,
             reply,
         };
-        if self.tx.send(msg).await.is_err() {
-            return gone(epoch);
-        }
-        rx.await.unwrap_or_else(|_| gone(epoch))
+        self.call(msg, || gone(epoch)).await
     }
 
     pub async fn create(
@@ -129,17 +125,13 @@ impl FetchSessions {
         partitions: Vec<(Requested, Answered)>,
         limit: usize,
     ) -> i32 {
-        let (reply, rx) = oneshot::channel();
-        let msg = Msg::Create {
+        let msg = |reply| Msg::Create {
             uses_ids,
             partitions,
             limit,
             reply,
         };
-        if self.tx.send(msg).await.is_err() {
-            return 0;
-        }
-        rx.await.unwrap_or(0)
+        self.call(msg, || 0).await
     }
 
     pub async fn respond(
@@ -148,18 +140,28 @@ impl FetchSessions {
         epoch: i32,
         answers: Vec<(PartitionKey, Answered)>,
     ) -> Result<Vec<bool>, i16> {
-        let (reply, rx) = oneshot::channel();
-        let msg = Msg::Respond {
+        let msg = |reply| Msg::Respond {
             session_id,
             epoch,
             answers,
             reply,
         };
-        let not_found = ResponseError::FetchSessionIdNotFound.code();
-        if self.tx.send(msg).await.is_err() {
-            return Err(not_found);
+        self.call(msg, || Err(ResponseError::FetchSessionIdNotFound.code()))
+            .await
+    }
+
+    /// Sends the cache's task a message and awaits its reply; `gone` answers when the
+    /// task has stopped (the broker is shutting down).
+    async fn call<T>(
+        &self,
+        msg: impl FnOnce(oneshot::Sender<T>) -> Msg,
+        gone: impl FnOnce() -> T,
+    ) -> T {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(msg(reply)).await.is_err() {
+            return gone();
         }
-        rx.await.unwrap_or(Err(not_found))
+        rx.await.unwrap_or_else(|_| gone())
     }
 }
 
@@ -172,16 +174,21 @@ fn gone(epoch: i32) -> Context {
     }
 }
 
+/// A topic as a session keys it: by id (v13+) or by name, copied out of the frame.
+fn topic_key(uses_ids: bool, id: Uuid, name: &TopicName) -> (Uuid, TopicName) {
+    if uses_ids {
+        (id, TopicName::default())
+    } else {
+        (Uuid::nil(), owned(name))
+    }
+}
+
 /// The request's partitions as a session keys them, names copied out of the frame.
 pub fn requested(topics: &[FetchTopic], uses_ids: bool) -> Vec<Requested> {
     topics
         .iter()
         .flat_map(|t| {
-            let (id, name) = if uses_ids {
-                (t.topic_id, TopicName::default())
-            } else {
-                (Uuid::nil(), owned(&t.topic))
-            };
+            let (id, name) = topic_key(uses_ids, t.topic_id, &t.topic);
             t.partitions.iter().map(move |p| Requested {
                 key: (id, name.clone(), p.partition),
                 offset: p.fetch_offset,
@@ -195,11 +202,7 @@ pub fn forgotten(req: &FetchRequest, uses_ids: bool) -> Vec<PartitionKey> {
     req.forgotten_topics_data
         .iter()
         .flat_map(|t| {
-            let (id, name) = if uses_ids {
-                (t.topic_id, TopicName::default())
-            } else {
-                (Uuid::nil(), owned(&t.topic))
-            };
+            let (id, name) = topic_key(uses_ids, t.topic_id, &t.topic);
             t.partitions.iter().map(move |&p| (id, name.clone(), p))
         })
         .collect()

@@ -97,6 +97,8 @@ pub fn build_timed_batch(records: &[(KeyValue<'_>, i64)], compression: Compressi
         version: 2,
         compression,
     };
+    // Reached from tests and tools only (no broker path builds compressed batches here):
+    // the records are ours and in memory, and encoding them into a BytesMut cannot fail.
     RecordBatchEncoder::encode(&mut buf, &records, &options)
         .expect("kafka-protocol encodes a batch it was given whole");
     buf.to_vec()

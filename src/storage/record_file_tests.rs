@@ -213,6 +213,8 @@ enum Step {
 /// SimStorage with what it lacks for rewrites: faults on open, truncate, rename and
 /// directory fsync, and inodes. A handle keeps the file it opened: once a rename replaces
 /// that file, what the handle writes goes to the unlinked file, never to the path.
+/// A test double, not broker state: its clones are the one disk that the record file and
+/// the test both see, so the fault plan and the counters are shared through a Mutex.
 #[derive(Debug, Clone, Default)]
 struct Faulty {
     sim: SimStorage,
