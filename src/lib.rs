@@ -27,5 +27,6 @@ pub mod error;
 pub mod fd_limit;
 pub mod metrics;
 pub mod protocol;
+pub mod security;
 pub mod storage;
 pub mod topic_config;

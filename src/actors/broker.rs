@@ -152,6 +152,7 @@ impl Broker {
             ConnectionLimits::new(&config, crate::fd_limit::nofile().map(|(soft, _)| soft));
         let args = ListenerArgs {
             listener,
+            identity: crate::security::ListenerIdentity::plaintext(),
             context,
             limits,
         };

@@ -37,6 +37,8 @@ pub struct ConnectionArgs {
     pub stream: TcpStream,
     pub peer: SocketAddr,
     pub context: BrokerContext,
+    /// The listener it came in on; its protocol says whether SASL comes first.
+    pub listener: crate::security::ListenerIdentity,
 }
 
 pub enum ConnectionMsg {
@@ -97,6 +99,7 @@ impl Actor for Connection {
         let reader = ReaderGuard::new(tokio::spawn(read_requests(
             read,
             args.peer,
+            args.listener,
             args.context,
             myself,
             budget,
@@ -216,6 +219,7 @@ impl ConnectionState {
 async fn read_requests(
     mut read: OwnedReadHalf,
     peer: SocketAddr,
+    listener: crate::security::ListenerIdentity,
     ctx: BrokerContext,
     connection: ActorRef<ConnectionMsg>,
     budget: Budget,
@@ -245,7 +249,7 @@ async fn read_requests(
         seq += 1;
         metrics::counter!(crate::metrics::BYTES_IN).increment(body.len() as u64 + 4);
         let read_at = std::time::Instant::now();
-        match prepare(&ctx, body, peer).await {
+        match prepare(&ctx, body, peer, &listener).await {
             Ok((api, version, correlation_id, prepared)) => {
                 let connection = connection.clone();
                 tokio::spawn(async move {
@@ -368,6 +372,7 @@ async fn prepare(
     ctx: &BrokerContext,
     body: Bytes,
     peer: SocketAddr,
+    listener: &crate::security::ListenerIdentity,
 ) -> Result<(ApiKey, i16, i32, dispatch::Prepared), Refusal> {
     let prefix = frame::peek_prefix(&body).map_err(Refusal::Close)?;
     let api = ApiKey::try_from(prefix.api_key)
@@ -392,6 +397,8 @@ async fn prepare(
     let client = ClientInfo {
         client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
         host: format!("/{}", peer.ip()),
+        principal: crate::security::KafkaPrincipal::anonymous(),
+        listener: listener.name.clone(),
     };
     let prepared = dispatch::prepare(ctx, version, request, &client)
         .await

@@ -23,6 +23,8 @@ use crate::protocol::BrokerContext;
 
 pub struct ListenerArgs {
     pub listener: TcpListener,
+    /// The listener's name and security protocol, handed to each connection.
+    pub identity: crate::security::ListenerIdentity,
     pub context: BrokerContext,
     pub limits: ConnectionLimits,
 }
@@ -61,6 +63,7 @@ impl crate::metrics::ActorKind for ListenerMsg {
 
 pub struct ListenerState {
     context: BrokerContext,
+    identity: crate::security::ListenerIdentity,
     accept: Option<JoinHandle<()>>,
     connections: HashMap<ActorId, (ActorRef<ConnectionMsg>, IpAddr)>,
     per_ip: HashMap<IpAddr, usize>,
@@ -94,6 +97,7 @@ impl Actor for Listener {
         );
         Ok(ListenerState {
             context: args.context,
+            identity: args.identity,
             accept: Some(accept),
             connections: HashMap::new(),
             per_ip: HashMap::new(),
@@ -139,6 +143,7 @@ impl Actor for Listener {
                     stream,
                     peer,
                     context: state.context.clone(),
+                    listener: state.identity.clone(),
                 };
                 match Actor::spawn_linked(None, Connection, args, myself.get_cell()).await {
                     Ok((conn, _)) => {

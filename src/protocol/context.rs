@@ -23,11 +23,16 @@ pub struct BrokerContext {
     pub fetch_sessions: crate::protocol::fetch_sessions::FetchSessions,
 }
 
-/// Who sent a request: for group membership (DescribeGroups shows it).
+/// Who sent a request: for group membership (DescribeGroups shows it), and for the
+/// authorizer and quotas (the principal, and the listener it came in on).
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub client_id: String,
     pub host: String,
+    /// `User:ANONYMOUS` until TLS or SASL says otherwise.
+    pub principal: crate::security::KafkaPrincipal,
+    /// The name of the listener the connection came in on (`PLAINTEXT` by default).
+    pub listener: String,
 }
 
 impl BrokerContext {

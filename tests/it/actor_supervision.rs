@@ -99,6 +99,7 @@ async fn killed_connection(runtime: &tokio::runtime::Runtime) -> bool {
         stream,
         peer,
         context: broker.context(),
+        listener: broker::security::ListenerIdentity::plaintext(),
     };
     let (conn, ended) = runtime
         .spawn(Actor::spawn(None, Connection, args))
