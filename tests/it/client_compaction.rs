@@ -179,10 +179,31 @@ fn alter(admin: &AdminClient<DefaultClientContext>, configs: &[(&str, &str)]) {
     assert!(results[0].is_ok(), "{:?}", results[0]);
 }
 
+/// The partition directory's files and their sizes, for a failure message.
+fn partition_files(broker: &TestBroker) -> Vec<(String, u64)> {
+    let dir = broker.data_dir().join("lagged-0");
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    (e.file_name().to_string_lossy().into_owned(), size)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
 /// Records `from..to` of `lagged`: key `key-<i % keys>`, value `value-<i>`, timestamped
 /// in 2023 (so long older than any max.compaction.lag.ms set below).
 fn produce_lagged(bootstrap: &str, from: usize, to: usize, keys: usize) {
-    let (producer, deliveries) = producer(bootstrap, &[("linger.ms", "5")]);
+    // Batches well below segment.bytes (16384), so the log rolls into closed segments the
+    // cleaner can take. With librdkafka's default batch.size (1 MB) a slow machine sends
+    // all 10,000 records (293 KB) as one batch into one segment, which never closes.
+    let (producer, deliveries) = producer(bootstrap, &[("linger.ms", "5"), ("batch.size", "4096")]);
     for i in from..to {
         let (k, v) = (format!("key-{:05}", i % keys), format!("value-{i:05}"));
         send(
@@ -219,7 +240,8 @@ fn max_compaction_lag_cleans_a_log_below_its_dirty_ratio() {
     while !broker.logs().contains("Cleaned the log.") {
         assert!(
             Instant::now() < deadline,
-            "no first pass in 30 s:\n{}",
+            "no first pass in 30 s; partition files {:?}:\n{}",
+            partition_files(&broker),
             broker.logs()
         );
         std::thread::sleep(Duration::from_millis(50));

@@ -80,7 +80,11 @@ impl TestBroker {
         let child = command
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))
-            .env("RUST_LOG", "info")
+            // BROKER_TEST_LOG sets the brokers' log filter when a test needs more detail.
+            .env(
+                "RUST_LOG",
+                std::env::var("BROKER_TEST_LOG").unwrap_or_else(|_| "info".to_string()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -56,6 +56,8 @@ impl PartitionState {
             return;
         };
         self.cleaning = true;
+        tracing::debug!(topic = %self.args.topic, partition = self.args.partition,
+            segments = job.segments.len(), dirty_from = job.dirty_from, "Starting a cleaning pass.");
         let storage = self.args.storage.clone();
         let myself = myself.clone();
         let started = std::time::Instant::now();

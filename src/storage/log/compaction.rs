@@ -283,7 +283,11 @@ impl PartitionLog {
                     .all(|(s, (base, size))| s.base_offset == *base && s.size() == *size)
         });
         if !unchanged || outcome.segments.is_empty() {
-            debug!(dir = %dir.display(), "A cleaning pass is dropped: its segments changed meanwhile.");
+            if unchanged {
+                debug!(dir = %dir.display(), "A cleaning pass had nothing to rewrite.");
+            } else {
+                info!(dir = %dir.display(), "A cleaning pass is dropped: its segments changed meanwhile.");
+            }
             for c in &outcome.segments {
                 remove_leftover(storage, &with_suffix(&dir, c.base_offset, "cleaned"));
             }
