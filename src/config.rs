@@ -153,7 +153,29 @@ pub struct Config {
     pub storage_threads: usize,
     /// Serve Prometheus metrics on this address (GET /metrics); unset: no metrics.
     pub metrics_listen: Option<SocketAddr>,
+    /// SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers (Kafka's
+    /// sasl.enabled.mechanisms, whose default GSSAPI this broker does not have).
+    pub sasl_enabled_mechanisms: Vec<String>,
+    /// SASL/PLAIN users and their passwords, the role of Kafka's JAAS `user_NAME="..."`.
+    pub sasl_plain_users: PlainUsers,
+    /// Largest frame a client may send before it has authenticated (Kafka's
+    /// sasl.server.max.receive.size); a larger one closes the connection.
+    pub sasl_server_max_receive_size: usize,
+    /// How long a failed authentication waits before its answer and the close (Kafka's
+    /// connection.failed.authentication.delay.ms), which slows password guessing.
+    pub connection_failed_authentication_delay_ms: u64,
     pub log: LogSettings,
+}
+
+/// `sasl_plain_users`: user name -> password. Debug shows the names only.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PlainUsers(pub std::collections::BTreeMap<String, String>);
+
+impl std::fmt::Debug for PlainUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 impl Default for Config {
@@ -192,6 +214,12 @@ impl Default for Config {
             shutdown_timeout_ms: 10_000,
             storage_threads: 2,
             metrics_listen: None,
+            sasl_enabled_mechanisms: ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+                .map(String::from)
+                .to_vec(),
+            sasl_plain_users: PlainUsers::default(),
+            sasl_server_max_receive_size: 524_288,
+            connection_failed_authentication_delay_ms: 100,
             log: LogSettings::default(),
         }
     }
@@ -283,12 +311,34 @@ impl Config {
                 "transaction_remove_expired_transaction_cleanup_interval_ms and producer_id_expiration_check_interval_ms must be at least 1".into(),
             ));
         }
+        self.sasl_mechanisms()?;
+        if self.sasl_server_max_receive_size < 1024 {
+            return Err(ConfigError::Invalid(
+                "sasl_server_max_receive_size must be at least 1024".into(),
+            ));
+        }
         if self.max_in_flight_per_connection == 0 {
             return Err(ConfigError::Invalid(
                 "max_in_flight_per_connection must be at least 1".into(),
             ));
         }
         Ok(())
+    }
+
+    /// The enabled SASL mechanisms; an unknown or unsupported name is an error.
+    pub fn sasl_mechanisms(
+        &self,
+    ) -> Result<Vec<crate::security::sasl::SaslMechanism>, ConfigError> {
+        self.sasl_enabled_mechanisms
+            .iter()
+            .map(|name| {
+                crate::security::sasl::SaslMechanism::parse(name.trim()).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "sasl_enabled_mechanisms: {name:?} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// host and port clients are told to connect to.

@@ -29,6 +29,7 @@ use super::partition::PartitionMsg;
 mod partition_restart;
 mod producer_ids;
 mod record_replay;
+mod scram_credentials;
 mod topic_crud;
 mod topic_start;
 use super::routing::{PartitionQueue, RoutingTable, TopicRoute};
@@ -232,6 +233,23 @@ impl Actor for Metadata {
             }
             MetadataMsg::AllocateProducerId { reply } => {
                 let _ = reply.send(state.allocate_producer_id());
+            }
+            MetadataMsg::ScramCredential {
+                user,
+                mechanism,
+                reply,
+            } => {
+                let _ = reply.send(state.scram_credential(&user, mechanism));
+            }
+            MetadataMsg::DescribeScramCredentials { users, reply } => {
+                let _ = reply.send(state.describe_scram_credentials(users));
+            }
+            MetadataMsg::AlterScramCredentials {
+                deletions,
+                upsertions,
+                reply,
+            } => {
+                let _ = reply.send(state.alter_scram_credentials(deletions, upsertions));
             }
             MetadataMsg::Shutdown { reply } => {
                 state.shutdown().await;
