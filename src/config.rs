@@ -75,6 +75,16 @@ pub struct Config {
     pub listen: SocketAddr,
     /// host:port given to clients in Metadata; defaults to `listen`.
     pub advertised_listener: Option<String>,
+    /// Kafka's `listeners`: `NAME://host:port,...`, one listener each; unset: `listen`
+    /// alone, speaking PLAINTEXT.
+    pub listeners: Option<String>,
+    /// Kafka's `advertised.listeners`, per listener name; a listener not named here
+    /// advertises its bind address.
+    pub advertised_listeners: Option<String>,
+    /// Kafka's `listener.security.protocol.map`: `NAME:PROTOCOL,...`.
+    pub listener_security_protocol_map: String,
+    /// Kafka's `inter.broker.listener.name`: the listener other brokers use.
+    pub inter_broker_listener_name: Option<String>,
     pub data_dir: PathBuf,
     pub node_id: i32,
     pub cluster_id: String,
@@ -183,6 +193,11 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertised_listener: None,
+            listeners: None,
+            advertised_listeners: None,
+            listener_security_protocol_map: crate::security::listeners::DEFAULT_PROTOCOL_MAP
+                .to_string(),
+            inter_broker_listener_name: None,
             data_dir: PathBuf::from("./data"),
             node_id: 0,
             cluster_id: "broker-single-node".to_string(),
@@ -246,6 +261,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.listener_configs()?;
         if self.default_partitions < 1 {
             return Err(ConfigError::Invalid(
                 "default_partitions must be at least 1".into(),
@@ -339,6 +355,21 @@ impl Config {
                 })
             })
             .collect()
+    }
+
+    /// Every listener, parsed and checked (`listeners`, or `listen` alone).
+    pub fn listener_configs(
+        &self,
+    ) -> Result<Vec<crate::security::listeners::ListenerConfig>, ConfigError> {
+        crate::security::listeners::parse(&crate::security::listeners::ListenerSettings {
+            listeners: self.listeners.as_deref(),
+            advertised_listeners: self.advertised_listeners.as_deref(),
+            protocol_map: &self.listener_security_protocol_map,
+            inter_broker_listener_name: self.inter_broker_listener_name.as_deref(),
+            listen: self.listen,
+            advertised_listener: self.advertised_listener.as_deref(),
+        })
+        .map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 
     /// host and port clients are told to connect to.

@@ -1,5 +1,5 @@
-//! SASL on a SASL_PLAINTEXT listener, in process: the broker started as usual plus a
-//! listener actor whose identity says SASL_PLAINTEXT, advertised to clients. Raw frames
+//! SASL on a SASL_PLAINTEXT listener (`listeners = "SASL_PLAINTEXT://..."`), with the
+//! broker in process on a simulated disk (so a restart can follow a power cut). Raw frames
 //! check Kafka's exchange rules and error codes; librdkafka produces and consumes with
 //! PLAIN; SCRAM users made with AlterUserScramCredentials log in and survive a restart.
 
@@ -16,16 +16,13 @@ use kafka_protocol::messages::alter_user_scram_credentials_request::{
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
-use ractor::{Actor, ActorRef};
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::BaseRecord;
 use sha2::{Digest, Sha256, Sha512};
 
 use broker::actors::broker::Broker;
-use broker::actors::listener::{ConnectionLimits, Listener, ListenerArgs, ListenerMsg};
 use broker::config::{Config, PlainUsers};
 use broker::security::scram::ScramMechanism;
-use broker::security::{ListenerIdentity, SecurityProtocol};
 use broker::storage::sim::SimStorage;
 
 use crate::harness;
@@ -35,7 +32,6 @@ use crate::hostile_wire::{text, Wire};
 struct SaslBroker {
     runtime: tokio::runtime::Runtime,
     broker: Option<Broker>,
-    listener: Option<ActorRef<ListenerMsg>>,
     port: u16,
 }
 
@@ -46,40 +42,24 @@ impl SaslBroker {
             .enable_all()
             .build()
             .unwrap();
-        let storage = storage.clone();
-        let (broker, listener, port) = runtime.block_on(async move {
-            let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let port = socket.local_addr().unwrap().port();
-            let config = Config {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                advertised_listener: Some(format!("127.0.0.1:{port}")),
-                data_dir: "/data".into(),
-                group_initial_rebalance_delay_ms: 0,
-                sasl_plain_users: PlainUsers(
-                    [("admin".to_string(), "admin-secret".to_string())].into(),
-                ),
-                connection_failed_authentication_delay_ms: 10,
-                ..Config::default()
-            };
-            let broker = Broker::start(config.clone(), Arc::new(storage))
-                .await
-                .expect("broker starts");
-            let args = ListenerArgs {
-                listener: socket,
-                identity: ListenerIdentity {
-                    name: "SASL_PLAINTEXT".into(),
-                    protocol: SecurityProtocol::SaslPlaintext,
-                },
-                context: broker.context(),
-                limits: ConnectionLimits::new(&config, None),
-            };
-            let (listener, _) = Actor::spawn(None, Listener, args).await.unwrap();
-            (broker, listener, port)
-        });
+        let port = harness::free_port();
+        let config = Config {
+            listeners: Some(format!("SASL_PLAINTEXT://127.0.0.1:{port}")),
+            data_dir: "/data".into(),
+            group_initial_rebalance_delay_ms: 0,
+            sasl_plain_users: PlainUsers(
+                [("admin".to_string(), "admin-secret".to_string())].into(),
+            ),
+            connection_failed_authentication_delay_ms: 10,
+            ..Config::default()
+        };
+        let storage = Arc::new(storage.clone());
+        let broker = runtime
+            .block_on(Broker::start(config, storage))
+            .expect("broker starts");
         SaslBroker {
             runtime,
             broker: Some(broker),
-            listener: Some(listener),
             port,
         }
     }
@@ -89,9 +69,6 @@ impl SaslBroker {
     }
 
     fn stop(mut self) {
-        if let Some(listener) = self.listener.take() {
-            listener.stop(None);
-        }
         if let Some(broker) = self.broker.take() {
             self.runtime.block_on(broker.shutdown());
         }

@@ -23,6 +23,7 @@ mod client_durability;
 mod client_groups;
 mod client_hostile_records;
 mod client_idempotence;
+mod client_listeners;
 mod client_metrics;
 mod client_protocol;
 mod client_recompression;
