@@ -445,3 +445,58 @@ fn librdkafka_produces_and_consumes_with_plain_and_a_wrong_password_fails() {
     assert_eq!(records.len(), 10);
     broker.stop();
 }
+
+/// No authentication bypass: every API the broker serves, sent as the first request (a
+/// default body at its lowest version) or after a handshake, closes the connection
+/// unanswered; ApiVersions is answered only before the handshake.
+#[test]
+fn no_request_is_served_before_authentication() {
+    use kafka_protocol::protocol::Encodable;
+    let broker = SaslBroker::start(&SimStorage::new());
+    let port = broker.port;
+    let exempt = [
+        ApiKey::ApiVersions,
+        ApiKey::SaslHandshake,
+        ApiKey::SaslAuthenticate,
+    ];
+    let mut tried = 0;
+    for (api, min, _) in broker::protocol::versions::SUPPORTED {
+        if exempt.contains(api) {
+            continue;
+        }
+        for after_handshake in [false, true] {
+            let mut wire = Wire::connect(port);
+            if after_handshake {
+                assert_eq!(handshake(&mut wire, 1, "PLAIN").unwrap().error_code, 0);
+            }
+            let header = RequestHeader::default()
+                .with_request_api_key(*api as i16)
+                .with_request_api_version(*min)
+                .with_correlation_id(1);
+            let mut frame = bytes::BytesMut::new();
+            header
+                .encode(&mut frame, api.request_header_version(*min))
+                .unwrap();
+            // A body of zeros: whatever it decodes to, it must not be served.
+            frame.extend_from_slice(&[0u8; 64]);
+            let mut bytes = (frame.len() as i32).to_be_bytes().to_vec();
+            bytes.extend_from_slice(&frame);
+            assert!(wire.write(&bytes));
+            assert!(
+                wire.is_closed(),
+                "{api:?} v{min} was answered before authentication"
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried >= 2 * 35, "every API tried: {tried}");
+    // ApiVersions after the handshake closes too.
+    let mut wire = Wire::connect(port);
+    handshake(&mut wire, 1, "PLAIN").unwrap();
+    assert!(wire.call(3, &ApiVersionsRequest::default()).is_none());
+    // And the broker still serves an authenticated client.
+    let (mut admin, r) = plain_login(port, "admin", "admin-secret");
+    assert_eq!(r.error_code, 0);
+    assert!(metadata_answers(&mut admin));
+    broker.stop();
+}
