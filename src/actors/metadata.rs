@@ -41,6 +41,7 @@ use crate::topic_config;
 pub use image::{MetadataImage, TopicImage};
 use partition_restart::RestartPolicy;
 use producer_ids::ProducerIds;
+pub use scram_credentials::{add_user_offline, OfflineUserError};
 use topic_start::{BatchReply, TopicStarts};
 
 /// A topic's partition actors; its id and configs are in the image.

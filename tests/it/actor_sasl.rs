@@ -87,7 +87,11 @@ fn authenticate(wire: &mut Wire, token: &[u8]) -> Option<SaslAuthenticateRespons
     wire.call(2, &req)
 }
 
-fn plain_login(port: u16, user: &str, password: &str) -> (Wire, SaslAuthenticateResponse) {
+pub(crate) fn plain_login(
+    port: u16,
+    user: &str,
+    password: &str,
+) -> (Wire, SaslAuthenticateResponse) {
     let mut wire = Wire::connect(port);
     let versions = wire
         .call(3, &ApiVersionsRequest::default())
@@ -100,7 +104,7 @@ fn plain_login(port: u16, user: &str, password: &str) -> (Wire, SaslAuthenticate
     (wire, r)
 }
 
-fn metadata_answers(wire: &mut Wire) -> bool {
+pub(crate) fn metadata_answers(wire: &mut Wire) -> bool {
     wire.call(12, &MetadataRequest::default().with_topics(Some(vec![])))
         .is_some()
 }
@@ -168,7 +172,12 @@ fn kafkas_exchange_rules_on_raw_frames() {
 }
 
 /// RFC 5802's client side; returns the connection if the server's signature checked out.
-fn scram_login(port: u16, mechanism: ScramMechanism, user: &str, password: &str) -> Option<Wire> {
+pub(crate) fn scram_login(
+    port: u16,
+    mechanism: ScramMechanism,
+    user: &str,
+    password: &str,
+) -> Option<Wire> {
     let mut wire = Wire::connect(port);
     let h = handshake(&mut wire, 1, mechanism.mechanism_name())?;
     assert_eq!(h.error_code, 0);
@@ -231,7 +240,7 @@ fn scram_login(port: u16, mechanism: ScramMechanism, user: &str, password: &str)
     Some(wire)
 }
 
-fn upsert(
+pub(crate) fn upsert(
     user: &str,
     mechanism: ScramMechanism,
     password: &str,
@@ -247,7 +256,7 @@ fn upsert(
         .with_salted_password(salted.into())
 }
 
-fn alter(
+pub(crate) fn alter(
     wire: &mut Wire,
     deletions: Vec<ScramCredentialDeletion>,
     upsertions: Vec<ScramCredentialUpsertion>,

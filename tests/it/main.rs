@@ -29,6 +29,7 @@ mod client_protocol;
 mod client_recompression;
 mod client_record_errors;
 mod client_retention;
+mod client_sasl;
 mod client_transactions;
 mod client_txn_expiry;
 mod config_walk;

@@ -6,12 +6,60 @@
 //! a record, fsynced before it is applied and answered.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
 
 use tracing::info;
 
 use super::{MetadataRecord, MetadataState, ScramDeletion, ScramDescription, ScramUpsertion};
 use crate::error::ScramCredentialError;
-use crate::security::scram::{ScramCredential, ScramMechanism};
+use crate::security::scram::{self, ScramCredential, ScramMechanism};
+use crate::storage::{Storage, StorageError};
+
+/// `broker user add`: sets a user's SCRAM credential in a stopped broker's metadata record
+/// file (the role of `kafka-storage format --add-scram`), for the first administrator.
+/// The broker must not be running: the record file has one writer.
+pub fn add_user_offline(
+    storage: Arc<dyn Storage>,
+    data_dir: &Path,
+    user: &str,
+    mechanism: ScramMechanism,
+    password: &[u8],
+    iterations: i32,
+) -> Result<(), OfflineUserError> {
+    if user.is_empty() {
+        return Err(OfflineUserError::Invalid("the user name is empty".into()));
+    }
+    if password.is_empty() {
+        return Err(OfflineUserError::Invalid("the password is empty".into()));
+    }
+    if !(ScramMechanism::MIN_ITERATIONS..=ScramMechanism::MAX_ITERATIONS).contains(&iterations) {
+        return Err(OfflineUserError::Invalid(format!(
+            "iterations must be between {} and {}",
+            ScramMechanism::MIN_ITERATIONS,
+            ScramMechanism::MAX_ITERATIONS
+        )));
+    }
+    let (mut store, _) = super::record_replay::open_and_replay(storage, data_dir)?;
+    let c = ScramCredential::from_password(mechanism, password, scram::new_salt(), iterations);
+    store.append(&MetadataRecord::ScramCredentialUpserted {
+        user: user.to_string(),
+        mechanism,
+        salt: c.salt,
+        stored_key: c.stored_key,
+        server_key: c.server_key,
+        iterations,
+    })?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineUserError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
 
 const TWICE: &str = "A user credential cannot be altered twice in the same request";
 
