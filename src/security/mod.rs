@@ -7,6 +7,7 @@
 pub mod listeners;
 pub mod principal;
 pub mod protocol;
+pub mod tls;
 
 pub use principal::KafkaPrincipal;
 pub use protocol::SecurityProtocol;
