@@ -28,6 +28,8 @@ use broker::storage::sim::SimStorage;
 use crate::harness;
 use crate::hostile_wire::{text, Wire};
 
+const FAILED_AUTH_DELAY_MS: u64 = 50;
+
 /// A broker on a simulated disk whose clients talk to a SASL_PLAINTEXT listener.
 struct SaslBroker {
     runtime: tokio::runtime::Runtime,
@@ -50,7 +52,7 @@ impl SaslBroker {
             sasl_plain_users: PlainUsers(
                 [("admin".to_string(), "admin-secret".to_string())].into(),
             ),
-            connection_failed_authentication_delay_ms: 10,
+            connection_failed_authentication_delay_ms: FAILED_AUTH_DELAY_MS,
             ..Config::default()
         };
         let storage = Arc::new(storage.clone());
@@ -507,5 +509,47 @@ fn no_request_is_served_before_authentication() {
     let (mut admin, r) = plain_login(port, "admin", "admin-secret");
     assert_eq!(r.error_code, 0);
     assert!(metadata_answers(&mut admin));
+    broker.stop();
+}
+
+/// Password guessing is slowed: every failed attempt is answered no sooner than
+/// connection_failed_authentication_delay_ms, on one connection after another and on many
+/// at once, while an authenticated client is served throughout.
+#[test]
+fn failed_authentications_are_delayed_and_others_are_served() {
+    let broker = SaslBroker::start(&SimStorage::new());
+    let port = broker.port;
+    let delay = Duration::from_millis(FAILED_AUTH_DELAY_MS);
+    let (mut admin, _) = plain_login(port, "admin", "admin-secret");
+    for _ in 0..20 {
+        let started = Instant::now();
+        let (mut wire, r) = plain_login(port, "admin", "guess");
+        assert_eq!(r.error_code, ResponseError::SaslAuthenticationFailed.code());
+        assert!(
+            started.elapsed() >= delay,
+            "answered after {:?}",
+            started.elapsed()
+        );
+        assert!(wire.is_closed());
+        assert!(metadata_answers(&mut admin));
+    }
+    // 50 guessing connections at once: each waits its delay; the admin is served meanwhile.
+    let guesses: Vec<_> = (0..50)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let (_, r) = plain_login(port, "admin", "guess");
+                (r.error_code, started.elapsed())
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        assert!(metadata_answers(&mut admin));
+    }
+    for guess in guesses {
+        let (code, took) = guess.join().unwrap();
+        assert_eq!(code, ResponseError::SaslAuthenticationFailed.code());
+        assert!(took >= delay, "answered after {took:?}");
+    }
     broker.stop();
 }
