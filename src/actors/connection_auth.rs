@@ -82,7 +82,13 @@ pub(super) async fn step(ctx: &BrokerContext, server: &mut SaslServer, body: Byt
         return PreAuth::Close(FrameError::UnknownApiKey(prefix.api_key).to_string());
     };
     match api {
-        ApiKey::ApiVersions if server.allows_api_versions() => return PreAuth::Serve(body),
+        ApiKey::ApiVersions if server.allows_api_versions() => {
+            // An unsupported version is answered (KIP-511) and may be retried.
+            if versions::is_supported(api, prefix.api_version) {
+                server.api_versions_answered();
+            }
+            return PreAuth::Serve(body);
+        }
         ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {}
         other => {
             let SaslStep::Close(reason) = server.unexpected(other) else {

@@ -1,7 +1,7 @@
 //! The SASL exchange on one connection of a SASL_PLAINTEXT or SASL_SSL listener, as Kafka's
 //! `SaslServerAuthenticator` runs it (KIP-43, KIP-152).
 //!
-//! Before authentication succeeds a client may send only ApiVersions (before its
+//! Before authentication succeeds a client may send only ApiVersions (once, before its
 //! handshake), SaslHandshake (once) and then SaslAuthenticate; anything else closes the
 //! connection, without an answer during the handshake and with ILLEGAL_SASL_STATE (34)
 //! during authentication, as Kafka does. A mechanism that is not enabled is answered
@@ -100,6 +100,9 @@ enum State {
 pub struct SaslServer {
     enabled: Vec<SaslMechanism>,
     state: State,
+    /// An ApiVersions request was answered: Kafka takes one before the handshake (a
+    /// retry after UNSUPPORTED_VERSION aside), so the exchange has a bounded length.
+    versions_answered: bool,
 }
 
 impl SaslServer {
@@ -107,12 +110,18 @@ impl SaslServer {
         SaslServer {
             enabled,
             state: State::Handshake,
+            versions_answered: false,
         }
     }
 
-    /// ApiVersions is allowed only before the handshake, as in Kafka.
+    /// ApiVersions is allowed once, before the handshake, as in Kafka.
     pub fn allows_api_versions(&self) -> bool {
-        matches!(self.state, State::Handshake)
+        matches!(self.state, State::Handshake) && !self.versions_answered
+    }
+
+    /// An ApiVersions request at a supported version is being answered.
+    pub fn api_versions_answered(&mut self) {
+        self.versions_answered = true;
     }
 
     /// After a v0 handshake the tokens come raw, without Kafka headers.

@@ -68,6 +68,11 @@ fn auth_error(step: &SaslStep) -> i16 {
 async fn plain_succeeds_with_the_right_password_only() {
     let mut server = SaslServer::new(all());
     assert!(server.allows_api_versions());
+    server.api_versions_answered();
+    assert!(
+        !server.allows_api_versions(),
+        "one ApiVersions before the handshake"
+    );
     assert!(matches!(
         handshake(&mut server, 1, "PLAIN"),
         SaslStep::Continue(_)

@@ -501,6 +501,11 @@ fn no_request_is_served_before_authentication() {
         }
     }
     assert!(tried >= 2 * 35, "every API tried: {tried}");
+    // A second ApiVersions before the handshake closes, as in Kafka.
+    let mut wire = Wire::connect(port);
+    let r = wire.call(3, &ApiVersionsRequest::default()).unwrap();
+    assert_eq!(r.error_code, 0);
+    assert!(wire.call(3, &ApiVersionsRequest::default()).is_none());
     // ApiVersions after the handshake closes too.
     let mut wire = Wire::connect(port);
     handshake(&mut wire, 1, "PLAIN").unwrap();
