@@ -85,6 +85,9 @@ pub struct Config {
     pub listener_security_protocol_map: String,
     /// Kafka's `inter.broker.listener.name`: the listener other brokers use.
     pub inter_broker_listener_name: Option<String>,
+    /// Kafka's `ssl.*` settings (PEM stores), for SSL and SASL_SSL listeners.
+    #[serde(flatten)]
+    pub tls: crate::security::tls::TlsSettings,
     pub data_dir: PathBuf,
     pub node_id: i32,
     pub cluster_id: String,
@@ -198,6 +201,7 @@ impl Default for Config {
             listener_security_protocol_map: crate::security::listeners::DEFAULT_PROTOCOL_MAP
                 .to_string(),
             inter_broker_listener_name: None,
+            tls: crate::security::tls::TlsSettings::default(),
             data_dir: PathBuf::from("./data"),
             node_id: 0,
             cluster_id: "broker-single-node".to_string(),

@@ -178,12 +178,24 @@ impl Broker {
             ("transaction registry", txns_ended),
         ];
         let mut listener_addrs = Vec::with_capacity(bound.len());
+        // Certificates and keys are read once, here: a bad keystore stops the start.
+        let tls = if listener_configs.iter().any(|l| l.protocol.uses_tls()) {
+            Some(
+                config
+                    .tls
+                    .acceptor()
+                    .map_err(|e| StartError::Config(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         for (l, (socket, addr)) in listener_configs.iter().zip(bound) {
             let args = ListenerArgs {
                 listener: socket,
                 identity: l.identity(),
                 context: context.clone(),
                 limits,
+                tls: tls.clone().filter(|_| l.protocol.uses_tls()),
             };
             let (listener, listener_ended) =
                 Actor::spawn(None, Listener, args)

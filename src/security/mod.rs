@@ -14,6 +14,7 @@ mod sasl_tests;
 pub mod scram;
 #[cfg(test)]
 mod scram_tests;
+pub mod tls;
 
 pub use principal::KafkaPrincipal;
 pub use protocol::SecurityProtocol;

@@ -25,6 +25,8 @@ class Broker:
         if callable(extra):  # config lines that name the port (`listeners`)
             extra = extra(self.port)
         self.config = tmp_path / "config.toml"
+        if callable(extra):  # lines that must name the port the broker is awaited on
+            extra = extra(self.port)
         self.config.write_text(
             f'listen = "127.0.0.1:{self.port}"\ndata_dir = "{tmp_path / "data"}"\n{extra}\n'
         )
