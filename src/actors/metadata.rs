@@ -22,6 +22,8 @@ use tracing::{error, info, warn};
 
 pub use super::metadata_messages::*;
 mod broker_configs;
+#[cfg(test)]
+mod cluster_image_tests;
 mod image;
 #[cfg(test)]
 mod image_tests;
@@ -37,7 +39,7 @@ use crate::config::Config;
 use crate::storage::record_file::create_store_dir;
 use crate::storage::{LogConfig, RecordFile, Storage};
 use crate::topic_config;
-pub use image::{MetadataImage, TopicImage};
+pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 use partition_restart::RestartPolicy;
 use producer_ids::ProducerIds;
 use topic_start::{BatchReply, TopicStarts};

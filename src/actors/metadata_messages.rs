@@ -42,6 +42,45 @@ pub enum MetadataRecord {
     BrokerConfigsChanged {
         dynamic: crate::broker_config::DynamicBrokerConfigs,
     },
+    // Cluster mode (written through the metadata quorum). New variants go at the end: the
+    // enum is serialized by index in Raft logs and snapshots.
+    /// A broker registered (or came back with a new epoch or address); unfenced.
+    BrokerRegistered {
+        id: i32,
+        epoch: i64,
+        host: String,
+        port: i32,
+        rack: Option<String>,
+    },
+    /// A broker missed its session timeout: clients no longer see it.
+    BrokerFenced {
+        id: i32,
+    },
+    /// A fenced broker heartbeats again.
+    BrokerUnfenced {
+        id: i32,
+    },
+    /// A partition's leader or ISR changed (leader -1: none in the ISR is alive).
+    PartitionChanged {
+        topic: String,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+    },
+    /// A topic created with each partition's replicas; the first replica leads, all are
+    /// in sync, leader epoch 0.
+    TopicCreatedWithAssignments {
+        name: String,
+        id: u128,
+        configs: BTreeMap<String, String>,
+        assignments: Vec<Vec<i32>>,
+    },
+    /// CreatePartitions in cluster mode: the new partitions' replicas, appended in order.
+    PartitionsCreatedWithAssignments {
+        name: String,
+        assignments: Vec<Vec<i32>>,
+    },
 }
 
 /// Producer ids reserved per durable record.

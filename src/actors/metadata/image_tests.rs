@@ -72,6 +72,7 @@ fn replay_gives_the_live_state() {
                 id: Uuid::from_u128(1),
                 partitions: 4,
                 configs: BTreeMap::new(),
+                assignments: Vec::new(),
             },
         ),
         (
@@ -80,6 +81,7 @@ fn replay_gives_the_live_state() {
                 id: Uuid::from_u128(3),
                 partitions: 2,
                 configs: BTreeMap::new(),
+                assignments: Vec::new(),
             },
         ),
     ]
