@@ -82,6 +82,9 @@ pub struct Config {
     pub auto_create_topics: bool,
     /// Partition count of auto-created topics and of CreateTopics with -1.
     pub default_partitions: i32,
+    /// Cluster mode: replication factor of auto-created topics and of CreateTopics with -1
+    /// (Kafka's default.replication.factor).
+    pub default_replication_factor: i16,
     /// Largest request frame accepted; a larger length prefix closes the connection.
     pub max_request_bytes: usize,
     /// Largest record batch accepted (Kafka's message.max.bytes).
@@ -214,6 +217,7 @@ impl Default for Config {
             cluster_id: "broker-single-node".to_string(),
             auto_create_topics: true,
             default_partitions: 1,
+            default_replication_factor: 1,
             max_request_bytes: 100 * 1024 * 1024,
             max_message_bytes: 1_048_588,
             fetch_max_bytes: 57_671_680,
@@ -366,6 +370,11 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "broker_heartbeat_interval_ms must be at least 1 and below broker_session_timeout_ms".into(),
+            ));
+        }
+        if self.default_replication_factor < 1 {
+            return Err(ConfigError::Invalid(
+                "default_replication_factor must be at least 1".into(),
             ));
         }
         if self.broker_rack.as_deref().is_some_and(str::is_empty) {

@@ -101,6 +101,8 @@ pub enum MetadataError {
     Unavailable,
     #[error("timed out before the topic's partitions started; creation continues")]
     TimedOut,
+    #[error("the metadata quorum did not take the change: {0}")]
+    Quorum(String),
 }
 
 impl MetadataError {
@@ -117,6 +119,7 @@ impl MetadataError {
             MetadataError::Storage(_) => ResponseError::KafkaStorageError,
             MetadataError::Unavailable => ResponseError::CoordinatorNotAvailable,
             MetadataError::TimedOut => ResponseError::RequestTimedOut,
+            MetadataError::Quorum(_) => ResponseError::NotController,
         };
         err.code()
     }

@@ -81,6 +81,13 @@ pub enum MetadataRecord {
         name: String,
         assignments: Vec<Vec<i32>>,
     },
+    /// A broker claims producer ids `start..end` (cluster mode). Granted only when `start`
+    /// is the end of every block so far, so two brokers never get the same ids.
+    ProducerIdsClaimed {
+        broker: i32,
+        start: i64,
+        end: i64,
+    },
 }
 
 /// Producer ids reserved per durable record.
@@ -174,6 +181,8 @@ pub enum MetadataMsg {
         index: i32,
         started: Result<ractor::ActorRef<super::partition::PartitionMsg>, String>,
     },
+    /// Cluster mode: the quorum applied more records; the actor follows the new image.
+    Applied(Arc<crate::cluster::AppliedImage>),
 }
 
 impl crate::metrics::ActorKind for MetadataMsg {
@@ -186,4 +195,7 @@ pub struct MetadataArgs {
     pub routing: watch::Sender<Arc<RoutingTable>>,
     /// Where partition actors run (see `storage_runtime`); None: on the caller's runtime.
     pub storage_runtime: Option<tokio::runtime::Handle>,
+    /// Cluster mode: records go through the metadata quorum and the image is its
+    /// committed one. None: single-node mode, with the local record file.
+    pub cluster: Option<crate::cluster::node::ClusterHandle>,
 }

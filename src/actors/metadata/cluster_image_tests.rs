@@ -49,6 +49,22 @@ fn history() -> Vec<MetadataRecord> {
             assignments: vec![vec![3, 1, 2]],
         },
         registered(2, 2),
+        MetadataRecord::ProducerIdsClaimed {
+            broker: 1,
+            start: 0,
+            end: 1000,
+        },
+        // Claimed the same ids as broker 1: not granted.
+        MetadataRecord::ProducerIdsClaimed {
+            broker: 2,
+            start: 0,
+            end: 1000,
+        },
+        MetadataRecord::ProducerIdsClaimed {
+            broker: 2,
+            start: 1000,
+            end: 2000,
+        },
         MetadataRecord::BrokerFenced { id: 3 },
         MetadataRecord::BrokerUnfenced { id: 3 },
         MetadataRecord::BrokerFenced { id: 1 },
@@ -86,6 +102,9 @@ fn brokers_assignments_leaders_and_isrs_follow_their_records() {
     assert!(image.brokers[&1].fenced);
     let live: Vec<i32> = image.live_brokers().map(|(id, _)| id).collect();
     assert_eq!(live, vec![2, 3]);
+    assert_eq!(image.producer_id_block_end, 2000);
+    let blocks: Vec<_> = image.producer_id_blocks.into_iter().collect();
+    assert_eq!(blocks, vec![(1, (0, 1000)), (2, (1000, 2000))]);
 }
 
 #[test]
@@ -102,8 +121,9 @@ fn applying_cluster_records_one_at_a_time_equals_replay_of_every_prefix() {
 fn the_compacted_cluster_records_replay_to_the_same_image() {
     let image = MetadataImage::replay(&history());
     let live = image.records();
-    // Three brokers, one fenced; the topic and its two changed partitions.
-    assert_eq!(live.len(), 3 + 1 + 1 + 2, "{live:?}");
+    // Three brokers, one fenced; the topic and its two changed partitions; two
+    // producer-id claims, each after its start, and the end.
+    assert_eq!(live.len(), 3 + 1 + 1 + 2 + 4 + 1, "{live:?}");
     assert_eq!(MetadataImage::replay(&live), image);
     let bytes = rmp_serde::to_vec(&image).unwrap();
     let back: MetadataImage = rmp_serde::from_slice(&bytes).unwrap();

@@ -68,6 +68,9 @@ pub struct MetadataImage {
     /// Cluster mode: the registered brokers by id.
     #[serde(default)]
     pub brokers: BTreeMap<i32, BrokerImage>,
+    /// Cluster mode: the producer-id block last granted to each broker, `(start, end)`.
+    #[serde(default)]
+    pub producer_id_blocks: BTreeMap<i32, (i64, i64)>,
 }
 
 impl MetadataImage {
@@ -171,6 +174,10 @@ impl MetadataImage {
                 configs,
                 assignments,
             } => {
+                // Two brokers created the name at once: the first committed wins.
+                if self.topics.contains_key(name) {
+                    return;
+                }
                 self.topics.insert(
                     name.clone(),
                     TopicImage {
@@ -191,6 +198,12 @@ impl MetadataImage {
                     topic.assignments.extend(added);
                     topic.partitions = topic.assignments.len() as i32;
                 }
+            }
+            MetadataRecord::ProducerIdsClaimed { broker, start, end }
+                if *start == self.producer_id_block_end && end > start =>
+            {
+                self.producer_id_block_end = *end;
+                self.producer_id_blocks.insert(*broker, (*start, *end));
             }
             // The single-node records are applied by `apply`.
             _ => {}
@@ -251,6 +264,18 @@ impl MetadataImage {
                     });
                 }
             }
+        }
+        // Each broker's block, in id order, each claim preceded by the end it was granted
+        // at (blocks never overlap), then the overall end.
+        let mut blocks: Vec<_> = self.producer_id_blocks.iter().collect();
+        blocks.sort_by_key(|(_, (start, _))| *start);
+        for (broker, (start, end)) in blocks {
+            live.push(MetadataRecord::ProducerIdBlock { end: *start });
+            live.push(MetadataRecord::ProducerIdsClaimed {
+                broker: *broker,
+                start: *start,
+                end: *end,
+            });
         }
         if self.producer_id_block_end != 0 {
             live.push(MetadataRecord::ProducerIdBlock {

@@ -73,6 +73,8 @@ struct Fetch {
     max_bytes: usize,
     /// How long one partition's read may take (fetch_partition_read_timeout_ms).
     read_timeout: Duration,
+    /// Cluster mode: who leads what.
+    cluster: Option<std::sync::Arc<crate::actors::routing::ClusterView>>,
 }
 
 type Read = Result<ReadOutcome, i16>;
@@ -123,6 +125,7 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
             read_committed: req.isolation_level == 1,
             max_bytes: (req.max_bytes.max(0) as usize).min(config.fetch_max_bytes),
             read_timeout: Duration::from_millis(config.fetch_partition_read_timeout_ms),
+            cluster: routes.cluster.clone(),
         };
         let response = long_poll(&fetch, &memory, max_wait, min_bytes).await;
         ResponseKind::Fetch(in_session(&fetch, &sessions, context, response, limit).await)
@@ -406,6 +409,13 @@ async fn read_one(fetch: &Fetch, topic: &Topic, w: &Wanted, max_bytes: usize) ->
     let actor = route
         .partition(w.index)
         .ok_or(ResponseError::UnknownTopicOrPartition.code())?;
+    // Cluster mode: only the leader serves consumers (followers fetching from it come with
+    // replication).
+    if let Some(cluster) = &fetch.cluster {
+        if cluster.not_leader(route, w.index).is_some() {
+            return Err(ResponseError::NotLeaderOrFollower.code());
+        }
+    }
     let rx = ask(actor, |reply| PartitionMsg::Read {
         offset: w.offset,
         max_bytes,
