@@ -23,7 +23,9 @@ const SESSION_TIMEOUT_MS: u64 = 2_000;
 const SLACK: Duration = Duration::from_secs(20);
 const METADATA_VERSION: i16 = 12;
 
-fn start_cluster() -> Vec<TestBroker> {
+/// Three voters, then `non_voters` brokers that are not (each with its own
+/// controller_listen).
+fn start_cluster(non_voters: i32) -> Vec<TestBroker> {
     let controllers: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let voters = controllers
         .iter()
@@ -31,12 +33,17 @@ fn start_cluster() -> Vec<TestBroker> {
         .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
         .collect::<Vec<_>>()
         .join(",");
-    (1..=3)
+    (1..=3 + non_voters)
         .map(|id| {
+            let listen = if id > 3 {
+                format!("controller_listen = \"127.0.0.1:{}\"\n", free_port())
+            } else {
+                String::new()
+            };
             TestBroker::start(&format!(
                 "node_id = {id}\ncontroller_quorum_voters = \"{voters}\"\n\
                  broker_heartbeat_interval_ms = 200\n\
-                 broker_session_timeout_ms = {SESSION_TIMEOUT_MS}\n"
+                 broker_session_timeout_ms = {SESSION_TIMEOUT_MS}\n{listen}"
             ))
         })
         .collect()
@@ -130,7 +137,7 @@ fn topic<'a>(
 
 #[test]
 fn three_brokers_share_replicated_metadata_and_fence_a_killed_one() {
-    let mut brokers = start_cluster();
+    let mut brokers = start_cluster(0);
     wait_everywhere(&every(&brokers), SLACK, "three brokers", |r| {
         broker_ids(r) == BTreeSet::from([1, 2, 3])
     });
@@ -189,5 +196,20 @@ fn three_brokers_share_replicated_metadata_and_fence_a_killed_one() {
     brokers[1].restart();
     wait_everywhere(&every(&brokers), SLACK, "broker 2 back", |r| {
         broker_ids(r) == BTreeSet::from([1, 2, 3]) && topic(r, "replicated").is_some()
+    });
+}
+
+#[test]
+fn a_non_voting_broker_becomes_a_learner_and_writes_through_the_leader() {
+    let brokers = start_cluster(1);
+    wait_everywhere(&every(&brokers), SLACK, "four brokers", |r| {
+        broker_ids(r) == BTreeSet::from([1, 2, 3, 4])
+    });
+    // Created through the non-voter: forwarded to the quorum's leader.
+    create_replicated_topic(&brokers[3], "through-a-learner");
+    wait_everywhere(&every(&brokers), SLACK, "the topic", |r| {
+        topic(r, "through-a-learner").is_some_and(|t| {
+            t.partitions.len() == 3 && t.partitions.iter().all(|p| p.replica_nodes.len() == 3)
+        })
     });
 }
