@@ -4,6 +4,7 @@
 mod actor_backpressure;
 mod actor_broker_configs;
 mod actor_compaction;
+mod actor_controller;
 mod actor_fetch_sessions;
 mod actor_group;
 mod actor_log_flush;
