@@ -26,14 +26,14 @@ use crate::actor_partition::{append, args, spawn};
 const WAIT: Duration = Duration::from_secs(10);
 const LAG: Duration = Duration::from_secs(30);
 
-struct Replica {
-    id: i32,
-    actor: ActorRef<PartitionMsg>,
-    storage: SimStorage,
+pub(crate) struct Replica {
+    pub(crate) id: i32,
+    pub(crate) actor: ActorRef<PartitionMsg>,
+    pub(crate) storage: SimStorage,
 }
 
 /// A replicated partition on broker `id`, with min.insync.replicas `min_isr`.
-async fn replica(
+pub(crate) async fn replica(
     id: i32,
     min_isr: i32,
     policy: FlushPolicy,
@@ -51,7 +51,7 @@ async fn replica(
     (Replica { id, actor, storage }, rx)
 }
 
-async fn ask<T: Send + 'static>(
+pub(crate) async fn ask<T: Send + 'static>(
     r: &Replica,
     build: impl FnOnce(ractor::RpcReplyPort<T>) -> ReplicationMsg,
 ) -> T {
@@ -70,11 +70,11 @@ fn send(r: &Replica, msg: ReplicationMsg) {
         .expect("alive");
 }
 
-async fn role(r: &Replica) -> RoleView {
+pub(crate) async fn role(r: &Replica) -> RoleView {
     ask(r, |reply| ReplicationMsg::DescribeRole { reply }).await
 }
 
-async fn lead(r: &Replica, epoch: i32, isr: &[i32], replicas: &[i32]) {
+pub(crate) async fn lead(r: &Replica, epoch: i32, isr: &[i32], replicas: &[i32]) {
     send(
         r,
         ReplicationMsg::BecomeLeader {
@@ -86,7 +86,7 @@ async fn lead(r: &Replica, epoch: i32, isr: &[i32], replicas: &[i32]) {
     assert_eq!(role(r).await.leader_epoch, epoch);
 }
 
-async fn follow(r: &Replica, leader: i32, epoch: i32) {
+pub(crate) async fn follow(r: &Replica, leader: i32, epoch: i32) {
     send(
         r,
         ReplicationMsg::BecomeFollower {
@@ -97,7 +97,7 @@ async fn follow(r: &Replica, leader: i32, epoch: i32) {
     assert_eq!(role(r).await.leader, Some(leader));
 }
 
-fn batch(n: usize, tag: &str) -> Bytes {
+pub(crate) fn batch(n: usize, tag: &str) -> Bytes {
     let values: Vec<String> = (0..n).map(|i| format!("{tag}-{i}")).collect();
     let records: Vec<_> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
     Bytes::from(build_batch(&records, 1_700_000_000_000))
@@ -197,7 +197,7 @@ async fn truncate_to_leader(leader: &Replica, follower: &Replica, epoch: i32) {
 }
 
 /// Sends an acks=all produce and returns its pending answer.
-fn produce_all(
+pub(crate) fn produce_all(
     leader: &Replica,
     records: Bytes,
 ) -> oneshot::Receiver<Result<AppendOutcome, PartitionError>> {
@@ -215,7 +215,7 @@ fn produce_all(
 
 /// Whole batches of a replica's log: (base offset, leader epoch, bytes), read from the
 /// files (the partition's own reads stop at the high watermark).
-fn log_batches(r: &Replica) -> Vec<(i64, i32, Vec<u8>)> {
+pub(crate) fn log_batches(r: &Replica) -> Vec<(i64, i32, Vec<u8>)> {
     let mut paths: Vec<PathBuf> = r
         .storage
         .paths()

@@ -58,6 +58,8 @@ pub struct ReplicaReadOutcome {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    /// Size of the batch at the fetch offset when nothing fitted (KIP-74, as for consumers).
+    pub next_batch_bytes: usize,
 }
 
 /// A follower's offsets after it took a leader's batches.
@@ -584,13 +586,13 @@ impl PartitionState {
         if let Some(new_isr) = expand {
             self.ask_controller(new_isr);
         }
-        let records = self
+        let read = self
             .log
-            .read(fetch_offset, log_end_offset, max_bytes, true)
-            .map_err(PartitionError::from)?
-            .records;
+            .read(fetch_offset, log_end_offset, max_bytes, false)
+            .map_err(PartitionError::from)?;
         Ok(ReplicaReadOutcome {
-            records,
+            records: read.records,
+            next_batch_bytes: read.first_batch_bytes,
             high_watermark: self.high_watermark,
             log_start_offset,
             log_end_offset,
