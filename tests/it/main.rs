@@ -14,6 +14,8 @@ mod actor_producer_expiry;
 mod actor_quorum;
 mod actor_quorum_tcp;
 mod actor_record_files;
+mod actor_replica_fetcher;
+mod actor_replication;
 mod actor_stalled_disk;
 mod actor_supervision;
 mod actor_txn;
