@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::rpc::{local_write, BrokerHeartbeat, Rejected};
+use super::rpc::{local_write, BrokerHeartbeat, IsrChange, Rejected};
 use super::{AppliedImage, MetadataRaft, NodeId};
 use crate::actors::metadata::{MetadataImage, MetadataRecord};
 
@@ -29,6 +29,11 @@ pub enum ControllerMsg {
     },
     /// Fence the brokers whose session ran out (sent every `check_interval`).
     CheckSessions,
+    /// A partition leader's ISR change.
+    AlterPartition {
+        change: IsrChange,
+        reply: RpcReplyPort<Result<(), Rejected>>,
+    },
 }
 
 impl crate::metrics::ActorKind for ControllerMsg {
@@ -58,6 +63,20 @@ pub async fn heartbeat(
     heartbeat: BrokerHeartbeat,
 ) -> Result<(), Rejected> {
     let ask = |reply| ControllerMsg::Heartbeat { heartbeat, reply };
+    match crate::actors::call(controller, ask, Duration::from_secs(10)).await {
+        Ok(result) => result,
+        Err(err) => Err(Rejected::Failed(format!(
+            "the controller did not answer: {err}"
+        ))),
+    }
+}
+
+/// Hands an ISR change to a controller and waits for its answer.
+pub async fn alter_partition(
+    controller: &ActorRef<ControllerMsg>,
+    change: IsrChange,
+) -> Result<(), Rejected> {
+    let ask = |reply| ControllerMsg::AlterPartition { change, reply };
     match crate::actors::call(controller, ask, Duration::from_secs(10)).await {
         Ok(result) => result,
         Err(err) => Err(Rejected::Failed(format!(
@@ -105,6 +124,18 @@ impl Actor for Controller {
                 let _ = reply.send(state.heartbeat(heartbeat).await);
             }
             ControllerMsg::CheckSessions => state.check_sessions().await,
+            ControllerMsg::AlterPartition { change, reply } => {
+                let leader = state.leader();
+                let result = if leader != Some(state.args.node_id) {
+                    Err(Rejected::NotLeader { leader })
+                } else {
+                    match isr_changed(&state.image(), &change) {
+                        Ok(record) => state.write(vec![record]).await,
+                        Err(err) => Err(err),
+                    }
+                };
+                let _ = reply.send(result);
+            }
         }
         Ok(())
     }
@@ -273,4 +304,49 @@ pub fn fence(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
         }
     }
     records
+}
+
+/// An AlterPartition checked against the committed image, as Kafka's controller does: from
+/// the partition's leader at its current epoch, an ISR of its replicas that holds the leader,
+/// where every member added is unfenced. The leader epoch stays.
+pub fn isr_changed(image: &MetadataImage, change: &IsrChange) -> Result<MetadataRecord, Rejected> {
+    let partition = image
+        .topics
+        .get(&change.topic)
+        .and_then(|t| t.assignments.get(usize::try_from(change.partition).ok()?))
+        .ok_or_else(|| Rejected::Stale(format!("{}-{} is gone", change.topic, change.partition)))?;
+    if partition.leader != change.leader_id || partition.leader_epoch != change.leader_epoch {
+        return Err(Rejected::Stale(format!(
+            "{}-{} is led by {} at epoch {}, not {} at {}",
+            change.topic,
+            change.partition,
+            partition.leader,
+            partition.leader_epoch,
+            change.leader_id,
+            change.leader_epoch
+        )));
+    }
+    let live = |id: &i32| image.brokers.get(id).is_some_and(|b| !b.fenced);
+    let valid = change.new_isr.contains(&change.leader_id)
+        && change
+            .new_isr
+            .iter()
+            .all(|id| partition.replicas.contains(id))
+        && change
+            .new_isr
+            .iter()
+            .all(|id| partition.isr.contains(id) || live(id));
+    if !valid {
+        return Err(Rejected::Failed(format!(
+            "ISR {:?} is not the leader and live replicas of {:?}",
+            change.new_isr, partition.replicas
+        )));
+    }
+    Ok(MetadataRecord::PartitionChanged {
+        topic: change.topic.clone(),
+        partition: change.partition,
+        leader: partition.leader,
+        leader_epoch: partition.leader_epoch,
+        isr: change.new_isr.clone(),
+    })
 }

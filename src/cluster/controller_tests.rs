@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::controller::{fence, on_heartbeat};
-use super::rpc::BrokerHeartbeat;
+use super::controller::{fence, isr_changed, on_heartbeat};
+use super::rpc::{BrokerHeartbeat, IsrChange, Rejected};
 use crate::actors::metadata::{MetadataImage, MetadataRecord, PartitionImage};
 
 fn beat(id: i32, port: i32) -> BrokerHeartbeat {
@@ -103,4 +103,37 @@ fn no_leader_is_elected_outside_the_isr_and_a_returning_member_takes_it_back() {
     apply_all(&mut image, &back);
     let p0 = &image.topics["t"].assignments[0];
     assert_eq!((p0.leader, p0.leader_epoch), (1, epoch + 1));
+}
+
+#[test]
+fn an_isr_change_needs_the_current_leader_and_epoch_and_live_new_members() {
+    let mut image = image();
+    let change = |leader_id, leader_epoch, new_isr: &[i32]| IsrChange {
+        topic: "t".into(),
+        partition: 0,
+        leader_id,
+        leader_epoch,
+        new_isr: new_isr.to_vec(),
+    };
+    let shrink = isr_changed(&image, &change(1, 0, &[1, 2])).unwrap();
+    image.apply(&shrink);
+    assert_eq!(image.topics["t"].assignments[0].isr, vec![1, 2]);
+    assert_eq!(image.topics["t"].assignments[0].leader_epoch, 0);
+    // Not the leader, or an old epoch: stale.
+    assert!(matches!(
+        isr_changed(&image, &change(2, 0, &[2])),
+        Err(Rejected::Stale(_))
+    ));
+    assert!(matches!(
+        isr_changed(&image, &change(1, 7, &[1])),
+        Err(Rejected::Stale(_))
+    ));
+    // Without the leader, or with a non-replica: refused.
+    assert!(isr_changed(&image, &change(1, 0, &[2])).is_err());
+    assert!(isr_changed(&image, &change(1, 0, &[1, 9])).is_err());
+    // A fenced broker is not added back.
+    for record in fence(&image, 3) {
+        image.apply(&record);
+    }
+    assert!(isr_changed(&image, &change(1, 0, &[1, 2, 3])).is_err());
 }

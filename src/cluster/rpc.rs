@@ -31,11 +31,25 @@ pub struct BrokerHeartbeat {
     pub controller_addr: String,
 }
 
+/// A partition leader asks for a new ISR (Kafka's AlterPartition), at its leader epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsrChange {
+    pub topic: String,
+    pub partition: i32,
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub new_isr: Vec<i32>,
+}
+
 /// Why a node did not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum Rejected {
     #[error("this node is not the quorum's leader (leader: {leader:?})")]
     NotLeader { leader: Option<NodeId> },
+    /// An AlterPartition from a leader that is not the partition's leader at that epoch
+    /// any more (FENCED_LEADER_EPOCH), or for a partition that is gone.
+    #[error("stale ISR change: {0}")]
+    Stale(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -103,6 +117,14 @@ impl QuorumClient {
         }
     }
 
+    /// Asks the controller for a partition's new ISR.
+    pub async fn alter_partition(&self, change: IsrChange) -> Result<(), QuorumError> {
+        match self.to_leader(RaftRequest::AlterPartition(change)).await? {
+            RaftResponse::AlterPartition(Ok(())) => Ok(()),
+            _ => Err(QuorumError::Raft("a response of the wrong kind".into())),
+        }
+    }
+
     /// Runs a request here, as the leader would.
     async fn local(&self, request: &RaftRequest) -> RaftResponse {
         match request {
@@ -115,6 +137,14 @@ impl QuorumClient {
                 }
                 None => Err(Rejected::NotLeader { leader: None }),
             }),
+            RaftRequest::AlterPartition(change) => {
+                RaftResponse::AlterPartition(match &self.controller {
+                    Some(controller) => {
+                        super::controller::alter_partition(controller, change.clone()).await
+                    }
+                    None => Err(Rejected::NotLeader { leader: None }),
+                })
+            }
             _ => RaftResponse::Write(Err(Rejected::Failed("not a client request".into()))),
         }
     }
@@ -139,10 +169,18 @@ impl QuorumClient {
                 None => Err(Rejected::NotLeader { leader: None }),
             };
             let rejected = match result {
-                Ok(RaftResponse::Write(Err(err)) | RaftResponse::Heartbeat(Err(err))) => err,
+                Ok(
+                    RaftResponse::Write(Err(err))
+                    | RaftResponse::Heartbeat(Err(err))
+                    | RaftResponse::AlterPartition(Err(err)),
+                ) => err,
                 Ok(response) => return Ok(response),
                 Err(err) => err,
             };
+            // Not worth retrying: the partition moved on.
+            if let Rejected::Stale(_) = rejected {
+                return Err(QuorumError::Raft(rejected.to_string()));
+            }
             if Instant::now() + RETRY_BACKOFF >= deadline {
                 return Err(QuorumError::Raft(format!(
                     "no quorum leader took the request within {LEADER_WAIT:?}: {rejected}"

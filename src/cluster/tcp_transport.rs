@@ -67,7 +67,7 @@ impl Accept for TcpListener {
 use tracing::{debug, warn};
 
 use super::controller::ControllerMsg;
-use super::rpc::{local_write, BrokerHeartbeat, Rejected};
+use super::rpc::{local_write, BrokerHeartbeat, IsrChange, Rejected};
 use super::{MetadataRaft, MetadataTypes, NodeId};
 use crate::actors::metadata::MetadataRecord;
 
@@ -87,6 +87,8 @@ pub(super) enum RaftRequest {
     Write(MetadataRecord),
     /// A broker's heartbeat, for the controller on the leader.
     Heartbeat(BrokerHeartbeat),
+    /// A partition leader's ISR change (AlterPartition), for the controller.
+    AlterPartition(IsrChange),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -97,6 +99,7 @@ pub(super) enum RaftResponse {
     /// The committed record's log index.
     Write(Result<u64, Rejected>),
     Heartbeat(Result<(), Rejected>),
+    AlterPartition(Result<(), Rejected>),
 }
 
 pub async fn write_frame<T: Serialize>(
@@ -197,6 +200,10 @@ async fn serve_connection(
             RaftRequest::Write(record) => RaftResponse::Write(local_write(raft, record).await),
             RaftRequest::Heartbeat(heartbeat) => RaftResponse::Heartbeat(match controller {
                 Some(controller) => super::controller::heartbeat(controller, heartbeat).await,
+                None => Err(Rejected::NotLeader { leader: None }),
+            }),
+            RaftRequest::AlterPartition(change) => RaftResponse::AlterPartition(match controller {
+                Some(controller) => super::controller::alter_partition(controller, change).await,
                 None => Err(Rejected::NotLeader { leader: None }),
             }),
         };
