@@ -275,10 +275,10 @@ async fn read_requests(
     budget: Budget,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut identity = identity;
     let mut seq = 0u64;
     let idle = std::time::Duration::from_millis(ctx.config.connections_max_idle_ms);
     // On a SASL listener: the exchange, until it succeeds (see `connection_auth`).
-    let mut identity = identity;
     let mut sasl = identity
         .listener
         .protocol

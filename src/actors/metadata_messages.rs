@@ -57,6 +57,52 @@ pub enum MetadataRecord {
         user: String,
         mechanism: ScramMechanism,
     },
+    // Cluster mode (written through the metadata quorum). New variants go at the end: the
+    // enum is serialized by index in Raft logs and snapshots.
+    /// A broker registered (or came back with a new epoch or address); unfenced.
+    BrokerRegistered {
+        id: i32,
+        epoch: i64,
+        host: String,
+        port: i32,
+        rack: Option<String>,
+    },
+    /// A broker missed its session timeout: clients no longer see it.
+    BrokerFenced {
+        id: i32,
+    },
+    /// A fenced broker heartbeats again.
+    BrokerUnfenced {
+        id: i32,
+    },
+    /// A partition's leader or ISR changed (leader -1: none in the ISR is alive).
+    PartitionChanged {
+        topic: String,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+    },
+    /// A topic created with each partition's replicas; the first replica leads, all are
+    /// in sync, leader epoch 0.
+    TopicCreatedWithAssignments {
+        name: String,
+        id: u128,
+        configs: BTreeMap<String, String>,
+        assignments: Vec<Vec<i32>>,
+    },
+    /// CreatePartitions in cluster mode: the new partitions' replicas, appended in order.
+    PartitionsCreatedWithAssignments {
+        name: String,
+        assignments: Vec<Vec<i32>>,
+    },
+    /// A broker claims producer ids `start..end` (cluster mode). Granted only when `start`
+    /// is the end of every block so far, so two brokers never get the same ids.
+    ProducerIdsClaimed {
+        broker: i32,
+        start: i64,
+        end: i64,
+    },
 }
 
 /// Producer ids reserved per durable record.
@@ -168,6 +214,8 @@ pub enum MetadataMsg {
         index: i32,
         started: Result<ractor::ActorRef<super::partition::PartitionMsg>, String>,
     },
+    /// Cluster mode: the quorum applied more records; the actor follows the new image.
+    Applied(Arc<crate::cluster::AppliedImage>),
 }
 
 impl crate::metrics::ActorKind for MetadataMsg {
@@ -199,4 +247,7 @@ pub struct MetadataArgs {
     pub routing: watch::Sender<Arc<RoutingTable>>,
     /// Where partition actors run (see `storage_runtime`); None: on the caller's runtime.
     pub storage_runtime: Option<tokio::runtime::Handle>,
+    /// Cluster mode: records go through the metadata quorum and the image is its
+    /// committed one. None: single-node mode, with the local record file.
+    pub cluster: Option<crate::cluster::node::ClusterHandle>,
 }

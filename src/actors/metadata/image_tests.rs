@@ -97,6 +97,7 @@ fn replay_gives_the_live_state() {
                 id: Uuid::from_u128(1),
                 partitions: 4,
                 configs: BTreeMap::new(),
+                assignments: Vec::new(),
             },
         ),
         (
@@ -105,6 +106,7 @@ fn replay_gives_the_live_state() {
                 id: Uuid::from_u128(3),
                 partitions: 2,
                 configs: BTreeMap::new(),
+                assignments: Vec::new(),
             },
         ),
     ]

@@ -109,7 +109,7 @@ impl MetadataState {
         results
     }
 
-    pub(super) fn alter_scram_credentials(
+    pub(super) async fn alter_scram_credentials(
         &mut self,
         deletions: Vec<ScramDeletion>,
         upsertions: Vec<ScramUpsertion>,
@@ -139,7 +139,7 @@ impl MetadataState {
         let mut results = Vec::with_capacity(order.len());
         for user in order {
             let result = match changes.remove(&user) {
-                Some(Ok(change)) => self.apply_scram_change(change),
+                Some(Ok(change)) => self.apply_scram_change(change).await,
                 Some(Err(err)) => Err(err),
                 None => continue,
             };
@@ -148,7 +148,7 @@ impl MetadataState {
         results
     }
 
-    fn apply_scram_change(&mut self, change: Change) -> Result<(), ScramCredentialError> {
+    async fn apply_scram_change(&mut self, change: Change) -> Result<(), ScramCredentialError> {
         match change {
             Change::Delete(d) => {
                 let mechanism = validate(&d.user, d.mechanism)?;
@@ -161,6 +161,7 @@ impl MetadataState {
                     user: d.user.clone(),
                     mechanism,
                 })
+                .await
                 .map_err(|e| ScramCredentialError::Storage(e.to_string()))?;
                 info!(user = %d.user, %mechanism, "Deleted a SCRAM credential.");
             }
@@ -184,6 +185,7 @@ impl MetadataState {
                     server_key: c.server_key,
                     iterations: c.iterations,
                 })
+                .await
                 .map_err(|e| ScramCredentialError::Storage(e.to_string()))?;
                 info!(user = %u.user, %mechanism, iterations = c.iterations, "Set a SCRAM credential.");
             }
