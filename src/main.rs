@@ -139,6 +139,12 @@ fn add_user(
     iterations: i32,
 ) -> anyhow::Result<()> {
     use broker::security::scram::ScramMechanism;
+    // In a quorum the credentials are Raft records, not this file: add users online there.
+    if config.cluster_mode() {
+        anyhow::bail!(
+            "user add writes a single-node broker's metadata; with controller_quorum_voters set, use AlterUserScramCredentials"
+        );
+    }
     let mechanism = ScramMechanism::from_mechanism_name(mechanism)
         .with_context(|| format!("{mechanism} is not SCRAM-SHA-256 or SCRAM-SHA-512"))?;
     let mut password = std::fs::read(password_file)
