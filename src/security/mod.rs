@@ -6,6 +6,7 @@
 
 pub mod listeners;
 pub mod principal;
+pub mod principal_mapping;
 pub mod protocol;
 pub mod tls;
 
