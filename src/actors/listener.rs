@@ -313,7 +313,17 @@ async fn handshake(
             }
         }
         Ok(Err(err)) => {
-            warn!(%peer, %err, "Closing a connection whose TLS handshake failed.");
+            use std::io::ErrorKind;
+            // A client that hung up mid-handshake is its own business; one that spoke
+            // something else than TLS or sent a refused certificate is worth a warning.
+            if matches!(
+                err.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe
+            ) {
+                debug!(%peer, %err, "A client hung up during its TLS handshake.");
+            } else {
+                warn!(%peer, %err, "Closing a connection whose TLS handshake failed.");
+            }
             None
         }
         Err(_) => {
