@@ -27,6 +27,7 @@ use super::routing::{RoutingSnapshot, RoutingTable};
 use super::storage_runtime::StorageRuntime;
 use super::txn_messages::TxnDeps;
 use super::txn_registry::{TxnRegistry, TxnRegistryMsg};
+use crate::cluster::node::ClusterNode;
 use crate::config::Config;
 use crate::protocol::BrokerContext;
 use crate::storage::Storage;
@@ -64,6 +65,8 @@ pub struct Broker {
     /// Dropped (without blocking) after the partitions have stopped.
     #[allow(dead_code)]
     storage_runtime: StorageRuntime,
+    /// Cluster mode: this node's quorum member, controller and heartbeats.
+    cluster: Option<ClusterNode>,
 }
 
 impl Broker {
@@ -77,6 +80,17 @@ impl Broker {
                 actor: "storage runtime",
                 reason: e.to_string(),
             })?;
+        let cluster = if config.cluster_mode() {
+            let node = ClusterNode::start(&config, storage.clone(), config.advertised())
+                .await
+                .map_err(|e| StartError::Spawn {
+                    actor: "metadata quorum",
+                    reason: e.to_string(),
+                })?;
+            Some(node)
+        } else {
+            None
+        };
         let (metadata, metadata_ended) = Actor::spawn(
             None,
             Metadata,
@@ -85,6 +99,7 @@ impl Broker {
                 storage: storage.clone(),
                 routing: routing_tx,
                 storage_runtime: storage_runtime.handle(),
+                cluster: cluster.as_ref().map(ClusterNode::handle),
             },
         )
         .await
@@ -229,6 +244,7 @@ impl Broker {
             listener_configs: listeners_shared,
             critical,
             storage_runtime,
+            cluster,
         })
     }
 
@@ -274,6 +290,9 @@ impl Broker {
         self.metadata.stop(None);
         self.groups.stop(None);
         self.txns.stop(None);
+        if let Some(cluster) = self.cluster {
+            cluster.stop().await;
+        }
         info!("Broker stopped.");
     }
 }

@@ -25,6 +25,9 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use super::connection_auth::{self, PreAuth};
+use crate::security::sasl::SaslServer;
+
 use crate::protocol::context::ClientInfo;
 use crate::protocol::dispatch;
 use crate::protocol::frame::{self, FrameError};
@@ -272,14 +275,30 @@ async fn read_requests(
     budget: Budget,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut identity = identity;
     let mut seq = 0u64;
-    let max = ctx.config.max_request_bytes;
     let idle = std::time::Duration::from_millis(ctx.config.connections_max_idle_ms);
+    // On a SASL listener: the exchange, until it succeeds (see `connection_auth`).
+    let mut sasl = identity
+        .listener
+        .protocol
+        .uses_sasl()
+        .then(|| SaslServer::new(ctx.config.sasl_mechanisms().unwrap_or_default()));
     loop {
+        // Before authentication a frame is bounded by sasl_server_max_receive_size.
+        let (max, raw) = match &sasl {
+            Some(server) => (
+                ctx.config
+                    .sasl_server_max_receive_size
+                    .min(ctx.config.max_request_bytes),
+                server.expects_raw_token(),
+            ),
+            None => (ctx.config.max_request_bytes, false),
+        };
         let next = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            next = tokio::time::timeout(idle, read_frame(&mut read, max, &budget)) => next,
+            next = tokio::time::timeout(idle, read_frame(&mut read, max, raw, &budget)) => next,
         };
         let (body, permit) = match next {
             Ok(Ok(Some(frame))) => frame,
@@ -296,6 +315,47 @@ async fn read_requests(
         seq += 1;
         metrics::counter!(crate::metrics::BYTES_IN).increment(body.len() as u64 + 4);
         let read_at = std::time::Instant::now();
+        let body = match &mut sasl {
+            None => body,
+            Some(server) => match connection_auth::step(&ctx, server, body).await {
+                PreAuth::Serve(body) => body,
+                PreAuth::Answer(frame) => {
+                    let frame = Some(frame);
+                    let _ = connection.send_message(ConnectionMsg::Response { seq, frame, permit });
+                    continue;
+                }
+                PreAuth::Authenticated(frame, authenticated) => {
+                    debug!(%peer, principal = %authenticated, "SASL authentication succeeded.");
+                    identity.principal = authenticated;
+                    sasl = None;
+                    let frame = Some(frame);
+                    let _ = connection.send_message(ConnectionMsg::Response { seq, frame, permit });
+                    continue;
+                }
+                PreAuth::Fail(frame) => {
+                    // connection.failed.authentication.delay.ms: slows password guessing.
+                    let delay = ctx.config.connection_failed_authentication_delay_ms;
+                    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                    match frame {
+                        Some(frame) => {
+                            let frame = Some(frame);
+                            let _ = connection.send_message(ConnectionMsg::Response {
+                                seq,
+                                frame,
+                                permit,
+                            });
+                        }
+                        None => seq -= 1,
+                    }
+                    break;
+                }
+                PreAuth::Close(reason) => {
+                    warn!(%peer, %reason, "Closing an unauthenticated connection.");
+                    seq -= 1;
+                    break;
+                }
+            },
+        };
         match prepare(&ctx, body, peer, &identity).await {
             Ok((api, version, correlation_id, prepared)) => {
                 let connection = connection.clone();
@@ -373,16 +433,22 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// One whole frame body, with its admission held until its response is written.
 /// Ok(None) when the client closed the connection.
+/// `raw`: a SASL token after a v0 handshake, which has no request header to be long enough
+/// for.
 async fn read_frame(
     read: &mut ReadHalf,
     max: usize,
+    raw: bool,
     budget: &Budget,
 ) -> Result<Option<(Bytes, Admission)>, FrameError> {
     let mut prefix = [0u8; 4];
     if read.read_exact(&mut prefix).await.is_err() {
         return Ok(None);
     }
-    let length = frame::check_length(i32::from_be_bytes(prefix), max)?;
+    let length = match frame::check_length(i32::from_be_bytes(prefix), max) {
+        Err(FrameError::TooShort(length)) if raw => length,
+        checked => checked?,
+    };
     let Ok(request) = budget.requests.clone().acquire_owned().await else {
         return Ok(None);
     };

@@ -4,6 +4,7 @@
 pub mod broker;
 mod children;
 pub mod connection;
+mod connection_auth;
 pub mod group;
 pub mod group_messages;
 mod group_rebalance;
@@ -14,6 +15,7 @@ pub mod listener;
 pub mod metadata;
 pub mod metadata_messages;
 pub mod partition;
+pub mod replica_fetcher;
 pub mod routing;
 pub mod storage_runtime;
 pub mod txn_coordinator;

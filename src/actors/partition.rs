@@ -23,7 +23,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::FlushPolicy;
 use crate::error::PartitionError;
-use crate::storage::batch::{set_log_append_time, split_batches};
+use crate::storage::batch::{set_log_append_time, set_partition_leader_epoch, split_batches};
 use crate::storage::cleaner::CleanOutcome;
 use crate::storage::error::Pressure;
 use crate::storage::log::wall_clock_ms;
@@ -45,6 +45,8 @@ pub struct PartitionArgs {
     /// Memory for a cleaning pass's key map (compacted topics).
     pub cleaner: crate::storage::cleaner::CleanerLimits,
     pub producer_expiry: ProducerExpiry,
+    /// Set for a replicated partition (a cluster); None: single-node, no roles.
+    pub replica: Option<ReplicaArgs>,
 }
 
 /// Result of an accepted append, as the Produce response reports it.
@@ -184,6 +186,9 @@ pub enum PartitionMsg {
         now_ms: i64,
         reply: RpcReplyPort<usize>,
     },
+    /// Roles, follower fetches and ISR changes of a replicated partition (see
+    /// `replication::ReplicationMsg`); refused by a single-node one.
+    Replication(ReplicationMsg),
 }
 
 impl crate::metrics::ActorKind for PartitionMsg {
@@ -255,18 +260,27 @@ pub struct PartitionState {
     cleaning: bool,
     gauges: crate::metrics::PartitionGauges,
     handle_timer: crate::metrics::HandleTimer,
+    /// Roles and followers of a replicated partition; None for single-node.
+    replication: Option<replication::Replication>,
 }
 
 pub struct Partition;
 
 mod flush;
+mod isr;
 mod maintenance;
 mod producer_expiry;
 mod reads;
 mod record_checks;
+mod replication;
 mod txn;
 
+pub use isr::ReplicaState;
 pub use producer_expiry::ProducerExpiry;
+pub use replication::{
+    AlterPartitionRequest, FollowerOffsets, ReplicaArgs, ReplicaReadOutcome, ReplicationMsg,
+    RoleView,
+};
 
 impl Actor for Partition {
     type Msg = PartitionMsg;
@@ -304,6 +318,7 @@ impl Actor for Partition {
         Ok(PartitionState {
             gauges: crate::metrics::PartitionGauges::new(&args.topic, args.partition),
             handle_timer: crate::metrics::HandleTimer::new::<PartitionMsg>(),
+            replication: args.replica.clone().map(replication::Replication::new),
             args,
             log,
             high_watermark,
@@ -347,6 +362,7 @@ impl Actor for Partition {
         for reply in state.waiting_flushes.drain(..) {
             let _ = reply.send(Err(PartitionError::NotAvailable));
         }
+        state.fail_waiting_acks(PartitionError::NotAvailable);
         Ok(())
     }
 }
@@ -384,7 +400,10 @@ impl PartitionState {
                 read_committed,
                 reply,
             } => {
-                let _ = reply.send(state.read(offset, max_bytes, min_one, read_committed));
+                let read = state
+                    .admit_read()
+                    .and_then(|()| state.read(offset, max_bytes, min_one, read_committed));
+                let _ = reply.send(read);
             }
             PartitionMsg::WaitForData {
                 offset,
@@ -478,6 +497,7 @@ impl PartitionState {
             PartitionMsg::ExpireProducers { now_ms, reply } => {
                 let _ = reply.send(state.expire_producers(&myself, now_ms));
             }
+            PartitionMsg::Replication(message) => state.replication_message(&myself, message),
         }
         Ok(())
     }
@@ -491,6 +511,10 @@ impl PartitionState {
     ) {
         if self.failed || self.log.is_failed() {
             let _ = reply.send(Err(PartitionError::StorageFailed));
+            return;
+        }
+        if let Err(err) = self.admit_produce(acks) {
+            let _ = reply.send(Err(err));
             return;
         }
         // Check every batch before writing any, so a request is taken whole or not at all.
@@ -511,11 +535,15 @@ impl PartitionState {
         let mut buf = BytesMut::from(&records[..]);
         // One stamp for the whole request, as Kafka's LogValidator takes one `now`.
         let log_append_time = self.args.log.log_append_time.then(wall_clock_ms);
+        let leader_epoch = self.stamping_epoch();
         let mut first: Option<i64> = None;
         let mut last = -1;
         for (_, range) in batches {
             if let Some(now) = log_append_time {
                 set_log_append_time(&mut buf[range.clone()], now);
+            }
+            if let Some(epoch) = leader_epoch {
+                set_partition_leader_epoch(&mut buf[range.clone()], epoch);
             }
             match self.log.append(&mut buf[range]) {
                 Ok(info) => {
@@ -570,6 +598,14 @@ impl PartitionState {
         if self.args.flush_policy != FlushPolicy::Always {
             self.advance_high_watermark(self.log.log_end_offset());
         }
+        if self.replication.is_some() {
+            self.wake_replica_fetches();
+            if acks == -1 {
+                let reply = ParkedReply::Append { outcome, reply };
+                self.park_for_isr(myself, outcome.last_offset, reply);
+                return;
+            }
+        }
         if needs_fsync && outcome.last_offset < self.log.flushed_offset() {
             // A retried batch that an earlier fsync already covered.
             if self.args.flush_policy != FlushPolicy::Always
@@ -592,11 +628,14 @@ impl PartitionState {
     }
 
     fn advance_high_watermark(&mut self, offset: i64) {
+        // A replicated leader's high watermark is also bounded by its ISR.
+        let offset = self.high_watermark_bound(offset);
         if offset <= self.high_watermark {
             return;
         }
         self.high_watermark = offset;
         self.wake_fetches();
+        self.release_acks();
     }
 
     fn schedule_tick(&mut self, myself: &ActorRef<PartitionMsg>) {
@@ -624,5 +663,6 @@ impl PartitionState {
         for reply in self.waiting_flushes.drain(..) {
             let _ = reply.send(Err(PartitionError::StorageFailed));
         }
+        self.fail_waiting_acks(PartitionError::StorageFailed);
     }
 }

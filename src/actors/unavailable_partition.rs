@@ -71,6 +71,7 @@ impl Actor for UnavailablePartition {
             PartitionMsg::ExpireProducers { reply, .. } => {
                 let _ = reply.send(0);
             }
+            PartitionMsg::Replication(message) => message.refuse(PartitionError::StorageFailed),
             PartitionMsg::FlushDone { .. }
             | PartitionMsg::FlushTick
             | PartitionMsg::RetentionTick

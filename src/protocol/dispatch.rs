@@ -142,6 +142,18 @@ pub async fn prepare(
         RequestKind::DescribeConfigs(req) => {
             Prepared::reply(handlers::describe_configs::prepare(ctx, version, req))
         }
+        RequestKind::DescribeUserScramCredentials(req) => {
+            Prepared::reply(handlers::describe_user_scram_credentials::prepare(ctx, req))
+        }
+        RequestKind::AlterUserScramCredentials(req) => {
+            Prepared::reply(handlers::alter_user_scram_credentials::prepare(ctx, req))
+        }
+        RequestKind::SaslHandshake(_) => {
+            Prepared::reply(Box::pin(handlers::sasl_handshake::handshake()))
+        }
+        RequestKind::SaslAuthenticate(_) => {
+            Prepared::reply(Box::pin(handlers::sasl_handshake::authenticate()))
+        }
         _ => return None,
     };
     Some(prepared)

@@ -5,9 +5,16 @@
 //! `ClientInfo`. A PLAINTEXT connection is `User:ANONYMOUS`, as in Kafka.
 
 pub mod listeners;
+pub mod plain;
 pub mod principal;
 pub mod principal_mapping;
 pub mod protocol;
+pub mod sasl;
+#[cfg(test)]
+mod sasl_tests;
+pub mod scram;
+#[cfg(test)]
+mod scram_tests;
 pub mod tls;
 
 pub use principal::KafkaPrincipal;

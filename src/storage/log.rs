@@ -19,6 +19,7 @@ use super::batch::{set_base_offset, validate_batch};
 use super::batch_records::first_record_at_or_after;
 use super::decompression::decompressed_limit;
 use super::io::{LogFile, Storage};
+use super::leader_epoch::LeaderEpochCache;
 use super::log_checkpoint::{CheckpointWrite, LogCheckpoint, SegmentSummary};
 use super::producer_state::{ProducerStateTable, SequenceCheck};
 use super::segment::{file_name, Segment};
@@ -93,6 +94,7 @@ pub fn wall_clock_ms() -> i64 {
 mod compaction;
 mod recovery;
 mod recovery_point;
+mod replica;
 pub use compaction::{read_cleaner_offset, CleanerStats};
 mod retention;
 mod txn;
@@ -212,6 +214,8 @@ pub struct PartitionLog {
     closed_indexes_stale: bool,
     /// Producers expired since the last checkpoint: the next flush writes one.
     producer_snapshot_stale: bool,
+    /// The first offset of each leader epoch (KIP-101), durable in `leader-epoch-checkpoint`.
+    epochs: LeaderEpochCache,
 }
 
 impl PartitionLog {
@@ -577,5 +581,7 @@ impl PartitionLog {
 mod compaction_tests;
 #[cfg(test)]
 mod config_tests;
+#[cfg(test)]
+mod replica_tests;
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 //! - `io`: the storage seam every file operation goes through; `FileStorage` for production.
 //! - `sim`: an in-memory storage that fails on purpose (torn writes, EIO, ENOSPC, power cut).
 //! - `segment`, `offset_index`, `time_index`: one segment file and its sparse indexes.
+//! - `leader_epoch`: the leader-epoch cache (`leader-epoch-checkpoint`, KIP-101).
 //! - `log`: the partition log (segments, recovery, group-commit flushes, reads).
 //! - `log_quarantine`: segments recovery cannot keep, moved aside into `quarantine/`.
 //! - `producer_state`: idempotent producers' last sequences per partition.
@@ -23,6 +24,7 @@ pub mod control_batch;
 pub mod decompression;
 pub mod error;
 pub mod io;
+pub mod leader_epoch;
 pub mod log;
 pub mod log_checkpoint;
 pub mod log_quarantine;

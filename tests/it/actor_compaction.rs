@@ -91,6 +91,7 @@ async fn the_partition_cleans_its_closed_segments_to_the_latest_value_per_key() 
             io_bytes_per_second: 0,
         },
         producer_expiry: Default::default(),
+        replica: None,
     };
     let p = Actor::spawn(None, Partition, args).await.expect("spawn").0;
 

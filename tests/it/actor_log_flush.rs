@@ -33,6 +33,7 @@ async fn log_flush_interval_ms_fsyncs_acks_1_appends_when_its_timer_fires() {
             io_bytes_per_second: 0,
         },
         producer_expiry: Default::default(),
+        replica: None,
     };
     let (p, _) = Actor::spawn(None, Partition, args(&storage))
         .await

@@ -38,6 +38,7 @@ pub(crate) fn args(storage: Arc<dyn Storage>, dir: PathBuf, policy: FlushPolicy)
             io_bytes_per_second: 0,
         },
         producer_expiry: Default::default(),
+        replica: None,
     }
 }
 

@@ -207,6 +207,7 @@ fn args(sim: &SimStorage, policy: FlushPolicy) -> PartitionArgs {
             io_bytes_per_second: 0,
         },
         producer_expiry: Default::default(),
+        replica: None,
     }
 }
 

@@ -117,6 +117,7 @@ impl MetadataState {
                     self.config.producer_id_expiration_check_interval_ms.max(1),
                 ),
             },
+            replica: None,
         }
     }
 

@@ -93,5 +93,8 @@ impl PartitionState {
         for parked in done {
             parked.reply.ok();
         }
+        // A replicated leader's acks=all produces and a follower's deferred truncation.
+        self.release_acks();
+        self.run_pending_truncation();
     }
 }

@@ -15,6 +15,11 @@
 //! last listing's offset and limit: Kafka keys a fetch by topic-partition (a LinkedHashMap
 //! in FetchRequest.fetchData). Consecutive listings of one topic share a response topic.
 //!
+//! A follower's fetch (replica_id >= 0 before v15, replica_state.replica_id from v15) is
+//! served by the partition's leader role up to its log end, not the high watermark, and
+//! tells the leader how far that follower has come (see `partition::replication`); it waits
+//! for appends rather than for the high watermark.
+//!
 //! isolation_level=1 (read_committed) reads up to the last stable offset and answers the
 //! aborted transactions in the returned range, so clients drop aborted records.
 //! Fetch sessions (KIP-227) from v7: see `fetch_sessions`. A session's fetch reads every
@@ -36,7 +41,7 @@ use tokio::time::Instant;
 use tracing::debug;
 use uuid::Uuid;
 
-use crate::actors::partition::{PartitionMsg, ReadOutcome};
+use crate::actors::partition::{PartitionMsg, ReadOutcome, ReplicationMsg};
 use crate::actors::routing::{RoutingTable, TopicRoute};
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
@@ -47,6 +52,7 @@ use crate::protocol::fetch_sessions::{
 };
 use crate::protocol::BrokerContext;
 use crate::storage::batch::{any_batch_compressed_with, ZSTD};
+use crate::storage::log::wall_clock_ms;
 
 use super::topic_name;
 
@@ -55,6 +61,8 @@ struct Wanted {
     index: i32,
     offset: i64,
     max_bytes: usize,
+    /// The requester's leader epoch (v9+; -1: not checked).
+    current_leader_epoch: i32,
 }
 
 struct Topic {
@@ -73,6 +81,10 @@ struct Fetch {
     max_bytes: usize,
     /// How long one partition's read may take (fetch_partition_read_timeout_ms).
     read_timeout: Duration,
+    /// Cluster mode: who leads what.
+    cluster: Option<std::sync::Arc<crate::actors::routing::ClusterView>>,
+    /// The follower's broker id for a follower's fetch; None for a consumer.
+    replica_id: Option<i32>,
 }
 
 type Read = Result<ReadOutcome, i16>;
@@ -84,6 +96,11 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
     let sessions = ctx.fetch_sessions.clone();
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
+    let replica_id = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
     Box::pin(async move {
         let uses_ids = version >= 13;
         let limit = routes.partition_count();
@@ -123,6 +140,8 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
             read_committed: req.isolation_level == 1,
             max_bytes: (req.max_bytes.max(0) as usize).min(config.fetch_max_bytes),
             read_timeout: Duration::from_millis(config.fetch_partition_read_timeout_ms),
+            cluster: routes.cluster.clone(),
+            replica_id: Some(replica_id).filter(|id| *id >= 0),
         };
         let response = long_poll(&fetch, &memory, max_wait, min_bytes).await;
         ResponseKind::Fetch(in_session(&fetch, &sessions, context, response, limit).await)
@@ -288,6 +307,7 @@ fn resolve(routes: &RoutingTable, version: i16, requested: Vec<FetchTopic>) -> V
                 index: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
+                current_leader_epoch: p.current_leader_epoch,
             };
             match seen.entry((key.0, key.1.clone(), p.partition)) {
                 Entry::Occupied(e) => {
@@ -406,6 +426,16 @@ async fn read_one(fetch: &Fetch, topic: &Topic, w: &Wanted, max_bytes: usize) ->
     let actor = route
         .partition(w.index)
         .ok_or(ResponseError::UnknownTopicOrPartition.code())?;
+    // A follower's fetch: the partition's leader role answers (or refuses) it.
+    if let Some(replica_id) = fetch.replica_id {
+        return read_for_follower(fetch, actor, w, max_bytes, replica_id).await;
+    }
+    // Cluster mode: only the leader serves consumers.
+    if let Some(cluster) = &fetch.cluster {
+        if cluster.not_leader(route, w.index).is_some() {
+            return Err(ResponseError::NotLeaderOrFollower.code());
+        }
+    }
     let rx = ask(actor, |reply| PartitionMsg::Read {
         offset: w.offset,
         max_bytes,
@@ -437,6 +467,40 @@ async fn read_one(fetch: &Fetch, topic: &Topic, w: &Wanted, max_bytes: usize) ->
     }
 }
 
+/// A follower's fetch of one partition: up to the leader's log end.
+async fn read_for_follower(
+    fetch: &Fetch,
+    actor: &ractor::ActorRef<PartitionMsg>,
+    w: &Wanted,
+    max_bytes: usize,
+    replica_id: i32,
+) -> Read {
+    let rx = ask(actor, |reply| {
+        PartitionMsg::Replication(ReplicationMsg::ReplicaFetch {
+            replica_id,
+            fetch_offset: w.offset,
+            current_leader_epoch: w.current_leader_epoch,
+            max_bytes,
+            now_ms: wall_clock_ms(),
+            reply,
+        })
+    })
+    .ok_or(ResponseError::NotLeaderOrFollower.code())?;
+    match tokio::time::timeout(fetch.read_timeout, rx).await {
+        Ok(Ok(Ok(read))) => Ok(ReadOutcome {
+            records: read.records,
+            high_watermark: read.high_watermark,
+            last_stable_offset: read.high_watermark,
+            log_start_offset: read.log_start_offset,
+            aborted: Vec::new(),
+            next_batch_bytes: read.next_batch_bytes,
+        }),
+        Ok(Ok(Err(err))) => Err(err.code()),
+        Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower.code()),
+        Err(_) => Err(ResponseError::RequestTimedOut.code()),
+    }
+}
+
 /// Parks a waiter in every partition; true when one reported data before the deadline.
 async fn wait_for_data(fetch: &Fetch, deadline: Instant) -> bool {
     let mut waits = Vec::new();
@@ -446,11 +510,21 @@ async fn wait_for_data(fetch: &Fetch, deadline: Instant) -> bool {
             let Some(actor) = route.partition(w.index) else {
                 continue;
             };
-            if let Some(rx) = ask(actor, |notify| PartitionMsg::WaitForData {
-                offset: w.offset,
-                read_committed: fetch.read_committed,
-                notify,
-            }) {
+            let waiter = if fetch.replica_id.is_some() {
+                ask(actor, |notify| {
+                    PartitionMsg::Replication(ReplicationMsg::WaitForAppend {
+                        offset: w.offset,
+                        notify,
+                    })
+                })
+            } else {
+                ask(actor, |notify| PartitionMsg::WaitForData {
+                    offset: w.offset,
+                    read_committed: fetch.read_committed,
+                    notify,
+                })
+            };
+            if let Some(rx) = waiter {
                 waits.push(rx);
             }
         }

@@ -1,6 +1,9 @@
 //! OffsetForLeaderEpoch v2-v4 on one node: there is one leader epoch, 0, and it ends at
 //! the log end offset. A newer current epoch than ours gets UNKNOWN_LEADER_EPOCH; an epoch
 //! after ours answers -1 as Kafka does.
+//!
+//! A follower's request (replica_id >= 0) is answered by the partition's leader role from
+//! its leader-epoch cache (KIP-101/KIP-279: where the follower's epoch ended).
 
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -10,7 +13,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use crate::actors::partition::PartitionMsg;
+use crate::actors::partition::{PartitionMsg, ReplicationMsg};
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
@@ -18,6 +21,9 @@ use crate::protocol::BrokerContext;
 const EPOCH: i32 = 0;
 
 pub fn prepare(ctx: &BrokerContext, req: OffsetForLeaderEpochRequest) -> ResponseFuture {
+    if req.replica_id.0 >= 0 {
+        return for_follower(ctx, req);
+    }
     let routes = ctx.routes();
     let topics: Vec<_> = req
         .topics
@@ -59,6 +65,68 @@ pub fn prepare(ctx: &BrokerContext, req: OffsetForLeaderEpochRequest) -> Respons
                         .with_leader_epoch(EPOCH)
                         .with_end_offset(o.log_end_offset),
                     Ok(_) => entry.with_leader_epoch(-1).with_end_offset(-1),
+                    Err(_) => entry.with_error_code(ResponseError::NotLeaderOrFollower.code()),
+                });
+            }
+            results.push(
+                OffsetForLeaderTopicResult::default()
+                    .with_topic(name)
+                    .with_partitions(partitions),
+            );
+        }
+        ResponseKind::OffsetForLeaderEpoch(
+            OffsetForLeaderEpochResponse::default().with_topics(results),
+        )
+    })
+}
+
+/// A follower's question, answered by each partition's epoch cache.
+fn for_follower(ctx: &BrokerContext, req: OffsetForLeaderEpochRequest) -> ResponseFuture {
+    let routes = ctx.routes();
+    let topics: Vec<_> = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let route = routes.topic(t.topic.0.as_str()).cloned();
+            let parts: Vec<_> = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let rx = route
+                        .as_ref()
+                        .and_then(|r| r.partition(p.partition))
+                        .and_then(|a| {
+                            ask(a, |reply| {
+                                PartitionMsg::Replication(ReplicationMsg::EndOffsetForEpoch {
+                                    current_leader_epoch: p.current_leader_epoch,
+                                    leader_epoch: p.leader_epoch,
+                                    reply,
+                                })
+                            })
+                        });
+                    (p.partition, rx)
+                })
+                .collect();
+            (t.topic, parts)
+        })
+        .collect();
+    Box::pin(async move {
+        let mut results = Vec::with_capacity(topics.len());
+        for (name, parts) in topics {
+            let mut partitions = Vec::with_capacity(parts.len());
+            for (index, rx) in parts {
+                let entry = EpochEndOffset::default().with_partition(index);
+                let Some(rx) = rx else {
+                    partitions
+                        .push(entry.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                    continue;
+                };
+                partitions.push(match rx.await {
+                    Ok(Ok((epoch, end))) => entry.with_leader_epoch(epoch).with_end_offset(end),
+                    Ok(Err(err)) => entry
+                        .with_error_code(err.code())
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1),
                     Err(_) => entry.with_error_code(ResponseError::NotLeaderOrFollower.code()),
                 });
             }

@@ -12,6 +12,7 @@ use super::compaction::{self, read_cleaner_offset};
 use super::retention::{read_log_start, LOG_START_FILE};
 use super::{wall_clock_ms, LogConfig, PartitionLog, RecoveryReport};
 use crate::storage::io::{create_dir_durable, parent_dir, remove_leftover, Storage};
+use crate::storage::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_FILE};
 use crate::storage::log_checkpoint::{plan, read_checkpoint, SegmentSummary, CHECKPOINT_FILE};
 use crate::storage::log_quarantine::{quarantine_segments, Quarantined, QUARANTINE_DIR};
 use crate::storage::producer_state::ProducerStateTable;
@@ -57,6 +58,8 @@ impl PartitionLog {
                     || n == CHECKPOINT_FILE
                     || n == "checkpoint.tmp"
                     || n == QUARANTINE_DIR
+                    || n == LEADER_EPOCH_FILE
+                    || n == "leader-epoch-checkpoint.tmp"
                     || n.to_str()
                         .is_some_and(|n| n.starts_with(compaction::CLEANER_OFFSET_FILE))
             }) {
@@ -194,6 +197,9 @@ impl PartitionLog {
             .min(log_end_offset);
         report.log_start_offset = log_start_offset;
         report.log_end_offset = log_end_offset;
+        // Epochs that start past what recovery kept name records that are gone.
+        let mut epochs = LeaderEpochCache::open(storage.as_ref(), &dir)?;
+        epochs.truncate_from_end(storage.as_ref(), log_end_offset)?;
         let closed: Vec<SegmentSummary> = segments[..segments.len() - 1]
             .iter()
             .map(|s| s.summary().0)
@@ -218,6 +224,7 @@ impl PartitionLog {
             cleaner_offset,
             closed_indexes_stale: false,
             producer_snapshot_stale: false,
+            epochs,
         };
         // Closed segments that had to be read get a checkpoint with the next flush, with
         // the producer state as it was before the active segment.

@@ -72,6 +72,7 @@ impl PartitionLog {
             let segment = self.segments.remove(0);
             self.move_aside(segment, &mut removal);
         }
+        self.trim_epochs_to_log_start();
         removal
     }
 
@@ -99,7 +100,20 @@ impl PartitionLog {
             let segment = self.segments.remove(0);
             self.move_aside(segment, &mut removal);
         }
+        self.trim_epochs_to_log_start();
         Ok((self.log_start_offset(), removal))
+    }
+
+    /// Epochs wholly below the log start name records that are gone. The cache is only a
+    /// shortcut for followers, so a failed write is logged, not returned.
+    fn trim_epochs_to_log_start(&mut self) {
+        let start = self.log_start_offset();
+        if let Err(err) = self
+            .epochs
+            .truncate_from_start(self.storage.as_ref(), start)
+        {
+            warn!(dir = %self.dir.display(), %err, "Could not trim the leader-epoch cache.");
+        }
     }
 
     /// Every offset of the segment is below the log start offset. An empty segment at the

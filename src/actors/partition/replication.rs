@@ -1,0 +1,793 @@
+//! Partition roles (a child module of `partition`), as Kafka's `Partition`: the controller
+//! makes a replica leader or follower for a leader epoch.
+//!
+//! - Leader: stamps its epoch on appended batches; learns each follower's log end offset
+//!   from its fetches (served up to the log end, not the high watermark); the high
+//!   watermark is the smallest log end offset over the ISR; acks=all is answered once the
+//!   ISR has the batch. ISR changes are asked of the controller through the channel in
+//!   `ReplicaArgs` (the partition never calls anybody) and applied when it answers
+//!   (`UpdateIsr`, or a new `BecomeLeader`).
+//! - Follower: refuses produces and consumer reads (NOT_LEADER_OR_FOLLOWER); takes the
+//!   leader's batches as they are from the replica fetcher, truncates when told (KIP-279)
+//!   and follows the leader's high watermark.
+//!
+//! A partition spawned without `ReplicaArgs` is single-node and none of this applies.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ractor::{ActorRef, RpcReplyPort};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::isr::Leadership;
+use super::{ParkedReply, PartitionMsg, PartitionState};
+use crate::config::FlushPolicy;
+use crate::error::PartitionError;
+use crate::storage::log::wall_clock_ms;
+use crate::storage::StorageError;
+
+/// What a replicated partition is given at spawn.
+#[derive(Debug, Clone)]
+pub struct ReplicaArgs {
+    /// This broker's id (Kafka's broker.id / node.id).
+    pub broker_id: i32,
+    /// The topic's min.insync.replicas.
+    pub min_insync_replicas: i32,
+    /// A follower not caught up for this long leaves the ISR (replica.lag.time.max.ms).
+    pub replica_lag_time_max: Duration,
+    /// Where the leader asks the controller for ISR changes; the controller side drains it.
+    pub alter_partition: mpsc::Sender<AlterPartitionRequest>,
+}
+
+/// An ISR change the leader asks for (AlterPartition's semantics). The controller answers
+/// by sending the partition `UpdateIsr` (or a new `BecomeLeader`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterPartitionRequest {
+    pub topic: String,
+    pub partition: i32,
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub new_isr: Vec<i32>,
+}
+
+/// What a follower's fetch gets: records up to the leader's log end.
+#[derive(Debug, Clone)]
+pub struct ReplicaReadOutcome {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    /// Size of the batch at the fetch offset when nothing fitted (KIP-74, as for consumers).
+    pub next_batch_bytes: usize,
+}
+
+/// A follower's offsets after it took a leader's batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerOffsets {
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// A replica's role as it stands (for Metadata answers and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleView {
+    /// The leader's broker id; None until the controller assigned a role.
+    pub leader: Option<i32>,
+    pub leader_epoch: i32,
+    /// A leader's replicas and ISR; empty on a follower.
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// A leader's followers as their fetches report them.
+    pub followers: Vec<(i32, super::ReplicaState)>,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+    pub log_start_offset: i64,
+    /// The newest epoch in the log's epoch cache (-1: none); a follower asks its leader
+    /// where that epoch ends before fetching (KIP-279).
+    pub latest_epoch: i32,
+}
+
+#[derive(Debug)]
+pub(super) enum Role {
+    /// Replicated, and the controller has not said which role yet.
+    Unassigned,
+    Leader(Leadership),
+    Follower {
+        leader: i32,
+        leader_epoch: i32,
+    },
+}
+
+/// An acks=all append waiting for the ISR (and, when the flush policy asks, an fsync).
+struct WaitingAck {
+    last_offset: i64,
+    needs_fsync: bool,
+    reply: ParkedReply,
+}
+
+/// A truncation asked while a flush job ran: done once it completes.
+type Truncation = (
+    i64,
+    bool,
+    RpcReplyPort<Result<FollowerOffsets, PartitionError>>,
+);
+
+pub(super) struct Replication {
+    args: ReplicaArgs,
+    pub(super) role: Role,
+    waiting_acks: Vec<WaitingAck>,
+    /// Follower fetches waiting for the log end to pass their offset (long polls).
+    parked_replica_fetches: Vec<(i64, RpcReplyPort<()>)>,
+    pending_truncation: Option<Truncation>,
+    isr_tick_scheduled: bool,
+}
+
+impl Replication {
+    pub(super) fn new(args: ReplicaArgs) -> Replication {
+        Replication {
+            args,
+            role: Role::Unassigned,
+            waiting_acks: Vec::new(),
+            parked_replica_fetches: Vec::new(),
+            pending_truncation: None,
+            isr_tick_scheduled: false,
+        }
+    }
+
+    fn leadership(&self) -> Option<&Leadership> {
+        match &self.role {
+            Role::Leader(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+/// The messages of this module, handled by `PartitionState::replication_message`.
+pub enum ReplicationMsg {
+    BecomeLeader {
+        leader_epoch: i32,
+        isr: Vec<i32>,
+        replicas: Vec<i32>,
+    },
+    BecomeFollower {
+        leader: i32,
+        leader_epoch: i32,
+    },
+    UpdateIsr {
+        leader_epoch: i32,
+        isr: Vec<i32>,
+    },
+    ReplicaFetch {
+        replica_id: i32,
+        fetch_offset: i64,
+        current_leader_epoch: i32,
+        max_bytes: usize,
+        /// When the fetch arrived (wall-clock ms), for the follower's lag.
+        now_ms: i64,
+        reply: RpcReplyPort<Result<ReplicaReadOutcome, PartitionError>>,
+    },
+    WaitForAppend {
+        offset: i64,
+        notify: RpcReplyPort<()>,
+    },
+    AppendAsFollower {
+        records: Bytes,
+        leader_epoch: i32,
+        leader_high_watermark: i64,
+        reply: RpcReplyPort<Result<FollowerOffsets, PartitionError>>,
+    },
+    TruncateTo {
+        offset: i64,
+        fully: bool,
+        reply: RpcReplyPort<Result<FollowerOffsets, PartitionError>>,
+    },
+    EndOffsetForEpoch {
+        current_leader_epoch: i32,
+        leader_epoch: i32,
+        reply: RpcReplyPort<Result<(i32, i64), PartitionError>>,
+    },
+    CheckIsr {
+        now_ms: i64,
+        reply: Option<RpcReplyPort<Option<AlterPartitionRequest>>>,
+    },
+    DescribeRole {
+        reply: RpcReplyPort<RoleView>,
+    },
+}
+
+impl PartitionState {
+    pub(super) fn replication_message(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        message: ReplicationMsg,
+    ) {
+        if self.replication.is_none() {
+            // A single-node partition has no roles: every such request is refused.
+            message.refuse(PartitionError::NotAvailable);
+            return;
+        }
+        match message {
+            ReplicationMsg::BecomeLeader {
+                leader_epoch,
+                isr,
+                replicas,
+            } => self.become_leader(myself, leader_epoch, isr, replicas),
+            ReplicationMsg::BecomeFollower {
+                leader,
+                leader_epoch,
+            } => self.become_follower(leader, leader_epoch),
+            ReplicationMsg::UpdateIsr { leader_epoch, isr } => self.update_isr(leader_epoch, isr),
+            ReplicationMsg::ReplicaFetch {
+                replica_id,
+                fetch_offset,
+                current_leader_epoch,
+                max_bytes,
+                now_ms,
+                reply,
+            } => {
+                let fetch = (replica_id, fetch_offset, current_leader_epoch);
+                let result = self.replica_fetch(fetch, max_bytes, now_ms);
+                let _ = reply.send(result);
+            }
+            ReplicationMsg::WaitForAppend { offset, notify } => {
+                let leading = matches!(self.role(), Some(Role::Leader(_)));
+                if !leading || offset < self.log.log_end_offset() {
+                    let _ = notify.send(());
+                } else if let Some(r) = self.replication.as_mut() {
+                    r.parked_replica_fetches.retain(|(_, n)| !n.is_closed());
+                    r.parked_replica_fetches.push((offset, notify));
+                }
+            }
+            ReplicationMsg::AppendAsFollower {
+                records,
+                leader_epoch,
+                leader_high_watermark,
+                reply,
+            } => {
+                let result =
+                    self.append_as_follower(myself, records, leader_epoch, leader_high_watermark);
+                let _ = reply.send(result);
+            }
+            ReplicationMsg::TruncateTo {
+                offset,
+                fully,
+                reply,
+            } => {
+                if !matches!(self.role(), Some(Role::Follower { .. })) {
+                    let _ = reply.send(Err(PartitionError::NotAvailable));
+                } else if self.flush_in_flight {
+                    if let Some(r) = self.replication.as_mut() {
+                        if let Some((_, _, old)) =
+                            r.pending_truncation.replace((offset, fully, reply))
+                        {
+                            let _ = old.send(Err(PartitionError::NotAvailable));
+                        }
+                    }
+                } else {
+                    let _ = reply.send(self.truncate(offset, fully));
+                }
+            }
+            ReplicationMsg::EndOffsetForEpoch {
+                current_leader_epoch,
+                leader_epoch,
+                reply,
+            } => {
+                let result = self
+                    .check_leader_epoch(current_leader_epoch)
+                    .map(|()| self.log.end_offset_for_epoch(leader_epoch));
+                let _ = reply.send(result);
+            }
+            ReplicationMsg::DescribeRole { reply } => {
+                let _ = reply.send(self.role_view());
+            }
+            ReplicationMsg::CheckIsr { now_ms, reply } => {
+                // The timer's check goes by the system clock; tests give theirs.
+                let now_ms = if reply.is_some() {
+                    now_ms
+                } else {
+                    wall_clock_ms()
+                };
+                let asked = self.check_isr(now_ms);
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(asked);
+                    }
+                    None => self.schedule_isr_tick(myself, true),
+                }
+            }
+        }
+    }
+
+    fn role_view(&self) -> RoleView {
+        let mut view = RoleView {
+            leader: None,
+            leader_epoch: -1,
+            replicas: Vec::new(),
+            isr: Vec::new(),
+            followers: Vec::new(),
+            high_watermark: self.high_watermark,
+            log_end_offset: self.log.log_end_offset(),
+            log_start_offset: self.log.log_start_offset(),
+            latest_epoch: self.log.latest_epoch().unwrap_or(-1),
+        };
+        match self
+            .replication
+            .as_ref()
+            .map(|r| (&r.role, r.args.broker_id))
+        {
+            Some((Role::Leader(l), me)) => {
+                view.leader = Some(me);
+                view.leader_epoch = l.leader_epoch;
+                view.replicas = l.replicas.clone();
+                view.isr = l.isr.clone();
+                view.followers = l.followers.iter().map(|(r, s)| (*r, *s)).collect();
+            }
+            Some((
+                Role::Follower {
+                    leader,
+                    leader_epoch,
+                },
+                _,
+            )) => {
+                view.leader = Some(*leader);
+                view.leader_epoch = *leader_epoch;
+            }
+            _ => {}
+        }
+        view
+    }
+
+    fn role(&self) -> Option<&Role> {
+        self.replication.as_ref().map(|r| &r.role)
+    }
+
+    /// The epoch to stamp on appended batches: Some while leading a replicated partition.
+    pub(super) fn stamping_epoch(&self) -> Option<i32> {
+        self.replication
+            .as_ref()
+            .and_then(|r| r.leadership())
+            .map(|l| l.leader_epoch)
+    }
+
+    /// Refuses a produce this replica may not take: not the leader (NOT_LEADER_OR_FOLLOWER),
+    /// or acks=all with an ISR below min.insync.replicas (NOT_ENOUGH_REPLICAS, nothing
+    /// appended).
+    pub(super) fn admit_produce(&self, acks: i16) -> Result<(), PartitionError> {
+        let Some(r) = &self.replication else {
+            return Ok(());
+        };
+        let Some(leadership) = r.leadership() else {
+            return Err(PartitionError::NotAvailable);
+        };
+        if acks == -1 && (leadership.isr.len() as i32) < r.args.min_insync_replicas {
+            return Err(PartitionError::NotEnoughReplicas);
+        }
+        Ok(())
+    }
+
+    /// Consumers read from the leader only (no KIP-392 yet).
+    pub(super) fn admit_read(&self) -> Result<(), PartitionError> {
+        match self.role() {
+            None | Some(Role::Leader(_)) => Ok(()),
+            Some(_) => Err(PartitionError::NotAvailable),
+        }
+    }
+
+    /// Parks an acks=all produce of a replicated leader until the ISR has it (and an fsync,
+    /// unless the flush policy is `interval`).
+    pub(super) fn park_for_isr(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        last_offset: i64,
+        reply: ParkedReply,
+    ) {
+        let needs_fsync = self.args.flush_policy != FlushPolicy::Interval;
+        let Some(r) = self.replication.as_mut() else {
+            return reply.fail(PartitionError::NotAvailable);
+        };
+        r.waiting_acks.push(WaitingAck {
+            last_offset,
+            needs_fsync,
+            reply,
+        });
+        if needs_fsync {
+            self.start_flush(myself);
+        }
+        self.release_acks();
+    }
+
+    /// The most the high watermark may be: a leader's ISR followers' smallest log end
+    /// offset; a follower's leader's high watermark (as last fetched).
+    pub(super) fn high_watermark_bound(&self, offset: i64) -> i64 {
+        match self.role() {
+            Some(Role::Leader(l)) => l.isr_followers_min().map_or(offset, |m| offset.min(m)),
+            Some(_) => offset.min(self.high_watermark),
+            None => offset,
+        }
+    }
+
+    /// The high watermark moved or an fsync finished: answers the acks=all produces the
+    /// ISR now has (NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR is below
+    /// min.insync.replicas by then), and wakes follower fetches.
+    pub(super) fn release_acks(&mut self) {
+        let high_watermark = self.high_watermark;
+        let flushed = self.log.flushed_offset();
+        let Some(r) = self.replication.as_mut() else {
+            return;
+        };
+        let isr_size = r.leadership().map_or(0, |l| l.isr.len() as i32);
+        let enough = isr_size >= r.args.min_insync_replicas;
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut r.waiting_acks)
+            .into_iter()
+            .partition(|w| {
+                w.last_offset < high_watermark && (!w.needs_fsync || w.last_offset < flushed)
+            });
+        r.waiting_acks = waiting;
+        for ack in done {
+            if enough {
+                ack.reply.ok();
+            } else {
+                ack.reply.fail(PartitionError::NotEnoughReplicasAfterAppend);
+            }
+        }
+    }
+
+    /// After an append: follower fetches parked at the old log end can be answered.
+    pub(super) fn wake_replica_fetches(&mut self) {
+        let log_end_offset = self.log.log_end_offset();
+        if let Some(r) = self.replication.as_mut() {
+            let (ready, parked): (Vec<_>, Vec<_>) = std::mem::take(&mut r.parked_replica_fetches)
+                .into_iter()
+                .partition(|(offset, _)| *offset < log_end_offset);
+            r.parked_replica_fetches = parked;
+            for (_, notify) in ready {
+                let _ = notify.send(());
+            }
+        }
+    }
+
+    /// Fails every waiting acks=all produce (the leadership ended or the actor stops).
+    pub(super) fn fail_waiting_acks(&mut self, err: PartitionError) {
+        if let Some(r) = self.replication.as_mut() {
+            for ack in r.waiting_acks.drain(..) {
+                ack.reply.fail(err.clone());
+            }
+            for (_, notify) in r.parked_replica_fetches.drain(..) {
+                let _ = notify.send(());
+            }
+        }
+    }
+
+    fn leader_offset(&self) -> i64 {
+        if self.args.flush_policy == FlushPolicy::Always {
+            self.log.flushed_offset()
+        } else {
+            self.log.log_end_offset()
+        }
+    }
+
+    fn become_leader(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+        replicas: Vec<i32>,
+    ) {
+        let Some(r) = self.replication.as_ref() else {
+            return;
+        };
+        let me = r.args.broker_id;
+        if let Role::Leader(l) = &r.role {
+            if l.leader_epoch > leader_epoch {
+                debug!(topic = %self.args.topic, partition = self.args.partition,
+                    leader_epoch, "Ignored a leadership for an older epoch.");
+                return;
+            }
+        }
+        let log_end_offset = self.log.log_end_offset();
+        if let Err(err) = self.log.assign_epoch(leader_epoch, log_end_offset) {
+            self.fail(&err);
+            return;
+        }
+        info!(topic = %self.args.topic, partition = self.args.partition, leader_epoch,
+            ?isr, log_end_offset, "Became the partition's leader.");
+        let leadership = Leadership::new(me, leader_epoch, isr, replicas, wall_clock_ms());
+        if let Some(r) = self.replication.as_mut() {
+            r.role = Role::Leader(leadership);
+        }
+        self.advance_high_watermark(self.leader_offset());
+        self.release_acks();
+        self.schedule_isr_tick(myself, false);
+    }
+
+    fn become_follower(&mut self, leader: i32, leader_epoch: i32) {
+        if let Some(Role::Follower {
+            leader_epoch: e, ..
+        }) = self.role()
+        {
+            if *e > leader_epoch {
+                return;
+            }
+        }
+        info!(topic = %self.args.topic, partition = self.args.partition, leader, leader_epoch,
+            "Became a follower.");
+        self.fail_waiting_acks(PartitionError::NotAvailable);
+        // Parked consumer fetches wake and are told this replica no longer leads.
+        for fetch in self.parked_fetches.drain(..) {
+            let _ = fetch.notify.send(());
+        }
+        if let Some(r) = self.replication.as_mut() {
+            r.role = Role::Follower {
+                leader,
+                leader_epoch,
+            };
+        }
+    }
+
+    fn update_isr(&mut self, leader_epoch: i32, isr: Vec<i32>) {
+        let Some(Role::Leader(l)) = self.replication.as_mut().map(|r| &mut r.role) else {
+            return;
+        };
+        if l.leader_epoch != leader_epoch {
+            return;
+        }
+        info!(topic = %self.args.topic, partition = self.args.partition, ?isr, "The ISR changed.");
+        l.isr = isr;
+        l.proposed = None;
+        self.advance_high_watermark(self.leader_offset());
+        self.release_acks();
+    }
+
+    fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), PartitionError> {
+        let epoch = match self.role() {
+            Some(Role::Leader(l)) => l.leader_epoch,
+            Some(Role::Follower { leader_epoch, .. }) => *leader_epoch,
+            _ => return Err(PartitionError::NotAvailable),
+        };
+        match current_leader_epoch {
+            e if e < 0 || e == epoch => Ok(()),
+            e if e < epoch => Err(PartitionError::FencedLeaderEpoch),
+            _ => Err(PartitionError::UnknownLeaderEpoch),
+        }
+    }
+
+    /// A follower's fetch of (replica id, fetch offset, its current leader epoch).
+    fn replica_fetch(
+        &mut self,
+        (replica_id, fetch_offset, current_leader_epoch): (i32, i64, i32),
+        max_bytes: usize,
+        now_ms: i64,
+    ) -> Result<ReplicaReadOutcome, PartitionError> {
+        self.check_leader_epoch(current_leader_epoch)?;
+        let leading =
+            matches!(self.role(), Some(Role::Leader(l)) if l.followers.contains_key(&replica_id));
+        if !leading {
+            return Err(PartitionError::NotAvailable);
+        }
+        let log_start_offset = self.log.log_start_offset();
+        let log_end_offset = self.log.log_end_offset();
+        if fetch_offset < log_start_offset || fetch_offset > log_end_offset {
+            return Err(PartitionError::OffsetOutOfRange);
+        }
+        let epoch_start = self.epoch_start_offset();
+        if let Some(Role::Leader(l)) = self.replication.as_mut().map(|r| &mut r.role) {
+            l.record_fetch(replica_id, fetch_offset, log_end_offset, now_ms);
+        }
+        self.advance_high_watermark(self.leader_offset());
+        self.release_acks();
+        let expand = match self.role() {
+            Some(Role::Leader(l)) => {
+                l.expand_proposal(replica_id, self.high_watermark, epoch_start)
+            }
+            _ => None,
+        };
+        if let Some(new_isr) = expand {
+            self.ask_controller(new_isr);
+        }
+        let read = self
+            .log
+            .read(fetch_offset, log_end_offset, max_bytes, false)
+            .map_err(PartitionError::from)?;
+        Ok(ReplicaReadOutcome {
+            records: read.records,
+            next_batch_bytes: read.first_batch_bytes,
+            high_watermark: self.high_watermark,
+            log_start_offset,
+            log_end_offset,
+        })
+    }
+
+    /// Where the current leader epoch starts (its entry in the epoch cache).
+    fn epoch_start_offset(&self) -> i64 {
+        let epoch = self.stamping_epoch();
+        self.log
+            .leader_epochs()
+            .entries()
+            .iter()
+            .rev()
+            .find(|e| Some(e.epoch) == epoch)
+            .map_or(0, |e| e.start_offset)
+    }
+
+    fn append_as_follower(
+        &mut self,
+        myself: &ActorRef<PartitionMsg>,
+        records: Bytes,
+        leader_epoch: i32,
+        leader_high_watermark: i64,
+    ) -> Result<FollowerOffsets, PartitionError> {
+        self.check_leader_epoch(leader_epoch)?;
+        if !matches!(self.role(), Some(Role::Follower { .. })) {
+            return Err(PartitionError::NotAvailable);
+        }
+        if self.failed || self.log.is_failed() {
+            return Err(PartitionError::StorageFailed);
+        }
+        let mut buf = BytesMut::from(&records[..]);
+        match self.log.append_as_follower(&mut buf) {
+            Ok(_) => {}
+            Err(err @ (StorageError::InvalidBatch(_) | StorageError::CorruptBatch(_))) => {
+                warn!(topic = %self.args.topic, partition = self.args.partition, %err,
+                    "Refused batches fetched from the leader.");
+                return Err(err.into());
+            }
+            Err(err) => {
+                self.fail(&err);
+                return Err(PartitionError::StorageFailed);
+            }
+        }
+        if self.args.flush_policy == FlushPolicy::Always {
+            self.start_flush(myself);
+        } else {
+            self.schedule_tick(myself);
+        }
+        self.follow_high_watermark(leader_high_watermark);
+        Ok(self.follower_offsets())
+    }
+
+    /// A follower's high watermark is the leader's, as far as its own log reaches.
+    fn follow_high_watermark(&mut self, leader_high_watermark: i64) {
+        let own = if self.args.flush_policy == FlushPolicy::Always {
+            self.log.flushed_offset()
+        } else {
+            self.log.log_end_offset()
+        };
+        let target = leader_high_watermark.min(own);
+        if target > self.high_watermark {
+            self.high_watermark = target;
+            self.wake_fetches();
+        }
+    }
+
+    fn follower_offsets(&self) -> FollowerOffsets {
+        FollowerOffsets {
+            log_end_offset: self.log.log_end_offset(),
+            high_watermark: self.high_watermark,
+            log_start_offset: self.log.log_start_offset(),
+        }
+    }
+
+    /// KIP-279: the follower cuts what the leader does not have (`fully`: it restarts at
+    /// the leader's log start). The high watermark follows the log end down.
+    fn truncate(&mut self, offset: i64, fully: bool) -> Result<FollowerOffsets, PartitionError> {
+        let result = if fully {
+            self.log.truncate_fully_and_start_at(offset)
+        } else {
+            self.log.truncate_to(offset)
+        };
+        if let Err(err) = result {
+            self.fail(&err);
+            return Err(PartitionError::StorageFailed);
+        }
+        self.high_watermark = self
+            .high_watermark
+            .min(self.log.log_end_offset())
+            .max(self.log.log_start_offset());
+        Ok(self.follower_offsets())
+    }
+
+    /// A flush job finished: a truncation that waited for it runs now.
+    pub(super) fn run_pending_truncation(&mut self) {
+        if self.flush_in_flight {
+            return;
+        }
+        let Some((offset, fully, reply)) = self
+            .replication
+            .as_mut()
+            .and_then(|r| r.pending_truncation.take())
+        else {
+            return;
+        };
+        let _ = reply.send(self.truncate(offset, fully));
+    }
+
+    fn check_isr(&mut self, now_ms: i64) -> Option<AlterPartitionRequest> {
+        let r = self.replication.as_ref()?;
+        let lag_ms = r.args.replica_lag_time_max.as_millis() as i64;
+        let new_isr = r.leadership()?.shrink_proposal(now_ms, lag_ms)?;
+        info!(topic = %self.args.topic, partition = self.args.partition, ?new_isr,
+            "Followers lag by more than replica.lag.time.max.ms; asking to shrink the ISR.");
+        self.ask_controller(new_isr)
+    }
+
+    /// Sends an ISR proposal to the controller side; remembered so it is asked once.
+    fn ask_controller(&mut self, new_isr: Vec<i32>) -> Option<AlterPartitionRequest> {
+        let topic = self.args.topic.clone();
+        let partition = self.args.partition;
+        let r = self.replication.as_mut()?;
+        let Role::Leader(l) = &mut r.role else {
+            return None;
+        };
+        let request = AlterPartitionRequest {
+            topic,
+            partition,
+            leader_id: r.args.broker_id,
+            leader_epoch: l.leader_epoch,
+            new_isr: new_isr.clone(),
+        };
+        match r.args.alter_partition.try_send(request.clone()) {
+            Ok(()) => {
+                l.proposed = Some(new_isr);
+                Some(request)
+            }
+            Err(err) => {
+                // Full or closed: asked again on the next check or fetch.
+                debug!(topic = %request.topic, partition, %err, "Could not ask for an ISR change yet.");
+                None
+            }
+        }
+    }
+
+    fn schedule_isr_tick(&mut self, myself: &ActorRef<PartitionMsg>, fired: bool) {
+        let Some(r) = self.replication.as_mut() else {
+            return;
+        };
+        if fired {
+            r.isr_tick_scheduled = false;
+        }
+        if r.isr_tick_scheduled || r.leadership().is_none() {
+            return;
+        }
+        r.isr_tick_scheduled = true;
+        // Kafka checks every half of replica.lag.time.max.ms.
+        let every = (r.args.replica_lag_time_max / 2).max(Duration::from_millis(10));
+        myself.send_after(every, || {
+            PartitionMsg::Replication(ReplicationMsg::CheckIsr {
+                now_ms: 0,
+                reply: None,
+            })
+        });
+    }
+}
+
+impl ReplicationMsg {
+    /// Answers the request with `err` (a partition that has no roles or no log).
+    pub fn refuse(self, err: PartitionError) {
+        match self {
+            ReplicationMsg::ReplicaFetch { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            ReplicationMsg::WaitForAppend { notify, .. } => {
+                let _ = notify.send(());
+            }
+            ReplicationMsg::AppendAsFollower { reply, .. }
+            | ReplicationMsg::TruncateTo { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            ReplicationMsg::EndOffsetForEpoch { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            ReplicationMsg::CheckIsr {
+                reply: Some(reply), ..
+            } => {
+                let _ = reply.send(None);
+            }
+            ReplicationMsg::DescribeRole { reply } => {
+                drop(reply);
+            }
+            _ => {}
+        }
+    }
+}
