@@ -44,8 +44,8 @@ use crate::topic_config;
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 use partition_restart::RestartPolicy;
 use producer_ids::ProducerIds;
-pub use scram_credentials::{add_user_offline, OfflineUserError};
 use record_replay::Commits;
+pub use scram_credentials::{add_user_offline, OfflineUserError};
 use topic_start::{BatchReply, TopicStarts};
 
 /// A topic's partition actors; its id and configs are in the image.
