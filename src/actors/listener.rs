@@ -36,7 +36,7 @@ pub struct ListenerArgs {
     pub context: BrokerContext,
     pub limits: ConnectionLimits,
     /// Set on SSL and SASL_SSL listeners: each socket is wrapped in TLS first.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub tls: Option<crate::security::tls::ServerTls>,
 }
 
 /// How many connections may be open at once, in all and from one IP address.
@@ -84,7 +84,7 @@ pub struct ListenerState {
     connections: HashMap<ActorId, (ActorRef<ConnectionMsg>, IpAddr)>,
     per_ip: HashMap<IpAddr, usize>,
     limits: ConnectionLimits,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<crate::security::tls::ServerTls>,
     /// TLS handshakes under way, counted with the connections against the caps.
     handshaking: usize,
     /// Connections closed over a cap since the last time one was admitted (the warn log
@@ -283,27 +283,47 @@ impl ListenerState {
 /// One client's TLS handshake, bounded by `deadline`; the outcome goes to the listener.
 /// A failure is this client's alone: logged once at warn, its socket closed.
 async fn handshake(
-    tls: tokio_rustls::TlsAcceptor,
+    tls: crate::security::tls::ServerTls,
     stream: TcpStream,
     peer: SocketAddr,
     deadline: Duration,
     listener: ActorRef<ListenerMsg>,
 ) {
     let _ = stream.set_nodelay(true);
-    let outcome = match tokio::time::timeout(deadline, tls.accept(stream)).await {
+    let outcome = match tokio::time::timeout(deadline, tls.acceptor.accept(stream)).await {
         Ok(Ok(stream)) => {
-            let principal = stream
+            let principal = match stream
                 .get_ref()
                 .1
                 .peer_certificates()
-                .and_then(|chain| chain.first())
-                .map(crate::security::tls::principal_of)
-                .unwrap_or_else(KafkaPrincipal::anonymous);
-            debug!(%peer, %principal, "TLS handshake done.");
-            Some((ClientStream::Other(Box::new(stream)), principal))
+                .and_then(|c| c.first())
+            {
+                Some(cert) => tls.principal_of(cert),
+                None => Ok(KafkaPrincipal::anonymous()),
+            };
+            match principal {
+                Ok(principal) => {
+                    debug!(%peer, %principal, "TLS handshake done.");
+                    Some((ClientStream::Other(Box::new(stream)), principal))
+                }
+                Err(err) => {
+                    warn!(%peer, %err, "Closing a TLS connection whose certificate maps to no principal.");
+                    None
+                }
+            }
         }
         Ok(Err(err)) => {
-            warn!(%peer, %err, "Closing a connection whose TLS handshake failed.");
+            use std::io::ErrorKind;
+            // A client that hung up mid-handshake is its own business; one that spoke
+            // something else than TLS or sent a refused certificate is worth a warning.
+            if matches!(
+                err.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe
+            ) {
+                debug!(%peer, %err, "A client hung up during its TLS handshake.");
+            } else {
+                warn!(%peer, %err, "Closing a connection whose TLS handshake failed.");
+            }
             None
         }
         Err(_) => {

@@ -7,6 +7,7 @@
 pub mod listeners;
 pub mod plain;
 pub mod principal;
+pub mod principal_mapping;
 pub mod protocol;
 pub mod sasl;
 #[cfg(test)]

@@ -13,6 +13,7 @@ use rustls::{RootCertStore, ServerConfig};
 use serde::{Deserialize, Serialize};
 use tokio_rustls::TlsAcceptor;
 
+use super::principal_mapping::{MappingError, PrincipalMapper};
 use super::KafkaPrincipal;
 
 /// Kafka's `ssl.client.auth`.
@@ -48,6 +49,8 @@ pub struct TlsSettings {
     pub ssl_client_auth: ClientAuth,
     /// Comma-separated: `TLSv1.2`, `TLSv1.3`.
     pub ssl_enabled_protocols: String,
+    /// Kafka's `ssl.principal.mapping.rules`: client certificate subject -> principal name.
+    pub ssl_principal_mapping_rules: String,
 }
 
 impl Default for TlsSettings {
@@ -61,6 +64,7 @@ impl Default for TlsSettings {
             ssl_truststore_location: None,
             ssl_client_auth: ClientAuth::None,
             ssl_enabled_protocols: "TLSv1.2,TLSv1.3".to_string(),
+            ssl_principal_mapping_rules: "DEFAULT".to_string(),
         }
     }
 }
@@ -83,11 +87,37 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("the truststore is refused: {0}")]
     Verifier(String),
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+}
+
+/// What every TLS listener shares: the acceptor, and how a client certificate's subject
+/// becomes a principal.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub acceptor: TlsAcceptor,
+    mapper: Arc<PrincipalMapper>,
+}
+
+impl ServerTls {
+    /// The principal of a client that sent `cert` (the leaf of its chain): `User:` + its
+    /// subject in RFC 2253 form as Java's `X500Principal.getName()` writes it, through the
+    /// mapping rules. A certificate that does not parse (the verifier accepted it, so
+    /// unlikely) is ANONYMOUS; a subject no rule applies to is refused.
+    pub fn principal_of(&self, cert: &CertificateDer<'_>) -> Result<KafkaPrincipal, MappingError> {
+        match x509_parser::parse_x509_certificate(cert.as_ref()) {
+            Ok((_, cert)) => Ok(KafkaPrincipal::user(
+                self.mapper.map(&rfc2253(cert.subject()))?,
+            )),
+            Err(_) => Ok(KafkaPrincipal::anonymous()),
+        }
+    }
 }
 
 impl TlsSettings {
     /// The acceptor every TLS listener shares: certificates and keys read once, here.
-    pub fn acceptor(&self) -> Result<TlsAcceptor, TlsError> {
+    pub fn acceptor(&self) -> Result<ServerTls, TlsError> {
+        let mapper = Arc::new(PrincipalMapper::parse(&self.ssl_principal_mapping_rules)?);
         for (key, value) in [
             ("ssl_keystore_type", &self.ssl_keystore_type),
             ("ssl_truststore_type", &self.ssl_truststore_type),
@@ -130,7 +160,10 @@ impl TlsSettings {
             }
         };
         let config = builder.with_single_cert(chain, key)?;
-        Ok(TlsAcceptor::from(Arc::new(config)))
+        Ok(ServerTls {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            mapper,
+        })
     }
 
     fn keystore(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
@@ -210,17 +243,6 @@ fn certificates(key: &'static str, value: &str) -> Result<Vec<CertificateDer<'st
         });
     }
     Ok(certs)
-}
-
-/// `User:` + the certificate's subject as Java's `X500Principal.getName()` writes it
-/// (RFC 2253: last RDN first, no spaces), which is what Kafka's default mapping rule
-/// keeps. A certificate that does not parse (the verifier accepted it, so unlikely) is
-/// ANONYMOUS.
-pub fn principal_of(cert: &CertificateDer<'_>) -> KafkaPrincipal {
-    match x509_parser::parse_x509_certificate(cert.as_ref()) {
-        Ok((_, cert)) => KafkaPrincipal::user(rfc2253(cert.subject())),
-        Err(_) => KafkaPrincipal::anonymous(),
-    }
 }
 
 fn rfc2253(name: &x509_parser::x509::X509Name<'_>) -> String {
@@ -314,16 +336,31 @@ mod tests {
             .push(DnType::OrganizationalUnitName, "eng");
         params.distinguished_name.push(DnType::CommonName, "alice");
         let cert = params.self_signed(&key).unwrap();
-        let principal = principal_of(cert.der());
+        let mut settings = TlsSettings {
+            ssl_keystore_certificate_chain: Some(cert.pem()),
+            ssl_keystore_key: Some(key.serialize_pem()),
+            ..TlsSettings::default()
+        };
+        let tls = settings.acceptor().unwrap();
+        let principal = tls.principal_of(cert.der()).unwrap();
         // Java's X500Principal.getName(): the last RDN first, no spaces, RFC 2253 escapes.
         assert_eq!(
             principal.to_string(),
             "User:CN=alice,OU=eng,O=Acme\\, Inc.,C=DE"
         );
         assert_eq!(
-            principal_of(&CertificateDer::from(vec![1u8, 2, 3])),
-            KafkaPrincipal::anonymous()
+            tls.principal_of(&CertificateDer::from(vec![1u8, 2, 3])),
+            Ok(KafkaPrincipal::anonymous())
         );
+        settings.ssl_principal_mapping_rules = "RULE:^CN=([^,]*),OU=eng,.*$/$1/U".into();
+        let tls = settings.acceptor().unwrap();
+        assert_eq!(
+            tls.principal_of(cert.der()).unwrap().to_string(),
+            "User:ALICE"
+        );
+        settings.ssl_principal_mapping_rules = "RULE:^CN=bob$/bob/".into();
+        let tls = settings.acceptor().unwrap();
+        assert!(tls.principal_of(cert.der()).is_err());
     }
 
     #[test]

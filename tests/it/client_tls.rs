@@ -183,3 +183,30 @@ fn required_client_auth_refuses_a_client_without_a_certificate_and_serves_one_wi
     );
     assert_eq!(deliveries.ok.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[test]
+fn requested_client_auth_serves_clients_with_and_without_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = TestCerts::generate(dir.path());
+    let extra = format!(
+        "ssl_client_auth = \"requested\"\nssl_truststore_location = \"{}\"\n",
+        certs.ca.display()
+    );
+    let (_broker, ssl_port) = ssl_broker(&certs, &extra);
+    let bootstrap = format!("127.0.0.1:{ssl_port}");
+    let anonymous = certs.client_settings();
+    assert_eq!(
+        metadata_port(&bootstrap, &settings(&anonymous)),
+        Ok(ssl_port)
+    );
+    let mut with_cert = certs.client_settings();
+    with_cert.push((
+        "ssl.certificate.location",
+        certs.client_cert.display().to_string(),
+    ));
+    with_cert.push(("ssl.key.location", certs.client_key.display().to_string()));
+    assert_eq!(
+        metadata_port(&bootstrap, &settings(&with_cert)),
+        Ok(ssl_port)
+    );
+}

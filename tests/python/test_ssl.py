@@ -1,7 +1,11 @@
 """confluent-kafka over an SSL listener: a CA and a broker certificate made with openssl,
-records produced and consumed through TLS, and the SSL listener advertised to its clients."""
+records produced and consumed through TLS, and the SSL listener advertised to its clients.
+kcat over SSL with a client certificate where the broker requires one."""
+import shutil
 import subprocess
 import time
+
+import pytest
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -23,6 +27,11 @@ def make_certs(d):
     openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
             "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "broker-cert.pem", cwd=d)
     (d / "broker.pem").write_text((d / "broker-cert.pem").read_text() + (d / "broker-key.pem").read_text())
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/O=acme/OU=eng/CN=client",
+            "-keyout", "client-key.pem", "-out", "client.csr", cwd=d)
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+            "-CAcreateserial", "-days", "2", "-extfile", "client.ext", "-out", "client.pem", cwd=d)
 
 
 def test_produce_and_consume_over_ssl(tmp_path):
@@ -57,5 +66,36 @@ def test_produce_and_consume_over_ssl(tmp_path):
                 got.append(m.value())
         consumer.close()
         assert got == [b"tls-%04d" % i for i in range(1000)]
+    finally:
+        assert broker.stop() == 0, broker.log.read_text()
+
+
+def test_kcat_over_ssl_with_a_required_client_certificate(tmp_path):
+    kcat = shutil.which("kcat") or shutil.which("kafkacat")
+    if kcat is None:
+        pytest.fail("kcat is not installed: scripts/test.sh installs it")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    make_certs(certs)
+    ssl_port = free_port()
+    broker = Broker(tmp_path, lambda port: (
+        f'listeners = "PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl_port}"\n'
+        f'ssl_keystore_location = "{certs / "broker.pem"}"\n'
+        f'ssl_truststore_location = "{certs / "ca.pem"}"\n'
+        'ssl_client_auth = "required"\n'))
+    try:
+        tls = [kcat, "-b", f"127.0.0.1:{ssl_port}", "-X", "security.protocol=ssl",
+               "-X", f"ssl.ca.location={certs / 'ca.pem'}"]
+        mtls = tls + ["-X", f"ssl.certificate.location={certs / 'client.pem'}",
+                      "-X", f"ssl.key.location={certs / 'client-key.pem'}"]
+        lines = [f"tls-line-{i}" for i in range(100)]
+        subprocess.run(mtls + ["-P", "-t", "kcat-ssl", "-p", "0"], input=("\n".join(lines) + "\n").encode(),
+                       capture_output=True, timeout=60, check=True)
+        out = subprocess.run(mtls + ["-C", "-t", "kcat-ssl", "-p", "0", "-o", "beginning", "-e", "-q"],
+                             capture_output=True, timeout=60, check=True).stdout.decode()
+        assert out.splitlines() == lines
+        # Without a certificate the handshake is refused: kcat cannot list metadata.
+        refused = subprocess.run(tls + ["-L", "-m", "5"], capture_output=True, timeout=60)
+        assert refused.returncode != 0
     finally:
         assert broker.stop() == 0, broker.log.read_text()
