@@ -4,6 +4,7 @@
 //! with TLS and SASL set it; the authorizer and the quotas read it from each request's
 //! `ClientInfo`. A PLAINTEXT connection is `User:ANONYMOUS`, as in Kafka.
 
+pub mod acl;
 pub mod listeners;
 pub mod plain;
 pub mod principal;
