@@ -180,6 +180,13 @@ pub struct Config {
     /// How long a failed authentication waits before its answer and the close (Kafka's
     /// connection.failed.authentication.delay.ms), which slows password guessing.
     pub connection_failed_authentication_delay_ms: u64,
+    /// Kafka's authorizer.class.name: empty, no authorizer (every request allowed, the
+    /// ACL APIs answer SECURITY_DISABLED); any other value enables the StandardAuthorizer.
+    pub authorizer_class_name: String,
+    /// Kafka's super.users: principals (`User:a;User:b`) every ACL check lets through.
+    pub super_users: String,
+    /// Kafka's allow.everyone.if.no.acl.found: a resource no ACL names is open to all.
+    pub allow_everyone_if_no_acl_found: bool,
     /// The metadata quorum's voters, `id@host:port,...` (Kafka's controller.quorum.voters);
     /// empty: single-node mode, no quorum.
     pub controller_quorum_voters: String,
@@ -291,6 +298,9 @@ impl Default for Config {
             sasl_plain_users: PlainUsers::default(),
             sasl_server_max_receive_size: 524_288,
             connection_failed_authentication_delay_ms: 100,
+            authorizer_class_name: String::new(),
+            super_users: String::new(),
+            allow_everyone_if_no_acl_found: false,
             controller_quorum_voters: String::new(),
             controller_listen: None,
             broker_rack: None,
@@ -389,6 +399,7 @@ impl Config {
             ));
         }
         self.sasl_mechanisms()?;
+        self.authorizer()?;
         if self.sasl_server_max_receive_size < 1024 {
             return Err(ConfigError::Invalid(
                 "sasl_server_max_receive_size must be at least 1024".into(),
@@ -435,6 +446,19 @@ impl Config {
             return Err(ConfigError::Invalid("broker_rack must not be empty".into()));
         }
         Ok(())
+    }
+
+    /// The authorizer `authorizer_class_name` enables, if any; `super_users` must parse.
+    pub fn authorizer(&self) -> Result<Option<crate::security::acl::Authorizer>, ConfigError> {
+        let super_users = crate::security::acl::parse_super_users(&self.super_users)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.authorizer_class_name.trim().is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(crate::security::acl::Authorizer {
+            super_users,
+            allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
+        }))
     }
 
     /// The enabled SASL mechanisms; an unknown or unsupported name is an error.
@@ -539,6 +563,29 @@ mod tests {
             assert!(!c.cluster_mode());
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_authorizer_is_on_only_with_a_class_name() {
+        assert_eq!(Config::default().authorizer().unwrap(), None);
+        let on = Config {
+            authorizer_class_name: "org.apache.kafka.metadata.authorizer.StandardAuthorizer".into(),
+            super_users: "User:admin;User:ops".into(),
+            ..Config::default()
+        };
+        on.validate().unwrap();
+        let authorizer = on.authorizer().unwrap().unwrap();
+        assert_eq!(authorizer.super_users.len(), 2);
+        assert!(!authorizer.allow_everyone_if_no_acl_found);
+        let bad = Config {
+            super_users: "admin".into(),
+            ..Config::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("super_users"));
     }
 
     #[test]

@@ -103,6 +103,14 @@ pub enum MetadataRecord {
         start: i64,
         end: i64,
     },
+    /// CreateAcls: one ACL added to the authorizer's set (a duplicate changes nothing).
+    AclCreated {
+        acl: crate::security::acl::AclBinding,
+    },
+    /// DeleteAcls: one ACL removed from the authorizer's set.
+    AclDeleted {
+        acl: crate::security::acl::AclBinding,
+    },
 }
 
 /// Producer ids reserved per durable record.

@@ -5,13 +5,14 @@
 //! entries the same way (see `crate::cluster`). The metadata actor keeps its partition
 //! actors in step with the image; the image never calls anybody.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::MetadataRecord;
 use crate::broker_config::DynamicBrokerConfigs;
+use crate::security::acl::AclBinding;
 use crate::security::scram::{ScramCredential, ScramMechanism};
 
 /// One topic as its records describe it.
@@ -76,6 +77,9 @@ pub struct MetadataImage {
     /// Cluster mode: the producer-id block last granted to each broker, `(start, end)`.
     #[serde(default)]
     pub producer_id_blocks: BTreeMap<i32, (i64, i64)>,
+    /// The authorizer's ACLs (CreateAcls / DeleteAcls). Absent from older images.
+    #[serde(default)]
+    pub acls: BTreeSet<AclBinding>,
 }
 
 impl MetadataImage {
@@ -237,6 +241,12 @@ impl MetadataImage {
                 self.producer_id_block_end = *end;
                 self.producer_id_blocks.insert(*broker, (*start, *end));
             }
+            MetadataRecord::AclCreated { acl } => {
+                self.acls.insert(acl.clone());
+            }
+            MetadataRecord::AclDeleted { acl } => {
+                self.acls.remove(acl);
+            }
             // The single-node records are applied by `apply`.
             _ => {}
         }
@@ -330,6 +340,9 @@ impl MetadataImage {
                     iterations: c.iterations,
                 });
             }
+        }
+        for acl in &self.acls {
+            live.push(MetadataRecord::AclCreated { acl: acl.clone() });
         }
         live
     }

@@ -10,6 +10,7 @@ use super::image::{MetadataImage, TopicImage};
 use super::record_replay::open_and_replay;
 use super::MetadataRecord;
 use crate::broker_config::DynamicBrokerConfigs;
+use crate::security::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
 use crate::security::scram::ScramMechanism;
 use crate::storage::sim::SimStorage;
 use crate::storage::RecordFile;
@@ -73,7 +74,32 @@ fn history() -> Vec<MetadataRecord> {
             mechanism: ScramMechanism::Sha512,
         },
         scram("alice", ScramMechanism::Sha512, 4),
+        MetadataRecord::AclCreated {
+            acl: acl("User:alice"),
+        },
+        MetadataRecord::AclCreated {
+            acl: acl("User:bob"),
+        },
+        MetadataRecord::AclDeleted {
+            acl: acl("User:bob"),
+        },
+        // Creating one twice keeps one.
+        MetadataRecord::AclCreated {
+            acl: acl("User:alice"),
+        },
     ]
+}
+
+fn acl(principal: &str) -> AclBinding {
+    AclBinding {
+        resource_type: ResourceType::Topic,
+        resource_name: "a".into(),
+        pattern_type: PatternType::Literal,
+        principal: principal.into(),
+        host: "*".into(),
+        operation: AclOperation::Write,
+        permission: AclPermission::Allow,
+    }
 }
 
 fn scram(user: &str, mechanism: ScramMechanism, key: u8) -> MetadataRecord {
@@ -126,6 +152,11 @@ fn replay_gives_the_live_state() {
     );
     assert_eq!(image.topic_name(Uuid::from_u128(3)), Some(&"b".to_string()));
     assert_eq!(image.topic_name(Uuid::from_u128(2)), None);
+    assert_eq!(
+        image.acls.iter().collect::<Vec<_>>(),
+        vec![&acl("User:alice")],
+        "bob's ACL was deleted, alice's kept once"
+    );
 }
 
 #[test]
@@ -148,8 +179,8 @@ fn the_compacted_records_replay_to_the_same_image() {
     let live = image.records();
     assert_eq!(
         live.len(),
-        6,
-        "two topics, a producer-id block, broker configs, two SCRAM credentials"
+        7,
+        "two topics, a producer-id block, broker configs, two SCRAM credentials, one ACL"
     );
     assert_eq!(MetadataImage::replay(&live), image);
     assert!(MetadataImage::default().records().is_empty());
