@@ -5,6 +5,7 @@
 //! `ClientInfo`. A PLAINTEXT connection is `User:ANONYMOUS`, as in Kafka.
 
 pub mod acl;
+pub mod acl_filter;
 pub mod listeners;
 pub mod plain;
 pub mod principal;
