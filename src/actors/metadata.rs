@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 pub use super::metadata_messages::*;
+mod acls;
 mod broker_configs;
 mod cluster_follow;
 #[cfg(test)]
@@ -271,6 +272,15 @@ impl Actor for Metadata {
                 reply,
             } => {
                 let _ = reply.send(state.alter_scram_credentials(deletions, upsertions).await);
+            }
+            MetadataMsg::CreateAcls { acls, reply } => {
+                let _ = reply.send(state.create_acls(acls).await);
+            }
+            MetadataMsg::DescribeAcls { filter, reply } => {
+                let _ = reply.send(state.describe_acls(&filter));
+            }
+            MetadataMsg::DeleteAcls { filters, reply } => {
+                let _ = reply.send(state.delete_acls(filters).await);
             }
             MetadataMsg::Shutdown { reply } => {
                 state.shutdown().await;

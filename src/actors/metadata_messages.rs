@@ -196,6 +196,21 @@ pub enum MetadataMsg {
         upsertions: Vec<ScramUpsertion>,
         reply: RpcReplyPort<Vec<(String, Result<(), ScramCredentialError>)>>,
     },
+    /// CreateAcls: each ACL committed, or why not, in request order.
+    CreateAcls {
+        acls: Vec<crate::security::acl::AclBinding>,
+        reply: RpcReplyPort<Vec<Result<(), MetadataError>>>,
+    },
+    /// DescribeAcls: the held ACLs the filter selects.
+    DescribeAcls {
+        filter: crate::security::acl_filter::AclFilter,
+        reply: RpcReplyPort<Vec<crate::security::acl::AclBinding>>,
+    },
+    /// DeleteAcls: for each filter, the ACLs it removed, or why not.
+    DeleteAcls {
+        filters: Vec<crate::security::acl_filter::AclFilter>,
+        reply: RpcReplyPort<Vec<Result<Vec<crate::security::acl::AclBinding>, MetadataError>>>,
+    },
     /// Flush and fsync every partition, then stop them.
     Shutdown { reply: RpcReplyPort<()> },
     /// CreatePartitions' new partitions `first..`, started outside this actor; `reply`
