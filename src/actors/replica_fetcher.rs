@@ -64,6 +64,30 @@ pub struct ReplicaFetcherArgs {
     pub min_bytes: i32,
 }
 
+/// Kafka's replica.fetch.response.max.bytes default.
+pub const RESPONSE_MAX_BYTES: usize = 10 * 1024 * 1024;
+
+impl ReplicaFetcherArgs {
+    /// The fetcher of `broker_id` for the partitions led by `source_broker` at `address`,
+    /// with the replica.fetch.* settings of `config`.
+    pub fn from_config(
+        config: &crate::config::Config,
+        broker_id: i32,
+        source_broker: i32,
+        address: String,
+    ) -> ReplicaFetcherArgs {
+        ReplicaFetcherArgs {
+            broker_id,
+            source_broker,
+            address,
+            max_bytes: config.replica_fetch_max_bytes,
+            response_max_bytes: RESPONSE_MAX_BYTES.max(config.replica_fetch_max_bytes),
+            max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
+            min_bytes: config.replica_fetch_min_bytes,
+        }
+    }
+}
+
 pub enum ReplicaFetcherMsg {
     /// Follow `topic`/`partition` from the source broker at `leader_epoch`; the local
     /// partition was told `BecomeFollower` first. Truncates before its first fetch.
@@ -514,4 +538,20 @@ async fn local_call<T: Send + 'static>(
     )
     .await
     .map_err(|e| RoundError::Protocol(format!("the local partition did not answer: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fetcher_takes_kafkas_replica_fetch_defaults() {
+        let config = crate::config::Config::default();
+        let args = ReplicaFetcherArgs::from_config(&config, 2, 1, "b1:9093".into());
+        assert_eq!(args.max_bytes, 1_048_576);
+        assert_eq!(args.max_wait, Duration::from_millis(500));
+        assert_eq!(args.min_bytes, 1);
+        assert_eq!(args.response_max_bytes, 10_485_760);
+        assert_eq!(config.replica_lag_time_max_ms, 30_000);
+    }
 }
