@@ -267,17 +267,19 @@ pub struct PartitionState {
 pub struct Partition;
 
 mod flush;
+mod follower;
 mod isr;
 mod maintenance;
 mod producer_expiry;
 mod reads;
 mod record_checks;
 mod replication;
+mod replication_messages;
 mod txn;
 
 pub use isr::ReplicaState;
 pub use producer_expiry::ProducerExpiry;
-pub use replication::{
+pub use replication_messages::{
     AlterPartitionRequest, FollowerOffsets, ReplicaArgs, ReplicaReadOutcome, ReplicationMsg,
     RoleView,
 };
