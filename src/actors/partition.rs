@@ -604,7 +604,9 @@ impl PartitionState {
             self.wake_replica_fetches();
             if acks == -1 {
                 let reply = ParkedReply::Append { outcome, reply };
-                self.park_for_isr(myself, outcome.last_offset, reply);
+                // As before: fsynced first unless the flush policy is `interval`.
+                let fsync = self.args.flush_policy != FlushPolicy::Interval;
+                self.park_for_isr(myself, outcome.last_offset, fsync, reply);
                 return;
             }
         }

@@ -262,15 +262,15 @@ impl PartitionState {
         }
     }
 
-    /// Parks an acks=all produce of a replicated leader until the ISR has it (and an fsync,
-    /// unless the flush policy is `interval`).
+    /// Parks an acks=all produce (or a transaction marker) of a replicated leader until the
+    /// ISR has it, and an fsync covers it when `needs_fsync`.
     pub(super) fn park_for_isr(
         &mut self,
         myself: &ActorRef<PartitionMsg>,
         last_offset: i64,
+        needs_fsync: bool,
         reply: ParkedReply,
     ) {
-        let needs_fsync = self.args.flush_policy != FlushPolicy::Interval;
         let Some(r) = self.replication.as_mut() else {
             return reply.fail(PartitionError::NotAvailable);
         };
