@@ -111,6 +111,8 @@ pub enum ReplicaFetcherMsg {
     RoundDone {
         connection: Option<TcpStream>,
         truncated: Vec<(String, i32, i32)>,
+        /// Partitions the leader refused (not its leader, another epoch): paused a while.
+        refused: Vec<(String, i32)>,
         failed: bool,
     },
 }
@@ -125,6 +127,9 @@ struct Followed {
     local: ActorRef<PartitionMsg>,
     /// The leader epoch changed since the last truncation check.
     needs_truncation: bool,
+    /// Refused by the leader: not fetched again before this (replica.fetch.backoff.ms), so
+    /// one refused partition does not turn the long poll into a busy loop.
+    paused_until: Option<tokio::time::Instant>,
 }
 
 pub struct ReplicaFetcherState {
@@ -174,6 +179,7 @@ impl Actor for ReplicaFetcher {
                     leader_epoch,
                     local,
                     needs_truncation: true,
+                    paused_until: None,
                 };
                 state.partitions.insert((topic, partition), followed);
                 state.start_round(&myself);
@@ -188,8 +194,15 @@ impl Actor for ReplicaFetcher {
             ReplicaFetcherMsg::RoundDone {
                 connection,
                 truncated,
+                refused,
                 failed,
             } => {
+                let until = tokio::time::Instant::now() + BACKOFF;
+                for key in refused {
+                    if let Some(f) = state.partitions.get_mut(&key) {
+                        f.paused_until = Some(until);
+                    }
+                }
                 state.round_in_flight = false;
                 state.rounds += 1;
                 state.connection = connection;
@@ -217,15 +230,23 @@ impl ReplicaFetcherState {
         if self.round_in_flight || self.partitions.is_empty() {
             return;
         }
+        let now = tokio::time::Instant::now();
+        let ready: Vec<_> = self
+            .partitions
+            .iter()
+            .filter(|(_, f)| f.paused_until.is_none_or(|t| t <= now))
+            .map(|(k, f)| (k.clone(), f.clone()))
+            .collect();
+        if ready.is_empty() {
+            myself.send_after(BACKOFF, || ReplicaFetcherMsg::Round);
+            return;
+        }
         self.round_in_flight = true;
         let round = Round {
             args: self.args.clone(),
-            partitions: self
-                .partitions
-                .iter()
-                .map(|(k, f)| (k.clone(), f.clone()))
-                .collect(),
+            partitions: ready,
             correlation: 0,
+            refused: Vec::new(),
         };
         let connection = self.connection.take();
         let myself = myself.clone();
@@ -242,6 +263,7 @@ impl ReplicaFetcherState {
             let _ = myself.send_message(ReplicaFetcherMsg::RoundDone {
                 connection,
                 truncated,
+                refused: round.refused,
                 failed,
             });
         });
@@ -262,6 +284,7 @@ struct Round {
     args: ReplicaFetcherArgs,
     partitions: Vec<((String, i32), Followed)>,
     correlation: i32,
+    refused: Vec<(String, i32)>,
 }
 
 impl Round {
@@ -424,7 +447,8 @@ impl Round {
                         .await?;
                 }
                 code => {
-                    debug!(%topic, partition, code, "The leader refused a follower fetch.");
+                    debug!(%topic, partition, code, "The leader refused a follower fetch; pausing it.");
+                    self.refused.push((topic, partition));
                 }
             }
         }
