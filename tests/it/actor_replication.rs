@@ -366,6 +366,18 @@ async fn acks_all_below_min_insync_replicas_is_not_enough_replicas_and_nothing_i
         0,
         "acks=1 is served"
     );
+    send(
+        &l,
+        ReplicationMsg::UpdateMinInsyncReplicas {
+            min_insync_replicas: 1,
+        },
+    );
+    let taken = append(&l.actor, batch(1, "b"), -1).await;
+    assert_eq!(
+        taken.unwrap().last_offset,
+        1,
+        "min.insync.replicas=1 now: served"
+    );
 }
 
 #[tokio::test]

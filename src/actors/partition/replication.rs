@@ -169,6 +169,13 @@ impl PartitionState {
             ReplicationMsg::DescribeRole { reply } => {
                 let _ = reply.send(self.role_view());
             }
+            ReplicationMsg::UpdateMinInsyncReplicas {
+                min_insync_replicas,
+            } => {
+                if let Some(r) = self.replication.as_mut() {
+                    r.args.min_insync_replicas = min_insync_replicas;
+                }
+            }
             ReplicationMsg::CheckIsr { now_ms, reply } => {
                 // The timer's check goes by the system clock; tests give theirs.
                 let now_ms = if reply.is_some() {

@@ -131,6 +131,8 @@ pub enum ReplicationMsg {
     },
     /// The role, ISR, followers and offsets as they stand.
     DescribeRole { reply: RpcReplyPort<RoleView> },
+    /// The topic's min.insync.replicas changed (AlterConfigs): applies from now on.
+    UpdateMinInsyncReplicas { min_insync_replicas: i32 },
 }
 
 impl ReplicationMsg {
