@@ -75,6 +75,19 @@ pub struct Config {
     pub listen: SocketAddr,
     /// host:port given to clients in Metadata; defaults to `listen`.
     pub advertised_listener: Option<String>,
+    /// Kafka's `listeners`: `NAME://host:port,...`, one listener each; unset: `listen`
+    /// alone, speaking PLAINTEXT.
+    pub listeners: Option<String>,
+    /// Kafka's `advertised.listeners`, per listener name; a listener not named here
+    /// advertises its bind address.
+    pub advertised_listeners: Option<String>,
+    /// Kafka's `listener.security.protocol.map`: `NAME:PROTOCOL,...`.
+    pub listener_security_protocol_map: String,
+    /// Kafka's `inter.broker.listener.name`: the listener other brokers use.
+    pub inter_broker_listener_name: Option<String>,
+    /// Kafka's `ssl.*` settings (PEM stores), for SSL and SASL_SSL listeners.
+    #[serde(flatten)]
+    pub tls: crate::security::tls::TlsSettings,
     pub data_dir: PathBuf,
     pub node_id: i32,
     pub cluster_id: String,
@@ -82,6 +95,9 @@ pub struct Config {
     pub auto_create_topics: bool,
     /// Partition count of auto-created topics and of CreateTopics with -1.
     pub default_partitions: i32,
+    /// Cluster mode: replication factor of auto-created topics and of CreateTopics with -1
+    /// (Kafka's default.replication.factor).
+    pub default_replication_factor: i16,
     /// Largest request frame accepted; a larger length prefix closes the connection.
     pub max_request_bytes: usize,
     /// Largest record batch accepted (Kafka's message.max.bytes).
@@ -165,7 +181,77 @@ pub struct Config {
     /// Bytes a follower's Fetch waits for before it is answered (Kafka's
     /// replica.fetch.min.bytes).
     pub replica_fetch_min_bytes: i32,
+    /// SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers (Kafka's
+    /// sasl.enabled.mechanisms, whose default GSSAPI this broker does not have).
+    pub sasl_enabled_mechanisms: Vec<String>,
+    /// SASL/PLAIN users and their passwords, the role of Kafka's JAAS `user_NAME="..."`.
+    pub sasl_plain_users: PlainUsers,
+    /// Largest frame a client may send before it has authenticated (Kafka's
+    /// sasl.server.max.receive.size); a larger one closes the connection.
+    pub sasl_server_max_receive_size: usize,
+    /// How long a failed authentication waits before its answer and the close (Kafka's
+    /// connection.failed.authentication.delay.ms), which slows password guessing.
+    pub connection_failed_authentication_delay_ms: u64,
+    /// The metadata quorum's voters, `id@host:port,...` (Kafka's controller.quorum.voters);
+    /// empty: single-node mode, no quorum.
+    pub controller_quorum_voters: String,
+    /// Where this node's Raft transport binds; unset: its own entry in the voters.
+    pub controller_listen: Option<SocketAddr>,
+    /// This broker's rack (Kafka's broker.rack), for rack-aware replica placement.
+    pub broker_rack: Option<String>,
+    /// How often a broker heartbeats to the quorum's leader (Kafka's
+    /// broker.heartbeat.interval.ms).
+    pub broker_heartbeat_interval_ms: u64,
+    /// A broker not heard from for this long is fenced (Kafka's broker.session.timeout.ms).
+    pub broker_session_timeout_ms: u64,
     pub log: LogSettings,
+}
+
+/// `sasl_plain_users`: user name -> password. Debug shows the names only.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PlainUsers(pub std::collections::BTreeMap<String, String>);
+
+impl std::fmt::Debug for PlainUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// One metadata quorum voter from `controller_quorum_voters`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumVoter {
+    pub id: i32,
+    pub addr: SocketAddr,
+}
+
+/// Parses `id@host:port,...` (Kafka's controller.quorum.voters; hosts are IP addresses).
+pub fn parse_quorum_voters(text: &str) -> Result<Vec<QuorumVoter>, ConfigError> {
+    let mut voters: Vec<QuorumVoter> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let invalid = |why: &str| {
+            ConfigError::Invalid(format!(
+                "controller_quorum_voters entry {entry:?} {why}; expected id@ip:port"
+            ))
+        };
+        let (id, addr) = entry.split_once('@').ok_or_else(|| invalid("has no '@'"))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .map_err(|_| invalid("has no numeric id"))?;
+        if id < 0 {
+            return Err(invalid("has a negative id"));
+        }
+        let addr: SocketAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| invalid("has no valid ip:port"))?;
+        if voters.iter().any(|v| v.id == id) {
+            return Err(invalid("repeats an id"));
+        }
+        voters.push(QuorumVoter { id, addr });
+    }
+    Ok(voters)
 }
 
 impl Default for Config {
@@ -173,11 +259,18 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertised_listener: None,
+            listeners: None,
+            advertised_listeners: None,
+            listener_security_protocol_map: crate::security::listeners::DEFAULT_PROTOCOL_MAP
+                .to_string(),
+            inter_broker_listener_name: None,
+            tls: crate::security::tls::TlsSettings::default(),
             data_dir: PathBuf::from("./data"),
             node_id: 0,
             cluster_id: "broker-single-node".to_string(),
             auto_create_topics: true,
             default_partitions: 1,
+            default_replication_factor: 1,
             max_request_bytes: 100 * 1024 * 1024,
             max_message_bytes: 1_048_588,
             fetch_max_bytes: 57_671_680,
@@ -208,6 +301,17 @@ impl Default for Config {
             replica_fetch_max_bytes: 1_048_576,
             replica_fetch_wait_max_ms: 500,
             replica_fetch_min_bytes: 1,
+            sasl_enabled_mechanisms: ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+                .map(String::from)
+                .to_vec(),
+            sasl_plain_users: PlainUsers::default(),
+            sasl_server_max_receive_size: 524_288,
+            connection_failed_authentication_delay_ms: 100,
+            controller_quorum_voters: String::new(),
+            controller_listen: None,
+            broker_rack: None,
+            broker_heartbeat_interval_ms: 2_000,
+            broker_session_timeout_ms: 9_000,
             log: LogSettings::default(),
         }
     }
@@ -234,6 +338,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.listener_configs()?;
         if self.default_partitions < 1 {
             return Err(ConfigError::Invalid(
                 "default_partitions must be at least 1".into(),
@@ -299,6 +404,12 @@ impl Config {
                 "transaction_remove_expired_transaction_cleanup_interval_ms and producer_id_expiration_check_interval_ms must be at least 1".into(),
             ));
         }
+        self.sasl_mechanisms()?;
+        if self.sasl_server_max_receive_size < 1024 {
+            return Err(ConfigError::Invalid(
+                "sasl_server_max_receive_size must be at least 1024".into(),
+            ));
+        }
         if self.max_in_flight_per_connection == 0 {
             return Err(ConfigError::Invalid(
                 "max_in_flight_per_connection must be at least 1".into(),
@@ -309,16 +420,106 @@ impl Config {
                 "replica_lag_time_max_ms and replica_fetch_max_bytes must be at least 1".into(),
             ));
         }
+        self.validate_cluster()
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let voters = parse_quorum_voters(&self.controller_quorum_voters)?;
+        if voters.is_empty() {
+            return Ok(());
+        }
+        if self.node_id < 0 {
+            return Err(ConfigError::Invalid(
+                "node_id must be 0 or more in a cluster".into(),
+            ));
+        }
+        let voter = voters.iter().any(|v| v.id == self.node_id);
+        if !voter && self.controller_listen.is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "node {} is not in controller_quorum_voters, so as a non-voting broker it needs controller_listen",
+                self.node_id
+            )));
+        }
+        if self.broker_heartbeat_interval_ms == 0
+            || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
+        {
+            return Err(ConfigError::Invalid(
+                "broker_heartbeat_interval_ms must be at least 1 and below broker_session_timeout_ms".into(),
+            ));
+        }
+        if self.default_replication_factor < 1 {
+            return Err(ConfigError::Invalid(
+                "default_replication_factor must be at least 1".into(),
+            ));
+        }
+        if self.broker_rack.as_deref().is_some_and(str::is_empty) {
+            return Err(ConfigError::Invalid("broker_rack must not be empty".into()));
+        }
         Ok(())
     }
 
-    /// host and port clients are told to connect to.
+    /// The enabled SASL mechanisms; an unknown or unsupported name is an error.
+    pub fn sasl_mechanisms(
+        &self,
+    ) -> Result<Vec<crate::security::sasl::SaslMechanism>, ConfigError> {
+        self.sasl_enabled_mechanisms
+            .iter()
+            .map(|name| {
+                crate::security::sasl::SaslMechanism::parse(name.trim()).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "sasl_enabled_mechanisms: {name:?} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Every listener, parsed and checked (`listeners`, or `listen` alone).
+    pub fn listener_configs(
+        &self,
+    ) -> Result<Vec<crate::security::listeners::ListenerConfig>, ConfigError> {
+        crate::security::listeners::parse(&crate::security::listeners::ListenerSettings {
+            listeners: self.listeners.as_deref(),
+            advertised_listeners: self.advertised_listeners.as_deref(),
+            protocol_map: &self.listener_security_protocol_map,
+            inter_broker_listener_name: self.inter_broker_listener_name.as_deref(),
+            listen: self.listen,
+            advertised_listener: self.advertised_listener.as_deref(),
+        })
+        .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
+    /// The quorum's voters; empty in single-node mode (checked at load).
+    pub fn quorum_voters(&self) -> Vec<QuorumVoter> {
+        parse_quorum_voters(&self.controller_quorum_voters).unwrap_or_default()
+    }
+
+    /// True when this node is one of a metadata quorum (voter or not).
+    pub fn cluster_mode(&self) -> bool {
+        !self.quorum_voters().is_empty()
+    }
+
+    /// Where this node's Raft transport binds: `controller_listen`, else its voter entry.
+    pub fn controller_address(&self) -> Option<SocketAddr> {
+        self.controller_listen.or_else(|| {
+            self.quorum_voters()
+                .into_iter()
+                .find(|v| v.id == self.node_id)
+                .map(|v| v.addr)
+        })
+    }
+
+    /// The address a broker registers in cluster mode: the advertised address of
+    /// `inter_broker_listener_name`'s listener, else of the first listener.
     pub fn advertised(&self) -> (String, i32) {
-        if let Some(adv) = &self.advertised_listener {
-            if let Some((host, port)) = adv.rsplit_once(':') {
-                if let Ok(port) = port.parse::<i32>() {
-                    return (host.to_string(), port);
-                }
+        let listeners = self.listener_configs().unwrap_or_default();
+        let chosen = match &self.inter_broker_listener_name {
+            Some(name) => listeners.iter().find(|l| l.name.eq_ignore_ascii_case(name)),
+            None => listeners.first(),
+        };
+        if let Some((host, port)) = chosen.and_then(|l| l.advertised.rsplit_once(':')) {
+            if let Ok(port) = port.parse::<i32>() {
+                return (host.to_string(), port);
             }
         }
         (self.listen.ip().to_string(), self.listen.port() as i32)
@@ -356,7 +557,53 @@ mod tests {
             assert_eq!(c.default_partitions, 3);
             assert_eq!(c.log.flush_policy, FlushPolicy::Always);
             assert_eq!(c.log.segment_bytes, 1024 * 1024 * 1024);
+            assert!(!c.cluster_mode());
             Ok(())
         });
+    }
+
+    #[test]
+    fn quorum_voters_parse_and_validate() {
+        let voters = parse_quorum_voters("1@127.0.0.1:9292, 2@127.0.0.1:9293").unwrap();
+        assert_eq!(voters.len(), 2);
+        assert_eq!(voters[1].id, 2);
+        assert_eq!(voters[1].addr.port(), 9293);
+        for bad in [
+            "1",
+            "x@127.0.0.1:1",
+            "1@nohost",
+            "1@127.0.0.1:1,1@127.0.0.1:2",
+            "-1@127.0.0.1:1",
+        ] {
+            let err = parse_quorum_voters(bad).unwrap_err().to_string();
+            assert!(err.contains("controller_quorum_voters"), "{bad}: {err}");
+        }
+        let voter = Config {
+            node_id: 2,
+            controller_quorum_voters: "1@127.0.0.1:9292,2@127.0.0.1:9293".into(),
+            ..Config::default()
+        };
+        voter.validate().unwrap();
+        assert!(voter.cluster_mode());
+        assert_eq!(voter.controller_address().unwrap().port(), 9293);
+        let outsider = Config {
+            node_id: 4,
+            ..voter.clone()
+        };
+        assert!(outsider
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("controller_listen"));
+        let listening = Config {
+            controller_listen: Some("127.0.0.1:9295".parse().unwrap()),
+            ..outsider
+        };
+        listening.validate().unwrap();
+        let slow = Config {
+            broker_heartbeat_interval_ms: 9_000,
+            ..voter
+        };
+        assert!(slow.validate().is_err());
     }
 }

@@ -119,6 +119,8 @@ pub enum MetadataError {
     Unavailable,
     #[error("timed out before the topic's partitions started; creation continues")]
     TimedOut,
+    #[error("the metadata quorum did not take the change: {0}")]
+    Quorum(String),
 }
 
 impl MetadataError {
@@ -135,6 +137,38 @@ impl MetadataError {
             MetadataError::Storage(_) => ResponseError::KafkaStorageError,
             MetadataError::Unavailable => ResponseError::CoordinatorNotAvailable,
             MetadataError::TimedOut => ResponseError::RequestTimedOut,
+            MetadataError::Quorum(_) => ResponseError::NotController,
+        };
+        err.code()
+    }
+}
+
+/// Why one user's SCRAM credential could not be described or altered (KIP-554).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ScramCredentialError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Duplicate(&'static str),
+    #[error("Unknown SCRAM mechanism")]
+    UnsupportedMechanism,
+    #[error("{0}")]
+    Unacceptable(&'static str),
+    #[error("metadata storage failed: {0}")]
+    Storage(String),
+    #[error("the metadata actor is not available")]
+    Unavailable,
+}
+
+impl ScramCredentialError {
+    pub fn code(&self) -> i16 {
+        let err = match self {
+            ScramCredentialError::NotFound(_) => ResponseError::ResourceNotFound,
+            ScramCredentialError::Duplicate(_) => ResponseError::DuplicateResource,
+            ScramCredentialError::UnsupportedMechanism => ResponseError::UnsupportedSaslMechanism,
+            ScramCredentialError::Unacceptable(_) => ResponseError::UnacceptableCredential,
+            ScramCredentialError::Storage(_) => ResponseError::KafkaStorageError,
+            ScramCredentialError::Unavailable => ResponseError::CoordinatorNotAvailable,
         };
         err.code()
     }

@@ -22,6 +22,9 @@ use tracing::{error, info, warn};
 
 pub use super::metadata_messages::*;
 mod broker_configs;
+mod cluster_follow;
+#[cfg(test)]
+mod cluster_image_tests;
 mod image;
 #[cfg(test)]
 mod image_tests;
@@ -29,17 +32,20 @@ use super::partition::PartitionMsg;
 mod partition_restart;
 mod producer_ids;
 mod record_replay;
+mod scram_credentials;
 mod topic_crud;
 mod topic_start;
-use super::routing::{PartitionQueue, RoutingTable, TopicRoute};
+use super::routing::{ClusterView, PartitionQueue, RoutingTable, TopicRoute};
 use crate::broker_config::BrokerDefaults;
 use crate::config::Config;
 use crate::storage::record_file::create_store_dir;
-use crate::storage::{LogConfig, RecordFile, Storage};
+use crate::storage::{LogConfig, Storage};
 use crate::topic_config;
-pub use image::{MetadataImage, TopicImage};
+pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 use partition_restart::RestartPolicy;
 use producer_ids::ProducerIds;
+pub use scram_credentials::{add_user_offline, OfflineUserError};
+use record_replay::Commits;
 use topic_start::{BatchReply, TopicStarts};
 
 /// A topic's partition actors; its id and configs are in the image.
@@ -53,7 +59,8 @@ pub struct MetadataState {
     config: Arc<Config>,
     storage: Arc<dyn Storage>,
     routing: watch::Sender<Arc<RoutingTable>>,
-    store: RecordFile<MetadataRecord>,
+    /// Where records are committed: the local file, or the quorum.
+    commits: Commits,
     /// What the records say: the one owner of topic ids, configs, the producer-id block
     /// and the dynamic broker configs.
     image: MetadataImage,
@@ -84,12 +91,23 @@ impl Actor for Metadata {
         // As Kafka does for a new log dir: its entry in its parent is fsynced too.
         create_store_dir(args.storage.as_ref(), &data_dir)?;
         remove_deleted_dirs(args.storage.as_ref(), &data_dir);
-        let (store, image) = record_replay::open_and_replay(args.storage.clone(), &data_dir)?;
+        let (commits, image) = match args.cluster {
+            Some(cluster) => {
+                let image = cluster.applied.borrow().image.clone();
+                cluster_follow::follow_applied(&myself, cluster.applied.clone());
+                (Commits::Quorum(cluster), image)
+            }
+            None => {
+                let (store, image) =
+                    record_replay::open_and_replay(args.storage.clone(), &data_dir)?;
+                (Commits::File(store), image)
+            }
+        };
         let mut state = MetadataState {
             config: args.config,
             storage: args.storage,
             routing: args.routing,
-            store,
+            commits,
             image,
             topics: BTreeMap::new(),
             children: HashMap::new(),
@@ -140,7 +158,7 @@ impl Actor for Metadata {
                 let mut waits = Vec::new();
                 for topic in topics {
                     let name = topic.name.clone();
-                    match state.create_topic(&myself, topic, validate_only) {
+                    match state.create_topic(&myself, topic, validate_only).await {
                         Ok(Some(route)) => results.push(Some(Ok(route))),
                         Ok(None) => {
                             waits.push((results.len(), name));
@@ -172,7 +190,7 @@ impl Actor for Metadata {
                         configs: BTreeMap::new(),
                         assigned_partitions: None,
                     };
-                    match state.create_topic(&myself, new, false) {
+                    match state.create_topic(&myself, new, false).await {
                         Ok(_) => {
                             info!(topic = %name, "Auto-created a topic.");
                             waits.push((0, name));
@@ -197,7 +215,7 @@ impl Actor for Metadata {
                 count,
                 validate_only,
                 reply,
-            } => match state.create_partitions(&topic, count, validate_only) {
+            } => match state.create_partitions(&topic, count, validate_only).await {
                 Ok(Some((id, configs, current))) => {
                     state.start_partitions(&myself, topic, id, &configs, current, count, reply)
                 }
@@ -215,7 +233,9 @@ impl Actor for Metadata {
                 validate_only,
                 reply,
             } => {
-                let result = state.alter_topic_configs(&topic, &changes, replace, validate_only);
+                let result = state
+                    .alter_topic_configs(&topic, &changes, replace, validate_only)
+                    .await;
                 state.publish();
                 let _ = reply.send(result);
             }
@@ -226,12 +246,31 @@ impl Actor for Metadata {
                 validate_only,
                 reply,
             } => {
-                let result = state.alter_broker_configs(layer, &changes, replace, validate_only);
+                let result = state
+                    .alter_broker_configs(layer, &changes, replace, validate_only)
+                    .await;
                 state.publish();
                 let _ = reply.send(result);
             }
             MetadataMsg::AllocateProducerId { reply } => {
-                let _ = reply.send(state.allocate_producer_id());
+                let _ = reply.send(state.allocate_producer_id().await);
+            }
+            MetadataMsg::ScramCredential {
+                user,
+                mechanism,
+                reply,
+            } => {
+                let _ = reply.send(state.scram_credential(&user, mechanism));
+            }
+            MetadataMsg::DescribeScramCredentials { users, reply } => {
+                let _ = reply.send(state.describe_scram_credentials(users));
+            }
+            MetadataMsg::AlterScramCredentials {
+                deletions,
+                upsertions,
+                reply,
+            } => {
+                let _ = reply.send(state.alter_scram_credentials(deletions, upsertions).await);
             }
             MetadataMsg::Shutdown { reply } => {
                 state.shutdown().await;
@@ -261,6 +300,7 @@ impl Actor for Metadata {
                     .partition_restarted(&myself, topic, topic_id, index, started)
                     .await;
             }
+            MetadataMsg::Applied(applied) => state.follow(&myself, &applied).await,
         }
         Ok(())
     }
@@ -300,10 +340,17 @@ impl MetadataState {
                 queues: topic.queues.clone(),
                 produce: topic_config::produce_settings(&image.configs, self.defaults()),
                 configs: image.configs.clone(),
+                placements: image.assignments.clone(),
             }))
         });
         let mut table = RoutingTable::new(routes, Arc::new(self.image.dynamic.clone()));
         table.starting = self.starts.live().map(|(name, _)| name.clone()).collect();
+        if let Commits::Quorum(cluster) = &self.commits {
+            table.cluster = Some(Arc::new(ClusterView {
+                node_id: cluster.node_id,
+                brokers: self.image.brokers.clone(),
+            }));
+        }
         self.routing.send_replace(Arc::new(table));
     }
 

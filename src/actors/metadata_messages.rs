@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use super::routing::{RoutingTable, TopicRoute};
 use crate::config::Config;
-use crate::error::MetadataError;
+use crate::error::{MetadataError, ScramCredentialError};
+use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::storage::Storage;
 
 /// One durable change to the topic set, replayed in order on start.
@@ -41,6 +42,66 @@ pub enum MetadataRecord {
     /// Both dynamic broker config layers after a change to either.
     BrokerConfigsChanged {
         dynamic: crate::broker_config::DynamicBrokerConfigs,
+    },
+    /// A user's SCRAM credential for one mechanism, set or replaced
+    /// (AlterUserScramCredentials): the salted keys, never the password.
+    ScramCredentialUpserted {
+        user: String,
+        mechanism: ScramMechanism,
+        salt: Vec<u8>,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+        iterations: i32,
+    },
+    ScramCredentialDeleted {
+        user: String,
+        mechanism: ScramMechanism,
+    },
+    // Cluster mode (written through the metadata quorum). New variants go at the end: the
+    // enum is serialized by index in Raft logs and snapshots.
+    /// A broker registered (or came back with a new epoch or address); unfenced.
+    BrokerRegistered {
+        id: i32,
+        epoch: i64,
+        host: String,
+        port: i32,
+        rack: Option<String>,
+    },
+    /// A broker missed its session timeout: clients no longer see it.
+    BrokerFenced {
+        id: i32,
+    },
+    /// A fenced broker heartbeats again.
+    BrokerUnfenced {
+        id: i32,
+    },
+    /// A partition's leader or ISR changed (leader -1: none in the ISR is alive).
+    PartitionChanged {
+        topic: String,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+    },
+    /// A topic created with each partition's replicas; the first replica leads, all are
+    /// in sync, leader epoch 0.
+    TopicCreatedWithAssignments {
+        name: String,
+        id: u128,
+        configs: BTreeMap<String, String>,
+        assignments: Vec<Vec<i32>>,
+    },
+    /// CreatePartitions in cluster mode: the new partitions' replicas, appended in order.
+    PartitionsCreatedWithAssignments {
+        name: String,
+        assignments: Vec<Vec<i32>>,
+    },
+    /// A broker claims producer ids `start..end` (cluster mode). Granted only when `start`
+    /// is the end of every block so far, so two brokers never get the same ids.
+    ProducerIdsClaimed {
+        broker: i32,
+        start: i64,
+        end: i64,
     },
 }
 
@@ -109,6 +170,24 @@ pub enum MetadataMsg {
     AllocateProducerId {
         reply: RpcReplyPort<Result<i64, MetadataError>>,
     },
+    /// One user's SCRAM credential, for a connection's SASL exchange.
+    ScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+        reply: RpcReplyPort<Option<ScramCredential>>,
+    },
+    /// DescribeUserScramCredentials: the named users (None or empty: every user with a
+    /// credential), each with its mechanisms and iteration counts.
+    DescribeScramCredentials {
+        users: Option<Vec<String>>,
+        reply: RpcReplyPort<Vec<(String, ScramDescription)>>,
+    },
+    /// AlterUserScramCredentials: each user's result, in request order.
+    AlterScramCredentials {
+        deletions: Vec<ScramDeletion>,
+        upsertions: Vec<ScramUpsertion>,
+        reply: RpcReplyPort<Vec<(String, Result<(), ScramCredentialError>)>>,
+    },
     /// Flush and fsync every partition, then stop them.
     Shutdown { reply: RpcReplyPort<()> },
     /// CreatePartitions' new partitions `first..`, started outside this actor; `reply`
@@ -135,10 +214,31 @@ pub enum MetadataMsg {
         index: i32,
         started: Result<ractor::ActorRef<super::partition::PartitionMsg>, String>,
     },
+    /// Cluster mode: the quorum applied more records; the actor follows the new image.
+    Applied(Arc<crate::cluster::AppliedImage>),
 }
 
 impl crate::metrics::ActorKind for MetadataMsg {
     const KIND: &'static str = "metadata";
+}
+
+/// A user's SCRAM mechanisms and iteration counts, or why it cannot be described.
+pub type ScramDescription = Result<Vec<(ScramMechanism, i32)>, ScramCredentialError>;
+
+/// Remove one user's credential for one mechanism (None: an id Kafka does not know).
+#[derive(Debug, Clone)]
+pub struct ScramDeletion {
+    pub user: String,
+    pub mechanism: Option<ScramMechanism>,
+}
+
+/// Set one user's credential for one mechanism, already derived from the salted password
+/// the client sent (None: a mechanism id Kafka does not know).
+#[derive(Debug, Clone)]
+pub struct ScramUpsertion {
+    pub user: String,
+    pub mechanism: Option<ScramMechanism>,
+    pub credential: ScramCredential,
 }
 
 pub struct MetadataArgs {
@@ -147,4 +247,7 @@ pub struct MetadataArgs {
     pub routing: watch::Sender<Arc<RoutingTable>>,
     /// Where partition actors run (see `storage_runtime`); None: on the caller's runtime.
     pub storage_runtime: Option<tokio::runtime::Handle>,
+    /// Cluster mode: records go through the metadata quorum and the image is its
+    /// committed one. None: single-node mode, with the local record file.
+    pub cluster: Option<crate::cluster::node::ClusterHandle>,
 }

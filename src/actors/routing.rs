@@ -12,6 +12,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::metadata::{BrokerImage, PartitionImage};
 use super::partition::PartitionMsg;
 use crate::broker_config::DynamicBrokerConfigs;
 
@@ -27,6 +28,9 @@ pub struct TopicRoute {
     /// What produce requests need of the effective configs, resolved when published so the
     /// hot path does no config lookups.
     pub produce: ProduceSettings,
+    /// Cluster mode: each partition's replicas, leader, leader epoch and ISR. Empty in
+    /// single-node mode, where this broker leads every partition.
+    pub placements: Vec<PartitionImage>,
 }
 
 /// The effective topic configs the produce path applies.
@@ -48,6 +52,36 @@ impl TopicRoute {
 
     pub fn queue(&self, index: i32) -> Option<&PartitionQueue> {
         usize::try_from(index).ok().and_then(|i| self.queues.get(i))
+    }
+
+    /// Cluster mode: the partition's placement.
+    pub fn placement(&self, index: i32) -> Option<&PartitionImage> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.placements.get(i))
+    }
+}
+
+/// Cluster mode: what clients are told about the brokers.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    /// This broker's id.
+    pub node_id: i32,
+    /// Registered brokers by id, fenced ones included (Metadata lists the others).
+    pub brokers: BTreeMap<i32, BrokerImage>,
+}
+
+impl ClusterView {
+    /// The leader this node is not: Some(leader) when a request for the partition must go
+    /// elsewhere (-1: none now).
+    pub fn not_leader(&self, route: &TopicRoute, index: i32) -> Option<i32> {
+        let placement = route.placement(index)?;
+        (placement.leader != self.node_id).then_some(placement.leader)
+    }
+
+    /// A live broker's client endpoint.
+    pub fn endpoint(&self, id: i32) -> Option<&BrokerImage> {
+        self.brokers.get(&id).filter(|b| !b.fenced)
     }
 }
 
@@ -111,6 +145,8 @@ pub struct RoutingTable {
     pub broker_configs: Arc<DynamicBrokerConfigs>,
     /// Topics created whose partitions are still starting (Metadata: LEADER_NOT_AVAILABLE).
     pub starting: HashSet<String>,
+    /// Cluster mode: the brokers; None in single-node mode.
+    pub cluster: Option<Arc<ClusterView>>,
 }
 
 impl RoutingTable {

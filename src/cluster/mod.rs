@@ -8,7 +8,13 @@
 //! yet on the broker's own inter-broker listener). Single-node mode does not use any of
 //! this yet.
 
+pub mod controller;
+#[cfg(test)]
+mod controller_tests;
 pub mod network;
+pub mod node;
+pub mod placement;
+pub mod rpc;
 pub mod state_machine;
 #[cfg(test)]
 mod state_machine_tests;

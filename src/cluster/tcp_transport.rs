@@ -66,13 +66,16 @@ impl Accept for TcpListener {
 }
 use tracing::{debug, warn};
 
+use super::controller::ControllerMsg;
+use super::rpc::{local_write, BrokerHeartbeat, IsrChange, Rejected};
 use super::{MetadataRaft, MetadataTypes, NodeId};
+use crate::actors::metadata::MetadataRecord;
 
 /// The largest frame read or written: the record files' limit, which bounds a snapshot.
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 
 #[derive(Serialize, Deserialize)]
-enum RaftRequest {
+pub(super) enum RaftRequest {
     AppendEntries(AppendEntriesRequest<MetadataTypes>),
     Vote(VoteRequest<NodeId>),
     FullSnapshot {
@@ -80,13 +83,23 @@ enum RaftRequest {
         meta: SnapshotMeta<NodeId, BasicNode>,
         data: Vec<u8>,
     },
+    /// A metadata record written on another node, forwarded to the leader.
+    Write(MetadataRecord),
+    /// A broker's heartbeat, for the controller on the leader.
+    Heartbeat(BrokerHeartbeat),
+    /// A partition leader's ISR change (AlterPartition), for the controller.
+    AlterPartition(IsrChange),
 }
 
 #[derive(Serialize, Deserialize)]
-enum RaftResponse {
+pub(super) enum RaftResponse {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     FullSnapshot(Result<SnapshotResponse<NodeId>, Fatal<NodeId>>),
+    /// The committed record's log index.
+    Write(Result<u64, Rejected>),
+    Heartbeat(Result<(), Rejected>),
+    AlterPartition(Result<(), Rejected>),
 }
 
 pub async fn write_frame<T: Serialize>(
@@ -137,7 +150,16 @@ pub async fn read_frame<T: DeserializeOwned>(
 
 /// Answers Raft requests arriving on `listener` from the local member, until the listener
 /// task is dropped or aborted.
-pub async fn serve(mut listener: impl Accept, raft: MetadataRaft) {
+pub async fn serve(listener: impl Accept, raft: MetadataRaft) {
+    serve_with(listener, raft, None).await
+}
+
+/// As `serve`, handing broker heartbeats to this node's controller (a voter's).
+pub async fn serve_with(
+    mut listener: impl Accept,
+    raft: MetadataRaft,
+    controller: Option<ractor::ActorRef<ControllerMsg>>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -148,8 +170,9 @@ pub async fn serve(mut listener: impl Accept, raft: MetadataRaft) {
             }
         };
         let raft = raft.clone();
+        let controller = controller.clone();
         tokio::spawn(async move {
-            if let Err(err) = serve_connection(stream, &raft).await {
+            if let Err(err) = serve_connection(stream, &raft, controller.as_ref()).await {
                 warn!(%peer, %err, "Closed a quorum connection.");
             }
         });
@@ -159,6 +182,7 @@ pub async fn serve(mut listener: impl Accept, raft: MetadataRaft) {
 async fn serve_connection(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
     raft: &MetadataRaft,
+    controller: Option<&ractor::ActorRef<ControllerMsg>>,
 ) -> io::Result<()> {
     while let Some(request) = read_frame::<RaftRequest>(&mut stream).await? {
         let response = match request {
@@ -173,6 +197,15 @@ async fn serve_connection(
                 };
                 RaftResponse::FullSnapshot(raft.install_full_snapshot(vote, snapshot).await)
             }
+            RaftRequest::Write(record) => RaftResponse::Write(local_write(raft, record).await),
+            RaftRequest::Heartbeat(heartbeat) => RaftResponse::Heartbeat(match controller {
+                Some(controller) => super::controller::heartbeat(controller, heartbeat).await,
+                None => Err(Rejected::NotLeader { leader: None }),
+            }),
+            RaftRequest::AlterPartition(change) => RaftResponse::AlterPartition(match controller {
+                Some(controller) => super::controller::alter_partition(controller, change).await,
+                None => Err(Rejected::NotLeader { leader: None }),
+            }),
         };
         write_frame(&mut stream, &response).await?;
     }

@@ -34,6 +34,7 @@ async fn start(
             storage,
             routing: tx,
             storage_runtime: None,
+            cluster: None,
         },
     )
     .await
@@ -213,6 +214,7 @@ async fn a_partition_that_cannot_be_opened_costs_that_partition_only() {
             storage: Arc::new(FileStorage),
             routing: tx,
             storage_runtime: None,
+            cluster: None,
         };
         (
             Actor::spawn(None, Metadata, args)

@@ -47,6 +47,7 @@ async fn serve_leader(leader: &Replica) -> (Broker, watch::Sender<Arc<RoutingTab
             compression: None,
             min_insync_replicas: 1,
         },
+        placements: Vec::new(),
     };
     let table = RoutingTable::new([Arc::new(route)], Default::default());
     let (routes, routing) = watch::channel(Arc::new(table));
@@ -60,6 +61,7 @@ async fn serve_leader(leader: &Replica) -> (Broker, watch::Sender<Arc<RoutingTab
         ListenerArgs {
             listener,
             identity: ListenerIdentity::plaintext(),
+            tls: None,
             context,
             limits: ConnectionLimits {
                 total: 64,

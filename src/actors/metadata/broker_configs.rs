@@ -10,7 +10,7 @@ use crate::error::MetadataError;
 use crate::topic_config::ConfigChange;
 
 impl MetadataState {
-    pub(super) fn alter_broker_configs(
+    pub(super) async fn alter_broker_configs(
         &mut self,
         layer: BrokerLayer,
         changes: &[ConfigChange],
@@ -26,7 +26,8 @@ impl MetadataState {
             BrokerLayer::PerBroker => dynamic.per_broker = next,
             BrokerLayer::ClusterDefault => dynamic.cluster_default = next,
         }
-        self.commit(MetadataRecord::BrokerConfigsChanged { dynamic })?;
+        self.commit(MetadataRecord::BrokerConfigsChanged { dynamic })
+            .await?;
         for (name, topic) in &self.topics {
             let Some(image) = self.image.topics.get(name) else {
                 continue;

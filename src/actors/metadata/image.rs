@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::MetadataRecord;
 use crate::broker_config::DynamicBrokerConfigs;
+use crate::security::scram::{ScramCredential, ScramMechanism};
 
 /// One topic as its records describe it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +20,43 @@ pub struct TopicImage {
     pub id: Uuid,
     pub partitions: i32,
     pub configs: BTreeMap<String, String>,
+    /// Cluster mode: each partition's replicas, leader and ISR (empty in single-node mode,
+    /// where this broker holds and leads every partition).
+    #[serde(default)]
+    pub assignments: Vec<PartitionImage>,
+}
+
+/// One partition's placement and leadership, as the controller decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    pub replicas: Vec<i32>,
+    /// -1: no live replica in the ISR (with unclean election off it stays offline).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+impl PartitionImage {
+    /// A new partition: the first replica leads, every replica is in sync.
+    pub fn new(replicas: Vec<i32>) -> Self {
+        Self {
+            leader: replicas.first().copied().unwrap_or(-1),
+            leader_epoch: 0,
+            isr: replicas.clone(),
+            replicas,
+        }
+    }
+}
+
+/// A registered broker (cluster mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerImage {
+    pub epoch: i64,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    /// Missed its session timeout; clients do not see it and it leads nothing.
+    pub fenced: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -28,6 +66,16 @@ pub struct MetadataImage {
     pub producer_id_block_end: i64,
     /// Both dynamic broker config layers.
     pub dynamic: DynamicBrokerConfigs,
+    /// SCRAM credentials: user -> mechanism -> salted keys. Absent from images written
+    /// before SCRAM existed, hence the default.
+    #[serde(default)]
+    pub scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// Cluster mode: the registered brokers by id.
+    #[serde(default)]
+    pub brokers: BTreeMap<i32, BrokerImage>,
+    /// Cluster mode: the producer-id block last granted to each broker, `(start, end)`.
+    #[serde(default)]
+    pub producer_id_blocks: BTreeMap<i32, (i64, i64)>,
 }
 
 impl MetadataImage {
@@ -56,6 +104,7 @@ impl MetadataImage {
                         id: Uuid::from_u128(*id),
                         partitions: *partitions,
                         configs: configs.clone(),
+                        assignments: Vec::new(),
                     },
                 );
             }
@@ -76,21 +125,190 @@ impl MetadataImage {
                 self.producer_id_block_end = self.producer_id_block_end.max(*end);
             }
             MetadataRecord::BrokerConfigsChanged { dynamic } => self.dynamic = dynamic.clone(),
+            MetadataRecord::ScramCredentialUpserted {
+                user,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                let credential = ScramCredential {
+                    salt: salt.clone(),
+                    stored_key: stored_key.clone(),
+                    server_key: server_key.clone(),
+                    iterations: *iterations,
+                };
+                self.scram
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(*mechanism, credential);
+            }
+            MetadataRecord::ScramCredentialDeleted { user, mechanism } => {
+                if let Some(mechanisms) = self.scram.get_mut(user) {
+                    mechanisms.remove(mechanism);
+                    if mechanisms.is_empty() {
+                        self.scram.remove(user);
+                    }
+                }
+            }
+            _ => self.apply_cluster(record),
         }
+    }
+
+    /// The cluster-mode records (see `MetadataRecord::BrokerRegistered` and after).
+    fn apply_cluster(&mut self, record: &MetadataRecord) {
+        match record {
+            MetadataRecord::BrokerRegistered {
+                id,
+                epoch,
+                host,
+                port,
+                rack,
+            } => {
+                self.brokers.insert(
+                    *id,
+                    BrokerImage {
+                        epoch: *epoch,
+                        host: host.clone(),
+                        port: *port,
+                        rack: rack.clone(),
+                        fenced: false,
+                    },
+                );
+            }
+            MetadataRecord::BrokerFenced { id } | MetadataRecord::BrokerUnfenced { id } => {
+                let fenced = matches!(record, MetadataRecord::BrokerFenced { .. });
+                if let Some(broker) = self.brokers.get_mut(id) {
+                    broker.fenced = fenced;
+                }
+            }
+            MetadataRecord::PartitionChanged {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                isr,
+            } => {
+                let state = self
+                    .topics
+                    .get_mut(topic)
+                    .and_then(|t| t.assignments.get_mut(usize::try_from(*partition).ok()?));
+                if let Some(state) = state {
+                    state.leader = *leader;
+                    state.leader_epoch = *leader_epoch;
+                    state.isr = isr.clone();
+                }
+            }
+            MetadataRecord::TopicCreatedWithAssignments {
+                name,
+                id,
+                configs,
+                assignments,
+            } => {
+                // Two brokers created the name at once: the first committed wins.
+                if self.topics.contains_key(name) {
+                    return;
+                }
+                self.topics.insert(
+                    name.clone(),
+                    TopicImage {
+                        id: Uuid::from_u128(*id),
+                        partitions: assignments.len() as i32,
+                        configs: configs.clone(),
+                        assignments: assignments
+                            .iter()
+                            .cloned()
+                            .map(PartitionImage::new)
+                            .collect(),
+                    },
+                );
+            }
+            MetadataRecord::PartitionsCreatedWithAssignments { name, assignments } => {
+                if let Some(topic) = self.topics.get_mut(name) {
+                    let added = assignments.iter().cloned().map(PartitionImage::new);
+                    topic.assignments.extend(added);
+                    topic.partitions = topic.assignments.len() as i32;
+                }
+            }
+            MetadataRecord::ProducerIdsClaimed { broker, start, end }
+                if *start == self.producer_id_block_end && end > start =>
+            {
+                self.producer_id_block_end = *end;
+                self.producer_id_blocks.insert(*broker, (*start, *end));
+            }
+            // The single-node records are applied by `apply`.
+            _ => {}
+        }
+    }
+
+    /// The registered brokers clients may use (not fenced).
+    pub fn live_brokers(&self) -> impl Iterator<Item = (i32, &BrokerImage)> {
+        self.brokers
+            .iter()
+            .filter(|(_, b)| !b.fenced)
+            .map(|(id, b)| (*id, b))
     }
 
     /// The fewest records whose replay gives this image (the compacted record file).
     pub fn records(&self) -> Vec<MetadataRecord> {
-        let mut live: Vec<MetadataRecord> = self
-            .topics
-            .iter()
-            .map(|(name, topic)| MetadataRecord::TopicCreated {
+        let mut live = Vec::new();
+        for (id, broker) in &self.brokers {
+            live.push(MetadataRecord::BrokerRegistered {
+                id: *id,
+                epoch: broker.epoch,
+                host: broker.host.clone(),
+                port: broker.port,
+                rack: broker.rack.clone(),
+            });
+            if broker.fenced {
+                live.push(MetadataRecord::BrokerFenced { id: *id });
+            }
+        }
+        for (name, topic) in &self.topics {
+            if topic.assignments.is_empty() {
+                live.push(MetadataRecord::TopicCreated {
+                    name: name.clone(),
+                    id: topic.id.as_u128(),
+                    partitions: topic.partitions,
+                    configs: topic.configs.clone(),
+                });
+                continue;
+            }
+            live.push(MetadataRecord::TopicCreatedWithAssignments {
                 name: name.clone(),
                 id: topic.id.as_u128(),
-                partitions: topic.partitions,
                 configs: topic.configs.clone(),
-            })
-            .collect();
+                assignments: topic
+                    .assignments
+                    .iter()
+                    .map(|p| p.replicas.clone())
+                    .collect(),
+            });
+            for (index, state) in topic.assignments.iter().enumerate() {
+                if *state != PartitionImage::new(state.replicas.clone()) {
+                    live.push(MetadataRecord::PartitionChanged {
+                        topic: name.clone(),
+                        partition: index as i32,
+                        leader: state.leader,
+                        leader_epoch: state.leader_epoch,
+                        isr: state.isr.clone(),
+                    });
+                }
+            }
+        }
+        // Each broker's block, in id order, each claim preceded by the end it was granted
+        // at (blocks never overlap), then the overall end.
+        let mut blocks: Vec<_> = self.producer_id_blocks.iter().collect();
+        blocks.sort_by_key(|(_, (start, _))| *start);
+        for (broker, (start, end)) in blocks {
+            live.push(MetadataRecord::ProducerIdBlock { end: *start });
+            live.push(MetadataRecord::ProducerIdsClaimed {
+                broker: *broker,
+                start: *start,
+                end: *end,
+            });
+        }
         if self.producer_id_block_end != 0 {
             live.push(MetadataRecord::ProducerIdBlock {
                 end: self.producer_id_block_end,
@@ -100,6 +318,18 @@ impl MetadataImage {
             live.push(MetadataRecord::BrokerConfigsChanged {
                 dynamic: self.dynamic.clone(),
             });
+        }
+        for (user, mechanisms) in &self.scram {
+            for (mechanism, c) in mechanisms {
+                live.push(MetadataRecord::ScramCredentialUpserted {
+                    user: user.clone(),
+                    mechanism: *mechanism,
+                    salt: c.salt.clone(),
+                    stored_key: c.stored_key.clone(),
+                    server_key: c.server_key.clone(),
+                    iterations: c.iterations,
+                });
+            }
         }
         live
     }

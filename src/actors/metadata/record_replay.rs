@@ -4,11 +4,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{info, warn};
 
 use super::image::MetadataImage;
 use super::{MetadataRecord, MetadataState};
+use crate::cluster::node::ClusterHandle;
 use crate::error::MetadataError;
 use crate::storage::record_file::create_store_dir;
 use crate::storage::{RecordFile, Storage, StorageError};
@@ -31,8 +33,8 @@ pub(super) fn open_and_replay(
     }
     let image = MetadataImage::replay(&records);
     // Mostly history (topics created and deleted again): rewrite it as the live state.
-    if records.len() > 2 * image.topics.len() + 100 {
-        let live = image.records();
+    let live = image.records();
+    if records.len() > 2 * live.len() + 100 {
         match store.rewrite(&live) {
             Ok(()) => info!(
                 before = records.len(),
@@ -49,14 +51,64 @@ pub(super) fn open_and_replay(
     Ok((store, image))
 }
 
+/// Where the metadata actor commits its records.
+pub(super) enum Commits {
+    /// Single-node mode: the local record file.
+    File(RecordFile<MetadataRecord>),
+    /// Cluster mode: the metadata quorum, whose committed image the actor follows.
+    Quorum(ClusterHandle),
+}
+
+/// How long a committed record may take to be applied on this node.
+const APPLY_WAIT: Duration = Duration::from_secs(10);
+
 impl MetadataState {
-    /// Writes (and fsyncs) a record, then applies it to the image: nothing in the image
-    /// is ahead of the file.
-    pub(super) fn commit(&mut self, record: MetadataRecord) -> Result<(), MetadataError> {
-        self.store
-            .append(&record)
-            .map_err(|e| MetadataError::Storage(e.to_string()))?;
-        self.image.apply(&record);
-        Ok(())
+    /// Single-node: writes (and fsyncs) a record, then applies it to the image, so nothing
+    /// in the image is ahead of the file. Cluster: writes it through the quorum's leader,
+    /// then takes the committed image once this node has applied it.
+    pub(super) async fn commit(&mut self, record: MetadataRecord) -> Result<(), MetadataError> {
+        let cluster = match &mut self.commits {
+            Commits::File(store) => {
+                store
+                    .append(&record)
+                    .map_err(|e| MetadataError::Storage(e.to_string()))?;
+                self.image.apply(&record);
+                return Ok(());
+            }
+            Commits::Quorum(cluster) => cluster.clone(),
+        };
+        let index = cluster
+            .client
+            .write(record)
+            .await
+            .map_err(|e| MetadataError::Quorum(e.to_string()))?;
+        let mut applied = cluster.applied;
+        let wait = applied.wait_for(|a| a.last_applied.is_some_and(|l| l.index >= index));
+        let image = match tokio::time::timeout(APPLY_WAIT, wait).await {
+            Ok(Ok(applied)) => Some(applied.image.clone()),
+            _ => None,
+        };
+        match image {
+            Some(image) => {
+                self.image = image;
+                Ok(())
+            }
+            None => Err(MetadataError::Quorum(format!(
+                "record {index} was committed but not applied here within {APPLY_WAIT:?}"
+            ))),
+        }
+    }
+
+    /// Cluster mode: the unfenced brokers and their racks (where replicas may go).
+    pub(super) fn placeable_brokers(&self) -> Option<Vec<(i32, Option<String>)>> {
+        match &self.commits {
+            Commits::File(_) => None,
+            Commits::Quorum(_) => Some(
+                self.image
+                    .live_brokers()
+                    .map(|(id, b)| (id, b.rack.clone()))
+                    .collect(),
+            ),
+        }
     }
 }

@@ -13,20 +13,24 @@ use uuid::Uuid;
 
 use super::{MetadataMsg, MetadataRecord, MetadataState, NewTopic, PartitionMsg, TopicRef};
 use crate::actors::routing::TopicRoute;
+use crate::cluster::placement;
 use crate::error::MetadataError;
 use crate::topic_config;
 
 impl MetadataState {
     /// Validates and writes a new topic's record; its partitions then start outside this
     /// actor (None: see `topic_start`). validate_only: the route it would have.
-    pub(super) fn create_topic(
+    pub(super) async fn create_topic(
         &mut self,
         myself: &ActorRef<MetadataMsg>,
         topic: NewTopic,
         validate_only: bool,
     ) -> Result<Option<Arc<TopicRoute>>, MetadataError> {
         topic_config::validate_topic_name(&topic.name)?;
-        if self.topics.contains_key(&topic.name) || self.starts.contains(&topic.name) {
+        let cluster = self.placeable_brokers();
+        // In a cluster the committed image may hold a topic not started here yet.
+        let in_image = cluster.is_some() && self.image.topics.contains_key(&topic.name);
+        if self.topics.contains_key(&topic.name) || self.starts.contains(&topic.name) || in_image {
             return Err(MetadataError::TopicExists);
         }
         let partitions = match (topic.num_partitions, topic.assigned_partitions) {
@@ -49,12 +53,22 @@ impl MetadataState {
                 "partition count {partitions} is above 100000"
             )));
         }
-        if topic.replication_factor != -1 && topic.replication_factor != 1 {
-            return Err(MetadataError::InvalidReplicationFactor(format!(
-                "replication factor {} is larger than the 1 available broker",
-                topic.replication_factor
-            )));
-        }
+        let assignments = match &cluster {
+            Some(brokers) => {
+                let rf = match topic.replication_factor {
+                    -1 => self.config.default_replication_factor,
+                    rf => rf,
+                };
+                Some(placement::place(brokers, 0, partitions, rf)?)
+            }
+            None if topic.replication_factor != -1 && topic.replication_factor != 1 => {
+                return Err(MetadataError::InvalidReplicationFactor(format!(
+                    "replication factor {} is larger than the 1 available broker",
+                    topic.replication_factor
+                )));
+            }
+            None => None,
+        };
         topic_config::validate(&topic.configs)?;
         let id = Uuid::new_v4();
         if validate_only {
@@ -65,14 +79,28 @@ impl MetadataState {
                 queues: Vec::new(),
                 produce: crate::topic_config::produce_settings(&topic.configs, self.defaults()),
                 configs: topic.configs,
+                placements: Vec::new(),
             })));
         }
-        self.commit(MetadataRecord::TopicCreated {
-            name: topic.name.clone(),
-            id: id.as_u128(),
-            partitions,
-            configs: topic.configs.clone(),
-        })?;
+        let record = match assignments {
+            Some(assignments) => MetadataRecord::TopicCreatedWithAssignments {
+                name: topic.name.clone(),
+                id: id.as_u128(),
+                configs: topic.configs.clone(),
+                assignments,
+            },
+            None => MetadataRecord::TopicCreated {
+                name: topic.name.clone(),
+                id: id.as_u128(),
+                partitions,
+                configs: topic.configs.clone(),
+            },
+        };
+        self.commit(record).await?;
+        // Another broker created the name first: its record won, this one was ignored.
+        if self.image.topics.get(&topic.name).map(|t| t.id) != Some(id) {
+            return Err(MetadataError::TopicExists);
+        }
         self.start_topic(myself, topic.name, id, topic.configs, partitions);
         Ok(None)
     }
@@ -96,15 +124,23 @@ impl MetadataState {
         if starting && !self.starts.live().any(|(n, _)| *n == name) {
             return Err(MetadataError::UnknownTopic);
         }
-        self.commit(MetadataRecord::TopicDeleted { name: name.clone() })?;
-        self.restarts.forget_topic(&name);
-        if starting {
-            self.delete_starting(&name)
+        self.commit(MetadataRecord::TopicDeleted { name: name.clone() })
+            .await?;
+        self.remove_topic_locally(&name).await?;
+        Ok((name, id))
+    }
+
+    /// Stops and deletes a deleted topic's partitions here (or has them deleted when they
+    /// arrive, if they are still starting).
+    pub(super) async fn remove_topic_locally(&mut self, name: &str) -> Result<(), MetadataError> {
+        self.restarts.forget_topic(name);
+        if !self.topics.contains_key(name) {
+            self.delete_starting(name)
                 .ok_or(MetadataError::UnknownTopic)?;
             info!(topic = %name, "Deleted a topic whose partitions were still starting.");
-            return Ok((name, id));
+            return Ok(());
         }
-        let Some(state) = self.topics.remove(&name) else {
+        let Some(state) = self.topics.remove(name) else {
             return Err(MetadataError::UnknownTopic);
         };
         // Each partition moves its directory aside (fast) and removes it in the background,
@@ -126,10 +162,10 @@ impl MetadataState {
             }
         }
         info!(topic = %name, "Deleted a topic.");
-        Ok((name, id))
+        Ok(())
     }
 
-    pub(super) fn alter_topic_configs(
+    pub(super) async fn alter_topic_configs(
         &mut self,
         name: &str,
         changes: &[topic_config::ConfigChange],
@@ -154,7 +190,8 @@ impl MetadataState {
         self.commit(MetadataRecord::TopicConfigsChanged {
             name: name.to_string(),
             configs: next,
-        })?;
+        })
+        .await?;
         if let Some(topic) = self.topics.get(name) {
             for partition in &topic.partitions {
                 let _ = partition.send_message(PartitionMsg::UpdateConfig { log: log.clone() });
@@ -167,7 +204,7 @@ impl MetadataState {
     /// Validates and writes a CreatePartitions record; Some((topic id, configs, current
     /// count)) when new partitions must start (outside this actor: see `topic_start`).
     #[allow(clippy::type_complexity)]
-    pub(super) fn create_partitions(
+    pub(super) async fn create_partitions(
         &mut self,
         name: &str,
         count: i32,
@@ -197,10 +234,21 @@ impl MetadataState {
             return Ok(None);
         }
         let found = (image.id, image.configs.clone());
-        self.commit(MetadataRecord::PartitionsCreated {
-            name: name.to_string(),
-            partitions: count,
-        })?;
+        let record = match self.placeable_brokers() {
+            Some(brokers) => {
+                let rf = image.assignments.first().map_or(1, |p| p.replicas.len());
+                let rf = i16::try_from(rf).unwrap_or(i16::MAX);
+                MetadataRecord::PartitionsCreatedWithAssignments {
+                    name: name.to_string(),
+                    assignments: placement::place(&brokers, current, count - current, rf)?,
+                }
+            }
+            None => MetadataRecord::PartitionsCreated {
+                name: name.to_string(),
+                partitions: count,
+            },
+        };
+        self.commit(record).await?;
         Ok(Some((found.0, found.1, current)))
     }
 }

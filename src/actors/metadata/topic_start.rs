@@ -222,6 +222,7 @@ impl MetadataState {
             queues: queues.clone(),
             produce: crate::topic_config::produce_settings(&topic.configs, self.defaults()),
             configs: topic.configs.clone(),
+            placements: Vec::new(),
         });
         self.topics.insert(
             name.clone(),

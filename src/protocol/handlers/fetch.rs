@@ -81,6 +81,8 @@ struct Fetch {
     max_bytes: usize,
     /// How long one partition's read may take (fetch_partition_read_timeout_ms).
     read_timeout: Duration,
+    /// Cluster mode: who leads what.
+    cluster: Option<std::sync::Arc<crate::actors::routing::ClusterView>>,
     /// The follower's broker id for a follower's fetch; None for a consumer.
     replica_id: Option<i32>,
 }
@@ -138,6 +140,7 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
             read_committed: req.isolation_level == 1,
             max_bytes: (req.max_bytes.max(0) as usize).min(config.fetch_max_bytes),
             read_timeout: Duration::from_millis(config.fetch_partition_read_timeout_ms),
+            cluster: routes.cluster.clone(),
             replica_id: Some(replica_id).filter(|id| *id >= 0),
         };
         let response = long_poll(&fetch, &memory, max_wait, min_bytes).await;
@@ -423,8 +426,15 @@ async fn read_one(fetch: &Fetch, topic: &Topic, w: &Wanted, max_bytes: usize) ->
     let actor = route
         .partition(w.index)
         .ok_or(ResponseError::UnknownTopicOrPartition.code())?;
+    // A follower's fetch: the partition's leader role answers (or refuses) it.
     if let Some(replica_id) = fetch.replica_id {
         return read_for_follower(fetch, actor, w, max_bytes, replica_id).await;
+    }
+    // Cluster mode: only the leader serves consumers.
+    if let Some(cluster) = &fetch.cluster {
+        if cluster.not_leader(route, w.index).is_some() {
+            return Err(ResponseError::NotLeaderOrFollower.code());
+        }
     }
     let rx = ask(actor, |reply| PartitionMsg::Read {
         offset: w.offset,

@@ -1,5 +1,6 @@
-//! Metadata v0-v12: brokers (this one), cluster id, controller, and topics with their ids
-//! and partitions. `topics = null` (v1+) or an empty list (v0) means every topic. Missing
+//! Metadata v0-v12: brokers (this one; in a cluster every unfenced one), cluster id,
+//! controller, and topics with their ids and partitions (in a cluster each partition's
+//! leader, leader epoch, replicas, ISR and offline replicas, as the quorum committed them). `topics = null` (v1+) or an empty list (v0) means every topic. Missing
 //! topics are auto-created when the broker allows it and the request does (v4+).
 
 use std::collections::BTreeSet;
@@ -13,8 +14,9 @@ use uuid::Uuid;
 
 use super::{text, topic_name};
 use crate::actors::metadata::MetadataMsg;
-use crate::actors::routing::TopicRoute;
-use crate::protocol::context::ask;
+use crate::actors::metadata::PartitionImage;
+use crate::actors::routing::{ClusterView, TopicRoute};
+use crate::protocol::context::{ask, ClientInfo};
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
 use crate::topic_config::validate_topic_name;
@@ -24,7 +26,12 @@ enum Wanted {
     Id(Uuid),
 }
 
-pub async fn prepare(ctx: &BrokerContext, version: i16, req: MetadataRequest) -> ResponseFuture {
+pub async fn prepare(
+    ctx: &BrokerContext,
+    version: i16,
+    req: MetadataRequest,
+    client: &ClientInfo,
+) -> ResponseFuture {
     let wanted: Option<Vec<Wanted>> = match req.topics {
         None => None,
         Some(list) if list.is_empty() && version == 0 => None,
@@ -62,24 +69,30 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: MetadataRequest) ->
         }
     }
     let ctx = ctx.clone();
-    Box::pin(async move { ResponseKind::Metadata(build(&ctx, wanted)) })
+    let advertised = ctx.advertised_for(&client.listener);
+    Box::pin(async move { ResponseKind::Metadata(build(&ctx, wanted, advertised)) })
 }
 
-fn build(ctx: &BrokerContext, wanted: Option<Vec<Wanted>>) -> MetadataResponse {
+fn build(
+    ctx: &BrokerContext,
+    wanted: Option<Vec<Wanted>>,
+    (host, port): (String, i32),
+) -> MetadataResponse {
     let routes = ctx.routes();
-    let (host, port) = ctx.config.advertised();
     let node = BrokerId(ctx.config.node_id);
+    let cluster = routes.cluster.as_deref();
+    let topic_entry = |route: &TopicRoute| topic_entry(route, node, cluster);
     let topics = match wanted {
         None => routes
             .topics()
             .into_iter()
-            .map(|r| topic_entry(r, node))
+            .map(|r| topic_entry(r))
             .collect(),
         Some(list) => list
             .into_iter()
             .map(|w| match w {
                 Wanted::Name(name) => match routes.topic(&name) {
-                    Some(route) => topic_entry(route, node),
+                    Some(route) => topic_entry(route),
                     None => {
                         let code = if validate_topic_name(&name).is_err() {
                             ResponseError::InvalidTopicException.code()
@@ -96,7 +109,7 @@ fn build(ctx: &BrokerContext, wanted: Option<Vec<Wanted>>) -> MetadataResponse {
                     }
                 },
                 Wanted::Id(id) => match routes.topic_by_id(&id) {
-                    Some(route) => topic_entry(route, node),
+                    Some(route) => topic_entry(route),
                     None => MetadataResponseTopic::default()
                         .with_topic_id(id)
                         .with_error_code(ResponseError::UnknownTopicId.code()),
@@ -104,26 +117,46 @@ fn build(ctx: &BrokerContext, wanted: Option<Vec<Wanted>>) -> MetadataResponse {
             })
             .collect(),
     };
-    MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
+    let brokers = match cluster {
+        Some(cluster) => cluster
+            .brokers
+            .iter()
+            .filter(|(_, b)| !b.fenced)
+            .map(|(id, b)| {
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(*id))
+                    .with_host(text(b.host.clone()))
+                    .with_port(b.port)
+                    .with_rack(b.rack.clone().map(text))
+            })
+            .collect(),
+        None => vec![MetadataResponseBroker::default()
             .with_node_id(node)
             .with_host(text(host))
-            .with_port(port)])
+            .with_port(port)],
+    };
+    MetadataResponse::default()
+        .with_brokers(brokers)
         .with_cluster_id(Some(text(ctx.config.cluster_id.clone())))
         .with_controller_id(node)
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN)
 }
 
-fn topic_entry(route: &TopicRoute, node: BrokerId) -> MetadataResponseTopic {
+fn topic_entry(
+    route: &TopicRoute,
+    node: BrokerId,
+    cluster: Option<&ClusterView>,
+) -> MetadataResponseTopic {
     let partitions = (0..route.partitions.len() as i32)
-        .map(|index| {
-            MetadataResponsePartition::default()
+        .map(|index| match (cluster, route.placement(index)) {
+            (Some(cluster), Some(p)) => placed_partition(cluster, index, p),
+            _ => MetadataResponsePartition::default()
                 .with_partition_index(index)
                 .with_leader_id(node)
                 .with_leader_epoch(0)
                 .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_isr_nodes(vec![node]),
         })
         .collect();
     MetadataResponseTopic::default()
@@ -132,4 +165,33 @@ fn topic_entry(route: &TopicRoute, node: BrokerId) -> MetadataResponseTopic {
         .with_is_internal(false)
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)
+}
+
+/// A partition as the quorum placed it; replicas on fenced brokers are offline, and a
+/// partition with no leader is LEADER_NOT_AVAILABLE.
+fn placed_partition(
+    cluster: &ClusterView,
+    index: i32,
+    p: &PartitionImage,
+) -> MetadataResponsePartition {
+    let ids = |list: &[i32]| list.iter().map(|id| BrokerId(*id)).collect::<Vec<_>>();
+    let offline: Vec<i32> = p
+        .replicas
+        .iter()
+        .copied()
+        .filter(|id| cluster.endpoint(*id).is_none())
+        .collect();
+    let code = if p.leader == -1 {
+        ResponseError::LeaderNotAvailable.code()
+    } else {
+        0
+    };
+    MetadataResponsePartition::default()
+        .with_error_code(code)
+        .with_partition_index(index)
+        .with_leader_id(BrokerId(p.leader))
+        .with_leader_epoch(p.leader_epoch)
+        .with_replica_nodes(ids(&p.replicas))
+        .with_isr_nodes(ids(&p.isr))
+        .with_offline_replicas(ids(&offline))
 }

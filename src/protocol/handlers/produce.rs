@@ -23,9 +23,10 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -46,6 +47,8 @@ type AppendReply = crate::actors::Reply<Result<AppendOutcome, PartitionError>>;
 enum Pending {
     Waiting(i32, AppendReply),
     Failed(i32, i16),
+    /// Cluster mode: another broker leads (index, leader, leader epoch).
+    NotLeader(i32, i32, i32),
 }
 
 /// Produce v8 added `record_errors` and `error_message` (KIP-467).
@@ -106,8 +109,12 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
         let compression = route.and_then(|r| r.produce.compression);
         // min.insync.replicas: this broker is the only in-sync replica, so acks=all needs
         // the setting at 1; above it Kafka answers NOT_ENOUGH_REPLICAS and appends nothing.
-        let too_few_replicas =
-            acks == -1 && route.is_some_and(|r| r.produce.min_insync_replicas > 1);
+        // In a cluster, the partition's ISR counts.
+        let isr = |index: i32| {
+            route
+                .and_then(|r| r.placement(index))
+                .map_or(1, |p| p.isr.len())
+        };
         let mut pending = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let index = data.index;
@@ -115,6 +122,17 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
                 pending.push(Pending::Failed(index, unknown));
                 continue;
             };
+            let elsewhere = routes.cluster.as_ref().zip(route);
+            if let Some(leader) = elsewhere.and_then(|(c, r)| c.not_leader(r, index)) {
+                let epoch = route
+                    .and_then(|r| r.placement(index))
+                    .map_or(-1, |p| p.leader_epoch);
+                debug!(topic = %name, partition = index, leader, "Produce to a partition led elsewhere: NOT_LEADER_OR_FOLLOWER.");
+                pending.push(Pending::NotLeader(index, leader, epoch));
+                continue;
+            }
+            let too_few_replicas = acks == -1
+                && route.is_some_and(|r| r.produce.min_insync_replicas as usize > isr(index));
             let Some(records) = data.records else {
                 pending.push(Pending::Failed(index, ResponseError::InvalidRecord.code()));
                 continue;
@@ -174,7 +192,9 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
         topics.push((topic.name, topic.topic_id, pending));
     }
     let deadline = deadline.unwrap_or_else(|| Instant::now() + timeout);
+    let cluster = routes.cluster.clone();
     let response = Box::pin(async move {
+        let mut leaders = BTreeSet::new();
         let mut responses = Vec::with_capacity(topics.len());
         let mut record_error_budget = if version >= RECORD_ERRORS_VERSION {
             MAX_RESPONSE_RECORD_ERRORS
@@ -186,6 +206,15 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
             for p in pending {
                 partitions.push(match p {
                     Pending::Failed(index, code) => error_entry(index, code),
+                    // KIP-951: the current leader, so the client need not ask Metadata.
+                    Pending::NotLeader(index, leader, epoch) => {
+                        leaders.insert(leader);
+                        let current = LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(leader))
+                            .with_leader_epoch(epoch);
+                        error_entry(index, ResponseError::NotLeaderOrFollower.code())
+                            .with_current_leader(current)
+                    }
                     Pending::Waiting(index, rx) => {
                         match tokio::time::timeout_at(deadline, rx).await {
                             Ok(Ok(Ok(outcome))) => PartitionProduceResponse::default()
@@ -221,7 +250,24 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
                     .with_partition_responses(partitions),
             );
         }
-        ResponseKind::Produce(ProduceResponse::default().with_responses(responses))
+        let endpoints = leaders
+            .into_iter()
+            .filter_map(|id| {
+                let broker = cluster.as_ref()?.endpoint(id)?;
+                Some(
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(broker.host.clone()))
+                        .with_port(broker.port)
+                        .with_rack(broker.rack.clone().map(StrBytes::from_string)),
+                )
+            })
+            .collect();
+        ResponseKind::Produce(
+            ProduceResponse::default()
+                .with_responses(responses)
+                .with_node_endpoints(endpoints),
+        )
     });
     Prepared {
         response,

@@ -1,0 +1,90 @@
+//! Cluster mode: the metadata actor follows the quorum's committed image. A task forwards
+//! each newly applied image (`MetadataMsg::Applied`); the actor takes it as its own and
+//! brings its partition actors in step: topics created or grown elsewhere start here,
+//! topics deleted elsewhere are deleted here, config changes reach the partitions. Changes
+//! made through this actor are already in step when their image arrives.
+
+use std::sync::Arc;
+
+use ractor::{ActorRef, RpcReplyPort};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::{MetadataMsg, MetadataState, PartitionMsg};
+use crate::cluster::AppliedImage;
+
+/// Forwards every applied image to the actor until it stops.
+pub(super) fn follow_applied(
+    myself: &ActorRef<MetadataMsg>,
+    mut applied: watch::Receiver<Arc<AppliedImage>>,
+) {
+    let me = myself.clone();
+    tokio::spawn(async move {
+        while applied.changed().await.is_ok() {
+            let image = applied.borrow_and_update().clone();
+            if me.send_message(MetadataMsg::Applied(image)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+impl MetadataState {
+    pub(super) async fn follow(&mut self, myself: &ActorRef<MetadataMsg>, applied: &AppliedImage) {
+        let old = std::mem::replace(&mut self.image, applied.image.clone());
+        let gone: Vec<String> = self
+            .topics
+            .keys()
+            .chain(self.starts.live().map(|(name, _)| name))
+            .filter(|name| !self.image.topics.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            info!(topic = %name, "A topic was deleted through another broker.");
+            if let Err(err) = self.remove_topic_locally(&name).await {
+                warn!(topic = %name, %err, "Could not delete a topic deleted elsewhere.");
+            }
+        }
+        let topics: Vec<_> = self
+            .image
+            .topics
+            .iter()
+            .map(|(name, t)| (name.clone(), t.clone()))
+            .collect();
+        for (name, topic) in topics {
+            let local = self.topics.get(&name).map(|t| t.partitions.len() as i32);
+            match local {
+                None if !self.starts.contains(&name) => {
+                    info!(topic = %name, "Starting a topic created through another broker.");
+                    self.start_topic(myself, name, topic.id, topic.configs, topic.partitions);
+                }
+                Some(count) if count < topic.partitions && !self.starts.growing(&name) => {
+                    // Nobody here waits for these; the reply goes nowhere.
+                    let (reply, _) = tokio::sync::oneshot::channel();
+                    let reply = RpcReplyPort::from(reply);
+                    self.start_partitions(
+                        myself,
+                        name,
+                        topic.id,
+                        &topic.configs,
+                        count,
+                        topic.partitions,
+                        reply,
+                    );
+                }
+                Some(_) => {
+                    let before = old.topics.get(&name).map(|t| &t.configs);
+                    if before != Some(&topic.configs) || old.dynamic != self.image.dynamic {
+                        let log = self.log_config(&topic.configs);
+                        for partition in &self.topics[&name].partitions {
+                            let update = PartitionMsg::UpdateConfig { log: log.clone() };
+                            let _ = partition.send_message(update);
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        self.publish();
+    }
+}

@@ -1,0 +1,131 @@
+//! Tests of the cluster-mode records in `MetadataImage`: brokers, fencing, replica
+//! assignments, leaders and ISRs.
+
+use std::collections::BTreeMap;
+
+use super::image::{MetadataImage, PartitionImage};
+use super::MetadataRecord;
+
+fn registered(id: i32, epoch: i64) -> MetadataRecord {
+    MetadataRecord::BrokerRegistered {
+        id,
+        epoch,
+        host: "127.0.0.1".into(),
+        port: 9191 + id,
+        rack: (id == 2).then(|| "r2".to_string()),
+    }
+}
+
+fn changed(topic: &str, partition: i32, leader: i32, epoch: i32, isr: &[i32]) -> MetadataRecord {
+    MetadataRecord::PartitionChanged {
+        topic: topic.into(),
+        partition,
+        leader,
+        leader_epoch: epoch,
+        isr: isr.to_vec(),
+    }
+}
+
+/// Three brokers, a replicated topic, a fencing that moves a leader, a return.
+fn history() -> Vec<MetadataRecord> {
+    vec![
+        registered(1, 1),
+        registered(2, 1),
+        registered(3, 1),
+        MetadataRecord::TopicCreatedWithAssignments {
+            name: "t".into(),
+            id: 7,
+            configs: BTreeMap::new(),
+            assignments: vec![vec![1, 2, 3], vec![2, 3, 1]],
+        },
+        MetadataRecord::BrokerFenced { id: 2 },
+        changed("t", 1, 3, 1, &[3, 1]),
+        changed("t", 0, 1, 1, &[1, 3]),
+        // About a partition or topic that does not exist: changes nothing.
+        changed("t", 9, 1, 1, &[1]),
+        changed("gone", 0, 1, 1, &[1]),
+        MetadataRecord::PartitionsCreatedWithAssignments {
+            name: "t".into(),
+            assignments: vec![vec![3, 1, 2]],
+        },
+        registered(2, 2),
+        MetadataRecord::ProducerIdsClaimed {
+            broker: 1,
+            start: 0,
+            end: 1000,
+        },
+        // Claimed the same ids as broker 1: not granted.
+        MetadataRecord::ProducerIdsClaimed {
+            broker: 2,
+            start: 0,
+            end: 1000,
+        },
+        MetadataRecord::ProducerIdsClaimed {
+            broker: 2,
+            start: 1000,
+            end: 2000,
+        },
+        MetadataRecord::BrokerFenced { id: 3 },
+        MetadataRecord::BrokerUnfenced { id: 3 },
+        MetadataRecord::BrokerFenced { id: 1 },
+    ]
+}
+
+#[test]
+fn brokers_assignments_leaders_and_isrs_follow_their_records() {
+    let image = MetadataImage::replay(&history());
+    let topic = &image.topics["t"];
+    assert_eq!(topic.partitions, 3);
+    assert_eq!(
+        topic.assignments,
+        vec![
+            PartitionImage {
+                replicas: vec![1, 2, 3],
+                leader: 1,
+                leader_epoch: 1,
+                isr: vec![1, 3],
+            },
+            PartitionImage {
+                replicas: vec![2, 3, 1],
+                leader: 3,
+                leader_epoch: 1,
+                isr: vec![3, 1],
+            },
+            PartitionImage::new(vec![3, 1, 2]),
+        ]
+    );
+    assert_eq!(topic.assignments[2].leader, 3);
+    assert_eq!(image.brokers.len(), 3);
+    assert_eq!(image.brokers[&2].epoch, 2);
+    assert_eq!(image.brokers[&2].rack.as_deref(), Some("r2"));
+    assert!(!image.brokers[&2].fenced, "re-registered: unfenced");
+    assert!(image.brokers[&1].fenced);
+    let live: Vec<i32> = image.live_brokers().map(|(id, _)| id).collect();
+    assert_eq!(live, vec![2, 3]);
+    assert_eq!(image.producer_id_block_end, 2000);
+    let blocks: Vec<_> = image.producer_id_blocks.into_iter().collect();
+    assert_eq!(blocks, vec![(1, (0, 1000)), (2, (1000, 2000))]);
+}
+
+#[test]
+fn applying_cluster_records_one_at_a_time_equals_replay_of_every_prefix() {
+    let records = history();
+    let mut live = MetadataImage::default();
+    for (n, record) in records.iter().enumerate() {
+        live.apply(record);
+        assert_eq!(live, MetadataImage::replay(&records[..=n]), "record {n}");
+    }
+}
+
+#[test]
+fn the_compacted_cluster_records_replay_to_the_same_image() {
+    let image = MetadataImage::replay(&history());
+    let live = image.records();
+    // Three brokers, one fenced; the topic and its two changed partitions; two
+    // producer-id claims, each after its start, and the end.
+    assert_eq!(live.len(), 3 + 1 + 1 + 2 + 4 + 1, "{live:?}");
+    assert_eq!(MetadataImage::replay(&live), image);
+    let bytes = rmp_serde::to_vec(&image).unwrap();
+    let back: MetadataImage = rmp_serde::from_slice(&bytes).unwrap();
+    assert_eq!(back, image);
+}

@@ -1,0 +1,352 @@
+//! The controller: on the quorum's leader, it registers brokers from their heartbeats,
+//! fences one not heard from for `broker_session_timeout_ms` (moving each leadership it
+//! held to another member of that partition's ISR, never outside it: unclean leader
+//! election is off) and unfences it when it heartbeats again. It runs on every voter and
+//! acts only while its node leads; who was heard from when is soft state, so a new leader
+//! gives every broker a full session from the moment it took over, as Kafka's does.
+//!
+//! Decisions are pure functions of the committed image (`on_heartbeat`, `fence`), written
+//! as records through the local Raft; the image itself changes only when they commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::BasicNode;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::rpc::{local_write, BrokerHeartbeat, IsrChange, Rejected};
+use super::{AppliedImage, MetadataRaft, NodeId};
+use crate::actors::metadata::{MetadataImage, MetadataRecord};
+
+pub enum ControllerMsg {
+    Heartbeat {
+        heartbeat: BrokerHeartbeat,
+        reply: RpcReplyPort<Result<(), Rejected>>,
+    },
+    /// Fence the brokers whose session ran out (sent every `check_interval`).
+    CheckSessions,
+    /// A partition leader's ISR change.
+    AlterPartition {
+        change: IsrChange,
+        reply: RpcReplyPort<Result<(), Rejected>>,
+    },
+}
+
+impl crate::metrics::ActorKind for ControllerMsg {
+    const KIND: &'static str = "controller";
+}
+
+pub struct ControllerArgs {
+    pub node_id: NodeId,
+    pub raft: MetadataRaft,
+    pub applied: watch::Receiver<Arc<AppliedImage>>,
+    pub session_timeout: Duration,
+    pub check_interval: Duration,
+}
+
+pub struct ControllerState {
+    args: ControllerArgs,
+    last_seen: HashMap<i32, Instant>,
+    /// When this node last became the leader (None while it is not).
+    leading_since: Option<Instant>,
+}
+
+pub struct Controller;
+
+/// Hands a heartbeat to a controller and waits for its answer.
+pub async fn heartbeat(
+    controller: &ActorRef<ControllerMsg>,
+    heartbeat: BrokerHeartbeat,
+) -> Result<(), Rejected> {
+    let ask = |reply| ControllerMsg::Heartbeat { heartbeat, reply };
+    match crate::actors::call(controller, ask, Duration::from_secs(10)).await {
+        Ok(result) => result,
+        Err(err) => Err(Rejected::Failed(format!(
+            "the controller did not answer: {err}"
+        ))),
+    }
+}
+
+/// Hands an ISR change to a controller and waits for its answer.
+pub async fn alter_partition(
+    controller: &ActorRef<ControllerMsg>,
+    change: IsrChange,
+) -> Result<(), Rejected> {
+    let ask = |reply| ControllerMsg::AlterPartition { change, reply };
+    match crate::actors::call(controller, ask, Duration::from_secs(10)).await {
+        Ok(result) => result,
+        Err(err) => Err(Rejected::Failed(format!(
+            "the controller did not answer: {err}"
+        ))),
+    }
+}
+
+impl Actor for Controller {
+    type Msg = ControllerMsg;
+    type State = ControllerState;
+    type Arguments = ControllerArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ControllerMsg>,
+        args: ControllerArgs,
+    ) -> Result<ControllerState, ActorProcessingErr> {
+        let every = args.check_interval;
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if myself.send_message(ControllerMsg::CheckSessions).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(ControllerState {
+            args,
+            last_seen: HashMap::new(),
+            leading_since: None,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<ControllerMsg>,
+        message: ControllerMsg,
+        state: &mut ControllerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ControllerMsg::Heartbeat { heartbeat, reply } => {
+                let _ = reply.send(state.heartbeat(heartbeat).await);
+            }
+            ControllerMsg::CheckSessions => state.check_sessions().await,
+            ControllerMsg::AlterPartition { change, reply } => {
+                let leader = state.leader();
+                let result = if leader != Some(state.args.node_id) {
+                    Err(Rejected::NotLeader { leader })
+                } else {
+                    match isr_changed(&state.image(), &change) {
+                        Ok(record) => state.write(vec![record]).await,
+                        Err(err) => Err(err),
+                    }
+                };
+                let _ = reply.send(result);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ControllerState {
+    fn leader(&self) -> Option<NodeId> {
+        self.args.raft.metrics().borrow().current_leader
+    }
+
+    fn image(&self) -> MetadataImage {
+        self.args.applied.borrow().image.clone()
+    }
+
+    async fn write(&self, records: Vec<MetadataRecord>) -> Result<(), Rejected> {
+        for record in records {
+            local_write(&self.args.raft, record).await?;
+        }
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self, heartbeat: BrokerHeartbeat) -> Result<(), Rejected> {
+        let leader = self.leader();
+        if leader != Some(self.args.node_id) {
+            return Err(Rejected::NotLeader { leader });
+        }
+        self.last_seen.insert(heartbeat.id, Instant::now());
+        self.add_learner(&heartbeat).await;
+        let records = on_heartbeat(&self.image(), &heartbeat);
+        if !records.is_empty() {
+            info!(broker = heartbeat.id, "A broker registered or came back.");
+        }
+        self.write(records).await
+    }
+
+    /// A broker that is no member of the quorum (a non-voter) becomes a learner, so the
+    /// committed records reach it.
+    async fn add_learner(&self, heartbeat: &BrokerHeartbeat) {
+        let Ok(id) = NodeId::try_from(heartbeat.id) else {
+            return;
+        };
+        let known = {
+            let metrics = self.args.raft.metrics();
+            let metrics = metrics.borrow();
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .is_some()
+        };
+        if known {
+            return;
+        }
+        let node = BasicNode {
+            addr: heartbeat.controller_addr.clone(),
+        };
+        match self.args.raft.add_learner(id, node, false).await {
+            Ok(_) => info!(
+                broker = id,
+                "Added a non-voting broker to the quorum as a learner."
+            ),
+            Err(err) => debug!(broker = id, %err, "Could not add a learner yet."),
+        }
+    }
+
+    async fn check_sessions(&mut self) {
+        if self.leader() != Some(self.args.node_id) {
+            self.leading_since = None;
+            return;
+        }
+        let now = Instant::now();
+        let since = *self.leading_since.get_or_insert(now);
+        let image = self.image();
+        let expired: Vec<i32> = image
+            .live_brokers()
+            .filter(|(id, _)| {
+                let last = self.last_seen.get(id).copied().unwrap_or(since).max(since);
+                now.duration_since(last) > self.args.session_timeout
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for id in expired {
+            let records = fence(&self.image(), id);
+            warn!(
+                broker = id,
+                "Fenced a broker that missed its session timeout."
+            );
+            if let Err(err) = self.write(records).await {
+                warn!(broker = id, %err, "Could not write a broker's fencing.");
+                return;
+            }
+        }
+    }
+}
+
+/// What a heartbeat changes: a registration where the broker is new or moved (a new
+/// epoch), and leaderships it can take back where it is unfenced.
+pub fn on_heartbeat(image: &MetadataImage, heartbeat: &BrokerHeartbeat) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    let known = image.brokers.get(&heartbeat.id);
+    let same = known.is_some_and(|b| {
+        b.host == heartbeat.host && b.port == heartbeat.port && b.rack == heartbeat.rack
+    });
+    if !same {
+        records.push(MetadataRecord::BrokerRegistered {
+            id: heartbeat.id,
+            epoch: known.map_or(1, |b| b.epoch + 1),
+            host: heartbeat.host.clone(),
+            port: heartbeat.port,
+            rack: heartbeat.rack.clone(),
+        });
+    } else if known.is_some_and(|b| b.fenced) {
+        records.push(MetadataRecord::BrokerUnfenced { id: heartbeat.id });
+    }
+    if known.is_some_and(|b| b.fenced) {
+        // Partitions left without a leader whose ISR still holds this broker.
+        for (name, topic) in &image.topics {
+            for (index, p) in topic.assignments.iter().enumerate() {
+                if p.leader == -1 && p.isr.contains(&heartbeat.id) {
+                    records.push(MetadataRecord::PartitionChanged {
+                        topic: name.clone(),
+                        partition: index as i32,
+                        leader: heartbeat.id,
+                        leader_epoch: p.leader_epoch + 1,
+                        isr: p.isr.clone(),
+                    });
+                }
+            }
+        }
+    }
+    records
+}
+
+/// Fencing a broker: it leaves every ISR (the last member stays, leaderless, as Kafka
+/// keeps it), and each partition it led gets the first live ISR member in replica order
+/// as leader with the next leader epoch, or none.
+pub fn fence(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
+    let mut records = vec![MetadataRecord::BrokerFenced { id }];
+    let live = |b: &i32| *b != id && image.brokers.get(b).is_some_and(|x| !x.fenced);
+    for (name, topic) in &image.topics {
+        for (index, p) in topic.assignments.iter().enumerate() {
+            if !p.isr.contains(&id) && p.leader != id {
+                continue;
+            }
+            let mut isr: Vec<i32> = p.isr.iter().copied().filter(|b| *b != id).collect();
+            let (leader, leader_epoch) = if p.leader == id {
+                let next = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|r| isr.contains(r) && live(r));
+                (next.unwrap_or(-1), p.leader_epoch + 1)
+            } else {
+                (p.leader, p.leader_epoch)
+            };
+            if isr.is_empty() {
+                isr.push(id);
+            }
+            records.push(MetadataRecord::PartitionChanged {
+                topic: name.clone(),
+                partition: index as i32,
+                leader,
+                leader_epoch,
+                isr,
+            });
+        }
+    }
+    records
+}
+
+/// An AlterPartition checked against the committed image, as Kafka's controller does: from
+/// the partition's leader at its current epoch, an ISR of its replicas that holds the leader,
+/// where every member added is unfenced. The leader epoch stays.
+pub fn isr_changed(image: &MetadataImage, change: &IsrChange) -> Result<MetadataRecord, Rejected> {
+    let partition = image
+        .topics
+        .get(&change.topic)
+        .and_then(|t| t.assignments.get(usize::try_from(change.partition).ok()?))
+        .ok_or_else(|| Rejected::Stale(format!("{}-{} is gone", change.topic, change.partition)))?;
+    if partition.leader != change.leader_id || partition.leader_epoch != change.leader_epoch {
+        return Err(Rejected::Stale(format!(
+            "{}-{} is led by {} at epoch {}, not {} at {}",
+            change.topic,
+            change.partition,
+            partition.leader,
+            partition.leader_epoch,
+            change.leader_id,
+            change.leader_epoch
+        )));
+    }
+    let live = |id: &i32| image.brokers.get(id).is_some_and(|b| !b.fenced);
+    let valid = change.new_isr.contains(&change.leader_id)
+        && change
+            .new_isr
+            .iter()
+            .all(|id| partition.replicas.contains(id))
+        && change
+            .new_isr
+            .iter()
+            .all(|id| partition.isr.contains(id) || live(id));
+    if !valid {
+        return Err(Rejected::Failed(format!(
+            "ISR {:?} is not the leader and live replicas of {:?}",
+            change.new_isr, partition.replicas
+        )));
+    }
+    Ok(MetadataRecord::PartitionChanged {
+        topic: change.topic.clone(),
+        partition: change.partition,
+        leader: partition.leader,
+        leader_epoch: partition.leader_epoch,
+        isr: change.new_isr.clone(),
+    })
+}

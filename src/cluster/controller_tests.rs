@@ -1,0 +1,139 @@
+//! The controller's decisions on a committed image: fencing moves leaderships inside the
+//! ISR only, a returning broker takes back leaderless partitions, registration epochs.
+
+use std::collections::BTreeMap;
+
+use super::controller::{fence, isr_changed, on_heartbeat};
+use super::rpc::{BrokerHeartbeat, IsrChange, Rejected};
+use crate::actors::metadata::{MetadataImage, MetadataRecord, PartitionImage};
+
+fn beat(id: i32, port: i32) -> BrokerHeartbeat {
+    BrokerHeartbeat {
+        id,
+        host: "127.0.0.1".into(),
+        port,
+        rack: None,
+        controller_addr: format!("127.0.0.1:{}", port + 100),
+    }
+}
+
+/// Brokers 1..=3 registered; topic t: p0 [1,2,3], p1 [2,3,1], p2 [3,1,2] (ISR = replicas).
+fn image() -> MetadataImage {
+    let mut image = MetadataImage::default();
+    for id in 1..=3 {
+        for record in on_heartbeat(&image, &beat(id, 9000 + id)) {
+            image.apply(&record);
+        }
+    }
+    image.apply(&MetadataRecord::TopicCreatedWithAssignments {
+        name: "t".into(),
+        id: 1,
+        configs: BTreeMap::new(),
+        assignments: vec![vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]],
+    });
+    image
+}
+
+fn apply_all(image: &mut MetadataImage, records: &[MetadataRecord]) {
+    for record in records {
+        image.apply(record);
+    }
+}
+
+#[test]
+fn registration_happens_once_and_a_moved_broker_gets_a_new_epoch() {
+    let image = image();
+    assert_eq!(image.brokers[&2].epoch, 1);
+    assert!(on_heartbeat(&image, &beat(2, 9002)).is_empty());
+    let moved = on_heartbeat(&image, &beat(2, 9999));
+    assert!(matches!(
+        moved[..],
+        [MetadataRecord::BrokerRegistered {
+            id: 2,
+            epoch: 2,
+            port: 9999,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn fencing_moves_leaderships_inside_the_isr_and_shrinks_it() {
+    let mut image = image();
+    let records = fence(&image, 1);
+    apply_all(&mut image, &records);
+    assert!(image.brokers[&1].fenced);
+    let t = &image.topics["t"].assignments;
+    assert_eq!(
+        t[0],
+        PartitionImage {
+            replicas: vec![1, 2, 3],
+            leader: 2,
+            leader_epoch: 1,
+            isr: vec![2, 3],
+        }
+    );
+    // Led by 2: only the ISR shrinks, the leader epoch stays.
+    assert_eq!(
+        (t[1].leader, t[1].leader_epoch, t[1].isr.clone()),
+        (2, 0, vec![2, 3])
+    );
+    assert_eq!((t[2].leader, t[2].isr.clone()), (3, vec![3, 2]));
+    assert_eq!(image.live_brokers().count(), 2);
+}
+
+#[test]
+fn no_leader_is_elected_outside_the_isr_and_a_returning_member_takes_it_back() {
+    let mut image = image();
+    for id in [2, 3, 1] {
+        let records = fence(&image, id);
+        apply_all(&mut image, &records);
+    }
+    let p0 = image.topics["t"].assignments[0].clone();
+    // 1 was the last in-sync replica: the partition is offline, its ISR kept as [1].
+    assert_eq!((p0.leader, p0.isr.clone()), (-1, vec![1]));
+    // Broker 2 (out of the ISR) comes back: it leads nothing (unclean election is off).
+    let back = on_heartbeat(&image, &beat(2, 9002));
+    apply_all(&mut image, &back);
+    assert!(!image.brokers[&2].fenced);
+    assert_eq!(image.topics["t"].assignments[0].leader, -1);
+    // Broker 1, the last ISR member, comes back: it leads again, next epoch.
+    let epoch = image.topics["t"].assignments[0].leader_epoch;
+    let back = on_heartbeat(&image, &beat(1, 9001));
+    apply_all(&mut image, &back);
+    let p0 = &image.topics["t"].assignments[0];
+    assert_eq!((p0.leader, p0.leader_epoch), (1, epoch + 1));
+}
+
+#[test]
+fn an_isr_change_needs_the_current_leader_and_epoch_and_live_new_members() {
+    let mut image = image();
+    let change = |leader_id, leader_epoch, new_isr: &[i32]| IsrChange {
+        topic: "t".into(),
+        partition: 0,
+        leader_id,
+        leader_epoch,
+        new_isr: new_isr.to_vec(),
+    };
+    let shrink = isr_changed(&image, &change(1, 0, &[1, 2])).unwrap();
+    image.apply(&shrink);
+    assert_eq!(image.topics["t"].assignments[0].isr, vec![1, 2]);
+    assert_eq!(image.topics["t"].assignments[0].leader_epoch, 0);
+    // Not the leader, or an old epoch: stale.
+    assert!(matches!(
+        isr_changed(&image, &change(2, 0, &[2])),
+        Err(Rejected::Stale(_))
+    ));
+    assert!(matches!(
+        isr_changed(&image, &change(1, 7, &[1])),
+        Err(Rejected::Stale(_))
+    ));
+    // Without the leader, or with a non-replica: refused.
+    assert!(isr_changed(&image, &change(1, 0, &[2])).is_err());
+    assert!(isr_changed(&image, &change(1, 0, &[1, 9])).is_err());
+    // A fenced broker is not added back.
+    for record in fence(&image, 3) {
+        image.apply(&record);
+    }
+    assert!(isr_changed(&image, &change(1, 0, &[1, 2, 3])).is_err());
+}

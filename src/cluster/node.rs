@@ -1,0 +1,173 @@
+//! A broker's part in a cluster (`controller_quorum_voters` set): its quorum member on the
+//! TCP transport at `controller_listen`, the controller (voters only), and the heartbeat
+//! loop that keeps this broker registered and unfenced.
+//!
+//! Every voter initializes the quorum with the same voters, which openraft 0.9 allows
+//! ("more than one node performing initialize() with the same config is safe"); a node
+//! already initialized (a restart) is told so and carries on. A non-voting broker starts
+//! an uninitialized member and serves the transport: its first heartbeat reaches the
+//! leader's controller, which adds it as a learner, so the committed records reach it
+//! through Raft itself, with no second way of shipping the image to keep correct.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::BasicNode;
+use ractor::{Actor, ActorRef};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::controller::{Controller, ControllerArgs, ControllerMsg};
+use super::rpc::{BrokerHeartbeat, QuorumClient};
+use super::tcp_transport::{serve_with, TcpNetwork, TokioConnect};
+use super::{default_config, AppliedImage, NodeId, QuorumError, QuorumMember};
+use crate::config::Config;
+use crate::storage::record_file::create_store_dir;
+use crate::storage::Storage;
+
+/// What the metadata actor needs of the cluster: the committed image and a way to write.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    pub node_id: i32,
+    pub applied: watch::Receiver<Arc<AppliedImage>>,
+    pub client: QuorumClient,
+}
+
+pub struct ClusterNode {
+    pub member: QuorumMember,
+    pub client: QuorumClient,
+    controller: Option<ActorRef<ControllerMsg>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ClusterNode {
+    /// Starts this node's quorum member, transport, controller and heartbeats. `advertised`
+    /// is the client address this broker registers.
+    pub async fn start(
+        config: &Config,
+        storage: Arc<dyn Storage>,
+        advertised: (String, i32),
+    ) -> Result<Self, QuorumError> {
+        let voters = config.quorum_voters();
+        let id = NodeId::try_from(config.node_id)
+            .map_err(|_| QuorumError::Raft("node_id must be 0 or more".into()))?;
+        let voter = voters.iter().any(|v| v.id == config.node_id);
+        let Some(addr) = config.controller_address() else {
+            return Err(QuorumError::Raft("no controller_listen address".into()));
+        };
+        create_store_dir(storage.as_ref(), &config.data_dir)?;
+        let member = QuorumMember::start_on(
+            id,
+            default_config(),
+            storage,
+            &config.data_dir,
+            TcpNetwork::new(TokioConnect),
+        )
+        .await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| QuorumError::Raft(format!("cannot listen on {addr}: {e}")))?;
+        let controller = if voter {
+            let args = ControllerArgs {
+                node_id: id,
+                raft: member.raft.clone(),
+                applied: member.applied.clone(),
+                session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
+                check_interval: Duration::from_millis(
+                    (config.broker_session_timeout_ms / 10).clamp(10, 500),
+                ),
+            };
+            let (controller, _) = Actor::spawn(None, Controller, args)
+                .await
+                .map_err(|e| QuorumError::Raft(format!("cannot start the controller: {e}")))?;
+            Some(controller)
+        } else {
+            None
+        };
+        let mut tasks = vec![tokio::spawn(serve_with(
+            listener,
+            member.raft.clone(),
+            controller.clone(),
+        ))];
+        let nodes: BTreeMap<NodeId, BasicNode> = voters
+            .iter()
+            .map(|v| {
+                let node = BasicNode {
+                    addr: v.addr.to_string(),
+                };
+                (v.id as NodeId, node)
+            })
+            .collect();
+        if voter {
+            member.initialize_with(nodes.clone()).await?;
+        }
+        let addresses = nodes.into_iter().map(|(id, n)| (id, n.addr)).collect();
+        let client = QuorumClient::new(id, member.raft.clone(), addresses, controller.clone());
+        let heartbeat = BrokerHeartbeat {
+            id: config.node_id,
+            host: advertised.0,
+            port: advertised.1,
+            rack: config.broker_rack.clone(),
+            controller_addr: addr.to_string(),
+        };
+        let every = Duration::from_millis(config.broker_heartbeat_interval_ms);
+        tasks.push(tokio::spawn(heartbeats(client.clone(), heartbeat, every)));
+        info!(node = id, %addr, voter, "Joined the metadata quorum.");
+        Ok(Self {
+            member,
+            client,
+            controller,
+            tasks,
+        })
+    }
+
+    pub fn handle(&self) -> ClusterHandle {
+        ClusterHandle {
+            node_id: self.member.id as i32,
+            applied: self.member.applied.clone(),
+            client: self.client.clone(),
+        }
+    }
+
+    /// Stops heartbeating, the transport, the controller and the Raft member.
+    pub async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(controller) = &self.controller {
+            controller.stop(None);
+        }
+        let shutdown = self.member.raft.shutdown();
+        if tokio::time::timeout(Duration::from_secs(10), shutdown)
+            .await
+            .is_err()
+        {
+            warn!("The quorum member did not stop in time.");
+        }
+    }
+}
+
+/// Heartbeats every `every` until aborted; a failure is logged once until one succeeds.
+async fn heartbeats(client: QuorumClient, heartbeat: BrokerHeartbeat, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        match client.heartbeat(heartbeat.clone()).await {
+            Ok(()) if failing => {
+                info!("Heartbeats reach the controller again.");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(err) if !failing => {
+                warn!(%err, "A heartbeat did not reach the controller.");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! What brokers ask of the metadata quorum besides Raft itself, over the same transport:
+//! a metadata write, forwarded to the leader wherever it is made, and a broker's
+//! heartbeat to the controller (the leader's). `QuorumClient` finds the leader from the
+//! local member's Raft metrics, or tries the voters in turn where it does not know it
+//! (a non-voting broker not yet a learner), and follows a rejection's leader hint.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use ractor::ActorRef;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::controller::ControllerMsg;
+use super::tcp_transport::{
+    read_frame, write_frame, Connect, RaftRequest, RaftResponse, TokioConnect,
+};
+use super::{MetadataRaft, NodeId, QuorumError};
+use crate::actors::metadata::MetadataRecord;
+
+/// A broker's periodic heartbeat: who it is and where clients and the quorum reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerHeartbeat {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    /// This broker's Raft transport (a non-voter is added there as a learner).
+    pub controller_addr: String,
+}
+
+/// A partition leader asks for a new ISR (Kafka's AlterPartition), at its leader epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsrChange {
+    pub topic: String,
+    pub partition: i32,
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub new_isr: Vec<i32>,
+}
+
+/// Why a node did not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejected {
+    #[error("this node is not the quorum's leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    /// An AlterPartition from a leader that is not the partition's leader at that epoch
+    /// any more (FENCED_LEADER_EPOCH), or for a partition that is gone.
+    #[error("stale ISR change: {0}")]
+    Stale(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Writes through the local Raft, which must lead; the committed entry's index.
+pub(super) async fn local_write(
+    raft: &MetadataRaft,
+    record: MetadataRecord,
+) -> Result<u64, Rejected> {
+    match raft.client_write(record).await {
+        Ok(response) => Ok(response.log_id.index),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+            Err(Rejected::NotLeader {
+                leader: forward.leader_id,
+            })
+        }
+        Err(err) => Err(Rejected::Failed(err.to_string())),
+    }
+}
+
+/// How long a write or heartbeat keeps looking for a leader before it fails.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+/// One exchange with one node.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Between attempts while no leader answers (an election takes 1 to 2 s).
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Sends writes and heartbeats to the quorum's leader, from any node.
+#[derive(Clone)]
+pub struct QuorumClient {
+    id: NodeId,
+    raft: MetadataRaft,
+    voters: BTreeMap<NodeId, String>,
+    controller: Option<ActorRef<ControllerMsg>>,
+}
+
+impl QuorumClient {
+    pub fn new(
+        id: NodeId,
+        raft: MetadataRaft,
+        voters: BTreeMap<NodeId, String>,
+        controller: Option<ActorRef<ControllerMsg>>,
+    ) -> Self {
+        Self {
+            id,
+            raft,
+            voters,
+            controller,
+        }
+    }
+
+    /// Commits a record; returns its log index once a majority holds it.
+    pub async fn write(&self, record: MetadataRecord) -> Result<u64, QuorumError> {
+        match self.to_leader(RaftRequest::Write(record)).await? {
+            RaftResponse::Write(Ok(index)) => Ok(index),
+            _ => Err(QuorumError::Raft("a response of the wrong kind".into())),
+        }
+    }
+
+    /// Tells the controller this broker is alive.
+    pub async fn heartbeat(&self, heartbeat: BrokerHeartbeat) -> Result<(), QuorumError> {
+        match self.to_leader(RaftRequest::Heartbeat(heartbeat)).await? {
+            RaftResponse::Heartbeat(Ok(())) => Ok(()),
+            _ => Err(QuorumError::Raft("a response of the wrong kind".into())),
+        }
+    }
+
+    /// Asks the controller for a partition's new ISR.
+    pub async fn alter_partition(&self, change: IsrChange) -> Result<(), QuorumError> {
+        match self.to_leader(RaftRequest::AlterPartition(change)).await? {
+            RaftResponse::AlterPartition(Ok(())) => Ok(()),
+            _ => Err(QuorumError::Raft("a response of the wrong kind".into())),
+        }
+    }
+
+    /// Runs a request here, as the leader would.
+    async fn local(&self, request: &RaftRequest) -> RaftResponse {
+        match request {
+            RaftRequest::Write(record) => {
+                RaftResponse::Write(local_write(&self.raft, record.clone()).await)
+            }
+            RaftRequest::Heartbeat(heartbeat) => RaftResponse::Heartbeat(match &self.controller {
+                Some(controller) => {
+                    super::controller::heartbeat(controller, heartbeat.clone()).await
+                }
+                None => Err(Rejected::NotLeader { leader: None }),
+            }),
+            RaftRequest::AlterPartition(change) => {
+                RaftResponse::AlterPartition(match &self.controller {
+                    Some(controller) => {
+                        super::controller::alter_partition(controller, change.clone()).await
+                    }
+                    None => Err(Rejected::NotLeader { leader: None }),
+                })
+            }
+            _ => RaftResponse::Write(Err(Rejected::Failed("not a client request".into()))),
+        }
+    }
+
+    /// Runs `request` on the leader, following hints and retrying until `LEADER_WAIT`.
+    async fn to_leader(&self, request: RaftRequest) -> Result<RaftResponse, QuorumError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        let mut hint = None;
+        let mut attempt = 0usize;
+        loop {
+            let leader = hint
+                .take()
+                .or_else(|| self.raft.metrics().borrow().current_leader);
+            // No leader known here: ask the voters in turn, who know it.
+            let target = leader.or_else(|| {
+                let voters = self.voters.len().max(1);
+                self.voters.keys().nth(attempt % voters).copied()
+            });
+            let result = match target {
+                Some(target) if target == self.id => Ok(self.local(&request).await),
+                Some(target) => self.call(target, &request).await,
+                None => Err(Rejected::NotLeader { leader: None }),
+            };
+            let rejected = match result {
+                Ok(
+                    RaftResponse::Write(Err(err))
+                    | RaftResponse::Heartbeat(Err(err))
+                    | RaftResponse::AlterPartition(Err(err)),
+                ) => err,
+                Ok(response) => return Ok(response),
+                Err(err) => err,
+            };
+            // Not worth retrying: the partition moved on.
+            if let Rejected::Stale(_) = rejected {
+                return Err(QuorumError::Raft(rejected.to_string()));
+            }
+            if Instant::now() + RETRY_BACKOFF >= deadline {
+                return Err(QuorumError::Raft(format!(
+                    "no quorum leader took the request within {LEADER_WAIT:?}: {rejected}"
+                )));
+            }
+            if let Rejected::NotLeader { leader: Some(next) } = rejected {
+                if Some(next) != target {
+                    // A leader named by a node that knows it: straight there.
+                    hint = Some(next);
+                    continue;
+                }
+            }
+            attempt += 1;
+            debug!(err = %rejected, "A quorum request found no leader; trying again.");
+            tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+    }
+
+    /// One exchange with one node, on a connection of its own (metadata writes and
+    /// heartbeats are rare).
+    async fn call(&self, target: NodeId, request: &RaftRequest) -> Result<RaftResponse, Rejected> {
+        let Some(addr) = self.voters.get(&target) else {
+            return Err(Rejected::Failed(format!("node {target} is not a voter")));
+        };
+        let exchange = async {
+            let mut stream = TokioConnect.connect(addr).await?;
+            write_frame(&mut stream, request).await?;
+            read_frame::<RaftResponse>(&mut stream)
+                .await?
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+        };
+        match tokio::time::timeout(CALL_TIMEOUT, exchange).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(err)) => Err(Rejected::Failed(format!("node {target}: {err}"))),
+            Err(_) => Err(Rejected::Failed(format!(
+                "node {target} did not answer in time"
+            ))),
+        }
+    }
+}

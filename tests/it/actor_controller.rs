@@ -1,0 +1,179 @@
+//! The controller actor on an in-process metadata quorum (real clock, short timeouts):
+//! heartbeats register brokers, a broker that stops heartbeating is fenced and each
+//! leadership it held moves inside the ISR, it comes back when it heartbeats again, and a
+//! controller that does not lead names the leader. Every wait is bounded.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker::actors::metadata::{MetadataImage, MetadataRecord};
+use broker::cluster::controller::{heartbeat, Controller, ControllerArgs, ControllerMsg};
+use broker::cluster::placement::place;
+use broker::cluster::rpc::{BrokerHeartbeat, Rejected};
+use broker::cluster::{default_config, InProcessNetwork, NodeId, QuorumMember};
+use broker::storage::sim::SimStorage;
+use openraft::Config;
+use ractor::{Actor, ActorRef};
+
+const WAIT: Duration = Duration::from_secs(30);
+const SESSION: Duration = Duration::from_millis(600);
+
+fn config() -> Config {
+    Config {
+        heartbeat_interval: 50,
+        election_timeout_min: 150,
+        election_timeout_max: 300,
+        ..default_config()
+    }
+}
+
+fn beat(id: i32) -> BrokerHeartbeat {
+    BrokerHeartbeat {
+        id,
+        host: "127.0.0.1".into(),
+        port: 9000 + id,
+        rack: None,
+        controller_addr: String::new(),
+    }
+}
+
+struct Node {
+    member: QuorumMember,
+    controller: ActorRef<ControllerMsg>,
+}
+
+async fn start() -> BTreeMap<NodeId, Node> {
+    let network = InProcessNetwork::default();
+    let mut nodes = BTreeMap::new();
+    for id in [1, 2, 3] {
+        let member = QuorumMember::start(
+            id,
+            config(),
+            Arc::new(SimStorage::new()),
+            Path::new("/data"),
+            network.clone(),
+        )
+        .await
+        .unwrap();
+        let args = ControllerArgs {
+            node_id: id,
+            raft: member.raft.clone(),
+            applied: member.applied.clone(),
+            session_timeout: SESSION,
+            check_interval: Duration::from_millis(50),
+        };
+        let (controller, _) = Actor::spawn(None, Controller, args).await.unwrap();
+        nodes.insert(id, Node { member, controller });
+    }
+    nodes[&1].member.initialize(&[1, 2, 3]).await.unwrap();
+    nodes
+}
+
+async fn leader(nodes: &BTreeMap<NodeId, Node>) -> NodeId {
+    let mut metrics = nodes[&1].member.raft.metrics();
+    let found = tokio::time::timeout(WAIT, metrics.wait_for(|m| m.current_leader.is_some()))
+        .await
+        .expect("a leader in time")
+        .unwrap()
+        .current_leader
+        .unwrap();
+    for node in nodes.values() {
+        let mut metrics = node.member.raft.metrics();
+        let known = metrics.wait_for(|m| m.current_leader == Some(found));
+        tokio::time::timeout(WAIT, known).await.unwrap().unwrap();
+    }
+    found
+}
+
+/// The leader's image once `check` holds on it.
+async fn image_where(node: &Node, check: impl Fn(&MetadataImage) -> bool) -> MetadataImage {
+    let mut applied = node.member.applied.clone();
+    let image = tokio::time::timeout(WAIT, applied.wait_for(|a| check(&a.image)))
+        .await
+        .expect("the image in time")
+        .unwrap()
+        .image
+        .clone();
+    image
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_broker_is_fenced_its_leaderships_move_in_the_isr_and_it_comes_back() {
+    let nodes = start().await;
+    let l = leader(&nodes).await;
+    let ctl = nodes[&l].controller.clone();
+    for id in [10, 11, 12] {
+        heartbeat(&ctl, beat(id)).await.unwrap();
+    }
+    let image = image_where(&nodes[&l], |i| i.live_brokers().count() == 3).await;
+    let brokers: Vec<_> = image.live_brokers().map(|(id, _)| (id, None)).collect();
+    let assignments = place(&brokers, 0, 3, 3).unwrap();
+    nodes[&l]
+        .member
+        .write(MetadataRecord::TopicCreatedWithAssignments {
+            name: "t".into(),
+            id: 1,
+            configs: BTreeMap::new(),
+            assignments,
+        })
+        .await
+        .unwrap();
+    let before = image_where(&nodes[&l], |i| i.topics.contains_key("t")).await;
+    assert!(before.topics["t"]
+        .assignments
+        .iter()
+        .any(|p| p.leader == 11));
+
+    // 10 and 12 keep heartbeating; 11 goes silent.
+    let beating = ctl.clone();
+    let beats = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            every.tick().await;
+            for id in [10, 12] {
+                let _ = heartbeat(&beating, beat(id)).await;
+            }
+        }
+    });
+    let fenced = image_where(&nodes[&l], |i| {
+        i.brokers.get(&11).is_some_and(|b| b.fenced)
+            && i.topics["t"]
+                .assignments
+                .iter()
+                .all(|p| p.leader != 11 && !p.isr.contains(&11))
+    })
+    .await;
+    assert!(!fenced.brokers[&10].fenced && !fenced.brokers[&12].fenced);
+    for (old, new) in before.topics["t"]
+        .assignments
+        .iter()
+        .zip(&fenced.topics["t"].assignments)
+    {
+        assert!(new.isr.contains(&new.leader), "{new:?}");
+        assert_eq!(new.replicas, old.replicas);
+        let moved = old.leader == 11;
+        assert_eq!(
+            new.leader_epoch,
+            old.leader_epoch + i32::from(moved),
+            "{new:?}"
+        );
+    }
+
+    heartbeat(&ctl, beat(11)).await.unwrap();
+    image_where(&nodes[&l], |i| {
+        i.brokers.get(&11).is_some_and(|b| !b.fenced)
+    })
+    .await;
+    beats.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_that_does_not_lead_names_the_leader() {
+    let nodes = start().await;
+    let l = leader(&nodes).await;
+    let follower = nodes.keys().copied().find(|id| *id != l).unwrap();
+    let answer = heartbeat(&nodes[&follower].controller, beat(10)).await;
+    assert_eq!(answer, Err(Rejected::NotLeader { leader: Some(l) }));
+}
