@@ -169,6 +169,18 @@ pub struct Config {
     pub storage_threads: usize,
     /// Serve Prometheus metrics on this address (GET /metrics); unset: no metrics.
     pub metrics_listen: Option<SocketAddr>,
+    /// A follower not caught up with its leader for this long leaves the ISR (Kafka's
+    /// replica.lag.time.max.ms). Replicated partitions only.
+    pub replica_lag_time_max_ms: u64,
+    /// Record bytes a follower fetches per partition in one Fetch (Kafka's
+    /// replica.fetch.max.bytes); the first batch may pass it (KIP-74).
+    pub replica_fetch_max_bytes: usize,
+    /// How long a follower's Fetch waits at the leader for new records (Kafka's
+    /// replica.fetch.wait.max.ms).
+    pub replica_fetch_wait_max_ms: u64,
+    /// Bytes a follower's Fetch waits for before it is answered (Kafka's
+    /// replica.fetch.min.bytes).
+    pub replica_fetch_min_bytes: i32,
     /// SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers (Kafka's
     /// sasl.enabled.mechanisms, whose default GSSAPI this broker does not have).
     pub sasl_enabled_mechanisms: Vec<String>,
@@ -285,6 +297,10 @@ impl Default for Config {
             shutdown_timeout_ms: 10_000,
             storage_threads: 2,
             metrics_listen: None,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_min_bytes: 1,
             sasl_enabled_mechanisms: ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
                 .map(String::from)
                 .to_vec(),
@@ -397,6 +413,11 @@ impl Config {
         if self.max_in_flight_per_connection == 0 {
             return Err(ConfigError::Invalid(
                 "max_in_flight_per_connection must be at least 1".into(),
+            ));
+        }
+        if self.replica_lag_time_max_ms == 0 || self.replica_fetch_max_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "replica_lag_time_max_ms and replica_fetch_max_bytes must be at least 1".into(),
             ));
         }
         self.validate_cluster()
