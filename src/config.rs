@@ -168,6 +168,9 @@ pub struct Config {
     pub broker_heartbeat_interval_ms: u64,
     /// A broker not heard from for this long is fenced (Kafka's broker.session.timeout.ms).
     pub broker_session_timeout_ms: u64,
+    /// A follower not caught up for this long leaves the ISR (Kafka's
+    /// replica.lag.time.max.ms).
+    pub replica_lag_time_max_ms: u64,
     pub log: LogSettings,
 }
 
@@ -249,6 +252,7 @@ impl Default for Config {
             broker_rack: None,
             broker_heartbeat_interval_ms: 2_000,
             broker_session_timeout_ms: 9_000,
+            replica_lag_time_max_ms: 30_000,
             log: LogSettings::default(),
         }
     }
