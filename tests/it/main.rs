@@ -32,6 +32,7 @@ mod client_record_errors;
 mod client_retention;
 mod client_transactions;
 mod client_txn_expiry;
+mod cluster_failover;
 mod cluster_metadata;
 mod config_walk;
 mod crash_property;
