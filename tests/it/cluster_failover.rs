@@ -1,7 +1,8 @@
 //! Replicated partitions across three real broker processes: an idempotent acks=all
 //! producer (librdkafka, given all three addresses) keeps producing while the partition's
 //! leader is killed with SIGKILL; with RF=3 and min.insync.replicas=2 every acknowledged
-//! record is read back exactly once, in order, from the new leader. Bounded waits only.
+//! record is read back exactly once, in order, from the new leader; the old leader,
+//! restarted, catches up and rejoins the ISR. Bounded waits only.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
