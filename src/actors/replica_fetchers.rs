@@ -4,13 +4,14 @@
 //! the committed image; it moves a partition between fetchers when its leader changes.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::{info, warn};
 
 use super::partition::PartitionMsg;
 use super::replica_fetcher::{ReplicaFetcher, ReplicaFetcherArgs, ReplicaFetcherMsg};
+use crate::config::Config;
 
 pub enum ReplicaFetchersMsg {
     /// Copy `topic`/`partition` from `leader` at `address` (its client listener); the
@@ -33,6 +34,7 @@ impl crate::metrics::ActorKind for ReplicaFetchersMsg {
 
 pub struct ReplicaFetchersState {
     broker_id: i32,
+    config: Arc<Config>,
     /// Fetchers by (source broker, address): a broker back at a new address gets a new one.
     fetchers: BTreeMap<(i32, String), ActorRef<ReplicaFetcherMsg>>,
     /// Which fetcher each followed partition is on.
@@ -44,16 +46,17 @@ pub struct ReplicaFetchers;
 impl Actor for ReplicaFetchers {
     type Msg = ReplicaFetchersMsg;
     type State = ReplicaFetchersState;
-    /// This broker's id.
-    type Arguments = i32;
+    /// This broker's id, and the replica.fetch.* settings.
+    type Arguments = (i32, Arc<Config>);
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        broker_id: i32,
+        (broker_id, config): (i32, Arc<Config>),
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(ReplicaFetchersState {
             broker_id,
+            config,
             fetchers: BTreeMap::new(),
             following: BTreeMap::new(),
         })
@@ -79,17 +82,12 @@ impl Actor for ReplicaFetchers {
                 let fetcher = match state.fetchers.get(&source) {
                     Some(fetcher) => fetcher.clone(),
                     None => {
-                        let args = ReplicaFetcherArgs {
-                            broker_id: state.broker_id,
-                            source_broker: leader,
+                        let args = ReplicaFetcherArgs::from_config(
+                            &state.config,
+                            state.broker_id,
+                            leader,
                             address,
-                            // Kafka's replica.fetch.max.bytes, replica.fetch.response.max.bytes,
-                            // replica.fetch.wait.max.ms and replica.fetch.min.bytes.
-                            max_bytes: 1024 * 1024,
-                            response_max_bytes: 10 * 1024 * 1024,
-                            max_wait: Duration::from_millis(500),
-                            min_bytes: 1,
-                        };
+                        );
                         let (fetcher, _) = Actor::spawn(None, ReplicaFetcher, args).await?;
                         info!(leader, "Started a replica fetcher for a broker.");
                         state.fetchers.insert(source.clone(), fetcher.clone());

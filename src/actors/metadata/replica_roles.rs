@@ -10,6 +10,7 @@
 //! as a committed `PartitionChanged` and so as an `UpdateIsr` here.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
@@ -37,7 +38,7 @@ pub(super) struct ReplicaRoles {
 
 impl ReplicaRoles {
     pub(super) async fn start(
-        config: &Config,
+        config: &Arc<Config>,
         cluster: &ClusterHandle,
     ) -> Result<Self, ActorProcessingErr> {
         let (alter_partition, mut requests) =
@@ -58,7 +59,8 @@ impl ReplicaRoles {
                 }
             }
         });
-        let (fetchers, _) = Actor::spawn(None, ReplicaFetchers, cluster.node_id).await?;
+        let fetcher_args = (cluster.node_id, config.clone());
+        let (fetchers, _) = Actor::spawn(None, ReplicaFetchers, fetcher_args).await?;
         Ok(Self {
             template: ReplicaArgs {
                 broker_id: cluster.node_id,
