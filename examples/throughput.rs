@@ -6,6 +6,9 @@
 //!
 //!   target/release/broker --config config.toml &
 //!   target/release/examples/throughput --bootstrap 127.0.0.1:9092 --count 1000000
+//!
+//! `--ssl-ca ca.pem` connects to an SSL listener instead (security.protocol=ssl), trusting
+//! that CA, to compare TLS with plaintext.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -50,6 +53,21 @@ struct Args {
     /// The producer's acks setting (0, 1 or all).
     #[arg(long, default_value = "1")]
     acks: String,
+    /// Connect over TLS (an SSL listener), trusting the CA certificates in this PEM file.
+    #[arg(long)]
+    ssl_ca: Option<String>,
+}
+
+/// A client config for the broker: its address, and TLS when `ssl_ca` is given.
+fn client(bootstrap: &str, ssl_ca: Option<&str>) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    if let Some(ca) = ssl_ca {
+        config
+            .set("security.protocol", "ssl")
+            .set("ssl.ca.location", ca);
+    }
+    config
 }
 
 fn main() {
@@ -59,12 +77,11 @@ fn main() {
         size,
         partitions,
         acks,
+        ssl_ca,
     } = <Args as clap::Parser>::parse();
+    let ssl_ca = ssl_ca.as_deref();
     let topic = format!("throughput-{}", std::process::id());
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
+    let admin: AdminClient<DefaultClientContext> = client(&bootstrap, ssl_ca).create().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -79,8 +96,7 @@ fn main() {
     ))
     .unwrap();
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let producer: BaseProducer<Acked> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
+    let producer: BaseProducer<Acked> = client(&bootstrap, ssl_ca)
         .set("acks", &acks)
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
@@ -108,14 +124,14 @@ fn main() {
     let secs = started.elapsed().as_secs_f64();
     let acked = ok.load(Ordering::Relaxed);
     println!(
-        "produce acks={acks}: {acked} acknowledged, {} failed, {:.0} msg/s, {:.1} MB/s",
+        "produce acks={acks}{}: {acked} acknowledged, {} failed, {:.0} msg/s, {:.1} MB/s",
+        if ssl_ca.is_some() { " over TLS" } else { "" },
         failed.load(Ordering::Relaxed),
         acked as f64 / secs,
         (acked as f64 * size as f64) / secs / 1e6
     );
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
+    let consumer: BaseConsumer = client(&bootstrap, ssl_ca)
         .set("group.id", "throughput")
         .set("enable.auto.commit", "false")
         .set("fetch.max.bytes", "52428800")

@@ -300,12 +300,19 @@ fn layer_source(layer: BrokerLayer) -> i8 {
 
 /// The read-only rows of DescribeConfigs for this broker: what only config.toml sets.
 pub fn static_rows(config: &Config) -> Vec<(&'static str, String)> {
-    let (host, port) = config.advertised();
+    let listeners = config.listener_configs().unwrap_or_default();
+    let join = |address: fn(&crate::security::listeners::ListenerConfig) -> String| {
+        let entries: Vec<String> = listeners
+            .iter()
+            .map(|l| format!("{}://{}", l.name, address(l)))
+            .collect();
+        entries.join(",")
+    };
     vec![
         ("broker.id", config.node_id.to_string()),
         ("node.id", config.node_id.to_string()),
-        ("listeners", format!("PLAINTEXT://{}", config.listen)),
-        ("advertised.listeners", format!("PLAINTEXT://{host}:{port}")),
+        ("listeners", join(|l| l.listen.to_string())),
+        ("advertised.listeners", join(|l| l.advertised.clone())),
         ("log.dirs", config.data_dir.display().to_string()),
         (
             "auto.create.topics.enable",

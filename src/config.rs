@@ -75,6 +75,19 @@ pub struct Config {
     pub listen: SocketAddr,
     /// host:port given to clients in Metadata; defaults to `listen`.
     pub advertised_listener: Option<String>,
+    /// Kafka's `listeners`: `NAME://host:port,...`, one listener each; unset: `listen`
+    /// alone, speaking PLAINTEXT.
+    pub listeners: Option<String>,
+    /// Kafka's `advertised.listeners`, per listener name; a listener not named here
+    /// advertises its bind address.
+    pub advertised_listeners: Option<String>,
+    /// Kafka's `listener.security.protocol.map`: `NAME:PROTOCOL,...`.
+    pub listener_security_protocol_map: String,
+    /// Kafka's `inter.broker.listener.name`: the listener other brokers use.
+    pub inter_broker_listener_name: Option<String>,
+    /// Kafka's `ssl.*` settings (PEM stores), for SSL and SASL_SSL listeners.
+    #[serde(flatten)]
+    pub tls: crate::security::tls::TlsSettings,
     pub data_dir: PathBuf,
     pub node_id: i32,
     pub cluster_id: String,
@@ -156,6 +169,17 @@ pub struct Config {
     pub storage_threads: usize,
     /// Serve Prometheus metrics on this address (GET /metrics); unset: no metrics.
     pub metrics_listen: Option<SocketAddr>,
+    /// SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers (Kafka's
+    /// sasl.enabled.mechanisms, whose default GSSAPI this broker does not have).
+    pub sasl_enabled_mechanisms: Vec<String>,
+    /// SASL/PLAIN users and their passwords, the role of Kafka's JAAS `user_NAME="..."`.
+    pub sasl_plain_users: PlainUsers,
+    /// Largest frame a client may send before it has authenticated (Kafka's
+    /// sasl.server.max.receive.size); a larger one closes the connection.
+    pub sasl_server_max_receive_size: usize,
+    /// How long a failed authentication waits before its answer and the close (Kafka's
+    /// connection.failed.authentication.delay.ms), which slows password guessing.
+    pub connection_failed_authentication_delay_ms: u64,
     /// The metadata quorum's voters, `id@host:port,...` (Kafka's controller.quorum.voters);
     /// empty: single-node mode, no quorum.
     pub controller_quorum_voters: String,
@@ -181,6 +205,17 @@ pub struct Config {
     /// replica.fetch.min.bytes).
     pub replica_fetch_min_bytes: i32,
     pub log: LogSettings,
+}
+
+/// `sasl_plain_users`: user name -> password. Debug shows the names only.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PlainUsers(pub std::collections::BTreeMap<String, String>);
+
+impl std::fmt::Debug for PlainUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// One metadata quorum voter from `controller_quorum_voters`.
@@ -224,6 +259,12 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertised_listener: None,
+            listeners: None,
+            advertised_listeners: None,
+            listener_security_protocol_map: crate::security::listeners::DEFAULT_PROTOCOL_MAP
+                .to_string(),
+            inter_broker_listener_name: None,
+            tls: crate::security::tls::TlsSettings::default(),
             data_dir: PathBuf::from("./data"),
             node_id: 0,
             cluster_id: "broker-single-node".to_string(),
@@ -256,6 +297,12 @@ impl Default for Config {
             shutdown_timeout_ms: 10_000,
             storage_threads: 2,
             metrics_listen: None,
+            sasl_enabled_mechanisms: ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+                .map(String::from)
+                .to_vec(),
+            sasl_plain_users: PlainUsers::default(),
+            sasl_server_max_receive_size: 524_288,
+            connection_failed_authentication_delay_ms: 100,
             controller_quorum_voters: String::new(),
             controller_listen: None,
             broker_rack: None,
@@ -291,6 +338,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.listener_configs()?;
         if self.default_partitions < 1 {
             return Err(ConfigError::Invalid(
                 "default_partitions must be at least 1".into(),
@@ -356,6 +404,12 @@ impl Config {
                 "transaction_remove_expired_transaction_cleanup_interval_ms and producer_id_expiration_check_interval_ms must be at least 1".into(),
             ));
         }
+        self.sasl_mechanisms()?;
+        if self.sasl_server_max_receive_size < 1024 {
+            return Err(ConfigError::Invalid(
+                "sasl_server_max_receive_size must be at least 1024".into(),
+            ));
+        }
         if self.max_in_flight_per_connection == 0 {
             return Err(ConfigError::Invalid(
                 "max_in_flight_per_connection must be at least 1".into(),
@@ -404,6 +458,37 @@ impl Config {
         Ok(())
     }
 
+    /// The enabled SASL mechanisms; an unknown or unsupported name is an error.
+    pub fn sasl_mechanisms(
+        &self,
+    ) -> Result<Vec<crate::security::sasl::SaslMechanism>, ConfigError> {
+        self.sasl_enabled_mechanisms
+            .iter()
+            .map(|name| {
+                crate::security::sasl::SaslMechanism::parse(name.trim()).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "sasl_enabled_mechanisms: {name:?} is not supported (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Every listener, parsed and checked (`listeners`, or `listen` alone).
+    pub fn listener_configs(
+        &self,
+    ) -> Result<Vec<crate::security::listeners::ListenerConfig>, ConfigError> {
+        crate::security::listeners::parse(&crate::security::listeners::ListenerSettings {
+            listeners: self.listeners.as_deref(),
+            advertised_listeners: self.advertised_listeners.as_deref(),
+            protocol_map: &self.listener_security_protocol_map,
+            inter_broker_listener_name: self.inter_broker_listener_name.as_deref(),
+            listen: self.listen,
+            advertised_listener: self.advertised_listener.as_deref(),
+        })
+        .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
     /// The quorum's voters; empty in single-node mode (checked at load).
     pub fn quorum_voters(&self) -> Vec<QuorumVoter> {
         parse_quorum_voters(&self.controller_quorum_voters).unwrap_or_default()
@@ -424,13 +509,17 @@ impl Config {
         })
     }
 
-    /// host and port clients are told to connect to.
+    /// The address a broker registers in cluster mode: the advertised address of
+    /// `inter_broker_listener_name`'s listener, else of the first listener.
     pub fn advertised(&self) -> (String, i32) {
-        if let Some(adv) = &self.advertised_listener {
-            if let Some((host, port)) = adv.rsplit_once(':') {
-                if let Ok(port) = port.parse::<i32>() {
-                    return (host.to_string(), port);
-                }
+        let listeners = self.listener_configs().unwrap_or_default();
+        let chosen = match &self.inter_broker_listener_name {
+            Some(name) => listeners.iter().find(|l| l.name.eq_ignore_ascii_case(name)),
+            None => listeners.first(),
+        };
+        if let Some((host, port)) = chosen.and_then(|l| l.advertised.rsplit_once(':')) {
+            if let Ok(port) = port.parse::<i32>() {
+                return (host.to_string(), port);
             }
         }
         (self.listen.ip().to_string(), self.listen.port() as i32)

@@ -45,11 +45,11 @@ const TOPIC: &[(&str, i8, &str)] = &[
 
 /// (name, type, documentation) of the broker configs that are not topic defaults.
 const BROKER: &[(&str, i8, &str)] = &[
-    ("advertised.listeners", LIST, "The address clients are told to connect to (config.toml advertised_listener)."),
+    ("advertised.listeners", LIST, "The address each listener tells its clients to connect to (config.toml advertised_listeners, or advertised_listener)."),
     ("auto.create.topics.enable", BOOLEAN, "Whether Metadata (when the client allows it) and Produce create a missing topic (config.toml auto_create_topics)."),
     ("broker.id", INT, "This broker's id (config.toml node_id)."),
     ("default.replication.factor", INT, "The replication factor of a topic created with -1: 1, one broker."),
-    ("listeners", LIST, "The address the broker listens on (config.toml listen)."),
+    ("listeners", LIST, "The listeners, NAME://host:port each (config.toml listeners, or listen)."),
     ("log.cleaner.dedupe.buffer.size", LONG, "Memory for the cleaner's key map per pass; a pass maps only as many segments as fit (config.toml log.cleaner_dedupe_buffer_bytes)."),
     ("log.dirs", STRING, "Where partitions, metadata, group offsets and transaction state live (config.toml data_dir)."),
     ("log.flush.interval.ms", LONG, "How often each partition fsyncs what it has not yet fsynced (config.toml log.flush_interval_ms)."),

@@ -142,3 +142,34 @@ impl MetadataError {
         err.code()
     }
 }
+
+/// Why one user's SCRAM credential could not be described or altered (KIP-554).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ScramCredentialError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Duplicate(&'static str),
+    #[error("Unknown SCRAM mechanism")]
+    UnsupportedMechanism,
+    #[error("{0}")]
+    Unacceptable(&'static str),
+    #[error("metadata storage failed: {0}")]
+    Storage(String),
+    #[error("the metadata actor is not available")]
+    Unavailable,
+}
+
+impl ScramCredentialError {
+    pub fn code(&self) -> i16 {
+        let err = match self {
+            ScramCredentialError::NotFound(_) => ResponseError::ResourceNotFound,
+            ScramCredentialError::Duplicate(_) => ResponseError::DuplicateResource,
+            ScramCredentialError::UnsupportedMechanism => ResponseError::UnsupportedSaslMechanism,
+            ScramCredentialError::Unacceptable(_) => ResponseError::UnacceptableCredential,
+            ScramCredentialError::Storage(_) => ResponseError::KafkaStorageError,
+            ScramCredentialError::Unavailable => ResponseError::CoordinatorNotAvailable,
+        };
+        err.code()
+    }
+}

@@ -1,6 +1,8 @@
 //! `broker --config config.toml`: runs the broker until SIGTERM or SIGINT, then drains
 //! in-flight requests, flushes and fsyncs every partition, and exits 0.
 //! `broker check --data-dir DIR [--repair]`: verifies a stopped broker's data directory.
+//! `broker user add --name NAME --mechanism SCRAM-SHA-512 --password-file FILE`: sets a SCRAM
+//! user in a stopped broker's metadata (the first administrator).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +39,28 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// SCRAM users of a stopped broker (the data_dir of --config).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum UserCommand {
+    /// Set a user's SCRAM credential (salted keys; the password is not kept), as
+    /// kafka-storage's --add-scram does for the first administrator.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// SCRAM-SHA-256 or SCRAM-SHA-512.
+        #[arg(long, default_value = "SCRAM-SHA-512")]
+        mechanism: String,
+        /// A file holding the password (one trailing newline is ignored), so it stays out
+        /// of the shell history and the process list.
+        #[arg(long)]
+        password_file: PathBuf,
+        #[arg(long, default_value_t = 8192)]
+        iterations: i32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,11 +72,21 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    if let Some(Command::Check { data_dir, repair }) = cli.command {
-        return check(&data_dir, repair);
-    }
-    let config =
-        Config::load(&cli.config).with_context(|| format!("loading {}", cli.config.display()))?;
+    let config = match cli.command {
+        Some(Command::Check { data_dir, repair }) => return check(&data_dir, repair),
+        Some(Command::User(UserCommand::Add {
+            name,
+            mechanism,
+            password_file,
+            iterations,
+        })) => {
+            let config = Config::load(&cli.config)
+                .with_context(|| format!("loading {}", cli.config.display()))?;
+            return add_user(&config, &name, &mechanism, &password_file, iterations);
+        }
+        None => Config::load(&cli.config)
+            .with_context(|| format!("loading {}", cli.config.display()))?,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,6 +128,34 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+    Ok(())
+}
+
+fn add_user(
+    config: &Config,
+    name: &str,
+    mechanism: &str,
+    password_file: &std::path::Path,
+    iterations: i32,
+) -> anyhow::Result<()> {
+    use broker::security::scram::ScramMechanism;
+    let mechanism = ScramMechanism::from_mechanism_name(mechanism)
+        .with_context(|| format!("{mechanism} is not SCRAM-SHA-256 or SCRAM-SHA-512"))?;
+    let mut password = std::fs::read(password_file)
+        .with_context(|| format!("reading {}", password_file.display()))?;
+    if password.last() == Some(&b'\n') {
+        password.pop();
+    }
+    broker::actors::metadata::add_user_offline(
+        Arc::new(FileStorage),
+        &config.data_dir,
+        name,
+        mechanism,
+        &password,
+        iterations,
+    )
+    .with_context(|| format!("adding {name} under {}", config.data_dir.display()))?;
+    println!("set {mechanism} credential of user {name}");
     Ok(())
 }
 

@@ -34,6 +34,8 @@ use crate::storage::Storage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -44,13 +46,17 @@ pub enum StartError {
 }
 
 pub struct Broker {
+    /// The first listener's bound address.
     pub local_addr: SocketAddr,
     pub metadata: ActorRef<MetadataMsg>,
     pub routing: RoutingSnapshot,
     pub groups: ActorRef<GroupRegistryMsg>,
     pub txns: ActorRef<TxnRegistryMsg>,
+    /// Each listener's name and bound address, in `listeners` order.
+    pub listener_addrs: Vec<(String, SocketAddr)>,
     config: Arc<Config>,
-    listener: ActorRef<ListenerMsg>,
+    listeners: Vec<ActorRef<ListenerMsg>>,
+    listener_configs: Arc<[crate::security::listeners::ListenerConfig]>,
     shutdown_timeout: Duration,
     fetch_memory: crate::protocol::fetch_memory::FetchMemory,
     fetch_sessions: crate::protocol::fetch_sessions::FetchSessions,
@@ -101,17 +107,31 @@ impl Broker {
             actor: "metadata",
             reason: e.to_string(),
         })?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+        let mut listener_configs = config
+            .listener_configs()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let mut bound = Vec::with_capacity(listener_configs.len());
+        for l in &mut listener_configs {
+            let socket =
+                TcpListener::bind(l.listen)
+                    .await
+                    .map_err(|source| StartError::Listen {
+                        addr: l.listen,
+                        source,
+                    })?;
+            let addr = socket.local_addr().map_err(|source| StartError::Listen {
+                addr: l.listen,
+                source,
+            })?;
+            // A listener bound to port 0 advertises the port it got.
+            if l.advertised == l.listen.to_string() {
+                l.advertised = addr.to_string();
+            }
+            bound.push((socket, addr));
+        }
+        let local_addr = bound[0].1;
+        let listeners_shared: Arc<[crate::security::listeners::ListenerConfig]> =
+            listener_configs.clone().into();
         let (groups, groups_ended) = Actor::spawn(
             None,
             GroupRegistry,
@@ -162,22 +182,47 @@ impl Broker {
             txns: txns.clone(),
             fetch_memory: fetch_memory.clone(),
             fetch_sessions: fetch_sessions.clone(),
+            listeners: listeners_shared.clone(),
         };
         let limits =
             ConnectionLimits::new(&config, crate::fd_limit::nofile().map(|(soft, _)| soft));
-        let args = ListenerArgs {
-            listener,
-            identity: crate::security::ListenerIdentity::plaintext(),
-            context,
-            limits,
+        let mut listeners = Vec::with_capacity(bound.len());
+        let mut critical = vec![
+            ("metadata", metadata_ended),
+            ("group registry", groups_ended),
+            ("transaction registry", txns_ended),
+        ];
+        let mut listener_addrs = Vec::with_capacity(bound.len());
+        // Certificates and keys are read once, here: a bad keystore stops the start.
+        let tls = if listener_configs.iter().any(|l| l.protocol.uses_tls()) {
+            Some(
+                config
+                    .tls
+                    .acceptor()
+                    .map_err(|e| StartError::Config(e.to_string()))?,
+            )
+        } else {
+            None
         };
-        let (listener, listener_ended) =
-            Actor::spawn(None, Listener, args)
-                .await
-                .map_err(|e| StartError::Spawn {
-                    actor: "listener",
-                    reason: e.to_string(),
-                })?;
+        for (l, (socket, addr)) in listener_configs.iter().zip(bound) {
+            let args = ListenerArgs {
+                listener: socket,
+                identity: l.identity(),
+                context: context.clone(),
+                limits,
+                tls: tls.clone().filter(|_| l.protocol.uses_tls()),
+            };
+            let (listener, listener_ended) =
+                Actor::spawn(None, Listener, args)
+                    .await
+                    .map_err(|e| StartError::Spawn {
+                        actor: "listener",
+                        reason: e.to_string(),
+                    })?;
+            listeners.push(listener);
+            critical.push(("listener", listener_ended));
+            listener_addrs.push((l.name.clone(), addr));
+        }
         info!(
             %local_addr,
             millis = started.elapsed().as_millis() as u64,
@@ -194,13 +239,10 @@ impl Broker {
             fetch_memory,
             fetch_sessions,
             config,
-            listener,
-            critical: vec![
-                ("metadata", metadata_ended),
-                ("group registry", groups_ended),
-                ("transaction registry", txns_ended),
-                ("listener", listener_ended),
-            ],
+            listeners,
+            listener_addrs,
+            listener_configs: listeners_shared,
+            critical,
             storage_runtime,
             cluster,
         })
@@ -228,15 +270,21 @@ impl Broker {
             txns: self.txns.clone(),
             fetch_memory: self.fetch_memory.clone(),
             fetch_sessions: self.fetch_sessions.clone(),
+            listeners: self.listener_configs.clone(),
         }
     }
 
     /// Stop accepting, finish in-flight requests, flush and fsync every partition.
     pub async fn shutdown(self) {
         let timeout = self.shutdown_timeout;
-        let drain = |reply| ListenerMsg::Drain { timeout, reply };
-        let _ = super::call(&self.listener, drain, timeout + Duration::from_secs(1)).await;
-        self.listener.stop(None);
+        let drains = self.listeners.iter().map(|listener| {
+            let drain = |reply| ListenerMsg::Drain { timeout, reply };
+            super::call(listener, drain, timeout + Duration::from_secs(1))
+        });
+        futures::future::join_all(drains).await;
+        for listener in &self.listeners {
+            listener.stop(None);
+        }
         let flush = |reply| MetadataMsg::Shutdown { reply };
         let _ = super::call(&self.metadata, flush, Duration::from_secs(60)).await;
         self.metadata.stop(None);

@@ -19,12 +19,14 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
+
+use super::connection_auth::{self, PreAuth};
+use crate::security::sasl::SaslServer;
 
 use crate::protocol::context::ClientInfo;
 use crate::protocol::dispatch;
@@ -34,11 +36,48 @@ use crate::protocol::versions;
 use crate::protocol::BrokerContext;
 
 pub struct ConnectionArgs {
-    pub stream: TcpStream,
+    pub stream: ClientStream,
     pub peer: SocketAddr,
     pub context: BrokerContext,
     /// The listener it came in on; its protocol says whether SASL comes first.
     pub listener: crate::security::ListenerIdentity,
+    /// Who the client is as far as the transport tells (a TLS client certificate), else
+    /// User:ANONYMOUS.
+    pub principal: crate::security::KafkaPrincipal,
+}
+
+/// A byte stream a connection serves: any that reads and writes (TLS over TCP), with
+/// plain TCP kept apart so its halves split without a lock.
+pub enum ClientStream {
+    Tcp(TcpStream),
+    Other(Box<dyn ByteStream>),
+}
+
+pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for T {}
+
+type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
+impl ClientStream {
+    fn split(self) -> (ReadHalf, WriteHalf) {
+        match self {
+            ClientStream::Tcp(stream) => {
+                let (read, write) = stream.into_split();
+                (Box::new(read), Box::new(write))
+            }
+            ClientStream::Other(stream) => {
+                let (read, write) = tokio::io::split(stream);
+                (Box::new(read), Box::new(write))
+            }
+        }
+    }
+}
+
+impl From<TcpStream> for ClientStream {
+    fn from(stream: TcpStream) -> Self {
+        ClientStream::Tcp(stream)
+    }
 }
 
 pub enum ConnectionMsg {
@@ -63,7 +102,7 @@ impl crate::metrics::ActorKind for ConnectionMsg {
 
 pub struct ConnectionState {
     peer: SocketAddr,
-    writer: BufWriter<OwnedWriteHalf>,
+    writer: BufWriter<WriteHalf>,
     reader: ReaderGuard,
     /// Tells the reading task to stop taking new requests (drain at shutdown).
     stop_reading: watch::Sender<bool>,
@@ -86,9 +125,11 @@ impl Actor for Connection {
         myself: ActorRef<Self::Msg>,
         args: ConnectionArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let _ = args.stream.set_nodelay(true);
+        if let ClientStream::Tcp(stream) = &args.stream {
+            let _ = stream.set_nodelay(true);
+        }
         metrics::counter!(crate::metrics::CONNECTIONS_OPENED).increment(1);
-        let (read, write) = args.stream.into_split();
+        let (read, write) = args.stream.split();
         let config = &args.context.config;
         let budget = Budget {
             requests: Arc::new(Semaphore::new(config.max_in_flight_per_connection)),
@@ -99,7 +140,10 @@ impl Actor for Connection {
         let reader = ReaderGuard::new(tokio::spawn(read_requests(
             read,
             args.peer,
-            args.listener,
+            Identity {
+                listener: args.listener,
+                principal: args.principal,
+            },
             args.context,
             myself,
             budget,
@@ -215,24 +259,46 @@ impl ConnectionState {
     }
 }
 
+/// Who the client is: the listener it came in on and its principal.
+struct Identity {
+    listener: crate::security::ListenerIdentity,
+    principal: crate::security::KafkaPrincipal,
+}
+
 /// The reading task: frames in, prepared requests out, in arrival order.
 async fn read_requests(
-    mut read: OwnedReadHalf,
+    mut read: ReadHalf,
     peer: SocketAddr,
-    listener: crate::security::ListenerIdentity,
+    identity: Identity,
     ctx: BrokerContext,
     connection: ActorRef<ConnectionMsg>,
     budget: Budget,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut identity = identity;
     let mut seq = 0u64;
-    let max = ctx.config.max_request_bytes;
     let idle = std::time::Duration::from_millis(ctx.config.connections_max_idle_ms);
+    // On a SASL listener: the exchange, until it succeeds (see `connection_auth`).
+    let mut sasl = identity
+        .listener
+        .protocol
+        .uses_sasl()
+        .then(|| SaslServer::new(ctx.config.sasl_mechanisms().unwrap_or_default()));
     loop {
+        // Before authentication a frame is bounded by sasl_server_max_receive_size.
+        let (max, raw) = match &sasl {
+            Some(server) => (
+                ctx.config
+                    .sasl_server_max_receive_size
+                    .min(ctx.config.max_request_bytes),
+                server.expects_raw_token(),
+            ),
+            None => (ctx.config.max_request_bytes, false),
+        };
         let next = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            next = tokio::time::timeout(idle, read_frame(&mut read, max, &budget)) => next,
+            next = tokio::time::timeout(idle, read_frame(&mut read, max, raw, &budget)) => next,
         };
         let (body, permit) = match next {
             Ok(Ok(Some(frame))) => frame,
@@ -249,7 +315,48 @@ async fn read_requests(
         seq += 1;
         metrics::counter!(crate::metrics::BYTES_IN).increment(body.len() as u64 + 4);
         let read_at = std::time::Instant::now();
-        match prepare(&ctx, body, peer, &listener).await {
+        let body = match &mut sasl {
+            None => body,
+            Some(server) => match connection_auth::step(&ctx, server, body).await {
+                PreAuth::Serve(body) => body,
+                PreAuth::Answer(frame) => {
+                    let frame = Some(frame);
+                    let _ = connection.send_message(ConnectionMsg::Response { seq, frame, permit });
+                    continue;
+                }
+                PreAuth::Authenticated(frame, authenticated) => {
+                    debug!(%peer, principal = %authenticated, "SASL authentication succeeded.");
+                    identity.principal = authenticated;
+                    sasl = None;
+                    let frame = Some(frame);
+                    let _ = connection.send_message(ConnectionMsg::Response { seq, frame, permit });
+                    continue;
+                }
+                PreAuth::Fail(frame) => {
+                    // connection.failed.authentication.delay.ms: slows password guessing.
+                    let delay = ctx.config.connection_failed_authentication_delay_ms;
+                    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                    match frame {
+                        Some(frame) => {
+                            let frame = Some(frame);
+                            let _ = connection.send_message(ConnectionMsg::Response {
+                                seq,
+                                frame,
+                                permit,
+                            });
+                        }
+                        None => seq -= 1,
+                    }
+                    break;
+                }
+                PreAuth::Close(reason) => {
+                    warn!(%peer, %reason, "Closing an unauthenticated connection.");
+                    seq -= 1;
+                    break;
+                }
+            },
+        };
+        match prepare(&ctx, body, peer, &identity).await {
             Ok((api, version, correlation_id, prepared)) => {
                 let connection = connection.clone();
                 tokio::spawn(async move {
@@ -326,16 +433,22 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// One whole frame body, with its admission held until its response is written.
 /// Ok(None) when the client closed the connection.
+/// `raw`: a SASL token after a v0 handshake, which has no request header to be long enough
+/// for.
 async fn read_frame(
-    read: &mut OwnedReadHalf,
+    read: &mut ReadHalf,
     max: usize,
+    raw: bool,
     budget: &Budget,
 ) -> Result<Option<(Bytes, Admission)>, FrameError> {
     let mut prefix = [0u8; 4];
     if read.read_exact(&mut prefix).await.is_err() {
         return Ok(None);
     }
-    let length = frame::check_length(i32::from_be_bytes(prefix), max)?;
+    let length = match frame::check_length(i32::from_be_bytes(prefix), max) {
+        Err(FrameError::TooShort(length)) if raw => length,
+        checked => checked?,
+    };
     let Ok(request) = budget.requests.clone().acquire_owned().await else {
         return Ok(None);
     };
@@ -372,7 +485,7 @@ async fn prepare(
     ctx: &BrokerContext,
     body: Bytes,
     peer: SocketAddr,
-    listener: &crate::security::ListenerIdentity,
+    identity: &Identity,
 ) -> Result<(ApiKey, i16, i32, dispatch::Prepared), Refusal> {
     let prefix = frame::peek_prefix(&body).map_err(Refusal::Close)?;
     let api = ApiKey::try_from(prefix.api_key)
@@ -397,8 +510,8 @@ async fn prepare(
     let client = ClientInfo {
         client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
         host: format!("/{}", peer.ip()),
-        principal: crate::security::KafkaPrincipal::anonymous(),
-        listener: listener.name.clone(),
+        principal: identity.principal.clone(),
+        listener: identity.listener.name.clone(),
     };
     let prepared = dispatch::prepare(ctx, version, request, &client)
         .await

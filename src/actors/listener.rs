@@ -8,6 +8,10 @@
 //! closed at once, so idle clients cannot take every file descriptor. When accept itself
 //! fails for want of descriptors or memory, the accept task backs off (10 ms doubling to
 //! 1 s) and logs once per episode, not once per failure.
+//!
+//! On an SSL or SASL_SSL listener each accepted socket first does its TLS handshake on a
+//! task of its own (so a slow client holds up nobody), bounded by `HANDSHAKE_TIMEOUT` or
+//! `connections_max_idle_ms`, whichever is less; handshakes count against the caps.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,8 +22,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::connection::{Connection, ConnectionArgs, ConnectionMsg};
+use super::connection::{ClientStream, Connection, ConnectionArgs, ConnectionMsg};
 use crate::protocol::BrokerContext;
+use crate::security::KafkaPrincipal;
+
+/// The longest a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct ListenerArgs {
     pub listener: TcpListener,
@@ -27,6 +35,8 @@ pub struct ListenerArgs {
     pub identity: crate::security::ListenerIdentity,
     pub context: BrokerContext,
     pub limits: ConnectionLimits,
+    /// Set on SSL and SASL_SSL listeners: each socket is wrapped in TLS first.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// How many connections may be open at once, in all and from one IP address.
@@ -50,6 +60,12 @@ impl ConnectionLimits {
 
 pub enum ListenerMsg {
     Accepted(TcpStream, SocketAddr),
+    /// A TLS handshake ended: the stream and the principal its certificate gives, or
+    /// None when it failed or ran out of time (the socket is closed).
+    Handshaken {
+        peer: SocketAddr,
+        outcome: Option<(ClientStream, KafkaPrincipal)>,
+    },
     /// Stop accepting, let every connection finish what it has in flight, then reply.
     Drain {
         timeout: Duration,
@@ -68,6 +84,9 @@ pub struct ListenerState {
     connections: HashMap<ActorId, (ActorRef<ConnectionMsg>, IpAddr)>,
     per_ip: HashMap<IpAddr, usize>,
     limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// TLS handshakes under way, counted with the connections against the caps.
+    handshaking: usize,
     /// Connections closed over a cap since the last time one was admitted (the warn log
     /// is written for the first of an episode only).
     refused: u64,
@@ -102,6 +121,8 @@ impl Actor for Listener {
             connections: HashMap::new(),
             per_ip: HashMap::new(),
             limits: args.limits,
+            tls: args.tls,
+            handshaking: 0,
             refused: 0,
         })
     }
@@ -119,7 +140,8 @@ impl Actor for Listener {
                 }
                 let ip = peer.ip();
                 let from_ip = state.per_ip.get(&ip).copied().unwrap_or(0);
-                if state.connections.len() >= state.limits.total || from_ip >= state.limits.per_ip {
+                let open = state.connections.len() + state.handshaking;
+                if open >= state.limits.total || from_ip >= state.limits.per_ip {
                     // Closed at once (the socket is dropped): the client sees EOF.
                     state.refused += 1;
                     metrics::counter!(crate::metrics::CONNECTIONS_REFUSED).increment(1);
@@ -139,18 +161,32 @@ impl Actor for Listener {
                     state.refused = 0;
                 }
                 debug!(%peer, "Accepted a connection.");
-                let args = ConnectionArgs {
-                    stream,
-                    peer,
-                    context: state.context.clone(),
-                    listener: state.identity.clone(),
-                };
-                match Actor::spawn_linked(None, Connection, args, myself.get_cell()).await {
-                    Ok((conn, _)) => {
-                        state.connections.insert(conn.get_id(), (conn, ip));
-                        *state.per_ip.entry(ip).or_insert(0) += 1;
+                *state.per_ip.entry(ip).or_insert(0) += 1;
+                match &state.tls {
+                    Some(tls) => {
+                        state.handshaking += 1;
+                        let idle =
+                            Duration::from_millis(state.context.config.connections_max_idle_ms);
+                        let deadline = HANDSHAKE_TIMEOUT.min(idle);
+                        tokio::spawn(handshake(tls.clone(), stream, peer, deadline, myself));
                     }
-                    Err(err) => warn!(%peer, %err, "Could not start a connection actor."),
+                    None => {
+                        let principal = KafkaPrincipal::anonymous();
+                        state
+                            .start_connection(&myself, stream.into(), peer, principal)
+                            .await;
+                    }
+                }
+            }
+            ListenerMsg::Handshaken { peer, outcome } => {
+                state.handshaking -= 1;
+                match outcome {
+                    Some((stream, principal)) if state.accept.is_some() => {
+                        state
+                            .start_connection(&myself, stream, peer, principal)
+                            .await;
+                    }
+                    _ => state.forget_ip(peer.ip()),
                 }
             }
             ListenerMsg::Drain { timeout, reply } => {
@@ -190,12 +226,7 @@ impl Actor for Listener {
             _ => return Ok(()),
         };
         if let Some((_, ip)) = state.connections.remove(&id) {
-            if let Some(count) = state.per_ip.get_mut(&ip) {
-                *count -= 1;
-                if *count == 0 {
-                    state.per_ip.remove(&ip);
-                }
-            }
+            state.forget_ip(ip);
         }
         Ok(())
     }
@@ -209,6 +240,80 @@ impl Actor for Listener {
             accept.abort();
         }
         Ok(())
+    }
+}
+
+impl ListenerState {
+    /// Starts the connection actor of an admitted client (already counted in `per_ip`).
+    async fn start_connection(
+        &mut self,
+        myself: &ActorRef<ListenerMsg>,
+        stream: ClientStream,
+        peer: SocketAddr,
+        principal: KafkaPrincipal,
+    ) {
+        let args = ConnectionArgs {
+            stream,
+            peer,
+            context: self.context.clone(),
+            listener: self.identity.clone(),
+            principal,
+        };
+        match Actor::spawn_linked(None, Connection, args, myself.get_cell()).await {
+            Ok((conn, _)) => {
+                self.connections.insert(conn.get_id(), (conn, peer.ip()));
+            }
+            Err(err) => {
+                warn!(%peer, %err, "Could not start a connection actor.");
+                self.forget_ip(peer.ip());
+            }
+        }
+    }
+
+    fn forget_ip(&mut self, ip: IpAddr) {
+        if let Some(count) = self.per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+/// One client's TLS handshake, bounded by `deadline`; the outcome goes to the listener.
+/// A failure is this client's alone: logged once at warn, its socket closed.
+async fn handshake(
+    tls: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    deadline: Duration,
+    listener: ActorRef<ListenerMsg>,
+) {
+    let _ = stream.set_nodelay(true);
+    let outcome = match tokio::time::timeout(deadline, tls.accept(stream)).await {
+        Ok(Ok(stream)) => {
+            let principal = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(crate::security::tls::principal_of)
+                .unwrap_or_else(KafkaPrincipal::anonymous);
+            debug!(%peer, %principal, "TLS handshake done.");
+            Some((ClientStream::Other(Box::new(stream)), principal))
+        }
+        Ok(Err(err)) => {
+            warn!(%peer, %err, "Closing a connection whose TLS handshake failed.");
+            None
+        }
+        Err(_) => {
+            warn!(%peer, ?deadline, "Closing a connection that did not finish its TLS handshake in time.");
+            None
+        }
+    };
+    if let Err(err) = listener.send_message(ListenerMsg::Handshaken { peer, outcome }) {
+        // The listener is gone (shutdown): the stream inside is dropped, so closed.
+        drop(err);
     }
 }
 

@@ -33,6 +33,7 @@ mod partition_restart;
 mod producer_ids;
 mod record_replay;
 mod replica_roles;
+mod scram_credentials;
 mod topic_crud;
 mod topic_start;
 use super::routing::{ClusterView, PartitionQueue, RoutingTable, TopicRoute};
@@ -45,6 +46,7 @@ pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 use partition_restart::RestartPolicy;
 use producer_ids::ProducerIds;
 use record_replay::Commits;
+pub use scram_credentials::{add_user_offline, OfflineUserError};
 use topic_start::{BatchReply, TopicStarts};
 
 /// A topic's partition actors; its id and configs are in the image.
@@ -264,6 +266,23 @@ impl Actor for Metadata {
             }
             MetadataMsg::AllocateProducerId { reply } => {
                 let _ = reply.send(state.allocate_producer_id().await);
+            }
+            MetadataMsg::ScramCredential {
+                user,
+                mechanism,
+                reply,
+            } => {
+                let _ = reply.send(state.scram_credential(&user, mechanism));
+            }
+            MetadataMsg::DescribeScramCredentials { users, reply } => {
+                let _ = reply.send(state.describe_scram_credentials(users));
+            }
+            MetadataMsg::AlterScramCredentials {
+                deletions,
+                upsertions,
+                reply,
+            } => {
+                let _ = reply.send(state.alter_scram_credentials(deletions, upsertions).await);
             }
             MetadataMsg::Shutdown { reply } => {
                 state.shutdown().await;

@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use super::routing::{RoutingTable, TopicRoute};
 use crate::config::Config;
-use crate::error::MetadataError;
+use crate::error::{MetadataError, ScramCredentialError};
+use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::storage::Storage;
 
 /// One durable change to the topic set, replayed in order on start.
@@ -41,6 +42,20 @@ pub enum MetadataRecord {
     /// Both dynamic broker config layers after a change to either.
     BrokerConfigsChanged {
         dynamic: crate::broker_config::DynamicBrokerConfigs,
+    },
+    /// A user's SCRAM credential for one mechanism, set or replaced
+    /// (AlterUserScramCredentials): the salted keys, never the password.
+    ScramCredentialUpserted {
+        user: String,
+        mechanism: ScramMechanism,
+        salt: Vec<u8>,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+        iterations: i32,
+    },
+    ScramCredentialDeleted {
+        user: String,
+        mechanism: ScramMechanism,
     },
     // Cluster mode (written through the metadata quorum). New variants go at the end: the
     // enum is serialized by index in Raft logs and snapshots.
@@ -155,6 +170,24 @@ pub enum MetadataMsg {
     AllocateProducerId {
         reply: RpcReplyPort<Result<i64, MetadataError>>,
     },
+    /// One user's SCRAM credential, for a connection's SASL exchange.
+    ScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+        reply: RpcReplyPort<Option<ScramCredential>>,
+    },
+    /// DescribeUserScramCredentials: the named users (None or empty: every user with a
+    /// credential), each with its mechanisms and iteration counts.
+    DescribeScramCredentials {
+        users: Option<Vec<String>>,
+        reply: RpcReplyPort<Vec<(String, ScramDescription)>>,
+    },
+    /// AlterUserScramCredentials: each user's result, in request order.
+    AlterScramCredentials {
+        deletions: Vec<ScramDeletion>,
+        upsertions: Vec<ScramUpsertion>,
+        reply: RpcReplyPort<Vec<(String, Result<(), ScramCredentialError>)>>,
+    },
     /// Flush and fsync every partition, then stop them.
     Shutdown { reply: RpcReplyPort<()> },
     /// CreatePartitions' new partitions `first..`, started outside this actor; `reply`
@@ -187,6 +220,25 @@ pub enum MetadataMsg {
 
 impl crate::metrics::ActorKind for MetadataMsg {
     const KIND: &'static str = "metadata";
+}
+
+/// A user's SCRAM mechanisms and iteration counts, or why it cannot be described.
+pub type ScramDescription = Result<Vec<(ScramMechanism, i32)>, ScramCredentialError>;
+
+/// Remove one user's credential for one mechanism (None: an id Kafka does not know).
+#[derive(Debug, Clone)]
+pub struct ScramDeletion {
+    pub user: String,
+    pub mechanism: Option<ScramMechanism>,
+}
+
+/// Set one user's credential for one mechanism, already derived from the salted password
+/// the client sent (None: a mechanism id Kafka does not know).
+#[derive(Debug, Clone)]
+pub struct ScramUpsertion {
+    pub user: String,
+    pub mechanism: Option<ScramMechanism>,
+    pub credential: ScramCredential,
 }
 
 pub struct MetadataArgs {

@@ -4,6 +4,7 @@
 pub mod broker;
 mod children;
 pub mod connection;
+mod connection_auth;
 pub mod group;
 pub mod group_messages;
 mod group_rebalance;

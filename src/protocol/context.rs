@@ -21,6 +21,8 @@ pub struct BrokerContext {
     pub fetch_memory: crate::protocol::fetch_memory::FetchMemory,
     /// The broker-wide cache of incremental fetch sessions (KIP-227).
     pub fetch_sessions: crate::protocol::fetch_sessions::FetchSessions,
+    /// Every listener, with the address it advertises (its bound port where it binds 0).
+    pub listeners: Arc<[crate::security::listeners::ListenerConfig]>,
 }
 
 /// Who sent a request: for group membership (DescribeGroups shows it), and for the
@@ -39,6 +41,17 @@ impl BrokerContext {
     /// The latest routing snapshot (cheap: an `Arc` clone).
     pub fn routes(&self) -> Arc<RoutingTable> {
         self.routing.borrow().clone()
+    }
+
+    /// The host and port a client that came in on `listener` is told to connect to:
+    /// that listener's advertised address, as Kafka answers.
+    pub fn advertised_for(&self, listener: &str) -> (String, i32) {
+        self.listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .or_else(|| self.listeners.first())
+            .map(|l| l.advertised_host_port())
+            .unwrap_or_else(|| self.config.advertised())
     }
 }
 

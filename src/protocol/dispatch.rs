@@ -45,7 +45,7 @@ pub async fn prepare(
             Prepared::reply(Box::pin(handlers::api_versions::handle(req)))
         }
         RequestKind::Metadata(req) => {
-            Prepared::reply(handlers::metadata::prepare(ctx, version, req).await)
+            Prepared::reply(handlers::metadata::prepare(ctx, version, req, client).await)
         }
         RequestKind::Produce(req) => handlers::produce::prepare(ctx, version, req).await,
         RequestKind::Fetch(req) => Prepared::reply(handlers::fetch::prepare(ctx, version, req)),
@@ -61,9 +61,9 @@ pub async fn prepare(
         RequestKind::CreatePartitions(req) => {
             Prepared::reply(handlers::create_partitions::prepare(ctx, req))
         }
-        RequestKind::FindCoordinator(req) => {
-            Prepared::reply(handlers::find_coordinator::prepare(ctx, version, req))
-        }
+        RequestKind::FindCoordinator(req) => Prepared::reply(handlers::find_coordinator::prepare(
+            ctx, version, req, client,
+        )),
         RequestKind::JoinGroup(req) => {
             Prepared::reply(handlers::join_group::prepare(ctx, version, req, client).await)
         }
@@ -100,9 +100,9 @@ pub async fn prepare(
         RequestKind::IncrementalAlterConfigs(req) => {
             Prepared::reply(handlers::incremental_alter_configs::prepare(ctx, req))
         }
-        RequestKind::DescribeCluster(req) => {
-            Prepared::reply(handlers::describe_cluster::prepare(ctx, version, req))
-        }
+        RequestKind::DescribeCluster(req) => Prepared::reply(handlers::describe_cluster::prepare(
+            ctx, version, req, client,
+        )),
         RequestKind::DescribeLogDirs(req) => {
             Prepared::reply(handlers::describe_log_dirs::prepare(ctx, req))
         }
@@ -141,6 +141,18 @@ pub async fn prepare(
         }
         RequestKind::DescribeConfigs(req) => {
             Prepared::reply(handlers::describe_configs::prepare(ctx, version, req))
+        }
+        RequestKind::DescribeUserScramCredentials(req) => {
+            Prepared::reply(handlers::describe_user_scram_credentials::prepare(ctx, req))
+        }
+        RequestKind::AlterUserScramCredentials(req) => {
+            Prepared::reply(handlers::alter_user_scram_credentials::prepare(ctx, req))
+        }
+        RequestKind::SaslHandshake(_) => {
+            Prepared::reply(Box::pin(handlers::sasl_handshake::handshake()))
+        }
+        RequestKind::SaslAuthenticate(_) => {
+            Prepared::reply(Box::pin(handlers::sasl_handshake::authenticate()))
         }
         _ => return None,
     };

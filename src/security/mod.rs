@@ -4,8 +4,17 @@
 //! with TLS and SASL set it; the authorizer and the quotas read it from each request's
 //! `ClientInfo`. A PLAINTEXT connection is `User:ANONYMOUS`, as in Kafka.
 
+pub mod listeners;
+pub mod plain;
 pub mod principal;
 pub mod protocol;
+pub mod sasl;
+#[cfg(test)]
+mod sasl_tests;
+pub mod scram;
+#[cfg(test)]
+mod scram_tests;
+pub mod tls;
 
 pub use principal::KafkaPrincipal;
 pub use protocol::SecurityProtocol;

@@ -61,6 +61,7 @@ async fn serve_leader(leader: &Replica) -> (Broker, watch::Sender<Arc<RoutingTab
         ListenerArgs {
             listener,
             identity: ListenerIdentity::plaintext(),
+            tls: None,
             context,
             limits: ConnectionLimits {
                 total: 64,

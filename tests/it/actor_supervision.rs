@@ -96,10 +96,11 @@ async fn killed_connection(runtime: &tokio::runtime::Runtime) -> bool {
         .unwrap();
     let (stream, peer) = listener.accept().await.unwrap();
     let args = ConnectionArgs {
-        stream,
+        stream: stream.into(),
         peer,
         context: broker.context(),
         listener: broker::security::ListenerIdentity::plaintext(),
+        principal: broker::security::KafkaPrincipal::anonymous(),
     };
     let (conn, ended) = runtime
         .spawn(Actor::spawn(None, Connection, args))

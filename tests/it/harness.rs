@@ -41,11 +41,21 @@ impl TestBroker {
         Self::start_with_nofile(extra, None)
     }
 
+    /// Starts a broker whose config lines are made knowing the port the harness waits on
+    /// (for `listeners`, which must name it).
+    pub fn start_with_port(extra: impl FnOnce(u16) -> String) -> TestBroker {
+        let port = free_port();
+        Self::start_on(port, &extra(port), None)
+    }
+
     /// Starts a broker whose open-file limit, soft and hard, is `nofile` (through
     /// util-linux `prlimit`), as on a host with a low limit.
     pub fn start_with_nofile(extra: &str, nofile: Option<u64>) -> TestBroker {
+        Self::start_on(free_port(), extra, nofile)
+    }
+
+    fn start_on(port: u16, extra: &str, nofile: Option<u64>) -> TestBroker {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let data = dir.path().join("data");
         let config = format!(
             "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{extra}\n",

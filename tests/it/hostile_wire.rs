@@ -66,6 +66,37 @@ impl Wire {
         Some(R::Response::decode(&mut buf, version).expect("response decodes"))
     }
 
+    /// Sends `bytes` as one size-prefixed frame with no Kafka header (a SASL token after a
+    /// v0 handshake) and reads one such frame back; None when the broker closed instead.
+    pub fn raw_token(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut frame = (bytes.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(bytes);
+        self.stream.write_all(&frame).ok()?;
+        let mut length = [0u8; 4];
+        self.stream.read_exact(&mut length).ok()?;
+        let mut response = vec![0u8; i32::from_be_bytes(length) as usize];
+        self.stream.read_exact(&mut response).ok()?;
+        Some(response)
+    }
+
+    /// Writes bytes as they are (a frame of any length prefix).
+    pub fn write(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    /// Whether the broker closed the connection: a read ends (EOF or reset) within the
+    /// read timeout without any byte.
+    pub fn is_closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(n) => n == 0,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+
     /// Creates a topic and asserts it was created.
     pub fn create_topic(&mut self, name: &str, partitions: i32) {
         let req = CreateTopicsRequest::default()

@@ -560,7 +560,11 @@ async fn groups(ctx: &BrokerContext) {
         } else {
             r.port
         };
-        assert_eq!(port, ctx.config.advertised().1, "FindCoordinator v{v}");
+        assert_eq!(
+            port,
+            ctx.advertised_for("PLAINTEXT").1,
+            "FindCoordinator v{v}"
+        );
     }
     for v in range(ApiKey::JoinGroup) {
         let group = GroupId(text(&format!("vg-{v}")));

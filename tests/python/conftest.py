@@ -22,7 +22,11 @@ class Broker:
     def __init__(self, tmp_path, extra=""):
         self.dir = tmp_path
         self.port = free_port()
+        if callable(extra):  # config lines that name the port (`listeners`)
+            extra = extra(self.port)
         self.config = tmp_path / "config.toml"
+        if callable(extra):  # lines that must name the port the broker is awaited on
+            extra = extra(self.port)
         self.config.write_text(
             f'listen = "127.0.0.1:{self.port}"\ndata_dir = "{tmp_path / "data"}"\n{extra}\n'
         )

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::MetadataRecord;
 use crate::broker_config::DynamicBrokerConfigs;
+use crate::security::scram::{ScramCredential, ScramMechanism};
 
 /// One topic as its records describe it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +66,10 @@ pub struct MetadataImage {
     pub producer_id_block_end: i64,
     /// Both dynamic broker config layers.
     pub dynamic: DynamicBrokerConfigs,
+    /// SCRAM credentials: user -> mechanism -> salted keys. Absent from images written
+    /// before SCRAM existed, hence the default.
+    #[serde(default)]
+    pub scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
     /// Cluster mode: the registered brokers by id.
     #[serde(default)]
     pub brokers: BTreeMap<i32, BrokerImage>,
@@ -120,6 +125,33 @@ impl MetadataImage {
                 self.producer_id_block_end = self.producer_id_block_end.max(*end);
             }
             MetadataRecord::BrokerConfigsChanged { dynamic } => self.dynamic = dynamic.clone(),
+            MetadataRecord::ScramCredentialUpserted {
+                user,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                let credential = ScramCredential {
+                    salt: salt.clone(),
+                    stored_key: stored_key.clone(),
+                    server_key: server_key.clone(),
+                    iterations: *iterations,
+                };
+                self.scram
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(*mechanism, credential);
+            }
+            MetadataRecord::ScramCredentialDeleted { user, mechanism } => {
+                if let Some(mechanisms) = self.scram.get_mut(user) {
+                    mechanisms.remove(mechanism);
+                    if mechanisms.is_empty() {
+                        self.scram.remove(user);
+                    }
+                }
+            }
             _ => self.apply_cluster(record),
         }
     }
@@ -286,6 +318,18 @@ impl MetadataImage {
             live.push(MetadataRecord::BrokerConfigsChanged {
                 dynamic: self.dynamic.clone(),
             });
+        }
+        for (user, mechanisms) in &self.scram {
+            for (mechanism, c) in mechanisms {
+                live.push(MetadataRecord::ScramCredentialUpserted {
+                    user: user.clone(),
+                    mechanism: *mechanism,
+                    salt: c.salt.clone(),
+                    stored_key: c.stored_key.clone(),
+                    server_key: c.server_key.clone(),
+                    iterations: c.iterations,
+                });
+            }
         }
         live
     }

@@ -10,6 +10,7 @@ use super::image::{MetadataImage, TopicImage};
 use super::record_replay::open_and_replay;
 use super::MetadataRecord;
 use crate::broker_config::DynamicBrokerConfigs;
+use crate::security::scram::ScramMechanism;
 use crate::storage::sim::SimStorage;
 use crate::storage::RecordFile;
 
@@ -59,7 +60,31 @@ fn history() -> Vec<MetadataRecord> {
             },
         },
         created("b", 3, 2),
+        scram("alice", ScramMechanism::Sha256, 1),
+        scram("bob", ScramMechanism::Sha512, 2),
+        scram("alice", ScramMechanism::Sha256, 3),
+        MetadataRecord::ScramCredentialDeleted {
+            user: "bob".into(),
+            mechanism: ScramMechanism::Sha512,
+        },
+        // Deleting what is gone changes nothing.
+        MetadataRecord::ScramCredentialDeleted {
+            user: "carol".into(),
+            mechanism: ScramMechanism::Sha512,
+        },
+        scram("alice", ScramMechanism::Sha512, 4),
     ]
+}
+
+fn scram(user: &str, mechanism: ScramMechanism, key: u8) -> MetadataRecord {
+    MetadataRecord::ScramCredentialUpserted {
+        user: user.into(),
+        mechanism,
+        salt: vec![key; 8],
+        stored_key: vec![key; 32],
+        server_key: vec![key; 32],
+        iterations: 4096,
+    }
 }
 
 #[test]
@@ -92,6 +117,13 @@ fn replay_gives_the_live_state() {
         image.dynamic.per_broker,
         configs(&[("log.retention.ms", "1000")])
     );
+    let alice = &image.scram["alice"];
+    assert_eq!(alice.len(), 2);
+    assert_eq!(alice[&ScramMechanism::Sha256].stored_key, vec![3; 32]);
+    assert!(
+        !image.scram.contains_key("bob"),
+        "bob's only credential was deleted"
+    );
     assert_eq!(image.topic_name(Uuid::from_u128(3)), Some(&"b".to_string()));
     assert_eq!(image.topic_name(Uuid::from_u128(2)), None);
 }
@@ -116,8 +148,8 @@ fn the_compacted_records_replay_to_the_same_image() {
     let live = image.records();
     assert_eq!(
         live.len(),
-        4,
-        "two topics, a producer-id block, broker configs"
+        6,
+        "two topics, a producer-id block, broker configs, two SCRAM credentials"
     );
     assert_eq!(MetadataImage::replay(&live), image);
     assert!(MetadataImage::default().records().is_empty());
@@ -129,6 +161,26 @@ fn the_image_survives_serialization_as_a_snapshot_would() {
     let bytes = rmp_serde::to_vec(&image).unwrap();
     let back: MetadataImage = rmp_serde::from_slice(&bytes).unwrap();
     assert_eq!(back, image);
+}
+
+/// A snapshot written before SCRAM credentials existed still loads, with none.
+#[test]
+fn an_image_without_scram_credentials_loads() {
+    #[derive(serde::Serialize)]
+    struct Before {
+        topics: BTreeMap<String, TopicImage>,
+        producer_id_block_end: i64,
+        dynamic: DynamicBrokerConfigs,
+    }
+    let image = MetadataImage::replay(&history()[..10]);
+    let before = Before {
+        topics: image.topics.clone(),
+        producer_id_block_end: image.producer_id_block_end,
+        dynamic: image.dynamic.clone(),
+    };
+    let back: MetadataImage = rmp_serde::from_slice(&rmp_serde::to_vec(&before).unwrap()).unwrap();
+    assert_eq!(back, image);
+    assert!(back.scram.is_empty());
 }
 
 #[test]

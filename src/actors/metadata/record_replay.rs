@@ -33,8 +33,8 @@ pub(super) fn open_and_replay(
     }
     let image = MetadataImage::replay(&records);
     // Mostly history (topics created and deleted again): rewrite it as the live state.
-    if records.len() > 2 * image.topics.len() + 100 {
-        let live = image.records();
+    let live = image.records();
+    if records.len() > 2 * live.len() + 100 {
         match store.rewrite(&live) {
             Ok(()) => info!(
                 before = records.len(),

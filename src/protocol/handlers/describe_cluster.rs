@@ -8,11 +8,17 @@ use kafka_protocol::messages::{
 };
 
 use super::text;
+use crate::protocol::context::ClientInfo;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
 
-pub fn prepare(ctx: &BrokerContext, version: i16, req: DescribeClusterRequest) -> ResponseFuture {
-    let (host, port) = ctx.config.advertised();
+pub fn prepare(
+    ctx: &BrokerContext,
+    version: i16,
+    req: DescribeClusterRequest,
+    client: &ClientInfo,
+) -> ResponseFuture {
+    let (host, port) = ctx.advertised_for(&client.listener);
     let node = BrokerId(ctx.config.node_id);
     let brokers = match &ctx.routes().cluster {
         Some(cluster) => cluster

@@ -10,11 +10,17 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::text;
+use crate::protocol::context::ClientInfo;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
 
-pub fn prepare(ctx: &BrokerContext, version: i16, req: FindCoordinatorRequest) -> ResponseFuture {
-    let (host, port) = ctx.config.advertised();
+pub fn prepare(
+    ctx: &BrokerContext,
+    version: i16,
+    req: FindCoordinatorRequest,
+    client: &ClientInfo,
+) -> ResponseFuture {
+    let (host, port) = ctx.advertised_for(&client.listener);
     let node = BrokerId(ctx.config.node_id);
     let error = if req.key_type == 0 || req.key_type == 1 {
         0

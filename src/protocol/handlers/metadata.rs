@@ -16,7 +16,7 @@ use super::{text, topic_name};
 use crate::actors::metadata::MetadataMsg;
 use crate::actors::metadata::PartitionImage;
 use crate::actors::routing::{ClusterView, TopicRoute};
-use crate::protocol::context::ask;
+use crate::protocol::context::{ask, ClientInfo};
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
 use crate::topic_config::validate_topic_name;
@@ -26,7 +26,12 @@ enum Wanted {
     Id(Uuid),
 }
 
-pub async fn prepare(ctx: &BrokerContext, version: i16, req: MetadataRequest) -> ResponseFuture {
+pub async fn prepare(
+    ctx: &BrokerContext,
+    version: i16,
+    req: MetadataRequest,
+    client: &ClientInfo,
+) -> ResponseFuture {
     let wanted: Option<Vec<Wanted>> = match req.topics {
         None => None,
         Some(list) if list.is_empty() && version == 0 => None,
@@ -64,12 +69,16 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: MetadataRequest) ->
         }
     }
     let ctx = ctx.clone();
-    Box::pin(async move { ResponseKind::Metadata(build(&ctx, wanted)) })
+    let advertised = ctx.advertised_for(&client.listener);
+    Box::pin(async move { ResponseKind::Metadata(build(&ctx, wanted, advertised)) })
 }
 
-fn build(ctx: &BrokerContext, wanted: Option<Vec<Wanted>>) -> MetadataResponse {
+fn build(
+    ctx: &BrokerContext,
+    wanted: Option<Vec<Wanted>>,
+    (host, port): (String, i32),
+) -> MetadataResponse {
     let routes = ctx.routes();
-    let (host, port) = ctx.config.advertised();
     let node = BrokerId(ctx.config.node_id);
     let cluster = routes.cluster.as_deref();
     let topic_entry = |route: &TopicRoute| topic_entry(route, node, cluster);
