@@ -169,18 +169,6 @@ pub struct Config {
     pub storage_threads: usize,
     /// Serve Prometheus metrics on this address (GET /metrics); unset: no metrics.
     pub metrics_listen: Option<SocketAddr>,
-    /// A follower not caught up with its leader for this long leaves the ISR (Kafka's
-    /// replica.lag.time.max.ms). Replicated partitions only.
-    pub replica_lag_time_max_ms: u64,
-    /// Record bytes a follower fetches per partition in one Fetch (Kafka's
-    /// replica.fetch.max.bytes); the first batch may pass it (KIP-74).
-    pub replica_fetch_max_bytes: usize,
-    /// How long a follower's Fetch waits at the leader for new records (Kafka's
-    /// replica.fetch.wait.max.ms).
-    pub replica_fetch_wait_max_ms: u64,
-    /// Bytes a follower's Fetch waits for before it is answered (Kafka's
-    /// replica.fetch.min.bytes).
-    pub replica_fetch_min_bytes: i32,
     /// SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers (Kafka's
     /// sasl.enabled.mechanisms, whose default GSSAPI this broker does not have).
     pub sasl_enabled_mechanisms: Vec<String>,
@@ -204,6 +192,18 @@ pub struct Config {
     pub broker_heartbeat_interval_ms: u64,
     /// A broker not heard from for this long is fenced (Kafka's broker.session.timeout.ms).
     pub broker_session_timeout_ms: u64,
+    /// A follower not caught up with its leader for this long leaves the ISR (Kafka's
+    /// replica.lag.time.max.ms). Replicated partitions only.
+    pub replica_lag_time_max_ms: u64,
+    /// Record bytes a follower fetches per partition in one Fetch (Kafka's
+    /// replica.fetch.max.bytes); the first batch may pass it (KIP-74).
+    pub replica_fetch_max_bytes: usize,
+    /// How long a follower's Fetch waits at the leader for new records (Kafka's
+    /// replica.fetch.wait.max.ms).
+    pub replica_fetch_wait_max_ms: u64,
+    /// Bytes a follower's Fetch waits for before it is answered (Kafka's
+    /// replica.fetch.min.bytes).
+    pub replica_fetch_min_bytes: i32,
     pub log: LogSettings,
 }
 
@@ -297,10 +297,6 @@ impl Default for Config {
             shutdown_timeout_ms: 10_000,
             storage_threads: 2,
             metrics_listen: None,
-            replica_lag_time_max_ms: 30_000,
-            replica_fetch_max_bytes: 1_048_576,
-            replica_fetch_wait_max_ms: 500,
-            replica_fetch_min_bytes: 1,
             sasl_enabled_mechanisms: ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
                 .map(String::from)
                 .to_vec(),
@@ -312,6 +308,10 @@ impl Default for Config {
             broker_rack: None,
             broker_heartbeat_interval_ms: 2_000,
             broker_session_timeout_ms: 9_000,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_min_bytes: 1,
             log: LogSettings::default(),
         }
     }
