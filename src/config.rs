@@ -199,6 +199,18 @@ pub struct Config {
     pub broker_heartbeat_interval_ms: u64,
     /// A broker not heard from for this long is fenced (Kafka's broker.session.timeout.ms).
     pub broker_session_timeout_ms: u64,
+    /// A follower not caught up with its leader for this long leaves the ISR (Kafka's
+    /// replica.lag.time.max.ms). Replicated partitions only.
+    pub replica_lag_time_max_ms: u64,
+    /// Record bytes a follower fetches per partition in one Fetch (Kafka's
+    /// replica.fetch.max.bytes); the first batch may pass it (KIP-74).
+    pub replica_fetch_max_bytes: usize,
+    /// How long a follower's Fetch waits at the leader for new records (Kafka's
+    /// replica.fetch.wait.max.ms).
+    pub replica_fetch_wait_max_ms: u64,
+    /// Bytes a follower's Fetch waits for before it is answered (Kafka's
+    /// replica.fetch.min.bytes).
+    pub replica_fetch_min_bytes: i32,
     pub log: LogSettings,
 }
 
@@ -306,6 +318,10 @@ impl Default for Config {
             broker_rack: None,
             broker_heartbeat_interval_ms: 2_000,
             broker_session_timeout_ms: 9_000,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_min_bytes: 1,
             log: LogSettings::default(),
         }
     }
@@ -408,6 +424,11 @@ impl Config {
         if self.max_in_flight_per_connection == 0 {
             return Err(ConfigError::Invalid(
                 "max_in_flight_per_connection must be at least 1".into(),
+            ));
+        }
+        if self.replica_lag_time_max_ms == 0 || self.replica_fetch_max_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "replica_lag_time_max_ms and replica_fetch_max_bytes must be at least 1".into(),
             ));
         }
         self.validate_cluster()

@@ -33,6 +33,7 @@ use super::partition::PartitionMsg;
 mod partition_restart;
 mod producer_ids;
 mod record_replay;
+mod replica_roles;
 mod scram_credentials;
 mod topic_crud;
 mod topic_start;
@@ -74,6 +75,11 @@ pub struct MetadataState {
     restarts: RestartPolicy,
     /// New topics whose partitions are starting outside this actor.
     starts: TopicStarts,
+    /// Cluster mode: the local replicas' roles and the replica fetchers.
+    roles: Option<replica_roles::ReplicaRoles>,
+    /// Cluster mode: the last quorum entry in `image` (an older image arriving late is
+    /// not taken).
+    applied_index: u64,
 }
 
 pub struct Metadata;
@@ -92,16 +98,20 @@ impl Actor for Metadata {
         // As Kafka does for a new log dir: its entry in its parent is fsynced too.
         create_store_dir(args.storage.as_ref(), &data_dir)?;
         remove_deleted_dirs(args.storage.as_ref(), &data_dir);
-        let (commits, image) = match args.cluster {
+        let mut applied_index = 0;
+        let (commits, image, roles) = match args.cluster {
             Some(cluster) => {
-                let image = cluster.applied.borrow().image.clone();
+                let applied = cluster.applied.borrow().clone();
+                applied_index = applied.last_applied.map_or(0, |l| l.index);
+                let image = applied.image.clone();
                 cluster_follow::follow_applied(&myself, cluster.applied.clone());
-                (Commits::Quorum(cluster), image)
+                let roles = replica_roles::ReplicaRoles::start(&args.config, &cluster).await?;
+                (Commits::Quorum(cluster), image, Some(roles))
             }
             None => {
                 let (store, image) =
                     record_replay::open_and_replay(args.storage.clone(), &data_dir)?;
-                (Commits::File(store), image)
+                (Commits::File(store), image, None)
             }
         };
         let mut state = MetadataState {
@@ -116,6 +126,8 @@ impl Actor for Metadata {
             storage_runtime: args.storage_runtime,
             restarts: RestartPolicy::default(),
             starts: TopicStarts::default(),
+            roles,
+            applied_index,
         };
         let wanted: Vec<_> = state
             .image
@@ -340,7 +352,13 @@ impl Actor for Metadata {
 }
 
 impl MetadataState {
-    fn publish(&self) {
+    /// Publishes the routing table and, in a cluster, sends local replicas their roles.
+    fn publish(&mut self) {
+        self.publish_routes();
+        self.sync_roles();
+    }
+
+    fn publish_routes(&self) {
         let routes = self.topics.iter().filter_map(|(name, topic)| {
             let image = self.image.topics.get(name)?;
             Some(Arc::new(TopicRoute {
@@ -423,6 +441,9 @@ impl MetadataState {
             partitions = partitions.len(),
             failed, "Flushed and fsynced every partition."
         );
+        if let Some(roles) = &self.roles {
+            roles.stop();
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod metadata;
 pub mod metadata_messages;
 pub mod partition;
 pub mod replica_fetcher;
+pub mod replica_fetchers;
 pub mod routing;
 pub mod storage_runtime;
 pub mod txn_coordinator;

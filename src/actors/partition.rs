@@ -267,17 +267,19 @@ pub struct PartitionState {
 pub struct Partition;
 
 mod flush;
+mod follower;
 mod isr;
 mod maintenance;
 mod producer_expiry;
 mod reads;
 mod record_checks;
 mod replication;
+mod replication_messages;
 mod txn;
 
 pub use isr::ReplicaState;
 pub use producer_expiry::ProducerExpiry;
-pub use replication::{
+pub use replication_messages::{
     AlterPartitionRequest, FollowerOffsets, ReplicaArgs, ReplicaReadOutcome, ReplicationMsg,
     RoleView,
 };
@@ -602,7 +604,9 @@ impl PartitionState {
             self.wake_replica_fetches();
             if acks == -1 {
                 let reply = ParkedReply::Append { outcome, reply };
-                self.park_for_isr(myself, outcome.last_offset, reply);
+                // As before: fsynced first unless the flush policy is `interval`.
+                let fsync = self.args.flush_policy != FlushPolicy::Interval;
+                self.park_for_isr(myself, outcome.last_offset, fsync, reply);
                 return;
             }
         }

@@ -64,6 +64,30 @@ pub struct ReplicaFetcherArgs {
     pub min_bytes: i32,
 }
 
+/// Kafka's replica.fetch.response.max.bytes default.
+pub const RESPONSE_MAX_BYTES: usize = 10 * 1024 * 1024;
+
+impl ReplicaFetcherArgs {
+    /// The fetcher of `broker_id` for the partitions led by `source_broker` at `address`,
+    /// with the replica.fetch.* settings of `config`.
+    pub fn from_config(
+        config: &crate::config::Config,
+        broker_id: i32,
+        source_broker: i32,
+        address: String,
+    ) -> ReplicaFetcherArgs {
+        ReplicaFetcherArgs {
+            broker_id,
+            source_broker,
+            address,
+            max_bytes: config.replica_fetch_max_bytes,
+            response_max_bytes: RESPONSE_MAX_BYTES.max(config.replica_fetch_max_bytes),
+            max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
+            min_bytes: config.replica_fetch_min_bytes,
+        }
+    }
+}
+
 pub enum ReplicaFetcherMsg {
     /// Follow `topic`/`partition` from the source broker at `leader_epoch`; the local
     /// partition was told `BecomeFollower` first. Truncates before its first fetch.
@@ -87,6 +111,8 @@ pub enum ReplicaFetcherMsg {
     RoundDone {
         connection: Option<TcpStream>,
         truncated: Vec<(String, i32, i32)>,
+        /// Partitions the leader refused (not its leader, another epoch): paused a while.
+        refused: Vec<(String, i32)>,
         failed: bool,
     },
 }
@@ -101,6 +127,9 @@ struct Followed {
     local: ActorRef<PartitionMsg>,
     /// The leader epoch changed since the last truncation check.
     needs_truncation: bool,
+    /// Refused by the leader: not fetched again before this (replica.fetch.backoff.ms), so
+    /// one refused partition does not turn the long poll into a busy loop.
+    paused_until: Option<tokio::time::Instant>,
 }
 
 pub struct ReplicaFetcherState {
@@ -150,6 +179,7 @@ impl Actor for ReplicaFetcher {
                     leader_epoch,
                     local,
                     needs_truncation: true,
+                    paused_until: None,
                 };
                 state.partitions.insert((topic, partition), followed);
                 state.start_round(&myself);
@@ -164,8 +194,15 @@ impl Actor for ReplicaFetcher {
             ReplicaFetcherMsg::RoundDone {
                 connection,
                 truncated,
+                refused,
                 failed,
             } => {
+                let until = tokio::time::Instant::now() + BACKOFF;
+                for key in refused {
+                    if let Some(f) = state.partitions.get_mut(&key) {
+                        f.paused_until = Some(until);
+                    }
+                }
                 state.round_in_flight = false;
                 state.rounds += 1;
                 state.connection = connection;
@@ -193,15 +230,23 @@ impl ReplicaFetcherState {
         if self.round_in_flight || self.partitions.is_empty() {
             return;
         }
+        let now = tokio::time::Instant::now();
+        let ready: Vec<_> = self
+            .partitions
+            .iter()
+            .filter(|(_, f)| f.paused_until.is_none_or(|t| t <= now))
+            .map(|(k, f)| (k.clone(), f.clone()))
+            .collect();
+        if ready.is_empty() {
+            myself.send_after(BACKOFF, || ReplicaFetcherMsg::Round);
+            return;
+        }
         self.round_in_flight = true;
         let round = Round {
             args: self.args.clone(),
-            partitions: self
-                .partitions
-                .iter()
-                .map(|(k, f)| (k.clone(), f.clone()))
-                .collect(),
+            partitions: ready,
             correlation: 0,
+            refused: Vec::new(),
         };
         let connection = self.connection.take();
         let myself = myself.clone();
@@ -218,6 +263,7 @@ impl ReplicaFetcherState {
             let _ = myself.send_message(ReplicaFetcherMsg::RoundDone {
                 connection,
                 truncated,
+                refused: round.refused,
                 failed,
             });
         });
@@ -238,6 +284,7 @@ struct Round {
     args: ReplicaFetcherArgs,
     partitions: Vec<((String, i32), Followed)>,
     correlation: i32,
+    refused: Vec<(String, i32)>,
 }
 
 impl Round {
@@ -400,7 +447,8 @@ impl Round {
                         .await?;
                 }
                 code => {
-                    debug!(%topic, partition, code, "The leader refused a follower fetch.");
+                    debug!(%topic, partition, code, "The leader refused a follower fetch; pausing it.");
+                    self.refused.push((topic, partition));
                 }
             }
         }
@@ -514,4 +562,20 @@ async fn local_call<T: Send + 'static>(
     )
     .await
     .map_err(|e| RoundError::Protocol(format!("the local partition did not answer: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fetcher_takes_kafkas_replica_fetch_defaults() {
+        let config = crate::config::Config::default();
+        let args = ReplicaFetcherArgs::from_config(&config, 2, 1, "b1:9093".into());
+        assert_eq!(args.max_bytes, 1_048_576);
+        assert_eq!(args.max_wait, Duration::from_millis(500));
+        assert_eq!(args.min_bytes, 1);
+        assert_eq!(args.response_max_bytes, 10_485_760);
+        assert_eq!(config.replica_lag_time_max_ms, 30_000);
+    }
 }

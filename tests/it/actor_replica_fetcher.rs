@@ -209,3 +209,30 @@ async fn an_idle_fetcher_long_polls_and_an_append_wakes_it() {
     fetcher.stop(None);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_partition_the_leader_refuses_is_paused_not_fetched_in_a_busy_loop() {
+    let (l, _alter) = replica(1, 1, FlushPolicy::Interval).await;
+    let (f, _) = replica(2, 1, FlushPolicy::Interval).await;
+    lead(&l, 1, &[1, 2], &[1, 2]).await;
+    follow(&f, 1, 1).await;
+    append(&l.actor, batch(1, "a"), 1).await.unwrap();
+    let (broker, _routes, port) = serve_leader(&l).await;
+    let fetcher = fetcher(port, Duration::from_millis(500)).await;
+    add(&fetcher, &f, 1);
+    until_log_end(&f, 1).await;
+    // A new leader epoch the follower has not heard of: its fetches are FENCED_LEADER_EPOCH,
+    // answered at once by the leader.
+    lead(&l, 2, &[1, 2], &[1, 2]).await;
+    let rounds = || call(&fetcher, |reply| ReplicaFetcherMsg::Rounds { reply }, WAIT);
+    let before = rounds().await.unwrap();
+    // The quantity measured is a rate, so this test waits on the clock on purpose.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let after = rounds().await.unwrap();
+    assert!(
+        after - before <= 5,
+        "paused, not spinning: {before} -> {after} rounds"
+    );
+    fetcher.stop(None);
+    broker.shutdown().await;
+}

@@ -366,6 +366,18 @@ async fn acks_all_below_min_insync_replicas_is_not_enough_replicas_and_nothing_i
         0,
         "acks=1 is served"
     );
+    send(
+        &l,
+        ReplicationMsg::UpdateMinInsyncReplicas {
+            min_insync_replicas: 1,
+        },
+    );
+    let taken = append(&l.actor, batch(1, "b"), -1).await;
+    assert_eq!(
+        taken.unwrap().last_offset,
+        1,
+        "min.insync.replicas=1 now: served"
+    );
 }
 
 #[tokio::test]
@@ -571,4 +583,39 @@ async fn acks_all_on_a_leader_that_becomes_follower_is_not_leader_or_follower() 
     follow(&l, 2, 2).await;
     let answer = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap();
     assert_eq!(answer.unwrap_err(), PartitionError::NotAvailable);
+}
+
+#[tokio::test]
+async fn a_transaction_marker_waits_for_the_isr_and_carries_the_epoch() {
+    let (l, f2, _f3, _) = trio(1).await;
+    lead(&l, 3, &[1, 2], &[1, 2, 3]).await;
+    follow(&f2, 1, 3).await;
+    let marker = |actor: &ActorRef<PartitionMsg>| {
+        let (tx, rx) = oneshot::channel();
+        actor
+            .send_message(PartitionMsg::WriteTxnMarker {
+                producer_id: 7,
+                producer_epoch: 0,
+                commit: true,
+                coordinator_epoch: 0,
+                reply: tx.into(),
+            })
+            .unwrap();
+        rx
+    };
+    let refused = tokio::time::timeout(WAIT, marker(&f2.actor)).await.unwrap();
+    assert_eq!(refused.unwrap().unwrap_err(), PartitionError::NotAvailable);
+    let mut pending = marker(&l.actor);
+    role(&l).await;
+    assert!(pending.try_recv().is_err(), "f2 has not fetched it");
+    fetch_round(&l, &f2, 3).await;
+    fetch_round(&l, &f2, 3).await;
+    let written = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap();
+    assert_eq!(written, Ok(()));
+    assert_eq!(log_batches(&f2), log_batches(&l));
+    assert_eq!(
+        log_batches(&l)[0].1,
+        3,
+        "the marker carries the leader epoch"
+    );
 }

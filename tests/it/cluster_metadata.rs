@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
 };
@@ -20,12 +20,12 @@ use super::harness::{free_port, TestBroker};
 
 const SESSION_TIMEOUT_MS: u64 = 2_000;
 /// Elections (1 to 2 s), a full session from a new controller, and a slow machine.
-const SLACK: Duration = Duration::from_secs(20);
+pub(crate) const SLACK: Duration = Duration::from_secs(20);
 const METADATA_VERSION: i16 = 12;
 
 /// Three voters, then `non_voters` brokers that are not (each with its own
 /// controller_listen).
-fn start_cluster(non_voters: i32) -> Vec<TestBroker> {
+pub(crate) fn start_cluster(non_voters: i32) -> Vec<TestBroker> {
     let controllers: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let voters = controllers
         .iter()
@@ -49,7 +49,7 @@ fn start_cluster(non_voters: i32) -> Vec<TestBroker> {
         .collect()
 }
 
-fn metadata(broker: &TestBroker) -> Option<MetadataResponse> {
+pub(crate) fn metadata(broker: &TestBroker) -> Option<MetadataResponse> {
     let mut socket = TcpStream::connect(("127.0.0.1", broker.port())).ok()?;
     socket.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let all = MetadataRequest::default().with_topics(None);
@@ -62,17 +62,17 @@ fn metadata(broker: &TestBroker) -> Option<MetadataResponse> {
     ))
 }
 
-fn every(brokers: &[TestBroker]) -> Vec<&TestBroker> {
+pub(crate) fn every(brokers: &[TestBroker]) -> Vec<&TestBroker> {
     brokers.iter().collect()
 }
 
-fn broker_ids(r: &MetadataResponse) -> BTreeSet<i32> {
+pub(crate) fn broker_ids(r: &MetadataResponse) -> BTreeSet<i32> {
     r.brokers.iter().map(|b| b.node_id.0).collect()
 }
 
 /// Polls `check` on every broker in `on` until it holds everywhere, or panics with the
 /// last responses after `within`.
-fn wait_everywhere(
+pub(crate) fn wait_everywhere(
     brokers: &[&TestBroker],
     within: Duration,
     what: &str,
@@ -96,10 +96,29 @@ fn wait_everywhere(
 }
 
 fn create_replicated_topic(broker: &TestBroker, name: &str) {
+    create_topic_with(broker, name, 3, &[]);
+}
+
+/// CreateTopics with RF=3 through `broker`, retried while no quorum leader answers.
+pub(crate) fn create_topic_with(
+    broker: &TestBroker,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(k.to_string()))
+                .with_value(Some(StrBytes::from_string(v.to_string())))
+        })
+        .collect();
     let topic = CreatableTopic::default()
         .with_name(super::protocol_versions::name(name))
-        .with_num_partitions(3)
-        .with_replication_factor(3);
+        .with_num_partitions(partitions)
+        .with_replication_factor(3)
+        .with_configs(configs);
     let create = CreateTopicsRequest::default()
         .with_topics(vec![topic])
         .with_timeout_ms(30_000);
@@ -124,7 +143,7 @@ fn create_replicated_topic(broker: &TestBroker, name: &str) {
     }
 }
 
-fn topic<'a>(
+pub(crate) fn topic<'a>(
     r: &'a MetadataResponse,
     name: &str,
 ) -> Option<&'a kafka_protocol::messages::metadata_response::MetadataResponseTopic> {

@@ -31,6 +31,12 @@ pub(super) fn follow_applied(
 
 impl MetadataState {
     pub(super) async fn follow(&mut self, myself: &ActorRef<MetadataMsg>, applied: &AppliedImage) {
+        // Queued before a commit of this actor's that already took a newer image.
+        let index = applied.last_applied.map_or(0, |l| l.index);
+        if index <= self.applied_index {
+            return;
+        }
+        self.applied_index = index;
         let old = std::mem::replace(&mut self.image, applied.image.clone());
         let gone: Vec<String> = self
             .topics

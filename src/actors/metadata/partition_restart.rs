@@ -117,7 +117,12 @@ impl MetadataState {
                     self.config.producer_id_expiration_check_interval_ms.max(1),
                 ),
             },
-            replica: None,
+            replica: self.roles.as_ref().map(|roles| {
+                roles.args(
+                    crate::topic_config::produce_settings(configs, self.defaults())
+                        .min_insync_replicas,
+                )
+            }),
         }
     }
 

@@ -85,12 +85,13 @@ impl MetadataState {
         let mut applied = cluster.applied;
         let wait = applied.wait_for(|a| a.last_applied.is_some_and(|l| l.index >= index));
         let image = match tokio::time::timeout(APPLY_WAIT, wait).await {
-            Ok(Ok(applied)) => Some(applied.image.clone()),
+            Ok(Ok(applied)) => Some((*applied).clone()),
             _ => None,
         };
         match image {
-            Some(image) => {
-                self.image = image;
+            Some(applied) => {
+                self.applied_index = applied.last_applied.map_or(0, |l| l.index);
+                self.image = applied.image.clone();
                 Ok(())
             }
             None => Err(MetadataError::Quorum(format!(

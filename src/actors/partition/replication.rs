@@ -12,82 +12,22 @@
 //!   and follows the leader's high watermark.
 //!
 //! A partition spawned without `ReplicaArgs` is single-node and none of this applies.
+//! The follower's methods are in `follower`, the messages in `replication_messages`.
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use ractor::{ActorRef, RpcReplyPort};
-use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::isr::Leadership;
+use super::replication_messages::{
+    AlterPartitionRequest, FollowerOffsets, ReplicaArgs, ReplicaReadOutcome, ReplicationMsg,
+    RoleView,
+};
 use super::{ParkedReply, PartitionMsg, PartitionState};
 use crate::config::FlushPolicy;
 use crate::error::PartitionError;
 use crate::storage::log::wall_clock_ms;
-use crate::storage::StorageError;
-
-/// What a replicated partition is given at spawn.
-#[derive(Debug, Clone)]
-pub struct ReplicaArgs {
-    /// This broker's id (Kafka's broker.id / node.id).
-    pub broker_id: i32,
-    /// The topic's min.insync.replicas.
-    pub min_insync_replicas: i32,
-    /// A follower not caught up for this long leaves the ISR (replica.lag.time.max.ms).
-    pub replica_lag_time_max: Duration,
-    /// Where the leader asks the controller for ISR changes; the controller side drains it.
-    pub alter_partition: mpsc::Sender<AlterPartitionRequest>,
-}
-
-/// An ISR change the leader asks for (AlterPartition's semantics). The controller answers
-/// by sending the partition `UpdateIsr` (or a new `BecomeLeader`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlterPartitionRequest {
-    pub topic: String,
-    pub partition: i32,
-    pub leader_id: i32,
-    pub leader_epoch: i32,
-    pub new_isr: Vec<i32>,
-}
-
-/// What a follower's fetch gets: records up to the leader's log end.
-#[derive(Debug, Clone)]
-pub struct ReplicaReadOutcome {
-    pub records: Bytes,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
-    pub log_end_offset: i64,
-    /// Size of the batch at the fetch offset when nothing fitted (KIP-74, as for consumers).
-    pub next_batch_bytes: usize,
-}
-
-/// A follower's offsets after it took a leader's batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FollowerOffsets {
-    pub log_end_offset: i64,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
-}
-
-/// A replica's role as it stands (for Metadata answers and tests).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleView {
-    /// The leader's broker id; None until the controller assigned a role.
-    pub leader: Option<i32>,
-    pub leader_epoch: i32,
-    /// A leader's replicas and ISR; empty on a follower.
-    pub replicas: Vec<i32>,
-    pub isr: Vec<i32>,
-    /// A leader's followers as their fetches report them.
-    pub followers: Vec<(i32, super::ReplicaState)>,
-    pub high_watermark: i64,
-    pub log_end_offset: i64,
-    pub log_start_offset: i64,
-    /// The newest epoch in the log's epoch cache (-1: none); a follower asks its leader
-    /// where that epoch ends before fetching (KIP-279).
-    pub latest_epoch: i32,
-}
 
 #[derive(Debug)]
 pub(super) enum Role {
@@ -120,7 +60,7 @@ pub(super) struct Replication {
     waiting_acks: Vec<WaitingAck>,
     /// Follower fetches waiting for the log end to pass their offset (long polls).
     parked_replica_fetches: Vec<(i64, RpcReplyPort<()>)>,
-    pending_truncation: Option<Truncation>,
+    pub(super) pending_truncation: Option<Truncation>,
     isr_tick_scheduled: bool,
 }
 
@@ -142,59 +82,6 @@ impl Replication {
             _ => None,
         }
     }
-}
-
-/// The messages of this module, handled by `PartitionState::replication_message`.
-pub enum ReplicationMsg {
-    BecomeLeader {
-        leader_epoch: i32,
-        isr: Vec<i32>,
-        replicas: Vec<i32>,
-    },
-    BecomeFollower {
-        leader: i32,
-        leader_epoch: i32,
-    },
-    UpdateIsr {
-        leader_epoch: i32,
-        isr: Vec<i32>,
-    },
-    ReplicaFetch {
-        replica_id: i32,
-        fetch_offset: i64,
-        current_leader_epoch: i32,
-        max_bytes: usize,
-        /// When the fetch arrived (wall-clock ms), for the follower's lag.
-        now_ms: i64,
-        reply: RpcReplyPort<Result<ReplicaReadOutcome, PartitionError>>,
-    },
-    WaitForAppend {
-        offset: i64,
-        notify: RpcReplyPort<()>,
-    },
-    AppendAsFollower {
-        records: Bytes,
-        leader_epoch: i32,
-        leader_high_watermark: i64,
-        reply: RpcReplyPort<Result<FollowerOffsets, PartitionError>>,
-    },
-    TruncateTo {
-        offset: i64,
-        fully: bool,
-        reply: RpcReplyPort<Result<FollowerOffsets, PartitionError>>,
-    },
-    EndOffsetForEpoch {
-        current_leader_epoch: i32,
-        leader_epoch: i32,
-        reply: RpcReplyPort<Result<(i32, i64), PartitionError>>,
-    },
-    CheckIsr {
-        now_ms: i64,
-        reply: Option<RpcReplyPort<Option<AlterPartitionRequest>>>,
-    },
-    DescribeRole {
-        reply: RpcReplyPort<RoleView>,
-    },
 }
 
 impl PartitionState {
@@ -282,6 +169,13 @@ impl PartitionState {
             ReplicationMsg::DescribeRole { reply } => {
                 let _ = reply.send(self.role_view());
             }
+            ReplicationMsg::UpdateMinInsyncReplicas {
+                min_insync_replicas,
+            } => {
+                if let Some(r) = self.replication.as_mut() {
+                    r.args.min_insync_replicas = min_insync_replicas;
+                }
+            }
             ReplicationMsg::CheckIsr { now_ms, reply } => {
                 // The timer's check goes by the system clock; tests give theirs.
                 let now_ms = if reply.is_some() {
@@ -339,7 +233,7 @@ impl PartitionState {
         view
     }
 
-    fn role(&self) -> Option<&Role> {
+    pub(super) fn role(&self) -> Option<&Role> {
         self.replication.as_ref().map(|r| &r.role)
     }
 
@@ -375,15 +269,15 @@ impl PartitionState {
         }
     }
 
-    /// Parks an acks=all produce of a replicated leader until the ISR has it (and an fsync,
-    /// unless the flush policy is `interval`).
+    /// Parks an acks=all produce (or a transaction marker) of a replicated leader until the
+    /// ISR has it, and an fsync covers it when `needs_fsync`.
     pub(super) fn park_for_isr(
         &mut self,
         myself: &ActorRef<PartitionMsg>,
         last_offset: i64,
+        needs_fsync: bool,
         reply: ParkedReply,
     ) {
-        let needs_fsync = self.args.flush_policy != FlushPolicy::Interval;
         let Some(r) = self.replication.as_mut() else {
             return reply.fail(PartitionError::NotAvailable);
         };
@@ -540,7 +434,10 @@ impl PartitionState {
         self.release_acks();
     }
 
-    fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), PartitionError> {
+    pub(super) fn check_leader_epoch(
+        &self,
+        current_leader_epoch: i32,
+    ) -> Result<(), PartitionError> {
         let epoch = match self.role() {
             Some(Role::Leader(l)) => l.leader_epoch,
             Some(Role::Follower { leader_epoch, .. }) => *leader_epoch,
@@ -611,98 +508,6 @@ impl PartitionState {
             .map_or(0, |e| e.start_offset)
     }
 
-    fn append_as_follower(
-        &mut self,
-        myself: &ActorRef<PartitionMsg>,
-        records: Bytes,
-        leader_epoch: i32,
-        leader_high_watermark: i64,
-    ) -> Result<FollowerOffsets, PartitionError> {
-        self.check_leader_epoch(leader_epoch)?;
-        if !matches!(self.role(), Some(Role::Follower { .. })) {
-            return Err(PartitionError::NotAvailable);
-        }
-        if self.failed || self.log.is_failed() {
-            return Err(PartitionError::StorageFailed);
-        }
-        let mut buf = BytesMut::from(&records[..]);
-        match self.log.append_as_follower(&mut buf) {
-            Ok(_) => {}
-            Err(err @ (StorageError::InvalidBatch(_) | StorageError::CorruptBatch(_))) => {
-                warn!(topic = %self.args.topic, partition = self.args.partition, %err,
-                    "Refused batches fetched from the leader.");
-                return Err(err.into());
-            }
-            Err(err) => {
-                self.fail(&err);
-                return Err(PartitionError::StorageFailed);
-            }
-        }
-        if self.args.flush_policy == FlushPolicy::Always {
-            self.start_flush(myself);
-        } else {
-            self.schedule_tick(myself);
-        }
-        self.follow_high_watermark(leader_high_watermark);
-        Ok(self.follower_offsets())
-    }
-
-    /// A follower's high watermark is the leader's, as far as its own log reaches.
-    fn follow_high_watermark(&mut self, leader_high_watermark: i64) {
-        let own = if self.args.flush_policy == FlushPolicy::Always {
-            self.log.flushed_offset()
-        } else {
-            self.log.log_end_offset()
-        };
-        let target = leader_high_watermark.min(own);
-        if target > self.high_watermark {
-            self.high_watermark = target;
-            self.wake_fetches();
-        }
-    }
-
-    fn follower_offsets(&self) -> FollowerOffsets {
-        FollowerOffsets {
-            log_end_offset: self.log.log_end_offset(),
-            high_watermark: self.high_watermark,
-            log_start_offset: self.log.log_start_offset(),
-        }
-    }
-
-    /// KIP-279: the follower cuts what the leader does not have (`fully`: it restarts at
-    /// the leader's log start). The high watermark follows the log end down.
-    fn truncate(&mut self, offset: i64, fully: bool) -> Result<FollowerOffsets, PartitionError> {
-        let result = if fully {
-            self.log.truncate_fully_and_start_at(offset)
-        } else {
-            self.log.truncate_to(offset)
-        };
-        if let Err(err) = result {
-            self.fail(&err);
-            return Err(PartitionError::StorageFailed);
-        }
-        self.high_watermark = self
-            .high_watermark
-            .min(self.log.log_end_offset())
-            .max(self.log.log_start_offset());
-        Ok(self.follower_offsets())
-    }
-
-    /// A flush job finished: a truncation that waited for it runs now.
-    pub(super) fn run_pending_truncation(&mut self) {
-        if self.flush_in_flight {
-            return;
-        }
-        let Some((offset, fully, reply)) = self
-            .replication
-            .as_mut()
-            .and_then(|r| r.pending_truncation.take())
-        else {
-            return;
-        };
-        let _ = reply.send(self.truncate(offset, fully));
-    }
-
     fn check_isr(&mut self, now_ms: i64) -> Option<AlterPartitionRequest> {
         let r = self.replication.as_ref()?;
         let lag_ms = r.args.replica_lag_time_max.as_millis() as i64;
@@ -759,35 +564,5 @@ impl PartitionState {
                 reply: None,
             })
         });
-    }
-}
-
-impl ReplicationMsg {
-    /// Answers the request with `err` (a partition that has no roles or no log).
-    pub fn refuse(self, err: PartitionError) {
-        match self {
-            ReplicationMsg::ReplicaFetch { reply, .. } => {
-                let _ = reply.send(Err(err));
-            }
-            ReplicationMsg::WaitForAppend { notify, .. } => {
-                let _ = notify.send(());
-            }
-            ReplicationMsg::AppendAsFollower { reply, .. }
-            | ReplicationMsg::TruncateTo { reply, .. } => {
-                let _ = reply.send(Err(err));
-            }
-            ReplicationMsg::EndOffsetForEpoch { reply, .. } => {
-                let _ = reply.send(Err(err));
-            }
-            ReplicationMsg::CheckIsr {
-                reply: Some(reply), ..
-            } => {
-                let _ = reply.send(None);
-            }
-            ReplicationMsg::DescribeRole { reply } => {
-                drop(reply);
-            }
-            _ => {}
-        }
     }
 }

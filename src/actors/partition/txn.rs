@@ -51,10 +51,19 @@ impl PartitionState {
             let _ = reply.send(Err(PartitionError::StorageFailed));
             return;
         }
-        match self
-            .log
-            .append_marker(producer_id, producer_epoch, commit, coordinator_epoch)
-        {
+        // Kafka writes markers with acks=all: a follower refuses, a leader needs the ISR.
+        if let Err(err) = self.admit_produce(-1) {
+            let _ = reply.send(Err(err));
+            return;
+        }
+        let leader_epoch = self.stamping_epoch();
+        match self.log.append_marker_in(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            leader_epoch,
+        ) {
             Ok(info) => {
                 debug!(topic = %self.args.topic, partition = self.args.partition, producer_id,
                     commit, offset = info.base_offset, "Wrote a transaction marker.");
@@ -63,6 +72,13 @@ impl PartitionState {
                 }
                 // The transaction's end may move the last stable offset on its own.
                 self.wake_fetches();
+                if self.replication.is_some() {
+                    // Fsynced and on every ISR member before the coordinator hears of it.
+                    self.wake_replica_fetches();
+                    let reply = ParkedReply::Marker(reply);
+                    self.park_for_isr(myself, info.last_offset, true, reply);
+                    return;
+                }
                 self.parked_appends.push(ParkedAppend {
                     last_offset: info.last_offset,
                     reply: ParkedReply::Marker(reply),

@@ -107,14 +107,6 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
             (name.clone(), routes.topic(&name), unknown)
         };
         let compression = route.and_then(|r| r.produce.compression);
-        // min.insync.replicas: this broker is the only in-sync replica, so acks=all needs
-        // the setting at 1; above it Kafka answers NOT_ENOUGH_REPLICAS and appends nothing.
-        // In a cluster, the partition's ISR counts.
-        let isr = |index: i32| {
-            route
-                .and_then(|r| r.placement(index))
-                .map_or(1, |p| p.isr.len())
-        };
         let mut pending = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let index = data.index;
@@ -131,8 +123,12 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
                 pending.push(Pending::NotLeader(index, leader, epoch));
                 continue;
             }
-            let too_few_replicas = acks == -1
-                && route.is_some_and(|r| r.produce.min_insync_replicas as usize > isr(index));
+            // min.insync.replicas: a single node is the only in-sync replica, so acks=all
+            // needs the setting at 1; above it Kafka answers NOT_ENOUGH_REPLICAS and appends
+            // nothing. In a cluster the partition's leader role checks its ISR itself.
+            let too_few_replicas = routes.cluster.is_none()
+                && acks == -1
+                && route.is_some_and(|r| r.produce.min_insync_replicas > 1);
             let Some(records) = data.records else {
                 pending.push(Pending::Failed(index, ResponseError::InvalidRecord.code()));
                 continue;

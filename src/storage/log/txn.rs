@@ -2,6 +2,7 @@
 //! stable offset, aborted transactions and the producers DescribeProducers lists.
 
 use super::{wall_clock_ms, PartitionLog};
+use crate::storage::batch::set_partition_leader_epoch;
 use crate::storage::control_batch::build_marker;
 use crate::storage::producer_state::ProducerSummary;
 use crate::storage::txn_state::AbortedTxn;
@@ -17,6 +18,18 @@ impl PartitionLog {
         commit: bool,
         coordinator_epoch: i32,
     ) -> Result<AppendInfo, StorageError> {
+        self.append_marker_in(producer_id, producer_epoch, commit, coordinator_epoch, None)
+    }
+
+    /// `append_marker` by a replicated leader, which stamps its leader epoch on the marker.
+    pub fn append_marker_in(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        leader_epoch: Option<i32>,
+    ) -> Result<AppendInfo, StorageError> {
         if self.failed {
             return Err(StorageError::Failed);
         }
@@ -28,6 +41,9 @@ impl PartitionLog {
             coordinator_epoch,
             wall_clock_ms(),
         );
+        if let Some(epoch) = leader_epoch {
+            set_partition_leader_epoch(&mut batch, epoch);
+        }
         let (base_offset, header) = self.write_batch(&mut batch)?;
         self.producers.record_marker(
             producer_id,
