@@ -415,7 +415,13 @@ impl Config {
             ));
         }
         self.sasl_mechanisms()?;
-        self.authorizer()?;
+        // The ACL checks are not wired to requests yet: a broker asked for an authorizer
+        // refuses to start rather than serve everyone while looking protected.
+        if self.authorizer()?.is_some() {
+            return Err(ConfigError::Invalid(
+                "authorizer_class_name is set, but ACL checks on requests are not implemented yet (issue 14); unset it".into(),
+            ));
+        }
         if self.sasl_server_max_receive_size < 1024 {
             return Err(ConfigError::Invalid(
                 "sasl_server_max_receive_size must be at least 1024".into(),
@@ -594,7 +600,11 @@ mod tests {
             super_users: "User:admin;User:ops".into(),
             ..Config::default()
         };
-        on.validate().unwrap();
+        assert!(on
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("not implemented yet"));
         let authorizer = on.authorizer().unwrap().unwrap();
         assert_eq!(authorizer.super_users.len(), 2);
         assert!(!authorizer.allow_everyone_if_no_acl_found);
