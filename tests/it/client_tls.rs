@@ -1,7 +1,7 @@
 //! SSL listeners (rustls): librdkafka produces and consumes over TLS; a plaintext client
 //! on the SSL port is closed and the broker serves on; a client that stalls its handshake
 //! is closed at the deadline while others are served; ssl_client_auth = "required" refuses
-//! a client without a certificate and serves one with.
+//! a client without a certificate and serves one with; SASL_SSL is TLS, then SASL.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -209,4 +209,41 @@ fn requested_client_auth_serves_clients_with_and_without_a_certificate() {
         metadata_port(&bootstrap, &settings(&with_cert)),
         Ok(ssl_port)
     );
+}
+
+#[test]
+fn librdkafka_authenticates_with_sasl_plain_over_sasl_ssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = TestCerts::generate(dir.path());
+    let sasl_port = free_port();
+    let _broker = TestBroker::start_with_port(|port| {
+        format!(
+            "listeners = \"PLAINTEXT://127.0.0.1:{port},SASL_SSL://127.0.0.1:{sasl_port}\"\n\
+             ssl_keystore_location = \"{}\"\n\
+             connection_failed_authentication_delay_ms = 10\n\
+             [sasl_plain_users]\n\
+             alice = \"alice-secret\"\n",
+            certs.broker_keystore.display()
+        )
+    });
+    let bootstrap = format!("127.0.0.1:{sasl_port}");
+    let login = |password: &str| {
+        let mut s = certs.client_settings();
+        s[0] = ("security.protocol", "sasl_ssl".to_string());
+        s.push(("sasl.mechanisms", "PLAIN".to_string()));
+        s.push(("sasl.username", "alice".to_string()));
+        s.push(("sasl.password", password.to_string()));
+        s
+    };
+    let good = login("alice-secret");
+    assert_eq!(metadata_port(&bootstrap, &settings(&good)), Ok(sasl_port));
+    let (producer, deliveries) = producer(&bootstrap, &settings(&good));
+    send_and_wait(
+        &producer,
+        &deliveries,
+        BaseRecord::to("sasl-ssl").payload(b"v".as_slice()),
+    );
+    assert_eq!(deliveries.ok.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let bad = login("wrong");
+    assert!(metadata_port(&bootstrap, &settings(&bad)).is_err());
 }
