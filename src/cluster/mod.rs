@@ -14,6 +14,7 @@ mod controller_tests;
 pub mod network;
 pub mod node;
 pub mod placement;
+pub mod quorum_voters;
 pub mod rpc;
 pub mod state_machine;
 #[cfg(test)]
