@@ -5,15 +5,18 @@
 //! A follower's request (replica_id >= 0) is answered by the partition's leader role from
 //! its leader-epoch cache (KIP-101/KIP-279: where the follower's epoch ended).
 
+use kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderPartition;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::{
-    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ResponseKind,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ResponseKind, TopicName,
 };
 use kafka_protocol::ResponseError;
+use ractor::RpcReplyPort;
 
 use crate::actors::partition::{PartitionMsg, ReplicationMsg};
+use crate::actors::Reply;
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
@@ -24,26 +27,7 @@ pub fn prepare(ctx: &BrokerContext, req: OffsetForLeaderEpochRequest) -> Respons
     if req.replica_id.0 >= 0 {
         return for_follower(ctx, req);
     }
-    let routes = ctx.routes();
-    let topics: Vec<_> = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let route = routes.topic(t.topic.0.as_str()).cloned();
-            let parts: Vec<_> = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let rx = route
-                        .as_ref()
-                        .and_then(|r| r.partition(p.partition))
-                        .and_then(|a| ask(a, |reply| PartitionMsg::Offsets { reply }));
-                    (p, rx)
-                })
-                .collect();
-            (t.topic, parts)
-        })
-        .collect();
+    let topics = ask_each(ctx, req, |_| move |reply| PartitionMsg::Offsets { reply });
     Box::pin(async move {
         let mut results = Vec::with_capacity(topics.len());
         for (name, parts) in topics {
@@ -82,40 +66,22 @@ pub fn prepare(ctx: &BrokerContext, req: OffsetForLeaderEpochRequest) -> Respons
 
 /// A follower's question, answered by each partition's epoch cache.
 fn for_follower(ctx: &BrokerContext, req: OffsetForLeaderEpochRequest) -> ResponseFuture {
-    let routes = ctx.routes();
-    let topics: Vec<_> = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let route = routes.topic(t.topic.0.as_str()).cloned();
-            let parts: Vec<_> = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let rx = route
-                        .as_ref()
-                        .and_then(|r| r.partition(p.partition))
-                        .and_then(|a| {
-                            ask(a, |reply| {
-                                PartitionMsg::Replication(ReplicationMsg::EndOffsetForEpoch {
-                                    current_leader_epoch: p.current_leader_epoch,
-                                    leader_epoch: p.leader_epoch,
-                                    reply,
-                                })
-                            })
-                        });
-                    (p.partition, rx)
-                })
-                .collect();
-            (t.topic, parts)
-        })
-        .collect();
+    let topics = ask_each(ctx, req, |p| {
+        let (current_leader_epoch, leader_epoch) = (p.current_leader_epoch, p.leader_epoch);
+        move |reply| {
+            PartitionMsg::Replication(ReplicationMsg::EndOffsetForEpoch {
+                current_leader_epoch,
+                leader_epoch,
+                reply,
+            })
+        }
+    });
     Box::pin(async move {
         let mut results = Vec::with_capacity(topics.len());
         for (name, parts) in topics {
             let mut partitions = Vec::with_capacity(parts.len());
-            for (index, rx) in parts {
-                let entry = EpochEndOffset::default().with_partition(index);
+            for (p, rx) in parts {
+                let entry = EpochEndOffset::default().with_partition(p.partition);
                 let Some(rx) = rx else {
                     partitions
                         .push(entry.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
@@ -140,4 +106,39 @@ fn for_follower(ctx: &BrokerContext, req: OffsetForLeaderEpochRequest) -> Respon
             OffsetForLeaderEpochResponse::default().with_topics(results),
         )
     })
+}
+
+/// A requested partition and the reply its actor will send (None: not here).
+type Asked<T> = (OffsetForLeaderPartition, Option<Reply<T>>);
+
+/// Each requested partition with the question `message` builds for it sent to its actor
+/// (None: no such topic or partition here), grouped by topic in request order.
+fn ask_each<T, B>(
+    ctx: &BrokerContext,
+    req: OffsetForLeaderEpochRequest,
+    message: impl Fn(&OffsetForLeaderPartition) -> B,
+) -> Vec<(TopicName, Vec<Asked<T>>)>
+where
+    T: Send + 'static,
+    B: FnOnce(RpcReplyPort<T>) -> PartitionMsg,
+{
+    let routes = ctx.routes();
+    req.topics
+        .into_iter()
+        .map(|t| {
+            let route = routes.topic(t.topic.0.as_str()).cloned();
+            let parts = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let rx = route
+                        .as_ref()
+                        .and_then(|r| r.partition(p.partition))
+                        .and_then(|a| ask(a, message(&p)));
+                    (p, rx)
+                })
+                .collect();
+            (t.topic, parts)
+        })
+        .collect()
 }
