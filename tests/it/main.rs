@@ -39,6 +39,8 @@ mod client_tls;
 mod client_transactions;
 mod client_txn_expiry;
 mod cluster_failover;
+mod cluster_leader_kills;
+mod cluster_load;
 mod cluster_metadata;
 mod config_walk;
 mod crash_property;
