@@ -36,6 +36,13 @@ fn leader_with_full_isr(brokers: &[TestBroker]) -> i32 {
     topic(&r, TOPIC).unwrap().partitions[0].leader_id.0
 }
 
+/// True once `survivor` names a leader other than `old`.
+fn new_leader(survivor: &TestBroker, old: i32) -> bool {
+    metadata(survivor)
+        .and_then(|r| topic(&r, TOPIC).map(|t| t.partitions[0].leader_id.0))
+        .is_some_and(|l| l != old && l != -1)
+}
+
 #[test]
 fn acks_all_records_survive_repeated_leader_kills_exactly_once() {
     let defaults = std::env::var("BROKER_FAILOVER_DEFAULT_TIMEOUTS").is_ok_and(|v| v == "1");
@@ -65,6 +72,8 @@ fn acks_all_records_survive_repeated_leader_kills_exactly_once() {
         brokers[(leader - 1) as usize].kill9();
         let killed = Instant::now();
         let deadline = killed + Duration::from_secs(60);
+        let survivor = &brokers[(leader % 3) as usize];
+        let mut moved = None;
         let first = loop {
             if let Some(at) = load.acks.first_after(killed) {
                 break at;
@@ -73,10 +82,16 @@ fn acks_all_records_survive_repeated_leader_kills_exactly_once() {
                 Instant::now() < deadline,
                 "kill {kill}: nothing acknowledged within 60 s of killing leader {leader}"
             );
-            std::thread::sleep(Duration::from_millis(1));
+            if moved.is_none() && new_leader(survivor, leader) {
+                moved = Some(killed.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
         };
         let failover = first - killed;
-        eprintln!("kill {kill}: leader {leader} killed; first acknowledgement after {failover:?}");
+        eprintln!(
+            "kill {kill}: leader {leader} killed; new leader in metadata after {moved:?}, \
+             first acknowledgement after {failover:?}"
+        );
         failovers.push(failover);
         brokers[(leader - 1) as usize].restart();
     }
