@@ -44,6 +44,7 @@ impl Acks {
     }
 
     /// Waits (bounded) until at least `more` acknowledgements arrived after now.
+    #[track_caller]
     pub fn wait_for_more(&self, more: usize, within: Duration) {
         let target = self.count() + more;
         let deadline = Instant::now() + within;
@@ -158,8 +159,12 @@ impl Load {
 
 /// Reads partition 0 of `topic` up to its high watermark through `bootstrap` and asserts
 /// every acknowledged payload is there exactly once and no payload appears twice.
-/// Returns the number of records read.
-pub fn assert_acknowledged_once(bootstrap: &str, topic: &str, acks: &Acks) -> usize {
+/// Returns each payload read (each once).
+pub fn assert_acknowledged_once(
+    bootstrap: &str,
+    topic: &str,
+    acks: &Acks,
+) -> BTreeMap<String, usize> {
     let reader = consumer(bootstrap, &[]);
     let end = end_offsets(&reader, topic, 1)[0] as usize;
     let read = consume(&reader, topic, 1, end, Duration::from_secs(60));
@@ -193,7 +198,7 @@ pub fn assert_acknowledged_once(bootstrap: &str, topic: &str, acks: &Acks) -> us
         end,
         "every record up to the high watermark read"
     );
-    read.len()
+    seen
 }
 
 /// The p-th percentile (0..=100) of `samples`, nearest rank.
