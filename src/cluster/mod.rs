@@ -11,6 +11,7 @@
 pub mod controller;
 #[cfg(test)]
 mod controller_tests;
+pub mod liveness;
 pub mod network;
 pub mod node;
 pub mod placement;
