@@ -63,12 +63,12 @@ fn acks_all_records_survive_repeated_leader_kills_exactly_once() {
         .join(",");
     leader_with_full_isr(&brokers);
     let load = start_load(&bootstrap, TOPIC, 2, 500);
-    load.acks.wait_for_more(100, SLACK);
+    load.acks.wait_for_more(100, SLACK, &every(&brokers));
 
     let mut failovers = Vec::new();
     for kill in 1..=kills() {
         let leader = leader_with_full_isr(&brokers);
-        load.acks.wait_for_more(20, SLACK);
+        load.acks.wait_for_more(20, SLACK, &every(&brokers));
         brokers[(leader - 1) as usize].kill9();
         let killed = Instant::now();
         let deadline = killed + Duration::from_secs(60);

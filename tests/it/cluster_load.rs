@@ -16,7 +16,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
-use super::harness::{consume, consumer, end_offsets};
+use super::harness::{consume, consumer, end_offsets, TestBroker};
 
 /// What the producers' delivery reports said.
 #[derive(Default)]
@@ -43,22 +43,22 @@ impl Acks {
             .map(|(t, _)| *t)
     }
 
-    /// Waits (bounded) until at least `more` acknowledgements arrived after now.
+    /// Waits (bounded) until at least `more` acknowledgements arrived after now; on
+    /// failure the panic shows the brokers' logs.
     #[track_caller]
-    pub fn wait_for_more(&self, more: usize, within: Duration) {
+    pub fn wait_for_more(&self, more: usize, within: Duration, brokers: &[&TestBroker]) {
         let target = self.count() + more;
         let deadline = Instant::now() + within;
         while self.count() < target {
-            assert!(
-                Instant::now() < deadline,
-                "no {more} more acknowledgements within {within:?}; errors: {:?}",
-                self.errors
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .take(5)
-                    .collect::<Vec<_>>()
-            );
+            if Instant::now() > deadline {
+                let errors = self.errors.lock().unwrap().clone();
+                let logs: Vec<String> = brokers.iter().map(|b| b.logs()).collect();
+                panic!(
+                    "no {more} more acknowledgements within {within:?}; errors: {:?}\n{}",
+                    &errors[..errors.len().min(5)],
+                    logs.join("\n----\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
     }
