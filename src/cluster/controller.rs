@@ -228,7 +228,8 @@ impl ControllerState {
             since,
             Instant::now(),
             self.args.heartbeat_interval,
-            |id| self.probing.contains(&id),
+            // This node's own broker runs this code: alive, whether or not it listens yet.
+            |id| self.probing.contains(&id) || NodeId::try_from(id) == Ok(self.args.node_id),
         );
         for broker in late {
             self.probing.insert(broker.id);

@@ -33,19 +33,20 @@ pub struct LateBroker {
 /// The live brokers not heard from since `since` (when this controller took over: after a
 /// controller's death the dead broker is often the controller's own, which nobody can tell
 /// apart from a slow one for a whole session otherwise) or for more than 1.25
-/// `heartbeat_interval`, leaving out those in `probing`.
+/// `heartbeat_interval`, leaving out those `skip` names (being probed already, or this
+/// node's own).
 pub fn late_brokers(
     image: &MetadataImage,
     last_seen: &HashMap<i32, Instant>,
     since: Instant,
     now: Instant,
     heartbeat_interval: Duration,
-    probing: impl Fn(i32) -> bool,
+    skip: impl Fn(i32) -> bool,
 ) -> Vec<LateBroker> {
     let late = heartbeat_interval + heartbeat_interval / 4;
     image
         .live_brokers()
-        .filter(|(id, _)| !probing(*id))
+        .filter(|(id, _)| !skip(*id))
         .filter(|(id, _)| match last_seen.get(id) {
             Some(last) if *last >= since => now.duration_since(*last) > late,
             _ => true,
