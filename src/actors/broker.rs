@@ -183,6 +183,7 @@ impl Broker {
             fetch_memory: fetch_memory.clone(),
             fetch_sessions: fetch_sessions.clone(),
             listeners: listeners_shared.clone(),
+            quorum: cluster.as_ref().map(|c| c.client.clone()),
         };
         let limits =
             ConnectionLimits::new(&config, crate::fd_limit::nofile().map(|(soft, _)| soft));
@@ -271,6 +272,7 @@ impl Broker {
             fetch_memory: self.fetch_memory.clone(),
             fetch_sessions: self.fetch_sessions.clone(),
             listeners: self.listener_configs.clone(),
+            quorum: self.cluster.as_ref().map(|c| c.client.clone()),
         }
     }
 

@@ -23,6 +23,8 @@ pub struct BrokerContext {
     pub fetch_sessions: crate::protocol::fetch_sessions::FetchSessions,
     /// Every listener, with the address it advertises (its bound port where it binds 0).
     pub listeners: Arc<[crate::security::listeners::ListenerConfig]>,
+    /// Cluster mode: the way to the controller (ElectLeaders, DescribeQuorum).
+    pub quorum: Option<crate::cluster::rpc::QuorumClient>,
 }
 
 /// Who sent a request: for group membership (DescribeGroups shows it), and for the
