@@ -1,6 +1,8 @@
 //! One integration-test binary (one link): actor-level tests that spawn actors directly,
 //! and client tests that drive a real broker process with librdkafka.
 
+mod acl_matrix;
+mod acl_matrix_calls;
 mod actor_acls;
 mod actor_backpressure;
 mod actor_broker_configs;
