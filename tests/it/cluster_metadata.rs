@@ -26,6 +26,11 @@ const METADATA_VERSION: i16 = 12;
 /// Three voters, then `non_voters` brokers that are not (each with its own
 /// controller_listen).
 pub(crate) fn start_cluster(non_voters: i32) -> Vec<TestBroker> {
+    start_cluster_with(non_voters, "")
+}
+
+/// `start_cluster`, with `extra` config lines on every broker.
+pub(crate) fn start_cluster_with(non_voters: i32, extra: &str) -> Vec<TestBroker> {
     let controllers: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let voters = controllers
         .iter()
@@ -43,7 +48,7 @@ pub(crate) fn start_cluster(non_voters: i32) -> Vec<TestBroker> {
             TestBroker::start(&format!(
                 "node_id = {id}\ncontroller_quorum_voters = \"{voters}\"\n\
                  broker_heartbeat_interval_ms = 200\n\
-                 broker_session_timeout_ms = {SESSION_TIMEOUT_MS}\n{listen}"
+                 broker_session_timeout_ms = {SESSION_TIMEOUT_MS}\n{listen}{extra}"
             ))
         })
         .collect()

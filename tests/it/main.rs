@@ -38,6 +38,7 @@ mod client_sasl;
 mod client_tls;
 mod client_transactions;
 mod client_txn_expiry;
+mod cluster_coordinators;
 mod cluster_failover;
 mod cluster_metadata;
 mod config_walk;
