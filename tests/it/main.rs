@@ -41,6 +41,7 @@ mod client_tls;
 mod client_transactions;
 mod client_txn_expiry;
 mod cluster_admin;
+mod cluster_coordinators;
 mod cluster_failover;
 mod cluster_leader_kills;
 mod cluster_load;
