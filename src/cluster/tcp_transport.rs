@@ -68,7 +68,9 @@ impl Accept for TcpListener {
 use tracing::{debug, warn};
 
 use super::controller::ControllerMsg;
-use super::rpc::{local_write, BrokerHeartbeat, IsrChange, Rejected};
+use super::elections::{ElectLeaders, ElectionOutcome};
+use super::quorum_description::QuorumDescription;
+use super::rpc::{answer, BrokerHeartbeat, IsrChange, Rejected};
 use super::{MetadataRaft, MetadataTypes, NodeId};
 use crate::actors::metadata::MetadataRecord;
 
@@ -90,6 +92,10 @@ pub(super) enum RaftRequest {
     Heartbeat(BrokerHeartbeat),
     /// A partition leader's ISR change (AlterPartition), for the controller.
     AlterPartition(IsrChange),
+    /// An ElectLeaders request, for the controller.
+    ElectLeaders(ElectLeaders),
+    /// A DescribeQuorum request, for the leader.
+    DescribeQuorum,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -101,6 +107,8 @@ pub(super) enum RaftResponse {
     Write(Result<u64, Rejected>),
     Heartbeat(Result<(), Rejected>),
     AlterPartition(Result<(), Rejected>),
+    ElectLeaders(Result<Vec<ElectionOutcome>, Rejected>),
+    DescribeQuorum(Result<QuorumDescription, Rejected>),
 }
 
 pub async fn write_frame<T: Serialize>(
@@ -198,15 +206,7 @@ async fn serve_connection(
                 };
                 RaftResponse::FullSnapshot(raft.install_full_snapshot(vote, snapshot).await)
             }
-            RaftRequest::Write(record) => RaftResponse::Write(local_write(raft, record).await),
-            RaftRequest::Heartbeat(heartbeat) => RaftResponse::Heartbeat(match controller {
-                Some(controller) => super::controller::heartbeat(controller, heartbeat).await,
-                None => Err(Rejected::NotLeader { leader: None }),
-            }),
-            RaftRequest::AlterPartition(change) => RaftResponse::AlterPartition(match controller {
-                Some(controller) => super::controller::alter_partition(controller, change).await,
-                None => Err(Rejected::NotLeader { leader: None }),
-            }),
+            other => answer(raft, controller, &other).await,
         };
         write_frame(&mut stream, &response).await?;
     }

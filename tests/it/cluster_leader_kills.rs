@@ -51,7 +51,7 @@ fn acks_all_records_survive_repeated_leader_kills_exactly_once() {
     } else {
         (200, 2_000)
     };
-    let mut brokers = start_cluster_with(0, timeouts);
+    let mut brokers = start_cluster_with(0, timeouts, "");
     wait_everywhere(&every(&brokers), SLACK, "three brokers", |r| {
         broker_ids(r).len() == 3
     });

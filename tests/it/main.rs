@@ -1,6 +1,8 @@
 //! One integration-test binary (one link): actor-level tests that spawn actors directly,
 //! and client tests that drive a real broker process with librdkafka.
 
+mod acl_matrix;
+mod acl_matrix_calls;
 mod actor_acls;
 mod actor_backpressure;
 mod actor_broker_configs;
@@ -38,6 +40,8 @@ mod client_sasl;
 mod client_tls;
 mod client_transactions;
 mod client_txn_expiry;
+mod cluster_admin;
+mod cluster_coordinators;
 mod cluster_failover;
 mod cluster_leader_kills;
 mod cluster_load;
