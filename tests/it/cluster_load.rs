@@ -134,8 +134,17 @@ fn produce(
     let tick = Duration::from_millis(10);
     let per_tick = (per_second / 100).max(1);
     let mut n = 0u64;
+    let mut fatal = false;
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
+        if !fatal {
+            if let Some((code, reason)) = producer.client().fatal_error() {
+                // The idempotent producer gave up: every later send fails. Seen by the test.
+                let error = format!("producer {id}: fatal {code:?}: {reason}");
+                producer.context().0.errors.lock().unwrap().push(error);
+                fatal = true;
+            }
+        }
         for _ in 0..per_tick {
             let payload = format!("p{id}-{n}");
             let record = BaseRecord::<[u8], [u8]>::to(topic)
