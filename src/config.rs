@@ -190,7 +190,9 @@ pub struct Config {
     /// connection.failed.authentication.delay.ms), which slows password guessing.
     pub connection_failed_authentication_delay_ms: u64,
     /// Kafka's authorizer.class.name: empty, no authorizer (every request allowed, the
-    /// ACL APIs answer SECURITY_DISABLED); any other value enables the StandardAuthorizer.
+    /// ACL APIs answer SECURITY_DISABLED); `org.apache.kafka.metadata.authorizer.StandardAuthorizer`
+    /// or `kafka.security.authorizer.AclAuthorizer` turn on Kafka's ACL rules; any other
+    /// value refuses to start.
     pub authorizer_class_name: String,
     /// Kafka's super.users: principals (`User:a;User:b`) every ACL check lets through.
     pub super_users: String,
@@ -393,13 +395,7 @@ impl Config {
             ));
         }
         self.sasl_mechanisms()?;
-        // The ACL checks are not wired to requests yet: a broker asked for an authorizer
-        // refuses to start rather than serve everyone while looking protected.
-        if self.authorizer()?.is_some() {
-            return Err(ConfigError::Invalid(
-                "authorizer_class_name is set, but ACL checks on requests are not implemented yet (issue 14); unset it".into(),
-            ));
-        }
+        self.authorizer()?;
         if self.sasl_server_max_receive_size < 1024 {
             return Err(ConfigError::Invalid(
                 "sasl_server_max_receive_size must be at least 1024".into(),
@@ -466,8 +462,15 @@ impl Config {
     pub fn authorizer(&self) -> Result<Option<crate::security::acl::Authorizer>, ConfigError> {
         let super_users = crate::security::acl::parse_super_users(&self.super_users)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        if self.authorizer_class_name.trim().is_empty() {
+        let class = self.authorizer_class_name.trim();
+        if class.is_empty() {
             return Ok(None);
+        }
+        if !crate::security::acl::AUTHORIZER_CLASSES.contains(&class) {
+            return Err(ConfigError::Invalid(format!(
+                "authorizer_class_name {class:?} is not one this broker implements: use one of {:?}, or leave it empty for no authorizer",
+                crate::security::acl::AUTHORIZER_CLASSES
+            )));
         }
         Ok(Some(crate::security::acl::Authorizer {
             super_users,
@@ -587,11 +590,16 @@ mod tests {
             super_users: "User:admin;User:ops".into(),
             ..Config::default()
         };
-        assert!(on
+        on.validate().unwrap();
+        let unknown = Config {
+            authorizer_class_name: "com.example.MyAuthorizer".into(),
+            ..Config::default()
+        };
+        assert!(unknown
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("not implemented yet"));
+            .contains("authorizer_class_name"));
         let authorizer = on.authorizer().unwrap().unwrap();
         assert_eq!(authorizer.super_users.len(), 2);
         assert!(!authorizer.allow_everyone_if_no_acl_found);

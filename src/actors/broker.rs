@@ -60,6 +60,7 @@ pub struct Broker {
     shutdown_timeout: Duration,
     fetch_memory: crate::protocol::fetch_memory::FetchMemory,
     fetch_sessions: crate::protocol::fetch_sessions::FetchSessions,
+    authorizer: Option<Arc<crate::security::acl::Authorizer>>,
     /// The actors the broker cannot run without, by name, until one of them ends.
     critical: Vec<(&'static str, JoinHandle<()>)>,
     /// Dropped (without blocking) after the partitions have stopped.
@@ -179,6 +180,10 @@ impl Broker {
             config.max_incremental_fetch_session_cache_slots,
             Duration::from_millis(config.min_incremental_fetch_session_eviction_ms),
         );
+        let authorizer = config
+            .authorizer()
+            .map_err(|e| StartError::Config(e.to_string()))?
+            .map(Arc::new);
         let context = BrokerContext {
             config: config.clone(),
             metadata: metadata.clone(),
@@ -188,6 +193,8 @@ impl Broker {
             fetch_memory: fetch_memory.clone(),
             fetch_sessions: fetch_sessions.clone(),
             listeners: listeners_shared.clone(),
+            quorum: cluster.as_ref().map(|c| c.client.clone()),
+            authorizer: authorizer.clone(),
         };
         let limits =
             ConnectionLimits::new(&config, crate::fd_limit::nofile().map(|(soft, _)| soft));
@@ -247,6 +254,7 @@ impl Broker {
             listeners,
             listener_addrs,
             listener_configs: listeners_shared,
+            authorizer,
             critical,
             storage_runtime,
             cluster,
@@ -276,6 +284,8 @@ impl Broker {
             fetch_memory: self.fetch_memory.clone(),
             fetch_sessions: self.fetch_sessions.clone(),
             listeners: self.listener_configs.clone(),
+            quorum: self.cluster.as_ref().map(|c| c.client.clone()),
+            authorizer: self.authorizer.clone(),
         }
     }
 

@@ -201,7 +201,7 @@ impl Actor for Metadata {
                         num_partitions: -1,
                         replication_factor: -1,
                         configs: BTreeMap::new(),
-                        assigned_partitions: None,
+                        assignments: None,
                     };
                     match state.create_topic(&myself, new, false).await {
                         Ok(_) => {
@@ -226,9 +226,13 @@ impl Actor for Metadata {
             MetadataMsg::CreatePartitions {
                 topic,
                 count,
+                assignments,
                 validate_only,
                 reply,
-            } => match state.create_partitions(&topic, count, validate_only).await {
+            } => match state
+                .create_partitions(&topic, count, assignments, validate_only)
+                .await
+            {
                 Ok(Some((id, configs, current))) => {
                     state.start_partitions(&myself, topic, id, &configs, current, count, reply)
                 }
@@ -286,13 +290,17 @@ impl Actor for Metadata {
                 let _ = reply.send(state.alter_scram_credentials(deletions, upsertions).await);
             }
             MetadataMsg::CreateAcls { acls, reply } => {
-                let _ = reply.send(state.create_acls(acls).await);
+                let results = state.create_acls(acls).await;
+                state.publish_routes();
+                let _ = reply.send(results);
             }
             MetadataMsg::DescribeAcls { filter, reply } => {
                 let _ = reply.send(state.describe_acls(&filter));
             }
             MetadataMsg::DeleteAcls { filters, reply } => {
-                let _ = reply.send(state.delete_acls(filters).await);
+                let results = state.delete_acls(filters).await;
+                state.publish_routes();
+                let _ = reply.send(results);
             }
             MetadataMsg::Shutdown { reply } => {
                 state.shutdown().await;
@@ -373,6 +381,7 @@ impl MetadataState {
         });
         let mut table = RoutingTable::new(routes, Arc::new(self.image.dynamic.clone()));
         table.starting = self.starts.live().map(|(name, _)| name.clone()).collect();
+        table.acls = Arc::new(self.image.acls.clone());
         if let Commits::Quorum(cluster) = &self.commits {
             table.cluster = Some(Arc::new(ClusterView {
                 node_id: cluster.node_id,

@@ -93,6 +93,7 @@ fn serving_coordinator(brokers: &[TestBroker]) -> i32 {
 fn a_consumer_group_resumes_from_its_commits_after_a_coordinator_kill() {
     let mut brokers = start_cluster_with(
         0,
+        (200, 2_000),
         "offsets_topic_num_partitions = 3\n\
          group_initial_rebalance_delay_ms = 0\n\
          group_min_session_timeout_ms = 1000\n",

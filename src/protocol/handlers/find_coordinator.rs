@@ -123,7 +123,7 @@ async fn create_offsets_topic(ctx: &BrokerContext) {
         num_partitions: ctx.config.offsets_topic_num_partitions,
         replication_factor,
         configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
-        assigned_partitions: None,
+        assignments: None,
     };
     let Some(rx) = ask(&ctx.metadata, |reply| MetadataMsg::CreateTopics {
         topics: vec![topic],
