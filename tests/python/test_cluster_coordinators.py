@@ -1,4 +1,4 @@
-"""kafka-python across a group coordinator kill: three broker processes (a metadata quorum on
+"""kafka-python and confluent-kafka across a group coordinator kill: three broker processes (a metadata quorum on
 127.0.0.1, free ports, temp dirs), a consumer group given all three addresses that commits
 each record synchronously; after half the records the consumer's coordinator is killed with
 SIGKILL. The group goes on at the new leader of its __consumer_offsets partition from the
@@ -110,6 +110,93 @@ def test_a_group_resumes_from_its_commits_after_a_coordinator_kill(tmp_path, clo
         assert sorted(delivered) == [b"r-%03d" % i for i in range(RECORDS)]
         position = consumer.committed(TopicPartition("coordinated", 0))
         assert position == RECORDS, position
+    finally:
+        for b in brokers:
+            if b.proc.poll() is None:
+                b.proc.kill()
+                b.proc.wait()
+
+
+def serving_coordinator(brokers, group):
+    """The node whose coordinator holds the group's members, asking each broker in turn
+    (its FindCoordinator answer, then DescribeGroups there): the one the consumer uses,
+    whichever broker FindCoordinator sends it to."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    deadline = time.monotonic() + 20
+    while True:
+        found = set()
+        for b in brokers:
+            if b.proc.poll() is not None:
+                continue
+            admin = AdminClient({"bootstrap.servers": b.bootstrap})
+            try:
+                d = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
+                if d.members and d.state != ConsumerGroupState.DEAD:
+                    found.add(d.coordinator.id)
+            except Exception:
+                pass
+        if len(found) == 1:
+            return found.pop()
+        assert time.monotonic() < deadline, f"no single coordinator holds the group: {found}"
+        time.sleep(0.2)
+
+
+def test_confluent_kafka_group_resumes_after_a_coordinator_kill(tmp_path):
+    from confluent_kafka import Consumer, KafkaException, Producer
+
+    brokers = start_cluster(tmp_path)
+    bootstrap = ",".join(b.bootstrap for b in brokers)
+    try:
+        create_replicated_topic([b.bootstrap for b in brokers], "coordinated")
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+        for i in range(RECORDS):
+            producer.produce("coordinated", value=b"r-%03d" % i, partition=0)
+        assert producer.flush(30) == 0
+
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "ck-survivors",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 500,
+            }
+        )
+        consumer.subscribe(["coordinated"])
+        delivered = {}
+        committed = set()
+        again = []
+        victim = None
+        deadline = time.monotonic() + 60
+        try:
+            while len(committed) < RECORDS:
+                assert time.monotonic() < deadline, (
+                    f"{len(committed)} of {RECORDS} committed within 60 s, "
+                    f"coordinator {victim} killed"
+                )
+                if victim is None and len(committed) >= BEFORE_KILL:
+                    victim = serving_coordinator(brokers, "ck-survivors")
+                    brokers[victim - 1].proc.kill()
+                    brokers[victim - 1].proc.wait()
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error():
+                    continue
+                if msg.value() in committed:
+                    again.append(msg.value())
+                delivered[msg.value()] = delivered.get(msg.value(), 0) + 1
+                try:
+                    consumer.commit(message=msg, asynchronous=False)
+                    committed.add(msg.value())
+                except KafkaException:  # retriable: the record comes again
+                    pass
+        finally:
+            consumer.close()
+        assert victim is not None
+        assert again == [], f"consumed again after an acknowledged commit: {again}"
+        assert sorted(delivered) == [b"r-%03d" % i for i in range(RECORDS)]
     finally:
         for b in brokers:
             if b.proc.poll() is None:
