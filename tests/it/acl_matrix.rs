@@ -29,16 +29,16 @@ const TXN_DENIED: i16 = ResponseError::TransactionalIdAuthorizationFailed.code()
 const DENIALS: [i16; 4] = [TOPIC_DENIED, GROUP_DENIED, CLUSTER_DENIED, TXN_DENIED];
 
 /// Kafka's wire codes for ACL fields.
-const TOPIC: i8 = 2;
+pub(crate) const TOPIC: i8 = 2;
 const GROUP: i8 = 3;
 const CLUSTER: i8 = 4;
 const TRANSACTIONAL_ID: i8 = 5;
-const LITERAL: i8 = 3;
+pub(crate) const LITERAL: i8 = 3;
 const PREFIXED: i8 = 4;
 const ALL: i8 = 2;
-const WRITE: i8 = 4;
+pub(crate) const WRITE: i8 = 4;
 const DENY: i8 = 2;
-const ALLOW: i8 = 3;
+pub(crate) const ALLOW: i8 = 3;
 
 struct AclBroker {
     runtime: tokio::runtime::Runtime,
@@ -89,7 +89,14 @@ impl Drop for AclBroker {
     }
 }
 
-fn acl(kind: i8, name: &str, pattern: i8, principal: &str, op: i8, perm: i8) -> AclCreation {
+pub(crate) fn acl(
+    kind: i8,
+    name: &str,
+    pattern: i8,
+    principal: &str,
+    op: i8,
+    perm: i8,
+) -> AclCreation {
     AclCreation::default()
         .with_resource_type(kind)
         .with_resource_name(text(name))
@@ -100,7 +107,7 @@ fn acl(kind: i8, name: &str, pattern: i8, principal: &str, op: i8, perm: i8) -> 
         .with_permission_type(perm)
 }
 
-fn create_acls(wire: &mut Wire, creations: Vec<AclCreation>) -> Vec<i16> {
+pub(crate) fn create_acls(wire: &mut Wire, creations: Vec<AclCreation>) -> Vec<i16> {
     let resp = wire
         .call(3, &CreateAclsRequest::default().with_creations(creations))
         .expect("CreateAcls answered");
@@ -109,7 +116,7 @@ fn create_acls(wire: &mut Wire, creations: Vec<AclCreation>) -> Vec<i16> {
 
 /// DeleteAcls with one filter naming the principal, operation and permission; the
 /// filter's error code and how many ACLs it removed.
-fn delete_acls(wire: &mut Wire, principal: &str, op: i8, perm: i8) -> (i16, usize) {
+pub(crate) fn delete_acls(wire: &mut Wire, principal: &str, op: i8, perm: i8) -> (i16, usize) {
     let filter = DeleteAclsFilter::default()
         .with_resource_type_filter(1)
         .with_resource_name_filter(None)

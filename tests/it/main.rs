@@ -25,6 +25,7 @@ mod actor_supervision;
 mod actor_txn;
 mod actor_txn_expiry;
 mod certs;
+mod client_acls;
 mod client_compaction;
 mod client_durability;
 mod client_groups;
