@@ -147,6 +147,15 @@ pub struct Config {
     /// Committed offsets of a group that stays empty this long expire
     /// (Kafka's offsets.retention.minutes).
     pub offsets_retention_ms: u64,
+    /// Cluster mode: partitions of `__consumer_offsets`, created when first needed
+    /// (Kafka's offsets.topic.num.partitions).
+    pub offsets_topic_num_partitions: i32,
+    /// Cluster mode: replicas of each `__consumer_offsets` partition, capped at the live
+    /// brokers when it is created (Kafka's offsets.topic.replication.factor).
+    pub offsets_topic_replication_factor: i16,
+    /// Cluster mode: the longest an offset commit waits for the in-sync replicas of its
+    /// `__consumer_offsets` partition (Kafka's offsets.commit.timeout.ms).
+    pub offsets_commit_timeout_ms: u64,
     /// The longest transaction timeout a producer may ask for
     /// (Kafka's transaction.max.timeout.ms).
     pub transaction_max_timeout_ms: u64,
@@ -264,6 +273,9 @@ impl Default for Config {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            offsets_commit_timeout_ms: 5_000,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
             transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
@@ -433,6 +445,15 @@ impl Config {
         }
         if self.broker_rack.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::Invalid("broker_rack must not be empty".into()));
+        }
+        // Kafka's bounds: at least one partition and one replica, a commit timeout of 1 ms.
+        if !(1..=100_000).contains(&self.offsets_topic_num_partitions)
+            || self.offsets_topic_replication_factor < 1
+            || self.offsets_commit_timeout_ms == 0
+        {
+            return Err(ConfigError::Invalid(
+                "offsets_topic_num_partitions must be 1 to 100000, offsets_topic_replication_factor and offsets_commit_timeout_ms at least 1".into(),
+            ));
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use super::group_registry::{GroupRegistry, GroupRegistryArgs, GroupRegistryMsg};
+use super::group_registry::{GroupRegistry, GroupRegistryArgs, GroupRegistryMsg, OffsetsTopicArgs};
 use super::listener::{ConnectionLimits, Listener, ListenerArgs, ListenerMsg};
 use super::metadata::{Metadata, MetadataArgs, MetadataMsg};
 use super::routing::{RoutingSnapshot, RoutingTable};
@@ -140,6 +140,11 @@ impl Broker {
                 dir: config.data_dir.join("__groups"),
                 storage: storage.clone(),
                 settings: config.group_settings(),
+                offsets_topic: config.cluster_mode().then(|| OffsetsTopicArgs {
+                    routing: routing.clone(),
+                    node_id: config.node_id,
+                    commit_timeout: Duration::from_millis(config.offsets_commit_timeout_ms),
+                }),
             },
         )
         .await
@@ -188,6 +193,7 @@ impl Broker {
             fetch_memory: fetch_memory.clone(),
             fetch_sessions: fetch_sessions.clone(),
             listeners: listeners_shared.clone(),
+            quorum: cluster.as_ref().map(|c| c.client.clone()),
             authorizer: authorizer.clone(),
         };
         let limits =
@@ -278,6 +284,7 @@ impl Broker {
             fetch_memory: self.fetch_memory.clone(),
             fetch_sessions: self.fetch_sessions.clone(),
             listeners: self.listener_configs.clone(),
+            quorum: self.cluster.as_ref().map(|c| c.client.clone()),
             authorizer: self.authorizer.clone(),
         }
     }

@@ -201,7 +201,7 @@ impl Actor for Metadata {
                         num_partitions: -1,
                         replication_factor: -1,
                         configs: BTreeMap::new(),
-                        assigned_partitions: None,
+                        assignments: None,
                     };
                     match state.create_topic(&myself, new, false).await {
                         Ok(_) => {
@@ -226,9 +226,13 @@ impl Actor for Metadata {
             MetadataMsg::CreatePartitions {
                 topic,
                 count,
+                assignments,
                 validate_only,
                 reply,
-            } => match state.create_partitions(&topic, count, validate_only).await {
+            } => match state
+                .create_partitions(&topic, count, assignments, validate_only)
+                .await
+            {
                 Ok(Some((id, configs, current))) => {
                     state.start_partitions(&myself, topic, id, &configs, current, count, reply)
                 }

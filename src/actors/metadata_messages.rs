@@ -124,8 +124,9 @@ pub struct NewTopic {
     /// -1 means the broker default; only 1 is possible on one broker.
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
-    /// Manual replica assignment: partition count it implies, if any was given.
-    pub assigned_partitions: Option<i32>,
+    /// Manual replica assignment: each partition's replicas, in partition order (then
+    /// `num_partitions` and `replication_factor` must be -1, as Kafka's).
+    pub assignments: Option<Vec<Vec<i32>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +153,8 @@ pub enum MetadataMsg {
     CreatePartitions {
         topic: String,
         count: i32,
+        /// Manual replicas of each new partition, in order (None: placed by the broker).
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
         reply: RpcReplyPort<Result<(), MetadataError>>,
     },

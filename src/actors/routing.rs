@@ -54,6 +54,13 @@ impl TopicRoute {
         usize::try_from(index).ok().and_then(|i| self.queues.get(i))
     }
 
+    /// Replicas per partition (1 in single-node mode or before placements are known).
+    pub fn replication_factor(&self) -> i16 {
+        self.placements
+            .first()
+            .map_or(1, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX))
+    }
+
     /// Cluster mode: the partition's placement.
     pub fn placement(&self, index: i32) -> Option<&PartitionImage> {
         usize::try_from(index)

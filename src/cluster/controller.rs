@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::elections::{self, ElectLeaders, ElectionOutcome};
 use super::rpc::{local_write, BrokerHeartbeat, IsrChange, Rejected};
 use super::{AppliedImage, MetadataRaft, NodeId};
 use crate::actors::metadata::{MetadataImage, MetadataRecord};
@@ -33,6 +34,11 @@ pub enum ControllerMsg {
     AlterPartition {
         change: IsrChange,
         reply: RpcReplyPort<Result<(), Rejected>>,
+    },
+    /// ElectLeaders: each partition's outcome once the new leaders are committed.
+    ElectLeaders {
+        request: ElectLeaders,
+        reply: RpcReplyPort<Result<Vec<ElectionOutcome>, Rejected>>,
     },
 }
 
@@ -77,6 +83,20 @@ pub async fn alter_partition(
     change: IsrChange,
 ) -> Result<(), Rejected> {
     let ask = |reply| ControllerMsg::AlterPartition { change, reply };
+    match crate::actors::call(controller, ask, Duration::from_secs(10)).await {
+        Ok(result) => result,
+        Err(err) => Err(Rejected::Failed(format!(
+            "the controller did not answer: {err}"
+        ))),
+    }
+}
+
+/// Hands an ElectLeaders request to a controller and waits for its answer.
+pub async fn elect_leaders(
+    controller: &ActorRef<ControllerMsg>,
+    request: ElectLeaders,
+) -> Result<Vec<ElectionOutcome>, Rejected> {
+    let ask = |reply| ControllerMsg::ElectLeaders { request, reply };
     match crate::actors::call(controller, ask, Duration::from_secs(10)).await {
         Ok(result) => result,
         Err(err) => Err(Rejected::Failed(format!(
@@ -133,6 +153,23 @@ impl Actor for Controller {
                         Ok(record) => state.write(vec![record]).await,
                         Err(err) => Err(err),
                     }
+                };
+                let _ = reply.send(result);
+            }
+            ControllerMsg::ElectLeaders { request, reply } => {
+                let leader = state.leader();
+                let result = if leader != Some(state.args.node_id) {
+                    Err(Rejected::NotLeader { leader })
+                } else {
+                    let (records, outcomes) = elections::elect(&state.image(), &request);
+                    if !records.is_empty() {
+                        info!(
+                            elected = records.len(),
+                            election = ?request.election,
+                            "Electing partition leaders as asked."
+                        );
+                    }
+                    state.write(records).await.map(|()| outcomes)
                 };
                 let _ = reply.send(result);
             }

@@ -11,9 +11,11 @@
 pub mod controller;
 #[cfg(test)]
 mod controller_tests;
+pub mod elections;
 pub mod network;
 pub mod node;
 pub mod placement;
+pub mod quorum_description;
 pub mod quorum_voters;
 pub mod rpc;
 pub mod state_machine;

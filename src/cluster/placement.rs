@@ -77,31 +77,48 @@ pub fn place(
         .collect())
 }
 
-/// Checks explicit assignments: each partition has the same number of replicas, no
-/// repeats, and every broker is registered.
+/// Checks explicit assignments as Kafka's controller does: no empty replica list, no
+/// broker twice, every broker one of `brokers`, and the same number of replicas for every
+/// partition (`replication_factor` when the topic already has one: CreatePartitions).
 pub fn check_assignments(
     assignments: &[Vec<i32>],
-    registered: &[i32],
+    brokers: &[i32],
+    replication_factor: Option<usize>,
 ) -> Result<(), MetadataError> {
     let invalid = |why: String| Err(MetadataError::InvalidReplicaAssignment(why));
-    let Some(rf) = assignments.first().map(Vec::len) else {
+    if assignments.is_empty() {
         return invalid("no partitions were assigned".into());
-    };
+    }
+    let mut rf = replication_factor;
     for (index, replicas) in assignments.iter().enumerate() {
-        if replicas.is_empty() || replicas.len() != rf {
+        if replicas.is_empty() {
             return invalid(format!(
-                "partition {index} has {} replicas, not {rf}",
-                replicas.len()
+                "the manual partition assignment of partition {index} is an empty replica list"
             ));
         }
-        let mut seen = replicas.clone();
-        seen.sort();
-        seen.dedup();
-        if seen.len() != replicas.len() {
-            return invalid(format!("partition {index} repeats a broker"));
+        for (at, id) in replicas.iter().enumerate() {
+            if replicas[..at].contains(id) {
+                return invalid(format!(
+                    "the manual partition assignment includes the broker {id} more than once"
+                ));
+            }
+            if !brokers.contains(id) {
+                return invalid(format!(
+                    "the manual partition assignment includes broker {id}, but no such \
+                     broker is registered and unfenced"
+                ));
+            }
         }
-        if let Some(unknown) = replicas.iter().find(|id| !registered.contains(id)) {
-            return invalid(format!("broker {unknown} is not registered"));
+        match rf {
+            Some(rf) if rf != replicas.len() => {
+                return invalid(format!(
+                    "the manual partition assignment includes a partition with {} \
+                     replica(s), but this is inconsistent with previous partitions, which \
+                     have {rf} replica(s)",
+                    replicas.len()
+                ))
+            }
+            _ => rf = Some(replicas.len()),
         }
     }
     Ok(())
@@ -154,10 +171,13 @@ mod tests {
 
     #[test]
     fn explicit_assignments_are_checked() {
-        check_assignments(&[vec![1, 2], vec![2, 3]], &[1, 2, 3]).unwrap();
-        assert!(check_assignments(&[vec![1, 2], vec![2]], &[1, 2, 3]).is_err());
-        assert!(check_assignments(&[vec![1, 1]], &[1, 2]).is_err());
-        assert!(check_assignments(&[vec![1, 9]], &[1, 2]).is_err());
-        assert!(check_assignments(&[], &[1]).is_err());
+        check_assignments(&[vec![1, 2], vec![2, 3]], &[1, 2, 3], None).unwrap();
+        check_assignments(&[vec![3, 1]], &[1, 2, 3], Some(2)).unwrap();
+        assert!(check_assignments(&[vec![1, 2], vec![2]], &[1, 2, 3], None).is_err());
+        assert!(check_assignments(&[vec![1, 1]], &[1, 2], None).is_err());
+        assert!(check_assignments(&[vec![1, 9]], &[1, 2], None).is_err());
+        assert!(check_assignments(&[vec![]], &[1, 2], None).is_err());
+        assert!(check_assignments(&[vec![1]], &[1, 2], Some(2)).is_err());
+        assert!(check_assignments(&[], &[1], None).is_err());
     }
 }

@@ -14,6 +14,8 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::controller::ControllerMsg;
+use super::elections::{ElectLeaders, ElectionOutcome};
+use super::quorum_description::QuorumDescription;
 use super::tcp_transport::{
     read_frame, write_frame, Connect, RaftRequest, RaftResponse, TokioConnect,
 };
@@ -67,6 +69,40 @@ pub(super) async fn local_write(
             })
         }
         Err(err) => Err(Rejected::Failed(err.to_string())),
+    }
+}
+
+/// Answers a request from a broker (not Raft's own) on this node: the leader does it,
+/// another node says it is not the leader.
+pub(super) async fn answer(
+    raft: &MetadataRaft,
+    controller: Option<&ActorRef<ControllerMsg>>,
+    request: &RaftRequest,
+) -> RaftResponse {
+    let no_controller = || Rejected::NotLeader { leader: None };
+    match request {
+        RaftRequest::Write(record) => RaftResponse::Write(local_write(raft, record.clone()).await),
+        RaftRequest::Heartbeat(heartbeat) => RaftResponse::Heartbeat(match controller {
+            Some(controller) => super::controller::heartbeat(controller, heartbeat.clone()).await,
+            None => Err(no_controller()),
+        }),
+        RaftRequest::AlterPartition(change) => RaftResponse::AlterPartition(match controller {
+            Some(controller) => {
+                super::controller::alter_partition(controller, change.clone()).await
+            }
+            None => Err(no_controller()),
+        }),
+        RaftRequest::ElectLeaders(election) => RaftResponse::ElectLeaders(match controller {
+            Some(controller) => {
+                super::controller::elect_leaders(controller, election.clone()).await
+            }
+            None => Err(no_controller()),
+        }),
+        RaftRequest::DescribeQuorum => {
+            let me = raft.metrics().borrow().id;
+            RaftResponse::DescribeQuorum(super::quorum_description::describe(raft, me))
+        }
+        _ => RaftResponse::Write(Err(Rejected::Failed("not a client request".into()))),
     }
 }
 
@@ -125,28 +161,28 @@ impl QuorumClient {
         }
     }
 
+    /// Runs an election through the controller; each partition's outcome.
+    pub async fn elect_leaders(
+        &self,
+        request: ElectLeaders,
+    ) -> Result<Vec<ElectionOutcome>, QuorumError> {
+        match self.to_leader(RaftRequest::ElectLeaders(request)).await? {
+            RaftResponse::ElectLeaders(Ok(outcomes)) => Ok(outcomes),
+            _ => Err(QuorumError::Raft("a response of the wrong kind".into())),
+        }
+    }
+
+    /// The quorum's voters, observers and their progress, from the leader.
+    pub async fn describe_quorum(&self) -> Result<QuorumDescription, QuorumError> {
+        match self.to_leader(RaftRequest::DescribeQuorum).await? {
+            RaftResponse::DescribeQuorum(Ok(description)) => Ok(description),
+            _ => Err(QuorumError::Raft("a response of the wrong kind".into())),
+        }
+    }
+
     /// Runs a request here, as the leader would.
     async fn local(&self, request: &RaftRequest) -> RaftResponse {
-        match request {
-            RaftRequest::Write(record) => {
-                RaftResponse::Write(local_write(&self.raft, record.clone()).await)
-            }
-            RaftRequest::Heartbeat(heartbeat) => RaftResponse::Heartbeat(match &self.controller {
-                Some(controller) => {
-                    super::controller::heartbeat(controller, heartbeat.clone()).await
-                }
-                None => Err(Rejected::NotLeader { leader: None }),
-            }),
-            RaftRequest::AlterPartition(change) => {
-                RaftResponse::AlterPartition(match &self.controller {
-                    Some(controller) => {
-                        super::controller::alter_partition(controller, change.clone()).await
-                    }
-                    None => Err(Rejected::NotLeader { leader: None }),
-                })
-            }
-            _ => RaftResponse::Write(Err(Rejected::Failed("not a client request".into()))),
-        }
+        answer(&self.raft, self.controller.as_ref(), request).await
     }
 
     /// Runs `request` on the leader, following hints and retrying until `LEADER_WAIT`.
@@ -172,7 +208,9 @@ impl QuorumClient {
                 Ok(
                     RaftResponse::Write(Err(err))
                     | RaftResponse::Heartbeat(Err(err))
-                    | RaftResponse::AlterPartition(Err(err)),
+                    | RaftResponse::AlterPartition(Err(err))
+                    | RaftResponse::ElectLeaders(Err(err))
+                    | RaftResponse::DescribeQuorum(Err(err)),
                 ) => err,
                 Ok(response) => return Ok(response),
                 Err(err) => err,

@@ -10,6 +10,7 @@
 //! once at warn) before anything is allocated, and a frame's bytes are buffered only as
 //! they arrive, so a lying header costs nothing. Other connections keep being served.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -67,7 +68,9 @@ impl Accept for TcpListener {
 use tracing::{debug, warn};
 
 use super::controller::ControllerMsg;
-use super::rpc::{local_write, BrokerHeartbeat, IsrChange, Rejected};
+use super::elections::{ElectLeaders, ElectionOutcome};
+use super::quorum_description::QuorumDescription;
+use super::rpc::{answer, BrokerHeartbeat, IsrChange, Rejected};
 use super::{MetadataRaft, MetadataTypes, NodeId};
 use crate::actors::metadata::MetadataRecord;
 
@@ -89,6 +92,10 @@ pub(super) enum RaftRequest {
     Heartbeat(BrokerHeartbeat),
     /// A partition leader's ISR change (AlterPartition), for the controller.
     AlterPartition(IsrChange),
+    /// An ElectLeaders request, for the controller.
+    ElectLeaders(ElectLeaders),
+    /// A DescribeQuorum request, for the leader.
+    DescribeQuorum,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -100,6 +107,8 @@ pub(super) enum RaftResponse {
     Write(Result<u64, Rejected>),
     Heartbeat(Result<(), Rejected>),
     AlterPartition(Result<(), Rejected>),
+    ElectLeaders(Result<Vec<ElectionOutcome>, Rejected>),
+    DescribeQuorum(Result<QuorumDescription, Rejected>),
 }
 
 pub async fn write_frame<T: Serialize>(
@@ -197,30 +206,34 @@ async fn serve_connection(
                 };
                 RaftResponse::FullSnapshot(raft.install_full_snapshot(vote, snapshot).await)
             }
-            RaftRequest::Write(record) => RaftResponse::Write(local_write(raft, record).await),
-            RaftRequest::Heartbeat(heartbeat) => RaftResponse::Heartbeat(match controller {
-                Some(controller) => super::controller::heartbeat(controller, heartbeat).await,
-                None => Err(Rejected::NotLeader { leader: None }),
-            }),
-            RaftRequest::AlterPartition(change) => RaftResponse::AlterPartition(match controller {
-                Some(controller) => super::controller::alter_partition(controller, change).await,
-                None => Err(Rejected::NotLeader { leader: None }),
-            }),
+            other => answer(raft, controller, &other).await,
         };
         write_frame(&mut stream, &response).await?;
     }
     Ok(())
 }
 
-/// Connects to members at the addresses in their `BasicNode`s.
+/// Connects to members at this node's own address for each voter (its
+/// `controller_quorum_voters`, as Kafka's controller.quorum.voters is each node's own),
+/// else at the address in their `BasicNode`s (learners, who registered theirs).
 #[derive(Debug, Clone, Default)]
 pub struct TcpNetwork<C = TokioConnect> {
     connect: C,
+    voters: BTreeMap<NodeId, String>,
 }
 
 impl<C: Connect> TcpNetwork<C> {
     pub fn new(connect: C) -> Self {
-        Self { connect }
+        Self {
+            connect,
+            voters: BTreeMap::new(),
+        }
+    }
+
+    /// Reaches each of these voters at the address given here.
+    pub fn with_voters(mut self, voters: BTreeMap<NodeId, String>) -> Self {
+        self.voters = voters;
+        self
     }
 }
 
@@ -237,7 +250,7 @@ impl<C: Connect> RaftNetworkFactory<MetadataTypes> for TcpNetwork<C> {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> TcpConnection<C> {
         TcpConnection {
             target,
-            addr: node.addr.clone(),
+            addr: self.voters.get(&target).unwrap_or(&node.addr).clone(),
             connect: self.connect.clone(),
             stream: None,
         }

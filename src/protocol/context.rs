@@ -24,6 +24,8 @@ pub struct BrokerContext {
     pub fetch_sessions: crate::protocol::fetch_sessions::FetchSessions,
     /// Every listener, with the address it advertises (its bound port where it binds 0).
     pub listeners: Arc<[crate::security::listeners::ListenerConfig]>,
+    /// Cluster mode: the way to the controller (ElectLeaders, DescribeQuorum).
+    pub quorum: Option<crate::cluster::rpc::QuorumClient>,
     /// The authorizer `authorizer_class_name` turns on; None: every request is allowed.
     pub authorizer: Option<Arc<crate::security::acl::Authorizer>>,
 }

@@ -111,6 +111,12 @@ pub async fn prepare(
         RequestKind::IncrementalAlterConfigs(req) => {
             Prepared::reply(handlers::incremental_alter_configs::prepare(ctx, req))
         }
+        RequestKind::ElectLeaders(req) => {
+            Prepared::reply(handlers::elect_leaders::prepare(ctx, version, req))
+        }
+        RequestKind::DescribeQuorum(req) => {
+            Prepared::reply(handlers::describe_quorum::prepare(ctx, req))
+        }
         RequestKind::DescribeCluster(req) => Prepared::reply(handlers::describe_cluster::prepare(
             ctx, version, req, client,
         )),

@@ -48,7 +48,7 @@ fn topic(name: &str, partitions: i32) -> NewTopic {
         num_partitions: partitions,
         replication_factor: -1,
         configs: BTreeMap::new(),
-        assigned_partitions: None,
+        assignments: None,
     }
 }
 
@@ -96,6 +96,7 @@ async fn topics_are_created_published_and_survive_a_restart() {
         |reply| MetadataMsg::CreatePartitions {
             topic: "orders".into(),
             count: 5,
+            assignments: None,
             validate_only: false,
             reply,
         },
@@ -109,6 +110,7 @@ async fn topics_are_created_published_and_survive_a_restart() {
         |reply| MetadataMsg::CreatePartitions {
             topic: "orders".into(),
             count: 2,
+            assignments: None,
             validate_only: false,
             reply,
         },
@@ -316,4 +318,70 @@ async fn the_metadata_file_is_compacted_when_it_is_mostly_history() {
         .unwrap()
         .unwrap();
     assert!(next > producer_id);
+}
+
+/// Manual assignments on one broker, checked as Kafka's controller does: only this broker
+/// (id 0), once per partition, with num_partitions and replication_factor left at -1
+/// (else INVALID_REQUEST, 42); CreatePartitions gives one assignment per new partition.
+#[tokio::test]
+async fn manual_assignments_follow_kafka_rules_on_one_broker() {
+    let (m, routing) = start(Arc::new(SimStorage::new())).await;
+    let manual = |name: &str, partitions: i32, assignments: Vec<Vec<i32>>| NewTopic {
+        assignments: Some(assignments),
+        ..topic(name, partitions)
+    };
+    let mut with_rf = manual("with-rf", -1, vec![vec![0]]);
+    with_rf.replication_factor = 1;
+    let results = create(
+        &m,
+        vec![
+            manual("assigned", -1, vec![vec![0], vec![0]]),
+            manual("with-count", 2, vec![vec![0], vec![0]]),
+            with_rf,
+            manual("twice", -1, vec![vec![0, 0]]),
+            manual("elsewhere", -1, vec![vec![1]]),
+            manual("empty", -1, vec![vec![]]),
+        ],
+    )
+    .await;
+    let codes: Vec<i16> = results
+        .iter()
+        .map(|r| r.as_ref().map(|_| 0).unwrap_or_else(|e| e.code()))
+        .collect();
+    assert_eq!(codes, vec![0, 42, 42, 39, 39, 39], "{results:?}");
+    assert_eq!(
+        routing.borrow().topic("assigned").unwrap().partitions.len(),
+        2
+    );
+
+    let grow = |count: i32, assignments: Vec<Vec<i32>>| {
+        let m = m.clone();
+        async move {
+            call(
+                &m,
+                |reply| MetadataMsg::CreatePartitions {
+                    topic: "assigned".into(),
+                    count,
+                    assignments: Some(assignments),
+                    validate_only: false,
+                    reply,
+                },
+                WAIT,
+            )
+            .await
+            .unwrap()
+            .map_err(|e| e.code())
+        }
+    };
+    assert_eq!(
+        grow(4, vec![vec![0]]).await,
+        Err(39),
+        "one assignment for two"
+    );
+    assert_eq!(grow(3, vec![vec![7]]).await, Err(39), "an unknown broker");
+    assert_eq!(grow(3, vec![vec![0]]).await, Ok(()));
+    assert_eq!(
+        routing.borrow().topic("assigned").unwrap().partitions.len(),
+        3
+    );
 }

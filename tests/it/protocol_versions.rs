@@ -319,6 +319,49 @@ async fn every_advertised_version_answers_and_encodes() {
             "DescribeCluster v{v}"
         );
     }
+    // ElectLeaders and DescribeQuorum: single-node, so nothing to elect and no quorum.
+    for v in range(ApiKey::ElectLeaders) {
+        let topics = Some(vec![elect_leaders_request::TopicPartitions::default()
+            .with_topic(name("ct-2"))
+            .with_partitions(vec![0, 9])]);
+        let ResponseKind::ElectLeaders(r) = serve(
+            &ctx,
+            ApiKey::ElectLeaders,
+            v,
+            RequestKind::ElectLeaders(ElectLeadersRequest::default().with_topic_partitions(topics)),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        let codes: Vec<i16> = r.replica_election_results[0]
+            .partition_result
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        // ELECTION_NOT_NEEDED; UNKNOWN_TOPIC_OR_PARTITION.
+        assert_eq!((r.error_code, codes), (0, vec![84, 3]), "ElectLeaders v{v}");
+    }
+    for v in range(ApiKey::DescribeQuorum) {
+        let topics = vec![describe_quorum_request::TopicData::default()
+            .with_topic_name(name("__cluster_metadata"))
+            .with_partitions(vec![describe_quorum_request::PartitionData::default()])];
+        let ResponseKind::DescribeQuorum(r) = serve(
+            &ctx,
+            ApiKey::DescribeQuorum,
+            v,
+            RequestKind::DescribeQuorum(DescribeQuorumRequest::default().with_topics(topics)),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (r.error_code, r.topics[0].partitions[0].error_code),
+            (0, 3),
+            "DescribeQuorum v{v}"
+        );
+    }
     for v in range(ApiKey::DescribeLogDirs) {
         let topics = Some(vec![
             describe_log_dirs_request::DescribableLogDirTopic::default()

@@ -100,6 +100,15 @@ impl MetadataState {
         }
     }
 
+    /// The brokers a manual assignment may name: the unfenced ones in a cluster, this
+    /// broker alone otherwise.
+    pub(super) fn assignable_brokers(&self) -> Vec<i32> {
+        match self.placeable_brokers() {
+            Some(brokers) => brokers.into_iter().map(|(id, _)| id).collect(),
+            None => vec![self.config.node_id],
+        }
+    }
+
     /// Cluster mode: the unfenced brokers and their racks (where replicas may go).
     pub(super) fn placeable_brokers(&self) -> Option<Vec<(i32, Option<String>)>> {
         match &self.commits {

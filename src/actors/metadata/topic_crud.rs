@@ -33,41 +33,47 @@ impl MetadataState {
         if self.topics.contains_key(&topic.name) || self.starts.contains(&topic.name) || in_image {
             return Err(MetadataError::TopicExists);
         }
-        let partitions = match (topic.num_partitions, topic.assigned_partitions) {
-            (-1, Some(n)) => n,
-            (-1, None) => self.config.default_partitions,
-            (n, None) if n >= 1 => n,
-            (_, Some(_)) => {
-                return Err(MetadataError::InvalidReplicaAssignment(
-                    "both a partition count and an assignment were given".into(),
-                ))
+        let (partitions, assignments) = match topic.assignments {
+            Some(manual) => {
+                if topic.num_partitions != -1 || topic.replication_factor != -1 {
+                    return Err(MetadataError::InvalidRequest(
+                        "a manual partition assignment was specified, but numPartitions and \
+                         replicationFactor were not both set to -1"
+                            .into(),
+                    ));
+                }
+                check_partition_count(manual.len())?;
+                placement::check_assignments(&manual, &self.assignable_brokers(), None)?;
+                let count = manual.len() as i32;
+                (count, cluster.is_some().then_some(manual))
             }
-            (n, None) => {
-                return Err(MetadataError::InvalidPartitions(format!(
-                    "partition count {n} is below 1"
-                )))
-            }
-        };
-        if partitions > 100_000 {
-            return Err(MetadataError::InvalidPartitions(format!(
-                "partition count {partitions} is above 100000"
-            )));
-        }
-        let assignments = match &cluster {
-            Some(brokers) => {
+            None => {
+                let partitions = match topic.num_partitions {
+                    -1 => self.config.default_partitions,
+                    n if n >= 1 => n,
+                    n => {
+                        return Err(MetadataError::InvalidPartitions(format!(
+                            "partition count {n} is below 1"
+                        )))
+                    }
+                };
+                check_partition_count(partitions as usize)?;
                 let rf = match topic.replication_factor {
-                    -1 => self.config.default_replication_factor,
+                    -1 if cluster.is_some() => self.config.default_replication_factor,
+                    -1 => 1,
                     rf => rf,
                 };
-                Some(placement::place(brokers, 0, partitions, rf)?)
+                let assignments = match &cluster {
+                    Some(brokers) => Some(placement::place(brokers, 0, partitions, rf)?),
+                    None if rf != 1 => {
+                        return Err(MetadataError::InvalidReplicationFactor(format!(
+                            "replication factor {rf} is larger than the 1 available broker"
+                        )));
+                    }
+                    None => None,
+                };
+                (partitions, assignments)
             }
-            None if topic.replication_factor != -1 && topic.replication_factor != 1 => {
-                return Err(MetadataError::InvalidReplicationFactor(format!(
-                    "replication factor {} is larger than the 1 available broker",
-                    topic.replication_factor
-                )));
-            }
-            None => None,
         };
         topic_config::validate(&topic.configs)?;
         let id = Uuid::new_v4();
@@ -208,6 +214,7 @@ impl MetadataState {
         &mut self,
         name: &str,
         count: i32,
+        manual: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<Option<(Uuid, BTreeMap<String, String>, i32)>, MetadataError> {
         let (Some(topic), Some(image)) = (self.topics.get(name), self.image.topics.get(name))
@@ -225,22 +232,35 @@ impl MetadataState {
                 "topic has {current} partitions; the new count {count} must be larger"
             )));
         }
-        if count > 100_000 {
-            return Err(MetadataError::InvalidPartitions(format!(
-                "partition count {count} is above 100000"
-            )));
+        check_partition_count(count as usize)?;
+        let rf = image.assignments.first().map_or(1, |p| p.replicas.len());
+        if let Some(manual) = &manual {
+            let added = count - current;
+            if manual.len() != added as usize {
+                return Err(MetadataError::InvalidReplicaAssignment(format!(
+                    "attempted to add {added} additional partition(s), but {} assignment(s) \
+                     were specified",
+                    manual.len()
+                )));
+            }
+            placement::check_assignments(manual, &self.assignable_brokers(), Some(rf))?;
         }
+        let found = (image.id, image.configs.clone());
         if validate_only {
             return Ok(None);
         }
-        let found = (image.id, image.configs.clone());
         let record = match self.placeable_brokers() {
             Some(brokers) => {
-                let rf = image.assignments.first().map_or(1, |p| p.replicas.len());
-                let rf = i16::try_from(rf).unwrap_or(i16::MAX);
+                let assignments = match manual {
+                    Some(manual) => manual,
+                    None => {
+                        let rf = i16::try_from(rf).unwrap_or(i16::MAX);
+                        placement::place(&brokers, current, count - current, rf)?
+                    }
+                };
                 MetadataRecord::PartitionsCreatedWithAssignments {
                     name: name.to_string(),
-                    assignments: placement::place(&brokers, current, count - current, rf)?,
+                    assignments,
                 }
             }
             None => MetadataRecord::PartitionsCreated {
@@ -251,4 +271,14 @@ impl MetadataState {
         self.commit(record).await?;
         Ok(Some((found.0, found.1, current)))
     }
+}
+
+/// At most 100000 partitions per topic (checked before anything is sized by it).
+fn check_partition_count(count: usize) -> Result<(), MetadataError> {
+    if count > 100_000 {
+        return Err(MetadataError::InvalidPartitions(format!(
+            "partition count {count} is above 100000"
+        )));
+    }
+    Ok(())
 }

@@ -1,5 +1,5 @@
-//! CreateTopics v2-v7, including `validate_only`, configs and manual assignments (which
-//! must name this broker only). v5+ responses carry the partition count, replication
+//! CreateTopics v2-v7, including `validate_only`, configs and manual assignments (each
+//! partition's replicas, checked by the metadata actor as Kafka's controller does). v5+ responses carry the partition count, replication
 //! factor and the topic's configs; v7 the topic id.
 
 use std::collections::BTreeMap;
@@ -21,7 +21,6 @@ use crate::topic_config;
 
 pub fn prepare(ctx: &BrokerContext, version: i16, req: CreateTopicsRequest) -> ResponseFuture {
     let names: Vec<_> = req.topics.iter().map(|t| t.name.clone()).collect();
-    let node = ctx.config.node_id;
     let mut precheck: Vec<Option<MetadataError>> = Vec::with_capacity(req.topics.len());
     let mut new_topics = Vec::new();
     for topic in req.topics {
@@ -40,19 +39,22 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: CreateTopicsRequest) -> R
                 }
             }
         }
-        let assigned = if topic.assignments.is_empty() {
-            None
-        } else if topic
-            .assignments
-            .iter()
-            .any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node)
-        {
-            bad.get_or_insert(MetadataError::InvalidReplicaAssignment(
-                "every partition must be assigned to this one broker".into(),
-            ));
+        let assignments = if topic.assignments.is_empty() {
             None
         } else {
-            Some(topic.assignments.len() as i32)
+            let listed = topic.assignments.iter().map(|a| {
+                (
+                    a.partition_index,
+                    a.broker_ids.iter().map(|b| b.0).collect(),
+                )
+            });
+            match in_partition_order(listed) {
+                Ok(replicas) => Some(replicas),
+                Err(err) => {
+                    bad.get_or_insert(err);
+                    None
+                }
+            }
         };
         if bad.is_none() {
             new_topics.push(NewTopic {
@@ -60,7 +62,7 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: CreateTopicsRequest) -> R
                 num_partitions: topic.num_partitions,
                 replication_factor: topic.replication_factor,
                 configs,
-                assigned_partitions: assigned,
+                assignments,
             });
         }
         precheck.push(bad);
@@ -131,7 +133,7 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: CreateTopicsRequest) -> R
                         let mut entry = entry
                             .with_topic_id(route.id)
                             .with_num_partitions(partitions)
-                            .with_replication_factor(1);
+                            .with_replication_factor(route.replication_factor());
                         if version >= 5 {
                             entry = entry.with_configs(Some(configs));
                         }
@@ -147,4 +149,30 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: CreateTopicsRequest) -> R
             .collect();
         ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(topics))
     })
+}
+
+/// Manual assignments as `(partition index, replicas)` in request order, turned into the
+/// replicas of partitions 0, 1, ... : as Kafka's, an index given twice or a gap in the
+/// indexes is INVALID_REPLICA_ASSIGNMENT.
+pub(super) fn in_partition_order(
+    listed: impl ExactSizeIterator<Item = (i32, Vec<i32>)>,
+) -> Result<Vec<Vec<i32>>, MetadataError> {
+    let mut slots: Vec<Option<Vec<i32>>> = vec![None; listed.len()];
+    for (index, replicas) in listed {
+        let slot = usize::try_from(index)
+            .ok()
+            .and_then(|i| slots.get_mut(i))
+            .ok_or_else(|| {
+                MetadataError::InvalidReplicaAssignment(
+                    "partitions should be a consecutive 0-based integer sequence".into(),
+                )
+            })?;
+        if slot.replace(replicas).is_some() {
+            return Err(MetadataError::InvalidReplicaAssignment(format!(
+                "found multiple manual partition assignments for partition {index}"
+            )));
+        }
+    }
+    // Every slot is filled: as many distinct indexes as slots, each below the count.
+    Ok(slots.into_iter().flatten().collect())
 }
