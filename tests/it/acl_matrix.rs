@@ -237,6 +237,8 @@ fn rows() -> Vec<Row> {
         ("ListTransactions", list_transactions, TXN_DENIED),
         ("DescribeTransactions", describe_transactions, TXN_DENIED),
         ("DescribeLogDirs", describe_log_dirs, CLUSTER_DENIED),
+        ("ElectLeaders", elect_leaders, CLUSTER_DENIED),
+        ("DescribeQuorum", describe_quorum, CLUSTER_DENIED),
         (
             "DescribeCluster operations",
             describe_cluster,

@@ -397,3 +397,22 @@ pub fn describe_acls(w: &mut Wire) -> i16 {
         .with_permission_type(1);
     answered(w.call(3, &req), "DescribeAcls").error_code
 }
+
+pub fn elect_leaders(w: &mut Wire) -> i16 {
+    use elect_leaders_request::TopicPartitions;
+    let req = ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_timeout_ms(10_000)
+        .with_topic_partitions(Some(vec![TopicPartitions::default()
+            .with_topic(topic("t"))
+            .with_partitions(vec![0])]));
+    answered(w.call(2, &req), "ElectLeaders").error_code
+}
+
+pub fn describe_quorum(w: &mut Wire) -> i16 {
+    use describe_quorum_request::{PartitionData, TopicData};
+    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(topic("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    answered(w.call(1, &req), "DescribeQuorum").error_code
+}
