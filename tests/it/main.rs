@@ -41,6 +41,7 @@ mod client_sasl;
 mod client_tls;
 mod client_transactions;
 mod client_txn_expiry;
+mod cluster_acls;
 mod cluster_admin;
 mod cluster_coordinators;
 mod cluster_failover;
