@@ -418,3 +418,43 @@ fn create_describe_and_delete_acls_at_every_version() {
         assert_eq!(result.matching_acls[0].resource_name.as_str(), "g-");
     }
 }
+
+/// KIP-430: Metadata, DescribeGroups and DescribeCluster answer what the principal may do.
+#[test]
+fn authorized_operations_are_answered_when_asked() {
+    let bits = |ops: &[i8]| ops.iter().fold(0i32, |b, op| b | (1 << op));
+    let broker = AclBroker::start("org.apache.kafka.metadata.authorizer.StandardAuthorizer");
+    let mut admin = broker.login("admin");
+    admin.create_topic("t", 1);
+    let made = create_acls(
+        &mut admin,
+        vec![
+            acl(TOPIC, "t", LITERAL, "User:alice", WRITE, ALLOW),
+            acl(GROUP, "g", LITERAL, "User:alice", 3, ALLOW), // READ
+        ],
+    );
+    assert_eq!(made, [0, 0]);
+    let mut alice = broker.login("alice");
+    let req = MetadataRequest::default()
+        .with_topics(None)
+        .with_include_cluster_authorized_operations(true)
+        .with_include_topic_authorized_operations(true);
+    let resp = alice.call(10, &req).expect("Metadata answered");
+    // WRITE, and the DESCRIBE it implies; nothing on the cluster.
+    assert_eq!(resp.topics[0].topic_authorized_operations, bits(&[4, 8]));
+    assert_eq!(resp.cluster_authorized_operations, 0);
+    let req = DescribeGroupsRequest::default()
+        .with_groups(vec![GroupId(text("g"))])
+        .with_include_authorized_operations(true);
+    let resp = alice.call(5, &req).expect("DescribeGroups answered");
+    assert_eq!(resp.groups[0].authorized_operations, bits(&[3, 8]));
+    let req = MetadataRequest::default()
+        .with_topics(None)
+        .with_include_cluster_authorized_operations(true);
+    let resp = admin.call(10, &req).expect("Metadata answered");
+    // A super user may do every cluster operation.
+    assert_eq!(
+        resp.cluster_authorized_operations,
+        bits(&[5, 9, 10, 11, 12, 7, 8])
+    );
+}
