@@ -458,3 +458,58 @@ fn authorized_operations_are_answered_when_asked() {
         bits(&[5, 9, 10, 11, 12, 7, 8])
     );
 }
+
+/// An incremental fetch session keeps a partition added while its ACL allowed it: once the
+/// ACL is gone, the session's answers carry TOPIC_AUTHORIZATION_FAILED and no records.
+#[test]
+fn a_fetch_session_stops_serving_a_topic_whose_acl_was_removed() {
+    use fetch_request::{FetchPartition, FetchTopic};
+    let broker = AclBroker::start("org.apache.kafka.metadata.authorizer.StandardAuthorizer");
+    let mut admin = broker.login("admin");
+    admin.create_topic("t", 1);
+    assert_eq!(produce(&mut admin, "t", None), 0);
+    let read = 3;
+    let made = create_acls(
+        &mut admin,
+        vec![acl(TOPIC, "t", LITERAL, "User:bob", read, ALLOW)],
+    );
+    assert_eq!(made, [0]);
+    let mut bob = broker.login("bob");
+    let fetch = |session_id: i32, epoch: i32, topics: Vec<FetchTopic>| {
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_session_id(session_id)
+            .with_session_epoch(epoch)
+            .with_topics(topics)
+    };
+    let t = FetchTopic::default()
+        .with_topic(topic("t"))
+        .with_partitions(vec![FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(0)
+            .with_partition_max_bytes(1 << 20)]);
+    let full = bob.call(12, &fetch(0, 0, vec![t])).expect("Fetch answered");
+    assert_eq!(full.error_code, 0);
+    assert!(full.session_id != 0, "a session was made");
+    let p = &full.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()));
+
+    assert_eq!(delete_acls(&mut admin, "User:bob", 1, 1), (0, 1));
+    // The session still holds t-0 (fetch offset 0, records there): it is answered refused.
+    let next = bob
+        .call(12, &fetch(full.session_id, 1, vec![]))
+        .expect("Fetch answered");
+    let answered: Vec<_> = next
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .collect();
+    assert!(!answered.is_empty(), "{next:?}");
+    for p in answered {
+        assert_eq!(p.error_code, TOPIC_DENIED);
+        assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+    }
+}
