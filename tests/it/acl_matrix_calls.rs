@@ -416,3 +416,31 @@ pub fn describe_quorum(w: &mut Wire) -> i16 {
         .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
     answered(w.call(1, &req), "DescribeQuorum").error_code
 }
+
+/// The lowest version of `api` the broker advertises.
+fn lowest(api: ApiKey) -> i16 {
+    broker::protocol::versions::range(api)
+        .expect("advertised")
+        .0
+}
+
+pub fn alter_partition_reassignments(w: &mut Wire) -> i16 {
+    use alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    let req = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(topic("t"))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(0)
+                .with_replicas(None)])]);
+    let version = lowest(ApiKey::AlterPartitionReassignments);
+    answered(w.call(version, &req), "AlterPartitionReassignments").error_code
+}
+
+pub fn list_partition_reassignments(w: &mut Wire) -> i16 {
+    let req = ListPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(None);
+    let version = lowest(ApiKey::ListPartitionReassignments);
+    answered(w.call(version, &req), "ListPartitionReassignments").error_code
+}
