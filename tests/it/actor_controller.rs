@@ -45,6 +45,14 @@ struct Node {
 }
 
 async fn start() -> BTreeMap<NodeId, Node> {
+    // Nothing listens at the brokers' addresses here: no probing, sessions only.
+    start_with(SESSION, Duration::from_secs(3600)).await
+}
+
+async fn start_with(
+    session_timeout: Duration,
+    heartbeat_interval: Duration,
+) -> BTreeMap<NodeId, Node> {
     let network = InProcessNetwork::default();
     let mut nodes = BTreeMap::new();
     for id in [1, 2, 3] {
@@ -61,8 +69,9 @@ async fn start() -> BTreeMap<NodeId, Node> {
             node_id: id,
             raft: member.raft.clone(),
             applied: member.applied.clone(),
-            session_timeout: SESSION,
+            session_timeout,
             check_interval: Duration::from_millis(50),
+            heartbeat_interval,
         };
         let (controller, _) = Actor::spawn(None, Controller, args).await.unwrap();
         nodes.insert(id, Node { member, controller });
@@ -176,4 +185,39 @@ async fn a_controller_that_does_not_lead_names_the_leader() {
     let follower = nodes.keys().copied().find(|id| *id != l).unwrap();
     let answer = heartbeat(&nodes[&follower].controller, beat(10)).await;
     assert_eq!(answer, Err(Rejected::NotLeader { leader: Some(l) }));
+}
+
+/// A killed broker's listener refuses connections: once its heartbeat is late it is fenced,
+/// long before its session ends; a late broker whose listener answers keeps its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_broker_whose_listener_refuses_connections_is_fenced_before_its_session_ends() {
+    let nodes = start_with(Duration::from_secs(120), Duration::from_millis(100)).await;
+    let l = leader(&nodes).await;
+    let ctl = nodes[&l].controller.clone();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    for (id, port) in [(20, closed_port), (21, open_port)] {
+        let beat = BrokerHeartbeat {
+            port: i32::from(port),
+            ..beat(id)
+        };
+        heartbeat(&ctl, beat).await.unwrap();
+    }
+    image_where(&nodes[&l], |i| i.live_brokers().count() == 2).await;
+    // Both go silent now.
+    let silent = std::time::Instant::now();
+    let fenced = image_where(&nodes[&l], |i| i.brokers.get(&20).is_some_and(|b| b.fenced)).await;
+    assert!(
+        silent.elapsed() < Duration::from_secs(10),
+        "fenced after {:?}, not before its 120 s session",
+        silent.elapsed()
+    );
+    assert!(
+        !fenced.brokers[&21].fenced,
+        "a listener that answers keeps its session"
+    );
+    drop(open);
 }
