@@ -52,6 +52,15 @@ pub struct ControllerArgs {
     pub applied: watch::Receiver<Arc<AppliedImage>>,
     pub session_timeout: Duration,
     pub check_interval: Duration,
+    /// Automatic preferred-leader elections (None: off).
+    pub rebalance: Option<LeaderRebalance>,
+}
+
+/// Kafka's auto.leader.rebalance.enable with its interval and imbalance threshold.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaderRebalance {
+    pub every: Duration,
+    pub imbalance_percent: u32,
 }
 
 pub struct ControllerState {
@@ -59,6 +68,8 @@ pub struct ControllerState {
     last_seen: HashMap<i32, Instant>,
     /// When this node last became the leader (None while it is not).
     leading_since: Option<Instant>,
+    /// When the last automatic preferred-leader check ran (or leadership began).
+    last_rebalance: Option<Instant>,
 }
 
 pub struct Controller;
@@ -130,6 +141,7 @@ impl Actor for Controller {
             args,
             last_seen: HashMap::new(),
             leading_since: None,
+            last_rebalance: None,
         })
     }
 
@@ -241,10 +253,12 @@ impl ControllerState {
     async fn check_sessions(&mut self) {
         if self.leader() != Some(self.args.node_id) {
             self.leading_since = None;
+            self.last_rebalance = None;
             return;
         }
         let now = Instant::now();
         let since = *self.leading_since.get_or_insert(now);
+        self.rebalance_leaders(now).await;
         let image = self.image();
         let expired: Vec<i32> = image
             .live_brokers()
@@ -264,6 +278,32 @@ impl ControllerState {
                 warn!(broker = id, %err, "Could not write a broker's fencing.");
                 return;
             }
+        }
+    }
+}
+
+impl ControllerState {
+    /// Kafka's automatic preferred-leader election: once per interval, counted from when
+    /// this node began to lead.
+    async fn rebalance_leaders(&mut self, now: Instant) {
+        let Some(rebalance) = self.args.rebalance else {
+            return;
+        };
+        let last = *self.last_rebalance.get_or_insert(now);
+        if now.duration_since(last) < rebalance.every {
+            return;
+        }
+        self.last_rebalance = Some(now);
+        let records = elections::rebalance(&self.image(), rebalance.imbalance_percent);
+        if records.is_empty() {
+            return;
+        }
+        info!(
+            elected = records.len(),
+            "Moving leaderships back to preferred replicas (auto.leader.rebalance.enable)."
+        );
+        if let Err(err) = self.write(records).await {
+            warn!(%err, "Could not write the preferred leaders.");
         }
     }
 }
