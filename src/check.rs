@@ -467,7 +467,7 @@ mod tests {
 
     #[test]
     fn a_torn_group_file_is_reported_and_repaired() {
-        use crate::actors::group_store::{CommittedOffset, GroupRecord};
+        use crate::coordinator::group_store::{CommittedOffset, GroupRecord};
         let sim = SimStorage::new();
         let storage: Arc<dyn Storage> = Arc::new(sim.clone());
         let path = PathBuf::from("/data/__groups/6767.log");

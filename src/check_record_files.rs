@@ -12,11 +12,11 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::actors::group_store::GroupRecord;
 use crate::actors::metadata::MetadataRecord;
 use crate::actors::txn_messages::TxnMetadata;
 use crate::check::{Problem, Report};
 use crate::cluster::MetadataTypes;
+use crate::coordinator::group_store::GroupRecord;
 use crate::storage::raft_log::RaftLogRecord;
 use crate::storage::raft_snapshot::StoredSnapshot;
 use crate::storage::record_file::scan;

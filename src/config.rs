@@ -147,6 +147,15 @@ pub struct Config {
     /// Committed offsets of a group that stays empty this long expire
     /// (Kafka's offsets.retention.minutes).
     pub offsets_retention_ms: u64,
+    /// Cluster mode: partitions of `__consumer_offsets`, created when first needed
+    /// (Kafka's offsets.topic.num.partitions).
+    pub offsets_topic_num_partitions: i32,
+    /// Cluster mode: replicas of each `__consumer_offsets` partition, capped at the live
+    /// brokers when it is created (Kafka's offsets.topic.replication.factor).
+    pub offsets_topic_replication_factor: i16,
+    /// Cluster mode: the longest an offset commit waits for the in-sync replicas of its
+    /// `__consumer_offsets` partition (Kafka's offsets.commit.timeout.ms).
+    pub offsets_commit_timeout_ms: u64,
     /// The longest transaction timeout a producer may ask for
     /// (Kafka's transaction.max.timeout.ms).
     pub transaction_max_timeout_ms: u64,
@@ -181,7 +190,9 @@ pub struct Config {
     /// connection.failed.authentication.delay.ms), which slows password guessing.
     pub connection_failed_authentication_delay_ms: u64,
     /// Kafka's authorizer.class.name: empty, no authorizer (every request allowed, the
-    /// ACL APIs answer SECURITY_DISABLED); any other value enables the StandardAuthorizer.
+    /// ACL APIs answer SECURITY_DISABLED); `org.apache.kafka.metadata.authorizer.StandardAuthorizer`
+    /// or `kafka.security.authorizer.AclAuthorizer` turn on Kafka's ACL rules; any other
+    /// value refuses to start.
     pub authorizer_class_name: String,
     /// Kafka's super.users: principals (`User:a;User:b`) every ACL check lets through.
     pub super_users: String,
@@ -269,6 +280,9 @@ impl Default for Config {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            offsets_commit_timeout_ms: 5_000,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
             transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
@@ -391,13 +405,7 @@ impl Config {
             ));
         }
         self.sasl_mechanisms()?;
-        // The ACL checks are not wired to requests yet: a broker asked for an authorizer
-        // refuses to start rather than serve everyone while looking protected.
-        if self.authorizer()?.is_some() {
-            return Err(ConfigError::Invalid(
-                "authorizer_class_name is set, but ACL checks on requests are not implemented yet (issue 14); unset it".into(),
-            ));
-        }
+        self.authorizer()?;
         if self.sasl_server_max_receive_size < 1024 {
             return Err(ConfigError::Invalid(
                 "sasl_server_max_receive_size must be at least 1024".into(),
@@ -448,6 +456,15 @@ impl Config {
         if self.broker_rack.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::Invalid("broker_rack must not be empty".into()));
         }
+        // Kafka's bounds: at least one partition and one replica, a commit timeout of 1 ms.
+        if !(1..=100_000).contains(&self.offsets_topic_num_partitions)
+            || self.offsets_topic_replication_factor < 1
+            || self.offsets_commit_timeout_ms == 0
+        {
+            return Err(ConfigError::Invalid(
+                "offsets_topic_num_partitions must be 1 to 100000, offsets_topic_replication_factor and offsets_commit_timeout_ms at least 1".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -455,8 +472,15 @@ impl Config {
     pub fn authorizer(&self) -> Result<Option<crate::security::acl::Authorizer>, ConfigError> {
         let super_users = crate::security::acl::parse_super_users(&self.super_users)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        if self.authorizer_class_name.trim().is_empty() {
+        let class = self.authorizer_class_name.trim();
+        if class.is_empty() {
             return Ok(None);
+        }
+        if !crate::security::acl::AUTHORIZER_CLASSES.contains(&class) {
+            return Err(ConfigError::Invalid(format!(
+                "authorizer_class_name {class:?} is not one this broker implements: use one of {:?}, or leave it empty for no authorizer",
+                crate::security::acl::AUTHORIZER_CLASSES
+            )));
         }
         Ok(Some(crate::security::acl::Authorizer {
             super_users,
@@ -576,11 +600,16 @@ mod tests {
             super_users: "User:admin;User:ops".into(),
             ..Config::default()
         };
-        assert!(on
+        on.validate().unwrap();
+        let unknown = Config {
+            authorizer_class_name: "com.example.MyAuthorizer".into(),
+            ..Config::default()
+        };
+        assert!(unknown
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("not implemented yet"));
+            .contains("authorizer_class_name"));
         let authorizer = on.authorizer().unwrap().unwrap();
         assert_eq!(authorizer.super_users.len(), 2);
         assert!(!authorizer.allow_everyone_if_no_acl_found);

@@ -23,6 +23,7 @@ pub mod check_record_files;
 pub mod cluster;
 pub mod config;
 pub mod config_docs;
+pub mod coordinator;
 pub mod error;
 pub mod fd_limit;
 pub mod metrics;

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use super::group_registry::{GroupRegistry, GroupRegistryArgs, GroupRegistryMsg};
+use super::group_registry::{GroupRegistry, GroupRegistryArgs, GroupRegistryMsg, OffsetsTopicArgs};
 use super::listener::{ConnectionLimits, Listener, ListenerArgs, ListenerMsg};
 use super::metadata::{Metadata, MetadataArgs, MetadataMsg};
 use super::routing::{RoutingSnapshot, RoutingTable};
@@ -60,6 +60,7 @@ pub struct Broker {
     shutdown_timeout: Duration,
     fetch_memory: crate::protocol::fetch_memory::FetchMemory,
     fetch_sessions: crate::protocol::fetch_sessions::FetchSessions,
+    authorizer: Option<Arc<crate::security::acl::Authorizer>>,
     /// The actors the broker cannot run without, by name, until one of them ends.
     critical: Vec<(&'static str, JoinHandle<()>)>,
     /// Dropped (without blocking) after the partitions have stopped.
@@ -139,6 +140,11 @@ impl Broker {
                 dir: config.data_dir.join("__groups"),
                 storage: storage.clone(),
                 settings: config.group_settings(),
+                offsets_topic: config.cluster_mode().then(|| OffsetsTopicArgs {
+                    routing: routing.clone(),
+                    node_id: config.node_id,
+                    commit_timeout: Duration::from_millis(config.offsets_commit_timeout_ms),
+                }),
             },
         )
         .await
@@ -174,6 +180,10 @@ impl Broker {
             config.max_incremental_fetch_session_cache_slots,
             Duration::from_millis(config.min_incremental_fetch_session_eviction_ms),
         );
+        let authorizer = config
+            .authorizer()
+            .map_err(|e| StartError::Config(e.to_string()))?
+            .map(Arc::new);
         let context = BrokerContext {
             config: config.clone(),
             metadata: metadata.clone(),
@@ -184,6 +194,7 @@ impl Broker {
             fetch_sessions: fetch_sessions.clone(),
             listeners: listeners_shared.clone(),
             quorum: cluster.as_ref().map(|c| c.client.clone()),
+            authorizer: authorizer.clone(),
         };
         let limits =
             ConnectionLimits::new(&config, crate::fd_limit::nofile().map(|(soft, _)| soft));
@@ -243,6 +254,7 @@ impl Broker {
             listeners,
             listener_addrs,
             listener_configs: listeners_shared,
+            authorizer,
             critical,
             storage_runtime,
             cluster,
@@ -273,6 +285,7 @@ impl Broker {
             fetch_sessions: self.fetch_sessions.clone(),
             listeners: self.listener_configs.clone(),
             quorum: self.cluster.as_ref().map(|c| c.client.clone()),
+            authorizer: self.authorizer.clone(),
         }
     }
 

@@ -30,6 +30,18 @@ impl<M: Message> Children<M> {
         self.by_key.insert(key.to_string(), actor);
     }
 
+    /// Forgets the child of `key` and returns it (to stop it).
+    pub fn remove(&mut self, key: &str) -> Option<ActorRef<M>> {
+        let actor = self.by_key.remove(key)?;
+        self.keys.remove(&actor.get_id());
+        Some(actor)
+    }
+
+    /// Every key with a child.
+    pub fn keys(&self) -> Vec<String> {
+        self.by_key.keys().cloned().collect()
+    }
+
     pub fn all(&self) -> Vec<ActorRef<M>> {
         self.by_key.values().cloned().collect()
     }

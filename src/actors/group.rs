@@ -17,12 +17,10 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
 pub use super::group_messages::*;
-use super::group_store::{
-    apply, CommittedOffset, GroupOffsets, GroupRecord, GroupStore, TopicPartition,
-};
+use crate::coordinator::group_store::{GroupFile, GroupOffsets, GroupStore};
 
 pub(super) struct Member {
     pub(super) instance_id: Option<String>,
@@ -76,7 +74,13 @@ impl Actor for GroupCoordinator {
         myself: ActorRef<Self::Msg>,
         args: GroupArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let (store, offsets) = GroupStore::open(args.storage, &args.dir, &args.group_id)?;
+        let (store, offsets) = match args.log {
+            Some(logged) => (GroupStore::Log(logged.log), logged.offsets),
+            None => {
+                let (file, offsets) = GroupFile::open(args.storage, &args.dir, &args.group_id)?;
+                (GroupStore::File(file), offsets)
+            }
+        };
         let state = GroupCoordinatorState {
             group_id: args.group_id,
             settings: args.settings,
@@ -152,13 +156,15 @@ impl Actor for GroupCoordinator {
                 offsets,
                 reply,
             } => {
-                let result = s.commit(
-                    &myself,
-                    &member_id,
-                    instance_id.as_deref(),
-                    generation,
-                    offsets,
-                );
+                let result = s
+                    .commit(
+                        &myself,
+                        &member_id,
+                        instance_id.as_deref(),
+                        generation,
+                        offsets,
+                    )
+                    .await;
                 let _ = reply.send(result);
             }
             GroupMsg::FetchOffsets { partitions, reply } => {
@@ -183,25 +189,14 @@ impl Actor for GroupCoordinator {
                 let _ = reply.send(s.describe());
             }
             GroupMsg::Delete { reply } => {
-                if !s.members.is_empty() {
-                    let _ = reply.send(code(ResponseError::NonEmptyGroup));
-                } else {
-                    let result = s.store.remove();
-                    s.offsets = GroupOffsets::default();
-                    s.state = GroupState::Dead;
-                    let _ = reply.send(match result {
-                        Ok(()) => 0,
-                        Err(err) => {
-                            warn!(group = %s.group_id, %err, "Could not remove a deleted group's file.");
-                            code(ResponseError::KafkaStorageError)
-                        }
-                    });
-                    info!(group = %s.group_id, "Deleted a group and its offsets.");
+                let result = s.delete_group().await;
+                let _ = reply.send(result);
+                if result == 0 {
                     myself.stop(Some("group deleted".into()));
                 }
             }
             GroupMsg::DeleteOffsets { partitions, reply } => {
-                let _ = reply.send(s.delete_offsets(partitions));
+                let _ = reply.send(s.delete_offsets(partitions).await);
             }
             GroupMsg::SessionCheck { member_id } => s.session_check(&myself, &member_id),
             GroupMsg::RebalanceDeadline { rebalance } => {
@@ -224,13 +219,15 @@ impl Actor for GroupCoordinator {
                 offsets,
                 reply,
             } => {
-                let result = s.txn_commit(
-                    producer_id,
-                    &member_id,
-                    instance_id.as_deref(),
-                    generation,
-                    offsets,
-                );
+                let result = s
+                    .txn_commit(
+                        producer_id,
+                        &member_id,
+                        instance_id.as_deref(),
+                        generation,
+                        offsets,
+                    )
+                    .await;
                 let _ = reply.send(result);
             }
             GroupMsg::TxnEnd {
@@ -238,13 +235,13 @@ impl Actor for GroupCoordinator {
                 commit,
                 reply,
             } => {
-                let _ = reply.send(s.txn_end(&myself, producer_id, commit));
+                let _ = reply.send(s.txn_end(&myself, producer_id, commit).await);
             }
             GroupMsg::UnstablePartitions { reply } => {
                 let _ = reply.send(s.unstable_partitions());
             }
             GroupMsg::RetentionCheck => {
-                if s.expire_offsets(&myself) {
+                if s.expire_offsets(&myself).await {
                     myself.stop(Some("offsets expired".into()));
                 }
             }
@@ -522,102 +519,6 @@ impl GroupCoordinatorState {
         self.remove_member(&id, "it left the group");
         self.after_departure(myself, "a member left");
         0
-    }
-
-    pub(super) fn commit(
-        &mut self,
-        myself: &ActorRef<GroupMsg>,
-        member_id: &str,
-        instance_id: Option<&str>,
-        generation: i32,
-        offsets: Vec<(TopicPartition, CommittedOffset)>,
-    ) -> i16 {
-        let standalone = generation < 0 && member_id.is_empty();
-        if standalone {
-            if !self.members.is_empty() {
-                return code(ResponseError::UnknownMemberId);
-            }
-        } else {
-            if self.state == GroupState::CompletingRebalance && self.members.contains_key(member_id)
-            {
-                return code(ResponseError::RebalanceInProgress);
-            }
-            if let Err(error) = self.check_member(member_id, instance_id, generation) {
-                return error;
-            }
-        }
-        let entries: Vec<(String, i32, CommittedOffset)> = offsets
-            .iter()
-            .map(|((t, p), o)| (t.clone(), *p, o.clone()))
-            .collect();
-        let mut next = self.offsets.clone();
-        apply(
-            &mut next,
-            GroupRecord::Committed {
-                entries: entries.clone(),
-            },
-        );
-        if let Err(err) =
-            self.store
-                .append(&self.group_id, GroupRecord::Committed { entries }, &next)
-        {
-            warn!(group = %self.group_id, %err, "Could not make committed offsets durable.");
-            return code(ResponseError::KafkaStorageError);
-        }
-        self.offsets = next;
-        if self.state == GroupState::Empty {
-            self.empty_since = Some(Instant::now());
-            myself.send_after(self.settings.offsets_retention, || GroupMsg::RetentionCheck);
-        }
-        0
-    }
-
-    pub(super) fn delete_offsets(&mut self, partitions: Vec<TopicPartition>) -> (i16, Vec<i16>) {
-        if !self.members.is_empty() {
-            // The members' subscriptions are opaque to the broker: refuse for any topic.
-            let each = code(ResponseError::GroupSubscribedToTopic);
-            return (0, partitions.iter().map(|_| each).collect());
-        }
-        let record = GroupRecord::Deleted {
-            partitions: partitions.clone(),
-        };
-        let mut next = self.offsets.clone();
-        apply(&mut next, record.clone());
-        match self.store.append(&self.group_id, record, &next) {
-            Ok(()) => {
-                self.offsets = next;
-                (0, partitions.iter().map(|_| 0).collect())
-            }
-            Err(err) => {
-                warn!(group = %self.group_id, %err, "Could not record deleted offsets.");
-                (code(ResponseError::KafkaStorageError), Vec::new())
-            }
-        }
-    }
-
-    /// Drops the offsets of a group empty for longer than the retention; true when the
-    /// group has nothing left and its actor can stop.
-    pub(super) fn expire_offsets(&mut self, myself: &ActorRef<GroupMsg>) -> bool {
-        if self.state != GroupState::Empty || self.offsets.committed.is_empty() {
-            return false;
-        }
-        let Some(since) = self.empty_since else {
-            return false;
-        };
-        let age = Instant::now().duration_since(since);
-        if age < self.settings.offsets_retention {
-            myself.send_after(self.settings.offsets_retention - age, || {
-                GroupMsg::RetentionCheck
-            });
-            return false;
-        }
-        info!(group = %self.group_id, offsets = self.offsets.committed.len(), "Committed offsets of an empty group expired.");
-        self.offsets = GroupOffsets::default();
-        if let Err(err) = self.store.remove() {
-            warn!(group = %self.group_id, %err, "Could not remove an expired group's file.");
-        }
-        self.state = GroupState::Dead;
-        true
     }
 
     pub(super) fn describe(&self) -> GroupDescription {

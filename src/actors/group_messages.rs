@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ractor::RpcReplyPort;
 
-use super::group_store::{CommittedOffset, TopicPartition};
+use crate::coordinator::group_store::{CommittedOffset, TopicPartition};
 use crate::storage::Storage;
 
 #[derive(Debug, Clone)]
@@ -21,9 +21,19 @@ pub struct GroupSettings {
 
 pub struct GroupArgs {
     pub group_id: String,
+    /// Single node: the directory of the group's file, replayed at start.
     pub dir: PathBuf,
     pub storage: Arc<dyn Storage>,
     pub settings: GroupSettings,
+    /// Cluster mode: the group lives on `__consumer_offsets` (then `dir` is unused).
+    pub log: Option<LoggedGroup>,
+}
+
+/// A group whose offsets were replayed from its `__consumer_offsets` partition, and where
+/// its changes go.
+pub struct LoggedGroup {
+    pub log: crate::coordinator::group_log::GroupLog,
+    pub offsets: crate::coordinator::group_store::GroupOffsets,
 }
 
 #[derive(Debug, Clone)]

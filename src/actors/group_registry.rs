@@ -4,7 +4,13 @@
 //! file under `<data_dir>/__groups/` so committed offsets are served after a restart. A
 //! group actor that stops (deleted, expired) or fails leaves the map; the next request for
 //! that group starts a fresh one from its file.
+//!
+//! In cluster mode (`offsets_topic` set) groups live on `__consumer_offsets` instead: this
+//! broker coordinates the groups of the partitions it leads. The first request for a
+//! group of a partition it has just come to lead replays that partition (see
+//! `group_loading`); a partition it no longer leads is unloaded, its group actors stopped.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,17 +18,20 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 use tracing::{info, warn};
 
 use super::children::Children;
-use super::group::{GroupArgs, GroupCoordinator, GroupMsg, GroupSettings};
-use super::group_store::GroupStore;
+use super::group::{GroupArgs, GroupCoordinator, GroupMsg, GroupSettings, LoggedGroup};
+use super::group_loading::LoadedPartition;
+pub use super::group_loading::OffsetsTopicArgs;
+use crate::coordinator::group_store::GroupFile;
 use crate::storage::record_file::create_store_dir;
 use crate::storage::Storage;
 
 pub enum GroupRegistryMsg {
-    /// The group's actor; created when `create` is true and it does not exist.
+    /// The group's actor; created when `create` is true and it does not exist. Err: the
+    /// error code when this broker does not coordinate the group now (cluster mode).
     Get {
         group_id: String,
         create: bool,
-        reply: RpcReplyPort<Option<ActorRef<GroupMsg>>>,
+        reply: RpcReplyPort<Result<Option<ActorRef<GroupMsg>>, i16>>,
     },
     /// Every group's actor (ListGroups).
     All {
@@ -38,11 +47,15 @@ pub struct GroupRegistryArgs {
     pub dir: PathBuf,
     pub storage: Arc<dyn Storage>,
     pub settings: GroupSettings,
+    /// Cluster mode: groups live on `__consumer_offsets`; None: in files under `dir`.
+    pub offsets_topic: Option<OffsetsTopicArgs>,
 }
 
 pub struct GroupRegistryState {
-    args: GroupRegistryArgs,
-    groups: Children<GroupMsg>,
+    pub(super) args: GroupRegistryArgs,
+    pub(super) groups: Children<GroupMsg>,
+    /// Cluster mode: the `__consumer_offsets` partitions loaded here, by index.
+    pub(super) loaded: BTreeMap<i32, LoadedPartition>,
 }
 
 pub struct GroupRegistry;
@@ -57,19 +70,24 @@ impl Actor for GroupRegistry {
         myself: ActorRef<Self::Msg>,
         args: GroupRegistryArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        create_store_dir(args.storage.as_ref(), &args.dir)?;
         let mut state = GroupRegistryState {
             args,
             groups: Children::default(),
+            loaded: BTreeMap::new(),
         };
+        if state.args.offsets_topic.is_some() {
+            info!("Consumer groups live on __consumer_offsets; each loads when its partition is led here.");
+            return Ok(state);
+        }
+        create_store_dir(state.args.storage.as_ref(), &state.args.dir)?;
         for path in state.args.storage.list_dir(&state.args.dir)? {
             if path.extension().is_none_or(|e| e != "log") {
                 continue;
             }
             // A corrupt group file fails the start (naming it) rather than being skipped.
-            match GroupStore::group_id_of(state.args.storage.clone(), &path)? {
+            match GroupFile::group_id_of(state.args.storage.clone(), &path)? {
                 Some(id) => {
-                    state.spawn(&myself, &id).await?;
+                    state.spawn(&myself, &id, None).await?;
                 }
                 None => {
                     warn!(path = %path.display(), "Ignoring a group file without its group id.")
@@ -93,20 +111,19 @@ impl Actor for GroupRegistry {
                 create,
                 reply,
             } => {
-                let found = match state.groups.get(&group_id) {
-                    Some(actor) => Some(actor.clone()),
-                    None if create => match state.spawn(&myself, &group_id).await {
-                        Ok(actor) => Some(actor),
-                        Err(err) => {
-                            warn!(group = %group_id, %err, "Could not start a group coordinator.");
-                            None
-                        }
-                    },
-                    None => None,
+                let found = if state.args.offsets_topic.is_some() {
+                    state.logged_group(&myself, &group_id, create).await
+                } else {
+                    Ok(match state.groups.get(&group_id) {
+                        Some(actor) => Some(actor.clone()),
+                        None if create => state.spawn_or_warn(&myself, &group_id, None).await,
+                        None => None,
+                    })
                 };
                 let _ = reply.send(found);
             }
             GroupRegistryMsg::All { reply } => {
+                state.unload_lost_partitions();
                 let _ = reply.send(state.groups.all());
             }
         }
@@ -127,16 +144,33 @@ impl Actor for GroupRegistry {
 }
 
 impl GroupRegistryState {
+    pub(super) async fn spawn_or_warn(
+        &mut self,
+        myself: &ActorRef<GroupRegistryMsg>,
+        group_id: &str,
+        log: Option<LoggedGroup>,
+    ) -> Option<ActorRef<GroupMsg>> {
+        match self.spawn(myself, group_id, log).await {
+            Ok(actor) => Some(actor),
+            Err(err) => {
+                warn!(group = %group_id, %err, "Could not start a group coordinator.");
+                None
+            }
+        }
+    }
+
     async fn spawn(
         &mut self,
         myself: &ActorRef<GroupRegistryMsg>,
         group_id: &str,
+        log: Option<LoggedGroup>,
     ) -> Result<ActorRef<GroupMsg>, ActorProcessingErr> {
         let args = GroupArgs {
             group_id: group_id.to_string(),
             dir: self.args.dir.clone(),
             storage: self.args.storage.clone(),
             settings: self.args.settings.clone(),
+            log,
         };
         let (actor, _) =
             Actor::spawn_linked(None, GroupCoordinator, args, myself.get_cell()).await?;

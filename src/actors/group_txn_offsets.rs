@@ -9,10 +9,10 @@ use tracing::{debug, warn};
 
 use super::group::GroupCoordinatorState;
 use super::group_messages::{GroupMsg, GroupState};
-use super::group_store::{apply, CommittedOffset, GroupRecord, TopicPartition};
+use crate::coordinator::group_store::{apply, CommittedOffset, GroupRecord, TopicPartition};
 
 impl GroupCoordinatorState {
-    pub(super) fn txn_commit(
+    pub(super) async fn txn_commit(
         &mut self,
         producer_id: i64,
         member_id: &str,
@@ -36,9 +36,10 @@ impl GroupCoordinatorState {
             entries: offsets.into_iter().map(|((t, p), o)| (t, p, o)).collect(),
         };
         self.persist(record, "Could not make transactional offsets durable.")
+            .await
     }
 
-    pub(super) fn txn_end(
+    pub(super) async fn txn_end(
         &mut self,
         myself: &ActorRef<GroupMsg>,
         producer_id: i64,
@@ -52,7 +53,9 @@ impl GroupCoordinatorState {
             producer_id,
             commit,
         };
-        let result = self.persist(record, "Could not record the end of a transaction.");
+        let result = self
+            .persist(record, "Could not record the end of a transaction.")
+            .await;
         debug!(group = %self.group_id, producer_id, commit, "Ended a transaction's offsets.");
         if result == 0 && commit && self.state == GroupState::Empty {
             self.empty_since = Some(tokio::time::Instant::now());
@@ -71,12 +74,16 @@ impl GroupCoordinatorState {
     }
 
     /// Appends a record durably, then applies it; answers an error code.
-    fn persist(&mut self, record: GroupRecord, failure: &str) -> i16 {
+    async fn persist(&mut self, record: GroupRecord, failure: &str) -> i16 {
         let mut next = self.offsets.clone();
         apply(&mut next, record.clone());
-        if let Err(err) = self.store.append(&self.group_id, record, &next) {
+        let appended = self
+            .store
+            .append(&self.group_id, record, &self.offsets, &next)
+            .await;
+        if let Err(err) = appended {
             warn!(group = %self.group_id, %err, "{failure}");
-            return ResponseError::KafkaStorageError.code();
+            return err.code();
         }
         self.offsets = next;
         0

@@ -290,13 +290,17 @@ impl Actor for Metadata {
                 let _ = reply.send(state.alter_scram_credentials(deletions, upsertions).await);
             }
             MetadataMsg::CreateAcls { acls, reply } => {
-                let _ = reply.send(state.create_acls(acls).await);
+                let results = state.create_acls(acls).await;
+                state.publish_routes();
+                let _ = reply.send(results);
             }
             MetadataMsg::DescribeAcls { filter, reply } => {
                 let _ = reply.send(state.describe_acls(&filter));
             }
             MetadataMsg::DeleteAcls { filters, reply } => {
-                let _ = reply.send(state.delete_acls(filters).await);
+                let results = state.delete_acls(filters).await;
+                state.publish_routes();
+                let _ = reply.send(results);
             }
             MetadataMsg::Shutdown { reply } => {
                 state.shutdown().await;
@@ -377,6 +381,7 @@ impl MetadataState {
         });
         let mut table = RoutingTable::new(routes, Arc::new(self.image.dynamic.clone()));
         table.starting = self.starts.live().map(|(name, _)| name.clone()).collect();
+        table.acls = Arc::new(self.image.acls.clone());
         if let Commits::Quorum(cluster) = &self.commits {
             table.cluster = Some(Arc::new(ClusterView {
                 node_id: cluster.node_id,

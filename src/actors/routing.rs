@@ -154,6 +154,8 @@ pub struct RoutingTable {
     pub starting: HashSet<String>,
     /// Cluster mode: the brokers; None in single-node mode.
     pub cluster: Option<Arc<ClusterView>>,
+    /// The authorizer's ACLs as of this snapshot (every request is checked against them).
+    pub acls: crate::security::authorizer_view::AclSnapshot,
 }
 
 impl RoutingTable {

@@ -445,7 +445,7 @@ impl TxnCoordinatorState {
                     reply,
                 };
                 let group = match call(&registry, get, timeout).await {
-                    Ok(Some(group)) => group,
+                    Ok(Ok(Some(group))) => group,
                     _ => return Err(format!("group {group_id}: no coordinator")),
                 };
                 let end = |reply| GroupMsg::TxnEnd {

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::group_store::file_name;
 use super::txn_messages::TxnMetadata;
+use crate::coordinator::group_store::file_name;
 use crate::storage::record_file::create_store_dir;
 use crate::storage::{RecordFile, Storage, StorageError};
 

@@ -59,12 +59,23 @@ impl ClusterNode {
             return Err(QuorumError::Raft("no controller_listen address".into()));
         };
         create_store_dir(storage.as_ref(), &config.data_dir)?;
+        let nodes: BTreeMap<NodeId, BasicNode> = voters
+            .iter()
+            .map(|v| {
+                let node = BasicNode {
+                    addr: v.addr.to_string(),
+                };
+                (v.id as NodeId, node)
+            })
+            .collect();
+        let addresses: BTreeMap<NodeId, String> =
+            nodes.iter().map(|(id, n)| (*id, n.addr.clone())).collect();
         let member = QuorumMember::start_on(
             id,
             default_config(),
             storage,
             &config.data_dir,
-            TcpNetwork::new(TokioConnect),
+            TcpNetwork::new(TokioConnect).with_voters(addresses.clone()),
         )
         .await?;
         let listener = TcpListener::bind(addr)
@@ -98,19 +109,9 @@ impl ClusterNode {
             member.raft.clone(),
             controller.clone(),
         ))];
-        let nodes: BTreeMap<NodeId, BasicNode> = voters
-            .iter()
-            .map(|v| {
-                let node = BasicNode {
-                    addr: v.addr.to_string(),
-                };
-                (v.id as NodeId, node)
-            })
-            .collect();
         if voter {
-            member.initialize_with(nodes.clone()).await?;
+            member.initialize_with(nodes).await?;
         }
-        let addresses = nodes.into_iter().map(|(id, n)| (id, n.addr)).collect();
         let client = QuorumClient::new(id, member.raft.clone(), addresses, controller.clone());
         let heartbeat = BrokerHeartbeat {
             id: config.node_id,

@@ -10,6 +10,7 @@
 //! once at warn) before anything is allocated, and a frame's bytes are buffered only as
 //! they arrive, so a lying header costs nothing. Other connections keep being served.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -212,15 +213,27 @@ async fn serve_connection(
     Ok(())
 }
 
-/// Connects to members at the addresses in their `BasicNode`s.
+/// Connects to members at this node's own address for each voter (its
+/// `controller_quorum_voters`, as Kafka's controller.quorum.voters is each node's own),
+/// else at the address in their `BasicNode`s (learners, who registered theirs).
 #[derive(Debug, Clone, Default)]
 pub struct TcpNetwork<C = TokioConnect> {
     connect: C,
+    voters: BTreeMap<NodeId, String>,
 }
 
 impl<C: Connect> TcpNetwork<C> {
     pub fn new(connect: C) -> Self {
-        Self { connect }
+        Self {
+            connect,
+            voters: BTreeMap::new(),
+        }
+    }
+
+    /// Reaches each of these voters at the address given here.
+    pub fn with_voters(mut self, voters: BTreeMap<NodeId, String>) -> Self {
+        self.voters = voters;
+        self
     }
 }
 
@@ -237,7 +250,7 @@ impl<C: Connect> RaftNetworkFactory<MetadataTypes> for TcpNetwork<C> {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> TcpConnection<C> {
         TcpConnection {
             target,
-            addr: node.addr.clone(),
+            addr: self.voters.get(&target).unwrap_or(&node.addr).clone(),
             connect: self.connect.clone(),
             stream: None,
         }

@@ -9,6 +9,7 @@ use crate::actors::metadata::MetadataMsg;
 use crate::actors::routing::{RoutingSnapshot, RoutingTable};
 use crate::actors::txn_registry::TxnRegistryMsg;
 use crate::config::Config;
+use crate::security::authorizer_view::AuthorizerView;
 
 #[derive(Clone)]
 pub struct BrokerContext {
@@ -25,6 +26,8 @@ pub struct BrokerContext {
     pub listeners: Arc<[crate::security::listeners::ListenerConfig]>,
     /// Cluster mode: the way to the controller (ElectLeaders, DescribeQuorum).
     pub quorum: Option<crate::cluster::rpc::QuorumClient>,
+    /// The authorizer `authorizer_class_name` turns on; None: every request is allowed.
+    pub authorizer: Option<Arc<crate::security::acl::Authorizer>>,
 }
 
 /// Who sent a request: for group membership (DescribeGroups shows it), and for the
@@ -43,6 +46,19 @@ impl BrokerContext {
     /// The latest routing snapshot (cheap: an `Arc` clone).
     pub fn routes(&self) -> Arc<RoutingTable> {
         self.routing.borrow().clone()
+    }
+
+    /// What `client`'s requests are checked against: the latest ACL snapshot.
+    pub fn authorizer_view(&self, client: &ClientInfo) -> AuthorizerView {
+        if self.authorizer.is_none() {
+            return AuthorizerView::disabled();
+        }
+        AuthorizerView::new(
+            self.authorizer.clone(),
+            self.routing.borrow().acls.clone(),
+            client.principal.clone(),
+            &client.host,
+        )
     }
 
     /// The host and port a client that came in on `listener` is told to connect to:

@@ -10,6 +10,9 @@ use std::pin::Pin;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 
+use tracing::debug;
+
+use super::authorize::{self, Checked};
 use super::context::ClientInfo;
 use super::handlers;
 use super::BrokerContext;
@@ -40,12 +43,20 @@ pub async fn prepare(
     request: RequestKind,
     client: &ClientInfo,
 ) -> Option<Prepared> {
-    let prepared = match request {
+    let view = ctx.authorizer_view(client);
+    let (request, patch) = match authorize::check(ctx, version, request, &view) {
+        Checked::Serve(request, patch) => (request, patch),
+        Checked::Refuse(response) => {
+            debug!(principal = %client.principal, "Refused a request: not authorized.");
+            return Some(Prepared::reply(Box::pin(async move { response })));
+        }
+    };
+    let mut prepared = match request {
         RequestKind::ApiVersions(req) => {
             Prepared::reply(Box::pin(handlers::api_versions::handle(req)))
         }
         RequestKind::Metadata(req) => {
-            Prepared::reply(handlers::metadata::prepare(ctx, version, req, client).await)
+            Prepared::reply(handlers::metadata::prepare(ctx, version, req, client, &view).await)
         }
         RequestKind::Produce(req) => handlers::produce::prepare(ctx, version, req).await,
         RequestKind::Fetch(req) => Prepared::reply(handlers::fetch::prepare(ctx, version, req)),
@@ -154,6 +165,15 @@ pub async fn prepare(
         RequestKind::AlterUserScramCredentials(req) => {
             Prepared::reply(handlers::alter_user_scram_credentials::prepare(ctx, req))
         }
+        RequestKind::CreateAcls(req) => {
+            Prepared::reply(handlers::create_acls::prepare(ctx, req, &view))
+        }
+        RequestKind::DescribeAcls(req) => {
+            Prepared::reply(handlers::describe_acls::prepare(ctx, req, &view))
+        }
+        RequestKind::DeleteAcls(req) => {
+            Prepared::reply(handlers::delete_acls::prepare(ctx, req, &view))
+        }
         RequestKind::SaslHandshake(_) => {
             Prepared::reply(Box::pin(handlers::sasl_handshake::handshake()))
         }
@@ -162,5 +182,13 @@ pub async fn prepare(
         }
         _ => return None,
     };
+    if let Some(patch) = patch {
+        let response = prepared.response;
+        prepared.response = Box::pin(async move {
+            let mut response = response.await;
+            patch(&mut response);
+            response
+        });
+    }
     Some(prepared)
 }

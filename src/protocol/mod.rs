@@ -2,6 +2,7 @@
 //! dispatch and one handler per API. Handlers turn wire requests into actor messages and
 //! actor results back into responses with Kafka error codes; actors never see wire types.
 
+pub mod authorize;
 pub mod context;
 pub mod dispatch;
 pub mod fetch_memory;

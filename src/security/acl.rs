@@ -117,7 +117,7 @@ impl AclOperation {
     /// Whether an ALLOW ACL for `self` grants `requested`: ALL grants everything, and as
     /// in Kafka READ/WRITE/DELETE/ALTER imply DESCRIBE, ALTER_CONFIGS implies
     /// DESCRIBE_CONFIGS.
-    fn allow_grants(self, requested: AclOperation) -> bool {
+    pub(crate) fn allow_grants(self, requested: AclOperation) -> bool {
         if self == Self::All || self == requested {
             return true;
         }
@@ -172,6 +172,13 @@ pub struct AclBinding {
     pub permission: AclPermission,
 }
 
+/// The `authorizer_class_name` values that turn the authorizer on: Kafka's KRaft
+/// StandardAuthorizer and its ZooKeeper-era AclAuthorizer, whose rules are the same.
+pub const AUTHORIZER_CLASSES: &[&str] = &[
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "kafka.security.authorizer.AclAuthorizer",
+];
+
 /// The principal that matches every principal, as Kafka writes it.
 pub const WILDCARD_PRINCIPAL: &str = "User:*";
 /// The host, and the LITERAL resource name, that match every one.
@@ -189,11 +196,11 @@ impl AclBinding {
         }
     }
 
-    fn matches_principal(&self, principal: &str) -> bool {
+    pub(crate) fn matches_principal(&self, principal: &str) -> bool {
         self.principal == WILDCARD_PRINCIPAL || self.principal == principal
     }
 
-    fn matches_host(&self, host: &str) -> bool {
+    pub(crate) fn matches_host(&self, host: &str) -> bool {
         self.host == WILDCARD || self.host == host
     }
 }

@@ -23,6 +23,8 @@ pub struct RawRecord {
     pub key: Option<Range<usize>>,
     /// A null value: a tombstone.
     pub tombstone: bool,
+    /// Where the value is; None for a tombstone.
+    pub value: Option<Range<usize>>,
 }
 
 fn codec_error(e: anyhow::Error) -> StorageError {
@@ -83,11 +85,21 @@ pub fn parse_records(body: &[u8]) -> Result<Vec<RawRecord>, StorageError> {
         if pos > end {
             return Err(bad("value past the record"));
         }
+        let value = match usize::try_from(value_len) {
+            Ok(len) => Some(
+                pos.checked_add(len)
+                    .filter(|e| *e <= end)
+                    .map(|e| pos..e)
+                    .ok_or_else(|| bad("value past the record"))?,
+            ),
+            Err(_) => None,
+        };
         out.push(RawRecord {
             bytes: start..end,
             offset_delta,
             key,
             tombstone: value_len < 0,
+            value,
         });
         pos = end;
     }

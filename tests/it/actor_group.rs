@@ -10,7 +10,7 @@ use broker::actors::group::{
     GroupArgs, GroupCoordinator, GroupMsg, GroupSettings, GroupState, JoinRequest, JoinResult,
     SyncResult,
 };
-use broker::actors::group_store::CommittedOffset;
+use broker::coordinator::group_store::CommittedOffset;
 use broker::storage::sim::SimStorage;
 use bytes::Bytes;
 use ractor::{Actor, ActorRef};
@@ -41,6 +41,7 @@ async fn start(storage: &SimStorage, delay_ms: u64) -> ActorRef<GroupMsg> {
         dir: "/data/__groups".into(),
         storage: Arc::new(storage.clone()),
         settings: settings(delay_ms),
+        log: None,
     };
     Actor::spawn(None, GroupCoordinator, args).await.unwrap().0
 }
@@ -421,6 +422,7 @@ async fn offsets_of_an_empty_group_expire_after_the_retention() {
             offsets_retention: Duration::from_secs(60),
             ..settings(0)
         },
+        log: None,
     };
     let (g, handle) = Actor::spawn(None, GroupCoordinator, args).await.unwrap();
     let code = call(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use broker::actors::group::GroupSettings;
 use broker::actors::group_registry::{GroupRegistry, GroupRegistryArgs};
-use broker::actors::group_store::{file_name, CommittedOffset, GroupRecord};
+use broker::coordinator::group_store::{file_name, CommittedOffset, GroupRecord};
 use broker::storage::sim::SimStorage;
 use broker::storage::{RecordFile, Storage};
 use ractor::Actor;
@@ -47,6 +47,7 @@ async fn a_group_file_corrupt_before_its_end_stops_the_start() {
             max_session_timeout: Duration::from_secs(300),
             offsets_retention: Duration::from_secs(24 * 3600),
         },
+        offsets_topic: None,
     };
     let err = match Actor::spawn(None, GroupRegistry, args).await {
         Ok((actor, _)) => {

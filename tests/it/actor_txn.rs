@@ -11,9 +11,9 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::*;
 
 use broker::actors::broker::Broker;
-use broker::actors::group_store::file_name;
 use broker::actors::txn_messages::{TxnMetadata, TxnStatus};
 use broker::config::Config;
+use broker::coordinator::group_store::file_name;
 use broker::protocol::BrokerContext;
 use broker::storage::sim::SimStorage;
 use broker::storage::{RecordFile, Storage};

@@ -3,16 +3,28 @@
 //! leader is killed with SIGKILL; with RF=3 and min.insync.replicas=2 every acknowledged
 //! record is read back exactly once, in order, from the new leader; the old leader,
 //! restarted, catches up and rejoins the ISR. Bounded waits only.
+//!
+//! After the failover a consumer's OffsetForLeaderEpoch (replica_id -1, KIP-320) is
+//! answered by the new leader from its leader-epoch cache, as Kafka's is.
 
+use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+};
+use kafka_protocol::ResponseError;
 use rdkafka::producer::BaseRecord;
 
+use super::client_hostile_records::request;
 use super::cluster_metadata::{
     broker_ids, create_topic_with, every, metadata, start_cluster, topic, wait_everywhere, SLACK,
 };
-use super::harness::{consume, consumer, flush, producer, send, send_and_wait};
+use super::harness::{consume, consumer, flush, producer, send, send_and_wait, TestBroker};
 
 const TOPIC: &str = "failover";
 const BEFORE: usize = 200;
@@ -89,6 +101,8 @@ fn acks_all_records_survive_a_leader_kill_exactly_once() {
         deliveries.first_error.lock().unwrap()
     );
 
+    consumer_epoch_queries_answered_by_the_new_leader(&brokers, leader);
+
     // The survivors only: librdkafka reports the dead bootstrap address as a consume error.
     let survivors = brokers
         .iter()
@@ -110,5 +124,65 @@ fn acks_all_records_survive_a_leader_kill_exactly_once() {
     assert_eq!(
         payloads, expected,
         "every acknowledged record once, in order"
+    );
+}
+
+/// A consumer's OffsetForLeaderEpoch for (current epoch, epoch) of the partition, sent to
+/// `broker`: (error code, epoch, end offset).
+fn end_offset_for_epoch(broker: &TestBroker, current: i32, epoch: i32) -> (i16, i32, i64) {
+    let partition = OffsetForLeaderPartition::default()
+        .with_partition(0)
+        .with_current_leader_epoch(current)
+        .with_leader_epoch(epoch);
+    let req = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(super::protocol_versions::name(TOPIC))
+            .with_partitions(vec![partition])]);
+    let mut socket = TcpStream::connect(("127.0.0.1", broker.port())).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let r: OffsetForLeaderEpochResponse =
+        request(&mut socket, ApiKey::OffsetForLeaderEpoch, 4, 7, &req);
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.leader_epoch, p.end_offset)
+}
+
+/// After the kill of `killed`: the new leader answers from its epoch cache (the old epoch
+/// ends where the new one starts, the new one at the log end); a stale current epoch is
+/// FENCED_LEADER_EPOCH; the surviving follower answers NOT_LEADER_OR_FOLLOWER.
+fn consumer_epoch_queries_answered_by_the_new_leader(brokers: &[TestBroker], killed: i32) {
+    let survivor = &brokers[if killed == 1 { 1 } else { 0 }];
+    let r = metadata(survivor).expect("metadata from a survivor");
+    let p = &topic(&r, TOPIC).expect("the topic").partitions[0];
+    let (leader, epoch) = (p.leader_id.0, p.leader_epoch);
+    assert!(
+        leader != killed && epoch > 0,
+        "leader {leader} at epoch {epoch}"
+    );
+    let follower = (1..=3).find(|id| *id != leader && *id != killed).unwrap();
+    let (leader, follower) = (
+        &brokers[(leader - 1) as usize],
+        &brokers[(follower - 1) as usize],
+    );
+    let end = (BEFORE + AFTER) as i64;
+    assert_eq!(end_offset_for_epoch(leader, epoch, epoch), (0, epoch, end));
+    assert_eq!(
+        end_offset_for_epoch(leader, epoch, 0),
+        (0, 0, BEFORE as i64),
+        "epoch 0 ends where the new leader's epoch starts"
+    );
+    assert_eq!(
+        end_offset_for_epoch(leader, epoch - 1, epoch).0,
+        ResponseError::FencedLeaderEpoch.code()
+    );
+    assert_eq!(
+        end_offset_for_epoch(leader, epoch + 1, epoch).0,
+        ResponseError::UnknownLeaderEpoch.code()
+    );
+    assert_eq!(
+        end_offset_for_epoch(follower, epoch, epoch).0,
+        ResponseError::NotLeaderOrFollower.code()
     );
 }

@@ -347,10 +347,10 @@ async fn a_deleted_partition_does_not_come_back_after_a_power_cut() {
 
 #[test]
 fn a_removed_group_stays_removed_after_a_power_cut() {
-    use broker::actors::group_store::{file_name as group_file, GroupRecord, GroupStore};
+    use broker::coordinator::group_store::{file_name as group_file, GroupFile, GroupRecord};
     let sim = SimStorage::new();
     let dir = PathBuf::from("/data/__groups");
-    let (mut store, live) = GroupStore::open(Arc::new(sim.clone()), &dir, "g").expect("open");
+    let (mut store, live) = GroupFile::open(Arc::new(sim.clone()), &dir, "g").expect("open");
     store
         .append("g", GroupRecord::Group { id: "g".into() }, &live)
         .expect("append");

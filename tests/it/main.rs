@@ -1,6 +1,8 @@
 //! One integration-test binary (one link): actor-level tests that spawn actors directly,
 //! and client tests that drive a real broker process with librdkafka.
 
+mod acl_matrix;
+mod acl_matrix_calls;
 mod actor_acls;
 mod actor_backpressure;
 mod actor_broker_configs;
@@ -39,14 +41,19 @@ mod client_tls;
 mod client_transactions;
 mod client_txn_expiry;
 mod cluster_admin;
+mod cluster_coordinators;
 mod cluster_failover;
+mod cluster_leader_kills;
+mod cluster_load;
 mod cluster_metadata;
+mod cluster_network_faults;
 mod config_walk;
 mod crash_property;
 mod describe_log_dirs;
 mod describe_topic_partitions;
 mod durability_faults;
 mod example_flags;
+mod fault_proxy;
 mod fetch_sessions;
 mod harness;
 mod hostile_connections;

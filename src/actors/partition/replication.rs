@@ -91,8 +91,19 @@ impl PartitionState {
         message: ReplicationMsg,
     ) {
         if self.replication.is_none() {
-            // A single-node partition has no roles: every such request is refused.
-            message.refuse(PartitionError::NotAvailable);
+            // A single-node partition has no roles: every such request is refused, but a
+            // consumer's OffsetForLeaderEpoch, answered for its one epoch.
+            match message {
+                ReplicationMsg::EndOffsetForEpoch {
+                    current_leader_epoch,
+                    leader_epoch,
+                    reply,
+                } => {
+                    let _ =
+                        reply.send(self.single_node_end_offset(current_leader_epoch, leader_epoch));
+                }
+                other => other.refuse(PartitionError::NotAvailable),
+            }
             return;
         }
         match message {
@@ -161,9 +172,15 @@ impl PartitionState {
                 leader_epoch,
                 reply,
             } => {
-                let result = self
-                    .check_leader_epoch(current_leader_epoch)
-                    .map(|()| self.log.end_offset_for_epoch(leader_epoch));
+                // Kafka answers from the leader only, the epoch checked first.
+                let result =
+                    self.check_leader_epoch(current_leader_epoch)
+                        .and_then(|()| match self.role() {
+                            Some(Role::Leader(_)) => {
+                                Ok(self.log.end_offset_for_epoch(leader_epoch))
+                            }
+                            _ => Err(PartitionError::NotAvailable),
+                        });
                 let _ = reply.send(result);
             }
             ReplicationMsg::DescribeRole { reply } => {
@@ -448,6 +465,24 @@ impl PartitionState {
             e if e < epoch => Err(PartitionError::FencedLeaderEpoch),
             _ => Err(PartitionError::UnknownLeaderEpoch),
         }
+    }
+
+    /// OffsetForLeaderEpoch on a single-node partition: there is one leader epoch, 0, and
+    /// it ends at the log end. A newer current epoch than ours is UNKNOWN_LEADER_EPOCH; an
+    /// epoch after ours (or none) answers (-1, -1) as Kafka does.
+    fn single_node_end_offset(
+        &self,
+        current_leader_epoch: i32,
+        leader_epoch: i32,
+    ) -> Result<(i32, i64), PartitionError> {
+        if current_leader_epoch > 0 {
+            return Err(PartitionError::UnknownLeaderEpoch);
+        }
+        Ok(if leader_epoch == 0 {
+            (0, self.log.log_end_offset())
+        } else {
+            (-1, -1)
+        })
     }
 
     /// A follower's fetch of (replica id, fetch offset, its current leader epoch).

@@ -117,7 +117,10 @@ pub enum ReplicationMsg {
         fully: bool,
         reply: RpcReplyPort<Result<FollowerOffsets, PartitionError>>,
     },
-    /// OffsetForLeaderEpoch: (the largest epoch <= `leader_epoch`, where it ends).
+    /// OffsetForLeaderEpoch, from a consumer or a follower: (the largest epoch <=
+    /// `leader_epoch`, where it ends), answered by the leader only (NOT_LEADER_OR_FOLLOWER
+    /// elsewhere) after checking `current_leader_epoch` (FENCED_LEADER_EPOCH when older,
+    /// UNKNOWN_LEADER_EPOCH when newer, -1 unchecked). A single-node partition answers too.
     EndOffsetForEpoch {
         current_leader_epoch: i32,
         leader_epoch: i32,

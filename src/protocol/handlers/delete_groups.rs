@@ -16,8 +16,9 @@ pub async fn prepare(ctx: &BrokerContext, req: DeleteGroupsRequest) -> ResponseF
     let mut asks = Vec::new();
     for id in req.groups_names {
         let rx = match group(ctx, id.0.as_str(), false).await {
-            Some(actor) => ask(&actor, |reply| GroupMsg::Delete { reply }),
-            None => None,
+            Ok(Some(actor)) => ask(&actor, |reply| GroupMsg::Delete { reply }),
+            Ok(None) => None,
+            Err(error) => Some(crate::actors::Reply::ready(error)),
         };
         asks.push((id, rx));
     }

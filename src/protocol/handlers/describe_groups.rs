@@ -21,17 +21,22 @@ pub async fn prepare(
 ) -> ResponseFuture {
     let mut asks = Vec::new();
     for id in req.groups {
-        let rx = match group(ctx, id.0.as_str(), false).await {
-            Some(actor) => ask(&actor, |reply| GroupMsg::Describe { reply }),
-            None => None,
+        let (rx, error) = match group(ctx, id.0.as_str(), false).await {
+            Ok(Some(actor)) => (ask(&actor, |reply| GroupMsg::Describe { reply }), 0),
+            Ok(None) => (None, 0),
+            Err(error) => (None, error),
         };
-        asks.push((id, rx));
+        asks.push((id, rx, error));
     }
     Box::pin(async move {
-        let groups = join_all(asks.into_iter().map(|(id, rx)| async move {
+        let groups = join_all(asks.into_iter().map(|(id, rx, error)| async move {
             let base = DescribedGroup::default()
                 .with_group_id(id)
                 .with_authorized_operations(i32::MIN);
+            if error != 0 {
+                // Not the coordinator now (cluster mode).
+                return base.with_error_code(error);
+            }
             let Some(Ok(d)) = (match rx {
                 Some(rx) => Some(rx.await),
                 None => None,

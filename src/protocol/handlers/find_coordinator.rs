@@ -1,6 +1,10 @@
-//! FindCoordinator v0-v4: this broker coordinates every consumer group (key type 0) and
-//! every transactional id (key type 1). v4 answers a batch of keys. Any other key type is
-//! an INVALID_REQUEST, as in Kafka.
+//! FindCoordinator v0-v4. v4 answers a batch of keys. Any key type but 0 (group) and 1
+//! (transactional id) is an INVALID_REQUEST, as in Kafka.
+//!
+//! Single node: this broker coordinates everything. Cluster mode: a group's coordinator is
+//! the leader of its `__consumer_offsets` partition (COORDINATOR_NOT_AVAILABLE while it has
+//! none; the topic is created through the quorum when first needed, as Kafka does);
+//! transactional ids are still coordinated by the broker asked.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
@@ -8,11 +12,17 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use tracing::{debug, info};
 
 use super::text;
-use crate::protocol::context::ClientInfo;
+use crate::actors::metadata::{MetadataMsg, NewTopic};
+use crate::coordinator::offsets_topic::{partition_for, OFFSETS_TOPIC};
+use crate::protocol::context::{ask, ClientInfo};
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
+
+/// Where a key's coordinator is: (node, host, port), or an error code.
+type Found = Result<(i32, String, i32), i16>;
 
 pub fn prepare(
     ctx: &BrokerContext,
@@ -20,39 +30,114 @@ pub fn prepare(
     req: FindCoordinatorRequest,
     client: &ClientInfo,
 ) -> ResponseFuture {
+    let ctx = ctx.clone();
     let (host, port) = ctx.advertised_for(&client.listener);
-    let node = BrokerId(ctx.config.node_id);
-    let error = if req.key_type == 0 || req.key_type == 1 {
-        0
-    } else {
-        ResponseError::InvalidRequest.code()
+    let here: Found = Ok((ctx.config.node_id, host, port));
+    Box::pin(async move {
+        let keys: Vec<StrBytes> = if version >= 4 {
+            req.coordinator_keys.clone()
+        } else {
+            vec![req.key.clone()]
+        };
+        let mut found = Vec::with_capacity(keys.len());
+        for key in &keys {
+            found.push(match req.key_type {
+                0 if ctx.config.cluster_mode() => group_coordinator(&ctx, key.as_str()).await,
+                0 | 1 => here.clone(),
+                _ => Err(ResponseError::InvalidRequest.code()),
+            });
+        }
+        let response = if version >= 4 {
+            let coordinators = keys
+                .into_iter()
+                .zip(found)
+                .map(|(key, found)| {
+                    let c = Coordinator::default().with_key(key);
+                    match found {
+                        Ok((node, host, port)) => c
+                            .with_node_id(BrokerId(node))
+                            .with_host(text(host))
+                            .with_port(port),
+                        Err(error) => c
+                            .with_error_code(error)
+                            .with_node_id(BrokerId(-1))
+                            .with_port(-1),
+                    }
+                })
+                .collect();
+            FindCoordinatorResponse::default().with_coordinators(coordinators)
+        } else {
+            match found.into_iter().next().unwrap_or(Err(0)) {
+                Ok((node, host, port)) => FindCoordinatorResponse::default()
+                    .with_node_id(BrokerId(node))
+                    .with_host(text(host))
+                    .with_port(port),
+                Err(error) => FindCoordinatorResponse::default()
+                    .with_error_code(error)
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1),
+            }
+        };
+        ResponseKind::FindCoordinator(response)
+    })
+}
+
+/// Cluster mode: the leader of the group's `__consumer_offsets` partition.
+async fn group_coordinator(ctx: &BrokerContext, group_id: &str) -> Found {
+    let unavailable = ResponseError::CoordinatorNotAvailable.code();
+    let routes = ctx.routes();
+    let Some(route) = routes.topic(OFFSETS_TOPIC) else {
+        create_offsets_topic(ctx).await;
+        return Err(unavailable);
     };
-    let response = if version >= 4 {
-        let coordinators = req
-            .coordinator_keys
-            .into_iter()
-            .map(|key: StrBytes| {
-                let c = Coordinator::default().with_key(key).with_error_code(error);
-                if error == 0 {
-                    c.with_node_id(node)
-                        .with_host(text(host.clone()))
-                        .with_port(port)
-                } else {
-                    c.with_node_id(BrokerId(-1)).with_port(-1)
-                }
-            })
-            .collect();
-        FindCoordinatorResponse::default().with_coordinators(coordinators)
-    } else if error == 0 {
-        FindCoordinatorResponse::default()
-            .with_node_id(node)
-            .with_host(text(host))
-            .with_port(port)
-    } else {
-        FindCoordinatorResponse::default()
-            .with_error_code(error)
-            .with_node_id(BrokerId(-1))
-            .with_port(-1)
+    let index = partition_for(group_id, route.partitions.len() as i32);
+    let leader = route.placement(index).map_or(-1, |p| p.leader);
+    let endpoint = routes
+        .cluster
+        .as_ref()
+        .and_then(|c| c.endpoint(leader).cloned());
+    match endpoint {
+        Some(broker) => Ok((leader, broker.host, broker.port)),
+        None => {
+            debug!(group = %group_id, partition = index, leader, "FindCoordinator: the group's __consumer_offsets partition has no live leader.");
+            Err(unavailable)
+        }
+    }
+}
+
+/// Creates `__consumer_offsets` through the quorum: offsets_topic_num_partitions
+/// partitions, offsets_topic_replication_factor replicas capped at the live brokers, and
+/// compacted, as Kafka creates it. Another broker creating it first is fine.
+async fn create_offsets_topic(ctx: &BrokerContext) {
+    let live = ctx
+        .routes()
+        .cluster
+        .as_ref()
+        .map_or(1, |c| c.brokers.values().filter(|b| !b.fenced).count());
+    let replication_factor = ctx
+        .config
+        .offsets_topic_replication_factor
+        .min(live.clamp(1, i16::MAX as usize) as i16);
+    let topic = NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        num_partitions: ctx.config.offsets_topic_num_partitions,
+        replication_factor,
+        configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+        assignments: None,
     };
-    Box::pin(async move { ResponseKind::FindCoordinator(response) })
+    let Some(rx) = ask(&ctx.metadata, |reply| MetadataMsg::CreateTopics {
+        topics: vec![topic],
+        validate_only: false,
+        reply,
+    }) else {
+        return;
+    };
+    match rx.await.ok().and_then(|r| r.into_iter().next()) {
+        Some(Ok(_)) => info!(
+            partitions = ctx.config.offsets_topic_num_partitions,
+            replication_factor, "Created the internal topic __consumer_offsets."
+        ),
+        Some(Err(err)) => debug!(%err, "__consumer_offsets not created here."),
+        None => {}
+    }
 }

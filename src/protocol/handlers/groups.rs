@@ -9,18 +9,22 @@ use crate::actors::group_registry::GroupRegistryMsg;
 use crate::protocol::context::ask;
 use crate::protocol::BrokerContext;
 
-/// The group's actor (created on demand when `create`); None when there is none.
+/// The group's actor (created on demand when `create`); None when there is none. Err:
+/// the error code when this broker does not coordinate the group now (cluster mode:
+/// NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE).
 pub async fn group(
     ctx: &BrokerContext,
     group_id: &str,
     create: bool,
-) -> Option<ActorRef<GroupMsg>> {
-    let rx = ask(&ctx.groups, |reply| GroupRegistryMsg::Get {
+) -> Result<Option<ActorRef<GroupMsg>>, i16> {
+    let Some(rx) = ask(&ctx.groups, |reply| GroupRegistryMsg::Get {
         group_id: group_id.to_string(),
         create,
         reply,
-    })?;
-    rx.await.ok().flatten()
+    }) else {
+        return Ok(None);
+    };
+    rx.await.unwrap_or(Ok(None))
 }
 
 /// True when a committed offset's metadata is longer than offset_metadata_max_bytes:

@@ -11,13 +11,14 @@ use crate::protocol::BrokerContext;
 
 pub async fn prepare(ctx: &BrokerContext, req: HeartbeatRequest) -> ResponseFuture {
     let rx = match group(ctx, req.group_id.0.as_str(), false).await {
-        Some(actor) => ask(&actor, |reply| GroupMsg::Heartbeat {
+        Ok(Some(actor)) => ask(&actor, |reply| GroupMsg::Heartbeat {
             member_id: req.member_id.to_string(),
             instance_id: req.group_instance_id.map(|s| s.to_string()),
             generation: req.generation_id,
             reply,
         }),
-        None => None,
+        Ok(None) => None,
+        Err(error) => Some(crate::actors::Reply::ready(error)),
     };
     Box::pin(async move {
         let error = match rx {

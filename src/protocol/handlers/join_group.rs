@@ -48,8 +48,13 @@ pub async fn prepare(
         None
     } else {
         match group(ctx, &group_id, true).await {
-            Some(actor) => ask(&actor, |reply| GroupMsg::Join { request, reply }),
-            None => None,
+            Ok(Some(actor)) => ask(&actor, |reply| GroupMsg::Join { request, reply }),
+            Ok(None) => None,
+            Err(error) => Some(crate::actors::Reply::ready(JoinResult {
+                error,
+                generation: -1,
+                ..JoinResult::default()
+            })),
         }
     };
     let invalid = group_id.is_empty();

@@ -26,11 +26,12 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: LeaveGroupRequest) 
         vec![(req.member_id.to_string(), None)]
     };
     let rx = match group(ctx, req.group_id.0.as_str(), false).await {
-        Some(actor) => {
+        Ok(Some(actor)) => {
             let members = members.clone();
             ask(&actor, |reply| GroupMsg::Leave { members, reply })
         }
-        None => None,
+        Ok(None) => None,
+        Err(error) => Some(crate::actors::Reply::ready(vec![error; members.len()])),
     };
     Box::pin(async move {
         let unknown = ResponseError::UnknownMemberId.code();

@@ -19,6 +19,8 @@ use crate::actors::routing::{ClusterView, TopicRoute};
 use crate::protocol::context::{ask, ClientInfo};
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authorizer_view::{AuthorizerView, CLUSTER_NAME};
 use crate::topic_config::validate_topic_name;
 
 enum Wanted {
@@ -31,6 +33,7 @@ pub async fn prepare(
     version: i16,
     req: MetadataRequest,
     client: &ClientInfo,
+    view: &AuthorizerView,
 ) -> ResponseFuture {
     let wanted: Option<Vec<Wanted>> = match req.topics {
         None => None,
@@ -51,7 +54,12 @@ pub async fn prepare(
         let missing: Vec<String> = list
             .iter()
             .filter_map(|w| match w {
-                Wanted::Name(n) if routes.topic(n).is_none() && validate_topic_name(n).is_ok() => {
+                Wanted::Name(n)
+                    if routes.topic(n).is_none()
+                        && validate_topic_name(n).is_ok()
+                        && view.allows_topic(AclOperation::Describe, n)
+                        && view.allows_create_topic(n) =>
+                {
                     Some(n.clone())
                 }
                 _ => None,
@@ -70,29 +78,72 @@ pub async fn prepare(
     }
     let ctx = ctx.clone();
     let advertised = ctx.advertised_for(&client.listener);
-    Box::pin(async move { ResponseKind::Metadata(build(&ctx, wanted, advertised)) })
+    let asks = Asks {
+        topic_operations: req.include_topic_authorized_operations,
+        cluster_operations: req.include_cluster_authorized_operations,
+        auto_create: allow_auto,
+    };
+    let view = view.clone();
+    Box::pin(async move { ResponseKind::Metadata(build(&ctx, wanted, advertised, &view, asks)) })
+}
+
+/// KIP-430: which authorized-operation sets the request asked for.
+#[derive(Clone, Copy)]
+struct Asks {
+    topic_operations: bool,
+    cluster_operations: bool,
+    /// Missing topics were to be auto-created (if the principal may create them).
+    auto_create: bool,
 }
 
 fn build(
     ctx: &BrokerContext,
     wanted: Option<Vec<Wanted>>,
     (host, port): (String, i32),
+    view: &AuthorizerView,
+    asks: Asks,
 ) -> MetadataResponse {
     let routes = ctx.routes();
     let node = BrokerId(ctx.config.node_id);
     let cluster = routes.cluster.as_deref();
-    let topic_entry = |route: &TopicRoute| topic_entry(route, node, cluster);
+    let describable = |name: &str| view.allows_topic(AclOperation::Describe, name);
+    let topic_entry = |route: &TopicRoute| {
+        let entry = topic_entry(route, node, cluster);
+        if asks.topic_operations {
+            entry.with_topic_authorized_operations(
+                view.authorized_operations(ResourceType::Topic, &route.name),
+            )
+        } else {
+            entry
+        }
+    };
+    let denied = |name: &str| {
+        MetadataResponseTopic::default()
+            .with_name(Some(topic_name(name)))
+            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+    };
     let topics = match wanted {
+        // Every topic: those the principal may not describe are left out.
         None => routes
             .topics()
             .into_iter()
+            .filter(|r| describable(&r.name))
             .map(|r| topic_entry(r))
             .collect(),
         Some(list) => list
             .into_iter()
             .map(|w| match w {
+                Wanted::Name(name) if !describable(&name) => denied(&name),
                 Wanted::Name(name) => match routes.topic(&name) {
                     Some(route) => topic_entry(route),
+                    // Missing, and auto-creation refused for want of CREATE.
+                    None if asks.auto_create
+                        && validate_topic_name(&name).is_ok()
+                        && !routes.starting.contains(&name)
+                        && !view.allows_create_topic(&name) =>
+                    {
+                        denied(&name)
+                    }
                     None => {
                         let code = if validate_topic_name(&name).is_err() {
                             ResponseError::InvalidTopicException.code()
@@ -109,8 +160,8 @@ fn build(
                     }
                 },
                 Wanted::Id(id) => match routes.topic_by_id(&id) {
-                    Some(route) => topic_entry(route),
-                    None => MetadataResponseTopic::default()
+                    Some(route) if describable(&route.name) => topic_entry(route),
+                    _ => MetadataResponseTopic::default()
                         .with_topic_id(id)
                         .with_error_code(ResponseError::UnknownTopicId.code()),
                 },
@@ -140,7 +191,11 @@ fn build(
         .with_cluster_id(Some(text(ctx.config.cluster_id.clone())))
         .with_controller_id(node)
         .with_topics(topics)
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(if asks.cluster_operations {
+            view.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            i32::MIN
+        })
 }
 
 fn topic_entry(

@@ -10,7 +10,7 @@ use kafka_protocol::ResponseError;
 
 use super::groups::{group, metadata_too_large};
 use crate::actors::group::GroupMsg;
-use crate::actors::group_store::CommittedOffset;
+use crate::coordinator::group_store::CommittedOffset;
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
@@ -56,14 +56,15 @@ pub async fn prepare(ctx: &BrokerContext, req: OffsetCommitRequest) -> ResponseF
         None
     } else {
         match group(ctx, &group_id, true).await {
-            Some(actor) => ask(&actor, |reply| GroupMsg::Commit {
+            Ok(Some(actor)) => ask(&actor, |reply| GroupMsg::Commit {
                 member_id: req.member_id.to_string(),
                 instance_id: req.group_instance_id.map(|s| s.to_string()),
                 generation: req.generation_id_or_member_epoch,
                 offsets,
                 reply,
             }),
-            None => None,
+            Ok(None) => None,
+            Err(error) => Some(crate::actors::Reply::ready(error)),
         }
     };
     Box::pin(async move {

@@ -33,11 +33,12 @@ pub async fn prepare(ctx: &BrokerContext, req: OffsetDeleteRequest) -> ResponseF
         .flat_map(|(t, ps)| ps.iter().map(move |p| (t.0.to_string(), *p)))
         .collect();
     let rx = match group(ctx, req.group_id.0.as_str(), false).await {
-        Some(actor) => ask(&actor, |reply| GroupMsg::DeleteOffsets {
+        Ok(Some(actor)) => ask(&actor, |reply| GroupMsg::DeleteOffsets {
             partitions,
             reply,
         }),
-        None => None,
+        Ok(None) => None,
+        Err(error) => Some(crate::actors::Reply::ready((error, Vec::new()))),
     };
     Box::pin(async move {
         let (top, codes) = match rx {

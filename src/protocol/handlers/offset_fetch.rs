@@ -19,7 +19,7 @@ use kafka_protocol::ResponseError;
 use super::groups::group;
 use super::{text, topic_name};
 use crate::actors::group::GroupMsg;
-use crate::actors::group_store::{CommittedOffset, TopicPartition};
+use crate::coordinator::group_store::{CommittedOffset, TopicPartition};
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
@@ -44,7 +44,11 @@ async fn ask_group(
     partitions: Option<Vec<TopicPartition>>,
     require_stable: bool,
 ) -> (Option<crate::actors::Reply<Found>>, Unstable) {
-    let actor = group(ctx, group_id, false).await;
+    // Not the coordinator now (cluster mode): COORDINATOR_NOT_AVAILABLE, and the client
+    // looks the coordinator up again.
+    let Ok(actor) = group(ctx, group_id, false).await else {
+        return (None, None);
+    };
     match actor {
         Some(actor) => {
             let unstable = if require_stable {

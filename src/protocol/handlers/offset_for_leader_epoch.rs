@@ -1,9 +1,8 @@
-//! OffsetForLeaderEpoch v2-v4 on one node: there is one leader epoch, 0, and it ends at
-//! the log end offset. A newer current epoch than ours gets UNKNOWN_LEADER_EPOCH; an epoch
-//! after ours answers -1 as Kafka does.
-//!
-//! A follower's request (replica_id >= 0) is answered by the partition's leader role from
-//! its leader-epoch cache (KIP-101/KIP-279: where the follower's epoch ended).
+//! OffsetForLeaderEpoch v2-v4: where a leader epoch ended, for a follower (replica_id >= 0,
+//! KIP-101/KIP-279) and for a consumer (replica_id -1, KIP-320) alike. A replicated
+//! partition's leader answers from its leader-epoch cache, after checking the current
+//! leader epoch (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH); a follower answers
+//! NOT_LEADER_OR_FOLLOWER. A single-node partition has one epoch, 0, ending at the log end.
 
 use kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderPartition;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -21,51 +20,9 @@ use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
 
-const EPOCH: i32 = 0;
-
+/// Each requested partition asks its actor: the leader answers from its leader-epoch cache,
+/// for a consumer (replica_id -1, KIP-320) as for a follower.
 pub fn prepare(ctx: &BrokerContext, req: OffsetForLeaderEpochRequest) -> ResponseFuture {
-    if req.replica_id.0 >= 0 {
-        return for_follower(ctx, req);
-    }
-    let topics = ask_each(ctx, req, |_| move |reply| PartitionMsg::Offsets { reply });
-    Box::pin(async move {
-        let mut results = Vec::with_capacity(topics.len());
-        for (name, parts) in topics {
-            let mut partitions = Vec::with_capacity(parts.len());
-            for (p, rx) in parts {
-                let entry = EpochEndOffset::default().with_partition(p.partition);
-                let Some(rx) = rx else {
-                    partitions
-                        .push(entry.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
-                    continue;
-                };
-                if p.current_leader_epoch > EPOCH {
-                    partitions
-                        .push(entry.with_error_code(ResponseError::UnknownLeaderEpoch.code()));
-                    continue;
-                }
-                partitions.push(match rx.await {
-                    Ok(o) if p.leader_epoch >= 0 && p.leader_epoch <= EPOCH => entry
-                        .with_leader_epoch(EPOCH)
-                        .with_end_offset(o.log_end_offset),
-                    Ok(_) => entry.with_leader_epoch(-1).with_end_offset(-1),
-                    Err(_) => entry.with_error_code(ResponseError::NotLeaderOrFollower.code()),
-                });
-            }
-            results.push(
-                OffsetForLeaderTopicResult::default()
-                    .with_topic(name)
-                    .with_partitions(partitions),
-            );
-        }
-        ResponseKind::OffsetForLeaderEpoch(
-            OffsetForLeaderEpochResponse::default().with_topics(results),
-        )
-    })
-}
-
-/// A follower's question, answered by each partition's epoch cache.
-fn for_follower(ctx: &BrokerContext, req: OffsetForLeaderEpochRequest) -> ResponseFuture {
     let topics = ask_each(ctx, req, |p| {
         let (current_leader_epoch, leader_epoch) = (p.current_leader_epoch, p.leader_epoch);
         move |reply| {

@@ -13,7 +13,7 @@ use crate::protocol::BrokerContext;
 
 pub async fn prepare(ctx: &BrokerContext, version: i16, req: SyncGroupRequest) -> ResponseFuture {
     let rx = match group(ctx, req.group_id.0.as_str(), false).await {
-        Some(actor) => ask(&actor, |reply| GroupMsg::Sync {
+        Ok(Some(actor)) => ask(&actor, |reply| GroupMsg::Sync {
             member_id: req.member_id.to_string(),
             instance_id: req.group_instance_id.map(|s| s.to_string()),
             generation: req.generation_id,
@@ -26,7 +26,11 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: SyncGroupRequest) -
                 .collect(),
             reply,
         }),
-        None => None,
+        Ok(None) => None,
+        Err(error) => Some(crate::actors::Reply::ready(SyncResult {
+            error,
+            ..SyncResult::default()
+        })),
     };
     Box::pin(async move {
         let result = match rx {

@@ -12,7 +12,7 @@ use kafka_protocol::ResponseError;
 
 use super::groups::{group, metadata_too_large};
 use crate::actors::group::GroupMsg;
-use crate::actors::group_store::CommittedOffset;
+use crate::coordinator::group_store::CommittedOffset;
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
@@ -47,7 +47,7 @@ pub async fn prepare(ctx: &BrokerContext, req: TxnOffsetCommitRequest) -> Respon
         refused.push(codes);
     }
     let rx = match group(ctx, req.group_id.0.as_str(), true).await {
-        Some(actor) => ask(&actor, |reply| GroupMsg::TxnCommit {
+        Ok(Some(actor)) => ask(&actor, |reply| GroupMsg::TxnCommit {
             producer_id: req.producer_id.0,
             member_id: req.member_id.to_string(),
             instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
@@ -55,7 +55,8 @@ pub async fn prepare(ctx: &BrokerContext, req: TxnOffsetCommitRequest) -> Respon
             offsets,
             reply,
         }),
-        None => None,
+        Ok(None) => None,
+        Err(error) => Some(crate::actors::Reply::ready(error)),
     };
     Box::pin(async move {
         let code = match rx {

@@ -1,5 +1,7 @@
-//! The durable half of a consumer group: its committed offsets, in a record file of its
-//! own under `<data_dir>/__groups/` (one owner per file: the group's coordinator actor).
+//! The durable half of a consumer group: its committed offsets. Single-node, in a record
+//! file of its own under `<data_dir>/__groups/` (`GroupFile`); in a cluster, as records of
+//! the replicated internal topic `__consumer_offsets` (`GroupLog`). One owner either way:
+//! the group's coordinator actor holds its `GroupStore`.
 //!
 //! Records: the group's id first, then one `Committed` per OffsetCommit (written and
 //! fsynced before the commit is answered), `Deleted` for OffsetDelete and expiry,
@@ -13,6 +15,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::group_log::{GroupLog, GroupLogError};
+use super::offsets_topic::{keyed_records, removal_records};
 use crate::storage::record_file::create_store_dir;
 use crate::storage::{RecordFile, Storage, StorageError};
 
@@ -112,7 +116,7 @@ pub struct GroupOffsets {
     pub pending: PendingTxnOffsets,
 }
 
-pub struct GroupStore {
+pub struct GroupFile {
     storage: Arc<dyn Storage>,
     path: PathBuf,
     file: Option<RecordFile<GroupRecord>>,
@@ -134,16 +138,16 @@ pub fn file_name(group_id: &str) -> String {
     }
 }
 
-impl GroupStore {
+impl GroupFile {
     /// Opens the group's file if it exists and replays it.
     pub fn open(
         storage: Arc<dyn Storage>,
         dir: &Path,
         group_id: &str,
-    ) -> Result<(GroupStore, GroupOffsets), StorageError> {
+    ) -> Result<(GroupFile, GroupOffsets), StorageError> {
         let path = dir.join(file_name(group_id));
         let mut offsets = GroupOffsets::default();
-        let mut store = GroupStore {
+        let mut store = GroupFile {
             storage: storage.clone(),
             path: path.clone(),
             file: None,
@@ -243,6 +247,62 @@ impl GroupStore {
     }
 }
 
+/// Why a group's change could not be made durable.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupStoreError {
+    #[error("the group's file: {0}")]
+    File(#[from] StorageError),
+    #[error(transparent)]
+    Log(#[from] GroupLogError),
+}
+
+impl GroupStoreError {
+    /// The error code the group's request is answered with.
+    pub fn code(&self) -> i16 {
+        match self {
+            GroupStoreError::File(_) => kafka_protocol::ResponseError::KafkaStorageError.code(),
+            GroupStoreError::Log(e) => e.code(),
+        }
+    }
+}
+
+/// Where a group's changes go: its own file (single node) or `__consumer_offsets`.
+pub enum GroupStore {
+    File(GroupFile),
+    Log(GroupLog),
+}
+
+impl GroupStore {
+    /// Makes `record`, which takes the group from `before` to `after`, durable.
+    pub async fn append(
+        &mut self,
+        group_id: &str,
+        record: GroupRecord,
+        before: &GroupOffsets,
+        after: &GroupOffsets,
+    ) -> Result<(), GroupStoreError> {
+        match self {
+            GroupStore::File(file) => Ok(file.append(group_id, record, after)?),
+            GroupStore::Log(log) => {
+                let records = keyed_records(group_id, &record, before, after)?;
+                Ok(log.append(&records).await?)
+            }
+        }
+    }
+
+    /// Forgets everything the group holds (`live`): DeleteGroups, or expiry.
+    pub async fn remove(
+        &mut self,
+        group_id: &str,
+        live: &GroupOffsets,
+    ) -> Result<(), GroupStoreError> {
+        match self {
+            GroupStore::File(file) => Ok(file.remove()?),
+            GroupStore::Log(log) => Ok(log.append(&removal_records(group_id, live)?).await?),
+        }
+    }
+}
+
 pub fn apply(offsets: &mut GroupOffsets, record: GroupRecord) {
     match record {
         GroupRecord::Group { .. } => {}
@@ -293,7 +353,7 @@ mod tests {
     fn a_commit_past_the_record_limit_survives_a_reopen() {
         let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
         let dir = Path::new("/data/__groups");
-        let (mut store, _) = GroupStore::open(storage.clone(), dir, "g").unwrap();
+        let (mut store, _) = GroupFile::open(storage.clone(), dir, "g").unwrap();
         let metadata = "m".repeat(4096);
         let entries: Vec<_> = (0..17_000)
             .map(|p| {
@@ -310,7 +370,7 @@ mod tests {
         apply(&mut live, record.clone());
         store.append("g", record, &live).unwrap();
         drop(store);
-        let (_, replayed) = GroupStore::open(storage, dir, "g").unwrap();
+        let (_, replayed) = GroupFile::open(storage, dir, "g").unwrap();
         assert_eq!(replayed.committed.len(), 17_000);
         assert_eq!(replayed, live);
     }

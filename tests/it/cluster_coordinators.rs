@@ -1,0 +1,203 @@
+//! Group coordinators on `__consumer_offsets` across three real broker processes: a
+//! librdkafka consumer group (given all three addresses) consumes with a synchronous
+//! commit per record; its coordinator is killed with SIGKILL halfway; the group resumes
+//! on the new coordinator (the new leader of its `__consumer_offsets` partition) from
+//! the committed offsets. Every record is consumed, and no record whose commit was
+//! acknowledged is consumed again. Bounded waits only.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{
+    ApiKey, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::BaseRecord;
+use rdkafka::Message;
+
+use super::client_hostile_records::request;
+use super::cluster_metadata::{
+    broker_ids, create_topic_with, every, start_cluster_with, topic, wait_everywhere, SLACK,
+};
+use super::harness::{flush, producer, send, TestBroker};
+
+const TOPIC: &str = "coordinated";
+const GROUP: &str = "survivors";
+const RECORDS: usize = 100;
+const BEFORE_KILL: usize = 50;
+
+/// The group's coordinator as `broker` answers FindCoordinator (v3), retried while it
+/// answers an error (none yet, or being loaded).
+fn coordinator(broker: &TestBroker) -> i32 {
+    let find = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str(GROUP))
+        .with_key_type(0);
+    let deadline = Instant::now() + SLACK;
+    loop {
+        let answer = TcpStream::connect(("127.0.0.1", broker.port()))
+            .ok()
+            .map(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let r: FindCoordinatorResponse =
+                    request(&mut s, ApiKey::FindCoordinator, 3, 1, &find);
+                r
+            });
+        if let Some(r) = answer.filter(|r| r.error_code == 0) {
+            return r.node_id.0;
+        }
+        assert!(Instant::now() < deadline, "no coordinator within {SLACK:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The broker whose coordinator holds the group's members: the one DescribeGroups (v3)
+/// shows them on. Asking the broker rather than FindCoordinator makes the test kill the
+/// coordinator the consumer really uses, whatever FindCoordinator answers.
+fn serving_coordinator(brokers: &[TestBroker]) -> i32 {
+    let describe = DescribeGroupsRequest::default()
+        .with_groups(vec![GroupId(StrBytes::from_static_str(GROUP))]);
+    let deadline = Instant::now() + SLACK;
+    loop {
+        let serving: Vec<i32> = brokers
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| {
+                TcpStream::connect(("127.0.0.1", b.port())).is_ok_and(|mut s| {
+                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    let r: DescribeGroupsResponse =
+                        request(&mut s, ApiKey::DescribeGroups, 3, 1, &describe);
+                    r.groups
+                        .first()
+                        .is_some_and(|g| g.error_code == 0 && !g.members.is_empty())
+                })
+            })
+            .map(|(i, _)| i as i32 + 1)
+            .collect();
+        if serving.len() == 1 {
+            return serving[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no single broker holds the group's members: {serving:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_consumer_group_resumes_from_its_commits_after_a_coordinator_kill() {
+    let mut brokers = start_cluster_with(
+        0,
+        (200, 2_000),
+        "offsets_topic_num_partitions = 3\n\
+         group_initial_rebalance_delay_ms = 0\n\
+         group_min_session_timeout_ms = 1000\n",
+    );
+    wait_everywhere(&every(&brokers), SLACK, "three brokers", |r| {
+        broker_ids(r).len() == 3
+    });
+    create_topic_with(&brokers[0], TOPIC, 1, &[("min.insync.replicas", "2")]);
+    wait_everywhere(&every(&brokers), SLACK, "the partition with ISR 3", |r| {
+        topic(r, TOPIC)
+            .is_some_and(|t| t.partitions.len() == 1 && t.partitions[0].isr_nodes.len() == 3)
+    });
+    let bootstrap = brokers
+        .iter()
+        .map(|b| b.bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    let (producer, deliveries) = producer(&bootstrap, &[("acks", "all")]);
+    for i in 0..RECORDS {
+        let value = format!("record-{i}").into_bytes();
+        send(
+            &producer,
+            BaseRecord::to(TOPIC).partition(0).payload(&value[..]),
+        );
+    }
+    flush(&producer);
+    assert_eq!(
+        deliveries.ok.load(std::sync::atomic::Ordering::SeqCst),
+        RECORDS
+    );
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", GROUP)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[TOPIC]).unwrap();
+
+    // payload -> times delivered; the payloads whose commit was acknowledged.
+    let mut delivered: BTreeMap<String, usize> = BTreeMap::new();
+    let mut committed: HashSet<String> = HashSet::new();
+    let mut recommitted_reads = Vec::new();
+    let mut failed_commits = 0;
+    let mut killed: Option<(i32, Instant)> = None;
+    let mut resumed_after = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while committed.len() < RECORDS || delivered.len() < RECORDS {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {RECORDS} records committed, {} delivered, within 60 s\n{}",
+            committed.len(),
+            delivered.len(),
+            brokers
+                .iter()
+                .map(|b| b.logs())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        if killed.is_none() && committed.len() >= BEFORE_KILL {
+            let id = serving_coordinator(&brokers);
+            brokers[(id - 1) as usize].kill9();
+            eprintln!("killed coordinator {id} after {} commits", committed.len());
+            killed = Some((id, Instant::now()));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let Ok(message) = message else {
+            continue;
+        };
+        let payload = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+        if committed.contains(&payload) {
+            recommitted_reads.push(payload.clone());
+        }
+        *delivered.entry(payload.clone()).or_default() += 1;
+        match consumer.commit_message(&message, CommitMode::Sync) {
+            Ok(()) => {
+                if let (Some((_, at)), None) = (killed, resumed_after) {
+                    resumed_after = Some(at.elapsed());
+                }
+                committed.insert(payload);
+            }
+            Err(_) => failed_commits += 1,
+        }
+    }
+    let (victim, _) = killed.expect("the coordinator was killed");
+    eprintln!(
+        "coordinator {victim} killed; first commit acknowledged {resumed_after:?} later; \
+         {failed_commits} commits failed; {} records delivered twice or more",
+        delivered.values().filter(|n| **n > 1).count()
+    );
+    assert!(
+        recommitted_reads.is_empty(),
+        "records consumed again after their commit was acknowledged: {recommitted_reads:?}"
+    );
+    assert_eq!(delivered.len(), RECORDS);
+    let survivor = brokers
+        .iter()
+        .enumerate()
+        .find(|(i, _)| *i as i32 + 1 != victim)
+        .map(|(_, b)| b)
+        .unwrap();
+    assert_ne!(coordinator(survivor), victim);
+}
