@@ -6,7 +6,7 @@
 //! applies at once to connections already open. Without an authorizer every check passes.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use super::acl::{
     AclBinding, AclOperation, AclPermission, AuthorizationRequest, Authorizer, ResourceType,
@@ -47,9 +47,11 @@ impl AuthorizerView {
 
     /// A view that allows everything (no authorizer configured).
     pub fn disabled() -> Self {
+        // Shared, so serving a request without an authorizer allocates nothing here.
+        static NO_ACLS: LazyLock<AclSnapshot> = LazyLock::new(AclSnapshot::default);
         Self {
             authorizer: None,
-            acls: AclSnapshot::default(),
+            acls: NO_ACLS.clone(),
             principal: KafkaPrincipal {
                 principal_type: String::new(),
                 name: String::new(),
