@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use broker::actors::metadata::{MetadataImage, MetadataRecord};
-use broker::cluster::controller::{heartbeat, Controller, ControllerArgs, ControllerMsg};
+use broker::cluster::controller::{
+    alter_partition, heartbeat, Controller, ControllerArgs, ControllerMsg, LeaderRebalance,
+};
 use broker::cluster::placement::place;
-use broker::cluster::rpc::{BrokerHeartbeat, Rejected};
+use broker::cluster::rpc::{BrokerHeartbeat, IsrChange, Rejected};
 use broker::cluster::{default_config, InProcessNetwork, NodeId, QuorumMember};
 use broker::storage::sim::SimStorage;
 use openraft::Config;
@@ -45,6 +47,14 @@ struct Node {
 }
 
 async fn start() -> BTreeMap<NodeId, Node> {
+    // Nothing listens at the brokers' addresses here: no probing, sessions only.
+    start_with(SESSION, Duration::from_secs(3600)).await
+}
+
+async fn start_with(
+    session_timeout: Duration,
+    heartbeat_interval: Duration,
+) -> BTreeMap<NodeId, Node> {
     let network = InProcessNetwork::default();
     let mut nodes = BTreeMap::new();
     for id in [1, 2, 3] {
@@ -61,8 +71,13 @@ async fn start() -> BTreeMap<NodeId, Node> {
             node_id: id,
             raft: member.raft.clone(),
             applied: member.applied.clone(),
-            session_timeout: SESSION,
+            session_timeout,
             check_interval: Duration::from_millis(50),
+            heartbeat_interval,
+            rebalance: Some(LeaderRebalance {
+                every: Duration::from_millis(300),
+                imbalance_percent: 10,
+            }),
         };
         let (controller, _) = Actor::spawn(None, Controller, args).await.unwrap();
         nodes.insert(id, Node { member, controller });
@@ -162,8 +177,44 @@ async fn a_silent_broker_is_fenced_its_leaderships_move_in_the_isr_and_it_comes_
     }
 
     heartbeat(&ctl, beat(11)).await.unwrap();
+    beats.abort();
+    let beating = ctl.clone();
+    let beats = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            every.tick().await;
+            for id in [10, 11, 12] {
+                let _ = heartbeat(&beating, beat(id)).await;
+            }
+        }
+    });
     image_where(&nodes[&l], |i| {
         i.brokers.get(&11).is_some_and(|b| !b.fenced)
+    })
+    .await;
+
+    // Back in the ISR of the partition it prefers, 11 gets its leadership back by itself
+    // (auto.leader.rebalance.enable), at the next epoch.
+    let index = before.topics["t"]
+        .assignments
+        .iter()
+        .position(|p| p.leader == 11)
+        .unwrap();
+    let now = &fenced.topics["t"].assignments[index];
+    let mut isr = now.isr.clone();
+    isr.push(11);
+    let rejoin = IsrChange {
+        topic: "t".into(),
+        partition: index as i32,
+        leader_id: now.leader,
+        leader_epoch: now.leader_epoch,
+        new_isr: isr,
+    };
+    alter_partition(&ctl, rejoin).await.unwrap();
+    let epoch = now.leader_epoch;
+    image_where(&nodes[&l], |i| {
+        let p = &i.topics["t"].assignments[index];
+        p.leader == 11 && p.leader_epoch == epoch + 1
     })
     .await;
     beats.abort();
@@ -176,4 +227,39 @@ async fn a_controller_that_does_not_lead_names_the_leader() {
     let follower = nodes.keys().copied().find(|id| *id != l).unwrap();
     let answer = heartbeat(&nodes[&follower].controller, beat(10)).await;
     assert_eq!(answer, Err(Rejected::NotLeader { leader: Some(l) }));
+}
+
+/// A killed broker's listener refuses connections: once its heartbeat is late it is fenced,
+/// long before its session ends; a late broker whose listener answers keeps its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_broker_whose_listener_refuses_connections_is_fenced_before_its_session_ends() {
+    let nodes = start_with(Duration::from_secs(120), Duration::from_millis(100)).await;
+    let l = leader(&nodes).await;
+    let ctl = nodes[&l].controller.clone();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    for (id, port) in [(20, closed_port), (21, open_port)] {
+        let beat = BrokerHeartbeat {
+            port: i32::from(port),
+            ..beat(id)
+        };
+        heartbeat(&ctl, beat).await.unwrap();
+    }
+    image_where(&nodes[&l], |i| i.live_brokers().count() == 2).await;
+    // Both go silent now.
+    let silent = std::time::Instant::now();
+    let fenced = image_where(&nodes[&l], |i| i.brokers.get(&20).is_some_and(|b| b.fenced)).await;
+    assert!(
+        silent.elapsed() < Duration::from_secs(10),
+        "fenced after {:?}, not before its 120 s session",
+        silent.elapsed()
+    );
+    assert!(
+        !fenced.brokers[&21].fenced,
+        "a listener that answers keeps its session"
+    );
+    drop(open);
 }

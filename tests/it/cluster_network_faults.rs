@@ -171,11 +171,11 @@ fn an_isolated_leader_stops_acknowledging_and_truncates_after_healing() {
         topic(r, TOPIC).is_some_and(|t| t.partitions[0].isr_nodes.len() == 3)
     });
     let load = start_load(&cluster.bootstrap(), TOPIC, 2, 300);
-    load.acks.wait_for_more(100, SLACK);
+    load.acks.wait_for_more(100, SLACK, &all);
 
     // Slow links: everything still gets through.
     cluster.set_all(Fault::Delay(Duration::from_millis(20)));
-    load.acks.wait_for_more(100, SLACK);
+    load.acks.wait_for_more(100, SLACK, &all);
     cluster.set_all(Fault::Pass);
 
     let (old, _) = leadership(cluster.broker(1)).expect("a leader");
@@ -202,7 +202,7 @@ fn an_isolated_leader_stops_acknowledging_and_truncates_after_healing() {
         })
     });
     let at_takeover = load.acks.count();
-    load.acks.wait_for_more(100, SLACK);
+    load.acks.wait_for_more(100, SLACK, &all);
     eprintln!(
         "isolated leader {old} answered {code:?}; the majority acknowledged again {:?} after the cut",
         isolated.elapsed()

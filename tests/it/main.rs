@@ -49,6 +49,7 @@ mod cluster_leader_kills;
 mod cluster_load;
 mod cluster_metadata;
 mod cluster_network_faults;
+mod cluster_rolling_restart;
 mod config_walk;
 mod crash_property;
 mod describe_log_dirs;
