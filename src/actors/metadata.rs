@@ -381,7 +381,7 @@ impl MetadataState {
         });
         let mut table = RoutingTable::new(routes, Arc::new(self.image.dynamic.clone()));
         table.starting = self.starts.live().map(|(name, _)| name.clone()).collect();
-        table.acls = Arc::new(self.image.acls.clone());
+        table.acls = Arc::new(crate::security::acl_index::AclIndex::new(&self.image.acls));
         if let Commits::Quorum(cluster) = &self.commits {
             table.cluster = Some(Arc::new(ClusterView {
                 node_id: cluster.node_id,
