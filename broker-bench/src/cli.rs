@@ -29,6 +29,14 @@ pub struct Global {
     #[arg(long, global = true, default_value_t = 3,
           value_parser = clap::value_parser!(i32).range(1..=10_000))]
     pub partitions: i32,
+    /// Replicas of each partition of a topic the tool creates.
+    #[arg(long, global = true, default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..=i16::MAX as i64))]
+    pub replication_factor: i32,
+    /// `min.insync.replicas` of a topic the tool creates (the broker's default when not given).
+    #[arg(long, global = true,
+          value_parser = clap::value_parser!(i32).range(1..=i16::MAX as i64))]
+    pub min_insync_replicas: Option<i32>,
     /// Payload bytes per message.
     #[arg(long, global = true, default_value_t = 100,
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
@@ -206,7 +214,33 @@ pub const DEFAULT_DURATION_SECS: u64 = 10;
 /// The fill target of `consume` when --count is not given.
 pub const DEFAULT_CONSUME_COUNT: u64 = 1_000_000;
 
+/// What a topic the tool creates looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub min_insync_replicas: Option<i32>,
+}
+
+impl TopicSpec {
+    /// The topic configs CreateTopics sends.
+    pub fn configs(&self) -> Vec<(&'static str, String)> {
+        self.min_insync_replicas
+            .map(|n| ("min.insync.replicas", n.to_string()))
+            .into_iter()
+            .collect()
+    }
+}
+
 impl Global {
+    pub fn topic_spec(&self) -> TopicSpec {
+        TopicSpec {
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            min_insync_replicas: self.min_insync_replicas,
+        }
+    }
+
     /// --count wins over --duration; neither means [`DEFAULT_DURATION_SECS`].
     pub fn limit(&self) -> Limit {
         match (self.count, self.duration) {
@@ -232,6 +266,8 @@ mod tests {
         assert_eq!(g.bootstrap, "127.0.0.1:9092");
         assert_eq!(g.topic, None);
         assert_eq!(g.partitions, 3);
+        assert_eq!(g.replication_factor, 1);
+        assert_eq!(g.min_insync_replicas, None);
         assert_eq!(g.message_size, 100);
         assert_eq!(g.compression, Compression::None);
         assert_eq!(g.progress_secs, 1);
@@ -255,6 +291,37 @@ mod tests {
             assert_eq!(cli.global.limit(), Limit::Count(5));
             assert_eq!(cli.workload.name(), "consume");
         }
+    }
+
+    #[test]
+    fn replicated_topic_on_a_cluster() {
+        let cli = parse(&[
+            "produce",
+            "--bootstrap",
+            "127.0.0.1:9192,127.0.0.1:9193,127.0.0.1:9194",
+            "--replication-factor",
+            "3",
+            "--min-insync-replicas",
+            "2",
+        ])
+        .expect("parses");
+        let g = &cli.global;
+        // librdkafka takes the list as it is (bootstrap.servers).
+        assert_eq!(g.bootstrap, "127.0.0.1:9192,127.0.0.1:9193,127.0.0.1:9194");
+        assert_eq!(g.replication_factor, 3);
+        assert_eq!(g.min_insync_replicas, Some(2));
+        let spec = g.topic_spec();
+        assert_eq!(spec.replication_factor, 3);
+        assert_eq!(
+            spec.configs(),
+            vec![("min.insync.replicas", "2".to_string())]
+        );
+        assert!(parse(&["produce"])
+            .expect("parses")
+            .global
+            .topic_spec()
+            .configs()
+            .is_empty());
     }
 
     #[test]
@@ -338,6 +405,9 @@ mod tests {
             &["produce", "--compression", "brotli"],
             &["produce", "--producers", "0"],
             &["produce", "--partitions", "0"],
+            &["produce", "--replication-factor", "0"],
+            &["produce", "--replication-factor", "40000"],
+            &["produce", "--min-insync-replicas", "0"],
             &["produce", "--count", "0"],
             &["produce", "--message-size", "x"],
             &["latency", "--rate", "0"],

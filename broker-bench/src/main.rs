@@ -45,7 +45,7 @@ fn run(cli: &Cli) -> Result<bool> {
     let topic = topic::ensure(
         &client::Connection::new(g),
         g.topic.as_deref(),
-        g.partitions,
+        g.topic_spec(),
     )?;
     eprintln!(
         "broker-bench {}: topic {} ({} partitions{})",

@@ -9,6 +9,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::cli::TopicSpec;
 use crate::client::{Connection, REQUEST_TIMEOUT};
 
 /// How long a freshly created topic may take to show all its partitions with leaders.
@@ -33,9 +34,10 @@ pub fn fresh_name() -> String {
     format!("bench-{}-{millis}", std::process::id())
 }
 
-/// Uses `requested` if it exists, else creates it (or a fresh name) with `partitions`;
+/// Uses `requested` if it exists, else creates it (or a fresh name) as `spec` says;
 /// returns once every partition has a leader.
-pub fn ensure(conn: &Connection, requested: Option<&str>, partitions: i32) -> Result<TopicInfo> {
+pub fn ensure(conn: &Connection, requested: Option<&str>, spec: TopicSpec) -> Result<TopicInfo> {
+    let partitions = spec.partitions;
     let probe: BaseConsumer = conn
         .consumer()
         .create()
@@ -56,7 +58,7 @@ pub fn ensure(conn: &Connection, requested: Option<&str>, partitions: i32) -> Re
         Some(name) => (name, false),
         None => {
             let name = requested.map_or_else(fresh_name, str::to_string);
-            create(conn, &name, partitions)?;
+            create(conn, &name, spec)?;
             (name, true)
         }
     };
@@ -118,13 +120,21 @@ fn state(probe: &BaseConsumer, name: &str) -> Result<Option<TopicState>> {
     }))
 }
 
-fn create(conn: &Connection, name: &str, partitions: i32) -> Result<()> {
+fn create(conn: &Connection, name: &str, spec: TopicSpec) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         conn.admin().create().context("creating an admin client")?;
     let opts = AdminOptions::new()
         .request_timeout(Some(REQUEST_TIMEOUT))
         .operation_timeout(Some(REQUEST_TIMEOUT));
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let configs = spec.configs();
+    let mut topic = NewTopic::new(
+        name,
+        spec.partitions,
+        TopicReplication::Fixed(spec.replication_factor),
+    );
+    for (key, value) in &configs {
+        topic = topic.set(key, value);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
