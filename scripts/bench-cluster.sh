@@ -26,6 +26,8 @@ IDLE_SECS=${IDLE_SECS:-30}
 OUT=${OUT:-$(mktemp -d /tmp/bench-cluster.XXXXXX)}
 BOOTSTRAP=127.0.0.1:9192,127.0.0.1:9193,127.0.0.1:9194
 TICKS=$(getconf CLK_TCK)
+BROKER=$(realpath "$BROKER")
+BENCH=$(realpath "$BENCH")
 
 for bin in "$BROKER" "$BENCH"; do
   [[ -x $bin ]] || { echo "missing $bin: build the release binaries first" >&2; exit 1; }
