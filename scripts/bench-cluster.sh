@@ -13,7 +13,7 @@
 # Build first: cargo build --release --bin broker --bin broker-bench -p broker -p broker-bench
 #
 # Environment: DURATION (s per produce run, 10), PRODUCERS (4), IDLE_PARTITIONS (1000),
-# IDLE_SECS (seconds sampled, 30), OUT (where results and broker logs go, a temp dir).
+# IDLE_SECS (seconds sampled, 30), PRODUCE (0: skip the produce runs), OUT (where results and broker logs go, a temp dir).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -84,6 +84,7 @@ wait_full_isr() { # topic partitions timeout_s
 
 msgs() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(round(r["msgs_per_sec"]), round(r["mb_per_sec"],1))' "$1"; }
 
+if [[ ${PRODUCE:-1} != 0 ]]; then
 echo
 echo "== produce acks=all, $PRODUCERS producers, 3 partitions, ${DURATION} s each"
 declare -A RATE MB
@@ -108,6 +109,7 @@ for size in 100 1024; do
   printf '| %s B | %s msg/s (%s MB/s) | %s msg/s (%s MB/s) | %s |\n' "$size" \
     "${RATE[1-$size]}" "${MB[1-$size]}" "${RATE[3-$size]}" "${MB[3-$size]}" "$ratio"
 done
+fi
 
 echo
 echo "== idle: $IDLE_PARTITIONS partitions at RF=3, nothing produced"
