@@ -8,6 +8,7 @@
 //! yet on the broker's own inter-broker listener). Single-node mode does not use any of
 //! this yet.
 
+pub mod broker_client;
 pub mod controller;
 #[cfg(test)]
 mod controller_tests;

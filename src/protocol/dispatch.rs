@@ -148,6 +148,9 @@ pub async fn prepare(
         RequestKind::EndTxn(req) => {
             Prepared::reply(handlers::end_txn::prepare(ctx, version, req).await)
         }
+        RequestKind::WriteTxnMarkers(req) => {
+            Prepared::reply(handlers::write_txn_markers::prepare(ctx, req))
+        }
         RequestKind::DescribeProducers(req) => {
             Prepared::reply(handlers::describe_producers::prepare(ctx, req))
         }
