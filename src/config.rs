@@ -222,6 +222,13 @@ pub struct Config {
     /// Bytes a follower's Fetch waits for before it is answered (Kafka's
     /// replica.fetch.min.bytes).
     pub replica_fetch_min_bytes: i32,
+    /// Kafka's auto.leader.rebalance.enable: the controller moves leaderships back to
+    /// preferred replicas, every leader_imbalance_check_interval_seconds, for each broker
+    /// whose share of partitions it prefers but does not lead is above
+    /// leader_imbalance_per_broker_percentage.
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: u64,
+    pub leader_imbalance_per_broker_percentage: u32,
     pub log: LogSettings,
 }
 
@@ -302,6 +309,9 @@ impl Default for Config {
             replica_fetch_max_bytes: 1_048_576,
             replica_fetch_wait_max_ms: 500,
             replica_fetch_min_bytes: 1,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
             log: LogSettings::default(),
         }
     }

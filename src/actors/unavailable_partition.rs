@@ -1,7 +1,11 @@
-//! Stand-in for a partition whose log could not be opened (an I/O error on its directory
-//! at start or at a restart): it answers every request with KAFKA_STORAGE_ERROR, so one
-//! bad directory costs that partition, not the broker. The cause was logged when the
-//! open failed; a broker restart tries the log again.
+//! Stand-in for a partition that has no log here, answering every request with the error
+//! it was started with:
+//! - `StorageFailed`: its log could not be opened (an I/O error on its directory at start
+//!   or at a restart), so KAFKA_STORAGE_ERROR, and one bad directory costs that partition,
+//!   not the broker. The cause was logged when the open failed; a broker restart tries the
+//!   log again.
+//! - `NotAvailable`: cluster mode, this broker is no replica of the partition, so it opens
+//!   no log for it (as Kafka's); NOT_LEADER_OR_FOLLOWER, and a flush has nothing to do.
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -10,30 +14,43 @@ use crate::error::PartitionError;
 
 pub struct UnavailablePartition;
 
+/// Starts a stand-in answering `answer`, linked to `supervisor` (the metadata actor).
+pub async fn stand_in(
+    answer: PartitionError,
+    supervisor: ractor::ActorCell,
+) -> Result<ActorRef<PartitionMsg>, ractor::SpawnErr> {
+    let (actor, _) = Actor::spawn_linked(None, UnavailablePartition, answer, supervisor).await?;
+    Ok(actor)
+}
+
 impl Actor for UnavailablePartition {
     type Msg = PartitionMsg;
-    type State = ();
-    type Arguments = ();
+    type State = PartitionError;
+    type Arguments = PartitionError;
 
-    async fn pre_start(&self, _: ActorRef<Self::Msg>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
+    async fn pre_start(
+        &self,
+        _: ActorRef<Self::Msg>,
+        answer: PartitionError,
+    ) -> Result<PartitionError, ActorProcessingErr> {
+        Ok(answer)
     }
 
     async fn handle(
         &self,
         myself: ActorRef<Self::Msg>,
         message: Self::Msg,
-        _: &mut (),
+        answer: &mut PartitionError,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             PartitionMsg::Append { reply, .. } | PartitionMsg::QueuedAppend { reply, .. } => {
-                let _ = reply.send(Err(PartitionError::StorageFailed));
+                let _ = reply.send(Err(answer.clone()));
             }
             PartitionMsg::Read { reply, .. } => {
-                let _ = reply.send(Err(PartitionError::StorageFailed));
+                let _ = reply.send(Err(answer.clone()));
             }
             PartitionMsg::ListOffset { reply, .. } => {
-                let _ = reply.send(Err(PartitionError::StorageFailed));
+                let _ = reply.send(Err(answer.clone()));
             }
             // A parked fetch would wait for nothing: wake it so it reads the error.
             PartitionMsg::WaitForData { notify, .. } => {
@@ -50,17 +67,21 @@ impl Actor for UnavailablePartition {
                 });
             }
             PartitionMsg::Flush { reply } => {
-                let _ = reply.send(Err(PartitionError::StorageFailed));
+                let flushed = match answer {
+                    PartitionError::NotAvailable => Ok(()),
+                    other => Err(other.clone()),
+                };
+                let _ = reply.send(flushed);
             }
             PartitionMsg::Delete { reply } => {
                 let _ = reply.send(());
                 myself.stop(None);
             }
             PartitionMsg::DeleteRecords { reply, .. } => {
-                let _ = reply.send(Err(PartitionError::StorageFailed));
+                let _ = reply.send(Err(answer.clone()));
             }
             PartitionMsg::WriteTxnMarker { reply, .. } => {
-                let _ = reply.send(Err(PartitionError::StorageFailed));
+                let _ = reply.send(Err(answer.clone()));
             }
             PartitionMsg::Producers { reply } => {
                 let _ = reply.send(Vec::new());
@@ -71,7 +92,7 @@ impl Actor for UnavailablePartition {
             PartitionMsg::ExpireProducers { reply, .. } => {
                 let _ = reply.send(0);
             }
-            PartitionMsg::Replication(message) => message.refuse(PartitionError::StorageFailed),
+            PartitionMsg::Replication(message) => message.refuse(answer.clone()),
             PartitionMsg::FlushDone { .. }
             | PartitionMsg::FlushTick
             | PartitionMsg::RetentionTick

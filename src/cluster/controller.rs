@@ -60,6 +60,15 @@ pub struct ControllerArgs {
     /// The brokers' broker_heartbeat_interval_ms: a heartbeat 1.25 intervals late gets the
     /// broker's listener probed.
     pub heartbeat_interval: Duration,
+    /// Automatic preferred-leader elections (None: off).
+    pub rebalance: Option<LeaderRebalance>,
+}
+
+/// Kafka's auto.leader.rebalance.enable with its interval and imbalance threshold.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaderRebalance {
+    pub every: Duration,
+    pub imbalance_percent: u32,
 }
 
 pub struct ControllerState {
@@ -69,6 +78,8 @@ pub struct ControllerState {
     leading_since: Option<Instant>,
     /// Late brokers whose listener is being probed.
     probing: HashSet<i32>,
+    /// When the last automatic preferred-leader check ran (or leadership began).
+    last_rebalance: Option<Instant>,
 }
 
 pub struct Controller;
@@ -141,6 +152,7 @@ impl Actor for Controller {
             last_seen: HashMap::new(),
             leading_since: None,
             probing: HashSet::new(),
+            last_rebalance: None,
         })
     }
 
@@ -302,10 +314,12 @@ impl ControllerState {
     async fn check_sessions(&mut self) {
         if self.leader() != Some(self.args.node_id) {
             self.leading_since = None;
+            self.last_rebalance = None;
             return;
         }
         let now = Instant::now();
         let since = *self.leading_since.get_or_insert(now);
+        self.rebalance_leaders(now).await;
         let image = self.image();
         let expired: Vec<i32> = image
             .live_brokers()
@@ -325,6 +339,32 @@ impl ControllerState {
                 warn!(broker = id, %err, "Could not write a broker's fencing.");
                 return;
             }
+        }
+    }
+}
+
+impl ControllerState {
+    /// Kafka's automatic preferred-leader election: once per interval, counted from when
+    /// this node began to lead.
+    async fn rebalance_leaders(&mut self, now: Instant) {
+        let Some(rebalance) = self.args.rebalance else {
+            return;
+        };
+        let last = *self.last_rebalance.get_or_insert(now);
+        if now.duration_since(last) < rebalance.every {
+            return;
+        }
+        self.last_rebalance = Some(now);
+        let records = elections::rebalance(&self.image(), rebalance.imbalance_percent);
+        if records.is_empty() {
+            return;
+        }
+        info!(
+            elected = records.len(),
+            "Moving leaderships back to preferred replicas (auto.leader.rebalance.enable)."
+        );
+        if let Err(err) = self.write(records).await {
+            warn!(%err, "Could not write the preferred leaders.");
         }
     }
 }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::controller::{Controller, ControllerArgs, ControllerMsg};
+use super::controller::{Controller, ControllerArgs, ControllerMsg, LeaderRebalance};
 use super::rpc::{BrokerHeartbeat, QuorumClient};
 use super::tcp_transport::{serve_with, TcpNetwork, TokioConnect};
 use super::{default_config, AppliedImage, NodeId, QuorumError, QuorumMember};
@@ -91,6 +91,12 @@ impl ClusterNode {
                     (config.broker_session_timeout_ms / 10).clamp(10, 500),
                 ),
                 heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
+                rebalance: config
+                    .auto_leader_rebalance_enable
+                    .then(|| LeaderRebalance {
+                        every: Duration::from_secs(config.leader_imbalance_check_interval_seconds),
+                        imbalance_percent: config.leader_imbalance_per_broker_percentage,
+                    }),
             };
             let (controller, _) = Actor::spawn(None, Controller, args)
                 .await

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use broker::actors::metadata::{MetadataImage, MetadataRecord};
-use broker::cluster::controller::{heartbeat, Controller, ControllerArgs, ControllerMsg};
+use broker::cluster::controller::{
+    alter_partition, heartbeat, Controller, ControllerArgs, ControllerMsg, LeaderRebalance,
+};
 use broker::cluster::placement::place;
-use broker::cluster::rpc::{BrokerHeartbeat, Rejected};
+use broker::cluster::rpc::{BrokerHeartbeat, IsrChange, Rejected};
 use broker::cluster::{default_config, InProcessNetwork, NodeId, QuorumMember};
 use broker::storage::sim::SimStorage;
 use openraft::Config;
@@ -72,6 +74,10 @@ async fn start_with(
             session_timeout,
             check_interval: Duration::from_millis(50),
             heartbeat_interval,
+            rebalance: Some(LeaderRebalance {
+                every: Duration::from_millis(300),
+                imbalance_percent: 10,
+            }),
         };
         let (controller, _) = Actor::spawn(None, Controller, args).await.unwrap();
         nodes.insert(id, Node { member, controller });
@@ -171,8 +177,44 @@ async fn a_silent_broker_is_fenced_its_leaderships_move_in_the_isr_and_it_comes_
     }
 
     heartbeat(&ctl, beat(11)).await.unwrap();
+    beats.abort();
+    let beating = ctl.clone();
+    let beats = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            every.tick().await;
+            for id in [10, 11, 12] {
+                let _ = heartbeat(&beating, beat(id)).await;
+            }
+        }
+    });
     image_where(&nodes[&l], |i| {
         i.brokers.get(&11).is_some_and(|b| !b.fenced)
+    })
+    .await;
+
+    // Back in the ISR of the partition it prefers, 11 gets its leadership back by itself
+    // (auto.leader.rebalance.enable), at the next epoch.
+    let index = before.topics["t"]
+        .assignments
+        .iter()
+        .position(|p| p.leader == 11)
+        .unwrap();
+    let now = &fenced.topics["t"].assignments[index];
+    let mut isr = now.isr.clone();
+    isr.push(11);
+    let rejoin = IsrChange {
+        topic: "t".into(),
+        partition: index as i32,
+        leader_id: now.leader,
+        leader_epoch: now.leader_epoch,
+        new_isr: isr,
+    };
+    alter_partition(&ctl, rejoin).await.unwrap();
+    let epoch = now.leader_epoch;
+    image_where(&nodes[&l], |i| {
+        let p = &i.topics["t"].assignments[index];
+        p.leader == 11 && p.leader_epoch == epoch + 1
     })
     .await;
     beats.abort();

@@ -1,7 +1,7 @@
 //! The cluster admin APIs against three real broker processes on 127.0.0.1 (free ports,
 //! temp dirs), with raw frames: CreateTopics and CreatePartitions with explicit
 //! assignments (and Kafka's INVALID_REPLICA_ASSIGNMENT / INVALID_REQUEST for bad ones),
-//! DescribeCluster listing every broker, DescribeQuorum's voters and their lag, and
+//! DescribeCluster listing every broker, logs opened only where a replica is, DescribeQuorum's voters and their lag, and
 //! ElectLeaders moving leadership back to the preferred replica after a failover. One
 //! cluster for all of it, to keep the CI time down. Every wait polls and is bounded.
 
@@ -175,6 +175,27 @@ fn admin_apis_assign_describe_and_elect_on_three_brokers() {
     wait_everywhere(&every(&brokers), SLACK, "the added partition", |r| {
         replicas_and_leader(r, "manual", 2) == Some((vec![1, 3, 2], 1))
     });
+
+    // A partition opens its log only on its replicas: RF 1 on broker 2.
+    let (code, message) = create_assigned(&brokers[0], "pinned", -1, &[&[2]]);
+    assert_eq!(code, 0, "{message}");
+    wait_everywhere(&every(&brokers), SLACK, "the pinned topic", |r| {
+        replicas_and_leader(r, "pinned", 0) == Some((vec![2], 2))
+    });
+    let deadline = Instant::now() + SLACK;
+    while !brokers[1].data_dir().join("pinned-0").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "broker 2 opened no log for pinned-0"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for other in [&brokers[0], &brokers[2]] {
+        assert!(
+            !other.data_dir().join("pinned-0").exists(),
+            "a broker that is no replica opened a log"
+        );
+    }
 
     // DescribeQuorum through a follower: three voters, caught up with the leader.
     let quorum_caught_up = || {

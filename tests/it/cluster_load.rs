@@ -25,6 +25,9 @@ pub struct Acks {
     pub acked: Mutex<Vec<(Instant, String)>>,
     /// Delivery errors (the record was not acknowledged), as librdkafka named them.
     pub errors: Mutex<Vec<String>>,
+    /// The producers' last log lines (librdkafka's warnings and its `eos` debug: producer
+    /// ids, epochs, drains), shown when acknowledgements stop.
+    pub client_log: Mutex<std::collections::VecDeque<String>>,
 }
 
 impl Acks {
@@ -59,10 +62,13 @@ impl Acks {
             if Instant::now() > deadline {
                 let errors = self.errors.lock().unwrap().clone();
                 let logs: Vec<String> = brokers.iter().map(|b| b.logs()).collect();
+                let client: Vec<String> = self.client_log.lock().unwrap().iter().cloned().collect();
                 panic!(
-                    "no {more} more acknowledgements within {within:?}; errors: {:?}\n{}",
+                    "no {more} more acknowledgements within {within:?}; errors: {:?}\n{}\n\
+                     ---- producers' last log lines\n{}",
                     &errors[..errors.len().min(5)],
-                    logs.join("\n----\n")
+                    logs.join("\n----\n"),
+                    client.join("\n")
                 );
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -72,7 +78,15 @@ impl Acks {
 
 struct Recording(Arc<Acks>);
 
-impl ClientContext for Recording {}
+impl ClientContext for Recording {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        let mut log = self.0.client_log.lock().unwrap();
+        if log.len() == 200 {
+            log.pop_front();
+        }
+        log.push_back(format!("{:?} {level:?} {fac}: {message}", Instant::now()));
+    }
+}
 
 impl ProducerContext for Recording {
     type DeliveryOpaque = ();
@@ -110,6 +124,7 @@ pub fn start_load(bootstrap: &str, topic: &str, producers: usize, per_second: u6
                 .set("enable.idempotence", "true")
                 .set("message.timeout.ms", "300000")
                 .set("linger.ms", "5")
+                .set("debug", "eos")
                 .create_with_context(Recording(acks.clone()))
                 .expect("producer");
             let (stop, topic, sent) = (stop.clone(), topic.to_string(), sent[id].clone());

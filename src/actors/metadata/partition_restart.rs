@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use super::{MetadataMsg, MetadataState};
 use crate::actors::partition::{Partition, PartitionArgs, PartitionMsg, ProducerExpiry};
-use crate::actors::unavailable_partition::UnavailablePartition;
+use crate::actors::unavailable_partition::stand_in;
+use crate::error::PartitionError;
 use crate::storage::cleaner::CleanerLimits;
 
 /// Failures of one partition within this long count towards giving it up.
@@ -75,10 +76,14 @@ impl RestartPolicy {
 /// Starts a partition actor linked to `supervisor`: on the storage runtime when there is
 /// one, so that its pre_start (recovery) and its message loop run there.
 pub async fn start_partition(
-    args: PartitionArgs,
+    args: Option<PartitionArgs>,
     supervisor: ActorCell,
     runtime: Option<Handle>,
 ) -> Result<ActorRef<PartitionMsg>, ActorProcessingErr> {
+    let Some(args) = args else {
+        // No replica here: no log, a stand-in answering NOT_LEADER_OR_FOLLOWER.
+        return Ok(stand_in(PartitionError::NotAvailable, supervisor).await?);
+    };
     let (actor, _) = match runtime {
         Some(runtime) => runtime
             .spawn(Actor::spawn_linked(None, Partition, args, supervisor))
@@ -90,13 +95,26 @@ pub async fn start_partition(
 }
 
 impl MetadataState {
+    /// What a partition starts with: None in cluster mode where this broker is none of its
+    /// replicas (it opens no log there).
     pub(super) fn partition_args(
         &self,
         topic: &str,
         configs: &BTreeMap<String, String>,
         index: i32,
-    ) -> PartitionArgs {
-        PartitionArgs {
+    ) -> Option<PartitionArgs> {
+        if let Some(roles) = &self.roles {
+            let replicas = self
+                .image
+                .topics
+                .get(topic)
+                .and_then(|t| t.assignments.get(usize::try_from(index).ok()?))
+                .map(|p| &p.replicas);
+            if replicas.is_some_and(|r| !r.contains(&roles.broker_id())) {
+                return None;
+            }
+        }
+        Some(PartitionArgs {
             topic: topic.to_string(),
             partition: index,
             dir: self.partition_dir(topic, index),
@@ -123,7 +141,7 @@ impl MetadataState {
                         .min_insync_replicas,
                 )
             }),
-        }
+        })
     }
 
     pub(super) async fn spawn_partition(
@@ -154,9 +172,7 @@ impl MetadataState {
             Err(err) => {
                 error!(topic = %topic, partition = index, %err,
                     "Partition log could not be opened; it answers KAFKA_STORAGE_ERROR until the broker restarts.");
-                let (actor, _) =
-                    Actor::spawn_linked(None, UnavailablePartition, (), myself.get_cell()).await?;
-                Ok(actor)
+                Ok(stand_in(PartitionError::StorageFailed, myself.get_cell()).await?)
             }
         }
     }
@@ -271,8 +287,8 @@ impl MetadataState {
         topic: &str,
         index: i32,
     ) {
-        match Actor::spawn_linked(None, UnavailablePartition, (), myself.get_cell()).await {
-            Ok((actor, _)) => self.set_partition(topic, index, actor),
+        match stand_in(PartitionError::StorageFailed, myself.get_cell()).await {
+            Ok(actor) => self.set_partition(topic, index, actor),
             Err(err) => {
                 error!(topic = %topic, partition = index, %err, "Could not start a stand-in for a failed partition.")
             }

@@ -81,6 +81,11 @@ impl ReplicaRoles {
         }
     }
 
+    /// This broker's id.
+    pub(super) fn broker_id(&self) -> i32 {
+        self.template.broker_id
+    }
+
     pub(super) fn stop(&self) {
         self.fetchers.stop(Some("broker shutdown".into()));
     }

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorRef, RpcReplyPort};
+use ractor::{ActorRef, RpcReplyPort};
 use tokio::runtime::Handle;
 use tracing::{error, info, warn};
 use uuid::Uuid;
@@ -25,8 +25,9 @@ use super::partition_restart::start_partition;
 use super::{MetadataMsg, MetadataState, TopicState};
 use crate::actors::partition::{PartitionArgs, PartitionMsg};
 use crate::actors::routing::TopicRoute;
-use crate::actors::unavailable_partition::UnavailablePartition;
+use crate::actors::unavailable_partition::stand_in;
 use crate::error::MetadataError;
+use crate::error::PartitionError;
 use crate::storage::LogConfig;
 
 type CreateResult = Result<Arc<TopicRoute>, MetadataError>;
@@ -282,10 +283,8 @@ impl MetadataState {
                 Err(err) => {
                     error!(topic = %name, partition = index, %err,
                         "Could not start a new partition; it answers KAFKA_STORAGE_ERROR until the broker restarts.");
-                    match Actor::spawn_linked(None, UnavailablePartition, (), myself.get_cell())
-                        .await
-                    {
-                        Ok((actor, _)) => actors.push(actor),
+                    match stand_in(PartitionError::StorageFailed, myself.get_cell()).await {
+                        Ok(actor) => actors.push(actor),
                         Err(spawn) => {
                             error!(topic = %name, %spawn, "Could not start a stand-in for a new partition.");
                             for actor in actors {
@@ -397,7 +396,7 @@ impl MetadataState {
 
 /// Starts each partition in turn (on the storage runtime when there is one).
 async fn start_all(
-    args: Vec<PartitionArgs>,
+    args: Vec<Option<PartitionArgs>>,
     supervisor: &ActorRef<MetadataMsg>,
     runtime: Option<Handle>,
 ) -> Vec<Result<ActorRef<PartitionMsg>, String>> {

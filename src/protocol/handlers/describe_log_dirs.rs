@@ -28,12 +28,19 @@ pub fn prepare(ctx: &BrokerContext, req: DescribeLogDirsRequest) -> ResponseFutu
             .map(|t| (t.topic.0.to_string(), t.partitions))
             .collect(),
     };
+    let node = ctx.config.node_id;
     let asks: Vec<_> = wanted
         .into_iter()
         .filter_map(|(name, partitions)| {
             let route = routes.topic(&name)?.clone();
             let asks: Vec<_> = partitions
                 .into_iter()
+                // In a cluster, only the partitions this broker holds a replica of.
+                .filter(|p| {
+                    route
+                        .placement(*p)
+                        .is_none_or(|placed| placed.replicas.contains(&node))
+                })
                 .filter_map(|p| {
                     route
                         .partition(p)
