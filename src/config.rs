@@ -625,6 +625,36 @@ mod tests {
     }
 
     #[test]
+    fn the_offsets_topic_settings_are_bounded_in_a_cluster() {
+        let voter = Config {
+            node_id: 1,
+            controller_quorum_voters: "1@127.0.0.1:9292".into(),
+            ..Config::default()
+        };
+        voter.validate().unwrap();
+        assert_eq!(voter.offsets_topic_num_partitions, 50);
+        assert_eq!(voter.offsets_topic_replication_factor, 3);
+        assert_eq!(voter.offsets_commit_timeout_ms, 5_000);
+        for bad in [
+            Config {
+                offsets_topic_num_partitions: 0,
+                ..voter.clone()
+            },
+            Config {
+                offsets_topic_replication_factor: 0,
+                ..voter.clone()
+            },
+            Config {
+                offsets_commit_timeout_ms: 0,
+                ..voter.clone()
+            },
+        ] {
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains("offsets_topic_num_partitions"), "{err}");
+        }
+    }
+
+    #[test]
     fn quorum_voters_parse_and_validate() {
         let voters = parse_quorum_voters("1@127.0.0.1:9292, 2@127.0.0.1:9293").unwrap();
         assert_eq!(voters.len(), 2);

@@ -29,7 +29,7 @@ mod cluster_image_tests;
 mod image;
 #[cfg(test)]
 mod image_tests;
-use super::partition::PartitionMsg;
+use super::partition::{PartitionMsg, ReplicationMsg};
 mod partition_restart;
 mod producer_ids;
 mod record_replay;
@@ -381,7 +381,7 @@ impl MetadataState {
         });
         let mut table = RoutingTable::new(routes, Arc::new(self.image.dynamic.clone()));
         table.starting = self.starts.live().map(|(name, _)| name.clone()).collect();
-        table.acls = Arc::new(self.image.acls.clone());
+        table.acls = Arc::new(crate::security::acl_index::AclIndex::new(&self.image.acls));
         if let Commits::Quorum(cluster) = &self.commits {
             table.cluster = Some(Arc::new(ClusterView {
                 node_id: cluster.node_id,
@@ -410,6 +410,27 @@ impl MetadataState {
     /// The partition log settings a topic's overrides give, over the broker defaults.
     fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
         topic_config::log_config(configs, self.defaults())
+    }
+
+    /// Hands a topic's configs to its started partitions: the log settings, and to a
+    /// replicated partition its min.insync.replicas (applied from the next produce on).
+    fn push_configs(
+        &self,
+        partitions: &[ActorRef<PartitionMsg>],
+        configs: &BTreeMap<String, String>,
+    ) {
+        let log = self.log_config(configs);
+        let min_insync_replicas =
+            topic_config::produce_settings(configs, self.defaults()).min_insync_replicas;
+        for partition in partitions {
+            let _ = partition.send_message(PartitionMsg::UpdateConfig { log: log.clone() });
+            if self.roles.is_some() {
+                let update = ReplicationMsg::UpdateMinInsyncReplicas {
+                    min_insync_replicas,
+                };
+                let _ = partition.send_message(PartitionMsg::Replication(update));
+            }
+        }
     }
 
     async fn shutdown(&mut self) {

@@ -4,11 +4,13 @@
 //! election is off) and unfences it when it heartbeats again. It runs on every voter and
 //! acts only while its node leads; who was heard from when is soft state, so a new leader
 //! gives every broker a full session from the moment it took over, as Kafka's does.
+//! Beside the session, a broker whose heartbeat is late and whose listener refuses
+//! connections is fenced at once (`liveness`): its process is gone.
 //!
 //! Decisions are pure functions of the committed image (`on_heartbeat`, `fence`), written
 //! as records through the local Raft; the image itself changes only when they commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::elections::{self, ElectLeaders, ElectionOutcome};
+use super::liveness::{late_brokers, listener_refuses};
 use super::reassignment::{self, Reassignment, ReassignmentError};
 use super::rpc::{local_write, BrokerHeartbeat, IsrChange, Rejected};
 use super::{AppliedImage, MetadataRaft, NodeId};
@@ -46,6 +49,8 @@ pub enum ControllerMsg {
         request: ElectLeaders,
         reply: RpcReplyPort<Result<Vec<ElectionOutcome>, Rejected>>,
     },
+    /// A late broker's listener was probed at `at`: `refused` when nothing listens there.
+    Probed { id: i32, at: Instant, refused: bool },
 }
 
 impl crate::metrics::ActorKind for ControllerMsg {
@@ -61,6 +66,9 @@ pub struct ControllerArgs {
     pub applied: watch::Receiver<Arc<AppliedImage>>,
     pub session_timeout: Duration,
     pub check_interval: Duration,
+    /// The brokers' broker_heartbeat_interval_ms: a heartbeat 1.25 intervals late gets the
+    /// broker's listener probed.
+    pub heartbeat_interval: Duration,
     /// Automatic preferred-leader elections (None: off).
     pub rebalance: Option<LeaderRebalance>,
 }
@@ -77,6 +85,8 @@ pub struct ControllerState {
     last_seen: HashMap<i32, Instant>,
     /// When this node last became the leader (None while it is not).
     leading_since: Option<Instant>,
+    /// Late brokers whose listener is being probed.
+    probing: HashSet<i32>,
     /// When the last automatic preferred-leader check ran (or leadership began).
     last_rebalance: Option<Instant>,
 }
@@ -164,13 +174,14 @@ impl Actor for Controller {
             args,
             last_seen: HashMap::new(),
             leading_since: None,
+            probing: HashSet::new(),
             last_rebalance: None,
         })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<ControllerMsg>,
+        myself: ActorRef<ControllerMsg>,
         message: ControllerMsg,
         state: &mut ControllerState,
     ) -> Result<(), ActorProcessingErr> {
@@ -178,7 +189,11 @@ impl Actor for Controller {
             ControllerMsg::Heartbeat { heartbeat, reply } => {
                 let _ = reply.send(state.heartbeat(heartbeat).await);
             }
-            ControllerMsg::CheckSessions => state.check_sessions().await,
+            ControllerMsg::CheckSessions => {
+                state.check_sessions().await;
+                state.probe_late_brokers(&myself);
+            }
+            ControllerMsg::Probed { id, at, refused } => state.probed(id, at, refused).await,
             ControllerMsg::AlterPartition { change, reply } => {
                 let leader = state.leader();
                 let result = if leader != Some(state.args.node_id) {
@@ -279,6 +294,52 @@ impl ControllerState {
                 "Added a non-voting broker to the quorum as a learner."
             ),
             Err(err) => debug!(broker = id, %err, "Could not add a learner yet."),
+        }
+    }
+
+    /// Probes the listener of each broker whose heartbeat is late, off the actor; the
+    /// answer comes back as `Probed`.
+    fn probe_late_brokers(&mut self, myself: &ActorRef<ControllerMsg>) {
+        let Some(since) = self.leading_since else {
+            return;
+        };
+        let late = late_brokers(
+            &self.image(),
+            &self.last_seen,
+            since,
+            Instant::now(),
+            self.args.heartbeat_interval,
+            // This node's own broker runs this code: alive, whether or not it listens yet.
+            |id| self.probing.contains(&id) || NodeId::try_from(id) == Ok(self.args.node_id),
+        );
+        for broker in late {
+            self.probing.insert(broker.id);
+            let myself = myself.clone();
+            tokio::spawn(async move {
+                let at = Instant::now();
+                let refused = listener_refuses(&broker.host, broker.port).await;
+                let id = broker.id;
+                let _ = myself.send_message(ControllerMsg::Probed { id, at, refused });
+            });
+        }
+    }
+
+    /// A probe's answer: a broker not heard from since the probe began, whose listener
+    /// refused the connection, is fenced now.
+    async fn probed(&mut self, id: i32, at: Instant, refused: bool) {
+        self.probing.remove(&id);
+        let heard = self.last_seen.get(&id).is_some_and(|last| *last >= at);
+        let image = self.image();
+        let live = image.brokers.get(&id).is_some_and(|b| !b.fenced);
+        if !refused || heard || !live || self.leader() != Some(self.args.node_id) {
+            return;
+        }
+        warn!(
+            broker = id,
+            "Fenced a broker whose heartbeat is late and whose listener refuses connections."
+        );
+        if let Err(err) = self.write(fence(&image, id)).await {
+            warn!(broker = id, %err, "Could not write a broker's fencing.");
         }
     }
 

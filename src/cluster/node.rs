@@ -90,6 +90,7 @@ impl ClusterNode {
                 check_interval: Duration::from_millis(
                     (config.broker_session_timeout_ms / 10).clamp(10, 500),
                 ),
+                heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
                 rebalance: config
                     .auto_leader_rebalance_enable
                     .then(|| LeaderRebalance {

@@ -14,18 +14,16 @@ use ractor::ActorRef;
 
 use super::group_store::GroupOffsets;
 use super::offsets_topic::{batch_of, KeyedRecord, OffsetsReplay};
-use crate::actors::ask;
 use crate::actors::partition::{PartitionMsg, PartitionOffsets};
+use crate::actors::{call, CallError};
 use crate::error::PartitionError;
 use crate::storage::StorageError;
 
 /// What goes wrong writing to or reading from `__consumer_offsets`.
 #[derive(Debug, thiserror::Error)]
 pub enum GroupLogError {
-    #[error("the __consumer_offsets partition's actor has stopped")]
-    PartitionGone,
-    #[error("no answer from the __consumer_offsets partition within {0:?}")]
-    TimedOut(Duration),
+    #[error("the __consumer_offsets partition: {0}")]
+    Call(#[from] CallError),
     #[error("the __consumer_offsets partition refused: {0}")]
     Partition(#[from] PartitionError),
     #[error("the __consumer_offsets records: {0}")]
@@ -39,8 +37,10 @@ impl GroupLogError {
     /// COORDINATOR_NOT_AVAILABLE, a record too large INVALID_COMMIT_OFFSET_SIZE.
     pub fn code(&self) -> i16 {
         match self {
-            GroupLogError::PartitionGone => ResponseError::NotCoordinator.code(),
-            GroupLogError::TimedOut(_) => ResponseError::CoordinatorNotAvailable.code(),
+            GroupLogError::Call(CallError::Stopped) => ResponseError::NotCoordinator.code(),
+            GroupLogError::Call(CallError::Timeout(_)) => {
+                ResponseError::CoordinatorNotAvailable.code()
+            }
             GroupLogError::Partition(e) => match e {
                 PartitionError::NotEnoughReplicas
                 | PartitionError::NotEnoughReplicasAfterAppend
@@ -75,17 +75,13 @@ impl GroupLog {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let batch = Bytes::from(batch_of(records, now_ms));
-        let reply = ask(&self.partition, |reply| PartitionMsg::Append {
+        let append = |reply| PartitionMsg::Append {
             records: batch,
             acks: -1,
             reply,
-        })
-        .ok_or(GroupLogError::PartitionGone)?;
-        match tokio::time::timeout(self.commit_timeout, reply).await {
-            Err(_) => Err(GroupLogError::TimedOut(self.commit_timeout)),
-            Ok(Err(_)) => Err(GroupLogError::PartitionGone),
-            Ok(Ok(result)) => result.map(|_| ()).map_err(GroupLogError::from),
-        }
+        };
+        call(&self.partition, append, self.commit_timeout).await??;
+        Ok(())
     }
 }
 
@@ -110,21 +106,21 @@ pub async fn load(
     timeout: Duration,
 ) -> Result<Loaded, GroupLogError> {
     let offsets: PartitionOffsets =
-        call(partition, timeout, |reply| PartitionMsg::Offsets { reply }).await?;
+        call(partition, |reply| PartitionMsg::Offsets { reply }, timeout).await?;
     if offsets.high_watermark < offsets.log_end_offset {
         return Ok(Loaded::NotYet);
     }
     let mut replay = OffsetsReplay::default();
     let mut next = offsets.log_start_offset;
     while next < offsets.high_watermark {
-        let read = call(partition, timeout, |reply| PartitionMsg::Read {
+        let read = |reply| PartitionMsg::Read {
             offset: next,
             max_bytes: LOAD_READ_BYTES,
             min_one: true,
             read_committed: false,
             reply,
-        })
-        .await??;
+        };
+        let read = call(partition, read, timeout).await??;
         if read.records.is_empty() {
             break;
         }
@@ -142,17 +138,4 @@ pub async fn load(
 fn last_offset(batches: &[u8]) -> Result<i64, GroupLogError> {
     let split = crate::storage::batch::split_batches(batches, usize::MAX)?;
     Ok(split.last().map_or(-1, |(h, _)| h.last_offset()))
-}
-
-async fn call<T: Send + 'static>(
-    partition: &ActorRef<PartitionMsg>,
-    timeout: Duration,
-    build: impl FnOnce(ractor::RpcReplyPort<T>) -> PartitionMsg,
-) -> Result<T, GroupLogError> {
-    let reply = ask(partition, build).ok_or(GroupLogError::PartitionGone)?;
-    match tokio::time::timeout(timeout, reply).await {
-        Err(_) => Err(GroupLogError::TimedOut(timeout)),
-        Ok(Err(_)) => Err(GroupLogError::PartitionGone),
-        Ok(Ok(value)) => Ok(value),
-    }
 }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::authorize::{self, Checked};
 use super::context::ClientInfo;
@@ -49,6 +49,10 @@ pub async fn prepare(
         Checked::Refuse(response) => {
             debug!(principal = %client.principal, "Refused a request: not authorized.");
             return Some(Prepared::reply(Box::pin(async move { response })));
+        }
+        Checked::Unmapped => {
+            warn!("Refused a request of an API with no ACL mapping.");
+            return None;
         }
     };
     let mut prepared = match request {

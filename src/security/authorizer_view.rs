@@ -5,19 +5,17 @@
 //! in every routing snapshot; each request takes the latest snapshot, so an ACL change
 //! applies at once to connections already open. Without an authorizer every check passes.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use super::acl::{
-    AclBinding, AclOperation, AclPermission, AuthorizationRequest, Authorizer, ResourceType,
-};
+use super::acl::{AclOperation, AclPermission, AuthorizationRequest, Authorizer, ResourceType};
+use super::acl_index::AclIndex;
 use super::KafkaPrincipal;
 
 /// The only resource name Kafka gives the CLUSTER resource.
 pub const CLUSTER_NAME: &str = "kafka-cluster";
 
 /// The ACLs as the metadata actor last published them.
-pub type AclSnapshot = Arc<BTreeSet<AclBinding>>;
+pub type AclSnapshot = Arc<AclIndex>;
 
 /// Authorization for one request: `allows` answers whether its principal may do an
 /// operation on a resource.
@@ -47,9 +45,11 @@ impl AuthorizerView {
 
     /// A view that allows everything (no authorizer configured).
     pub fn disabled() -> Self {
+        // Shared, so serving a request without an authorizer allocates nothing here.
+        static NO_ACLS: LazyLock<AclSnapshot> = LazyLock::new(AclSnapshot::default);
         Self {
             authorizer: None,
-            acls: AclSnapshot::default(),
+            acls: NO_ACLS.clone(),
             principal: KafkaPrincipal {
                 principal_type: String::new(),
                 name: String::new(),
@@ -68,7 +68,7 @@ impl AuthorizerView {
             return true;
         };
         authorizer.authorize(
-            self.acls.iter(),
+            self.acls.matching(resource_type, name),
             &AuthorizationRequest {
                 principal: &self.principal,
                 host: &self.host,
@@ -112,11 +112,7 @@ impl AuthorizerView {
             return true;
         }
         let principal = self.principal.to_string();
-        let topic_acls = || {
-            self.acls
-                .iter()
-                .filter(|acl| acl.resource_type == ResourceType::Topic)
-        };
+        let topic_acls = || self.acls.of_type(ResourceType::Topic);
         let granted = topic_acls().any(|acl| {
             acl.permission == AclPermission::Allow
                 && acl.operation.allow_grants(AclOperation::Write)
@@ -167,12 +163,12 @@ fn supported_operations(resource_type: ResourceType) -> &'static [AclOperation] 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::acl::{AclPermission, PatternType};
+    use crate::security::acl::{AclBinding, AclPermission, PatternType};
 
     fn view(acls: Vec<AclBinding>, user: &str) -> AuthorizerView {
         AuthorizerView::new(
             Some(Arc::new(Authorizer::default())),
-            Arc::new(acls.into_iter().collect()),
+            Arc::new(AclIndex::new(&acls.into_iter().collect())),
             KafkaPrincipal::user(user),
             "/127.0.0.1",
         )

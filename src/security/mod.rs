@@ -6,6 +6,7 @@
 
 pub mod acl;
 pub mod acl_filter;
+pub mod acl_index;
 pub mod authorizer_view;
 pub mod listeners;
 pub mod plain;

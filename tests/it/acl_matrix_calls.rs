@@ -397,3 +397,50 @@ pub fn describe_acls(w: &mut Wire) -> i16 {
         .with_permission_type(1);
     answered(w.call(3, &req), "DescribeAcls").error_code
 }
+
+pub fn elect_leaders(w: &mut Wire) -> i16 {
+    use elect_leaders_request::TopicPartitions;
+    let req = ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_timeout_ms(10_000)
+        .with_topic_partitions(Some(vec![TopicPartitions::default()
+            .with_topic(topic("t"))
+            .with_partitions(vec![0])]));
+    answered(w.call(2, &req), "ElectLeaders").error_code
+}
+
+pub fn describe_quorum(w: &mut Wire) -> i16 {
+    use describe_quorum_request::{PartitionData, TopicData};
+    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(topic("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    answered(w.call(1, &req), "DescribeQuorum").error_code
+}
+
+/// The lowest version of `api` the broker advertises.
+fn lowest(api: ApiKey) -> i16 {
+    broker::protocol::versions::range(api)
+        .expect("advertised")
+        .0
+}
+
+pub fn alter_partition_reassignments(w: &mut Wire) -> i16 {
+    use alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    let req = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(topic("t"))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(0)
+                .with_replicas(None)])]);
+    let version = lowest(ApiKey::AlterPartitionReassignments);
+    answered(w.call(version, &req), "AlterPartitionReassignments").error_code
+}
+
+pub fn list_partition_reassignments(w: &mut Wire) -> i16 {
+    let req = ListPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(None);
+    let version = lowest(ApiKey::ListPartitionReassignments);
+    answered(w.call(version, &req), "ListPartitionReassignments").error_code
+}

@@ -47,6 +47,14 @@ struct Node {
 }
 
 async fn start() -> BTreeMap<NodeId, Node> {
+    // Nothing listens at the brokers' addresses here: no probing, sessions only.
+    start_with(SESSION, Duration::from_secs(3600)).await
+}
+
+async fn start_with(
+    session_timeout: Duration,
+    heartbeat_interval: Duration,
+) -> BTreeMap<NodeId, Node> {
     let network = InProcessNetwork::default();
     let mut nodes = BTreeMap::new();
     for id in [1, 2, 3] {
@@ -63,8 +71,9 @@ async fn start() -> BTreeMap<NodeId, Node> {
             node_id: id,
             raft: member.raft.clone(),
             applied: member.applied.clone(),
-            session_timeout: SESSION,
+            session_timeout,
             check_interval: Duration::from_millis(50),
+            heartbeat_interval,
             rebalance: Some(LeaderRebalance {
                 every: Duration::from_millis(300),
                 imbalance_percent: 10,
@@ -191,21 +200,34 @@ async fn a_silent_broker_is_fenced_its_leaderships_move_in_the_isr_and_it_comes_
         .iter()
         .position(|p| p.leader == 11)
         .unwrap();
-    let now = &fenced.topics["t"].assignments[index];
-    let mut isr = now.isr.clone();
-    isr.push(11);
-    let rejoin = IsrChange {
-        topic: "t".into(),
-        partition: index as i32,
-        leader_id: now.leader,
-        leader_epoch: now.leader_epoch,
-        new_isr: isr,
+    // Asked again from the current state while the image moves on (a loaded machine).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let epoch = loop {
+        let image = nodes[&l].member.applied.borrow().image.clone();
+        let now = &image.topics["t"].assignments[index];
+        let mut isr = now.isr.clone();
+        if !isr.contains(&11) {
+            isr.push(11);
+        }
+        let rejoin = IsrChange {
+            topic: "t".into(),
+            partition: index as i32,
+            leader_id: now.leader,
+            leader_epoch: now.leader_epoch,
+            new_isr: isr,
+        };
+        if now.leader == 11 || alter_partition(&ctl, rejoin).await.is_ok() {
+            break now.leader_epoch;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "11 never rejoined the ISR"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    alter_partition(&ctl, rejoin).await.unwrap();
-    let epoch = now.leader_epoch;
     image_where(&nodes[&l], |i| {
         let p = &i.topics["t"].assignments[index];
-        p.leader == 11 && p.leader_epoch == epoch + 1
+        p.leader == 11 && p.leader_epoch >= epoch
     })
     .await;
     beats.abort();
@@ -218,4 +240,39 @@ async fn a_controller_that_does_not_lead_names_the_leader() {
     let follower = nodes.keys().copied().find(|id| *id != l).unwrap();
     let answer = heartbeat(&nodes[&follower].controller, beat(10)).await;
     assert_eq!(answer, Err(Rejected::NotLeader { leader: Some(l) }));
+}
+
+/// A killed broker's listener refuses connections: once its heartbeat is late it is fenced,
+/// long before its session ends; a late broker whose listener answers keeps its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_broker_whose_listener_refuses_connections_is_fenced_before_its_session_ends() {
+    let nodes = start_with(Duration::from_secs(120), Duration::from_millis(100)).await;
+    let l = leader(&nodes).await;
+    let ctl = nodes[&l].controller.clone();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    for (id, port) in [(20, closed_port), (21, open_port)] {
+        let beat = BrokerHeartbeat {
+            port: i32::from(port),
+            ..beat(id)
+        };
+        heartbeat(&ctl, beat).await.unwrap();
+    }
+    image_where(&nodes[&l], |i| i.live_brokers().count() == 2).await;
+    // Both go silent now.
+    let silent = std::time::Instant::now();
+    let fenced = image_where(&nodes[&l], |i| i.brokers.get(&20).is_some_and(|b| b.fenced)).await;
+    assert!(
+        silent.elapsed() < Duration::from_secs(10),
+        "fenced after {:?}, not before its 120 s session",
+        silent.elapsed()
+    );
+    assert!(
+        !fenced.brokers[&21].fenced,
+        "a listener that answers keeps its session"
+    );
+    drop(open);
 }

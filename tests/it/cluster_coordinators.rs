@@ -14,6 +14,7 @@ use kafka_protocol::messages::{
     FindCoordinatorResponse, GroupId,
 };
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::BaseRecord;
@@ -199,5 +200,19 @@ fn a_consumer_group_resumes_from_its_commits_after_a_coordinator_kill() {
         .find(|(i, _)| *i as i32 + 1 != victim)
         .map(|(_, b)| b)
         .unwrap();
-    assert_ne!(coordinator(survivor), victim);
+    let new_coordinator = coordinator(survivor);
+    assert_ne!(new_coordinator, victim);
+    // The live broker that does not coordinate the group says so.
+    let other = (1..=3)
+        .find(|id| *id != victim && *id != new_coordinator)
+        .unwrap();
+    let describe = DescribeGroupsRequest::default()
+        .with_groups(vec![GroupId(StrBytes::from_static_str(GROUP))]);
+    let mut socket =
+        TcpStream::connect(("127.0.0.1", brokers[(other - 1) as usize].port())).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let r: DescribeGroupsResponse = request(&mut socket, ApiKey::DescribeGroups, 3, 1, &describe);
+    assert_eq!(r.groups[0].error_code, ResponseError::NotCoordinator.code());
 }

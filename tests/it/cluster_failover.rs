@@ -5,18 +5,24 @@
 //! restarted, catches up and rejoins the ISR. Bounded waits only.
 //!
 //! After the failover a consumer's OffsetForLeaderEpoch (replica_id -1, KIP-320) is
-//! answered by the new leader from its leader-epoch cache, as Kafka's is.
+//! answered by the new leader from its leader-epoch cache, as Kafka's is. A topic's
+//! min.insync.replicas changed with IncrementalAlterConfigs reaches its started replicas.
 
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    ApiKey, BrokerId, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
 };
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use rdkafka::producer::BaseRecord;
 
@@ -24,6 +30,7 @@ use super::client_hostile_records::request;
 use super::cluster_metadata::{
     broker_ids, create_topic_with, every, metadata, start_cluster, topic, wait_everywhere, SLACK,
 };
+use super::cluster_network_faults::produce_straight_to;
 use super::harness::{consume, consumer, flush, producer, send, send_and_wait, TestBroker};
 
 const TOPIC: &str = "failover";
@@ -185,4 +192,77 @@ fn consumer_epoch_queries_answered_by_the_new_leader(brokers: &[TestBroker], kil
         end_offset_for_epoch(follower, epoch, epoch).0,
         ResponseError::NotLeaderOrFollower.code()
     );
+}
+
+/// IncrementalAlterConfigs SET of one topic config through `broker`: the error code.
+fn set_topic_config(broker: &TestBroker, topic: &str, key: &str, value: &str) -> i16 {
+    let text = |s: &str| StrBytes::from_string(s.to_string());
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(text(topic))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(text(key))
+                .with_config_operation(0)
+                .with_value(Some(text(value)))]),
+    ]);
+    let mut socket = TcpStream::connect(("127.0.0.1", broker.port())).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let r: IncrementalAlterConfigsResponse =
+        request(&mut socket, ApiKey::IncrementalAlterConfigs, 1, 3, &req);
+    r.responses[0].error_code
+}
+
+#[test]
+fn a_min_insync_replicas_change_reaches_the_started_leader() {
+    const NAME: &str = "min-insync-change";
+    let mut brokers = start_cluster(0);
+    wait_everywhere(&every(&brokers), SLACK, "three brokers", |r| {
+        broker_ids(r).len() == 3
+    });
+    create_topic_with(&brokers[0], NAME, 1, &[("min.insync.replicas", "2")]);
+    wait_everywhere(&every(&brokers), SLACK, "the partition with ISR 3", |r| {
+        topic(r, NAME).is_some_and(|t| t.partitions[0].isr_nodes.len() == 3)
+    });
+    let leader = topic(&metadata(&brokers[0]).unwrap(), NAME)
+        .unwrap()
+        .partitions[0]
+        .leader_id
+        .0;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    brokers[(follower - 1) as usize].kill9();
+    let live: Vec<&TestBroker> = brokers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i as i32 != follower - 1)
+        .map(|(_, b)| b)
+        .collect();
+    wait_everywhere(&live, SLACK, "the ISR without the killed follower", |r| {
+        topic(r, NAME).is_some_and(|t| t.partitions[0].isr_nodes.len() == 2)
+    });
+    let leader = &brokers[(leader - 1) as usize];
+    let wait = Duration::from_secs(10);
+    assert_eq!(
+        produce_straight_to(leader, NAME, b"two in sync", wait),
+        Some(0)
+    );
+
+    assert_eq!(
+        set_topic_config(leader, NAME, "min.insync.replicas", "3"),
+        0
+    );
+    let deadline = Instant::now() + SLACK;
+    loop {
+        let code = produce_straight_to(leader, NAME, b"needs three", wait);
+        if code == Some(ResponseError::NotEnoughReplicas.code()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "acks=all with ISR 2 and min.insync.replicas 3 answered {code:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

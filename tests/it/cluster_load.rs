@@ -5,7 +5,7 @@
 //! acknowledged record is in the partition exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
-use super::harness::{consume, consumer, end_offsets};
+use super::harness::{consume, consumer, end_offsets, TestBroker};
 
 /// What the producers' delivery reports said.
 #[derive(Default)]
@@ -25,6 +25,9 @@ pub struct Acks {
     pub acked: Mutex<Vec<(Instant, String)>>,
     /// Delivery errors (the record was not acknowledged), as librdkafka named them.
     pub errors: Mutex<Vec<String>>,
+    /// The producers' last log lines (librdkafka's warnings and its `eos` debug: producer
+    /// ids, epochs, drains), shown when acknowledgements stop.
+    pub client_log: Mutex<std::collections::VecDeque<String>>,
 }
 
 impl Acks {
@@ -32,33 +35,42 @@ impl Acks {
         self.acked.lock().unwrap().len()
     }
 
-    /// When the first acknowledgement after `since` arrived, if one has.
-    pub fn first_after(&self, since: Instant) -> Option<Instant> {
+    /// When the first record sent at or after `marks` (`Load::sent`) was acknowledged, if
+    /// one was: sent after a leader's death, it can only have been acknowledged by
+    /// another leader (an acknowledgement in flight at the kill does not count).
+    pub fn first_of_sent_after(&self, marks: &[u64]) -> Option<Instant> {
         let acked = self.acked.lock().unwrap();
         acked
             .iter()
-            .rev()
-            .take_while(|(t, _)| *t > since)
-            .last()
+            .find(|(_, payload)| {
+                let parsed = payload
+                    .strip_prefix('p')
+                    .and_then(|rest| rest.split_once('-'))
+                    .and_then(|(id, n)| Some((id.parse::<usize>().ok()?, n.parse::<u64>().ok()?)));
+                parsed.is_some_and(|(id, n)| marks.get(id).is_some_and(|mark| n >= *mark))
+            })
             .map(|(t, _)| *t)
     }
 
-    /// Waits (bounded) until at least `more` acknowledgements arrived after now.
+    /// Waits (bounded) until at least `more` acknowledgements arrived after now; on
+    /// failure the panic shows the brokers' logs.
     #[track_caller]
-    pub fn wait_for_more(&self, more: usize, within: Duration) {
+    pub fn wait_for_more(&self, more: usize, within: Duration, brokers: &[&TestBroker]) {
         let target = self.count() + more;
         let deadline = Instant::now() + within;
         while self.count() < target {
-            assert!(
-                Instant::now() < deadline,
-                "no {more} more acknowledgements within {within:?}; errors: {:?}",
-                self.errors
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .take(5)
-                    .collect::<Vec<_>>()
-            );
+            if Instant::now() > deadline {
+                let errors = self.errors.lock().unwrap().clone();
+                let logs: Vec<String> = brokers.iter().map(|b| b.logs()).collect();
+                let client: Vec<String> = self.client_log.lock().unwrap().iter().cloned().collect();
+                panic!(
+                    "no {more} more acknowledgements within {within:?}; errors: {:?}\n{}\n\
+                     ---- producers' last log lines\n{}",
+                    &errors[..errors.len().min(5)],
+                    logs.join("\n----\n"),
+                    client.join("\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -66,7 +78,15 @@ impl Acks {
 
 struct Recording(Arc<Acks>);
 
-impl ClientContext for Recording {}
+impl ClientContext for Recording {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        let mut log = self.0.client_log.lock().unwrap();
+        if log.len() == 200 {
+            log.pop_front();
+        }
+        log.push_back(format!("{:?} {level:?} {fac}: {message}", Instant::now()));
+    }
+}
 
 impl ProducerContext for Recording {
     type DeliveryOpaque = ();
@@ -85,6 +105,8 @@ impl ProducerContext for Recording {
 pub struct Load {
     pub acks: Arc<Acks>,
     stop: Arc<AtomicBool>,
+    /// How many records each producer has handed to librdkafka so far.
+    sent: Vec<Arc<AtomicU64>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -93,6 +115,7 @@ pub struct Load {
 pub fn start_load(bootstrap: &str, topic: &str, producers: usize, per_second: u64) -> Load {
     let acks = Arc::new(Acks::default());
     let stop = Arc::new(AtomicBool::new(false));
+    let sent: Vec<Arc<AtomicU64>> = (0..producers).map(|_| Arc::default()).collect();
     let threads = (0..producers)
         .map(|id| {
             let producer: BaseProducer<Recording> = ClientConfig::new()
@@ -101,15 +124,17 @@ pub fn start_load(bootstrap: &str, topic: &str, producers: usize, per_second: u6
                 .set("enable.idempotence", "true")
                 .set("message.timeout.ms", "300000")
                 .set("linger.ms", "5")
+                .set("debug", "eos")
                 .create_with_context(Recording(acks.clone()))
                 .expect("producer");
-            let (stop, topic) = (stop.clone(), topic.to_string());
-            std::thread::spawn(move || produce(producer, &topic, id, per_second, &stop))
+            let (stop, topic, sent) = (stop.clone(), topic.to_string(), sent[id].clone());
+            std::thread::spawn(move || produce(producer, &topic, (id, &sent), per_second, &stop))
         })
         .collect();
     Load {
         acks,
         stop,
+        sent,
         threads,
     }
 }
@@ -117,22 +142,34 @@ pub fn start_load(bootstrap: &str, topic: &str, producers: usize, per_second: u6
 fn produce(
     producer: BaseProducer<Recording>,
     topic: &str,
-    id: usize,
+    (id, sent): (usize, &AtomicU64),
     per_second: u64,
     stop: &AtomicBool,
 ) {
     let tick = Duration::from_millis(10);
     let per_tick = (per_second / 100).max(1);
     let mut n = 0u64;
+    let mut fatal = false;
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
+        if !fatal {
+            if let Some((code, reason)) = producer.client().fatal_error() {
+                // The idempotent producer gave up: every later send fails. Seen by the test.
+                let error = format!("producer {id}: fatal {code:?}: {reason}");
+                producer.context().0.errors.lock().unwrap().push(error);
+                fatal = true;
+            }
+        }
         for _ in 0..per_tick {
             let payload = format!("p{id}-{n}");
             let record = BaseRecord::<[u8], [u8]>::to(topic)
                 .partition(0)
                 .payload(payload.as_bytes());
             match producer.send(record) {
-                Ok(()) => n += 1,
+                Ok(()) => {
+                    n += 1;
+                    sent.store(n, Ordering::SeqCst);
+                }
                 // The queue is full while no leader takes records: try again next tick.
                 Err((KafkaError::MessageProduction(_), _)) => break,
                 Err((e, _)) => panic!("send failed: {e}"),
@@ -147,6 +184,11 @@ fn produce(
 }
 
 impl Load {
+    /// How many records each producer has sent so far (marks for `first_of_sent_after`).
+    pub fn sent(&self) -> Vec<u64> {
+        self.sent.iter().map(|s| s.load(Ordering::SeqCst)).collect()
+    }
+
     /// Stops sending and waits until every record sent was delivered or failed.
     pub fn finish(self) -> Arc<Acks> {
         self.stop.store(true, Ordering::SeqCst);

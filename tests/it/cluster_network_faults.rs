@@ -121,15 +121,21 @@ fn leadership(broker: &TestBroker) -> Option<(i32, usize)> {
     Some((p.leader_id.0, p.isr_nodes.len()))
 }
 
-/// An acks=all Produce of one record straight to `broker`'s own listener: Some(error code),
-/// or None when no answer came within `wait` (the request's timeout is 3 s).
-fn produce_straight_to(broker: &TestBroker, value: &[u8], wait: Duration) -> Option<i16> {
+/// An acks=all Produce of one record to partition 0 of `topic` straight to `broker`'s own
+/// listener: Some(error code), or None when no answer came within `wait` (the request's
+/// timeout is 3 s).
+pub(crate) fn produce_straight_to(
+    broker: &TestBroker,
+    topic: &str,
+    value: &[u8],
+    wait: Duration,
+) -> Option<i16> {
     let batch = broker::storage::batch_builder::build_batch(&[(None, Some(value))], 0);
     let produce = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(3_000)
         .with_topic_data(vec![TopicProduceData::default()
-            .with_name(super::protocol_versions::name(TOPIC))
+            .with_name(super::protocol_versions::name(topic))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(Bytes::from(batch)))])]);
@@ -171,17 +177,17 @@ fn an_isolated_leader_stops_acknowledging_and_truncates_after_healing() {
         topic(r, TOPIC).is_some_and(|t| t.partitions[0].isr_nodes.len() == 3)
     });
     let load = start_load(&cluster.bootstrap(), TOPIC, 2, 300);
-    load.acks.wait_for_more(100, SLACK);
+    load.acks.wait_for_more(100, SLACK, &all);
 
     // Slow links: everything still gets through.
     cluster.set_all(Fault::Delay(Duration::from_millis(20)));
-    load.acks.wait_for_more(100, SLACK);
+    load.acks.wait_for_more(100, SLACK, &all);
     cluster.set_all(Fault::Pass);
 
     let (old, _) = leadership(cluster.broker(1)).expect("a leader");
     cluster.isolate(old, Fault::Drop, Fault::Cut);
     let isolated = Instant::now();
-    let code = produce_straight_to(cluster.broker(old), MARKER, Duration::from_secs(10));
+    let code = produce_straight_to(cluster.broker(old), TOPIC, MARKER, Duration::from_secs(10));
     assert_ne!(
         code,
         Some(0),
@@ -202,7 +208,7 @@ fn an_isolated_leader_stops_acknowledging_and_truncates_after_healing() {
         })
     });
     let at_takeover = load.acks.count();
-    load.acks.wait_for_more(100, SLACK);
+    load.acks.wait_for_more(100, SLACK, &all);
     eprintln!(
         "isolated leader {old} answered {code:?}; the majority acknowledged again {:?} after the cut",
         isolated.elapsed()

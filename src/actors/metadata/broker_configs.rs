@@ -4,7 +4,7 @@
 
 use tracing::info;
 
-use super::{MetadataRecord, MetadataState, PartitionMsg};
+use super::{MetadataRecord, MetadataState};
 use crate::broker_config::{self, BrokerLayer};
 use crate::error::MetadataError;
 use crate::topic_config::ConfigChange;
@@ -32,10 +32,7 @@ impl MetadataState {
             let Some(image) = self.image.topics.get(name) else {
                 continue;
             };
-            let log = self.log_config(&image.configs);
-            for partition in &topic.partitions {
-                let _ = partition.send_message(PartitionMsg::UpdateConfig { log: log.clone() });
-            }
+            self.push_configs(&topic.partitions, &image.configs);
         }
         info!(?layer, "Changed the dynamic broker configs.");
         Ok(())

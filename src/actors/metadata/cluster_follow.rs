@@ -83,11 +83,7 @@ impl MetadataState {
                 Some(_) => {
                     let before = old.topics.get(&name).map(|t| &t.configs);
                     if before != Some(&topic.configs) || old.dynamic != self.image.dynamic {
-                        let log = self.log_config(&topic.configs);
-                        for partition in &self.topics[&name].partitions {
-                            let update = PartitionMsg::UpdateConfig { log: log.clone() };
-                            let _ = partition.send_message(update);
-                        }
+                        self.push_configs(&self.topics[&name].partitions, &topic.configs);
                     }
                 }
                 None => {}

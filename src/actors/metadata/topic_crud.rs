@@ -192,16 +192,13 @@ impl MetadataState {
         if validate_only {
             return Ok(());
         }
-        let log = self.log_config(&next);
         self.commit(MetadataRecord::TopicConfigsChanged {
             name: name.to_string(),
-            configs: next,
+            configs: next.clone(),
         })
         .await?;
         if let Some(topic) = self.topics.get(name) {
-            for partition in &topic.partitions {
-                let _ = partition.send_message(PartitionMsg::UpdateConfig { log: log.clone() });
-            }
+            self.push_configs(&topic.partitions, &next);
         }
         info!(topic = %name, "Changed a topic's configs.");
         Ok(())

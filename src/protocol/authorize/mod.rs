@@ -8,11 +8,12 @@
 //! read-only listings, drops what the principal may not describe). Without an authorizer
 //! nothing is checked. ACL decisions come from `AuthorizerView`, one per request.
 
+mod cluster;
 mod groups;
 mod topics;
 mod txns;
 
-use kafka_protocol::messages::{RequestKind, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::ResponseError;
 
 use crate::protocol::BrokerContext;
@@ -26,6 +27,9 @@ pub enum Checked {
     Serve(RequestKind, Option<Patch>),
     /// Refused whole: answer this.
     Refuse(ResponseKind),
+    /// An API with no ACL mapping: not served (the connection closes, as for an API the
+    /// version table does not list).
+    Unmapped,
 }
 
 pub(crate) const TOPIC_DENIED: i16 = ResponseError::TopicAuthorizationFailed.code();
@@ -39,10 +43,16 @@ pub fn check(
     request: RequestKind,
     view: &AuthorizerView,
 ) -> Checked {
-    if !view.enabled() {
-        return Checked::Serve(request, None);
-    }
     use RequestKind as R;
+    if !view.enabled() {
+        // Without an authorizer Kafka answers KIP-430's operations as all of them.
+        return match request {
+            R::DescribeGroups(r) if r.include_authorized_operations => {
+                groups::describe_groups(r, view)
+            }
+            other => Checked::Serve(other, None),
+        };
+    }
     match request {
         R::Produce(r) => topics::produce(ctx, r, view),
         R::Fetch(r) => topics::fetch(ctx, r, view),
@@ -79,11 +89,75 @@ pub fn check(
         R::DescribeUserScramCredentials(r) => txns::describe_user_scram_credentials(r, view),
         R::AlterUserScramCredentials(r) => txns::alter_user_scram_credentials(r, view),
         R::DescribeCluster(r) => txns::describe_cluster(r, view),
+        R::ElectLeaders(r) => cluster::elect_leaders(r, view),
+        R::DescribeQuorum(r) => cluster::describe_quorum(r, view),
+        R::AlterPartitionReassignments(r) => cluster::alter_partition_reassignments(r, view),
+        R::ListPartitionReassignments(r) => cluster::list_partition_reassignments(r, view),
         // Metadata checks in its handler (auto-creation needs CREATE); the ACL APIs check
         // in theirs; ApiVersions and SASL need nothing.
-        other => Checked::Serve(other, None),
+        other @ (R::Metadata(_)
+        | R::CreateAcls(_)
+        | R::DescribeAcls(_)
+        | R::DeleteAcls(_)
+        | R::ApiVersions(_)
+        | R::SaslHandshake(_)
+        | R::SaslAuthenticate(_)) => Checked::Serve(other, None),
+        // An API nobody mapped to its ACL is never served unchecked (the test below keeps
+        // every API in the version table mapped).
+        _ => Checked::Unmapped,
     }
 }
+
+/// Every API `check` maps to its ACLs (the rest are refused: `Checked::Unmapped`).
+pub const CHECKED: &[ApiKey] = &[
+    ApiKey::Produce,
+    ApiKey::Fetch,
+    ApiKey::ListOffsets,
+    ApiKey::OffsetForLeaderEpoch,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::DeleteRecords,
+    ApiKey::DescribeProducers,
+    ApiKey::DescribeTopicPartitions,
+    ApiKey::DescribeConfigs,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::DescribeGroups,
+    ApiKey::ListGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
+    ApiKey::FindCoordinator,
+    ApiKey::InitProducerId,
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::TxnOffsetCommit,
+    ApiKey::EndTxn,
+    ApiKey::ListTransactions,
+    ApiKey::DescribeTransactions,
+    ApiKey::DescribeLogDirs,
+    ApiKey::DescribeUserScramCredentials,
+    ApiKey::AlterUserScramCredentials,
+    ApiKey::DescribeCluster,
+    ApiKey::ElectLeaders,
+    ApiKey::DescribeQuorum,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
+    // Checked in their handlers, or needing no ACL.
+    ApiKey::Metadata,
+    ApiKey::CreateAcls,
+    ApiKey::DescribeAcls,
+    ApiKey::DeleteAcls,
+    ApiKey::ApiVersions,
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
+];
 
 /// Splits `items` into those `allowed` keeps and those it refuses.
 pub(crate) fn split<T>(items: Vec<T>, allowed: impl Fn(&T) -> bool) -> (Vec<T>, Vec<T>) {
@@ -108,4 +182,14 @@ pub(crate) fn serve_then(
     patch: impl FnOnce(&mut ResponseKind) + Send + 'static,
 ) -> Checked {
     Checked::Serve(request, Some(Box::new(patch)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_api_the_broker_serves_is_mapped_to_its_acls() {
+        for (api, _, _) in crate::protocol::versions::SUPPORTED {
+            assert!(super::CHECKED.contains(api), "{api:?} has no ACL check");
+        }
+    }
 }

@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use super::topic_name;
+use crate::coordinator::offsets_topic::OFFSETS_TOPIC;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
 
@@ -97,7 +98,7 @@ fn build(
             DescribeTopicPartitionsResponseTopic::default()
                 .with_name(Some(topic_name(name)))
                 .with_topic_id(route.id)
-                .with_is_internal(false)
+                .with_is_internal(name.as_str() == OFFSETS_TOPIC)
                 .with_partitions(partitions)
                 .with_topic_authorized_operations(i32::MIN),
         );

@@ -43,11 +43,13 @@ async fn ask_group(
     group_id: &str,
     partitions: Option<Vec<TopicPartition>>,
     require_stable: bool,
-) -> (Option<crate::actors::Reply<Found>>, Unstable) {
-    // Not the coordinator now (cluster mode): COORDINATOR_NOT_AVAILABLE, and the client
-    // looks the coordinator up again.
-    let Ok(actor) = group(ctx, group_id, false).await else {
-        return (None, None);
+) -> (Result<crate::actors::Reply<Found>, i16>, Unstable) {
+    let unavailable = ResponseError::CoordinatorNotAvailable.code();
+    // Not the coordinator now (cluster mode): NOT_COORDINATOR or
+    // COORDINATOR_LOAD_IN_PROGRESS, never "nothing committed".
+    let actor = match group(ctx, group_id, false).await {
+        Ok(actor) => actor,
+        Err(error) => return (Err(error), None),
     };
     match actor {
         Some(actor) => {
@@ -57,7 +59,7 @@ async fn ask_group(
                 None
             };
             let found = ask(&actor, |reply| GroupMsg::FetchOffsets { partitions, reply });
-            (found, unstable)
+            (found.ok_or(unavailable), unstable)
         }
         // No such group: nothing committed; answer every asked partition with -1.
         None => {
@@ -66,7 +68,7 @@ async fn ask_group(
                 .into_iter()
                 .map(|tp| (tp, None))
                 .collect();
-            (Some(crate::actors::Reply::ready(nothing)), None)
+            (Ok(crate::actors::Reply::ready(nothing)), None)
         }
     }
 }
@@ -127,7 +129,7 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: OffsetFetchRequest)
                 |(id, (rx, unstable)): (GroupId, _)| async move {
                     let unstable = unstable_set(unstable).await;
                     match rx {
-                        Some(rx) => match rx.await {
+                        Ok(rx) => match rx.await {
                             Ok(found) => OffsetFetchResponseGroup::default()
                                 .with_group_id(id)
                                 .with_topics(
@@ -164,9 +166,9 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: OffsetFetchRequest)
                                 .with_group_id(id)
                                 .with_error_code(ResponseError::CoordinatorNotAvailable.code()),
                         },
-                        None => OffsetFetchResponseGroup::default()
+                        Err(error) => OffsetFetchResponseGroup::default()
                             .with_group_id(id)
-                            .with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+                            .with_error_code(error),
                     }
                 },
             ))
@@ -182,14 +184,18 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: OffsetFetchRequest)
     Box::pin(async move {
         let unstable = unstable_set(unstable).await;
         let found = match rx {
-            Some(rx) => rx.await.ok(),
-            None => None,
+            Ok(rx) => rx
+                .await
+                .map_err(|_| ResponseError::CoordinatorNotAvailable.code()),
+            Err(error) => Err(error),
         };
-        let Some(found) = found else {
-            return ResponseKind::OffsetFetch(
-                OffsetFetchResponse::default()
-                    .with_error_code(ResponseError::CoordinatorNotAvailable.code()),
-            );
+        let found = match found {
+            Ok(found) => found,
+            Err(error) => {
+                return ResponseKind::OffsetFetch(
+                    OffsetFetchResponse::default().with_error_code(error),
+                )
+            }
         };
         let topics = by_topic(found)
             .into_iter()
