@@ -156,29 +156,9 @@ fn without(from: &[i32], remove: &[i32]) -> Vec<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::metadata::BrokerImage;
 
     fn image() -> MetadataImage {
-        let mut image = MetadataImage::default();
-        for id in 1..=4 {
-            image.brokers.insert(
-                id,
-                BrokerImage {
-                    epoch: 1,
-                    host: "127.0.0.1".into(),
-                    port: 9000 + id,
-                    rack: None,
-                    fenced: false,
-                },
-            );
-        }
-        image.apply(&MetadataRecord::TopicCreatedWithAssignments {
-            name: "t".into(),
-            id: 1,
-            configs: Default::default(),
-            assignments: vec![vec![3, 1, 2]],
-        });
-        image
+        crate::cluster::elections::tests::with_brokers(4, &[], vec![3, 1, 2])
     }
 
     fn ask(target: Option<Vec<i32>>) -> Reassignment {
