@@ -19,6 +19,7 @@ pub mod node;
 pub mod placement;
 pub mod quorum_description;
 pub mod quorum_voters;
+pub mod reassignment;
 pub mod rpc;
 pub mod state_machine;
 #[cfg(test)]
