@@ -246,6 +246,7 @@ impl ClientFirst {
             mechanism,
             credential,
             gs2_header: self.gs2_header,
+            doubled_nonce: format!("{}{nonce}", self.client_nonce),
             nonce,
             auth_prefix: format!("{},{server_first}", self.bare),
         };
@@ -276,6 +277,10 @@ pub struct ScramExchange {
     credential: ScramCredential,
     gs2_header: String,
     nonce: String,
+    /// The client's nonce again in front of `nonce`: what librdkafka 2.0.2 (Debian's, under
+    /// kcat 1.7.1) echoes, writing its own nonce twice; Kafka's ScramSaslServer accepted it
+    /// with an `endsWith` check. Only this form is accepted besides the exact one.
+    doubled_nonce: String,
     /// client-first-bare "," server-first: the start of the AuthMessage.
     auth_prefix: String,
 }
@@ -309,7 +314,9 @@ impl ScramExchange {
         if binding != self.gs2_header.as_bytes() {
             return Err(ScramError::ChannelBindingData);
         }
-        if nonce != self.nonce {
+        // The proof below is computed over the nonce as sent, so accepting the doubled
+        // form lets no one in without the password.
+        if nonce != self.nonce && nonce != self.doubled_nonce {
             return Err(ScramError::Nonce);
         }
         let proof = BASE64

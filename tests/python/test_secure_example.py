@@ -3,8 +3,10 @@
 examples/secure/config.toml in that directory (BROKER_* overrides give it free ports and a
 temporary data dir). admin produces and consumes over SASL_SSL with SCRAM-SHA-512; a
 plaintext client on the SASL_PLAINTEXT port gets nothing, and the broker keeps serving
-admin there with PLAIN checked against the same credential."""
+admin there with PLAIN checked against the same credential; kcat (Debian's librdkafka 2.0.2)
+reads the records back over SASL_SSL with SCRAM-SHA-512."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -97,6 +99,17 @@ def test_the_secure_example_runs_as_documented(tmp_path):
                        "sasl.username": "admin", "sasl.password": "admin-secret"}
         topics = AdminClient(admin_plain).list_topics(timeout=10).topics
         assert "secure-t" in topics
+
+        # kcat (Debian's librdkafka 2.0.2, which echoes its SCRAM nonce twice) as in the README.
+        kcat = shutil.which("kcat") or shutil.which("kafkacat")
+        assert kcat is not None, "kcat is not installed: scripts/test.sh installs it"
+        admin_kcat = [kcat, "-b", f"127.0.0.1:{sasl_ssl}", "-X", "security.protocol=SASL_SSL",
+                      "-X", "ssl.ca.location=certs/ca.pem", "-X", "sasl.mechanism=SCRAM-SHA-512",
+                      "-X", "sasl.username=admin", "-X", "sasl.password=admin-secret"]
+        out = subprocess.run(admin_kcat + ["-C", "-t", "secure-t", "-p", "0", "-o", "beginning",
+                                           "-e", "-q"],
+                             cwd=tmp_path, capture_output=True, timeout=60, check=True)
+        assert out.stdout.decode().splitlines() == ["secure-%03d" % i for i in range(50)]
         assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGTERM)
