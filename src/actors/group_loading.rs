@@ -100,6 +100,36 @@ impl GroupRegistryState {
         Ok(self.spawn_or_warn(myself, group_id, Some(log)).await)
     }
 
+    /// Every group of `__consumer_offsets` partition `index`, which this broker must lead
+    /// (loaded first when it has just come to): a transaction marker on that partition
+    /// ends the transaction's offsets in each of them (Kafka's handleTxnCompletion).
+    pub(super) async fn partition_groups(
+        &mut self,
+        myself: &ActorRef<GroupRegistryMsg>,
+        index: i32,
+    ) -> Result<Vec<ActorRef<GroupMsg>>, i16> {
+        let Some(topic) = self.args.offsets_topic.clone() else {
+            return Err(ResponseError::NotCoordinator.code());
+        };
+        self.unload_lost_partitions();
+        let Some(partitions) = topic_partitions(&topic) else {
+            return Err(ResponseError::CoordinatorNotAvailable.code());
+        };
+        let (leader_epoch, actor) =
+            led_here(&topic, index).map_err(|_| ResponseError::NotLeaderOrFollower.code())?;
+        if !self.loaded.contains_key(&index) {
+            self.load_partition(myself, &topic, index, leader_epoch, actor)
+                .await?;
+        }
+        Ok(self
+            .groups
+            .keys()
+            .into_iter()
+            .filter(|group_id| partition_for(group_id, partitions) == index)
+            .filter_map(|group_id| self.groups.get(&group_id).cloned())
+            .collect())
+    }
+
     async fn load_partition(
         &mut self,
         myself: &ActorRef<GroupRegistryMsg>,

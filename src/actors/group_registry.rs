@@ -13,10 +13,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures::future::join_all;
+use kafka_protocol::ResponseError;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::{info, warn};
 
+use super::call;
 use super::children::Children;
 use super::group::{GroupArgs, GroupCoordinator, GroupMsg, GroupSettings, LoggedGroup};
 use super::group_loading::LoadedPartition;
@@ -24,6 +28,10 @@ pub use super::group_loading::OffsetsTopicArgs;
 use crate::coordinator::group_store::GroupFile;
 use crate::storage::record_file::create_store_dir;
 use crate::storage::Storage;
+
+/// How long a group may take to end a transaction's offsets (single-node mode has no
+/// offsets.commit.timeout.ms to go by).
+const TXN_END_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub enum GroupRegistryMsg {
     /// The group's actor; created when `create` is true and it does not exist. Err: the
@@ -36,6 +44,16 @@ pub enum GroupRegistryMsg {
     /// Every group's actor (ListGroups).
     All {
         reply: RpcReplyPort<Vec<ActorRef<GroupMsg>>>,
+    },
+    /// Cluster mode: a transaction marker for `__consumer_offsets` partition `partition`
+    /// (WriteTxnMarkers): ends producer `producer_id`'s pending offsets in every group of
+    /// that partition. Answers 0, or the error code (NOT_LEADER_OR_FOLLOWER when this
+    /// broker does not lead the partition).
+    TxnMarker {
+        partition: i32,
+        producer_id: i64,
+        commit: bool,
+        reply: RpcReplyPort<i16>,
     },
 }
 
@@ -126,6 +144,41 @@ impl Actor for GroupRegistry {
                 state.unload_lost_partitions();
                 let _ = reply.send(state.groups.all());
             }
+            GroupRegistryMsg::TxnMarker {
+                partition,
+                producer_id,
+                commit,
+                reply,
+            } => match state.partition_groups(&myself, partition).await {
+                Ok(groups) => {
+                    // The groups answer beside the registry, which keeps serving.
+                    let timeout = state
+                        .args
+                        .offsets_topic
+                        .as_ref()
+                        .map_or(TXN_END_TIMEOUT, |t| t.commit_timeout);
+                    tokio::spawn(async move {
+                        let ends = groups.iter().map(|group| {
+                            let end = |reply| GroupMsg::TxnEnd {
+                                producer_id,
+                                commit,
+                                reply,
+                            };
+                            call(group, end, timeout)
+                        });
+                        let code = join_all(ends)
+                            .await
+                            .into_iter()
+                            .map(|r| r.unwrap_or(ResponseError::RequestTimedOut.code()))
+                            .find(|code| *code != 0)
+                            .unwrap_or(0);
+                        let _ = reply.send(code);
+                    });
+                }
+                Err(code) => {
+                    let _ = reply.send(code);
+                }
+            },
         }
         Ok(())
     }

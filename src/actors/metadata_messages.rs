@@ -111,6 +111,20 @@ pub enum MetadataRecord {
     AclDeleted {
         acl: crate::security::acl::AclBinding,
     },
+    /// A partition reassignment started, completed or was cancelled
+    /// (AlterPartitionReassignments): the partition's whole state. While one is under way
+    /// `replicas` holds the target and the replicas being removed, `adding` and `removing`
+    /// say which; both empty: none under way.
+    PartitionReassigned {
+        topic: String,
+        partition: i32,
+        replicas: Vec<i32>,
+        adding: Vec<i32>,
+        removing: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+    },
 }
 
 /// Producer ids reserved per durable record.

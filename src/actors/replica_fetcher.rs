@@ -18,25 +18,23 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, FetchRequest, ListOffsetsRequest, OffsetForLeaderEpochRequest, RequestHeader,
-    ResponseHeader, TopicName,
+    BrokerId, FetchRequest, ListOffsetsRequest, OffsetForLeaderEpochRequest, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use super::partition::{PartitionMsg, ReplicationMsg};
 use crate::actors::call;
+use crate::cluster::broker_client::{self, BrokerCallError as RoundError, CallSpec};
 
 const FETCH_VERSION: i16 = 12;
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
@@ -270,16 +268,6 @@ impl ReplicaFetcherState {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum RoundError {
-    #[error("i/o with the leader: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("the leader's answer is not valid: {0}")]
-    Protocol(String),
-    #[error("the leader did not answer within {0:?}")]
-    Timeout(Duration),
-}
-
 struct Round {
     args: ReplicaFetcherArgs,
     partitions: Vec<((String, i32), Followed)>,
@@ -296,14 +284,7 @@ impl Round {
     ) -> Result<(TcpStream, Vec<(String, i32, i32)>), RoundError> {
         let mut stream = match connection {
             Some(stream) => stream,
-            None => {
-                let connect = TcpStream::connect(&self.args.address);
-                let stream = tokio::time::timeout(LOCAL_TIMEOUT, connect)
-                    .await
-                    .map_err(|_| RoundError::Timeout(LOCAL_TIMEOUT))??;
-                stream.set_nodelay(true)?;
-                stream
-            }
+            None => broker_client::connect(&self.args.address, LOCAL_TIMEOUT).await?,
         };
         let truncated = self.truncate(&mut stream).await?;
         // A partition whose truncation is not done yet must not take batches after
@@ -506,48 +487,17 @@ impl Round {
         wait: Duration,
     ) -> Result<R::Response, RoundError> {
         self.correlation = self.correlation.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("replica-fetcher")));
-        let mut body = BytesMut::new();
-        let encode = |e: anyhow::Error| RoundError::Protocol(e.to_string());
-        header
-            .encode(&mut body, R::header_version(version))
-            .map_err(encode)?;
-        req.encode(&mut body, version).map_err(encode)?;
-        let limit = self
-            .args
-            .response_max_bytes
-            .saturating_add(RESPONSE_OVERHEAD);
-        let exchange = async {
-            stream.write_all(&(body.len() as u32).to_be_bytes()).await?;
-            stream.write_all(&body).await?;
-            let mut length = [0u8; 4];
-            stream.read_exact(&mut length).await?;
-            let length = i32::from_be_bytes(length);
-            if length < 0 || length as usize > limit {
-                return Err(RoundError::Protocol(format!(
-                    "a response of {length} bytes is above the {limit} bytes allowed"
-                )));
-            }
-            let mut buf = vec![0u8; length as usize];
-            stream.read_exact(&mut buf).await?;
-            Ok(Bytes::from(buf))
+        let spec = CallSpec {
+            version,
+            correlation: self.correlation,
+            client_id: "replica-fetcher",
+            wait,
+            response_limit: self
+                .args
+                .response_max_bytes
+                .saturating_add(RESPONSE_OVERHEAD),
         };
-        let mut buf = tokio::time::timeout(wait, exchange)
-            .await
-            .map_err(|_| RoundError::Timeout(wait))??;
-        let header_version = <R::Response as HeaderVersion>::header_version(version);
-        let header = ResponseHeader::decode(&mut buf, header_version).map_err(encode)?;
-        if header.correlation_id != self.correlation {
-            return Err(RoundError::Protocol(format!(
-                "correlation id {} where {} was expected",
-                header.correlation_id, self.correlation
-            )));
-        }
-        R::Response::decode(&mut buf, version).map_err(encode)
+        broker_client::call(stream, spec, req).await
     }
 }
 

@@ -26,6 +26,7 @@ use super::group_messages::GroupMsg;
 use super::group_registry::GroupRegistryMsg;
 use super::metadata::MetadataMsg;
 use super::partition::PartitionMsg;
+use super::txn_markers::{write_remote, Marker, MarkerPlan};
 use super::txn_messages::{TxnDeps, TxnMetadata, TxnMsg, TxnResult, TxnStatus};
 use super::txn_store::TxnStore;
 
@@ -417,9 +418,8 @@ impl TxnCoordinatorState {
         };
         let routes = self.deps.routing.borrow().clone();
         let timeout = self.deps.marker_timeout;
-        let markers = meta.partitions.iter().filter_map(|(topic, partition)| {
-            // A topic deleted meanwhile has nobody left to read the marker.
-            let actor = routes.topic(topic)?.partition(*partition)?.clone();
+        let plan = MarkerPlan::new(&routes, &meta.partitions, &meta.groups);
+        let markers = plan.local.into_iter().map(|(topic, partition, actor)| {
             let write = move |reply| PartitionMsg::WriteTxnMarker {
                 producer_id: meta.producer_id,
                 producer_epoch: meta.producer_epoch,
@@ -427,15 +427,25 @@ impl TxnCoordinatorState {
                 coordinator_epoch: COORDINATOR_EPOCH,
                 reply,
             };
-            Some(async move {
+            async move {
                 match call(&actor, write, timeout).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(err)) => Err(format!("{topic}-{partition}: {err}")),
                     Err(err) => Err(format!("{topic}-{partition}: {err}")),
                 }
-            })
+            }
         });
-        let groups = meta.groups.iter().map(|group_id| {
+        let marker = Marker {
+            producer_id: meta.producer_id,
+            producer_epoch: meta.producer_epoch,
+            commit,
+            coordinator_epoch: COORDINATOR_EPOCH,
+        };
+        let remote = plan
+            .remote
+            .iter()
+            .map(|(address, partitions)| write_remote(address, marker, partitions, timeout));
+        let groups = plan.local_groups.iter().map(|group_id| {
             let registry = self.deps.groups.clone();
             let producer_id = meta.producer_id;
             async move {
@@ -460,11 +470,18 @@ impl TxnCoordinatorState {
                 }
             }
         });
-        let (marker_results, group_results) = futures::join!(join_all(markers), join_all(groups));
+        let (marker_results, group_results, remote_results) =
+            futures::join!(join_all(markers), join_all(groups), join_all(remote));
         let failures: Vec<String> = marker_results
             .into_iter()
             .chain(group_results)
             .filter_map(Result::err)
+            .chain(remote_results.into_iter().flatten())
+            .chain(
+                plan.leaderless
+                    .into_iter()
+                    .map(|p| format!("{p}: no leader")),
+            )
             .collect();
         if !failures.is_empty() {
             warn!(transactional_id = %self.transactional_id, failures = ?failures,

@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::elections::{self, ElectLeaders, ElectionOutcome};
 use super::liveness::{late_brokers, listener_refuses};
+use super::reassignment::{self, Reassignment, ReassignmentError};
 use super::rpc::{local_write, BrokerHeartbeat, IsrChange, Rejected};
 use super::{AppliedImage, MetadataRaft, NodeId};
 use crate::actors::metadata::{MetadataImage, MetadataRecord};
@@ -38,6 +39,11 @@ pub enum ControllerMsg {
         change: IsrChange,
         reply: RpcReplyPort<Result<(), Rejected>>,
     },
+    /// AlterPartitionReassignments: each partition's outcome once its record is committed.
+    AlterReassignments {
+        requests: Vec<Reassignment>,
+        reply: RpcReplyPort<Result<Vec<ReassignmentOutcome>, Rejected>>,
+    },
     /// ElectLeaders: each partition's outcome once the new leaders are committed.
     ElectLeaders {
         request: ElectLeaders,
@@ -50,6 +56,9 @@ pub enum ControllerMsg {
 impl crate::metrics::ActorKind for ControllerMsg {
     const KIND: &'static str = "controller";
 }
+
+/// One partition's reassignment result.
+pub type ReassignmentOutcome = ((String, i32), Result<(), ReassignmentError>);
 
 pub struct ControllerArgs {
     pub node_id: NodeId,
@@ -104,6 +113,20 @@ pub async fn alter_partition(
     change: IsrChange,
 ) -> Result<(), Rejected> {
     let ask = |reply| ControllerMsg::AlterPartition { change, reply };
+    match crate::actors::call(controller, ask, Duration::from_secs(10)).await {
+        Ok(result) => result,
+        Err(err) => Err(Rejected::Failed(format!(
+            "the controller did not answer: {err}"
+        ))),
+    }
+}
+
+/// Hands reassignments to a controller and waits for its answer.
+pub async fn alter_reassignments(
+    controller: &ActorRef<ControllerMsg>,
+    requests: Vec<Reassignment>,
+) -> Result<Vec<ReassignmentOutcome>, Rejected> {
+    let ask = |reply| ControllerMsg::AlterReassignments { requests, reply };
     match crate::actors::call(controller, ask, Duration::from_secs(10)).await {
         Ok(result) => result,
         Err(err) => Err(Rejected::Failed(format!(
@@ -180,6 +203,15 @@ impl Actor for Controller {
                         Ok(record) => state.write(vec![record]).await,
                         Err(err) => Err(err),
                     }
+                };
+                let _ = reply.send(result);
+            }
+            ControllerMsg::AlterReassignments { requests, reply } => {
+                let leader = state.leader();
+                let result = if leader != Some(state.args.node_id) {
+                    Err(Rejected::NotLeader { leader })
+                } else {
+                    state.alter_reassignments(requests).await
                 };
                 let _ = reply.send(result);
             }
@@ -320,6 +352,7 @@ impl ControllerState {
         let now = Instant::now();
         let since = *self.leading_since.get_or_insert(now);
         self.rebalance_leaders(now).await;
+        self.complete_reassignments().await;
         let image = self.image();
         let expired: Vec<i32> = image
             .live_brokers()
@@ -344,6 +377,43 @@ impl ControllerState {
 }
 
 impl ControllerState {
+    /// Starts or cancels each reassignment in turn (each sees the ones before it).
+    async fn alter_reassignments(
+        &self,
+        requests: Vec<Reassignment>,
+    ) -> Result<Vec<ReassignmentOutcome>, Rejected> {
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for request in requests {
+            let result = reassignment::alter(&self.image(), &request);
+            let key = (request.topic, request.partition);
+            match result {
+                Ok(Some(record)) => {
+                    info!(topic = %key.0, partition = key.1, "Reassigning a partition.");
+                    self.write(vec![record]).await?;
+                    outcomes.push((key, Ok(())));
+                }
+                Ok(None) => outcomes.push((key, Ok(()))),
+                Err(err) => outcomes.push((key, Err(err))),
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Completes the reassignments whose target replicas are all in the ISR.
+    async fn complete_reassignments(&self) {
+        let records = reassignment::complete(&self.image());
+        if records.is_empty() {
+            return;
+        }
+        info!(
+            partitions = records.len(),
+            "Completing partition reassignments."
+        );
+        if let Err(err) = self.write(records).await {
+            warn!(%err, "Could not write a reassignment's completion.");
+        }
+    }
+
     /// Kafka's automatic preferred-leader election: once per interval, counted from when
     /// this node began to lead.
     async fn rebalance_leaders(&mut self, now: Instant) {

@@ -71,6 +71,8 @@ fn fencing_moves_leaderships_inside_the_isr_and_shrinks_it() {
             leader: 2,
             leader_epoch: 1,
             isr: vec![2, 3],
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     );
     // Led by 2: only the ISR shrinks, the leader epoch stays.

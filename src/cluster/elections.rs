@@ -183,13 +183,15 @@ pub fn rebalance(image: &MetadataImage, imbalance_percent: u32) -> Vec<MetadataR
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::actors::metadata::BrokerImage;
 
-    fn image(leader: i32, isr: Vec<i32>, fenced: &[i32]) -> MetadataImage {
+    /// An image with brokers 1..=count registered, those in `fenced` fenced, and topic
+    /// `t` with one partition on `replicas`.
+    pub(crate) fn with_brokers(count: i32, fenced: &[i32], replicas: Vec<i32>) -> MetadataImage {
         let mut image = MetadataImage::default();
-        for id in 1..=3 {
+        for id in 1..=count {
             image.brokers.insert(
                 id,
                 BrokerImage {
@@ -205,8 +207,13 @@ mod tests {
             name: "t".into(),
             id: 1,
             configs: Default::default(),
-            assignments: vec![vec![1, 2, 3]],
+            assignments: vec![replicas],
         });
+        image
+    }
+
+    fn image(leader: i32, isr: Vec<i32>, fenced: &[i32]) -> MetadataImage {
+        let mut image = with_brokers(3, fenced, vec![1, 2, 3]);
         image.apply(&MetadataRecord::PartitionChanged {
             topic: "t".into(),
             partition: 0,

@@ -8,6 +8,7 @@
 //! yet on the broker's own inter-broker listener). Single-node mode does not use any of
 //! this yet.
 
+pub mod broker_client;
 pub mod controller;
 #[cfg(test)]
 mod controller_tests;
@@ -18,6 +19,7 @@ pub mod node;
 pub mod placement;
 pub mod quorum_description;
 pub mod quorum_voters;
+pub mod reassignment;
 pub mod rpc;
 pub mod state_machine;
 #[cfg(test)]

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::controller::ControllerMsg;
+use super::controller::{ControllerMsg, ReassignmentOutcome};
 use super::elections::{ElectLeaders, ElectionOutcome};
 use super::quorum_description::QuorumDescription;
+use super::reassignment::Reassignment;
 use super::tcp_transport::{
     read_frame, write_frame, Connect, RaftRequest, RaftResponse, TokioConnect,
 };
@@ -98,6 +99,14 @@ pub(super) async fn answer(
             }
             None => Err(no_controller()),
         }),
+        RaftRequest::AlterReassignments(requests) => {
+            RaftResponse::AlterReassignments(match controller {
+                Some(controller) => {
+                    super::controller::alter_reassignments(controller, requests.clone()).await
+                }
+                None => Err(no_controller()),
+            })
+        }
         RaftRequest::DescribeQuorum => {
             let me = raft.metrics().borrow().id;
             RaftResponse::DescribeQuorum(super::quorum_description::describe(raft, me))
@@ -172,6 +181,20 @@ impl QuorumClient {
         }
     }
 
+    /// Starts or cancels reassignments through the controller; each partition's outcome.
+    pub async fn alter_reassignments(
+        &self,
+        requests: Vec<Reassignment>,
+    ) -> Result<Vec<ReassignmentOutcome>, QuorumError> {
+        match self
+            .to_leader(RaftRequest::AlterReassignments(requests))
+            .await?
+        {
+            RaftResponse::AlterReassignments(Ok(outcomes)) => Ok(outcomes),
+            _ => Err(QuorumError::Raft("a response of the wrong kind".into())),
+        }
+    }
+
     /// The quorum's voters, observers and their progress, from the leader.
     pub async fn describe_quorum(&self) -> Result<QuorumDescription, QuorumError> {
         match self.to_leader(RaftRequest::DescribeQuorum).await? {
@@ -210,7 +233,8 @@ impl QuorumClient {
                     | RaftResponse::Heartbeat(Err(err))
                     | RaftResponse::AlterPartition(Err(err))
                     | RaftResponse::ElectLeaders(Err(err))
-                    | RaftResponse::DescribeQuorum(Err(err)),
+                    | RaftResponse::DescribeQuorum(Err(err))
+                    | RaftResponse::AlterReassignments(Err(err)),
                 ) => err,
                 Ok(response) => return Ok(response),
                 Err(err) => err,

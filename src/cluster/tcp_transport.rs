@@ -68,8 +68,10 @@ impl Accept for TcpListener {
 use tracing::{debug, warn};
 
 use super::controller::ControllerMsg;
+use super::controller::ReassignmentOutcome;
 use super::elections::{ElectLeaders, ElectionOutcome};
 use super::quorum_description::QuorumDescription;
+use super::reassignment::Reassignment;
 use super::rpc::{answer, BrokerHeartbeat, IsrChange, Rejected};
 use super::{MetadataRaft, MetadataTypes, NodeId};
 use crate::actors::metadata::MetadataRecord;
@@ -96,6 +98,8 @@ pub(super) enum RaftRequest {
     ElectLeaders(ElectLeaders),
     /// A DescribeQuorum request, for the leader.
     DescribeQuorum,
+    /// An AlterPartitionReassignments request, for the controller.
+    AlterReassignments(Vec<Reassignment>),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -109,6 +113,7 @@ pub(super) enum RaftResponse {
     AlterPartition(Result<(), Rejected>),
     ElectLeaders(Result<Vec<ElectionOutcome>, Rejected>),
     DescribeQuorum(Result<QuorumDescription, Rejected>),
+    AlterReassignments(Result<Vec<ReassignmentOutcome>, Rejected>),
 }
 
 pub async fn write_frame<T: Serialize>(

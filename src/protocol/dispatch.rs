@@ -118,6 +118,12 @@ pub async fn prepare(
         RequestKind::ElectLeaders(req) => {
             Prepared::reply(handlers::elect_leaders::prepare(ctx, version, req))
         }
+        RequestKind::AlterPartitionReassignments(req) => {
+            Prepared::reply(handlers::partition_reassignments::alter(ctx, req))
+        }
+        RequestKind::ListPartitionReassignments(req) => {
+            Prepared::reply(handlers::partition_reassignments::list(ctx, req))
+        }
         RequestKind::DescribeQuorum(req) => {
             Prepared::reply(handlers::describe_quorum::prepare(ctx, req))
         }
@@ -147,6 +153,9 @@ pub async fn prepare(
         }
         RequestKind::EndTxn(req) => {
             Prepared::reply(handlers::end_txn::prepare(ctx, version, req).await)
+        }
+        RequestKind::WriteTxnMarkers(req) => {
+            Prepared::reply(handlers::write_txn_markers::prepare(ctx, req))
         }
         RequestKind::DescribeProducers(req) => {
             Prepared::reply(handlers::describe_producers::prepare(ctx, req))

@@ -246,6 +246,7 @@ impl ClientFirst {
             mechanism,
             credential,
             gs2_header: self.gs2_header,
+            client_nonce_len: self.client_nonce.len(),
             nonce,
             auth_prefix: format!("{},{server_first}", self.bare),
         };
@@ -276,6 +277,11 @@ pub struct ScramExchange {
     credential: ScramCredential,
     gs2_header: String,
     nonce: String,
+    /// The client's nonce is `nonce`'s first `client_nonce_len` bytes. That nonce again in
+    /// front of `nonce` is accepted too: librdkafka 2.0.2 (Debian's, under kcat 1.7.1) echoes
+    /// its own nonce twice, and Kafka's ScramSaslServer accepted it with an `endsWith` check.
+    /// Only this form is accepted besides the exact one.
+    client_nonce_len: usize,
     /// client-first-bare "," server-first: the start of the AuthMessage.
     auth_prefix: String,
 }
@@ -309,7 +315,12 @@ impl ScramExchange {
         if binding != self.gs2_header.as_bytes() {
             return Err(ScramError::ChannelBindingData);
         }
-        if nonce != self.nonce {
+        // The proof below is computed over the nonce as sent, so accepting the doubled
+        // form lets no one in without the password.
+        let doubled = nonce
+            .strip_suffix(self.nonce.as_str())
+            .is_some_and(|prefix| Some(prefix) == self.nonce.get(..self.client_nonce_len));
+        if nonce != self.nonce && !doubled {
             return Err(ScramError::Nonce);
         }
         let proof = BASE64

@@ -99,6 +99,7 @@ fn client_final(
     password: &[u8],
     client_first_bare: &str,
     server_first: &str,
+    echo_prefix: &str,
 ) -> String {
     use hmac::{Hmac, Mac};
     use sha2::{Digest, Sha512};
@@ -117,7 +118,7 @@ fn client_final(
     };
     let client_key = hmac(&salted, b"Client Key");
     let stored_key = Sha512::digest(&client_key);
-    let without_proof = format!("c=biws,r={nonce}");
+    let without_proof = format!("c=biws,r={echo_prefix}{nonce}");
     let auth = format!("{client_first_bare},{server_first},{without_proof}");
     let signature = hmac(&stored_key, auth.as_bytes());
     let proof: Vec<u8> = client_key
@@ -140,12 +141,37 @@ fn sha512_round_trip_with_a_random_nonce_and_salt() {
     let first = ClientFirst::parse(format!("n,,{bare}").as_bytes()).unwrap();
     let (exchange, server_first) = first.answer(m, credential, &nonce);
     let server_first = String::from_utf8(server_first).unwrap();
-    let good = client_final(m, b"alice-secret", bare, &server_first);
+    let good = client_final(m, b"alice-secret", bare, &server_first, "");
     assert!(exchange.finish(good.as_bytes()).is_ok());
-    let bad = client_final(m, b"wrong", bare, &server_first);
+    let bad = client_final(m, b"wrong", bare, &server_first, "");
     assert_eq!(
         exchange.finish(bad.as_bytes()),
         Err(ScramError::InvalidCredentials)
+    );
+}
+
+/// librdkafka 2.0.2 (kcat 1.7.1 on Debian) echoes its own nonce in front of the combined
+/// one; that form is served, with the proof still checked, and no other prefix is.
+#[test]
+fn librdkafka_doubled_client_nonce_is_accepted_with_a_valid_proof_only() {
+    let m = ScramMechanism::Sha512;
+    let credential = ScramCredential::from_password(m, b"admin-secret", new_salt(), 4096);
+    let cnonce = "U8k?qZtSEz=i[YlZlav0{ETG7Lr01}qL";
+    let bare = format!("n=admin,r={cnonce}");
+    let first = ClientFirst::parse(format!("n,,{bare}").as_bytes()).unwrap();
+    let (exchange, server_first) = first.answer(m, credential, &server_nonce());
+    let server_first = String::from_utf8(server_first).unwrap();
+    let doubled = client_final(m, b"admin-secret", &bare, &server_first, cnonce);
+    assert!(exchange.finish(doubled.as_bytes()).is_ok());
+    let wrong = client_final(m, b"wrong", &bare, &server_first, cnonce);
+    assert_eq!(
+        exchange.finish(wrong.as_bytes()),
+        Err(ScramError::InvalidCredentials)
+    );
+    let other_prefix = client_final(m, b"admin-secret", &bare, &server_first, "x");
+    assert_eq!(
+        exchange.finish(other_prefix.as_bytes()),
+        Err(ScramError::Nonce)
     );
 }
 

@@ -239,6 +239,7 @@ fn rows() -> Vec<Row> {
         ("DescribeLogDirs", describe_log_dirs, CLUSTER_DENIED),
         ("ElectLeaders", elect_leaders, CLUSTER_DENIED),
         ("DescribeQuorum", describe_quorum, CLUSTER_DENIED),
+        ("WriteTxnMarkers", write_txn_markers, CLUSTER_DENIED),
         (
             "DescribeCluster operations",
             describe_cluster,

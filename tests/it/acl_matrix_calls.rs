@@ -444,3 +444,23 @@ pub fn list_partition_reassignments(w: &mut Wire) -> i16 {
     let version = lowest(ApiKey::ListPartitionReassignments);
     answered(w.call(version, &req), "ListPartitionReassignments").error_code
 }
+
+/// An abort marker for partition 0 of `t` from a producer that never wrote there (what
+/// another broker's transaction coordinator sends); its partition's error code.
+pub fn write_txn_markers(w: &mut Wire) -> i16 {
+    use write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+    let req = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+        .with_producer_id(ProducerId(999_999))
+        .with_producer_epoch(0)
+        .with_transaction_result(false)
+        .with_coordinator_epoch(0)
+        .with_topics(vec![WritableTxnMarkerTopic::default()
+            .with_name(topic("t"))
+            .with_partition_indexes(vec![0])])]);
+    let resp: WriteTxnMarkersResponse = answered(w.call(1, &req), "WriteTxnMarkers");
+    resp.markers
+        .first()
+        .and_then(|m| m.topics.first())
+        .and_then(|t| t.partitions.first())
+        .map_or(-1, |p| p.error_code)
+}

@@ -19,7 +19,7 @@ use crate::harness::*;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-fn transactional_producer(
+pub(crate) fn transactional_producer(
     bootstrap: &str,
     id: &str,
 ) -> (CountingProducer, std::sync::Arc<Deliveries>) {
@@ -37,7 +37,7 @@ fn transactional_producer(
     (producer, deliveries)
 }
 
-fn payloads(records: &[Consumed]) -> Vec<String> {
+pub(crate) fn payloads(records: &[Consumed]) -> Vec<String> {
     records
         .iter()
         .map(|r| String::from_utf8_lossy(r.payload.as_deref().unwrap_or_default()).into_owned())

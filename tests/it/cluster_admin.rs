@@ -2,11 +2,13 @@
 //! temp dirs), with raw frames: CreateTopics and CreatePartitions with explicit
 //! assignments (and Kafka's INVALID_REPLICA_ASSIGNMENT / INVALID_REQUEST for bad ones),
 //! DescribeCluster listing every broker, logs opened only where a replica is, DescribeQuorum's voters and their lag, and
-//! ElectLeaders moving leadership back to the preferred replica after a failover. One
+//! ElectLeaders moving leadership back to the preferred replica after a failover; and
+//! AlterPartitionReassignments / ListPartitionReassignments moving a replica under load. One
 //! cluster for all of it, to keep the CI time down. Every wait polls and is bounded.
 
 use std::collections::BTreeSet;
 use std::net::TcpStream;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::create_partitions_request::{
@@ -15,10 +17,11 @@ use kafka_protocol::messages::create_partitions_request::{
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
+use rdkafka::producer::BaseRecord;
 
 use super::client_hostile_records::request;
 use super::cluster_metadata::{broker_ids, every, start_cluster, topic, wait_everywhere, SLACK};
-use super::harness::TestBroker;
+use super::harness::{consume, consumer, flush, producer, send, TestBroker};
 use super::protocol_versions::name;
 
 const NOT_CONTROLLER: i16 = 41;
@@ -247,4 +250,144 @@ fn admin_apis_assign_describe_and_elect_on_three_brokers() {
         replicas_and_leader(r, "manual", 0) == Some((vec![3, 1, 2], 3))
     });
     eprintln!("cluster admin test took {:?}", started.elapsed());
+}
+
+/// A partition under reassignment: (index, replicas, adding, removing).
+type Ongoing = (i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+fn reassignments(broker: &TestBroker) -> Vec<Ongoing> {
+    let req = ListPartitionReassignmentsRequest::default().with_timeout_ms(10_000);
+    let r: ListPartitionReassignmentsResponse =
+        ask(broker, ApiKey::ListPartitionReassignments, 0, &req);
+    let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<_>>();
+    r.topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| {
+            (
+                p.partition_index,
+                ids(&p.replicas),
+                ids(&p.adding_replicas),
+                ids(&p.removing_replicas),
+            )
+        })
+        .collect()
+}
+
+/// Kafka's reassignment under acks=all load: broker 3's replica moves to a fourth broker
+/// (4 joins, catches up, enters the ISR, then 3 leaves and deletes its log); the list API
+/// shows it under way, then none; every acknowledged record is read back once, in order.
+#[test]
+fn a_reassignment_moves_a_replica_to_a_fourth_broker_under_load() {
+    const RECORDS: usize = 3_000;
+    let brokers = start_cluster(1);
+    wait_everywhere(&every(&brokers), SLACK, "four brokers", |r| {
+        broker_ids(r) == BTreeSet::from([1, 2, 3, 4])
+    });
+    let (code, message) = create_assigned(&brokers[0], "moving", -1, &[&[1, 2, 3]]);
+    assert_eq!(code, 0, "{message}");
+    wait_everywhere(&every(&brokers), SLACK, "the topic with ISR 3", |r| {
+        topic(r, "moving")
+            .is_some_and(|t| t.partitions.len() == 1 && t.partitions[0].isr_nodes.len() == 3)
+    });
+    let bootstrap = brokers
+        .iter()
+        .map(|b| b.bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    let (producer, deliveries) = producer(
+        &bootstrap,
+        &[
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+            ("message.timeout.ms", "60000"),
+            ("linger.ms", "5"),
+        ],
+    );
+    let payload = |i: usize| format!("record-{i}").into_bytes();
+    let send_range = |range: std::ops::Range<usize>| {
+        for i in range {
+            let value = payload(i);
+            send(
+                &producer,
+                BaseRecord::to("moving").partition(0).payload(&value[..]),
+            );
+        }
+    };
+    send_range(0..RECORDS / 2);
+
+    let alter = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![
+            alter_partition_reassignments_request::ReassignableTopic::default()
+                .with_name(name("moving"))
+                .with_partitions(vec![
+                    alter_partition_reassignments_request::ReassignablePartition::default()
+                        .with_partition_index(0)
+                        .with_replicas(Some(vec![BrokerId(1), BrokerId(2), BrokerId(4)])),
+                ]),
+        ]);
+    let (code, message) = retried(NOT_CONTROLLER, || {
+        let r: AlterPartitionReassignmentsResponse =
+            ask(&brokers[1], ApiKey::AlterPartitionReassignments, 0, &alter);
+        let p = &r.responses[0].partitions[0];
+        (p.error_code, format!("{:?}", p.error_message))
+    });
+    assert_eq!(code, 0, "{message}");
+    // Committed before the answer: the broker that took it lists it under way at once.
+    assert_eq!(
+        reassignments(&brokers[1]),
+        vec![(0, vec![1, 2, 4, 3], vec![4], vec![3])]
+    );
+    send_range(RECORDS / 2..RECORDS);
+
+    let deadline = Instant::now() + SLACK;
+    while !reassignments(&brokers[1]).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the reassignment did not complete\n{}",
+            brokers[3].logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_everywhere(&every(&brokers), SLACK, "replicas 1, 2, 4", |r| {
+        replicas_and_leader(r, "moving", 0) == Some((vec![1, 2, 4], 1))
+    });
+    assert!(
+        brokers[3].data_dir().join("moving-0").exists(),
+        "broker 4 holds the log"
+    );
+    let deadline = Instant::now() + SLACK;
+    while brokers[2].data_dir().join("moving-0").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "broker 3 kept the log it no longer replicates"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    flush(&producer);
+    assert_eq!(
+        (
+            deliveries.ok.load(Ordering::SeqCst),
+            deliveries.failed.load(Ordering::SeqCst)
+        ),
+        (RECORDS, 0),
+        "{:?}",
+        deliveries.first_error.lock().unwrap()
+    );
+    let reader = consumer(&bootstrap, &[]);
+    let read = consume(&reader, "moving", 1, RECORDS, Duration::from_secs(60));
+    let payloads: Vec<Vec<u8>> = read.iter().filter_map(|r| r.payload.clone()).collect();
+    let expected: Vec<Vec<u8>> = (0..RECORDS).map(payload).collect();
+    assert_eq!(
+        payloads.len(),
+        expected.len(),
+        "read {} records",
+        payloads.len()
+    );
+    assert_eq!(
+        payloads, expected,
+        "every acknowledged record once, in order"
+    );
 }

@@ -342,6 +342,51 @@ async fn every_advertised_version_answers_and_encodes() {
         // ELECTION_NOT_NEEDED; UNKNOWN_TOPIC_OR_PARTITION.
         assert_eq!((r.error_code, codes), (0, vec![84, 3]), "ElectLeaders v{v}");
     }
+    // Reassignments, single-node: to this broker itself changes nothing; none under way.
+    for v in range(ApiKey::AlterPartitionReassignments) {
+        let partition = alter_partition_reassignments_request::ReassignablePartition::default()
+            .with_replicas(Some(vec![BrokerId(0)]));
+        let topics = vec![
+            alter_partition_reassignments_request::ReassignableTopic::default()
+                .with_name(name("ct-2"))
+                .with_partitions(vec![partition]),
+        ];
+        let ResponseKind::AlterPartitionReassignments(r) = serve(
+            &ctx,
+            ApiKey::AlterPartitionReassignments,
+            v,
+            RequestKind::AlterPartitionReassignments(
+                AlterPartitionReassignmentsRequest::default().with_topics(topics),
+            ),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        let code = r.responses[0].partitions[0].error_code;
+        assert_eq!(
+            (r.error_code, code),
+            (0, 0),
+            "AlterPartitionReassignments v{v}"
+        );
+    }
+    for v in range(ApiKey::ListPartitionReassignments) {
+        let ResponseKind::ListPartitionReassignments(r) = serve(
+            &ctx,
+            ApiKey::ListPartitionReassignments,
+            v,
+            RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default()),
+        )
+        .await
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (r.error_code, r.topics.len()),
+            (0, 0),
+            "ListPartitionReassignments v{v}"
+        );
+    }
     for v in range(ApiKey::DescribeQuorum) {
         let topics = vec![describe_quorum_request::TopicData::default()
             .with_topic_name(name("__cluster_metadata"))

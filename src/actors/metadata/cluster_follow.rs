@@ -10,8 +10,10 @@ use ractor::{ActorRef, RpcReplyPort};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{MetadataMsg, MetadataState};
+use super::{MetadataImage, MetadataMsg, MetadataState, PartitionMsg};
+use crate::actors::unavailable_partition::stand_in;
 use crate::cluster::AppliedImage;
+use crate::error::PartitionError;
 
 /// Forwards every applied image to the actor until it stops.
 pub(super) fn follow_applied(
@@ -87,6 +89,63 @@ impl MetadataState {
                 None => {}
             }
         }
+        self.rehost(myself, &old).await;
         self.publish();
     }
+
+    /// Reassignment: a partition this broker became a replica of opens its log here; one
+    /// it is no replica of any more is deleted here (its directory moved aside and
+    /// removed, as a deleted topic's) and the not-a-replica stand-in takes its slot.
+    async fn rehost(&mut self, myself: &ActorRef<MetadataMsg>, old: &MetadataImage) {
+        let Some(me) = self.roles.as_ref().map(|r| r.broker_id()) else {
+            return;
+        };
+        let mut changes = Vec::new();
+        for (name, topic) in &self.image.topics {
+            let (Some(local), Some(before)) = (self.topics.get(name), old.topics.get(name)) else {
+                continue;
+            };
+            for (index, p) in topic.assignments.iter().enumerate() {
+                let Some(was) = before.assignments.get(index) else {
+                    continue;
+                };
+                let holds = p.replicas.contains(&me);
+                if index < local.partitions.len() && was.replicas.contains(&me) != holds {
+                    changes.push((name.clone(), index as i32, holds, topic.configs.clone()));
+                }
+            }
+        }
+        for (name, index, holds, configs) in changes {
+            let current = self.topics[&name].partitions[index as usize].clone();
+            if holds {
+                match self.spawn_partition(myself, &name, &configs, index).await {
+                    Ok(actor) => {
+                        info!(topic = %name, partition = index, "This broker became a replica of a partition; its log is open.");
+                        self.set_partition(&name, index, actor);
+                        current.stop(Some("replaced by the partition's log".into()));
+                    }
+                    Err(err) => {
+                        warn!(topic = %name, partition = index, %err, "Could not open the log of a partition reassigned here.")
+                    }
+                }
+            } else {
+                let delete = |reply| PartitionMsg::Delete { reply };
+                if let Err(err) = crate::actors::call(&current, delete, DELETE_WAIT).await {
+                    warn!(topic = %name, partition = index, %err, "A partition reassigned away did not confirm its deletion.");
+                }
+                match stand_in(PartitionError::NotAvailable, myself.get_cell()).await {
+                    Ok(actor) => {
+                        info!(topic = %name, partition = index, "This broker is no replica of a partition any more; its log is deleted.");
+                        self.set_partition(&name, index, actor);
+                    }
+                    Err(err) => {
+                        warn!(topic = %name, partition = index, %err, "Could not start a stand-in for a partition reassigned away.")
+                    }
+                }
+            }
+        }
+    }
 }
+
+/// How long a partition reassigned away has to move its directory aside.
+const DELETE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);

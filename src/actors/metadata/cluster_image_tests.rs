@@ -84,12 +84,16 @@ fn brokers_assignments_leaders_and_isrs_follow_their_records() {
                 leader: 1,
                 leader_epoch: 1,
                 isr: vec![1, 3],
+                adding: Vec::new(),
+                removing: Vec::new(),
             },
             PartitionImage {
                 replicas: vec![2, 3, 1],
                 leader: 3,
                 leader_epoch: 1,
                 isr: vec![3, 1],
+                adding: Vec::new(),
+                removing: Vec::new(),
             },
             PartitionImage::new(vec![3, 1, 2]),
         ]

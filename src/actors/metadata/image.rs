@@ -35,6 +35,12 @@ pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
     pub isr: Vec<i32>,
+    /// A reassignment under way: the replicas joining, and those that leave once every
+    /// joining one is in the ISR (both empty: none).
+    #[serde(default)]
+    pub adding: Vec<i32>,
+    #[serde(default)]
+    pub removing: Vec<i32>,
 }
 
 impl PartitionImage {
@@ -45,7 +51,28 @@ impl PartitionImage {
             leader_epoch: 0,
             isr: replicas.clone(),
             replicas,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
+    }
+
+    /// The record that sets a partition to this state.
+    pub fn reassigned(&self, topic: &str, partition: i32) -> MetadataRecord {
+        MetadataRecord::PartitionReassigned {
+            topic: topic.to_string(),
+            partition,
+            replicas: self.replicas.clone(),
+            adding: self.adding.clone(),
+            removing: self.removing.clone(),
+            leader: self.leader,
+            leader_epoch: self.leader_epoch,
+            isr: self.isr.clone(),
+        }
+    }
+
+    /// Whether a reassignment is under way.
+    pub fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
     }
 }
 
@@ -160,6 +187,11 @@ impl MetadataImage {
         }
     }
 
+    fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionImage> {
+        let index = usize::try_from(partition).ok()?;
+        self.topics.get_mut(topic)?.assignments.get_mut(index)
+    }
+
     /// The cluster-mode records (see `MetadataRecord::BrokerRegistered` and after).
     fn apply_cluster(&mut self, record: &MetadataRecord) {
         match record {
@@ -194,14 +226,31 @@ impl MetadataImage {
                 leader_epoch,
                 isr,
             } => {
-                let state = self
-                    .topics
-                    .get_mut(topic)
-                    .and_then(|t| t.assignments.get_mut(usize::try_from(*partition).ok()?));
-                if let Some(state) = state {
+                if let Some(state) = self.partition_mut(topic, *partition) {
                     state.leader = *leader;
                     state.leader_epoch = *leader_epoch;
                     state.isr = isr.clone();
+                }
+            }
+            MetadataRecord::PartitionReassigned {
+                topic,
+                partition,
+                replicas,
+                adding,
+                removing,
+                leader,
+                leader_epoch,
+                isr,
+            } => {
+                if let Some(state) = self.partition_mut(topic, *partition) {
+                    *state = PartitionImage {
+                        replicas: replicas.clone(),
+                        leader: *leader,
+                        leader_epoch: *leader_epoch,
+                        isr: isr.clone(),
+                        adding: adding.clone(),
+                        removing: removing.clone(),
+                    };
                 }
             }
             MetadataRecord::TopicCreatedWithAssignments {
@@ -296,7 +345,9 @@ impl MetadataImage {
                     .collect(),
             });
             for (index, state) in topic.assignments.iter().enumerate() {
-                if *state != PartitionImage::new(state.replicas.clone()) {
+                if state.reassigning() {
+                    live.push(state.reassigned(name, index as i32));
+                } else if *state != PartitionImage::new(state.replicas.clone()) {
                     live.push(MetadataRecord::PartitionChanged {
                         topic: name.clone(),
                         partition: index as i32,

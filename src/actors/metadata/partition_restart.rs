@@ -295,7 +295,7 @@ impl MetadataState {
         }
     }
 
-    fn set_partition(&mut self, topic: &str, index: i32, actor: ActorRef<PartitionMsg>) {
+    pub(super) fn set_partition(&mut self, topic: &str, index: i32, actor: ActorRef<PartitionMsg>) {
         if let Some(slot) = self
             .topics
             .get_mut(topic)

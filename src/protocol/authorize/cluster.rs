@@ -1,6 +1,7 @@
 //! Cluster-administration checks: ElectLeaders and AlterPartitionReassignments need ALTER
 //! on the cluster, DescribeQuorum and ListPartitionReassignments DESCRIBE on it; refused,
-//! they answer CLUSTER_AUTHORIZATION_FAILED as Kafka's KafkaApis does.
+//! they answer CLUSTER_AUTHORIZATION_FAILED as Kafka's KafkaApis does. WriteTxnMarkers,
+//! sent by another broker's transaction coordinator, needs CLUSTER_ACTION on the cluster.
 
 use kafka_protocol::messages::*;
 
@@ -65,5 +66,37 @@ pub fn list_partition_reassignments(
     }
     Checked::Refuse(ResponseKind::ListPartitionReassignments(
         ListPartitionReassignmentsResponse::default().with_error_code(CLUSTER_DENIED),
+    ))
+}
+
+pub fn write_txn_markers(req: WriteTxnMarkersRequest, view: &AuthorizerView) -> Checked {
+    if view.allows_cluster(Op::ClusterAction) {
+        return Checked::Serve(RequestKind::WriteTxnMarkers(req), None);
+    }
+    // As Kafka: every partition of every marker is refused.
+    use write_txn_markers_response::{
+        WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+    };
+    let markers = req
+        .markers
+        .into_iter()
+        .map(|m| {
+            let topics = m.topics.into_iter().map(|t| {
+                let partitions = t.partition_indexes.iter().map(|p| {
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_error_code(CLUSTER_DENIED)
+                });
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions.collect())
+            });
+            WritableTxnMarkerResult::default()
+                .with_producer_id(m.producer_id)
+                .with_topics(topics.collect())
+        })
+        .collect();
+    Checked::Refuse(ResponseKind::WriteTxnMarkers(
+        WriteTxnMarkersResponse::default().with_markers(markers),
     ))
 }

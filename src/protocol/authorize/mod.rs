@@ -93,6 +93,7 @@ pub fn check(
         R::DescribeQuorum(r) => cluster::describe_quorum(r, view),
         R::AlterPartitionReassignments(r) => cluster::alter_partition_reassignments(r, view),
         R::ListPartitionReassignments(r) => cluster::list_partition_reassignments(r, view),
+        R::WriteTxnMarkers(r) => cluster::write_txn_markers(r, view),
         // Metadata checks in its handler (auto-creation needs CREATE); the ACL APIs check
         // in theirs; ApiVersions and SASL need nothing.
         other @ (R::Metadata(_)
@@ -149,6 +150,7 @@ pub const CHECKED: &[ApiKey] = &[
     ApiKey::DescribeQuorum,
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
+    ApiKey::WriteTxnMarkers,
     // Checked in their handlers, or needing no ACL.
     ApiKey::Metadata,
     ApiKey::CreateAcls,

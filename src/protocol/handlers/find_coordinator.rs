@@ -4,7 +4,11 @@
 //! Single node: this broker coordinates everything. Cluster mode: a group's coordinator is
 //! the leader of its `__consumer_offsets` partition (COORDINATOR_NOT_AVAILABLE while it has
 //! none; the topic is created through the quorum when first needed, as Kafka does);
-//! transactional ids are still coordinated by the broker asked.
+//! until `__transaction_state` exists, a transactional id is coordinated by the leader of
+//! the `__consumer_offsets` partition its id hashes to, so every broker names the same one
+//! (the broker asked would hand one producer's transactions to several coordinators, and
+//! an EndTxn after a coordinator re-lookup would meet another broker's state). Its state
+//! is still in that broker's own files: it does not survive the broker's loss.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
@@ -42,7 +46,7 @@ pub fn prepare(
         let mut found = Vec::with_capacity(keys.len());
         for key in &keys {
             found.push(match req.key_type {
-                0 if ctx.config.cluster_mode() => group_coordinator(&ctx, key.as_str()).await,
+                0 | 1 if ctx.config.cluster_mode() => group_coordinator(&ctx, key.as_str()).await,
                 0 | 1 => here.clone(),
                 _ => Err(ResponseError::InvalidRequest.code()),
             });
