@@ -20,13 +20,17 @@ use openraft::Config;
 use ractor::{Actor, ActorRef};
 
 const WAIT: Duration = Duration::from_secs(30);
-const SESSION: Duration = Duration::from_millis(600);
+// Long enough that a busy CI machine (cluster tests with broker processes beside this one)
+// never stalls the heartbeat task past it: a 600 ms session fenced the beating brokers too.
+const SESSION: Duration = Duration::from_millis(2_000);
 
+// Heartbeats go to one controller for the whole test, so its leadership must not move under
+// load: elections only after a second of silence.
 fn config() -> Config {
     Config {
-        heartbeat_interval: 50,
-        election_timeout_min: 150,
-        election_timeout_max: 300,
+        heartbeat_interval: 100,
+        election_timeout_min: 1_000,
+        election_timeout_max: 2_000,
         ..default_config()
     }
 }
