@@ -15,18 +15,19 @@ use crate::acl_matrix::{acl, create_acls, delete_acls, ALLOW, LITERAL, TOPIC, WR
 use crate::actor_sasl::{alter, plain_login, scram_login, upsert};
 use crate::harness::{self, Deliveries, TestBroker};
 
-/// Sends one record to `topic` and waits for its report: None if delivered, else the error.
+/// Sends one record to `topic` and waits for its report: None if delivered, else the error
+/// (librdkafka refuses at once a topic its metadata already marks unauthorized, else the
+/// delivery report carries the broker's error).
 fn deliver(
     producer: &harness::CountingProducer,
     deliveries: &Deliveries,
     topic: &str,
 ) -> Option<String> {
     let failed = deliveries.failed.load(Ordering::SeqCst);
-    harness::send_and_wait(
-        producer,
-        deliveries,
-        BaseRecord::to(topic).payload(b"v".as_slice()),
-    );
+    let record = BaseRecord::to(topic).payload(b"v".as_slice());
+    if let Err(refused) = harness::try_send_and_wait(producer, deliveries, record) {
+        return Some(refused.to_string());
+    }
     if deliveries.failed.load(Ordering::SeqCst) == failed {
         return None;
     }

@@ -259,11 +259,23 @@ pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> (CountingProducer, A
 
 /// Enqueues one record, waiting (bounded) while librdkafka's queue is full.
 pub fn send(producer: &CountingProducer, record: BaseRecord<'_, [u8], [u8]>) {
+    if let Err(e) = try_send(producer, record) {
+        panic!("send failed: {e}");
+    }
+}
+
+/// `send`, answering librdkafka's refusal to enqueue (other than a full queue) instead of
+/// panicking: it refuses at once what its metadata already says is refused (a topic the
+/// principal may not write, for one).
+pub fn try_send(
+    producer: &CountingProducer,
+    record: BaseRecord<'_, [u8], [u8]>,
+) -> Result<(), rdkafka::error::KafkaError> {
     let mut record = record;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match producer.send(record) {
-            Ok(()) => return,
+            Ok(()) => return Ok(()),
             Err((
                 rdkafka::error::KafkaError::MessageProduction(
                     rdkafka::types::RDKafkaErrorCode::QueueFull,
@@ -274,7 +286,7 @@ pub fn send(producer: &CountingProducer, record: BaseRecord<'_, [u8], [u8]>) {
                 producer.poll(Duration::from_millis(10));
                 record = back;
             }
-            Err((e, _)) => panic!("send failed: {e}"),
+            Err((e, _)) => return Err(e),
         }
     }
 }
@@ -292,14 +304,26 @@ pub fn send_and_wait(
     deliveries: &Deliveries,
     record: BaseRecord<'_, [u8], [u8]>,
 ) {
+    if let Err(e) = try_send_and_wait(producer, deliveries, record) {
+        panic!("send failed: {e}");
+    }
+}
+
+/// `send_and_wait`, answering a refusal to enqueue (see `try_send`) instead of panicking.
+pub fn try_send_and_wait(
+    producer: &CountingProducer,
+    deliveries: &Deliveries,
+    record: BaseRecord<'_, [u8], [u8]>,
+) -> Result<(), rdkafka::error::KafkaError> {
     let before = deliveries.ok.load(Ordering::SeqCst) + deliveries.failed.load(Ordering::SeqCst);
-    send(producer, record);
+    try_send(producer, record)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while deliveries.ok.load(Ordering::SeqCst) + deliveries.failed.load(Ordering::SeqCst) == before
     {
         assert!(Instant::now() < deadline, "no delivery report within 30 s");
         producer.poll(Duration::from_millis(1));
     }
+    Ok(())
 }
 
 pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
