@@ -3,6 +3,8 @@
 
 use kafka_protocol::ResponseError;
 
+use crate::error::MetadataError;
+
 use crate::security::acl::{AclBinding, AclOperation, AclPermission, PatternType, ResourceType};
 use crate::security::acl_filter::AclFilter;
 use crate::security::authorizer_view::{AuthorizerView, CLUSTER_NAME};
@@ -24,6 +26,51 @@ pub fn refusal(view: &AuthorizerView, operation: AclOperation) -> Option<(i16, &
         ));
     }
     None
+}
+
+/// The entries of a CreateAcls or DeleteAcls request in request order: each one parsed
+/// (an index into the valid ones, which go to the metadata actor) or refused with its reason.
+pub struct Slots(Vec<Result<usize, String>>);
+
+impl Slots {
+    /// The slots, and the valid entries in order.
+    pub fn new<T>(parsed: impl IntoIterator<Item = Result<T, String>>) -> (Self, Vec<T>) {
+        let mut valid = Vec::new();
+        let slots = parsed
+            .into_iter()
+            .map(|entry| {
+                entry.map(|item| {
+                    valid.push(item);
+                    valid.len() - 1
+                })
+            })
+            .collect();
+        (Slots(slots), valid)
+    }
+
+    /// One answer per entry, in request order, from the metadata actor's outcomes for the
+    /// valid ones (None: it did not answer, so each is unavailable); refused entries are
+    /// INVALID_REQUEST.
+    pub fn answer<R, O>(
+        self,
+        outcomes: Option<Vec<Result<R, MetadataError>>>,
+        ok: impl Fn(&R) -> O,
+        failed: impl Fn(i16, String) -> O,
+    ) -> Vec<O> {
+        let outcomes = outcomes.unwrap_or_default();
+        let unavailable = MetadataError::Unavailable;
+        self.0
+            .into_iter()
+            .map(|slot| match slot {
+                Ok(i) => match outcomes.get(i) {
+                    Some(Ok(done)) => ok(done),
+                    Some(Err(err)) => failed(err.code(), err.to_string()),
+                    None => failed(unavailable.code(), unavailable.to_string()),
+                },
+                Err(message) => failed(ResponseError::InvalidRequest.code(), message),
+            })
+            .collect()
+    }
 }
 
 /// One ACL as CreateAcls sends it, wire codes and all.

@@ -4,12 +4,10 @@
 
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::{CreateAclsRequest, CreateAclsResponse, ResponseKind};
-use kafka_protocol::ResponseError;
 
-use super::acls::{binding, refusal, WireAcl};
+use super::acls::{binding, refusal, Slots, WireAcl};
 use super::text;
 use crate::actors::metadata::MetadataMsg;
-use crate::error::MetadataError;
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
@@ -36,11 +34,8 @@ pub fn prepare(
             ResponseKind::CreateAcls(CreateAclsResponse::default().with_results(results))
         });
     }
-    // Each creation is valid (an index into `valid`) or refused with its reason.
-    let mut slots = Vec::with_capacity(req.creations.len());
-    let mut valid = Vec::new();
-    for c in &req.creations {
-        let parsed = binding(WireAcl {
+    let (slots, valid) = Slots::new(req.creations.iter().map(|c| {
+        binding(WireAcl {
             resource_type: c.resource_type,
             resource_name: c.resource_name.as_str(),
             pattern_type: c.resource_pattern_type,
@@ -48,16 +43,8 @@ pub fn prepare(
             host: c.host.as_str(),
             operation: c.operation,
             permission: c.permission_type,
-        });
-        match parsed {
-            Ok(acl) => {
-                slots.push(Ok(valid.len()));
-                valid.push(acl);
-            }
-            Err(message) => slots.push(Err(message)),
-        }
-    }
-    let count = valid.len();
+        })
+    }));
     let rx = ask(&ctx.metadata, |reply| MetadataMsg::CreateAcls {
         acls: valid,
         reply,
@@ -66,22 +53,8 @@ pub fn prepare(
         let committed = match rx {
             Some(rx) => rx.await.ok(),
             None => None,
-        }
-        .unwrap_or_else(|| vec![Err(MetadataError::Unavailable); count]);
-        let results = slots
-            .into_iter()
-            .map(|slot| match slot {
-                Ok(i) => match committed.get(i) {
-                    Some(Ok(())) => AclCreationResult::default(),
-                    Some(Err(err)) => failed(err.code(), err.to_string()),
-                    None => failed(
-                        MetadataError::Unavailable.code(),
-                        MetadataError::Unavailable.to_string(),
-                    ),
-                },
-                Err(message) => failed(ResponseError::InvalidRequest.code(), message),
-            })
-            .collect();
+        };
+        let results = slots.answer(committed, |()| AclCreationResult::default(), failed);
         ResponseKind::CreateAcls(CreateAclsResponse::default().with_results(results))
     })
 }

@@ -7,12 +7,10 @@ use kafka_protocol::messages::delete_acls_response::{
     DeleteAclsFilterResult, DeleteAclsMatchingAcl,
 };
 use kafka_protocol::messages::{DeleteAclsRequest, DeleteAclsResponse, ResponseKind};
-use kafka_protocol::ResponseError;
 
-use super::acls::{filter, refusal};
+use super::acls::{filter, refusal, Slots};
 use super::text;
 use crate::actors::metadata::MetadataMsg;
-use crate::error::MetadataError;
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
@@ -39,10 +37,8 @@ pub fn prepare(
             ResponseKind::DeleteAcls(DeleteAclsResponse::default().with_filter_results(results))
         });
     }
-    let mut slots = Vec::with_capacity(req.filters.len());
-    let mut valid = Vec::new();
-    for f in &req.filters {
-        let parsed = filter(
+    let (slots, valid) = Slots::new(req.filters.iter().map(|f| {
+        filter(
             f.resource_type_filter,
             f.resource_name_filter.as_deref(),
             f.pattern_type_filter,
@@ -50,16 +46,8 @@ pub fn prepare(
             f.host_filter.as_deref(),
             f.operation,
             f.permission_type,
-        );
-        match parsed {
-            Ok(parsed) => {
-                slots.push(Ok(valid.len()));
-                valid.push(parsed);
-            }
-            Err(message) => slots.push(Err(message)),
-        }
-    }
-    let count = valid.len();
+        )
+    }));
     let rx = ask(&ctx.metadata, |reply| MetadataMsg::DeleteAcls {
         filters: valid,
         reply,
@@ -68,23 +56,12 @@ pub fn prepare(
         let deleted = match rx {
             Some(rx) => rx.await.ok(),
             None => None,
-        }
-        .unwrap_or_else(|| vec![Err(MetadataError::Unavailable); count]);
-        let results = slots
-            .into_iter()
-            .map(|slot| match slot {
-                Ok(i) => match deleted.get(i) {
-                    Some(Ok(acls)) => DeleteAclsFilterResult::default()
-                        .with_matching_acls(acls.iter().map(matching).collect()),
-                    Some(Err(err)) => failed(err.code(), err.to_string()),
-                    None => failed(
-                        MetadataError::Unavailable.code(),
-                        MetadataError::Unavailable.to_string(),
-                    ),
-                },
-                Err(message) => failed(ResponseError::InvalidRequest.code(), message),
-            })
-            .collect();
+        };
+        let removed = |acls: &Vec<AclBinding>| {
+            DeleteAclsFilterResult::default()
+                .with_matching_acls(acls.iter().map(matching).collect())
+        };
+        let results = slots.answer(deleted, removed, failed);
         ResponseKind::DeleteAcls(DeleteAclsResponse::default().with_filter_results(results))
     })
 }
