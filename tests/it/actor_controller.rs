@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use broker::actors::metadata::{MetadataImage, MetadataRecord};
@@ -35,11 +35,21 @@ fn config() -> Config {
     }
 }
 
+/// A listener that is never served: a broker registered at it answers the controller's
+/// liveness probe (a connect the kernel accepts), which proves nothing, so only sessions
+/// fence. Where nothing listened, a controller that had just taken over probed every
+/// broker not yet heard from, found the port refused and fenced brokers that kept beating.
+fn open_port() -> i32 {
+    static OPEN: OnceLock<std::net::TcpListener> = OnceLock::new();
+    let listener = OPEN.get_or_init(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    i32::from(listener.local_addr().unwrap().port())
+}
+
 fn beat(id: i32) -> BrokerHeartbeat {
     BrokerHeartbeat {
         id,
         host: "127.0.0.1".into(),
-        port: 9000 + id,
+        port: open_port(),
         rack: None,
         controller_addr: String::new(),
     }
@@ -51,7 +61,7 @@ struct Node {
 }
 
 async fn start() -> BTreeMap<NodeId, Node> {
-    // Nothing listens at the brokers' addresses here: no probing, sessions only.
+    // The brokers' listener answers probes (`open_port`): sessions alone fence.
     start_with(SESSION, Duration::from_secs(3600)).await
 }
 
