@@ -183,3 +183,59 @@ def test_a_rolling_restart_of_the_members_loses_nothing(kip848):
     assert twice == 0
     for c in members.values():
         c.close()
+
+
+def test_a_consumer_group_goes_on_after_its_coordinator_is_killed(tmp_path):
+    """Cluster mode: membership is in memory only, so after the coordinator's SIGKILL the
+    member is unknown to the new coordinator of the group's __consumer_offsets partition,
+    rejoins with epoch 0 and resumes from its commits. Nothing is lost, and nothing whose
+    commit was acknowledged comes again."""
+    from test_cluster_coordinators import create_replicated_topic, start_cluster
+
+    group, topic, records = "kip848-ha", "kip848-ha", 60
+    brokers = start_cluster(tmp_path)
+    bootstrap = ",".join(b.bootstrap for b in brokers)
+    consumer = None
+    try:
+        create_replicated_topic(bootstrap, topic)
+        produce_to = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+        for i in range(records):
+            produce_to.produce(topic, value=b"%06d" % i, partition=0)
+        assert produce_to.flush(30) == 0
+        consumer = member(bootstrap, group, "ha")
+        consumer.subscribe([topic])
+        committed, again, victim = set(), [], None
+        deadline = time.monotonic() + 90
+        while len(committed) < records:
+            assert time.monotonic() < deadline, (
+                f"{len(committed)} of {records} committed in 90 s, coordinator {victim} killed")
+            if victim is None and len(committed) >= records // 2:
+                # The coordinator is the broker whose log speaks of the group.
+                holders = [i for i, b in enumerate(brokers) if f"group={group}" in b.log.read_text()]
+                assert len(holders) == 1, holders
+                victim = holders[0]
+                brokers[victim].proc.kill()
+                brokers[victim].proc.wait()
+            m = consumer.poll(0.5)
+            if m is None or m.error():
+                continue
+            if m.value() in committed:
+                again.append(m.value())
+            try:
+                consumer.commit(message=m, asynchronous=False)
+                committed.add(m.value())
+            except KafkaException:
+                pass  # not acknowledged: the record may come again
+        assert victim is not None
+        assert again == [], f"consumed again after an acknowledged commit: {again}"
+        assert sorted(committed) == [b"%06d" % i for i in range(records)]
+        others = [b.log.read_text() for i, b in enumerate(brokers) if i != victim]
+        assert any(f"group={group}" in log for log in others), "the member rejoined elsewhere"
+
+    finally:
+        if consumer is not None:
+            consumer.close()
+        for b in brokers:
+            if b.proc.poll() is None:
+                b.proc.kill()
+                b.proc.wait()
