@@ -205,6 +205,10 @@ pub struct Config {
     pub controller_listen: Option<SocketAddr>,
     /// This broker's rack (Kafka's broker.rack), for rack-aware replica placement.
     pub broker_rack: Option<String>,
+    /// Kafka's replica.selector.class: empty, consumers fetch from leaders;
+    /// RackAwareReplicaSelector sends a consumer with a rack to an in-sync replica there
+    /// (KIP-392).
+    pub replica_selector_class: String,
     /// How often a broker heartbeats to the quorum's leader (Kafka's
     /// broker.heartbeat.interval.ms).
     pub broker_heartbeat_interval_ms: u64,
@@ -303,6 +307,7 @@ impl Default for Config {
             controller_quorum_voters: String::new(),
             controller_listen: None,
             broker_rack: None,
+            replica_selector_class: String::new(),
             broker_heartbeat_interval_ms: 2_000,
             broker_session_timeout_ms: 9_000,
             replica_lag_time_max_ms: 30_000,
@@ -455,6 +460,12 @@ impl Config {
         }
         if self.broker_rack.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::Invalid("broker_rack must not be empty".into()));
+        }
+        let selector = crate::protocol::handlers::fetch_replicas::RACK_AWARE_SELECTOR;
+        if !["", selector].contains(&self.replica_selector_class.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "replica_selector_class must be empty or {selector}"
+            )));
         }
         // Kafka's bounds: at least one partition and one replica, a commit timeout of 1 ms.
         if !(1..=100_000).contains(&self.offsets_topic_num_partitions)
