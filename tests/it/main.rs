@@ -53,6 +53,7 @@ mod cluster_network_faults;
 mod cluster_rolling_restart;
 mod cluster_transactions;
 mod config_walk;
+mod consumer_group_protocol;
 mod crash_property;
 mod describe_log_dirs;
 mod describe_topic_partitions;
