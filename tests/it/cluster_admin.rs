@@ -21,7 +21,7 @@ use rdkafka::producer::BaseRecord;
 
 use super::client_hostile_records::request;
 use super::cluster_metadata::{broker_ids, every, start_cluster, topic, wait_everywhere, SLACK};
-use super::harness::{consume, consumer, flush, producer, send, TestBroker};
+use super::harness::{bootstrap_all, consume, consumer, flush, producer, send, TestBroker};
 use super::protocol_versions::name;
 
 const NOT_CONTROLLER: i16 = 41;
@@ -290,11 +290,7 @@ fn a_reassignment_moves_a_replica_to_a_fourth_broker_under_load() {
         topic(r, "moving")
             .is_some_and(|t| t.partitions.len() == 1 && t.partitions[0].isr_nodes.len() == 3)
     });
-    let bootstrap = brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_all(&brokers);
     let (producer, deliveries) = producer(
         &bootstrap,
         &[

@@ -64,6 +64,7 @@ mod hostile_connections;
 mod hostile_fetch;
 mod hostile_requests;
 mod hostile_wire;
+mod in_process;
 mod list_offsets_exact;
 mod min_insync_replicas;
 mod protocol_txn_versions;
