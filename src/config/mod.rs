@@ -167,6 +167,15 @@ pub struct Config {
     /// Cluster mode: the longest an offset commit waits for the in-sync replicas of its
     /// `__consumer_offsets` partition (Kafka's offsets.commit.timeout.ms).
     pub offsets_commit_timeout_ms: u64,
+    /// Cluster mode: partitions of `__transaction_state`, created when first needed
+    /// (Kafka's transaction.state.log.num.partitions).
+    pub transaction_state_log_num_partitions: i32,
+    /// Cluster mode: replicas of each `__transaction_state` partition, capped at the live
+    /// brokers when it is created (Kafka's transaction.state.log.replication.factor).
+    pub transaction_state_log_replication_factor: i16,
+    /// Cluster mode: `__transaction_state`'s min.insync.replicas, at most its replicas
+    /// (Kafka's transaction.state.log.min.isr).
+    pub transaction_state_log_min_isr: i16,
     /// The longest transaction timeout a producer may ask for
     /// (Kafka's transaction.max.timeout.ms).
     pub transaction_max_timeout_ms: u64,
@@ -302,6 +311,9 @@ impl Default for Config {
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             offsets_commit_timeout_ms: 5_000,
+            transaction_state_log_num_partitions: 50,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
             transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
@@ -496,6 +508,14 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "offsets_topic_num_partitions must be 1 to 100000, offsets_topic_replication_factor and offsets_commit_timeout_ms at least 1".into(),
+            ));
+        }
+        if !(1..=100_000).contains(&self.transaction_state_log_num_partitions)
+            || self.transaction_state_log_replication_factor < 1
+            || self.transaction_state_log_min_isr < 1
+        {
+            return Err(ConfigError::Invalid(
+                "transaction_state_log_num_partitions must be 1 to 100000, transaction_state_log_replication_factor and transaction_state_log_min_isr at least 1".into(),
             ));
         }
         Ok(())
