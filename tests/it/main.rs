@@ -74,6 +74,7 @@ mod protocol_versions;
 mod proxy;
 mod quorum_sim;
 mod quorum_sim_checker;
+mod sasl_brute_force;
 mod soak_hostile;
 mod timestamps;
 mod zstd_versions;
