@@ -22,10 +22,10 @@ pub mod replica_fetchers;
 pub mod routing;
 pub mod storage_runtime;
 pub mod txn_coordinator;
+pub mod txn_loading;
 pub mod txn_markers;
 pub mod txn_messages;
 pub mod txn_registry;
-mod txn_store;
 pub mod unavailable_partition;
 
 use std::time::Duration;

@@ -167,6 +167,15 @@ pub struct Config {
     /// Cluster mode: the longest an offset commit waits for the in-sync replicas of its
     /// `__consumer_offsets` partition (Kafka's offsets.commit.timeout.ms).
     pub offsets_commit_timeout_ms: u64,
+    /// Cluster mode: partitions of `__transaction_state`, created when first needed
+    /// (Kafka's transaction.state.log.num.partitions).
+    pub transaction_state_log_num_partitions: i32,
+    /// Cluster mode: replicas of each `__transaction_state` partition, capped at the live
+    /// brokers when it is created (Kafka's transaction.state.log.replication.factor).
+    pub transaction_state_log_replication_factor: i16,
+    /// Cluster mode: `__transaction_state`'s min.insync.replicas, at most its replicas
+    /// (Kafka's transaction.state.log.min.isr).
+    pub transaction_state_log_min_isr: i16,
     /// The longest transaction timeout a producer may ask for
     /// (Kafka's transaction.max.timeout.ms).
     pub transaction_max_timeout_ms: u64,
@@ -216,6 +225,10 @@ pub struct Config {
     pub controller_listen: Option<SocketAddr>,
     /// This broker's rack (Kafka's broker.rack), for rack-aware replica placement.
     pub broker_rack: Option<String>,
+    /// Kafka's replica.selector.class: empty, consumers fetch from leaders;
+    /// RackAwareReplicaSelector sends a consumer with a rack to an in-sync replica there
+    /// (KIP-392).
+    pub replica_selector_class: String,
     /// How often a broker heartbeats to the quorum's leader (Kafka's
     /// broker.heartbeat.interval.ms).
     pub broker_heartbeat_interval_ms: u64,
@@ -298,6 +311,9 @@ impl Default for Config {
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             offsets_commit_timeout_ms: 5_000,
+            transaction_state_log_num_partitions: 50,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
             transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
@@ -318,6 +334,7 @@ impl Default for Config {
             controller_quorum_voters: String::new(),
             controller_listen: None,
             broker_rack: None,
+            replica_selector_class: String::new(),
             broker_heartbeat_interval_ms: 2_000,
             broker_session_timeout_ms: 9_000,
             replica_lag_time_max_ms: 30_000,
@@ -478,6 +495,12 @@ impl Config {
         if self.broker_rack.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::Invalid("broker_rack must not be empty".into()));
         }
+        let selector = crate::protocol::handlers::fetch_replicas::RACK_AWARE_SELECTOR;
+        if !["", selector].contains(&self.replica_selector_class.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "replica_selector_class must be empty or {selector}"
+            )));
+        }
         // Kafka's bounds: at least one partition and one replica, a commit timeout of 1 ms.
         if !(1..=100_000).contains(&self.offsets_topic_num_partitions)
             || self.offsets_topic_replication_factor < 1
@@ -485,6 +508,14 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "offsets_topic_num_partitions must be 1 to 100000, offsets_topic_replication_factor and offsets_commit_timeout_ms at least 1".into(),
+            ));
+        }
+        if !(1..=100_000).contains(&self.transaction_state_log_num_partitions)
+            || self.transaction_state_log_replication_factor < 1
+            || self.transaction_state_log_min_isr < 1
+        {
+            return Err(ConfigError::Invalid(
+                "transaction_state_log_num_partitions must be 1 to 100000, transaction_state_log_replication_factor and transaction_state_log_min_isr at least 1".into(),
             ));
         }
         Ok(())

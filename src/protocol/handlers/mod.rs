@@ -28,6 +28,8 @@ pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
+pub mod fetch_context;
+pub mod fetch_replicas;
 pub mod find_coordinator;
 mod groups;
 pub mod heartbeat;
