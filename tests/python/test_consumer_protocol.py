@@ -47,15 +47,18 @@ def produce(bootstrap, topic, start, count):
     assert errors == []
 
 
-def member(bootstrap, group, name):
-    return Consumer({
+def member(bootstrap, group, name, assignor=None):
+    config = {
         "bootstrap.servers": bootstrap,
         "group.id": group,
         "group.protocol": "consumer",
         "client.id": name,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-    })
+    }
+    if assignor:
+        config["group.remote.assignor"] = assignor
+    return Consumer(config)
 
 
 def poll_round(members, seen, timeout=0.2):
@@ -85,17 +88,18 @@ def loads(members):
     return sorted(len(c.assignment()) for c in members.values())
 
 
-def test_two_then_three_members_split_twelve_partitions_exactly_once(kip848):
+@pytest.mark.parametrize("assignor", [None, "range"])
+def test_two_then_three_members_split_twelve_partitions_exactly_once(kip848, assignor):
     topic = "kip848-split"
     create(kip848.bootstrap, topic)
     produce(kip848.bootstrap, topic, 0, 600)
-    members = {n: member(kip848.bootstrap, "split", n) for n in ("m1", "m2")}
+    members = {n: member(kip848.bootstrap, "split", n, assignor) for n in ("m1", "m2")}
     for c in members.values():
         c.subscribe([topic])
     seen = {}
     wait_until(members, seen, lambda: len(seen) == 600 and loads(members) == [6, 6],
                "two members at 6 partitions each with every record")
-    members["m3"] = member(kip848.bootstrap, "split", "m3")
+    members["m3"] = member(kip848.bootstrap, "split", "m3", assignor)
     members["m3"].subscribe([topic])
     produce(kip848.bootstrap, topic, 600, 600)
     wait_until(members, seen, lambda: len(seen) == 1200 and loads(members) == [4, 4, 4],
@@ -108,6 +112,11 @@ def test_two_then_three_members_split_twelve_partitions_exactly_once(kip848):
     assert twice == {}, f"{len(twice)} records consumed more than once"
     owned = [tp.partition for c in members.values() for tp in c.assignment()]
     assert sorted(owned) == list(range(PARTITIONS)), "every partition owned once"
+    if assignor == "range":
+        # The range assignor gives each member a contiguous run.
+        for c in members.values():
+            mine = sorted(tp.partition for tp in c.assignment())
+            assert mine == list(range(mine[0], mine[0] + 4)), mine
     for c in members.values():
         c.close()
 
