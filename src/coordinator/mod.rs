@@ -5,6 +5,7 @@
 
 pub mod group_log;
 pub mod group_store;
+pub mod internal_topic;
 pub mod offsets_topic;
 pub mod transaction_state_topic;
 pub mod txn_log;

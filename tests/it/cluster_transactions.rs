@@ -9,8 +9,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ProducerId, TransactionalId,
+    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -21,34 +20,47 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::client_hostile_records::request;
 use super::client_transactions::{payloads, transactional_producer};
+use super::cluster_coordinators::find_coordinator;
 use super::cluster_metadata::{
     broker_ids, create_topic_with, every, start_cluster_with, topic, wait_everywhere, SLACK,
 };
-use super::harness::{consume, consumer, send, CountingProducer, TestBroker};
+use super::harness::{bootstrap_all, consume, consumer, send, CountingProducer, TestBroker};
 
 const TOPIC: &str = "spread-txn";
 const PER_PARTITION: usize = 20;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Writes `PER_PARTITION` records named `{name}-{partition}-{i}` to every partition in one
-/// transaction, then commits or aborts it; answers the names.
-fn transaction(producer: &CountingProducer, name: &str, commit: bool) -> BTreeSet<String> {
+/// Begins a transaction and writes `per_partition` records named `{name}-{p}-{i}` to each
+/// of the three partitions of `topic`, flushed (so an aborted transaction's records really
+/// are in the logs); answers the names.
+fn write_transaction(
+    producer: &CountingProducer,
+    topic: &str,
+    name: &str,
+    per_partition: usize,
+) -> BTreeSet<String> {
     producer.begin_transaction().expect("begin");
     let mut written = BTreeSet::new();
     for partition in 0..3 {
-        for i in 0..PER_PARTITION {
+        for i in 0..per_partition {
             let value = format!("{name}-{partition}-{i:03}");
             send(
                 producer,
-                BaseRecord::to(TOPIC)
+                BaseRecord::to(topic)
                     .partition(partition)
                     .payload(value.as_bytes()),
             );
             written.insert(value);
         }
     }
-    // Flushed first, so an aborted transaction's records really are in the logs.
     producer.flush(TIMEOUT).expect("flushed");
+    written
+}
+
+/// Writes `PER_PARTITION` records to every partition of `TOPIC` in one transaction, then
+/// commits or aborts it; answers the names.
+fn transaction(producer: &CountingProducer, name: &str, commit: bool) -> BTreeSet<String> {
+    let written = write_transaction(producer, TOPIC, name, PER_PARTITION);
     if commit {
         producer.commit_transaction(TIMEOUT).expect("commit");
     } else {
@@ -78,11 +90,7 @@ fn a_transaction_over_partitions_led_by_three_brokers_commits_and_aborts_whole()
             })
         },
     );
-    let bootstrap = brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_all(&brokers);
     let (producer, _) = transactional_producer(&bootstrap, "spread-producer");
     let mut committed = transaction(&producer, "first", true);
     let aborted = transaction(&producer, "aborted", false);
@@ -114,35 +122,6 @@ fn a_transaction_over_partitions_led_by_three_brokers_commits_and_aborts_whole()
 const KILL_TOPIC: &str = "txn-coordinator-kill";
 const KILL_ID: &str = "coordinator-kill-producer";
 const KILL_PER_PARTITION: usize = 10;
-
-/// The broker FindCoordinator(TRANSACTION) (v3) names for `id`, as `broker` answers it;
-/// retried while it answers an error (the topic being created, a partition without a
-/// leader or being loaded).
-fn txn_coordinator(broker: &TestBroker, id: &str) -> i32 {
-    let find = FindCoordinatorRequest::default()
-        .with_key(StrBytes::from_string(id.to_string()))
-        .with_key_type(1);
-    let deadline = Instant::now() + SLACK;
-    loop {
-        let answer = TcpStream::connect(("127.0.0.1", broker.port()))
-            .ok()
-            .map(|mut s| {
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let r: FindCoordinatorResponse =
-                    request(&mut s, ApiKey::FindCoordinator, 3, 1, &find);
-                r
-            });
-        if let Some(r) = answer.filter(|r| r.error_code == 0) {
-            return r.node_id.0;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no transaction coordinator for {id} within {SLACK:?}\n{}",
-            broker.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// InitProducerId (v3) for `id` sent straight to `broker`; answers its error code.
 fn init_producer_id_at(broker: &TestBroker, id: &str) -> i16 {
@@ -196,27 +175,6 @@ fn commit(producer: &mut CountingProducer, bootstrap: &str) -> Outcome {
     }
 }
 
-/// Begins a transaction and writes `KILL_PER_PARTITION` records named `{name}-{p}-{i}`
-/// to each partition, flushed; answers the names.
-fn write_transaction(producer: &CountingProducer, name: &str) -> BTreeSet<String> {
-    producer.begin_transaction().expect("begin");
-    let mut written = BTreeSet::new();
-    for partition in 0..3 {
-        for i in 0..KILL_PER_PARTITION {
-            let value = format!("{name}-{partition}-{i:03}");
-            send(
-                producer,
-                BaseRecord::to(KILL_TOPIC)
-                    .partition(partition)
-                    .payload(value.as_bytes()),
-            );
-            written.insert(value);
-        }
-    }
-    producer.flush(TIMEOUT).expect("flushed");
-    written
-}
-
 /// Waits until every broker shows three live brokers and every partition of `KILL_TOPIC`
 /// and of `__transaction_state` with its three replicas in sync.
 fn wait_in_sync(brokers: &[TestBroker]) {
@@ -253,7 +211,7 @@ fn a_transaction_survives_the_kill_of_its_coordinator() {
 
     // Only the coordinator serves an id; the others refuse with NOT_COORDINATOR.
     let probe = "probe-producer";
-    let coordinator = txn_coordinator(&brokers[0], probe);
+    let coordinator = find_coordinator(&brokers[0], probe, 1);
     for (i, broker) in brokers.iter().enumerate() {
         let expected = if i as i32 + 1 == coordinator {
             0
@@ -271,19 +229,15 @@ fn a_transaction_survives_the_kill_of_its_coordinator() {
     }
     wait_in_sync(&brokers);
 
-    let bootstrap = brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_all(&brokers);
     let (mut producer, _) = transactional_producer(&bootstrap, KILL_ID);
     let mut transactions: Vec<(String, BTreeSet<String>, Outcome)> = Vec::new();
-    let first = write_transaction(&producer, "before");
+    let first = write_transaction(&producer, KILL_TOPIC, "before", KILL_PER_PARTITION);
     transactions.push(("before".into(), first, commit(&mut producer, &bootstrap)));
 
     // Killed after the sends, before the commit: the open transaction survives.
-    let written = write_transaction(&producer, "open");
-    let victim = txn_coordinator(&brokers[0], KILL_ID);
+    let written = write_transaction(&producer, KILL_TOPIC, "open", KILL_PER_PARTITION);
+    let victim = find_coordinator(&brokers[0], KILL_ID, 1);
     brokers[(victim - 1) as usize].kill9();
     eprintln!("killed coordinator {victim} with a transaction open");
     let outcome = commit(&mut producer, &bootstrap);
@@ -292,8 +246,8 @@ fn a_transaction_survives_the_kill_of_its_coordinator() {
     wait_in_sync(&brokers);
 
     // Killed as the commit goes out: committed or aborted, but whole.
-    let written = write_transaction(&producer, "ending");
-    let victim = txn_coordinator(&brokers[0], KILL_ID);
+    let written = write_transaction(&producer, KILL_TOPIC, "ending", KILL_PER_PARTITION);
+    let victim = find_coordinator(&brokers[0], KILL_ID, 1);
     let outcome = std::thread::scope(|s| {
         let committing = s.spawn(|| commit(&mut producer, &bootstrap));
         std::thread::sleep(Duration::from_millis(5));
@@ -304,7 +258,7 @@ fn a_transaction_survives_the_kill_of_its_coordinator() {
     transactions.push(("ending".into(), written, outcome));
     brokers[(victim - 1) as usize].restart();
 
-    let last = write_transaction(&producer, "after");
+    let last = write_transaction(&producer, KILL_TOPIC, "after", KILL_PER_PARTITION);
     transactions.push((
         "after".into(),
         last.clone(),
