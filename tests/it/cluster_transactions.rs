@@ -8,10 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use broker::coordinator::offsets_topic::partition_for;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId, TransactionalId,
+    ApiKey, BrokerId, EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ListOffsetsRequest, ListOffsetsResponse, ProducerId, TopicName, TransactionalId,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
@@ -22,7 +25,8 @@ use super::client_hostile_records::request;
 use super::client_transactions::{payloads, transactional_producer};
 use super::cluster_coordinators::find_coordinator;
 use super::cluster_metadata::{
-    broker_ids, create_topic_with, every, start_cluster_with, topic, wait_everywhere, SLACK,
+    broker_ids, create_topic_with, every, metadata, start_cluster_with, topic, wait_everywhere,
+    SLACK,
 };
 use super::harness::{bootstrap_all, consume, consumer, send, CountingProducer, TestBroker};
 
@@ -122,20 +126,54 @@ fn a_transaction_over_partitions_led_by_three_brokers_commits_and_aborts_whole()
 const KILL_TOPIC: &str = "txn-coordinator-kill";
 const KILL_ID: &str = "coordinator-kill-producer";
 const KILL_PER_PARTITION: usize = 10;
+const TRANSACTION_STATE: &str = "__transaction_state";
 
-/// InitProducerId (v3) for `id` sent straight to `broker`; answers its error code.
-fn init_producer_id_at(broker: &TestBroker, id: &str) -> i16 {
+/// One request (version 3) sent straight to `broker`, and its response.
+fn ask<Req: Encodable, Resp: Decodable>(broker: &TestBroker, api: ApiKey, req: &Req) -> Resp {
+    let mut socket = TcpStream::connect(("127.0.0.1", broker.port())).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(40)))
+        .unwrap();
+    request(&mut socket, api, 3, 1, req)
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to the broker's process.
+fn signal(broker: &TestBroker, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &broker.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal}");
+}
+
+/// The high watermark of `topic`'s partition `index` (ListOffsets v5, latest) on `socket`;
+/// -1 when refused.
+fn high_watermark(socket: &mut TcpStream, topic: &str, index: i32) -> i64 {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(index)
+                .with_timestamp(-1)])]);
+    let r: ListOffsetsResponse = request(socket, ApiKey::ListOffsets, 5, 1, &req);
+    let p = &r.topics[0].partitions[0];
+    if p.error_code == 0 {
+        p.offset
+    } else {
+        -1
+    }
+}
+
+/// InitProducerId for `id` at `broker`: its error code, producer id and epoch.
+fn init_producer_id_at(broker: &TestBroker, id: &str) -> (i16, i64, i16) {
     let init = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(StrBytes::from_string(id.to_string()))))
         .with_transaction_timeout_ms(60_000)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    let mut socket = TcpStream::connect(("127.0.0.1", broker.port())).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(40)))
-        .unwrap();
-    let r: InitProducerIdResponse = request(&mut socket, ApiKey::InitProducerId, 3, 1, &init);
-    r.error_code
+    let r: InitProducerIdResponse = ask(broker, ApiKey::InitProducerId, &init);
+    (r.error_code, r.producer_id.0, r.producer_epoch)
 }
 
 /// How a transaction ended, as its producer saw it.
@@ -180,11 +218,11 @@ fn commit(producer: &mut CountingProducer, bootstrap: &str) -> Outcome {
 fn wait_in_sync(brokers: &[TestBroker]) {
     wait_everywhere(&every(brokers), SLACK, "every replica in sync", |r| {
         broker_ids(r).len() == 3
-            && [KILL_TOPIC, "__transaction_state"].iter().all(|name| {
+            && [KILL_TOPIC, TRANSACTION_STATE].iter().all(|name| {
                 topic(r, name).is_some_and(|t| {
                     t.partitions
                         .iter()
-                        .all(|p| p.leader_id.0 >= 0 && p.isr_nodes.len() == 3)
+                        .all(|p| p.leader_id.0 >= 0 && p.isr_nodes.len() == p.replica_nodes.len())
                 })
             })
     });
@@ -194,15 +232,17 @@ fn wait_in_sync(brokers: &[TestBroker]) {
 /// coordinated by the leader of its `__transaction_state` partition only: another broker
 /// answers NOT_COORDINATOR. A librdkafka transactional producer (all three addresses)
 /// loses its coordinator to kill -9 once after writing and before committing (the open
-/// transaction survives and commits on the new coordinator), and once as it commits
-/// (EndTxn on its way or being answered). A read_committed consumer sees each transaction
-/// whole or not at all, every committed one exactly once.
+/// transaction survives and commits on the new coordinator), and once between EndTxn and
+/// its answer, after PrepareCommit (the new coordinator loads it and finishes the commit).
+/// A read_committed consumer sees each transaction whole or not at all, every committed
+/// one exactly once.
 #[test]
 fn a_transaction_survives_the_kill_of_its_coordinator() {
     let mut brokers = start_cluster_with(
         0,
         (200, 2_000),
-        "offsets_topic_num_partitions = 3\ntransaction_state_log_num_partitions = 3\n",
+        "offsets_topic_num_partitions = 3\ntransaction_state_log_num_partitions = 3\n\
+         transaction_state_log_replication_factor = 2\ntransaction_state_log_min_isr = 1\n",
     );
     wait_everywhere(&every(&brokers), SLACK, "three brokers", |r| {
         broker_ids(r).len() == 3
@@ -212,20 +252,34 @@ fn a_transaction_survives_the_kill_of_its_coordinator() {
     // Only the coordinator serves an id; the others refuse with NOT_COORDINATOR.
     let probe = "probe-producer";
     let coordinator = find_coordinator(&brokers[0], probe, 1);
-    for (i, broker) in brokers.iter().enumerate() {
-        let expected = if i as i32 + 1 == coordinator {
-            0
-        } else {
-            ResponseError::NotCoordinator.code()
-        };
-        let deadline = Instant::now() + SLACK;
-        let mut code = init_producer_id_at(broker, probe);
+    let deadline = Instant::now() + SLACK;
+    let (code, producer_id, epoch) = loop {
+        let answer = init_producer_id_at(&brokers[(coordinator - 1) as usize], probe);
         // The coordinator may still be loading the id's partition.
-        while code == ResponseError::CoordinatorLoadInProgress.code() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-            code = init_producer_id_at(broker, probe);
+        if answer.0 != ResponseError::CoordinatorLoadInProgress.code() || Instant::now() > deadline
+        {
+            break answer;
         }
-        assert_eq!(code, expected, "InitProducerId at broker {}", i + 1);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        code, 0,
+        "InitProducerId at the coordinator, broker {coordinator}"
+    );
+    let not_coordinator = ResponseError::NotCoordinator.code();
+    for (i, broker) in brokers.iter().enumerate() {
+        if i as i32 + 1 == coordinator {
+            continue;
+        }
+        let code = init_producer_id_at(broker, probe).0;
+        assert_eq!(code, not_coordinator, "InitProducerId at broker {}", i + 1);
+        let end = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_static_str(probe)))
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_committed(false);
+        let r: EndTxnResponse = ask(broker, ApiKey::EndTxn, &end);
+        assert_eq!(r.error_code, not_coordinator, "EndTxn at broker {}", i + 1);
     }
     wait_in_sync(&brokers);
 
@@ -245,18 +299,60 @@ fn a_transaction_survives_the_kill_of_its_coordinator() {
     brokers[(victim - 1) as usize].restart();
     wait_in_sync(&brokers);
 
-    // Killed as the commit goes out: committed or aborted, but whole.
-    let written = write_transaction(&producer, KILL_TOPIC, "ending", KILL_PER_PARTITION);
+    // Killed between EndTxn and its answer. `__transaction_state` has two replicas here,
+    // so the third broker holds none of the id's partition but a replica of every
+    // partition of the topic: frozen (SIGSTOP), it holds up the markers (acks=all) and not
+    // PrepareCommit. The coordinator is killed once PrepareCommit is durable (its
+    // partition's high watermark moved), the frozen broker thawed; the next coordinator
+    // loads PrepareCommit and finishes the commit.
+    let index = partition_for(KILL_ID, 3);
     let victim = find_coordinator(&brokers[0], KILL_ID, 1);
+    let replicas = metadata(&brokers[0])
+        .and_then(|r| {
+            let t = topic(&r, TRANSACTION_STATE)?;
+            let p = t.partitions.iter().find(|p| p.partition_index == index)?;
+            Some(
+                p.replica_nodes
+                    .iter()
+                    .map(|b| b.0)
+                    .collect::<BTreeSet<i32>>(),
+            )
+        })
+        .expect("the id's __transaction_state partition");
+    let frozen = (1..=3)
+        .find(|id| !replicas.contains(id))
+        .expect("a third broker");
+    let written = write_transaction(&producer, KILL_TOPIC, "ending", KILL_PER_PARTITION);
+    let mut socket =
+        TcpStream::connect(("127.0.0.1", brokers[(victim - 1) as usize].port())).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let before = high_watermark(&mut socket, TRANSACTION_STATE, index);
+    signal(&brokers[(frozen - 1) as usize], "-STOP");
     let outcome = std::thread::scope(|s| {
         let committing = s.spawn(|| commit(&mut producer, &bootstrap));
-        std::thread::sleep(Duration::from_millis(5));
+        let deadline = Instant::now() + SLACK;
+        let mut seen = before;
+        while seen == before && Instant::now() < deadline {
+            seen = high_watermark(&mut socket, TRANSACTION_STATE, index);
+        }
         brokers[(victim - 1) as usize].kill9();
-        eprintln!("killed coordinator {victim} as the transaction commits");
+        signal(&brokers[(frozen - 1) as usize], "-CONT");
+        eprintln!(
+            "killed coordinator {victim} with broker {frozen} frozen as the transaction \
+             commits: __transaction_state-{index} high watermark {before} -> {seen}"
+        );
         committing.join().expect("commit thread")
     });
     transactions.push(("ending".into(), written, outcome));
+    let finishing = "Finishing a transaction that was ending";
+    assert!(
+        brokers.iter().any(|b| b.logs().contains(finishing)),
+        "the next coordinator finished the commit"
+    );
     brokers[(victim - 1) as usize].restart();
+    wait_in_sync(&brokers);
 
     let last = write_transaction(&producer, KILL_TOPIC, "after", KILL_PER_PARTITION);
     transactions.push((
@@ -285,7 +381,7 @@ fn a_transaction_survives_the_kill_of_its_coordinator() {
         "the transaction open when its coordinator died commits\n{}",
         logs()
     );
-    assert_eq!(transactions[3].2, Outcome::Committed);
+    assert_eq!(transactions.last().map(|t| t.2), Some(Outcome::Committed));
 
     // The last transaction is last in every partition: once it is read, all is settled.
     let reader = consumer(&bootstrap, &[("isolation.level", "read_committed")]);
