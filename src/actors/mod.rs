@@ -6,6 +6,7 @@ mod children;
 pub mod connection;
 mod connection_auth;
 pub mod group;
+mod group_consumer;
 mod group_loading;
 pub mod group_messages;
 mod group_offsets;
