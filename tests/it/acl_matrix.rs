@@ -252,6 +252,16 @@ fn rows() -> Vec<Row> {
         ("DeleteRecords", delete_records, TOPIC_DENIED),
         ("DeleteGroups", delete_groups, GROUP_DENIED),
         ("DeleteTopics", delete_topics, TOPIC_DENIED),
+        (
+            "ConsumerGroupHeartbeat",
+            consumer_group_heartbeat,
+            GROUP_DENIED,
+        ),
+        (
+            "ConsumerGroupDescribe",
+            consumer_group_describe,
+            GROUP_DENIED,
+        ),
     ]
 }
 
@@ -311,6 +321,11 @@ fn every_api_allows_alice_and_refuses_bob_with_kafkas_code() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+    // ConsumerGroupHeartbeat also needs DESCRIBE on every topic it names, as in Kafka.
+    assert_eq!(
+        consumer_group_join(&mut alice, &["t", "secret"]),
+        TOPIC_DENIED
+    );
 }
 
 #[test]

@@ -30,7 +30,7 @@ const INVALID_REQUEST: i16 = 42;
 const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
 const ELECTION_NOT_NEEDED: i16 = 84;
 
-fn ask<Req: Encodable, Resp: Decodable>(
+pub(crate) fn ask<Req: Encodable, Resp: Decodable>(
     broker: &TestBroker,
     api: ApiKey,
     version: i16,
@@ -56,7 +56,7 @@ fn retried(also: i16, mut attempt: impl FnMut() -> (i16, String)) -> (i16, Strin
     }
 }
 
-fn create_assigned(
+pub(crate) fn create_assigned(
     broker: &TestBroker,
     topic: &str,
     partitions: i32,
