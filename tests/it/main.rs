@@ -75,6 +75,7 @@ mod proxy;
 mod quorum_sim;
 mod quorum_sim_checker;
 mod sasl_brute_force;
+mod sasl_reauth;
 mod soak_hostile;
 mod timestamps;
 mod zstd_versions;
