@@ -464,3 +464,25 @@ pub fn write_txn_markers(w: &mut Wire) -> i16 {
         .and_then(|t| t.partitions.first())
         .map_or(-1, |p| p.error_code)
 }
+
+pub fn consumer_group_heartbeat(w: &mut Wire) -> i16 {
+    consumer_group_join(w, &["t"])
+}
+
+/// A ConsumerGroupHeartbeat join of group `g` subscribing to `topics`.
+pub fn consumer_group_join(w: &mut Wire, topics: &[&str]) -> i16 {
+    let req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(text("g")))
+        .with_member_id(text("cg-member"))
+        .with_rebalance_timeout_ms(10_000)
+        .with_subscribed_topic_names(Some(topics.iter().map(|t| topic(t)).collect()))
+        .with_topic_partitions(Some(Vec::new()));
+    answered(w.call(1, &req), "ConsumerGroupHeartbeat").error_code
+}
+
+pub fn consumer_group_describe(w: &mut Wire) -> i16 {
+    let req = ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![GroupId(text("g"))])
+        .with_include_authorized_operations(true);
+    answered(w.call(1, &req), "ConsumerGroupDescribe").groups[0].error_code
+}
