@@ -50,6 +50,7 @@ mod cluster_leader_kills;
 mod cluster_load;
 mod cluster_metadata;
 mod cluster_network_faults;
+mod cluster_restart_roles;
 mod cluster_rolling_restart;
 mod cluster_transactions;
 mod config_walk;
