@@ -270,6 +270,12 @@ fn rows() -> Vec<Row> {
         ("DeleteRecords", delete_records, TOPIC_DENIED),
         ("DeleteGroups", delete_groups, GROUP_DENIED),
         ("DeleteTopics", delete_topics, TOPIC_DENIED),
+        (
+            "DescribeClientQuotas",
+            describe_client_quotas,
+            CLUSTER_DENIED,
+        ),
+        ("AlterClientQuotas", alter_client_quotas, CLUSTER_DENIED),
     ]
 }
 
