@@ -25,12 +25,17 @@ use super::listener::{ConnectionLimits, Listener, ListenerArgs, ListenerMsg};
 use super::metadata::{Metadata, MetadataArgs, MetadataMsg};
 use super::routing::{RoutingSnapshot, RoutingTable};
 use super::storage_runtime::StorageRuntime;
+use super::txn_loading::TxnStateTopicArgs;
 use super::txn_messages::TxnDeps;
 use super::txn_registry::{TxnRegistry, TxnRegistryMsg};
 use crate::cluster::node::ClusterNode;
 use crate::config::Config;
 use crate::protocol::BrokerContext;
 use crate::storage::Storage;
+
+/// How long a transaction state change may wait for the in-sync replicas of its
+/// `__transaction_state` partition (Kafka's coordinator uses request.timeout.ms, 30 s).
+const TXN_STATE_APPEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -168,6 +173,10 @@ impl Broker {
                 expiration_check_interval: Duration::from_millis(
                     config.transaction_remove_expired_transaction_cleanup_interval_ms,
                 ),
+                transaction_state: config.cluster_mode().then(|| TxnStateTopicArgs {
+                    node_id: config.node_id,
+                    append_timeout: TXN_STATE_APPEND_TIMEOUT,
+                }),
             },
         )
         .await

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::group_registry::GroupRegistryMsg;
 use super::metadata::MetadataMsg;
 use super::routing::RoutingSnapshot;
+use super::txn_loading::TxnStateTopicArgs;
 use crate::storage::Storage;
 
 /// Kafka's transaction states (TransactionState), as ListTransactions names them.
@@ -82,6 +83,8 @@ pub struct TxnDeps {
     pub id_expiration: Duration,
     /// How often the registry asks its coordinators to check for expiry.
     pub expiration_check_interval: Duration,
+    /// Cluster mode: ids live on `__transaction_state`; None: in files under `dir`.
+    pub transaction_state: Option<TxnStateTopicArgs>,
 }
 
 /// Errors are Kafka error codes: the coordinator's answers are the protocol's.

@@ -144,6 +144,17 @@ pub struct Config {
     /// Session timeouts a consumer may ask for (Kafka's group.min/max.session.timeout.ms).
     pub group_min_session_timeout_ms: u64,
     pub group_max_session_timeout_ms: u64,
+    /// Consumer group protocol (KIP-848): a member that sends no heartbeat this long is
+    /// removed and its partitions move (Kafka's group.consumer.session.timeout.ms).
+    pub group_consumer_session_timeout_ms: u64,
+    /// The heartbeat interval members are told (group.consumer.heartbeat.interval.ms).
+    pub group_consumer_heartbeat_interval_ms: u64,
+    /// Server-side assignors, the first the default (group.consumer.assignors):
+    /// `uniform` and `range`.
+    pub group_consumer_assignors: Vec<String>,
+    /// Whether an empty group may change protocol (group.consumer.migration.policy):
+    /// disabled, upgrade (classic -> consumer), downgrade, bidirectional.
+    pub group_consumer_migration_policy: String,
     /// Committed offsets of a group that stays empty this long expire
     /// (Kafka's offsets.retention.minutes).
     pub offsets_retention_ms: u64,
@@ -156,6 +167,15 @@ pub struct Config {
     /// Cluster mode: the longest an offset commit waits for the in-sync replicas of its
     /// `__consumer_offsets` partition (Kafka's offsets.commit.timeout.ms).
     pub offsets_commit_timeout_ms: u64,
+    /// Cluster mode: partitions of `__transaction_state`, created when first needed
+    /// (Kafka's transaction.state.log.num.partitions).
+    pub transaction_state_log_num_partitions: i32,
+    /// Cluster mode: replicas of each `__transaction_state` partition, capped at the live
+    /// brokers when it is created (Kafka's transaction.state.log.replication.factor).
+    pub transaction_state_log_replication_factor: i16,
+    /// Cluster mode: `__transaction_state`'s min.insync.replicas, at most its replicas
+    /// (Kafka's transaction.state.log.min.isr).
+    pub transaction_state_log_min_isr: i16,
     /// The longest transaction timeout a producer may ask for
     /// (Kafka's transaction.max.timeout.ms).
     pub transaction_max_timeout_ms: u64,
@@ -209,6 +229,10 @@ pub struct Config {
     pub controller_listen: Option<SocketAddr>,
     /// This broker's rack (Kafka's broker.rack), for rack-aware replica placement.
     pub broker_rack: Option<String>,
+    /// Kafka's replica.selector.class: empty, consumers fetch from leaders;
+    /// RackAwareReplicaSelector sends a consumer with a rack to an in-sync replica there
+    /// (KIP-392).
+    pub replica_selector_class: String,
     /// How often a broker heartbeats to the quorum's leader (Kafka's
     /// broker.heartbeat.interval.ms).
     pub broker_heartbeat_interval_ms: u64,
@@ -283,10 +307,17 @@ impl Default for Config {
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_assignors: vec!["uniform".into(), "range".into()],
+            group_consumer_migration_policy: "bidirectional".into(),
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             offsets_commit_timeout_ms: 5_000,
+            transaction_state_log_num_partitions: 50,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
             transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
@@ -309,6 +340,7 @@ impl Default for Config {
             controller_quorum_voters: String::new(),
             controller_listen: None,
             broker_rack: None,
+            replica_selector_class: String::new(),
             broker_heartbeat_interval_ms: 2_000,
             broker_session_timeout_ms: 9_000,
             replica_lag_time_max_ms: 30_000,
@@ -425,6 +457,13 @@ impl Config {
                 "transaction_remove_expired_transaction_cleanup_interval_ms and producer_id_expiration_check_interval_ms must be at least 1".into(),
             ));
         }
+        crate::coordinator::consumer_group::check_config(
+            &self.group_consumer_assignors,
+            &self.group_consumer_migration_policy,
+            self.group_consumer_session_timeout_ms,
+            self.group_consumer_heartbeat_interval_ms,
+        )
+        .map_err(ConfigError::Invalid)?;
         self.sasl_mechanisms()?;
         self.authorizer()?;
         if self.sasl_server_max_receive_size < 1024 {
@@ -477,6 +516,12 @@ impl Config {
         if self.broker_rack.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::Invalid("broker_rack must not be empty".into()));
         }
+        let selector = crate::protocol::handlers::fetch_replicas::RACK_AWARE_SELECTOR;
+        if !["", selector].contains(&self.replica_selector_class.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "replica_selector_class must be empty or {selector}"
+            )));
+        }
         // Kafka's bounds: at least one partition and one replica, a commit timeout of 1 ms.
         if !(1..=100_000).contains(&self.offsets_topic_num_partitions)
             || self.offsets_topic_replication_factor < 1
@@ -484,6 +529,14 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "offsets_topic_num_partitions must be 1 to 100000, offsets_topic_replication_factor and offsets_commit_timeout_ms at least 1".into(),
+            ));
+        }
+        if !(1..=100_000).contains(&self.transaction_state_log_num_partitions)
+            || self.transaction_state_log_replication_factor < 1
+            || self.transaction_state_log_min_isr < 1
+        {
+            return Err(ConfigError::Invalid(
+                "transaction_state_log_num_partitions must be 1 to 100000, transaction_state_log_replication_factor and transaction_state_log_min_isr at least 1".into(),
             ));
         }
         Ok(())
@@ -585,6 +638,17 @@ impl Config {
             min_session_timeout: Duration::from_millis(self.group_min_session_timeout_ms),
             max_session_timeout: Duration::from_millis(self.group_max_session_timeout_ms),
             offsets_retention: Duration::from_millis(self.offsets_retention_ms),
+            consumer: crate::coordinator::consumer_group::ConsumerGroupSettings {
+                session_timeout: Duration::from_millis(self.group_consumer_session_timeout_ms),
+                heartbeat_interval: Duration::from_millis(
+                    self.group_consumer_heartbeat_interval_ms,
+                ),
+                assignors: self.group_consumer_assignors.clone(),
+                migration_policy: crate::coordinator::consumer_group::MigrationPolicy::parse(
+                    &self.group_consumer_migration_policy,
+                )
+                .unwrap_or(crate::coordinator::consumer_group::MigrationPolicy::Bidirectional),
+            },
         }
     }
 }

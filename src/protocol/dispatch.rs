@@ -109,6 +109,12 @@ pub async fn prepare(
         RequestKind::OffsetDelete(req) => {
             Prepared::reply(handlers::offset_delete::prepare(ctx, req).await)
         }
+        RequestKind::ConsumerGroupHeartbeat(req) => Prepared::reply(
+            handlers::consumer_group_heartbeat::prepare(ctx, version, req, client).await,
+        ),
+        RequestKind::ConsumerGroupDescribe(req) => {
+            Prepared::reply(handlers::consumer_group_describe::prepare(ctx, version, req).await)
+        }
         RequestKind::AlterConfigs(req) => {
             Prepared::reply(handlers::alter_configs::prepare(ctx, req))
         }

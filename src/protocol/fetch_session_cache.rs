@@ -60,6 +60,8 @@ pub struct Answered {
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub error: i16,
+    /// KIP-392: sent to a closer replica (always answered, as Kafka's session does).
+    pub redirected: bool,
 }
 
 /// How one Fetch is served.
@@ -381,7 +383,7 @@ impl Cache {
                 listed.push(true);
                 continue;
             };
-            let mut must = a.has_records;
+            let mut must = a.has_records || a.redirected;
             if c.high_watermark != a.high_watermark {
                 must = true;
                 c.high_watermark = a.high_watermark;

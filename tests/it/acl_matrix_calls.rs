@@ -484,3 +484,25 @@ pub fn alter_client_quotas(w: &mut Wire) -> i16 {
                 .with_value(1024.0)])]);
     answered(w.call(1, &req), "AlterClientQuotas").entries[0].error_code
 }
+
+pub fn consumer_group_heartbeat(w: &mut Wire) -> i16 {
+    consumer_group_join(w, &["t"])
+}
+
+/// A ConsumerGroupHeartbeat join of group `g` subscribing to `topics`.
+pub fn consumer_group_join(w: &mut Wire, topics: &[&str]) -> i16 {
+    let req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(text("g")))
+        .with_member_id(text("cg-member"))
+        .with_rebalance_timeout_ms(10_000)
+        .with_subscribed_topic_names(Some(topics.iter().map(|t| topic(t)).collect()))
+        .with_topic_partitions(Some(Vec::new()));
+    answered(w.call(1, &req), "ConsumerGroupHeartbeat").error_code
+}
+
+pub fn consumer_group_describe(w: &mut Wire) -> i16 {
+    let req = ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![GroupId(text("g"))])
+        .with_include_authorized_operations(true);
+    answered(w.call(1, &req), "ConsumerGroupDescribe").groups[0].error_code
+}

@@ -24,6 +24,7 @@ fn wanted(n: i32) -> Vec<(Requested, Answered)> {
                 },
                 Answered {
                     has_records: false,
+                    redirected: false,
                     high_watermark: 0,
                     last_stable_offset: 0,
                     log_start_offset: 0,

@@ -24,7 +24,7 @@ use super::client_hostile_records::request;
 use super::cluster_metadata::{
     broker_ids, create_topic_with, every, start_cluster_with, topic, wait_everywhere, SLACK,
 };
-use super::harness::{flush, producer, send, TestBroker};
+use super::harness::{bootstrap_all, flush, producer, send, TestBroker};
 
 const TOPIC: &str = "coordinated";
 const GROUP: &str = "survivors";
@@ -106,11 +106,7 @@ fn a_consumer_group_resumes_from_its_commits_after_a_coordinator_kill() {
         topic(r, TOPIC)
             .is_some_and(|t| t.partitions.len() == 1 && t.partitions[0].isr_nodes.len() == 3)
     });
-    let bootstrap = brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_all(&brokers);
     let (producer, deliveries) = producer(&bootstrap, &[("acks", "all")]);
     for i in 0..RECORDS {
         let value = format!("record-{i}").into_bytes();
