@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 pub use super::metadata_messages::*;
 mod acls;
 mod broker_configs;
+mod client_quotas;
 mod cluster_follow;
 #[cfg(test)]
 mod cluster_image_tests;
@@ -303,6 +304,11 @@ impl Actor for Metadata {
                 state.publish_routes();
                 let _ = reply.send(results);
             }
+            MetadataMsg::AlterClientQuotas { changes, reply } => {
+                let results = state.alter_client_quotas(changes).await;
+                state.publish_routes();
+                let _ = reply.send(results);
+            }
             MetadataMsg::Shutdown { reply } => {
                 state.shutdown().await;
                 let _ = reply.send(());
@@ -389,6 +395,7 @@ impl MetadataState {
         let mut table = RoutingTable::new(routes, Arc::new(self.image.dynamic.clone()));
         table.starting = self.starts.live().map(|(name, _)| name.clone()).collect();
         table.acls = Arc::new(crate::security::acl_index::AclIndex::new(&self.image.acls));
+        table.client_quotas = Arc::new(self.image.client_quotas.clone());
         if let Commits::Quorum(cluster) = &self.commits {
             table.cluster = Some(Arc::new(ClusterView {
                 node_id: cluster.node_id,

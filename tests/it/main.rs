@@ -34,6 +34,7 @@ mod client_idempotence;
 mod client_listeners;
 mod client_metrics;
 mod client_protocol;
+mod client_quotas;
 mod client_recompression;
 mod client_record_errors;
 mod client_retention;
