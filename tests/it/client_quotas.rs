@@ -346,6 +346,29 @@ fn a_producer_over_its_quota_gets_throttle_time_and_is_muted_that_long() {
     assert_eq!(codes.1.len(), 1);
 }
 
+#[test]
+fn request_percentage_throttles_a_client_that_keeps_the_broker_busy() {
+    let broker = TestBroker::start("");
+    let mut w = Wire::connect(broker.port());
+    w.create_topic("r", 4);
+    // 0.01% of a thread: 1 ms of handling over the 10 windows a new client is measured
+    // over. Every Metadata request costs some; within 2,000 of them the client is over.
+    let op = ("request_percentage", 0.01, false);
+    let codes = alter(
+        &mut w,
+        vec![(vec![("client-id", Some("hostile"))], vec![op])],
+        false,
+    );
+    assert_eq!(codes, [0]);
+    let req = MetadataRequest::default().with_topics(None);
+    let throttled = (0..2000).find_map(|_| {
+        let resp = w.call(12, &req).expect("Metadata answered");
+        (resp.throttle_time_ms > 0).then_some(resp.throttle_time_ms)
+    });
+    let throttle = throttled.expect("throttled within 2,000 Metadata requests");
+    assert!(throttle <= 1000, "bounded by one window: {throttle}");
+}
+
 const QUOTA: f64 = 200_000.0;
 const MEASURE: Duration = Duration::from_secs(5);
 
