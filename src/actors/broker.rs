@@ -217,14 +217,15 @@ impl Broker {
             ("transaction registry", txns_ended),
         ];
         let mut listener_addrs = Vec::with_capacity(bound.len());
-        // Certificates and keys are read once, here: a bad keystore stops the start.
+        // Certificates and keys are read here first: a bad keystore stops the start. The
+        // listeners reload them when their files change.
         let tls = if listener_configs.iter().any(|l| l.protocol.uses_tls()) {
-            Some(
-                config
-                    .tls
-                    .acceptor()
-                    .map_err(|e| StartError::Config(e.to_string()))?,
-            )
+            let files = crate::security::tls_reload::KeystoreFiles::of(&config.tls);
+            let tls = config
+                .tls
+                .acceptor()
+                .map_err(|e| StartError::Config(e.to_string()))?;
+            Some((tls, files))
         } else {
             None
         };

@@ -30,8 +30,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::connection_auth::{self, PreAuth};
-use crate::security::sasl::SaslServer;
+use super::connection_auth::{PreAuth, SaslSession};
 
 use crate::protocol::context::ClientInfo;
 use crate::protocol::dispatch;
@@ -287,15 +286,15 @@ async fn read_requests(
     let (mute, mute_until) = watch::channel(tokio::time::Instant::now());
     let mute = Arc::new(mute);
     let idle = std::time::Duration::from_millis(ctx.config.connections_max_idle_ms);
-    // On a SASL listener: the exchange, until it succeeds (see `connection_auth`).
+    // On a SASL listener: the exchange, then the session (see `connection_auth`).
     let mut sasl = identity
         .listener
         .protocol
         .uses_sasl()
-        .then(|| SaslServer::new(ctx.config.sasl_mechanisms().unwrap_or_default()));
+        .then(|| SaslSession::new(&ctx));
     loop {
-        // Before authentication a frame is bounded by sasl_server_max_receive_size.
-        let (max, raw) = match &sasl {
+        // During an exchange a frame is bounded by sasl_server_max_receive_size.
+        let (max, raw) = match sasl.as_ref().and_then(SaslSession::exchange) {
             Some(server) => (
                 ctx.config
                     .sasl_server_max_receive_size
@@ -334,7 +333,7 @@ async fn read_requests(
         let read_at = std::time::Instant::now();
         let body = match &mut sasl {
             None => body,
-            Some(server) => match connection_auth::step(&ctx, server, body).await {
+            Some(session) => match session.frame(&ctx, body).await {
                 PreAuth::Serve(body) => body,
                 PreAuth::Answer(frame) => {
                     let frame = Some(frame);
@@ -344,7 +343,6 @@ async fn read_requests(
                 PreAuth::Authenticated(frame, authenticated) => {
                     debug!(%peer, principal = %authenticated, "SASL authentication succeeded.");
                     identity.principal = authenticated;
-                    sasl = None;
                     let frame = Some(frame);
                     let _ = connection.send_message(ConnectionMsg::Response { seq, frame, permit });
                     continue;
@@ -368,6 +366,12 @@ async fn read_requests(
                 }
                 PreAuth::Close(reason) => {
                     warn!(%peer, %reason, "Closing an unauthenticated connection.");
+                    seq -= 1;
+                    break;
+                }
+                PreAuth::Expired => {
+                    metrics::counter!(crate::metrics::EXPIRED_CONNECTIONS_KILLED).increment(1);
+                    debug!(%peer, "Closing a connection whose SASL session ended (connections_max_reauth_ms) without re-authentication.");
                     seq -= 1;
                     break;
                 }

@@ -106,6 +106,7 @@ impl Actor for Metadata {
                 applied_index = applied.last_applied.map_or(0, |l| l.index);
                 let image = applied.image.clone();
                 cluster_follow::follow_applied(&myself, cluster.applied.clone());
+                cluster_follow::follow_caught_up(&myself, cluster.caught_up.clone());
                 let roles = replica_roles::ReplicaRoles::start(&args.config, &cluster).await?;
                 (Commits::Quorum(cluster), image, Some(roles))
             }
@@ -337,6 +338,12 @@ impl Actor for Metadata {
                     .await;
             }
             MetadataMsg::Applied(applied) => state.follow(&myself, &applied).await,
+            MetadataMsg::CaughtUp(index) => {
+                if let Some(roles) = state.roles.as_mut() {
+                    roles.catch_up_to(index);
+                }
+                state.sync_roles();
+            }
         }
         Ok(())
     }

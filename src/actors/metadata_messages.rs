@@ -269,6 +269,9 @@ pub enum MetadataMsg {
     },
     /// Cluster mode: the quorum applied more records; the actor follows the new image.
     Applied(Arc<crate::cluster::AppliedImage>),
+    /// Cluster mode: the controller's applied metadata index at this broker's first
+    /// answered heartbeat. Local replicas get no role before the image is that new.
+    CaughtUp(u64),
 }
 
 impl crate::metrics::ActorKind for MetadataMsg {

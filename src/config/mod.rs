@@ -209,6 +209,10 @@ pub struct Config {
     /// How long a failed authentication waits before its answer and the close (Kafka's
     /// connection.failed.authentication.delay.ms), which slows password guessing.
     pub connection_failed_authentication_delay_ms: u64,
+    /// Kafka's connections.max.reauth.ms: a SASL session ends this long after its
+    /// authentication (KIP-368); the client re-authenticates on the same connection, or
+    /// its next request closes it. 0: sessions do not end.
+    pub connections_max_reauth_ms: u64,
     /// Kafka's quota.window.num: windows a client quota's rate is measured over.
     pub quota_window_num: usize,
     /// Kafka's quota.window.size.seconds: the length of each of those windows.
@@ -332,6 +336,7 @@ impl Default for Config {
             sasl_plain_users: PlainUsers::default(),
             sasl_server_max_receive_size: 524_288,
             connection_failed_authentication_delay_ms: 100,
+            connections_max_reauth_ms: 0,
             quota_window_num: 11,
             quota_window_size_seconds: 1,
             authorizer_class_name: String::new(),
