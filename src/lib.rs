@@ -14,6 +14,7 @@
 //! - `broker_config`: dynamic broker configs, the layers topic configs default to.
 //! - `error`: typed actor errors and their Kafka error codes.
 //! - `metrics`: Prometheus metrics (names, handles, the exporter).
+//! - `quota`: client quotas (which applies, the measured rates, throttling).
 //! - `fd_limit`: the open-file limit, raised at start, and the connections it allows.
 
 pub mod actors;

@@ -283,8 +283,7 @@ async fn read_requests(
     let mut identity = identity;
     let mut seq = 0u64;
     // Until when the connection is throttled: set by response tasks, read here.
-    let (mute, mute_until) = watch::channel(tokio::time::Instant::now());
-    let mute = Arc::new(mute);
+    let (mute, muted) = crate::quota::mute::channel();
     let idle = std::time::Duration::from_millis(ctx.config.connections_max_idle_ms);
     // On a SASL listener: the exchange, then the session (see `connection_auth`).
     let mut sasl = identity
@@ -303,7 +302,7 @@ async fn read_requests(
             ),
             None => (ctx.config.max_request_bytes, false),
         };
-        if !wait_unmuted(&mute_until, &mut stop).await {
+        if !muted.wait(&mut stop).await {
             break;
         }
         let next = tokio::select! {
@@ -326,7 +325,7 @@ async fn read_requests(
         seq += 1;
         metrics::counter!(crate::metrics::BYTES_IN).increment(body.len() as u64 + 4);
         // A frame that arrived while the connection was throttled waits it out.
-        if !wait_unmuted(&mute_until, &mut stop).await {
+        if !muted.wait(&mut stop).await {
             seq -= 1;
             break;
         }
@@ -398,7 +397,7 @@ async fn read_requests(
                         let throttled = applicable
                             .record_request_bytes(&ctx.quotas, request_bytes)
                             .await;
-                        mute_for(&mute, throttled);
+                        mute.mute_for(throttled);
                         Some((applicable, throttled, ctx.quotas.clone(), mute.clone()))
                     }
                     None => None,
@@ -413,7 +412,7 @@ async fn read_requests(
                         if throttle > Duration::ZERO {
                             debug!(%peer, ?throttle, "Throttling a client over its quota.");
                         }
-                        mute_for(&mute, throttle);
+                        mute.mute_for(throttle);
                     }
                     let name = api_name(api);
                     metrics::counter!(crate::metrics::REQUESTS, "api" => name).increment(1);
@@ -527,37 +526,6 @@ async fn read_frame(
         _bytes: bytes,
     };
     Ok(Some((body.freeze(), admission)))
-}
-
-/// Mutes the connection for `throttle` from now, unless it already is for longer.
-fn mute_for(mute: &watch::Sender<tokio::time::Instant>, throttle: Duration) {
-    if throttle == Duration::ZERO {
-        return;
-    }
-    let until = tokio::time::Instant::now() + throttle;
-    mute.send_if_modified(|muted| {
-        let later = until > *muted;
-        if later {
-            *muted = until;
-        }
-        later
-    });
-}
-
-/// Waits while the connection is throttled; false when told to stop meanwhile.
-async fn wait_unmuted(
-    mute_until: &watch::Receiver<tokio::time::Instant>,
-    stop: &mut watch::Receiver<bool>,
-) -> bool {
-    let until = *mute_until.borrow();
-    if until <= tokio::time::Instant::now() {
-        return true;
-    }
-    tokio::select! {
-        biased;
-        _ = stop.changed() => false,
-        _ = tokio::time::sleep_until(until) => true,
-    }
 }
 
 /// A request decoded and prepared: its response future, the quotas it is under and
