@@ -6,6 +6,7 @@
 
 pub mod assignors;
 pub mod consumer_group;
+pub mod consumer_group_config;
 pub mod current_assignment;
 pub mod group_log;
 pub mod group_store;
