@@ -93,6 +93,8 @@ pub struct ProducerSummary {
     pub last_timestamp: i64,
     /// First offset of its open transaction here, or -1.
     pub current_txn_start_offset: i64,
+    /// The coordinator epoch of its last marker here, or -1.
+    pub coordinator_epoch: i32,
 }
 
 /// Serializable: the log checkpoint carries a snapshot of it (see `log_checkpoint`).
@@ -281,6 +283,7 @@ impl ProducerStateTable {
                 last_sequence: e.batches.back().map(|b| b.last_sequence).unwrap_or(-1),
                 last_timestamp: e.last_timestamp,
                 current_txn_start_offset: self.txns.open_transaction(*id).unwrap_or(-1),
+                coordinator_epoch: e.coordinator_epoch,
             })
             .collect();
         all.sort_by_key(|p| p.producer_id);

@@ -234,8 +234,9 @@ fn wait_in_sync(brokers: &[TestBroker]) {
 /// loses its coordinator to kill -9 once after writing and before committing (the open
 /// transaction survives and commits on the new coordinator), and once between EndTxn and
 /// its answer, after PrepareCommit (the new coordinator loads it and finishes the commit).
-/// A read_committed consumer sees each transaction whole or not at all, every committed
-/// one exactly once.
+/// A transaction whose producer never ends it is aborted at its timeout by the coordinator
+/// that took over. A read_committed consumer sees each transaction whole or not at all,
+/// every committed one exactly once.
 #[test]
 fn a_transaction_survives_the_kill_of_its_coordinator() {
     let mut brokers = start_cluster_with(
@@ -351,6 +352,29 @@ fn a_transaction_survives_the_kill_of_its_coordinator() {
         brokers.iter().any(|b| b.logs().contains(finishing)),
         "the next coordinator finished the commit"
     );
+    brokers[(victim - 1) as usize].restart();
+    wait_in_sync(&brokers);
+
+    // A producer that never ends its transaction loses its coordinator: the next one
+    // keeps the transaction open and aborts it at its timeout, which frees the
+    // read_committed readers (the last transaction below is read after it).
+    let orphan_id = "orphan-producer";
+    let (orphan, _) = super::harness::producer(
+        &bootstrap,
+        &[
+            ("transactional.id", orphan_id),
+            ("transaction.timeout.ms", "3000"),
+            ("message.timeout.ms", "3000"),
+        ],
+    );
+    orphan
+        .init_transactions(TIMEOUT)
+        .expect("init_transactions");
+    let written = write_transaction(&orphan, KILL_TOPIC, "orphan", KILL_PER_PARTITION);
+    transactions.push(("orphan".into(), written, Outcome::Aborted));
+    let victim = find_coordinator(&brokers[0], orphan_id, 1);
+    brokers[(victim - 1) as usize].kill9();
+    eprintln!("killed coordinator {victim} of a transaction nobody ends");
     brokers[(victim - 1) as usize].restart();
     wait_in_sync(&brokers);
 

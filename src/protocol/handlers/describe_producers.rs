@@ -55,11 +55,7 @@ pub fn prepare(ctx: &BrokerContext, req: DescribeProducersRequest) -> ResponseFu
                                     .with_producer_epoch(p.epoch as i32)
                                     .with_last_sequence(p.last_sequence)
                                     .with_last_timestamp(p.last_timestamp)
-                                    .with_coordinator_epoch(if p.current_txn_start_offset >= 0 {
-                                        0
-                                    } else {
-                                        -1
-                                    })
+                                    .with_coordinator_epoch(p.coordinator_epoch)
                                     .with_current_txn_start_offset(p.current_txn_start_offset)
                             })
                             .collect(),
