@@ -65,6 +65,7 @@ pub struct Broker {
     shutdown_timeout: Duration,
     fetch_memory: crate::protocol::fetch_memory::FetchMemory,
     fetch_sessions: crate::protocol::fetch_sessions::FetchSessions,
+    quotas: crate::quota::ClientQuotaManager,
     authorizer: Option<Arc<crate::security::acl::Authorizer>>,
     /// The actors the broker cannot run without, by name, until one of them ends.
     critical: Vec<(&'static str, JoinHandle<()>)>,
@@ -189,6 +190,7 @@ impl Broker {
             config.max_incremental_fetch_session_cache_slots,
             Duration::from_millis(config.min_incremental_fetch_session_eviction_ms),
         );
+        let quotas = crate::quota::ClientQuotaManager::start(config.quota_windows());
         let authorizer = config
             .authorizer()
             .map_err(|e| StartError::Config(e.to_string()))?
@@ -204,6 +206,7 @@ impl Broker {
             listeners: listeners_shared.clone(),
             quorum: cluster.as_ref().map(|c| c.client.clone()),
             authorizer: authorizer.clone(),
+            quotas: quotas.clone(),
         };
         let limits =
             ConnectionLimits::new(&config, crate::fd_limit::nofile().map(|(soft, _)| soft));
@@ -260,6 +263,7 @@ impl Broker {
             shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
             fetch_memory,
             fetch_sessions,
+            quotas,
             config,
             listeners,
             listener_addrs,
@@ -296,6 +300,7 @@ impl Broker {
             listeners: self.listener_configs.clone(),
             quorum: self.cluster.as_ref().map(|c| c.client.clone()),
             authorizer: self.authorizer.clone(),
+            quotas: self.quotas.clone(),
         }
     }
 

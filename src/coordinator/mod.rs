@@ -6,9 +6,11 @@
 
 pub mod assignors;
 pub mod consumer_group;
+pub mod consumer_group_config;
 pub mod current_assignment;
 pub mod group_log;
 pub mod group_store;
+pub mod internal_topic;
 pub mod offsets_topic;
 pub mod transaction_state_topic;
 pub mod txn_log;
