@@ -25,6 +25,7 @@ pub const CONNECTIONS: &str = "broker_connections";
 pub const CONNECTIONS_OPENED: &str = "broker_connections_opened_total";
 pub const CONNECTIONS_REFUSED: &str = "broker_connections_refused_total";
 pub const ACCEPT_FAILURES: &str = "broker_accept_failures_total";
+pub const FAILED_AUTHENTICATIONS: &str = "broker_failed_authentication_total";
 pub const SASL_REAUTHENTICATIONS: &str = "broker_successful_reauthentication_total";
 pub const EXPIRED_CONNECTIONS_KILLED: &str = "broker_expired_connections_killed_total";
 pub const PARTITION_QUEUE_FULL: &str = "broker_partition_queue_full_total";
@@ -103,6 +104,10 @@ fn describe() {
     describe_counter!(
         CONNECTIONS_REFUSED,
         "Client connections closed at once: over max_connections or max_connections_per_ip."
+    );
+    describe_counter!(
+        FAILED_AUTHENTICATIONS,
+        "Connections closed unauthenticated: a wrong password or mechanism, or a request other than ApiVersions and SASL before authentication."
     );
     describe_counter!(
         SASL_REAUTHENTICATIONS,

@@ -49,6 +49,9 @@ pub struct ConnectionArgs {
     /// Who the client is as far as the transport tells (a TLS client certificate), else
     /// User:ANONYMOUS.
     pub principal: crate::security::KafkaPrincipal,
+    /// The listener that accepted it, told when the connection is closed unauthenticated
+    /// (it rate-limits that warning); None: the warning is logged here, each time.
+    pub owner: Option<ActorRef<super::listener::ListenerMsg>>,
 }
 
 /// A byte stream a connection serves: any that reads and writes (TLS over TCP), with
@@ -148,6 +151,7 @@ impl Actor for Connection {
             Identity {
                 listener: args.listener,
                 principal: args.principal,
+                owner: args.owner,
             },
             args.context,
             myself,
@@ -268,6 +272,7 @@ impl ConnectionState {
 struct Identity {
     listener: crate::security::ListenerIdentity,
     principal: crate::security::KafkaPrincipal,
+    owner: Option<ActorRef<super::listener::ListenerMsg>>,
 }
 
 /// The reading task: frames in, prepared requests out, in arrival order.
@@ -347,6 +352,7 @@ async fn read_requests(
                     continue;
                 }
                 PreAuth::Fail(frame) => {
+                    metrics::counter!(crate::metrics::FAILED_AUTHENTICATIONS).increment(1);
                     // connection.failed.authentication.delay.ms: slows password guessing.
                     let delay = ctx.config.connection_failed_authentication_delay_ms;
                     tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
@@ -364,7 +370,16 @@ async fn read_requests(
                     break;
                 }
                 PreAuth::Close(reason) => {
-                    warn!(%peer, %reason, "Closing an unauthenticated connection.");
+                    metrics::counter!(crate::metrics::FAILED_AUTHENTICATIONS).increment(1);
+                    debug!(%peer, %reason, "Closing an unauthenticated connection.");
+                    match &identity.owner {
+                        Some(listener) => {
+                            let _ = listener.send_message(
+                                super::listener::ListenerMsg::Unauthenticated { peer, reason },
+                            );
+                        }
+                        None => warn!(%peer, %reason, "Closing an unauthenticated connection."),
+                    }
                     seq -= 1;
                     break;
                 }

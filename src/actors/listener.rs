@@ -5,7 +5,9 @@
 //! At shutdown it stops accepting and drains every connection's in-flight requests.
 //!
 //! Connections are capped (`max_connections`, `max_connections_per_ip`): one over a cap is
-//! closed at once, so idle clients cannot take every file descriptor. When accept itself
+//! closed at once, so idle clients cannot take every file descriptor. Connections closed
+//! unauthenticated (a PLAINTEXT client on a SASL port) are reported here and logged at
+//! most once a minute, with their count. When accept itself
 //! fails for want of descriptors or memory, the accept task backs off (10 ms doubling to
 //! 1 s) and logs once per episode, not once per failure.
 //!
@@ -74,6 +76,12 @@ pub enum ListenerMsg {
     },
     /// Time to look whether the keystore files changed.
     CheckTls,
+    /// A connection was closed before it authenticated, for a request other than
+    /// ApiVersions and SASL (usually a PLAINTEXT client on a SASL port).
+    Unauthenticated {
+        peer: SocketAddr,
+        reason: String,
+    },
     /// Stop accepting, let every connection finish what it has in flight, then reply.
     Drain {
         timeout: Duration,
@@ -100,7 +108,15 @@ pub struct ListenerState {
     /// Connections closed over a cap since the last time one was admitted (the warn log
     /// is written for the first of an episode only).
     refused: u64,
+    /// Connections closed unauthenticated: when that was last logged at warn, and how
+    /// many since (logged at most once per `UNAUTHENTICATED_WARN_EVERY`).
+    unauthenticated_warned: Option<Instant>,
+    unauthenticated_since: u64,
 }
+
+/// The least time between two warnings about connections closed unauthenticated: a client
+/// that keeps retrying the wrong port would otherwise write a line per attempt.
+const UNAUTHENTICATED_WARN_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Listener;
 
@@ -145,6 +161,8 @@ impl Actor for Listener {
             tls_files,
             handshaking: 0,
             refused: 0,
+            unauthenticated_warned: None,
+            unauthenticated_since: 0,
         })
     }
 
@@ -211,6 +229,7 @@ impl Actor for Listener {
                 }
             }
             ListenerMsg::CheckTls => state.reload_tls_if_changed(),
+            ListenerMsg::Unauthenticated { peer, reason } => state.unauthenticated(peer, &reason),
             ListenerMsg::Drain { timeout, reply } => {
                 if let Some(accept) = state.accept.take() {
                     accept.abort();
@@ -269,6 +288,24 @@ impl Actor for Listener {
 }
 
 impl ListenerState {
+    /// One warn line for the first connection closed unauthenticated, then at most one
+    /// per `UNAUTHENTICATED_WARN_EVERY`, with the count since the last.
+    fn unauthenticated(&mut self, peer: SocketAddr, reason: &str) {
+        let now = Instant::now();
+        if self
+            .unauthenticated_warned
+            .is_some_and(|at| now.duration_since(at) < UNAUTHENTICATED_WARN_EVERY)
+        {
+            self.unauthenticated_since += 1;
+            return;
+        }
+        let listener = &self.identity.name;
+        warn!(%listener, %peer, reason, since_last_warning = self.unauthenticated_since,
+            "Closed an unauthenticated connection (a PLAINTEXT client on a SASL port?); more are counted and logged at most once a minute.");
+        self.unauthenticated_warned = Some(now);
+        self.unauthenticated_since = 0;
+    }
+
     /// A new TLS configuration for new connections when its files changed; the one in
     /// use when the new files do not make one (said once per change).
     fn reload_tls_if_changed(&mut self) {
@@ -303,6 +340,7 @@ impl ListenerState {
             context: self.context.clone(),
             listener: self.identity.clone(),
             principal,
+            owner: Some(myself.clone()),
         };
         match Actor::spawn_linked(None, Connection, args, myself.get_cell()).await {
             Ok((conn, _)) => {

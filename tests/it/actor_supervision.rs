@@ -101,6 +101,7 @@ async fn killed_connection(runtime: &tokio::runtime::Runtime) -> bool {
         context: broker.context(),
         listener: broker::security::ListenerIdentity::plaintext(),
         principal: broker::security::KafkaPrincipal::anonymous(),
+        owner: None,
     };
     let (conn, ended) = runtime
         .spawn(Actor::spawn(None, Connection, args))

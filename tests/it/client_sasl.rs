@@ -1,7 +1,8 @@
 //! SASL with real broker processes and files: the first administrator made offline with
 //! `broker user add` logs in with SCRAM, and users made online with
 //! AlterUserScramCredentials survive kill -9; librdkafka with SCRAM-SHA-256 and -512 over
-//! SASL_PLAINTEXT and SASL_SSL (TLS, then SASL).
+//! SASL_PLAINTEXT and SASL_SSL (TLS, then SASL); PLAINTEXT clients on a SASL port make one
+//! warn line, not one each.
 
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -14,7 +15,9 @@ use broker::security::scram::ScramMechanism;
 
 use crate::actor_sasl::{alter, metadata_answers, plain_login, scram_login, upsert};
 use crate::certs::TestCerts;
+use crate::client_metrics::{sample, scrape_until};
 use crate::harness::{self, TestBroker};
+use crate::hostile_wire::Wire;
 
 fn sasl_broker() -> TestBroker {
     TestBroker::start_with_port(|port| {
@@ -171,4 +174,36 @@ fn librdkafka_scram_over_sasl_plaintext_and_sasl_ssl() {
     let again = harness::consumer(&ssl_bootstrap, &bob);
     let records = harness::consume(&again, "scram", 1, 10, Duration::from_secs(30));
     assert_eq!(records.len(), 10);
+}
+
+#[test]
+fn plaintext_clients_on_a_sasl_port_make_one_warn_line() {
+    let metrics = harness::free_port();
+    let broker = TestBroker::start_with_port(|port| {
+        format!(
+            "listeners = \"SASL_PLAINTEXT://127.0.0.1:{port}\"\n\
+             metrics_listen = \"127.0.0.1:{metrics}\"\n\
+             [sasl_plain_users]\n\
+             admin = \"admin-secret\""
+        )
+    });
+    for _ in 0..20 {
+        let mut plaintext = Wire::connect(broker.port());
+        assert!(!metadata_answers(&mut plaintext));
+        assert!(plaintext.is_closed());
+    }
+    // Each closed connection told the listener before it closed; the listener accepts
+    // this one after handling those, so once it is served every warning was written.
+    let (mut admin, _) = plain_login(broker.port(), "admin", "admin-secret");
+    assert!(metadata_answers(&mut admin));
+    let logs = broker.logs();
+    assert_eq!(
+        logs.matches("unauthenticated connection").count(),
+        1,
+        "one warn line for 20 attempts:\n{logs}"
+    );
+    let page = scrape_until(metrics, "the failed authentications", |page| {
+        sample(page, "broker_failed_authentication_total", &[]) == Some(20.0)
+    });
+    assert!(page.contains("broker_failed_authentication_total"));
 }

@@ -12,16 +12,15 @@
 
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 use rdkafka::producer::BaseRecord;
 
 use broker::security::scram::ScramMechanism;
 
-use crate::actor_sasl::{alter, plain_login, upsert};
+use crate::actor_sasl::{alter, authenticate, handshake, plain_login, upsert};
 use crate::cluster_load::percentile;
 use crate::harness::{self, TestBroker};
-use crate::hostile_wire::{text, Wire};
+use crate::hostile_wire::Wire;
 
 const DELAY_MS: u64 = 5;
 /// The good client's p99 during the attack must stay under this (it is a few ms without
@@ -39,27 +38,18 @@ fn attempts() -> usize {
 /// which the connection must be closed.
 fn guess(port: u16, mechanism: &str, first: &[u8], last: Option<&[u8]>) -> Duration {
     let mut wire = Wire::connect(port);
-    let h: SaslHandshakeResponse = wire
-        .call(
-            1,
-            &SaslHandshakeRequest::default().with_mechanism(text(mechanism)),
-        )
-        .expect("handshake answered");
+    let h = handshake(&mut wire, 1, mechanism).expect("handshake answered");
     assert_eq!(h.error_code, 0);
-    let authenticate = |wire: &mut Wire, token: &[u8]| -> SaslAuthenticateResponse {
-        let req = SaslAuthenticateRequest::default().with_auth_bytes(token.to_vec().into());
-        wire.call(2, &req)
-            .expect("the failure is answered, not just closed")
-    };
+    let answered = "the failure is answered, not just closed";
     let mut started = Instant::now();
-    let mut r = authenticate(&mut wire, first);
+    let mut r = authenticate(&mut wire, first).expect(answered);
     if let Some(last) = last {
         assert_eq!(r.error_code, 0, "the SCRAM user exists");
         let nonce = String::from_utf8(r.auth_bytes.to_vec()).unwrap();
         let nonce = nonce.split(',').next().unwrap().to_string();
         let proof = format!("c=biws,{nonce},p={}", String::from_utf8_lossy(last));
         started = Instant::now();
-        r = authenticate(&mut wire, proof.as_bytes());
+        r = authenticate(&mut wire, proof.as_bytes()).expect(answered);
     }
     let took = started.elapsed();
     assert_eq!(r.error_code, ResponseError::SaslAuthenticationFailed.code());
