@@ -28,6 +28,7 @@ pub mod error;
 pub mod fd_limit;
 pub mod metrics;
 pub mod protocol;
+pub mod quota;
 pub mod security;
 pub mod storage;
 pub mod topic_config;

@@ -65,6 +65,7 @@ pub struct Broker {
     shutdown_timeout: Duration,
     fetch_memory: crate::protocol::fetch_memory::FetchMemory,
     fetch_sessions: crate::protocol::fetch_sessions::FetchSessions,
+    quotas: crate::quota::ClientQuotaManager,
     authorizer: Option<Arc<crate::security::acl::Authorizer>>,
     /// The actors the broker cannot run without, by name, until one of them ends.
     critical: Vec<(&'static str, JoinHandle<()>)>,
@@ -189,6 +190,7 @@ impl Broker {
             config.max_incremental_fetch_session_cache_slots,
             Duration::from_millis(config.min_incremental_fetch_session_eviction_ms),
         );
+        let quotas = crate::quota::ClientQuotaManager::start(config.quota_windows());
         let authorizer = config
             .authorizer()
             .map_err(|e| StartError::Config(e.to_string()))?
@@ -204,6 +206,7 @@ impl Broker {
             listeners: listeners_shared.clone(),
             quorum: cluster.as_ref().map(|c| c.client.clone()),
             authorizer: authorizer.clone(),
+            quotas: quotas.clone(),
         };
         let limits =
             ConnectionLimits::new(&config, crate::fd_limit::nofile().map(|(soft, _)| soft));
@@ -214,14 +217,15 @@ impl Broker {
             ("transaction registry", txns_ended),
         ];
         let mut listener_addrs = Vec::with_capacity(bound.len());
-        // Certificates and keys are read once, here: a bad keystore stops the start.
+        // Certificates and keys are read here first: a bad keystore stops the start. The
+        // listeners reload them when their files change.
         let tls = if listener_configs.iter().any(|l| l.protocol.uses_tls()) {
-            Some(
-                config
-                    .tls
-                    .acceptor()
-                    .map_err(|e| StartError::Config(e.to_string()))?,
-            )
+            let files = crate::security::tls_reload::KeystoreFiles::of(&config.tls);
+            let tls = config
+                .tls
+                .acceptor()
+                .map_err(|e| StartError::Config(e.to_string()))?;
+            Some((tls, files))
         } else {
             None
         };
@@ -259,6 +263,7 @@ impl Broker {
             shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
             fetch_memory,
             fetch_sessions,
+            quotas,
             config,
             listeners,
             listener_addrs,
@@ -295,6 +300,7 @@ impl Broker {
             listeners: self.listener_configs.clone(),
             quorum: self.cluster.as_ref().map(|c| c.client.clone()),
             authorizer: self.authorizer.clone(),
+            quotas: self.quotas.clone(),
         }
     }
 

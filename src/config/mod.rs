@@ -209,6 +209,14 @@ pub struct Config {
     /// How long a failed authentication waits before its answer and the close (Kafka's
     /// connection.failed.authentication.delay.ms), which slows password guessing.
     pub connection_failed_authentication_delay_ms: u64,
+    /// Kafka's connections.max.reauth.ms: a SASL session ends this long after its
+    /// authentication (KIP-368); the client re-authenticates on the same connection, or
+    /// its next request closes it. 0: sessions do not end.
+    pub connections_max_reauth_ms: u64,
+    /// Kafka's quota.window.num: windows a client quota's rate is measured over.
+    pub quota_window_num: usize,
+    /// Kafka's quota.window.size.seconds: the length of each of those windows.
+    pub quota_window_size_seconds: u64,
     /// Kafka's authorizer.class.name: empty, no authorizer (every request allowed, the
     /// ACL APIs answer SECURITY_DISABLED); `org.apache.kafka.metadata.authorizer.StandardAuthorizer`
     /// or `kafka.security.authorizer.AclAuthorizer` turn on Kafka's ACL rules; any other
@@ -328,6 +336,9 @@ impl Default for Config {
             sasl_plain_users: PlainUsers::default(),
             sasl_server_max_receive_size: 524_288,
             connection_failed_authentication_delay_ms: 100,
+            connections_max_reauth_ms: 0,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             authorizer_class_name: String::new(),
             super_users: String::new(),
             allow_everyone_if_no_acl_found: false,
@@ -358,6 +369,14 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The windows client quotas are measured over.
+    pub fn quota_windows(&self) -> crate::quota::QuotaWindows {
+        crate::quota::QuotaWindows {
+            num: self.quota_window_num,
+            size: std::time::Duration::from_secs(self.quota_window_size_seconds),
+        }
+    }
+
     /// Loads defaults, then the TOML file (if it exists), then `BROKER_*` variables.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
@@ -392,6 +411,13 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "max_connection_buffered_bytes must be between 1 and 4294967295".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.quota_window_num)
+            || !(1..=3600).contains(&self.quota_window_size_seconds)
+        {
+            return Err(ConfigError::Invalid(
+                "quota_window_num and quota_window_size_seconds must be between 1 and 3600".into(),
             ));
         }
         if self.connections_max_idle_ms == 0 {

@@ -11,6 +11,7 @@ pub mod consumer_group_member;
 pub mod current_assignment;
 pub mod group_log;
 pub mod group_store;
+pub mod internal_topic;
 pub mod offsets_topic;
 pub mod transaction_state_topic;
 pub mod txn_log;

@@ -9,15 +9,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use ractor::ActorRef;
 
-use super::offsets_topic::{batch_of, KeyedRecord};
+use super::internal_topic::{append_acks_all, replay_to_high_watermark};
+use super::offsets_topic::KeyedRecord;
 use super::transaction_state_topic::TxnReplay;
-use crate::actors::partition::{PartitionMsg, PartitionOffsets};
+use crate::actors::partition::PartitionMsg;
 use crate::actors::txn_messages::TxnMetadata;
-use crate::actors::{call, CallError};
+use crate::actors::CallError;
 use crate::error::PartitionError;
 use crate::storage::StorageError;
 
@@ -69,17 +69,7 @@ pub struct TxnLog {
 impl TxnLog {
     /// Appends the record as one batch with acks=all; Ok once the ISR has it.
     pub async fn append(&self, record: KeyedRecord) -> Result<(), TxnLogError> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let batch = Bytes::from(batch_of(&[record], now_ms));
-        let append = |reply| PartitionMsg::Append {
-            records: batch,
-            acks: -1,
-            reply,
-        };
-        call(&self.partition, append, self.append_timeout).await??;
-        Ok(())
+        append_acks_all(&self.partition, &[record], self.append_timeout).await
     }
 }
 
@@ -93,9 +83,6 @@ pub enum LoadedTxns {
     NotYet,
 }
 
-/// Bytes one read of a load asks for.
-const LOAD_READ_BYTES: usize = 4 * 1024 * 1024;
-
 /// Replays the partition whose leader `partition` is, from its log start to its high
 /// watermark. Waits until the high watermark reaches the log end offset: what the new
 /// leader holds past it may be state the previous coordinator acknowledged.
@@ -103,32 +90,10 @@ pub async fn load(
     partition: &ActorRef<PartitionMsg>,
     timeout: Duration,
 ) -> Result<LoadedTxns, TxnLogError> {
-    let offsets: PartitionOffsets =
-        call(partition, |reply| PartitionMsg::Offsets { reply }, timeout).await?;
-    if offsets.high_watermark < offsets.log_end_offset {
-        return Ok(LoadedTxns::NotYet);
-    }
     let mut replay = TxnReplay::default();
-    let mut next = offsets.log_start_offset;
-    while next < offsets.high_watermark {
-        let read = |reply| PartitionMsg::Read {
-            offset: next,
-            max_bytes: LOAD_READ_BYTES,
-            min_one: true,
-            read_committed: false,
-            reply,
-        };
-        let read = call(partition, read, timeout).await??;
-        if read.records.is_empty() {
-            break;
-        }
-        replay.apply_batches(&read.records)?;
-        let split = crate::storage::batch::split_batches(&read.records, usize::MAX)?;
-        let after = split.last().map_or(-1, |(h, _)| h.last_offset());
-        if after < next {
-            break;
-        }
-        next = after + 1;
+    let apply = |batches: &[u8]| replay.apply_batches(batches);
+    if !replay_to_high_watermark::<TxnLogError>(partition, timeout, apply).await? {
+        return Ok(LoadedTxns::NotYet);
     }
     Ok(LoadedTxns::Ids(replay.ids))
 }

@@ -193,6 +193,12 @@ pub async fn prepare(
         RequestKind::DeleteAcls(req) => {
             Prepared::reply(handlers::delete_acls::prepare(ctx, req, &view))
         }
+        RequestKind::DescribeClientQuotas(req) => {
+            Prepared::reply(handlers::describe_client_quotas::prepare(ctx, req))
+        }
+        RequestKind::AlterClientQuotas(req) => {
+            Prepared::reply(handlers::alter_client_quotas::prepare(ctx, req))
+        }
         RequestKind::SaslHandshake(_) => {
             Prepared::reply(Box::pin(handlers::sasl_handshake::handshake()))
         }

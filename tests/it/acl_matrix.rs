@@ -253,6 +253,12 @@ fn rows() -> Vec<Row> {
         ("DeleteGroups", delete_groups, GROUP_DENIED),
         ("DeleteTopics", delete_topics, TOPIC_DENIED),
         (
+            "DescribeClientQuotas",
+            describe_client_quotas,
+            CLUSTER_DENIED,
+        ),
+        ("AlterClientQuotas", alter_client_quotas, CLUSTER_DENIED),
+        (
             "ConsumerGroupHeartbeat",
             consumer_group_heartbeat,
             GROUP_DENIED,

@@ -465,6 +465,26 @@ pub fn write_txn_markers(w: &mut Wire) -> i16 {
         .map_or(-1, |p| p.error_code)
 }
 
+pub fn describe_client_quotas(w: &mut Wire) -> i16 {
+    let req = DescribeClientQuotasRequest::default();
+    answered(w.call(1, &req), "DescribeClientQuotas").error_code
+}
+
+/// A validate-only change, so an allowed call changes nothing; the entry's error code.
+pub fn alter_client_quotas(w: &mut Wire) -> i16 {
+    use alter_client_quotas_request::{EntityData, EntryData, OpData};
+    let req = AlterClientQuotasRequest::default()
+        .with_validate_only(true)
+        .with_entries(vec![EntryData::default()
+            .with_entity(vec![EntityData::default()
+                .with_entity_type(text("user"))
+                .with_entity_name(Some(text("carol")))])
+            .with_ops(vec![OpData::default()
+                .with_key(text("producer_byte_rate"))
+                .with_value(1024.0)])]);
+    answered(w.call(1, &req), "AlterClientQuotas").entries[0].error_code
+}
+
 pub fn consumer_group_heartbeat(w: &mut Wire) -> i16 {
     consumer_group_join(w, &["t"])
 }

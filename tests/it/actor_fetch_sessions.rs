@@ -21,6 +21,7 @@ fn wanted(n: i32) -> Vec<(Requested, Answered)> {
                     key: (Uuid::nil(), TopicName(StrBytes::from_static_str("t")), p),
                     offset: 0,
                     max_bytes: 1024,
+                    current_leader_epoch: -1,
                 },
                 Answered {
                     has_records: false,

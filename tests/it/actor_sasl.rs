@@ -64,14 +64,18 @@ impl SaslBroker {
     }
 }
 
-fn handshake(wire: &mut Wire, version: i16, mechanism: &str) -> Option<SaslHandshakeResponse> {
+pub(crate) fn handshake(
+    wire: &mut Wire,
+    version: i16,
+    mechanism: &str,
+) -> Option<SaslHandshakeResponse> {
     wire.call(
         version,
         &SaslHandshakeRequest::default().with_mechanism(text(mechanism)),
     )
 }
 
-fn authenticate(wire: &mut Wire, token: &[u8]) -> Option<SaslAuthenticateResponse> {
+pub(crate) fn authenticate(wire: &mut Wire, token: &[u8]) -> Option<SaslAuthenticateResponse> {
     let req = SaslAuthenticateRequest::default().with_auth_bytes(token.to_vec().into());
     wire.call(2, &req)
 }

@@ -34,9 +34,15 @@ const BEFORE_KILL: usize = 50;
 /// The group's coordinator as `broker` answers FindCoordinator (v3), retried while it
 /// answers an error (none yet, or being loaded).
 fn coordinator(broker: &TestBroker) -> i32 {
+    find_coordinator(broker, GROUP, 0)
+}
+
+/// The coordinator of `key` (key type 0 a group, 1 a transactional id) as `broker` answers
+/// FindCoordinator (v3), retried while it answers an error (none yet, or being loaded).
+pub(crate) fn find_coordinator(broker: &TestBroker, key: &str, key_type: i8) -> i32 {
     let find = FindCoordinatorRequest::default()
-        .with_key(StrBytes::from_static_str(GROUP))
-        .with_key_type(0);
+        .with_key(StrBytes::from_string(key.to_string()))
+        .with_key_type(key_type);
     let deadline = Instant::now() + SLACK;
     loop {
         let answer = TcpStream::connect(("127.0.0.1", broker.port()))
@@ -50,7 +56,11 @@ fn coordinator(broker: &TestBroker) -> i32 {
         if let Some(r) = answer.filter(|r| r.error_code == 0) {
             return r.node_id.0;
         }
-        assert!(Instant::now() < deadline, "no coordinator within {SLACK:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no coordinator for {key} within {SLACK:?}\n{}",
+            broker.logs()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

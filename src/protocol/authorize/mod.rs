@@ -100,6 +100,8 @@ pub fn check(
         R::AlterPartitionReassignments(r) => cluster::alter_partition_reassignments(r, view),
         R::ListPartitionReassignments(r) => cluster::list_partition_reassignments(r, view),
         R::WriteTxnMarkers(r) => cluster::write_txn_markers(r, view),
+        R::DescribeClientQuotas(r) => cluster::describe_client_quotas(r, view),
+        R::AlterClientQuotas(r) => cluster::alter_client_quotas(r, view),
         // Metadata checks in its handler (auto-creation needs CREATE); the ACL APIs check
         // in theirs; ApiVersions and SASL need nothing.
         other @ (R::Metadata(_)
@@ -159,6 +161,8 @@ pub const CHECKED: &[ApiKey] = &[
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
     ApiKey::WriteTxnMarkers,
+    ApiKey::DescribeClientQuotas,
+    ApiKey::AlterClientQuotas,
     // Checked in their handlers, or needing no ACL.
     ApiKey::Metadata,
     ApiKey::CreateAcls,

@@ -67,7 +67,7 @@ pub(super) struct Wanted {
     pub(super) offset: i64,
     pub(super) max_bytes: usize,
     /// The requester's leader epoch (v9+; -1: not checked).
-    current_leader_epoch: i32,
+    pub(super) current_leader_epoch: i32,
     /// KIP-392: the closer replica this leader sends the consumer to.
     preferred_read_replica: Option<i32>,
 }

@@ -6,9 +6,7 @@ use kafka_protocol::messages::{FetchResponse, TopicName};
 use uuid::Uuid;
 
 use super::fetch::Fetch;
-use crate::protocol::fetch_sessions::{
-    owned, Answered, Context, FetchSessions, PartitionKey, Requested,
-};
+use crate::protocol::fetch_sessions::{owned, Answered, Context, FetchSessions, Requested};
 
 /// A full fetch may create a session (its id answered); an incremental one lists only the
 /// partitions with records or changed metadata.
@@ -23,18 +21,7 @@ pub(super) async fn in_session(
     match context {
         Context::Sessionless | Context::Error(_) => response,
         Context::Full => {
-            let partitions = answers(fetch, &response)
-                .map(|(key, offset, max_bytes, answered)| {
-                    (
-                        Requested {
-                            key,
-                            offset,
-                            max_bytes,
-                        },
-                        answered,
-                    )
-                })
-                .collect();
+            let partitions = answers(fetch, &response).collect();
             response.session_id = sessions.create(uses_ids, partitions, limit).await;
             response
         }
@@ -42,7 +29,7 @@ pub(super) async fn in_session(
             session_id, epoch, ..
         } => {
             let keyed = answers(fetch, &response)
-                .map(|(key, _, _, answered)| (key, answered))
+                .map(|(requested, answered)| (requested.key, answered))
                 .collect();
             match sessions.respond(session_id, epoch, keyed).await {
                 Err(code) => FetchResponse::default()
@@ -62,12 +49,12 @@ pub(super) async fn in_session(
     }
 }
 
-/// Every answered partition with its session key, the fetch offset and limit it was read
-/// with, and what its answer said.
+/// Every answered partition as a session keeps it (key, the fetch offset, limit and leader
+/// epoch it was read with), and what its answer said.
 fn answers<'a>(
     fetch: &'a Fetch,
     response: &'a FetchResponse,
-) -> impl Iterator<Item = (PartitionKey, i64, i32, Answered)> + 'a {
+) -> impl Iterator<Item = (Requested, Answered)> + 'a {
     let uses_ids = fetch.version >= 13;
     fetch
         .topics
@@ -92,8 +79,13 @@ fn answers<'a>(
                         log_start_offset: p.log_start_offset,
                         error: p.error_code,
                     };
-                    let max_bytes = w.max_bytes.min(i32::MAX as usize) as i32;
-                    ((id, name.clone(), w.index), w.offset, max_bytes, answered)
+                    let requested = Requested {
+                        key: (id, name.clone(), w.index),
+                        offset: w.offset,
+                        max_bytes: w.max_bytes.min(i32::MAX as usize) as i32,
+                        current_leader_epoch: w.current_leader_epoch,
+                    };
+                    (requested, answered)
                 })
         })
 }
