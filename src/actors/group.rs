@@ -141,6 +141,16 @@ impl Actor for GroupCoordinator {
             GroupMsg::ConsumerDescribe { reply } => {
                 let _ = reply.send(s.consumer_describe());
             }
+            GroupMsg::ConsumerFetchCheck {
+                member_id,
+                member_epoch,
+                reply,
+            } => {
+                let checked = s.consumer.as_ref().map_or(Ok(()), |g| {
+                    g.validate_offset_fetch(&member_id, member_epoch)
+                });
+                let _ = reply.send(checked.err().unwrap_or(0));
+            }
             GroupMsg::ConsumerSessionCheck { member_id } => {
                 s.consumer_session_check(&myself, &member_id)
             }

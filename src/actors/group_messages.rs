@@ -178,6 +178,13 @@ pub enum GroupMsg {
     ConsumerDescribe {
         reply: RpcReplyPort<Option<ConsumerGroupDescription>>,
     },
+    /// OffsetFetch v9 from a member: 0, or UNKNOWN_MEMBER_ID / STALE_MEMBER_EPOCH when the
+    /// group is a consumer group that does not know the member at that epoch.
+    ConsumerFetchCheck {
+        member_id: String,
+        member_epoch: i32,
+        reply: RpcReplyPort<i16>,
+    },
     /// A consumer group member's session or revocation deadline may have passed.
     ConsumerSessionCheck {
         member_id: String,

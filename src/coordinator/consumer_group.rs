@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::assignors::{self, Assignment, MemberSpec};
 pub use super::consumer_group_config::{check_config, ConsumerGroupSettings, MigrationPolicy};
+pub use super::consumer_group_member::ConsumerMember;
 use super::current_assignment::{is_subset, reconcile, MemberAssignment, MemberState};
 
 /// Compiled regular expressions are bounded (the request's string already is).
@@ -75,40 +76,6 @@ pub struct ConsumerHeartbeatResult {
 }
 
 type Refusal = (ResponseError, String);
-
-pub struct ConsumerMember {
-    pub instance_id: Option<String>,
-    pub rack_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub rebalance_timeout: Duration,
-    pub subscribed_names: BTreeSet<String>,
-    pub regex: Option<(String, Regex)>,
-    pub server_assignor: Option<String>,
-    pub assignment: MemberAssignment,
-    /// A static member that left with epoch -2: it keeps its partitions until it comes
-    /// back (with the same instance id) or its session runs out.
-    pub left_static: bool,
-    pub last_heartbeat: Instant,
-    /// While partitions await revocation: when the member is fenced if it has not let go.
-    pub revocation_deadline: Option<Instant>,
-}
-
-impl ConsumerMember {
-    fn subscribes_to(&self, name: &str) -> bool {
-        self.subscribed_names.contains(name)
-            || self.regex.as_ref().is_some_and(|(_, re)| re.is_match(name))
-    }
-
-    /// What this member reports as its epoch (-2 while a static member is away).
-    pub fn reported_epoch(&self) -> i32 {
-        if self.left_static {
-            -2
-        } else {
-            self.assignment.member_epoch
-        }
-    }
-}
 
 pub struct ConsumerGroup {
     pub group_id: String,
@@ -586,6 +553,18 @@ impl ConsumerGroup {
             return Err(ResponseError::StaleMemberEpoch.code());
         }
         Ok(())
+    }
+
+    /// OffsetFetch v9 naming a member (Kafka's validateOffsetFetch): the member must exist
+    /// (UNKNOWN_MEMBER_ID) at that epoch (STALE_MEMBER_EPOCH).
+    pub fn validate_offset_fetch(&self, member_id: &str, member_epoch: i32) -> Result<(), i16> {
+        match self.members.get(member_id) {
+            None => Err(ResponseError::UnknownMemberId.code()),
+            Some(m) if m.reported_epoch() != member_epoch => {
+                Err(ResponseError::StaleMemberEpoch.code())
+            }
+            Some(_) => Ok(()),
+        }
     }
 
     /// True when some member subscribes to `topic` (OffsetDelete refuses those).

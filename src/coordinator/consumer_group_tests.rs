@@ -240,4 +240,13 @@ fn offset_commits_need_the_current_member_epoch() {
         Err(ResponseError::UnknownMemberId.code())
     );
     assert!(g.subscribed_to("orders") && !g.subscribed_to("other"));
+    assert_eq!(g.validate_offset_fetch("a", 1), Ok(()));
+    assert_eq!(
+        g.validate_offset_fetch("a", 2),
+        Err(ResponseError::StaleMemberEpoch.code())
+    );
+    assert_eq!(
+        g.validate_offset_fetch("b", 1),
+        Err(ResponseError::UnknownMemberId.code())
+    );
 }

@@ -7,6 +7,7 @@
 pub mod assignors;
 pub mod consumer_group;
 pub mod consumer_group_config;
+pub mod consumer_group_member;
 pub mod current_assignment;
 pub mod group_log;
 pub mod group_store;

@@ -4,7 +4,7 @@
 //! (FENCED_MEMBER_EPOCH, UNKNOWN_MEMBER_ID); UNSUPPORTED_ASSIGNOR and bad regexes; classic
 //! and consumer groups side by side (INCONSISTENT_GROUP_PROTOCOL, GROUP_ID_NOT_FOUND, an
 //! empty classic group converted with its offsets); regex subscriptions that follow new
-//! topics; OffsetCommit checked against the member epoch (STALE_MEMBER_EPOCH); a member
+//! topics; OffsetCommit and OffsetFetch checked against the member epoch (STALE_MEMBER_EPOCH); a member
 //! whose session runs out loses its partitions; a static member that leaves with -2 comes
 //! back to its partitions; ConsumerGroupDescribe, ListGroups and DescribeGroups.
 
@@ -264,6 +264,21 @@ fn classic_and_consumer_groups_live_side_by_side() {
         .unwrap();
     assert_eq!(r.topics[0].partitions[0].error_code, 0);
     assert_eq!(fetched(&mut wire, "modern", "cg-mixed"), 5);
+    // OffsetFetch v9 naming the member is checked the same way.
+    for (member, epoch, code) in [
+        ("m1", 1, 0),
+        ("m1", 0, STALE_MEMBER_EPOCH),
+        ("m9", 1, UNKNOWN_MEMBER_ID),
+    ] {
+        let group = offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(text("modern")))
+            .with_member_id(Some(text(member)))
+            .with_member_epoch(epoch)
+            .with_topics(None);
+        let req = OffsetFetchRequest::default().with_groups(vec![group]);
+        let r = wire.call(9, &req).expect("OffsetFetch answered");
+        assert_eq!(r.groups[0].error_code, code, "{member} at {epoch}");
+    }
 
     // A classic group with a member refuses ConsumerGroupHeartbeat.
     let first = wire.call(7, &classic_join("old")).unwrap();

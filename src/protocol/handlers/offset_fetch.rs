@@ -2,7 +2,8 @@
 //! list of null means every committed offset (v2+). A partition without a committed
 //! offset answers -1 with empty metadata, as Kafka does. With require_stable (v7+), a
 //! partition whose offset is pending in an open transaction answers UNSTABLE_OFFSET_COMMIT
-//! so the client asks again once the transaction ends.
+//! so the client asks again once the transaction ends. v9 naming a member of a consumer
+//! group (KIP-848) is checked as Kafka does: UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH.
 
 use std::collections::HashSet;
 
@@ -73,6 +74,23 @@ async fn ask_group(
     }
 }
 
+/// A consumer group's check of the member an OffsetFetch v9 names (KIP-848).
+type MemberCheck = Option<crate::actors::Reply<i16>>;
+
+async fn member_check(
+    ctx: &BrokerContext,
+    group_id: &str,
+    member_id: String,
+    member_epoch: i32,
+) -> MemberCheck {
+    let actor = group(ctx, group_id, false).await.ok().flatten()?;
+    ask(&actor, |reply| GroupMsg::ConsumerFetchCheck {
+        member_id,
+        member_epoch,
+        reply,
+    })
+}
+
 /// The asked partitions as (topic, partition) pairs.
 fn flatten(topics: impl Iterator<Item = (TopicName, Vec<i32>)>) -> Vec<TopicPartition> {
     topics
@@ -121,13 +139,34 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: OffsetFetchRequest)
             let partitions = g
                 .topics
                 .map(|ts| flatten(ts.into_iter().map(|t| (t.name, t.partition_indexes))));
+            let check = match (version >= 9, g.member_id) {
+                (true, Some(member)) => {
+                    member_check(
+                        ctx,
+                        g.group_id.0.as_str(),
+                        member.to_string(),
+                        g.member_epoch,
+                    )
+                    .await
+                }
+                _ => None,
+            };
             let rx = ask_group(ctx, g.group_id.0.as_str(), partitions, req.require_stable).await;
-            asks.push((g.group_id, rx));
+            asks.push((g.group_id, rx, check));
         }
         return Box::pin(async move {
             let groups = join_all(asks.into_iter().map(
-                |(id, (rx, unstable)): (GroupId, _)| async move {
+                |(id, (rx, unstable), check): (GroupId, _, MemberCheck)| async move {
                     let unstable = unstable_set(unstable).await;
+                    let refused = match check {
+                        Some(check) => check.await.unwrap_or(0),
+                        None => 0,
+                    };
+                    if refused != 0 {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(id)
+                            .with_error_code(refused);
+                    }
                     match rx {
                         Ok(rx) => match rx.await {
                             Ok(found) => OffsetFetchResponseGroup::default()
