@@ -109,6 +109,10 @@ pub enum ReplicaFetcherMsg {
     Rounds {
         reply: ractor::RpcReplyPort<u64>,
     },
+    /// The leader's fetch session id as of the last round (0: none; tests).
+    SessionId {
+        reply: ractor::RpcReplyPort<i32>,
+    },
     /// Internal: start a round.
     Round,
     /// Internal: a round finished, with the connection when it is still good.
@@ -158,6 +162,8 @@ pub struct ReplicaFetcherState {
     round_in_flight: bool,
     rounds: u64,
     generations: u64,
+    /// The session id as the last round left it.
+    session_id: i32,
 }
 
 pub struct ReplicaFetcher;
@@ -181,6 +187,7 @@ impl Actor for ReplicaFetcher {
             round_in_flight: false,
             rounds: 0,
             generations: 0,
+            session_id: 0,
         })
     }
 
@@ -216,6 +223,9 @@ impl Actor for ReplicaFetcher {
             ReplicaFetcherMsg::Rounds { reply } => {
                 let _ = reply.send(state.rounds);
             }
+            ReplicaFetcherMsg::SessionId { reply } => {
+                let _ = reply.send(state.session_id);
+            }
             ReplicaFetcherMsg::Round => state.start_round(&myself),
             ReplicaFetcherMsg::RoundDone(done) => {
                 let RoundDone {
@@ -234,6 +244,7 @@ impl Actor for ReplicaFetcher {
                 state.round_in_flight = false;
                 state.rounds += 1;
                 state.connection = connection;
+                state.session_id = session.session_id();
                 state.session = Some(session);
                 for (key, round) in partitions {
                     // Only if the partition was not added again meanwhile.

@@ -210,6 +210,48 @@ async fn an_idle_fetcher_long_polls_and_an_append_wakes_it() {
     broker.shutdown().await;
 }
 
+/// KIP-227 between follower and leader: the first fetch creates a session on the leader,
+/// and later, incremental fetches (which list only changed partitions) still copy every
+/// append, including after a new leader epoch.
+#[tokio::test]
+async fn the_fetcher_copies_through_an_incremental_fetch_session() {
+    let (l, _alter) = replica(1, 1, FlushPolicy::Interval).await;
+    let (f, _) = replica(2, 1, FlushPolicy::Interval).await;
+    lead(&l, 1, &[1, 2], &[1, 2]).await;
+    follow(&f, 1, 1).await;
+    append(&l.actor, batch(1, "a"), 1).await.unwrap();
+    let (broker, _routes, port) = serve_leader(&l).await;
+    let fetcher = fetcher(port, Duration::from_millis(200)).await;
+    add(&fetcher, &f, 1);
+    until_log_end(&f, 1).await;
+    let session = || {
+        call(
+            &fetcher,
+            |reply| ReplicaFetcherMsg::SessionId { reply },
+            WAIT,
+        )
+    };
+    let first = session().await.unwrap();
+    assert_ne!(first, 0, "the leader gave the fetcher a fetch session");
+    for (n, value) in ["b", "c"].iter().enumerate() {
+        append(&l.actor, batch(1, value), 1).await.unwrap();
+        until_log_end(&f, 2 + n as i64).await;
+    }
+    assert_eq!(
+        session().await.unwrap(),
+        first,
+        "the same session throughout"
+    );
+    // A new leader epoch: the partition is listed again with it, in the same session.
+    lead(&l, 2, &[1, 2], &[1, 2]).await;
+    follow(&f, 1, 2).await;
+    add(&fetcher, &f, 2);
+    append(&l.actor, batch(2, "d"), 1).await.unwrap();
+    until_log_end(&f, 4).await;
+    fetcher.stop(None);
+    broker.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_partition_the_leader_refuses_is_paused_not_fetched_in_a_busy_loop() {
     let (l, _alter) = replica(1, 1, FlushPolicy::Interval).await;

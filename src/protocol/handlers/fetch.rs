@@ -191,6 +191,17 @@ async fn long_poll(
         if total >= min_bytes || any_error || redirected || Instant::now() >= deadline {
             return respond(&fetch.topics, results);
         }
+        if fetch.replica_id.is_some() && total == 0 {
+            // A follower's fetch holds no bytes here, and its waiters fire on any append
+            // past its offsets: if none fired by the deadline, this read still holds (a
+            // newer high watermark reaches the follower on its next fetch, as in Kafka,
+            // whose follower fetches wait for bytes only). No second read of every
+            // partition: that was a third of an idle follower's cost on its leader.
+            if !wait_for_data(fetch, deadline).await {
+                return respond(&fetch.topics, results);
+            }
+            continue;
+        }
         drop(results);
         drop(_held);
         if !wait_for_data(fetch, deadline).await {
