@@ -450,9 +450,33 @@ impl ControllerState {
 
 /// What a heartbeat changes: a registration where the broker is new or moved (a new
 /// epoch), and leaderships it can take back where it is unfenced.
+///
+/// A new incarnation (a restarted process) of a broker still registered unfenced is fenced
+/// first, as Kafka's controller does once the old incarnation's session ends: its
+/// leaderships move with the next leader epoch and it leaves every ISR, so it comes back as
+/// a follower that truncates to its leader and catches up. Its log may have lost a tail
+/// that was never synced; leading again at the old epoch would serve and acknowledge a
+/// history the in-sync replicas do not share.
 pub fn on_heartbeat(image: &MetadataImage, heartbeat: &BrokerHeartbeat) -> Vec<MetadataRecord> {
-    let mut records = Vec::new();
     let known = image.brokers.get(&heartbeat.id);
+    if heartbeat.starting && known.is_some_and(|b| !b.fenced) {
+        let mut records = fence(image, heartbeat.id);
+        let moved = known.is_some_and(|b| {
+            b.host != heartbeat.host || b.port != heartbeat.port || b.rack != heartbeat.rack
+        });
+        if moved {
+            records.push(MetadataRecord::BrokerRegistered {
+                id: heartbeat.id,
+                epoch: known.map_or(1, |b| b.epoch + 1),
+                host: heartbeat.host.clone(),
+                port: heartbeat.port,
+                rack: heartbeat.rack.clone(),
+            });
+            records.push(MetadataRecord::BrokerFenced { id: heartbeat.id });
+        }
+        return records;
+    }
+    let mut records = Vec::new();
     let same = known.is_some_and(|b| {
         b.host == heartbeat.host && b.port == heartbeat.port && b.rack == heartbeat.rack
     });

@@ -14,6 +14,7 @@ fn beat(id: i32, port: i32) -> BrokerHeartbeat {
         port,
         rack: None,
         controller_addr: format!("127.0.0.1:{}", port + 100),
+        starting: false,
     }
 }
 
@@ -138,4 +139,44 @@ fn an_isr_change_needs_the_current_leader_and_epoch_and_live_new_members() {
         image.apply(&record);
     }
     assert!(isr_changed(&image, &change(1, 0, &[1, 2, 3])).is_err());
+}
+
+#[test]
+fn a_restarted_broker_is_fenced_before_it_can_lead_again() {
+    let mut image = image();
+    let restarted = BrokerHeartbeat {
+        starting: true,
+        ..beat(1, 9001)
+    };
+    // Its new incarnation's first heartbeat: broker 1 loses p0 to 2 at the next epoch and
+    // leaves every ISR.
+    let records = on_heartbeat(&image, &restarted);
+    apply_all(&mut image, &records);
+    assert!(image.brokers[&1].fenced);
+    let p0 = &image.topics["t"].assignments[0];
+    assert_eq!(
+        (p0.leader, p0.leader_epoch, p0.isr.clone()),
+        (2, 1, vec![2, 3])
+    );
+    // A retried first heartbeat changes nothing more; the next one unfences it, as a
+    // follower.
+    assert!(on_heartbeat(&image, &restarted)
+        .iter()
+        .all(|r| matches!(r, MetadataRecord::BrokerUnfenced { id: 1 })));
+    let back = on_heartbeat(&image, &beat(1, 9001));
+    apply_all(&mut image, &back);
+    assert!(!image.brokers[&1].fenced);
+    assert_eq!(image.topics["t"].assignments[0].leader, 2);
+    // A new broker's first heartbeat only registers it.
+    let fresh = on_heartbeat(
+        &image,
+        &BrokerHeartbeat {
+            starting: true,
+            ..beat(4, 9004)
+        },
+    );
+    assert!(matches!(
+        fresh[..],
+        [MetadataRecord::BrokerRegistered { id: 4, .. }]
+    ));
 }

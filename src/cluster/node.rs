@@ -125,6 +125,7 @@ impl ClusterNode {
             port: advertised.1,
             rack: config.broker_rack.clone(),
             controller_addr: addr.to_string(),
+            starting: true,
         };
         let every = Duration::from_millis(config.broker_heartbeat_interval_ms);
         let (caught_up_tx, caught_up) = watch::channel(None);
@@ -175,7 +176,7 @@ impl ClusterNode {
 /// The first answer's metadata index goes to `caught_up`.
 async fn heartbeats(
     client: QuorumClient,
-    heartbeat: BrokerHeartbeat,
+    mut heartbeat: BrokerHeartbeat,
     every: Duration,
     caught_up: watch::Sender<Option<u64>>,
 ) {
@@ -187,6 +188,7 @@ async fn heartbeats(
         let answer = client.heartbeat(heartbeat.clone()).await;
         if let Ok(index) = answer {
             caught_up.send_if_modified(|c| c.is_none() && c.replace(index).is_none());
+            heartbeat.starting = false;
         }
         match answer {
             Ok(_) if failing => {

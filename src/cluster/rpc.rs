@@ -32,6 +32,10 @@ pub struct BrokerHeartbeat {
     pub rack: Option<String>,
     /// This broker's Raft transport (a non-voter is added there as a learner).
     pub controller_addr: String,
+    /// Sent until this process's first heartbeat is answered: a new incarnation of the
+    /// broker, whose log may have lost an unsynced tail (a power cut).
+    #[serde(default)]
+    pub starting: bool,
 }
 
 /// A partition leader asks for a new ISR (Kafka's AlterPartition), at its leader epoch.

@@ -52,6 +52,7 @@ fn beat(id: i32) -> BrokerHeartbeat {
         port: open_port(),
         rack: None,
         controller_addr: String::new(),
+        starting: false,
     }
 }
 
