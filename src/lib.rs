@@ -15,6 +15,7 @@
 //! - `error`: typed actor errors and their Kafka error codes.
 //! - `metrics`: Prometheus metrics (names, handles, the exporter).
 //! - `fd_limit`: the open-file limit, raised at start, and the connections it allows.
+//! - `sockets`: the listeners and connections the broker opens (TCP, or a simulated network).
 
 pub mod actors;
 pub mod broker_config;
@@ -29,5 +30,6 @@ pub mod fd_limit;
 pub mod metrics;
 pub mod protocol;
 pub mod security;
+pub mod sockets;
 pub mod storage;
 pub mod topic_config;

@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::sockets::{Network, Stream};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -29,7 +30,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use super::partition::{PartitionMsg, ReplicationMsg};
@@ -60,6 +60,8 @@ pub struct ReplicaFetcherArgs {
     /// replica.fetch.wait.max.ms and replica.fetch.min.bytes.
     pub max_wait: Duration,
     pub min_bytes: i32,
+    /// The sockets to reach the source broker with.
+    pub network: Network,
 }
 
 /// Kafka's replica.fetch.response.max.bytes default.
@@ -82,6 +84,7 @@ impl ReplicaFetcherArgs {
             response_max_bytes: RESPONSE_MAX_BYTES.max(config.replica_fetch_max_bytes),
             max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
             min_bytes: config.replica_fetch_min_bytes,
+            network: config.network.clone(),
         }
     }
 }
@@ -107,7 +110,7 @@ pub enum ReplicaFetcherMsg {
     Round,
     /// Internal: a round finished, with the connection when it is still good.
     RoundDone {
-        connection: Option<TcpStream>,
+        connection: Option<Stream>,
         truncated: Vec<(String, i32, i32)>,
         /// Partitions the leader refused (not its leader, another epoch): paused a while.
         refused: Vec<(String, i32)>,
@@ -133,7 +136,7 @@ struct Followed {
 pub struct ReplicaFetcherState {
     args: ReplicaFetcherArgs,
     partitions: BTreeMap<(String, i32), Followed>,
-    connection: Option<TcpStream>,
+    connection: Option<Stream>,
     round_in_flight: bool,
     rounds: u64,
 }
@@ -280,11 +283,14 @@ impl Round {
     /// truncation is done, with the epoch it was done for.
     async fn run(
         &mut self,
-        connection: Option<TcpStream>,
-    ) -> Result<(TcpStream, Vec<(String, i32, i32)>), RoundError> {
+        connection: Option<Stream>,
+    ) -> Result<(Stream, Vec<(String, i32, i32)>), RoundError> {
         let mut stream = match connection {
             Some(stream) => stream,
-            None => broker_client::connect(&self.args.address, LOCAL_TIMEOUT).await?,
+            None => {
+                broker_client::connect(&self.args.network, &self.args.address, LOCAL_TIMEOUT)
+                    .await?
+            }
         };
         let truncated = self.truncate(&mut stream).await?;
         // A partition whose truncation is not done yet must not take batches after
@@ -307,7 +313,7 @@ impl Round {
     /// KIP-279 for every partition with a new leader epoch.
     async fn truncate(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
     ) -> Result<Vec<(String, i32, i32)>, RoundError> {
         let mut asked = Vec::new();
         for ((topic, partition), f) in self.partitions.iter().filter(|(_, f)| f.needs_truncation) {
@@ -371,7 +377,7 @@ impl Round {
     }
 
     /// One long-polled Fetch for every partition not waiting for a truncation.
-    async fn fetch(&mut self, stream: &mut TcpStream) -> Result<(), RoundError> {
+    async fn fetch(&mut self, stream: &mut Stream) -> Result<(), RoundError> {
         let mut wanted = Vec::new();
         for ((topic, partition), f) in &self.partitions {
             let view = local_call(&f.local, |reply| ReplicationMsg::DescribeRole { reply }).await?;
@@ -440,7 +446,7 @@ impl Round {
     /// handleOutOfRangeError with the leader's earliest offset).
     async fn restart_at_log_start(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
         topic: &str,
         partition: i32,
         f: &Followed,
@@ -481,7 +487,7 @@ impl Round {
     /// One request and its response on the connection, within `wait`.
     async fn call<R: Request>(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
         version: i16,
         req: &R,
         wait: Duration,

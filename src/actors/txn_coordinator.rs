@@ -418,6 +418,7 @@ impl TxnCoordinatorState {
         };
         let routes = self.deps.routing.borrow().clone();
         let timeout = self.deps.marker_timeout;
+        let network = &self.deps.network;
         let plan = MarkerPlan::new(&routes, &meta.partitions, &meta.groups);
         let markers = plan.local.into_iter().map(|(topic, partition, actor)| {
             let write = move |reply| PartitionMsg::WriteTxnMarker {
@@ -441,10 +442,9 @@ impl TxnCoordinatorState {
             commit,
             coordinator_epoch: COORDINATOR_EPOCH,
         };
-        let remote = plan
-            .remote
-            .iter()
-            .map(|(address, partitions)| write_remote(address, marker, partitions, timeout));
+        let remote = plan.remote.iter().map(|(address, partitions)| {
+            write_remote(network, address, marker, partitions, timeout)
+        });
         let groups = plan.local_groups.iter().map(|group_id| {
             let registry = self.deps.groups.clone();
             let producer_id = meta.producer_id;

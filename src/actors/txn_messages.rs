@@ -82,6 +82,8 @@ pub struct TxnDeps {
     pub id_expiration: Duration,
     /// How often the registry asks its coordinators to check for expiry.
     pub expiration_check_interval: Duration,
+    /// The sockets markers reach other brokers with.
+    pub network: crate::sockets::Network,
 }
 
 /// Errors are Kafka error codes: the coordinator's answers are the protocol's.
