@@ -7,7 +7,7 @@
 //! min.insync.replicas=2, produce to it idempotently with acks=all (retrying retriable
 //! errors with the same sequence numbers), consume it and commit offsets for a group.
 //!
-//! One seed drives every fault: message delay and loss, partitions between brokers (one
+//! One seed drives every fault: message delay, partitions between brokers (one
 //! broker cut off from the other two included), a broker crash with a power cut (unsynced
 //! data lost) and its restart, a slow link, and failing fsyncs or writes on one broker's
 //! disk (after which it is restarted, as an operator would). After healing, a verifier
@@ -47,9 +47,11 @@ pub(crate) const DATA: &str = "/data";
 const RAFT_PORT: u16 = 9093;
 const TICK: Duration = Duration::from_millis(10);
 /// Faults start once the cluster has formed and the topic exists.
-const WARM_UP: Duration = Duration::from_secs(3);
+const WARM_UP: Duration = Duration::from_secs(1);
 /// After healing, the cluster gets this long (simulated) to settle and be verified.
 const SETTLE: Duration = Duration::from_secs(45);
+/// After the read-back, before the replicas' logs are compared.
+const CATCH_UP: Duration = Duration::from_secs(1);
 
 fn host(id: i32) -> String {
     format!("b{id}")
@@ -363,7 +365,13 @@ async fn commit_round(
     for (partition, position) in positions.iter().enumerate() {
         let partition = partition as i32;
         match client::commit(conns, to, GROUP, TOPIC, partition, *position).await {
-            Some(0) => lock(shared).commit_acked(partition, *position),
+            Some(0) => {
+                let mut seen = lock(shared);
+                seen.note(format!(
+                    "commit {partition}={position} acknowledged by {to}"
+                ));
+                seen.commit_acked(partition, *position);
+            }
             _ => {
                 *coordinator = None;
                 return;
@@ -371,7 +379,15 @@ async fn commit_round(
         }
         let floor = lock(shared).commit_floor(partition);
         match client::committed(conns, to, GROUP, TOPIC, partition).await {
-            Some(Ok(offset)) => lock(shared).commit_read(partition, offset, floor),
+            Some(Ok(offset)) => {
+                let mut seen = lock(shared);
+                if offset < floor {
+                    seen.note(format!(
+                        "commit of {partition} read back from {to}: {offset}"
+                    ));
+                }
+                seen.commit_read(partition, offset, floor);
+            }
             _ => {
                 *coordinator = None;
                 return;
@@ -414,10 +430,11 @@ async fn verifier(shared: Shared) -> turmoil::Result {
         let mut commits = BTreeMap::new();
         if let Some(Ok(coordinator)) = client::find_coordinator(&mut conns, ask, GROUP).await {
             for partition in 0..PARTITIONS {
+                let floor = lock(&shared).commit_floor(partition);
                 if let Some(Ok(offset)) =
                     client::committed(&mut conns, coordinator, GROUP, TOPIC, partition).await
                 {
-                    commits.insert(partition, offset);
+                    commits.insert(partition, (offset, floor));
                 }
             }
         }
@@ -425,8 +442,11 @@ async fn verifier(shared: Shared) -> turmoil::Result {
             continue;
         }
         let mut seen = lock(&shared);
+        for (partition, (offset, floor)) in commits {
+            seen.note(format!("final commit of {partition}: {offset}"));
+            seen.commit_read(partition, offset, floor);
+        }
         seen.final_logs = logs;
-        seen.final_commits = commits;
         seen.verified = true;
         seen.note("verified".into());
         return Ok(());
@@ -549,10 +569,11 @@ impl Run<'_> {
         lock(&self.shared).note(format!("undo: {}", describe(fault)));
     }
 
-    /// A broker whose host ended (a disk fault stopped it) is started again.
-    fn restart_stopped(&mut self) {
+    /// A broker whose host ended (a disk fault stopped it) is started again, unless it is
+    /// down on purpose (`crashed`).
+    fn restart_stopped(&mut self, crashed: &[i32]) {
         for id in IDS {
-            if !self.sim.is_host_running(host(id)) {
+            if !crashed.contains(&id) && !self.sim.is_host_running(host(id)) {
                 lock(&self.shared).note(format!("restart {id}"));
                 self.sim.bounce(host(id));
             }
@@ -615,10 +636,7 @@ pub(crate) fn run_seed(seed: u64, seconds: u64) -> Result<Outcome, String> {
         max_latency,
     };
 
-    let loss = [0.0, 0.0, 0.001, 0.01][rng.below(4) as usize];
-    lock(&shared).note(format!(
-        "seed {seed}: loss {loss}, latency up to {max_latency:?}"
-    ));
+    lock(&shared).note(format!("seed {seed}: latency up to {max_latency:?}"));
     let mut active: Vec<(Duration, Fault)> = Vec::new();
     let mut next_fault = WARM_UP;
     let fail = |e: Box<dyn std::error::Error>| {
@@ -634,7 +652,14 @@ pub(crate) fn run_seed(seed: u64, seconds: u64) -> Result<Outcome, String> {
         for (_, fault) in due {
             run.undo(&fault);
         }
-        run.restart_stopped();
+        let crashed: Vec<i32> = active
+            .iter()
+            .filter_map(|(_, f)| match f {
+                Fault::Crashed(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        run.restart_stopped(&crashed);
         if now < next_fault {
             continue;
         }
@@ -678,7 +703,13 @@ pub(crate) fn run_seed(seed: u64, seconds: u64) -> Result<Outcome, String> {
     while run.sim.elapsed() < settle_until && !lock(&shared).verified {
         run.sim.step().map_err(fail)?;
         lock(&shared).driver_now = run.sim.elapsed();
-        run.restart_stopped();
+        run.restart_stopped(&[]);
+    }
+    // A follower restarted after a power cut is in the ISR while it fetches back what it
+    // lost: give the replicas a moment before their logs are read.
+    let caught_up = run.sim.elapsed() + CATCH_UP;
+    while run.sim.elapsed() < caught_up {
+        run.sim.step().map_err(fail)?;
     }
     for id in IDS {
         run.sim.crash(host(id));
