@@ -155,9 +155,9 @@ pub(crate) fn check(shared: &Shared, disks: &BTreeMap<i32, Arc<SimStorage>>) -> 
         // Every replica's log below the high watermark equals the leader's.
         for id in IDS {
             match replica_records(&disks[&id], *partition, *hw) {
-                Ok(replica) if replica == *records => {}
-                Ok(replica) => broken.push(format!(
-                    "broker {id}'s replica of {partition} differs below {hw}: {} records, first difference at {:?}",
+                Ok((replica, _)) if replica == *records => {}
+                Ok((replica, end)) => broken.push(format!(
+                    "broker {id}'s replica of {partition} (log end {end}) differs below {hw}: {} records, first difference at {:?}",
                     replica.len(),
                     replica.iter().zip(records).find(|(a, b)| a != b).map(|(a, _)| a.0)
                 )),
@@ -177,7 +177,7 @@ fn replica_records(
     disk: &Arc<SimStorage>,
     partition: i32,
     hw: i64,
-) -> Result<Vec<(i64, Vec<u8>)>, String> {
+) -> Result<(Vec<(i64, Vec<u8>)>, i64), String> {
     let storage: Arc<dyn Storage> = disk.clone();
     let dir = Path::new(DATA).join(format!("{TOPIC}-{partition}"));
     let config = LogConfig::keep_all(1 << 30, 4096, 1 << 20);
@@ -202,5 +202,5 @@ fn replica_records(
         let decoded = decode(read.records).ok_or("a batch does not decode")?;
         records.extend(decoded.into_iter().filter(|(o, _)| *o < hw));
     }
-    Ok(records)
+    Ok((records, log.log_end_offset()))
 }

@@ -53,6 +53,8 @@ mod cluster_rolling_restart;
 mod cluster_sim;
 mod cluster_sim_checker;
 mod cluster_sim_client;
+mod cluster_sim_network;
+mod cluster_sim_workload;
 mod cluster_transactions;
 mod config_walk;
 mod crash_property;
