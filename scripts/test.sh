@@ -47,7 +47,7 @@ cargo build --workspace --bins --tests --examples
 say "cargo test (unit, actor-level and librdkafka client tests)"
 timeout 1800 cargo test --workspace --no-fail-fast -- --test-threads=2
 
-say "fuzz targets, briefly (frame, batch, recovery)"
+say "fuzz targets, briefly (frame, batch, recovery, sasl)"
 cargo run -q --example fuzz -- --target all --execs 20000
 
 say "crash loop, briefly (kill -9 while acks=all producers run)"

@@ -46,6 +46,9 @@ pub enum PartitionError {
     /// The request's leader epoch is newer than the partition's.
     #[error("the request's leader epoch is newer than the partition's")]
     UnknownLeaderEpoch,
+    /// A transaction marker from a coordinator older than the producer's last one.
+    #[error("{0}")]
+    TransactionCoordinatorFenced(String),
 }
 
 impl From<StorageError> for PartitionError {
@@ -60,6 +63,9 @@ impl From<StorageError> for PartitionError {
             }
             StorageError::Sequence(e @ SequenceError::InvalidEpoch { .. }) => {
                 PartitionError::InvalidProducerEpoch(e.to_string())
+            }
+            StorageError::Sequence(e @ SequenceError::CoordinatorFenced { .. }) => {
+                PartitionError::TransactionCoordinatorFenced(e.to_string())
             }
             _ => PartitionError::StorageFailed,
         }
@@ -89,6 +95,9 @@ impl PartitionError {
             }
             PartitionError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
             PartitionError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
+            PartitionError::TransactionCoordinatorFenced(_) => {
+                ResponseError::TransactionCoordinatorFenced
+            }
         };
         err.code()
     }

@@ -29,6 +29,7 @@ pub mod error;
 pub mod fd_limit;
 pub mod metrics;
 pub mod protocol;
+pub mod quota;
 pub mod security;
 pub mod sockets;
 pub mod storage;

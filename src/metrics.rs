@@ -25,6 +25,8 @@ pub const CONNECTIONS: &str = "broker_connections";
 pub const CONNECTIONS_OPENED: &str = "broker_connections_opened_total";
 pub const CONNECTIONS_REFUSED: &str = "broker_connections_refused_total";
 pub const ACCEPT_FAILURES: &str = "broker_accept_failures_total";
+pub const SASL_REAUTHENTICATIONS: &str = "broker_successful_reauthentication_total";
+pub const EXPIRED_CONNECTIONS_KILLED: &str = "broker_expired_connections_killed_total";
 pub const PARTITION_QUEUE_FULL: &str = "broker_partition_queue_full_total";
 pub const LOG_END_OFFSET: &str = "broker_log_end_offset";
 pub const HIGH_WATERMARK: &str = "broker_high_watermark";
@@ -101,6 +103,14 @@ fn describe() {
     describe_counter!(
         CONNECTIONS_REFUSED,
         "Client connections closed at once: over max_connections or max_connections_per_ip."
+    );
+    describe_counter!(
+        SASL_REAUTHENTICATIONS,
+        "SASL re-authentications that succeeded (KIP-368, connections_max_reauth_ms)."
+    );
+    describe_counter!(
+        EXPIRED_CONNECTIONS_KILLED,
+        "Connections closed because their SASL session ended without re-authentication."
     );
     describe_counter!(
         ACCEPT_FAILURES,

@@ -10,7 +10,8 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use crate::{fix_crcs, request_frame};
+use crate::corpus::{request_frame, seed_batch};
+use crate::fix_crcs;
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -92,11 +93,11 @@ pub fn frames() -> Vec<(String, Vec<u8>)> {
     let frames = vec![
         (
             "produce-acks-2.bin",
-            request_frame(ApiKey::Produce, 9, &produce(2, crate::seed_batch())),
+            request_frame(ApiKey::Produce, 9, &produce(2, seed_batch())),
         ),
         (
             "produce-acks-minus-5.bin",
-            request_frame(ApiKey::Produce, 9, &produce(-5, crate::seed_batch())),
+            request_frame(ApiKey::Produce, 9, &produce(-5, seed_batch())),
         ),
         (
             "produce-nested-compression.bin",

@@ -7,6 +7,8 @@
 //! - `batch`: the record batch parser and checks, then an append to a partition log.
 //! - `recovery`: arbitrary bytes as a segment file, then log recovery, a full read, the
 //!   index check and `broker check`.
+//! - `sasl`: what one client writes to a SASL_PLAINTEXT listener (see `sasl.rs`): no
+//!   panic anywhere, and nothing but ApiVersions and SASL served before authentication.
 //!
 //! The corpus also holds the hostile shapes of `hostile` (repeated partitions with huge
 //! limits, invalid acks, nested compression, giant config values and offset metadata).
@@ -20,22 +22,23 @@
 //!   cargo run --example fuzz -- --target all --execs 2000     (CI)
 //!   cargo run --example fuzz -- --write-corpus                 (regenerate the seeds)
 
+mod corpus;
 mod hostile;
+mod sasl;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use broker::actors::broker::Broker;
 use broker::config::Config;
 use broker::protocol::{dispatch, frame, versions, BrokerContext};
 use broker::storage::batch::split_batches;
-use broker::storage::batch_builder::build_batch;
 use broker::storage::sim::SimStorage;
 use broker::storage::{LogConfig, PartitionLog, Storage};
 
@@ -318,195 +321,13 @@ fn recovery_target(input: &[u8]) {
     );
 }
 
-// ---- corpus seeds ----
-
-fn request_frame<T: Encodable>(api: ApiKey, version: i16, body: &T) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("fuzz")));
-    header
-        .encode(&mut buf, api.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    buf.to_vec()
-}
-
-/// The batch most frame seeds carry.
-fn seed_batch() -> Vec<u8> {
-    build_batch(&[(Some(b"k"), Some(b"v")), (None, None)], 1_700_000_000_000)
-}
-
-fn write_corpus() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    let name = |s: &str| TopicName(StrBytes::from_string(s.into()));
-    let batch = Bytes::from(seed_batch());
-    let mut frames: Vec<(String, Vec<u8>)> = hostile::frames();
-    for (api, min, max) in versions::SUPPORTED {
-        for v in [*min, *max] {
-            let bytes = match api {
-                ApiKey::Metadata => request_frame(
-                    *api,
-                    v,
-                    &MetadataRequest::default()
-                        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
-                        )
-                        .with_name(Some(name("fuzz")))])),
-                ),
-                ApiKey::Produce => request_frame(
-                    *api,
-                    v,
-                    &ProduceRequest::default()
-                        .with_acks(1)
-                        .with_timeout_ms(1000)
-                        .with_topic_data(vec![produce_request::TopicProduceData::default()
-                            .with_name(name("fuzz"))
-                            .with_partition_data(vec![
-                                produce_request::PartitionProduceData::default()
-                                    .with_index(0)
-                                    .with_records(Some(batch.clone())),
-                            ])]),
-                ),
-                ApiKey::Fetch => request_frame(
-                    *api,
-                    v,
-                    &FetchRequest::default()
-                        .with_max_bytes(1 << 20)
-                        .with_topics(vec![fetch_request::FetchTopic::default()
-                            .with_topic(if v < 13 {
-                                name("fuzz")
-                            } else {
-                                TopicName::default()
-                            })
-                            .with_partitions(vec![fetch_request::FetchPartition::default()
-                                .with_partition_max_bytes(1 << 20)])]),
-                ),
-                ApiKey::ListOffsets => request_frame(
-                    *api,
-                    v,
-                    &ListOffsetsRequest::default().with_topics(vec![
-                        list_offsets_request::ListOffsetsTopic::default()
-                            .with_name(name("fuzz"))
-                            .with_partitions(vec![
-                                list_offsets_request::ListOffsetsPartition::default()
-                                    .with_timestamp(-1),
-                            ]),
-                    ]),
-                ),
-                ApiKey::ApiVersions => request_frame(*api, v, &ApiVersionsRequest::default()),
-                ApiKey::DescribeConfigs => request_frame(
-                    *api,
-                    v,
-                    &DescribeConfigsRequest::default().with_resources(vec![
-                        describe_configs_request::DescribeConfigsResource::default()
-                            .with_resource_type(2)
-                            .with_resource_name(StrBytes::from_static_str("fuzz")),
-                    ]),
-                ),
-                ApiKey::CreateTopics => request_frame(
-                    *api,
-                    v,
-                    &CreateTopicsRequest::default().with_topics(vec![
-                        create_topics_request::CreatableTopic::default()
-                            .with_name(name("fuzz"))
-                            .with_num_partitions(1)
-                            .with_replication_factor(1),
-                    ]),
-                ),
-                ApiKey::DeleteTopics if v < 6 => request_frame(
-                    *api,
-                    v,
-                    &DeleteTopicsRequest::default().with_topic_names(vec![name("fuzz")]),
-                ),
-                ApiKey::DeleteTopics => request_frame(
-                    *api,
-                    v,
-                    &DeleteTopicsRequest::default()
-                        .with_topics(vec![delete_topics_request::DeleteTopicState::default()
-                            .with_name(Some(name("fuzz")))]),
-                ),
-                ApiKey::InitProducerId => request_frame(
-                    *api,
-                    v,
-                    &InitProducerIdRequest::default()
-                        .with_transactional_id(None)
-                        .with_transaction_timeout_ms(60_000),
-                ),
-                ApiKey::CreatePartitions => request_frame(
-                    *api,
-                    v,
-                    &CreatePartitionsRequest::default().with_topics(vec![
-                        create_partitions_request::CreatePartitionsTopic::default()
-                            .with_name(name("fuzz"))
-                            .with_count(2),
-                    ]),
-                ),
-                _ => continue,
-            };
-            frames.push((format!("{api:?}-v{v}.bin").to_lowercase(), bytes));
-        }
-    }
-    let write = |dir: &str, files: Vec<(String, Vec<u8>)>| {
-        let dir = root.join(dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, bytes) in files {
-            std::fs::write(dir.join(name), bytes).unwrap();
-        }
-    };
-    write("frame", frames);
-    let b1 = build_batch(&[(Some(b"key"), Some(b"value"))], 1000);
-    let b3 = build_batch(
-        &[
-            (None, Some(b"a")),
-            (Some(b"k"), None),
-            (None, Some(&[7u8; 300])),
-        ],
-        2000,
-    );
-    let mut two = b1.clone();
-    two.extend_from_slice(&b3);
-    write(
-        "batch",
-        vec![
-            ("one.bin".into(), b1.clone()),
-            ("three-records.bin".into(), b3.clone()),
-            ("two-batches.bin".into(), two),
-            ("nested-compression.bin".into(), hostile::nested_batch()),
-            ("absurd-count.bin".into(), hostile::absurd_count_batch()),
-        ],
-    );
-    // Segments as the log writes them: base offsets assigned in order.
-    let mut segment = Vec::new();
-    let mut offset = 0i64;
-    for b in [&b1, &b3, &b1] {
-        let mut b = b.clone();
-        b[..8].copy_from_slice(&offset.to_be_bytes());
-        offset += broker::storage::batch::BatchHeader::parse(&b)
-            .unwrap()
-            .next_offset();
-        segment.extend_from_slice(&b);
-    }
-    let torn = segment[..segment.len() - 5].to_vec();
-    write(
-        "recovery",
-        vec![
-            ("segment.bin".into(), segment),
-            ("torn-segment.bin".into(), torn),
-            ("empty.bin".into(), Vec::new()),
-        ],
-    );
-    println!("corpus written under {}", root.display());
-}
-
-/// A seeded mutation fuzzer over the broker's frame decoding, batch validation and log
-/// recovery.
+/// A seeded mutation fuzzer over the broker's frame decoding, batch validation, log
+/// recovery and SASL exchange.
 #[derive(clap::Parser)]
 #[command(name = "fuzz")]
 struct Args {
     /// What to fuzz.
-    #[arg(long, default_value = "all", value_parser = ["all", "frame", "batch", "recovery"])]
+    #[arg(long, default_value = "all", value_parser = ["all", "frame", "batch", "recovery", "sasl"])]
     target: String,
     /// Stop after this many executions per target.
     #[arg(long)]
@@ -531,14 +352,18 @@ fn main() {
         write_corpus: rewrite,
     } = <Args as clap::Parser>::parse();
     if rewrite {
-        return write_corpus();
+        return corpus::write_corpus();
     }
     let targets: Vec<&str> = match target.as_str() {
-        "all" => vec!["frame", "batch", "recovery"],
+        "all" => vec!["frame", "batch", "recovery", "sasl"],
         t => vec![t],
     };
-    // Panics are the findings: keep the default hook quiet, report them ourselves.
-    std::panic::set_hook(Box::new(|_| {}));
+    // Panics are the findings: keep the default hook quiet, report them ourselves. The
+    // count catches those of the broker's own tasks and actors too (the sasl target).
+    static PANICS: AtomicU64 = AtomicU64::new(0);
+    std::panic::set_hook(Box::new(|_| {
+        PANICS.fetch_add(1, Ordering::SeqCst);
+    }));
     let mut failed = false;
     for t in targets {
         let corpus = load_corpus(t);
@@ -547,8 +372,10 @@ fn main() {
             "no corpus for {t}: run with --write-corpus"
         );
         let frame_target = (t == "frame").then(FrameTarget::new);
+        let sasl_target = (t == "sasl").then(|| sasl::SaslTarget::new(&PANICS));
         let run = |input: &[u8]| match t {
             "frame" => frame_target.as_ref().unwrap().run(input),
+            "sasl" => sasl_target.as_ref().unwrap().run(input),
             "batch" => batch_target(input),
             "recovery" => recovery_target(input),
             other => panic!("unknown target {other}"),
@@ -557,12 +384,19 @@ fn main() {
         let started = Instant::now();
         let mut count = 0u64;
         let limit_execs = execs.unwrap_or(if seconds.is_some() { u64::MAX } else { 2000 });
+        // Each sasl input is a TCP connection, about 20 times the cost of the others: it
+        // runs a tenth of --execs (all of them with --target sasl).
+        let limit_execs = if t == "sasl" && target == "all" {
+            limit_execs / 10
+        } else {
+            limit_execs
+        };
         let limit_time = Duration::from_secs(seconds.unwrap_or(u64::MAX / 4));
         while count < limit_execs && started.elapsed() < limit_time {
             let mut input = corpus[rng.below(corpus.len())].clone();
             if count >= corpus.len() as u64 {
                 mutate(&mut rng, &mut input, &corpus);
-                if t != "frame" && rng.below(2) == 0 {
+                if t != "frame" && t != "sasl" && rng.below(2) == 0 {
                     fix_crcs(&mut input);
                 }
             }
@@ -597,6 +431,13 @@ fn main() {
         let dispatched = frame_target
             .as_ref()
             .map(|f| format!(", {} decoded and dispatched", f.dispatched.get()))
+            .or_else(|| {
+                let s = sasl_target.as_ref()?;
+                Some(format!(
+                    ", {} with requests of other APIs before authentication",
+                    s.early_requests.get()
+                ))
+            })
             .unwrap_or_default();
         println!(
             "{t}: {count} executions in {elapsed:.1} s ({:.0}/s){dispatched}, largest allocation so far {} KiB, seed {seed}",

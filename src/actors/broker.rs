@@ -24,12 +24,17 @@ use super::listener::{ConnectionLimits, Listener, ListenerArgs, ListenerMsg};
 use super::metadata::{Metadata, MetadataArgs, MetadataMsg};
 use super::routing::{RoutingSnapshot, RoutingTable};
 use super::storage_runtime::StorageRuntime;
+use super::txn_loading::TxnStateTopicArgs;
 use super::txn_messages::TxnDeps;
 use super::txn_registry::{TxnRegistry, TxnRegistryMsg};
 use crate::cluster::node::ClusterNode;
 use crate::config::Config;
 use crate::protocol::BrokerContext;
 use crate::storage::Storage;
+
+/// How long a transaction state change may wait for the in-sync replicas of its
+/// `__transaction_state` partition (Kafka's coordinator uses request.timeout.ms, 30 s).
+const TXN_STATE_APPEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -59,6 +64,7 @@ pub struct Broker {
     shutdown_timeout: Duration,
     fetch_memory: crate::protocol::fetch_memory::FetchMemory,
     fetch_sessions: crate::protocol::fetch_sessions::FetchSessions,
+    quotas: crate::quota::ClientQuotaManager,
     authorizer: Option<Arc<crate::security::acl::Authorizer>>,
     /// The actors the broker cannot run without, by name, until one of them ends.
     critical: Vec<(&'static str, JoinHandle<()>)>,
@@ -169,6 +175,10 @@ impl Broker {
                     config.transaction_remove_expired_transaction_cleanup_interval_ms,
                 ),
                 network: config.network.clone(),
+                transaction_state: config.cluster_mode().then(|| TxnStateTopicArgs {
+                    node_id: config.node_id,
+                    append_timeout: TXN_STATE_APPEND_TIMEOUT,
+                }),
             },
         )
         .await
@@ -182,6 +192,7 @@ impl Broker {
             config.max_incremental_fetch_session_cache_slots,
             Duration::from_millis(config.min_incremental_fetch_session_eviction_ms),
         );
+        let quotas = crate::quota::ClientQuotaManager::start(config.quota_windows());
         let authorizer = config
             .authorizer()
             .map_err(|e| StartError::Config(e.to_string()))?
@@ -197,6 +208,7 @@ impl Broker {
             listeners: listeners_shared.clone(),
             quorum: cluster.as_ref().map(|c| c.client.clone()),
             authorizer: authorizer.clone(),
+            quotas: quotas.clone(),
         };
         let limits =
             ConnectionLimits::new(&config, crate::fd_limit::nofile().map(|(soft, _)| soft));
@@ -207,14 +219,15 @@ impl Broker {
             ("transaction registry", txns_ended),
         ];
         let mut listener_addrs = Vec::with_capacity(bound.len());
-        // Certificates and keys are read once, here: a bad keystore stops the start.
+        // Certificates and keys are read here first: a bad keystore stops the start. The
+        // listeners reload them when their files change.
         let tls = if listener_configs.iter().any(|l| l.protocol.uses_tls()) {
-            Some(
-                config
-                    .tls
-                    .acceptor()
-                    .map_err(|e| StartError::Config(e.to_string()))?,
-            )
+            let files = crate::security::tls_reload::KeystoreFiles::of(&config.tls);
+            let tls = config
+                .tls
+                .acceptor()
+                .map_err(|e| StartError::Config(e.to_string()))?;
+            Some((tls, files))
         } else {
             None
         };
@@ -252,6 +265,7 @@ impl Broker {
             shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
             fetch_memory,
             fetch_sessions,
+            quotas,
             config,
             listeners,
             listener_addrs,
@@ -288,6 +302,7 @@ impl Broker {
             listeners: self.listener_configs.clone(),
             quorum: self.cluster.as_ref().map(|c| c.client.clone()),
             authorizer: self.authorizer.clone(),
+            quotas: self.quotas.clone(),
         }
     }
 

@@ -9,12 +9,17 @@
 //! own connection's bounded memory. A connection that sends no whole request for
 //! `connections_max_idle_ms` is closed; a slow sender holds up only its own connection.
 //!
+//! A client over a quota (see `crate::quota::enforce`) is answered at once with
+//! `throttle_time_ms`, and the reading task then takes no request of that connection
+//! until the throttle has passed (Kafka's channel mute, KIP-219).
+//!
 //! Bad bytes (negative or oversized length, unknown API key or version, a body that does
 //! not decode) close this one connection with a warn log; the broker serves on.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
@@ -25,8 +30,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::connection_auth::{self, PreAuth};
-use crate::security::sasl::SaslServer;
+use super::connection_auth::{PreAuth, SaslSession};
 
 use crate::protocol::context::ClientInfo;
 use crate::protocol::dispatch;
@@ -34,6 +38,7 @@ use crate::protocol::frame::{self, FrameError};
 use crate::protocol::handlers::api_versions;
 use crate::protocol::versions;
 use crate::protocol::BrokerContext;
+use crate::quota::enforce::{Applicable, Timed};
 
 pub struct ConnectionArgs {
     pub stream: ClientStream,
@@ -286,16 +291,19 @@ async fn read_requests(
 ) {
     let mut identity = identity;
     let mut seq = 0u64;
+    // Until when the connection is throttled: set by response tasks, read here.
+    let (mute, mute_until) = watch::channel(tokio::time::Instant::now());
+    let mute = Arc::new(mute);
     let idle = std::time::Duration::from_millis(ctx.config.connections_max_idle_ms);
-    // On a SASL listener: the exchange, until it succeeds (see `connection_auth`).
+    // On a SASL listener: the exchange, then the session (see `connection_auth`).
     let mut sasl = identity
         .listener
         .protocol
         .uses_sasl()
-        .then(|| SaslServer::new(ctx.config.sasl_mechanisms().unwrap_or_default()));
+        .then(|| SaslSession::new(&ctx));
     loop {
-        // Before authentication a frame is bounded by sasl_server_max_receive_size.
-        let (max, raw) = match &sasl {
+        // During an exchange a frame is bounded by sasl_server_max_receive_size.
+        let (max, raw) = match sasl.as_ref().and_then(SaslSession::exchange) {
             Some(server) => (
                 ctx.config
                     .sasl_server_max_receive_size
@@ -304,6 +312,9 @@ async fn read_requests(
             ),
             None => (ctx.config.max_request_bytes, false),
         };
+        if !wait_unmuted(&mute_until, &mut stop).await {
+            break;
+        }
         let next = tokio::select! {
             biased;
             _ = stop.changed() => break,
@@ -323,10 +334,15 @@ async fn read_requests(
         };
         seq += 1;
         metrics::counter!(crate::metrics::BYTES_IN).increment(body.len() as u64 + 4);
+        // A frame that arrived while the connection was throttled waits it out.
+        if !wait_unmuted(&mute_until, &mut stop).await {
+            seq -= 1;
+            break;
+        }
         let read_at = std::time::Instant::now();
         let body = match &mut sasl {
             None => body,
-            Some(server) => match connection_auth::step(&ctx, server, body).await {
+            Some(session) => match session.frame(&ctx, body).await {
                 PreAuth::Serve(body) => body,
                 PreAuth::Answer(frame) => {
                     let frame = Some(frame);
@@ -336,7 +352,6 @@ async fn read_requests(
                 PreAuth::Authenticated(frame, authenticated) => {
                     debug!(%peer, principal = %authenticated, "SASL authentication succeeded.");
                     identity.principal = authenticated;
-                    sasl = None;
                     let frame = Some(frame);
                     let _ = connection.send_message(ConnectionMsg::Response { seq, frame, permit });
                     continue;
@@ -363,13 +378,52 @@ async fn read_requests(
                     seq -= 1;
                     break;
                 }
+                PreAuth::Expired => {
+                    metrics::counter!(crate::metrics::EXPIRED_CONNECTIONS_KILLED).increment(1);
+                    debug!(%peer, "Closing a connection whose SASL session ended (connections_max_reauth_ms) without re-authentication.");
+                    seq -= 1;
+                    break;
+                }
             },
         };
-        match prepare(&ctx, body, peer, &identity).await {
-            Ok((api, version, correlation_id, prepared)) => {
+        // The time spent preparing, apart from what it waited for, counts as handling.
+        let preparing = Timed::new(
+            Box::pin(prepare(&ctx, body, peer, &identity)),
+            Duration::ZERO,
+        );
+        let (prepared, prepare_time) = preparing.await;
+        match prepared {
+            Ok(Served {
+                api,
+                version,
+                correlation_id,
+                prepared,
+                quota,
+                request_bytes,
+            }) => {
                 let connection = connection.clone();
+                let quota = match quota {
+                    Some(applicable) => {
+                        let throttled = applicable
+                            .record_request_bytes(&ctx.quotas, request_bytes)
+                            .await;
+                        mute_for(&mute, throttled);
+                        Some((applicable, throttled, ctx.quotas.clone(), mute.clone()))
+                    }
+                    None => None,
+                };
                 tokio::spawn(async move {
-                    let response = prepared.response.await;
+                    let handled = Timed::new(prepared.response, prepare_time);
+                    let (mut response, handling) = handled.await;
+                    if let Some((applicable, throttled, manager, mute)) = quota {
+                        let throttle = applicable
+                            .enforce(&manager, throttled, handling, &mut response)
+                            .await;
+                        if throttle > Duration::ZERO {
+                            debug!(%peer, ?throttle, "Throttling a client over its quota.");
+                        }
+                        mute_for(&mute, throttle);
+                    }
                     let name = api_name(api);
                     metrics::counter!(crate::metrics::REQUESTS, "api" => name).increment(1);
                     metrics::histogram!(crate::metrics::REQUEST_SECONDS, "api" => name)
@@ -484,6 +538,48 @@ async fn read_frame(
     Ok(Some((body.freeze(), admission)))
 }
 
+/// Mutes the connection for `throttle` from now, unless it already is for longer.
+fn mute_for(mute: &watch::Sender<tokio::time::Instant>, throttle: Duration) {
+    if throttle == Duration::ZERO {
+        return;
+    }
+    let until = tokio::time::Instant::now() + throttle;
+    mute.send_if_modified(|muted| {
+        let later = until > *muted;
+        if later {
+            *muted = until;
+        }
+        later
+    });
+}
+
+/// Waits while the connection is throttled; false when told to stop meanwhile.
+async fn wait_unmuted(
+    mute_until: &watch::Receiver<tokio::time::Instant>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let until = *mute_until.borrow();
+    if until <= tokio::time::Instant::now() {
+        return true;
+    }
+    tokio::select! {
+        biased;
+        _ = stop.changed() => false,
+        _ = tokio::time::sleep_until(until) => true,
+    }
+}
+
+/// A request decoded and prepared: its response future, the quotas it is under and
+/// its frame's size.
+struct Served {
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    prepared: dispatch::Prepared,
+    quota: Option<Applicable>,
+    request_bytes: usize,
+}
+
 enum Refusal {
     /// Answer with this frame and keep reading (ApiVersions newer than supported).
     Answer(Bytes),
@@ -495,7 +591,8 @@ async fn prepare(
     body: Bytes,
     peer: SocketAddr,
     identity: &Identity,
-) -> Result<(ApiKey, i16, i32, dispatch::Prepared), Refusal> {
+) -> Result<Served, Refusal> {
+    let request_bytes = body.len();
     let prefix = frame::peek_prefix(&body).map_err(Refusal::Close)?;
     let api = ApiKey::try_from(prefix.api_key)
         .map_err(|_| Refusal::Close(FrameError::UnknownApiKey(prefix.api_key)))?;
@@ -514,7 +611,8 @@ async fn prepare(
             version,
         }));
     }
-    let (header, request) = frame::decode_request(api, version, body).map_err(Refusal::Close)?;
+    let (header, mut request) =
+        frame::decode_request(api, version, body).map_err(Refusal::Close)?;
     debug!(api = ?api, version, correlation_id = header.correlation_id, "Request.");
     let client = ClientInfo {
         client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
@@ -522,11 +620,24 @@ async fn prepare(
         principal: identity.principal.clone(),
         listener: identity.listener.name.clone(),
     };
+    let quotas = ctx.routing.borrow().client_quotas.clone();
+    let name = &identity.principal.name;
+    let quota = Applicable::find(&quotas, &request, name, &client.client_id);
+    if let Some(applicable) = &quota {
+        applicable.cap_fetch(&mut request, &ctx.quotas);
+    }
     let prepared = dispatch::prepare(ctx, version, request, &client)
         .await
         .ok_or(Refusal::Close(FrameError::UnsupportedVersion {
             api,
             version,
         }))?;
-    Ok((api, version, header.correlation_id, prepared))
+    Ok(Served {
+        api,
+        version,
+        correlation_id: header.correlation_id,
+        prepared,
+        quota,
+        request_bytes,
+    })
 }

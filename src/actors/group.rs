@@ -56,6 +56,9 @@ pub struct GroupCoordinatorState {
     pub(super) initial_delay_pending: bool,
     pub(super) joins: u64,
     pub(super) empty_since: Option<Instant>,
+    /// Some: the group runs the consumer group protocol (KIP-848, `group_consumer`);
+    /// then the classic membership above stays empty.
+    pub(super) consumer: Option<crate::coordinator::consumer_group::ConsumerGroup>,
 }
 
 pub struct GroupCoordinator;
@@ -98,6 +101,7 @@ impl Actor for GroupCoordinator {
             initial_delay_pending: false,
             joins: 0,
             empty_since: Some(Instant::now()),
+            consumer: None,
         };
         if !state.offsets.committed.is_empty() {
             myself.send_after(state.settings.offsets_retention, || {
@@ -115,7 +119,31 @@ impl Actor for GroupCoordinator {
     ) -> Result<(), ActorProcessingErr> {
         let _timing = crate::metrics::time_handling::<Self::Msg>();
         match message {
-            GroupMsg::Join { request, reply } => s.join(&myself, request, reply),
+            GroupMsg::Join { request, reply } => {
+                if s.classic_join_allowed() {
+                    s.join(&myself, request, reply)
+                } else {
+                    let _ = reply.send(JoinResult {
+                        error: code(ResponseError::InconsistentGroupProtocol),
+                        generation: -1,
+                        member_id: request.member_id,
+                        ..JoinResult::default()
+                    });
+                }
+            }
+            GroupMsg::ConsumerHeartbeat {
+                request,
+                topics,
+                reply,
+            } => {
+                let _ = reply.send(s.consumer_heartbeat(&myself, request, topics.as_ref()));
+            }
+            GroupMsg::ConsumerDescribe { reply } => {
+                let _ = reply.send(s.consumer_describe());
+            }
+            GroupMsg::ConsumerSessionCheck { member_id } => {
+                s.consumer_session_check(&myself, &member_id)
+            }
             GroupMsg::Sync {
                 member_id,
                 instance_id,
@@ -524,8 +552,13 @@ impl GroupCoordinatorState {
     pub(super) fn describe(&self) -> GroupDescription {
         let mut members: Vec<_> = self.members.iter().collect();
         members.sort_by_key(|(_, m)| m.join_order);
+        if let Some(description) = self.consumer_group_description() {
+            return description;
+        }
         GroupDescription {
             group_id: self.group_id.clone(),
+            group_type: GroupType::Classic,
+            consumer_state: None,
             state: self.state,
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             protocol: self.protocol.clone().unwrap_or_default(),

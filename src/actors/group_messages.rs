@@ -8,6 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ractor::RpcReplyPort;
 
+use crate::coordinator::consumer_group::{
+    ConsumerGroupSettings, ConsumerHeartbeat, ConsumerHeartbeatResult, TopicCatalog,
+};
 use crate::coordinator::group_store::{CommittedOffset, TopicPartition};
 use crate::storage::Storage;
 
@@ -17,6 +20,8 @@ pub struct GroupSettings {
     pub min_session_timeout: Duration,
     pub max_session_timeout: Duration,
     pub offsets_retention: Duration,
+    /// The consumer group protocol (KIP-848).
+    pub consumer: ConsumerGroupSettings,
 }
 
 pub struct GroupArgs {
@@ -102,9 +107,29 @@ pub struct MemberDescription {
     pub assignment: Bytes,
 }
 
+/// Kafka's group types (ListGroups v5, KIP-848).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupType {
+    Classic,
+    Consumer,
+}
+
+impl GroupType {
+    pub fn name(&self) -> &'static str {
+        match self {
+            GroupType::Classic => "classic",
+            GroupType::Consumer => "consumer",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GroupDescription {
     pub group_id: String,
+    pub group_type: GroupType,
+    /// The consumer group's state name (Empty, Assigning, Reconciling, Stable); None for
+    /// a classic group, whose state is `state`.
+    pub consumer_state: Option<&'static str>,
     pub state: GroupState,
     pub protocol_type: String,
     pub protocol: String,
@@ -112,7 +137,51 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
 }
 
+impl GroupDescription {
+    pub fn state_name(&self) -> &'static str {
+        self.consumer_state.unwrap_or(self.state.name())
+    }
+}
+
+/// A consumer group member as ConsumerGroupDescribe shows it (topics by id).
+#[derive(Debug, Clone)]
+pub struct ConsumerMemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub assignment: crate::coordinator::assignors::Assignment,
+    pub target_assignment: crate::coordinator::assignors::Assignment,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupDescription {
+    pub state: &'static str,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    pub members: Vec<ConsumerMemberDescription>,
+}
+
 pub enum GroupMsg {
+    /// ConsumerGroupHeartbeat (KIP-848), with the topics as the routing snapshot has them.
+    ConsumerHeartbeat {
+        request: ConsumerHeartbeat,
+        topics: Arc<dyn TopicCatalog>,
+        reply: RpcReplyPort<ConsumerHeartbeatResult>,
+    },
+    /// ConsumerGroupDescribe: None when the group is a classic group.
+    ConsumerDescribe {
+        reply: RpcReplyPort<Option<ConsumerGroupDescription>>,
+    },
+    /// A consumer group member's session or revocation deadline may have passed.
+    ConsumerSessionCheck {
+        member_id: String,
+    },
     Join {
         request: JoinRequest,
         reply: RpcReplyPort<JoinResult>,

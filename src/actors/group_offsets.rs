@@ -21,7 +21,7 @@ impl GroupCoordinatorState {
     /// DeleteGroups: refused while the group has members; else its offsets are removed
     /// durably and the group is dead (its actor then stops).
     pub(super) async fn delete_group(&mut self) -> i16 {
-        if !self.members.is_empty() {
+        if !self.members.is_empty() || self.has_consumer_members() {
             return code(ResponseError::NonEmptyGroup);
         }
         if let Err(err) = self.store.remove(&self.group_id, &self.offsets).await {
@@ -43,7 +43,11 @@ impl GroupCoordinatorState {
         offsets: Vec<(TopicPartition, CommittedOffset)>,
     ) -> i16 {
         let standalone = generation < 0 && member_id.is_empty();
-        if standalone {
+        if let Some(error) = self.check_consumer_commit(member_id, generation) {
+            if error != 0 {
+                return error;
+            }
+        } else if standalone {
             if !self.members.is_empty() {
                 return code(ResponseError::UnknownMemberId);
             }
@@ -77,7 +81,7 @@ impl GroupCoordinatorState {
             return err.code();
         }
         self.offsets = next;
-        if self.state == GroupState::Empty {
+        if self.state == GroupState::Empty && !self.has_consumer_members() {
             self.empty_since = Some(Instant::now());
             myself.send_after(self.settings.offsets_retention, || GroupMsg::RetentionCheck);
         }
@@ -92,6 +96,27 @@ impl GroupCoordinatorState {
             // The members' subscriptions are opaque to the broker: refuse for any topic.
             let each = code(ResponseError::GroupSubscribedToTopic);
             return (0, partitions.iter().map(|_| each).collect());
+        }
+        if let Some(group) = self.consumer.as_ref() {
+            // A consumer group's subscriptions are known: only those topics are refused.
+            let subscribed: Vec<bool> = partitions
+                .iter()
+                .map(|(t, _)| group.subscribed_to(t))
+                .collect();
+            if subscribed.iter().any(|s| *s) {
+                let free = partitions
+                    .iter()
+                    .zip(&subscribed)
+                    .filter(|(_, s)| !**s)
+                    .map(|(tp, _)| tp.clone())
+                    .collect();
+                let (error, _) = Box::pin(self.delete_offsets(free)).await;
+                let each = |s: &bool| match s {
+                    true => code(ResponseError::GroupSubscribedToTopic),
+                    false => error,
+                };
+                return (0, subscribed.iter().map(each).collect());
+            }
         }
         let record = GroupRecord::Deleted {
             partitions: partitions.clone(),
@@ -117,7 +142,10 @@ impl GroupCoordinatorState {
     /// Drops the offsets of a group empty for longer than the retention; true when the
     /// group has nothing left and its actor can stop.
     pub(super) async fn expire_offsets(&mut self, myself: &ActorRef<GroupMsg>) -> bool {
-        if self.state != GroupState::Empty || self.offsets.committed.is_empty() {
+        if self.state != GroupState::Empty
+            || self.offsets.committed.is_empty()
+            || self.has_consumer_members()
+        {
             return false;
         }
         let Some(since) = self.empty_since else {

@@ -27,7 +27,13 @@ impl GroupCoordinatorState {
         // for the group, as with a standalone OffsetCommit; a member is checked.
         let member = generation >= 0 || !member_id.is_empty();
         if member {
-            if let Err(error) = self.check_member(member_id, instance_id, generation) {
+            // A consumer group (KIP-848) checks the member epoch: STALE_MEMBER_EPOCH.
+            let checked = match self.check_consumer_commit(member_id, generation) {
+                Some(0) => Ok(()),
+                Some(error) => Err(error),
+                None => self.check_member(member_id, instance_id, generation),
+            };
+            if let Err(error) = checked {
                 return error;
             }
         }

@@ -12,6 +12,9 @@
 //! On an SSL or SASL_SSL listener each accepted socket first does its TLS handshake on a
 //! task of its own (so a slow client holds up nobody), bounded by `HANDSHAKE_TIMEOUT` or
 //! `connections_max_idle_ms`, whichever is less; handshakes count against the caps.
+//! The listener owns its TLS configuration: every `ssl_reload_check_interval_ms` it looks
+//! at the keystore files and, when they changed, builds a new one for the connections it
+//! accepts from then on (`security/tls_reload.rs`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,6 +27,8 @@ use tracing::{debug, info, warn};
 
 use super::connection::{ClientStream, Connection, ConnectionArgs, ConnectionMsg};
 use crate::protocol::BrokerContext;
+use crate::security::tls::ServerTls;
+use crate::security::tls_reload::KeystoreFiles;
 use crate::security::KafkaPrincipal;
 
 /// The longest a client may take to finish its TLS handshake.
@@ -35,8 +40,9 @@ pub struct ListenerArgs {
     pub identity: crate::security::ListenerIdentity,
     pub context: BrokerContext,
     pub limits: ConnectionLimits,
-    /// Set on SSL and SASL_SSL listeners: each socket is wrapped in TLS first.
-    pub tls: Option<crate::security::tls::ServerTls>,
+    /// Set on SSL and SASL_SSL listeners: each socket is wrapped in TLS first; with the
+    /// files it was read from, as they were before it was.
+    pub tls: Option<(ServerTls, KeystoreFiles)>,
 }
 
 /// How many connections may be open at once, in all and from one IP address.
@@ -66,6 +72,8 @@ pub enum ListenerMsg {
         peer: SocketAddr,
         outcome: Option<(ClientStream, KafkaPrincipal)>,
     },
+    /// Time to look whether the keystore files changed.
+    CheckTls,
     /// Stop accepting, let every connection finish what it has in flight, then reply.
     Drain {
         timeout: Duration,
@@ -84,7 +92,9 @@ pub struct ListenerState {
     connections: HashMap<ActorId, (ActorRef<ConnectionMsg>, IpAddr)>,
     per_ip: HashMap<IpAddr, usize>,
     limits: ConnectionLimits,
-    tls: Option<crate::security::tls::ServerTls>,
+    tls: Option<ServerTls>,
+    /// The files `tls` was read from, and the timer that has them looked at.
+    tls_files: Option<(KeystoreFiles, JoinHandle<()>)>,
     /// TLS handshakes under way, counted with the connections against the caps.
     handshaking: usize,
     /// Connections closed over a cap since the last time one was admitted (the warn log
@@ -108,12 +118,22 @@ impl Actor for Listener {
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "Listening for Kafka clients.");
         }
-        let accept = tokio::spawn(accept_loop(listener, myself));
+        let accept = tokio::spawn(accept_loop(listener, myself.clone()));
         info!(
             max_connections = args.limits.total,
             max_connections_per_ip = args.limits.per_ip,
             "Connection limits."
         );
+        let (tls, tls_files) = match args.tls {
+            Some((tls, files)) => {
+                let every = args.context.config.tls.ssl_reload_check_interval_ms;
+                let timer = (every > 0).then(|| {
+                    myself.send_interval(Duration::from_millis(every), || ListenerMsg::CheckTls)
+                });
+                (Some(tls), timer.map(|t| (files, t)))
+            }
+            None => (None, None),
+        };
         Ok(ListenerState {
             context: args.context,
             identity: args.identity,
@@ -121,7 +141,8 @@ impl Actor for Listener {
             connections: HashMap::new(),
             per_ip: HashMap::new(),
             limits: args.limits,
-            tls: args.tls,
+            tls,
+            tls_files,
             handshaking: 0,
             refused: 0,
         })
@@ -189,6 +210,7 @@ impl Actor for Listener {
                     _ => state.forget_ip(peer.ip()),
                 }
             }
+            ListenerMsg::CheckTls => state.reload_tls_if_changed(),
             ListenerMsg::Drain { timeout, reply } => {
                 if let Some(accept) = state.accept.take() {
                     accept.abort();
@@ -239,11 +261,34 @@ impl Actor for Listener {
         if let Some(accept) = state.accept.take() {
             accept.abort();
         }
+        if let Some((_, timer)) = state.tls_files.take() {
+            timer.abort();
+        }
         Ok(())
     }
 }
 
 impl ListenerState {
+    /// A new TLS configuration for new connections when its files changed; the one in
+    /// use when the new files do not make one (said once per change).
+    fn reload_tls_if_changed(&mut self) {
+        let Some((files, _)) = &mut self.tls_files else {
+            return;
+        };
+        if !files.changed() {
+            return;
+        }
+        let listener = &self.identity.name;
+        match self.context.config.tls.acceptor() {
+            Ok(tls) => {
+                self.tls = Some(tls);
+                info!(%listener, "Reloaded the TLS certificates and keys; new connections get them.");
+            }
+            Err(err) => warn!(%listener, %err,
+                "The TLS certificate or key files changed but do not make a valid configuration; keeping the one in use."),
+        }
+    }
+
     /// Starts the connection actor of an admitted client (already counted in `per_ip`).
     async fn start_connection(
         &mut self,

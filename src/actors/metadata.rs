@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 pub use super::metadata_messages::*;
 mod acls;
 mod broker_configs;
+mod client_quotas;
 mod cluster_follow;
 #[cfg(test)]
 mod cluster_image_tests;
@@ -105,6 +106,7 @@ impl Actor for Metadata {
                 applied_index = applied.last_applied.map_or(0, |l| l.index);
                 let image = applied.image.clone();
                 cluster_follow::follow_applied(&myself, cluster.applied.clone());
+                cluster_follow::follow_caught_up(&myself, cluster.caught_up.clone());
                 let roles = replica_roles::ReplicaRoles::start(&args.config, &cluster).await?;
                 (Commits::Quorum(cluster), image, Some(roles))
             }
@@ -302,6 +304,11 @@ impl Actor for Metadata {
                 state.publish_routes();
                 let _ = reply.send(results);
             }
+            MetadataMsg::AlterClientQuotas { changes, reply } => {
+                let results = state.alter_client_quotas(changes).await;
+                state.publish_routes();
+                let _ = reply.send(results);
+            }
             MetadataMsg::Shutdown { reply } => {
                 state.shutdown().await;
                 let _ = reply.send(());
@@ -331,6 +338,12 @@ impl Actor for Metadata {
                     .await;
             }
             MetadataMsg::Applied(applied) => state.follow(&myself, &applied).await,
+            MetadataMsg::CaughtUp(index) => {
+                if let Some(roles) = state.roles.as_mut() {
+                    roles.catch_up_to(index);
+                }
+                state.sync_roles();
+            }
         }
         Ok(())
     }
@@ -382,6 +395,7 @@ impl MetadataState {
         let mut table = RoutingTable::new(routes, Arc::new(self.image.dynamic.clone()));
         table.starting = self.starts.live().map(|(name, _)| name.clone()).collect();
         table.acls = Arc::new(crate::security::acl_index::AclIndex::new(&self.image.acls));
+        table.client_quotas = Arc::new(self.image.client_quotas.clone());
         if let Commits::Quorum(cluster) = &self.commits {
             table.cluster = Some(Arc::new(ClusterView {
                 node_id: cluster.node_id,

@@ -125,6 +125,13 @@ pub enum MetadataRecord {
         leader_epoch: i32,
         isr: Vec<i32>,
     },
+    /// AlterClientQuotas: one quota key of one user and/or client-id entity set (Some) or
+    /// removed (None).
+    ClientQuotaChanged {
+        entity: crate::quota::ClientQuotaEntity,
+        key: String,
+        value: Option<f64>,
+    },
 }
 
 /// Producer ids reserved per durable record.
@@ -228,6 +235,12 @@ pub enum MetadataMsg {
         filters: Vec<crate::security::acl_filter::AclFilter>,
         reply: RpcReplyPort<Vec<Result<Vec<crate::security::acl::AclBinding>, MetadataError>>>,
     },
+    /// AlterClientQuotas: each entity's keys set (Some) or removed (None), already
+    /// validated; each entity's outcome, in request order.
+    AlterClientQuotas {
+        changes: Vec<ClientQuotaAlteration>,
+        reply: RpcReplyPort<Vec<Result<(), MetadataError>>>,
+    },
     /// Flush and fsync every partition, then stop them.
     Shutdown { reply: RpcReplyPort<()> },
     /// CreatePartitions' new partitions `first..`, started outside this actor; `reply`
@@ -256,6 +269,9 @@ pub enum MetadataMsg {
     },
     /// Cluster mode: the quorum applied more records; the actor follows the new image.
     Applied(Arc<crate::cluster::AppliedImage>),
+    /// Cluster mode: the controller's applied metadata index at this broker's first
+    /// answered heartbeat. Local replicas get no role before the image is that new.
+    CaughtUp(u64),
 }
 
 impl crate::metrics::ActorKind for MetadataMsg {
@@ -279,6 +295,13 @@ pub struct ScramUpsertion {
     pub user: String,
     pub mechanism: Option<ScramMechanism>,
     pub credential: ScramCredential,
+}
+
+/// One entity's quota changes (AlterClientQuotas).
+#[derive(Debug, Clone)]
+pub struct ClientQuotaAlteration {
+    pub entity: crate::quota::ClientQuotaEntity,
+    pub ops: Vec<(crate::quota::QuotaKey, Option<f64>)>,
 }
 
 pub struct MetadataArgs {

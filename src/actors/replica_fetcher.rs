@@ -5,21 +5,26 @@
 //! A round: partitions that took a new leader epoch first ask the leader where their
 //! latest epoch ends (OffsetForLeaderEpoch, KIP-279) and truncate there; then one Fetch
 //! from each partition's log end, long-polled (`replica.fetch.wait.max.ms`) so idle
-//! partitions cost one parked request, not a poll storm. Fetched batches are appended as
-//! follower to the local partition actors, which take the leader's high watermark. A
+//! partitions cost one parked request, not a poll storm. The Fetch is in an incremental
+//! fetch session (KIP-227, `replica_fetcher_session`): after the first, it lists only the
+//! partitions whose fetch offset or epoch changed, and the leader answers only those with
+//! records or a new high watermark. Those are appended as follower to the local partition
+//! actors, which take the leader's high watermark; the fetcher keeps each partition's log
+//! offsets from their answers, so an idle partition costs it no message at all. A
 //! follower below the leader's log start (OFFSET_OUT_OF_RANGE) restarts at it.
 //!
 //! The round runs on a task so the actor's mailbox stays free for partition changes; the
-//! connection travels with it and comes back. Every length read off the wire is bounded.
+//! connection and the session travel with it and come back. Every length read off the
+//! wire is bounded.
 //!
 //! Spawn with `ReplicaFetcherArgs`, then send `AddPartition` for each partition made a
 //! follower of that broker (after its `BecomeFollower`) and `RemovePartition` when it stops.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crate::sockets::{Network, Stream};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
@@ -33,6 +38,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::{debug, info, warn};
 
 use super::partition::{PartitionMsg, ReplicationMsg};
+use super::replica_fetcher_session::{FetchSessionHandler, PartitionFetch};
 use crate::actors::call;
 use crate::cluster::broker_client::{self, BrokerCallError as RoundError, CallSpec};
 
@@ -109,13 +115,18 @@ pub enum ReplicaFetcherMsg {
     /// Internal: start a round.
     Round,
     /// Internal: a round finished, with the connection when it is still good.
-    RoundDone {
-        connection: Option<Stream>,
-        truncated: Vec<(String, i32, i32)>,
-        /// Partitions the leader refused (not its leader, another epoch): paused a while.
-        refused: Vec<(String, i32)>,
-        failed: bool,
-    },
+    RoundDone(Box<RoundDone>),
+}
+
+/// What a round hands back to the fetcher.
+pub struct RoundDone {
+    connection: Option<Stream>,
+    session: FetchSessionHandler,
+    /// The round's partitions as it left them (truncation done, offsets learnt).
+    partitions: BTreeMap<(String, i32), Followed>,
+    /// Partitions the leader refused (not its leader, another epoch): paused a while.
+    refused: Vec<(String, i32)>,
+    failed: bool,
 }
 
 impl crate::metrics::ActorKind for ReplicaFetcherMsg {
@@ -126,19 +137,30 @@ impl crate::metrics::ActorKind for ReplicaFetcherMsg {
 struct Followed {
     leader_epoch: i32,
     local: ActorRef<PartitionMsg>,
+    /// Which `AddPartition` this is: a round's news of an older one is dropped.
+    generation: u64,
     /// The leader epoch changed since the last truncation check.
     needs_truncation: bool,
     /// Refused by the leader: not fetched again before this (replica.fetch.backoff.ms), so
     /// one refused partition does not turn the long poll into a busy loop.
     paused_until: Option<tokio::time::Instant>,
+    /// The local log's (end, start) as the partition last said; None: ask it first. The
+    /// fetcher is the only writer of a follower's log, so this stays true between rounds.
+    offsets: Option<(i64, i64)>,
+    /// The local high watermark as the partition last said: an answer with no records
+    /// and no newer high watermark is not passed on.
+    high_watermark: i64,
 }
 
 pub struct ReplicaFetcherState {
     args: ReplicaFetcherArgs,
     partitions: BTreeMap<(String, i32), Followed>,
     connection: Option<Stream>,
+    /// The incremental fetch session with the leader; lent to the round in flight.
+    session: Option<FetchSessionHandler>,
     round_in_flight: bool,
     rounds: u64,
+    generations: u64,
 }
 
 pub struct ReplicaFetcher;
@@ -158,8 +180,10 @@ impl Actor for ReplicaFetcher {
             args,
             partitions: BTreeMap::new(),
             connection: None,
+            session: Some(FetchSessionHandler::default()),
             round_in_flight: false,
             rounds: 0,
+            generations: 0,
         })
     }
 
@@ -176,11 +200,15 @@ impl Actor for ReplicaFetcher {
                 leader_epoch,
                 local,
             } => {
+                state.generations += 1;
                 let followed = Followed {
                     leader_epoch,
                     local,
+                    generation: state.generations,
                     needs_truncation: true,
                     paused_until: None,
+                    offsets: None,
+                    high_watermark: -1,
                 };
                 state.partitions.insert((topic, partition), followed);
                 state.start_round(&myself);
@@ -192,12 +220,14 @@ impl Actor for ReplicaFetcher {
                 let _ = reply.send(state.rounds);
             }
             ReplicaFetcherMsg::Round => state.start_round(&myself),
-            ReplicaFetcherMsg::RoundDone {
-                connection,
-                truncated,
-                refused,
-                failed,
-            } => {
+            ReplicaFetcherMsg::RoundDone(done) => {
+                let RoundDone {
+                    connection,
+                    session,
+                    partitions,
+                    refused,
+                    failed,
+                } = *done;
                 let until = tokio::time::Instant::now() + BACKOFF;
                 for key in refused {
                     if let Some(f) = state.partitions.get_mut(&key) {
@@ -207,11 +237,14 @@ impl Actor for ReplicaFetcher {
                 state.round_in_flight = false;
                 state.rounds += 1;
                 state.connection = connection;
-                for (topic, partition, epoch) in truncated {
-                    if let Some(f) = state.partitions.get_mut(&(topic, partition)) {
-                        // Only if no newer epoch came meanwhile.
-                        if f.leader_epoch == epoch {
-                            f.needs_truncation = false;
+                state.session = Some(session);
+                for (key, round) in partitions {
+                    // Only if the partition was not added again meanwhile.
+                    if let Some(f) = state.partitions.get_mut(&key) {
+                        if f.generation == round.generation {
+                            f.needs_truncation = round.needs_truncation;
+                            f.offsets = round.offsets;
+                            f.high_watermark = round.high_watermark;
                         }
                     }
                 }
@@ -232,7 +265,7 @@ impl ReplicaFetcherState {
             return;
         }
         let now = tokio::time::Instant::now();
-        let ready: Vec<_> = self
+        let ready: BTreeMap<_, _> = self
             .partitions
             .iter()
             .filter(|(_, f)| f.paused_until.is_none_or(|t| t <= now))
@@ -242,10 +275,14 @@ impl ReplicaFetcherState {
             myself.send_after(BACKOFF, || ReplicaFetcherMsg::Round);
             return;
         }
+        let Some(session) = self.session.take() else {
+            return;
+        };
         self.round_in_flight = true;
         let round = Round {
             args: self.args.clone(),
             partitions: ready,
+            session,
             correlation: 0,
             refused: Vec::new(),
         };
@@ -253,38 +290,37 @@ impl ReplicaFetcherState {
         let myself = myself.clone();
         tokio::spawn(async move {
             let mut round = round;
-            let (connection, truncated, failed) = match round.run(connection).await {
-                Ok((connection, truncated)) => (Some(connection), truncated, false),
+            let (connection, failed) = match round.run(connection).await {
+                Ok(connection) => (Some(connection), false),
                 Err(err) => {
                     warn!(source_broker = round.args.source_broker, %err,
                         "A replica fetch round failed; retrying after a pause.");
-                    (None, Vec::new(), true)
+                    (None, true)
                 }
             };
-            let _ = myself.send_message(ReplicaFetcherMsg::RoundDone {
+            let done = RoundDone {
                 connection,
-                truncated,
+                session: round.session,
+                partitions: round.partitions,
                 refused: round.refused,
                 failed,
-            });
+            };
+            let _ = myself.send_message(ReplicaFetcherMsg::RoundDone(Box::new(done)));
         });
     }
 }
 
 struct Round {
     args: ReplicaFetcherArgs,
-    partitions: Vec<((String, i32), Followed)>,
+    partitions: BTreeMap<(String, i32), Followed>,
+    session: FetchSessionHandler,
     correlation: i32,
     refused: Vec<(String, i32)>,
 }
 
 impl Round {
-    /// Truncations first, then one fetch; returns the connection and the partitions whose
-    /// truncation is done, with the epoch it was done for.
-    async fn run(
-        &mut self,
-        connection: Option<Stream>,
-    ) -> Result<(Stream, Vec<(String, i32, i32)>), RoundError> {
+    /// Truncations first, then one fetch; returns the connection.
+    async fn run(&mut self, connection: Option<Stream>) -> Result<Stream, RoundError> {
         let mut stream = match connection {
             Some(stream) => stream,
             None => {
@@ -292,36 +328,25 @@ impl Round {
                     .await?
             }
         };
-        let truncated = self.truncate(&mut stream).await?;
-        // A partition whose truncation is not done yet must not take batches after
-        // records the leader may not have.
-        self.partitions.retain(|((topic, partition), f)| {
-            !f.needs_truncation
-                || truncated
-                    .iter()
-                    .any(|(t, p, _)| t == topic && p == partition)
-        });
-        if self.partitions.is_empty() {
-            return Err(RoundError::Protocol(
-                "no partition is ready to fetch yet".into(),
-            ));
+        self.truncate(&mut stream).await?;
+        self.describe_unknown().await?;
+        if let Err(err) = self.fetch(&mut stream).await {
+            // The leader may or may not have taken the fetch: start the session over.
+            self.session.reset();
+            return Err(err);
         }
-        self.fetch(&mut stream).await?;
-        Ok((stream, truncated))
+        Ok(stream)
     }
 
     /// KIP-279 for every partition with a new leader epoch.
-    async fn truncate(
-        &mut self,
-        stream: &mut Stream,
-    ) -> Result<Vec<(String, i32, i32)>, RoundError> {
+    async fn truncate(&mut self, stream: &mut Stream) -> Result<(), RoundError> {
         let mut asked = Vec::new();
         for ((topic, partition), f) in self.partitions.iter().filter(|(_, f)| f.needs_truncation) {
             let view = local_call(&f.local, |reply| ReplicationMsg::DescribeRole { reply }).await?;
             asked.push((topic.clone(), *partition, f.clone(), view));
         }
         if asked.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let topics = asked
             .iter()
@@ -340,14 +365,17 @@ impl Round {
         let resp = self
             .call(stream, OFFSET_FOR_LEADER_EPOCH_VERSION, &req, LOCAL_TIMEOUT)
             .await?;
-        let mut done = Vec::new();
+        let answers: HashMap<(&str, i32), _> = resp
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| ((t.topic.0.as_str(), p.partition), p))
+            })
+            .collect();
         for (topic, partition, f, view) in asked {
-            let answer = resp
-                .topics
-                .iter()
-                .filter(|t| t.topic.0.as_str() == topic)
-                .flat_map(|t| t.partitions.iter())
-                .find(|p| p.partition == partition);
+            let answer = answers.get(&(topic.as_str(), partition));
             let Some(answer) = answer.filter(|a| a.error_code == 0) else {
                 debug!(%topic, partition, "The leader could not say where our epoch ends yet.");
                 continue;
@@ -360,83 +388,154 @@ impl Round {
             } else {
                 answer.end_offset
             };
+            let mut offsets = (view.log_end_offset, view.log_start_offset);
             if target < view.log_end_offset {
                 info!(%topic, partition, from = view.log_end_offset, to = target,
                     "Truncating a follower to where the leader's log agrees (KIP-279).");
-                local_call(&f.local, |reply| ReplicationMsg::TruncateTo {
+                let cut = local_call(&f.local, |reply| ReplicationMsg::TruncateTo {
                     offset: target,
                     fully: false,
                     reply,
                 })
                 .await?
                 .map_err(|e| RoundError::Protocol(e.to_string()))?;
+                offsets = (cut.log_end_offset, cut.log_start_offset);
             }
-            done.push((topic, partition, f.leader_epoch));
+            if let Some(f) = self.partitions.get_mut(&(topic, partition)) {
+                f.needs_truncation = false;
+                f.offsets = Some(offsets);
+            }
         }
-        Ok(done)
+        Ok(())
     }
 
-    /// One long-polled Fetch for every partition not waiting for a truncation.
-    async fn fetch(&mut self, stream: &mut Stream) -> Result<(), RoundError> {
-        let mut wanted = Vec::new();
-        for ((topic, partition), f) in &self.partitions {
-            let view = local_call(&f.local, |reply| ReplicationMsg::DescribeRole { reply }).await?;
-            wanted.push((topic.clone(), *partition, f.clone(), view));
+    /// Asks the partitions whose log offsets the fetcher does not know (after a failed
+    /// append or a restart at the leader's log start).
+    async fn describe_unknown(&mut self) -> Result<(), RoundError> {
+        for f in self.partitions.values_mut() {
+            if !f.needs_truncation && f.offsets.is_none() {
+                let view =
+                    local_call(&f.local, |reply| ReplicationMsg::DescribeRole { reply }).await?;
+                f.offsets = Some((view.log_end_offset, view.log_start_offset));
+                f.high_watermark = view.high_watermark;
+            }
         }
+        Ok(())
+    }
+
+    /// One long-polled Fetch, in the session, of every partition not waiting for a
+    /// truncation.
+    async fn fetch(&mut self, stream: &mut Stream) -> Result<(), RoundError> {
         let max_bytes = self.args.max_bytes.min(i32::MAX as usize) as i32;
-        let topics = wanted
+        let wanted: BTreeMap<(String, i32), PartitionFetch> = self
+            .partitions
             .iter()
-            .map(|(topic, partition, f, view)| {
-                FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(topic.clone())))
-                    .with_partitions(vec![FetchPartition::default()
-                        .with_partition(*partition)
-                        .with_current_leader_epoch(f.leader_epoch)
-                        .with_fetch_offset(view.log_end_offset)
-                        .with_log_start_offset(view.log_start_offset)
-                        .with_partition_max_bytes(max_bytes)])
+            .filter(|(_, f)| !f.needs_truncation)
+            .filter_map(|(k, f)| {
+                let (fetch_offset, log_start_offset) = f.offsets?;
+                Some((
+                    k.clone(),
+                    PartitionFetch {
+                        fetch_offset,
+                        log_start_offset,
+                        leader_epoch: f.leader_epoch,
+                        max_bytes,
+                    },
+                ))
             })
             .collect();
+        if wanted.is_empty() {
+            // A partition whose truncation is not done must not take batches after
+            // records the leader may not have.
+            return Err(RoundError::Protocol(
+                "no partition is ready to fetch yet".into(),
+            ));
+        }
+        let session = self.session.build(&wanted);
         let req = FetchRequest::default()
             .with_replica_id(BrokerId(self.args.broker_id))
             .with_max_wait_ms(self.args.max_wait.as_millis().min(i32::MAX as u128) as i32)
             .with_min_bytes(self.args.min_bytes)
             .with_max_bytes(self.args.response_max_bytes.min(i32::MAX as usize) as i32)
-            .with_session_id(0)
-            .with_session_epoch(-1)
-            .with_topics(topics);
+            .with_session_id(session.session_id)
+            .with_session_epoch(session.epoch)
+            .with_topics(session.topics)
+            .with_forgotten_topics_data(session.forgotten);
         let wait = self.args.max_wait + LOCAL_TIMEOUT;
         let resp = self.call(stream, FETCH_VERSION, &req, wait).await?;
-        for (topic, partition, f, view) in wanted {
-            let answer = resp
-                .responses
-                .iter()
-                .filter(|t| t.topic.0.as_str() == topic)
-                .flat_map(|t| t.partitions.iter())
-                .find(|p| p.partition_index == partition);
-            let Some(answer) = answer else { continue };
-            match answer.error_code {
-                0 => {
-                    let records = answer.records.clone().unwrap_or_default();
-                    let appended = local_call(&f.local, |reply| ReplicationMsg::AppendAsFollower {
-                        records,
-                        leader_epoch: f.leader_epoch,
-                        leader_high_watermark: answer.high_watermark,
-                        reply,
-                    })
-                    .await?;
-                    if let Err(err) = appended {
+        if !self
+            .session
+            .handle_response(resp.error_code, resp.session_id)
+        {
+            debug!(
+                source_broker = self.args.source_broker,
+                code = resp.error_code,
+                "The leader refused our fetch session; the next fetch is a full one."
+            );
+            return Ok(());
+        }
+        for topic_answer in resp.responses {
+            let topic = topic_answer.topic.0.to_string();
+            for answer in topic_answer.partitions {
+                let key = (topic.clone(), answer.partition_index);
+                if wanted.contains_key(&key) {
+                    self.take_answer(stream, &key, answer).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One partition's answer: its batches (or a newer high watermark) appended, or a
+    /// restart at the leader's log start, or a pause.
+    async fn take_answer(
+        &mut self,
+        stream: &mut Stream,
+        key: &(String, i32),
+        answer: PartitionData,
+    ) -> Result<(), RoundError> {
+        let Some(f) = self.partitions.get(key).cloned() else {
+            return Ok(());
+        };
+        let (topic, partition) = (&key.0, key.1);
+        match answer.error_code {
+            0 => {
+                let records = answer.records.unwrap_or_default();
+                if records.is_empty() && answer.high_watermark <= f.high_watermark {
+                    return Ok(());
+                }
+                let appended = local_call(&f.local, |reply| ReplicationMsg::AppendAsFollower {
+                    records,
+                    leader_epoch: f.leader_epoch,
+                    leader_high_watermark: answer.high_watermark,
+                    reply,
+                })
+                .await?;
+                let Some(f) = self.partitions.get_mut(key) else {
+                    return Ok(());
+                };
+                match appended {
+                    Ok(offsets) => {
+                        f.offsets = Some((offsets.log_end_offset, offsets.log_start_offset));
+                        f.high_watermark = offsets.high_watermark;
+                    }
+                    Err(err) => {
                         warn!(%topic, partition, %err, "A follower could not take the leader's batches.");
+                        f.offsets = None;
                     }
                 }
-                code if code == ResponseError::OffsetOutOfRange.code() => {
-                    self.restart_at_log_start(stream, &topic, partition, &f, view.log_end_offset)
-                        .await?;
+            }
+            code if code == ResponseError::OffsetOutOfRange.code() => {
+                let log_end_offset = f.offsets.map_or(0, |(end, _)| end);
+                self.restart_at_log_start(stream, topic, partition, &f, log_end_offset)
+                    .await?;
+                if let Some(f) = self.partitions.get_mut(key) {
+                    f.offsets = None;
                 }
-                code => {
-                    debug!(%topic, partition, code, "The leader refused a follower fetch; pausing it.");
-                    self.refused.push((topic, partition));
-                }
+            }
+            code => {
+                debug!(%topic, partition, code, "The leader refused a follower fetch; pausing it.");
+                self.refused.push(key.clone());
             }
         }
         Ok(())

@@ -156,6 +156,9 @@ pub struct RoutingTable {
     pub cluster: Option<Arc<ClusterView>>,
     /// The authorizer's ACLs as of this snapshot (every request is checked against them).
     pub acls: crate::security::authorizer_view::AclSnapshot,
+    /// The client quota configs as of this snapshot (every request's quotas come from
+    /// them; DescribeClientQuotas answers them).
+    pub client_quotas: Arc<crate::quota::ClientQuotas>,
 }
 
 impl RoutingTable {

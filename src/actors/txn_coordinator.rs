@@ -1,12 +1,15 @@
 //! Transaction coordinator: one actor per transactional id.
 //!
 //! Owns that id's producer id and epoch, its transaction state and the partitions and
-//! groups of the open transaction, durable in its own record file (`txn_store`). Every
-//! state change is fsynced before it is acted on: EndTxn first makes PrepareCommit or
+//! groups of the open transaction, durable in its own record file, or in cluster mode on
+//! its `__transaction_state` partition (`txn_store`). Every state change is durable (fsynced,
+//! or on the in-sync replicas) before it is acted on: EndTxn first makes PrepareCommit or
 //! PrepareAbort durable, then has every partition write (and fsync) its marker and every
 //! group end the transaction's offsets, and only then records CompleteCommit/CompleteAbort
-//! and answers. A restart in between finds the Prepare state and finishes the job, so a
-//! transaction is never half visible.
+//! and answers. A restart in between (or, in cluster mode, the next leader of the id's
+//! partition) finds the Prepare state and finishes the job, so a transaction is never half
+//! visible. Markers carry the coordinator epoch: the leader epoch of the
+//! `__transaction_state` partition this coordinator was loaded from (0 on a single node).
 //!
 //! Fencing follows Kafka: InitProducerId bumps the epoch (aborting any open transaction
 //! with the bumped epoch, which fences the old producer at every partition); a request
@@ -28,16 +31,28 @@ use super::metadata::MetadataMsg;
 use super::partition::PartitionMsg;
 use super::txn_markers::{write_remote, Marker, MarkerPlan};
 use super::txn_messages::{TxnDeps, TxnMetadata, TxnMsg, TxnResult, TxnStatus};
-use super::txn_store::TxnStore;
+use crate::coordinator::txn_log::TxnLog;
+use crate::coordinator::txn_store::{TxnFile, TxnStore};
 
-/// This single broker is the only coordinator there has ever been.
-const COORDINATOR_EPOCH: i32 = 0;
+/// A single broker is the only coordinator there has ever been.
+const SINGLE_NODE_COORDINATOR_EPOCH: i32 = 0;
 /// How soon a transaction whose markers could not all be written is tried again.
 const RESUME_AFTER: Duration = Duration::from_secs(1);
 
 pub struct TxnCoordinatorArgs {
     pub transactional_id: String,
     pub deps: TxnDeps,
+    /// Cluster mode: where the id's state goes, what its partition held for it when
+    /// loaded, and the coordinator epoch (that partition's leader epoch). None: the id's
+    /// file under `deps.dir`.
+    pub logged: Option<LoggedTxn>,
+}
+
+/// An id coordinated on `__transaction_state`.
+pub struct LoggedTxn {
+    pub log: TxnLog,
+    pub meta: Option<TxnMetadata>,
+    pub coordinator_epoch: i32,
 }
 
 pub struct TxnCoordinatorState {
@@ -45,6 +60,8 @@ pub struct TxnCoordinatorState {
     deps: TxnDeps,
     /// None once the id expired and its file was removed (the actor is stopping).
     store: Option<TxnStore>,
+    /// Sent with every marker, so a partition refuses a stale coordinator's.
+    coordinator_epoch: i32,
     /// Wall clock when this coordinator started: the age of an id never initialised.
     started_ms: i64,
     /// None until the first InitProducerId.
@@ -77,15 +94,26 @@ impl Actor for TxnCoordinator {
         myself: ActorRef<Self::Msg>,
         args: TxnCoordinatorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let (store, meta) = TxnStore::open(
-            args.deps.storage.clone(),
-            &args.deps.dir,
-            &args.transactional_id,
-        )?;
+        let (store, meta, coordinator_epoch) = match args.logged {
+            Some(logged) => (
+                TxnStore::Log(logged.log),
+                logged.meta,
+                logged.coordinator_epoch,
+            ),
+            None => {
+                let (file, meta) = TxnFile::open(
+                    args.deps.storage.clone(),
+                    &args.deps.dir,
+                    &args.transactional_id,
+                )?;
+                (TxnStore::File(file), meta, SINGLE_NODE_COORDINATOR_EPOCH)
+            }
+        };
         let mut state = TxnCoordinatorState {
             transactional_id: args.transactional_id,
             deps: args.deps,
             store: Some(store),
+            coordinator_epoch,
             started_ms: wall_clock_ms(),
             meta,
             txn: 0,
@@ -136,11 +164,13 @@ impl Actor for TxnCoordinator {
                 partitions,
                 reply,
             } => {
-                let result = state.add(&myself, producer_id, producer_epoch, |meta| {
-                    let before = meta.partitions.len();
-                    meta.partitions.extend(partitions);
-                    meta.partitions.len() != before
-                });
+                let result = state
+                    .add(&myself, producer_id, producer_epoch, |meta| {
+                        let before = meta.partitions.len();
+                        meta.partitions.extend(partitions);
+                        meta.partitions.len() != before
+                    })
+                    .await;
                 let _ = reply.send(result);
             }
             TxnMsg::AddGroup {
@@ -149,9 +179,11 @@ impl Actor for TxnCoordinator {
                 group_id,
                 reply,
             } => {
-                let result = state.add(&myself, producer_id, producer_epoch, |meta| {
-                    meta.groups.insert(group_id)
-                });
+                let result = state
+                    .add(&myself, producer_id, producer_epoch, |meta| {
+                        meta.groups.insert(group_id)
+                    })
+                    .await;
                 let _ = reply.send(result);
             }
             TxnMsg::EndTxn {
@@ -186,7 +218,7 @@ impl Actor for TxnCoordinator {
                 let _ = state.complete(&myself).await;
             }
             TxnMsg::ExpireIfIdle { now_ms, reply } => {
-                let _ = reply.send(state.expire_if_idle(&myself, now_ms));
+                let _ = reply.send(state.expire_if_idle(&myself, now_ms).await);
             }
         }
         Ok(())
@@ -215,7 +247,7 @@ impl TxnCoordinatorState {
     /// the actor stop, so the registry forgets it and a later InitProducerId for the id
     /// starts afresh with a new producer id. Answers whether the file was removed (the
     /// registry then fsyncs the directory, once for all removed in one check).
-    fn expire_if_idle(&mut self, myself: &ActorRef<TxnMsg>, now_ms: i64) -> bool {
+    async fn expire_if_idle(&mut self, myself: &ActorRef<TxnMsg>, now_ms: i64) -> bool {
         let (idle, last_update_ms) = match &self.meta {
             None => (true, self.started_ms),
             Some(meta) => (
@@ -233,7 +265,18 @@ impl TxnCoordinatorState {
         let Some(store) = self.store.take() else {
             return false;
         };
-        if let Err(err) = store.remove() {
+        // A tombstone not written leaves the id's state as it was: keep coordinating it.
+        let log = match &store {
+            TxnStore::Log(log) => Some(log.clone()),
+            TxnStore::File(_) => None,
+        };
+        if let Err(err) = store.remove(&self.transactional_id).await {
+            if let Some(log) = log {
+                debug!(transactional_id = %self.transactional_id, %err,
+                    "Could not write an expired transactional id's tombstone; it is kept.");
+                self.store = Some(TxnStore::Log(log));
+                return false;
+            }
             // The id may still have its file: keep it whole (reopened on the next request).
             warn!(transactional_id = %self.transactional_id, %err,
                 "Could not remove an expired transactional id's file; the coordinator restarts from it.");
@@ -246,14 +289,14 @@ impl TxnCoordinatorState {
         true
     }
 
-    fn persist(&mut self, meta: TxnMetadata) -> TxnResult<()> {
+    async fn persist(&mut self, meta: TxnMetadata) -> TxnResult<()> {
         let Some(store) = self.store.as_mut() else {
             return Err(code(ResponseError::CoordinatorNotAvailable));
         };
-        if let Err(err) = store.write(&meta) {
+        if let Err(err) = store.write(&meta).await {
             warn!(transactional_id = %self.transactional_id, %err,
                 "Could not make a transaction state change durable.");
-            return Err(code(ResponseError::CoordinatorNotAvailable));
+            return Err(err.code());
         }
         self.meta = Some(meta);
         Ok(())
@@ -311,7 +354,7 @@ impl TxnCoordinatorState {
             last_update_ms: wall_clock_ms(),
         };
         let answer = (meta.producer_id, meta.producer_epoch);
-        self.persist(meta)?;
+        self.persist(meta).await?;
         debug!(transactional_id = %self.transactional_id, producer_id = answer.0,
             epoch = answer.1, "Initialised a transactional producer.");
         Ok(answer)
@@ -328,7 +371,7 @@ impl TxnCoordinatorState {
 
     /// AddPartitionsToTxn / AddOffsetsToTxn: `add` puts the new members into the
     /// transaction and says whether anything changed. Begins a transaction if none is open.
-    fn add(
+    async fn add(
         &mut self,
         myself: &ActorRef<TxnMsg>,
         producer_id: i64,
@@ -357,7 +400,7 @@ impl TxnCoordinatorState {
             return Ok(());
         }
         meta.last_update_ms = wall_clock_ms();
-        self.persist(meta)
+        self.persist(meta).await
     }
 
     async fn end_txn(
@@ -401,7 +444,7 @@ impl TxnCoordinatorState {
             TxnStatus::PrepareAbort
         };
         meta.last_update_ms = wall_clock_ms();
-        self.persist(meta)?;
+        self.persist(meta).await?;
         self.complete(myself).await
     }
 
@@ -420,12 +463,13 @@ impl TxnCoordinatorState {
         let timeout = self.deps.marker_timeout;
         let network = &self.deps.network;
         let plan = MarkerPlan::new(&routes, &meta.partitions, &meta.groups);
+        let coordinator_epoch = self.coordinator_epoch;
         let markers = plan.local.into_iter().map(|(topic, partition, actor)| {
             let write = move |reply| PartitionMsg::WriteTxnMarker {
                 producer_id: meta.producer_id,
                 producer_epoch: meta.producer_epoch,
                 commit,
-                coordinator_epoch: COORDINATOR_EPOCH,
+                coordinator_epoch,
                 reply,
             };
             async move {
@@ -440,7 +484,7 @@ impl TxnCoordinatorState {
             producer_id: meta.producer_id,
             producer_epoch: meta.producer_epoch,
             commit,
-            coordinator_epoch: COORDINATOR_EPOCH,
+            coordinator_epoch: self.coordinator_epoch,
         };
         let remote = plan.remote.iter().map(|(address, partitions)| {
             write_remote(network, address, marker, partitions, timeout)
@@ -505,6 +549,6 @@ impl TxnCoordinatorState {
             ..meta
         };
         debug!(transactional_id = %self.transactional_id, commit, "Completed a transaction.");
-        self.persist(done)
+        self.persist(done).await
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::group_registry::GroupRegistryMsg;
 use super::metadata::MetadataMsg;
 use super::routing::RoutingSnapshot;
+use super::txn_loading::TxnStateTopicArgs;
 use crate::storage::Storage;
 
 /// Kafka's transaction states (TransactionState), as ListTransactions names them.
@@ -84,6 +85,8 @@ pub struct TxnDeps {
     pub expiration_check_interval: Duration,
     /// The sockets markers reach other brokers with.
     pub network: crate::sockets::Network,
+    /// Cluster mode: ids live on `__transaction_state`; None: in files under `dir`.
+    pub transaction_state: Option<TxnStateTopicArgs>,
 }
 
 /// Errors are Kafka error codes: the coordinator's answers are the protocol's.

@@ -5,6 +5,11 @@
 //! `transaction_remove_expired_transaction_cleanup_interval_ms` it asks each coordinator
 //! to expire itself if idle (transactional.id.expiration.ms), so ids and files do not
 //! pile up.
+//!
+//! In cluster mode (`transaction_state` set) the ids live on `__transaction_state`
+//! instead: this broker coordinates the ids of the partitions it leads, loading each
+//! partition as soon as it leads it (see `txn_loading`); a request for an id of another
+//! partition is answered NOT_COORDINATOR.
 
 use std::time::Duration;
 
@@ -14,9 +19,10 @@ use tracing::{info, warn};
 
 use super::call;
 use super::children::Children;
-use super::txn_coordinator::{wall_clock_ms, TxnCoordinator, TxnCoordinatorArgs};
+use super::txn_coordinator::{wall_clock_ms, LoggedTxn, TxnCoordinator, TxnCoordinatorArgs};
+use super::txn_loading::LoadedTxnPartitions;
 use super::txn_messages::{TxnDeps, TxnMsg};
-use super::txn_store::TxnStore;
+use crate::coordinator::txn_store::TxnFile;
 use crate::storage::record_file::create_store_dir;
 
 /// How long an expiry check waits for one coordinator (one busy writing markers is not
@@ -24,11 +30,13 @@ use crate::storage::record_file::create_store_dir;
 const EXPIRY_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub enum TxnRegistryMsg {
-    /// The coordinator of `transactional_id`; created when `create` is true.
+    /// The coordinator of `transactional_id`; created when `create` is true. Err: the
+    /// error code when this broker does not coordinate the id now (cluster mode:
+    /// NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE).
     Get {
         transactional_id: String,
         create: bool,
-        reply: RpcReplyPort<Option<ActorRef<TxnMsg>>>,
+        reply: RpcReplyPort<Result<Option<ActorRef<TxnMsg>>, i16>>,
     },
     /// Every coordinator (ListTransactions).
     All {
@@ -46,6 +54,11 @@ pub enum TxnRegistryMsg {
     },
     /// An expiry check finished.
     ExpiryDone,
+    /// Cluster mode: the routing snapshot changed; load the `__transaction_state`
+    /// partitions led here now, unload the others.
+    RoutesChanged,
+    /// Cluster mode: try again the loads that could not finish.
+    LoadRetry,
 }
 
 impl crate::metrics::ActorKind for TxnRegistryMsg {
@@ -53,11 +66,15 @@ impl crate::metrics::ActorKind for TxnRegistryMsg {
 }
 
 pub struct TxnRegistryState {
-    deps: TxnDeps,
-    coordinators: Children<TxnMsg>,
+    pub(super) deps: TxnDeps,
+    pub(super) coordinators: Children<TxnMsg>,
     gauge: metrics::Gauge,
     /// An expiry check is running; the timer skips a check while one is.
     expiring: bool,
+    /// Cluster mode: the `__transaction_state` partitions loaded here, by index.
+    pub(super) loaded: LoadedTxnPartitions,
+    /// Cluster mode: a LoadRetry is on its way.
+    pub(super) load_retry_scheduled: bool,
 }
 
 pub struct TxnRegistry;
@@ -72,21 +89,32 @@ impl Actor for TxnRegistry {
         myself: ActorRef<Self::Msg>,
         deps: TxnDeps,
     ) -> Result<Self::State, ActorProcessingErr> {
-        create_store_dir(deps.storage.as_ref(), &deps.dir)?;
         let mut state = TxnRegistryState {
             deps,
             coordinators: Children::default(),
             gauge: metrics::gauge!(crate::metrics::TRANSACTIONAL_IDS),
             expiring: false,
+            loaded: Default::default(),
+            load_retry_scheduled: false,
         };
+        myself.send_after(state.deps.expiration_check_interval, || {
+            TxnRegistryMsg::ExpirationTick
+        });
+        if state.deps.transaction_state.is_some() {
+            info!("Transactional ids live on __transaction_state; each partition loads when it is led here.");
+            watch_routes(&myself, state.deps.routing.clone());
+            let _ = myself.send_message(TxnRegistryMsg::RoutesChanged);
+            return Ok(state);
+        }
+        create_store_dir(state.deps.storage.as_ref(), &state.deps.dir)?;
         for path in state.deps.storage.list_dir(&state.deps.dir)? {
             if path.extension().is_none_or(|e| e != "log") {
                 continue;
             }
             // A corrupt transaction file fails the start (naming it) rather than being skipped.
-            match TxnStore::transactional_id_of(state.deps.storage.clone(), &path)? {
+            match TxnFile::transactional_id_of(state.deps.storage.clone(), &path)? {
                 Some(id) => {
-                    state.spawn(&myself, &id).await?;
+                    state.spawn(&myself, &id, None).await?;
                 }
                 None => {
                     warn!(path = %path.display(), "Ignoring a transaction file without a transactional id.")
@@ -98,9 +126,6 @@ impl Actor for TxnRegistry {
             "Transaction coordinators loaded."
         );
         state.gauge.set(state.coordinators.len() as f64);
-        myself.send_after(state.deps.expiration_check_interval, || {
-            TxnRegistryMsg::ExpirationTick
-        });
         Ok(state)
     }
 
@@ -117,21 +142,33 @@ impl Actor for TxnRegistry {
                 create,
                 reply,
             } => {
-                let found = match state.coordinators.get(&transactional_id) {
-                    Some(actor) => Some(actor.clone()),
-                    None if create => match state.spawn(&myself, &transactional_id).await {
-                        Ok(actor) => Some(actor),
-                        Err(err) => {
-                            warn!(transactional_id = %transactional_id, %err,
-                                "Could not start a transaction coordinator.");
-                            None
+                let found = match state.deps.transaction_state.clone() {
+                    Some(topic) => {
+                        state
+                            .logged_coordinator(&myself, &topic, &transactional_id, create)
+                            .await
+                    }
+                    None => Ok(match state.coordinators.get(&transactional_id) {
+                        Some(actor) => Some(actor.clone()),
+                        None if create => {
+                            match state.spawn(&myself, &transactional_id, None).await {
+                                Ok(actor) => Some(actor),
+                                Err(err) => {
+                                    warn!(transactional_id = %transactional_id, %err,
+                                        "Could not start a transaction coordinator.");
+                                    None
+                                }
+                            }
                         }
-                    },
-                    None => None,
+                        None => None,
+                    }),
                 };
                 let _ = reply.send(found);
             }
             TxnRegistryMsg::All { reply } => {
+                if let Some(topic) = state.deps.transaction_state.clone() {
+                    state.unload_lost_partitions(&topic);
+                }
                 let _ = reply.send(state.coordinators.all());
             }
             TxnRegistryMsg::Count { reply } => {
@@ -148,6 +185,14 @@ impl Actor for TxnRegistry {
                 state.expire_idle(&myself, now_ms, Some(reply))
             }
             TxnRegistryMsg::ExpiryDone => state.expiring = false,
+            TxnRegistryMsg::RoutesChanged | TxnRegistryMsg::LoadRetry => {
+                if matches!(message, TxnRegistryMsg::LoadRetry) {
+                    state.load_retry_scheduled = false;
+                }
+                if let Some(topic) = state.deps.transaction_state.clone() {
+                    state.load_led_partitions(&myself, &topic).await;
+                }
+            }
         }
         state.gauge.set(state.coordinators.len() as f64);
         Ok(())
@@ -161,7 +206,10 @@ impl Actor for TxnRegistry {
     ) -> Result<(), ActorProcessingErr> {
         if let Some((name, Some(err))) = state.coordinators.forget(event) {
             warn!(transactional_id = %name, %err,
-                "A transaction coordinator failed; the next request restarts it from its file.");
+                "A transaction coordinator failed; the next request restarts it from its file or partition.");
+            if state.deps.transaction_state.is_some() {
+                state.reload_partition_of(&name);
+            }
         }
         state.gauge.set(state.coordinators.len() as f64);
         Ok(())
@@ -182,6 +230,8 @@ impl TxnRegistryState {
         self.expiring = true;
         let coordinators = self.coordinators.all();
         let (storage, dir) = (self.deps.storage.clone(), self.deps.dir.clone());
+        // Tombstones on __transaction_state need no directory fsync.
+        let files = self.deps.transaction_state.is_none();
         let myself = myself.clone();
         tokio::spawn(async move {
             let asks = coordinators.iter().map(|coordinator| {
@@ -192,7 +242,7 @@ impl TxnRegistryState {
             let removed = answers.iter().filter(|a| matches!(a, Ok(true))).count();
             // A coordinator that answered late may have removed its file too.
             let late = answers.iter().any(|a| a.is_err());
-            if removed > 0 || late {
+            if files && (removed > 0 || late) {
                 let inline = storage.clone();
                 let synced = crate::storage::io::spawn_blocking(inline.as_ref(), move || {
                     storage.sync_dir(&dir)
@@ -212,17 +262,31 @@ impl TxnRegistryState {
         });
     }
 
-    async fn spawn(
+    pub(super) async fn spawn(
         &mut self,
         myself: &ActorRef<TxnRegistryMsg>,
         transactional_id: &str,
+        logged: Option<LoggedTxn>,
     ) -> Result<ActorRef<TxnMsg>, ActorProcessingErr> {
         let args = TxnCoordinatorArgs {
             transactional_id: transactional_id.to_string(),
             deps: self.deps.clone(),
+            logged,
         };
         let (actor, _) = Actor::spawn_linked(None, TxnCoordinator, args, myself.get_cell()).await?;
         self.coordinators.insert(transactional_id, actor.clone());
         Ok(actor)
     }
+}
+
+/// Tells the registry of every change of the routing snapshot, until it stops.
+fn watch_routes(myself: &ActorRef<TxnRegistryMsg>, mut routing: super::routing::RoutingSnapshot) {
+    let myself = myself.clone();
+    tokio::spawn(async move {
+        while routing.changed().await.is_ok() {
+            if myself.send_message(TxnRegistryMsg::RoutesChanged).is_err() {
+                break;
+            }
+        }
+    });
 }

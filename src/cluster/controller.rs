@@ -28,9 +28,10 @@ use super::{AppliedImage, MetadataRaft, NodeId};
 use crate::actors::metadata::{MetadataImage, MetadataRecord};
 
 pub enum ControllerMsg {
+    /// Answered with the metadata index applied here once the heartbeat's records are.
     Heartbeat {
         heartbeat: BrokerHeartbeat,
-        reply: RpcReplyPort<Result<(), Rejected>>,
+        reply: RpcReplyPort<Result<u64, Rejected>>,
     },
     /// Fence the brokers whose session ran out (sent every `check_interval`).
     CheckSessions,
@@ -95,11 +96,12 @@ pub struct ControllerState {
 
 pub struct Controller;
 
-/// Hands a heartbeat to a controller and waits for its answer.
+/// Hands a heartbeat to a controller and waits for its answer: the metadata index it has
+/// applied (every fencing and leader change it wrote before is at or below it).
 pub async fn heartbeat(
     controller: &ActorRef<ControllerMsg>,
     heartbeat: BrokerHeartbeat,
-) -> Result<(), Rejected> {
+) -> Result<u64, Rejected> {
     let ask = |reply| ControllerMsg::Heartbeat { heartbeat, reply };
     match crate::actors::call(controller, ask, Duration::from_secs(10)).await {
         Ok(result) => result,
@@ -255,7 +257,7 @@ impl ControllerState {
         Ok(())
     }
 
-    async fn heartbeat(&mut self, heartbeat: BrokerHeartbeat) -> Result<(), Rejected> {
+    async fn heartbeat(&mut self, heartbeat: BrokerHeartbeat) -> Result<u64, Rejected> {
         let leader = self.leader();
         if leader != Some(self.args.node_id) {
             return Err(Rejected::NotLeader { leader });
@@ -266,7 +268,14 @@ impl ControllerState {
         if !records.is_empty() {
             info!(broker = heartbeat.id, "A broker registered or came back.");
         }
-        self.write(records).await
+        self.write(records).await?;
+        // The leader applies what it commits before its writes return.
+        Ok(self
+            .args
+            .applied
+            .borrow()
+            .last_applied
+            .map_or(0, |l| l.index))
     }
 
     /// A broker that is no member of the quorum (a non-voter) becomes a learner, so the

@@ -33,6 +33,10 @@ pub struct ClusterHandle {
     pub node_id: i32,
     pub applied: watch::Receiver<Arc<AppliedImage>>,
     pub client: QuorumClient,
+    /// The controller's applied metadata index as its first answered heartbeat gave it
+    /// (None before): once this broker's image is that new, it knows its current roles
+    /// (Kafka's broker waits to catch up with the metadata log before it serves).
+    pub caught_up: watch::Receiver<Option<u64>>,
 }
 
 pub struct ClusterNode {
@@ -40,6 +44,7 @@ pub struct ClusterNode {
     pub client: QuorumClient,
     controller: Option<ActorRef<ControllerMsg>>,
     tasks: Vec<JoinHandle<()>>,
+    caught_up: watch::Receiver<Option<u64>>,
 }
 
 impl ClusterNode {
@@ -135,13 +140,20 @@ impl ClusterNode {
             controller_addr: addr.to_string(),
         };
         let every = Duration::from_millis(config.broker_heartbeat_interval_ms);
-        tasks.push(tokio::spawn(heartbeats(client.clone(), heartbeat, every)));
+        let (caught_up_tx, caught_up) = watch::channel(None);
+        tasks.push(tokio::spawn(heartbeats(
+            client.clone(),
+            heartbeat,
+            every,
+            caught_up_tx,
+        )));
         info!(node = id, %addr, voter, "Joined the metadata quorum.");
         Ok(Self {
             member,
             client,
             controller,
             tasks,
+            caught_up,
         })
     }
 
@@ -150,6 +162,7 @@ impl ClusterNode {
             node_id: self.member.id as i32,
             applied: self.member.applied.clone(),
             client: self.client.clone(),
+            caught_up: self.caught_up.clone(),
         }
     }
 
@@ -172,18 +185,28 @@ impl ClusterNode {
 }
 
 /// Heartbeats every `every` until aborted; a failure is logged once until one succeeds.
-async fn heartbeats(client: QuorumClient, heartbeat: BrokerHeartbeat, every: Duration) {
+/// The first answer's metadata index goes to `caught_up`.
+async fn heartbeats(
+    client: QuorumClient,
+    heartbeat: BrokerHeartbeat,
+    every: Duration,
+    caught_up: watch::Sender<Option<u64>>,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
         ticks.tick().await;
-        match client.heartbeat(heartbeat.clone()).await {
-            Ok(()) if failing => {
+        let answer = client.heartbeat(heartbeat.clone()).await;
+        if let Ok(index) = answer {
+            caught_up.send_if_modified(|c| c.is_none() && c.replace(index).is_none());
+        }
+        match answer {
+            Ok(_) if failing => {
                 info!("Heartbeats reach the controller again.");
                 failing = false;
             }
-            Ok(()) => {}
+            Ok(_) => {}
             Err(err) if !failing => {
                 warn!(%err, "A heartbeat did not reach the controller.");
                 failing = true;

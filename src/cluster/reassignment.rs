@@ -22,6 +22,9 @@ pub struct Reassignment {
     pub topic: String,
     pub partition: i32,
     pub target: Option<Vec<i32>>,
+    /// AlterPartitionReassignments v1 (KIP-860): false refuses a target whose replica
+    /// count differs from the partition's.
+    pub allow_replication_factor_change: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -32,6 +35,8 @@ pub enum ReassignmentError {
     InvalidReplicaAssignment(String),
     #[error("no reassignment of this partition is under way")]
     NoReassignmentInProgress,
+    #[error("the replication factor is changed from {from} to {to} but allowReplicationFactorChange is false")]
+    ReplicationFactorChange { from: usize, to: usize },
 }
 
 impl ReassignmentError {
@@ -41,6 +46,7 @@ impl ReassignmentError {
             Self::UnknownTopicOrPartition => E::UnknownTopicOrPartition.code(),
             Self::InvalidReplicaAssignment(_) => E::InvalidReplicaAssignment.code(),
             Self::NoReassignmentInProgress => E::NoReassignmentInProgress.code(),
+            Self::ReplicationFactorChange { .. } => E::InvalidReplicationFactor.code(),
         }
     }
 }
@@ -61,6 +67,12 @@ pub fn alter(
         None => original.clone(),
         Some(target) => {
             check_target(image, target)?;
+            if !request.allow_replication_factor_change && target.len() != original.len() {
+                return Err(ReassignmentError::ReplicationFactorChange {
+                    from: original.len(),
+                    to: target.len(),
+                });
+            }
             target.clone()
         }
     };
@@ -166,6 +178,7 @@ mod tests {
             topic: "t".into(),
             partition: 0,
             target,
+            allow_replication_factor_change: true,
         }
     }
 
@@ -217,6 +230,7 @@ mod tests {
             topic: "t".into(),
             partition: 5,
             target: None,
+            allow_replication_factor_change: true,
         };
         assert_eq!(alter(&image, &unknown).unwrap_err().code(), 3);
         // The same replicas: nothing to do.
@@ -233,5 +247,24 @@ mod tests {
             (vec![1, 2, 3], false)
         );
         assert_eq!(p.leader, 3);
+    }
+
+    #[test]
+    fn a_replica_count_change_is_refused_only_when_not_allowed() {
+        let image = image();
+        let fixed = |target: Vec<i32>| Reassignment {
+            allow_replication_factor_change: false,
+            ..ask(Some(target))
+        };
+        // 3 -> 4 and 3 -> 2 replicas: INVALID_REPLICATION_FACTOR.
+        assert_eq!(
+            alter(&image, &fixed(vec![1, 2, 3, 4])).unwrap_err().code(),
+            38
+        );
+        assert_eq!(alter(&image, &fixed(vec![1, 2])).unwrap_err().code(), 38);
+        // The same count on other brokers is a move, and allowed.
+        assert!(alter(&image, &fixed(vec![1, 2, 4])).unwrap().is_some());
+        // Allowed (the default): the count may change.
+        assert!(alter(&image, &ask(Some(vec![1, 2]))).unwrap().is_some());
     }
 }

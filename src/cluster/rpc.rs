@@ -156,10 +156,11 @@ impl QuorumClient {
         }
     }
 
-    /// Tells the controller this broker is alive.
-    pub async fn heartbeat(&self, heartbeat: BrokerHeartbeat) -> Result<(), QuorumError> {
+    /// Tells the controller this broker is alive; the metadata index the controller had
+    /// applied once it took the heartbeat (an image at least that new is a current one).
+    pub async fn heartbeat(&self, heartbeat: BrokerHeartbeat) -> Result<u64, QuorumError> {
         match self.to_leader(RaftRequest::Heartbeat(heartbeat)).await? {
-            RaftResponse::Heartbeat(Ok(())) => Ok(()),
+            RaftResponse::Heartbeat(Ok(index)) => Ok(index),
             _ => Err(QuorumError::Raft("a response of the wrong kind".into())),
         }
     }

@@ -132,7 +132,8 @@ pub(super) enum RaftResponse {
     FullSnapshot(Result<SnapshotResponse<NodeId>, Fatal<NodeId>>),
     /// The committed record's log index.
     Write(Result<u64, Rejected>),
-    Heartbeat(Result<(), Rejected>),
+    /// The controller's applied metadata index once it took the heartbeat.
+    Heartbeat(Result<u64, Rejected>),
     AlterPartition(Result<(), Rejected>),
     ElectLeaders(Result<Vec<ElectionOutcome>, Rejected>),
     DescribeQuorum(Result<QuorumDescription, Rejected>),

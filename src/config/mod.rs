@@ -144,6 +144,17 @@ pub struct Config {
     /// Session timeouts a consumer may ask for (Kafka's group.min/max.session.timeout.ms).
     pub group_min_session_timeout_ms: u64,
     pub group_max_session_timeout_ms: u64,
+    /// Consumer group protocol (KIP-848): a member that sends no heartbeat this long is
+    /// removed and its partitions move (Kafka's group.consumer.session.timeout.ms).
+    pub group_consumer_session_timeout_ms: u64,
+    /// The heartbeat interval members are told (group.consumer.heartbeat.interval.ms).
+    pub group_consumer_heartbeat_interval_ms: u64,
+    /// Server-side assignors, the first the default (group.consumer.assignors):
+    /// `uniform` and `range`.
+    pub group_consumer_assignors: Vec<String>,
+    /// Whether an empty group may change protocol (group.consumer.migration.policy):
+    /// disabled, upgrade (classic -> consumer), downgrade, bidirectional.
+    pub group_consumer_migration_policy: String,
     /// Committed offsets of a group that stays empty this long expire
     /// (Kafka's offsets.retention.minutes).
     pub offsets_retention_ms: u64,
@@ -156,6 +167,15 @@ pub struct Config {
     /// Cluster mode: the longest an offset commit waits for the in-sync replicas of its
     /// `__consumer_offsets` partition (Kafka's offsets.commit.timeout.ms).
     pub offsets_commit_timeout_ms: u64,
+    /// Cluster mode: partitions of `__transaction_state`, created when first needed
+    /// (Kafka's transaction.state.log.num.partitions).
+    pub transaction_state_log_num_partitions: i32,
+    /// Cluster mode: replicas of each `__transaction_state` partition, capped at the live
+    /// brokers when it is created (Kafka's transaction.state.log.replication.factor).
+    pub transaction_state_log_replication_factor: i16,
+    /// Cluster mode: `__transaction_state`'s min.insync.replicas, at most its replicas
+    /// (Kafka's transaction.state.log.min.isr).
+    pub transaction_state_log_min_isr: i16,
     /// The longest transaction timeout a producer may ask for
     /// (Kafka's transaction.max.timeout.ms).
     pub transaction_max_timeout_ms: u64,
@@ -189,6 +209,14 @@ pub struct Config {
     /// How long a failed authentication waits before its answer and the close (Kafka's
     /// connection.failed.authentication.delay.ms), which slows password guessing.
     pub connection_failed_authentication_delay_ms: u64,
+    /// Kafka's connections.max.reauth.ms: a SASL session ends this long after its
+    /// authentication (KIP-368); the client re-authenticates on the same connection, or
+    /// its next request closes it. 0: sessions do not end.
+    pub connections_max_reauth_ms: u64,
+    /// Kafka's quota.window.num: windows a client quota's rate is measured over.
+    pub quota_window_num: usize,
+    /// Kafka's quota.window.size.seconds: the length of each of those windows.
+    pub quota_window_size_seconds: u64,
     /// Kafka's authorizer.class.name: empty, no authorizer (every request allowed, the
     /// ACL APIs answer SECURITY_DISABLED); `org.apache.kafka.metadata.authorizer.StandardAuthorizer`
     /// or `kafka.security.authorizer.AclAuthorizer` turn on Kafka's ACL rules; any other
@@ -205,6 +233,10 @@ pub struct Config {
     pub controller_listen: Option<SocketAddr>,
     /// This broker's rack (Kafka's broker.rack), for rack-aware replica placement.
     pub broker_rack: Option<String>,
+    /// Kafka's replica.selector.class: empty, consumers fetch from leaders;
+    /// RackAwareReplicaSelector sends a consumer with a rack to an in-sync replica there
+    /// (KIP-392).
+    pub replica_selector_class: String,
     /// How often a broker heartbeats to the quorum's leader (Kafka's
     /// broker.heartbeat.interval.ms).
     pub broker_heartbeat_interval_ms: u64,
@@ -288,10 +320,17 @@ impl Default for Config {
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_assignors: vec!["uniform".into(), "range".into()],
+            group_consumer_migration_policy: "bidirectional".into(),
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
             offsets_commit_timeout_ms: 5_000,
+            transaction_state_log_num_partitions: 50,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
             transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
@@ -306,12 +345,16 @@ impl Default for Config {
             sasl_plain_users: PlainUsers::default(),
             sasl_server_max_receive_size: 524_288,
             connection_failed_authentication_delay_ms: 100,
+            connections_max_reauth_ms: 0,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             authorizer_class_name: String::new(),
             super_users: String::new(),
             allow_everyone_if_no_acl_found: false,
             controller_quorum_voters: String::new(),
             controller_listen: None,
             broker_rack: None,
+            replica_selector_class: String::new(),
             broker_heartbeat_interval_ms: 2_000,
             broker_session_timeout_ms: 9_000,
             replica_lag_time_max_ms: 30_000,
@@ -337,6 +380,14 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The windows client quotas are measured over.
+    pub fn quota_windows(&self) -> crate::quota::QuotaWindows {
+        crate::quota::QuotaWindows {
+            num: self.quota_window_num,
+            size: std::time::Duration::from_secs(self.quota_window_size_seconds),
+        }
+    }
+
     /// Loads defaults, then the TOML file (if it exists), then `BROKER_*` variables.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
@@ -371,6 +422,13 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "max_connection_buffered_bytes must be between 1 and 4294967295".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.quota_window_num)
+            || !(1..=3600).contains(&self.quota_window_size_seconds)
+        {
+            return Err(ConfigError::Invalid(
+                "quota_window_num and quota_window_size_seconds must be between 1 and 3600".into(),
             ));
         }
         if self.connections_max_idle_ms == 0 {
@@ -415,6 +473,13 @@ impl Config {
                 "transaction_remove_expired_transaction_cleanup_interval_ms and producer_id_expiration_check_interval_ms must be at least 1".into(),
             ));
         }
+        crate::coordinator::consumer_group::check_config(
+            &self.group_consumer_assignors,
+            &self.group_consumer_migration_policy,
+            self.group_consumer_session_timeout_ms,
+            self.group_consumer_heartbeat_interval_ms,
+        )
+        .map_err(ConfigError::Invalid)?;
         self.sasl_mechanisms()?;
         self.authorizer()?;
         if self.sasl_server_max_receive_size < 1024 {
@@ -467,6 +532,12 @@ impl Config {
         if self.broker_rack.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::Invalid("broker_rack must not be empty".into()));
         }
+        let selector = crate::protocol::handlers::fetch_replicas::RACK_AWARE_SELECTOR;
+        if !["", selector].contains(&self.replica_selector_class.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "replica_selector_class must be empty or {selector}"
+            )));
+        }
         // Kafka's bounds: at least one partition and one replica, a commit timeout of 1 ms.
         if !(1..=100_000).contains(&self.offsets_topic_num_partitions)
             || self.offsets_topic_replication_factor < 1
@@ -474,6 +545,14 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "offsets_topic_num_partitions must be 1 to 100000, offsets_topic_replication_factor and offsets_commit_timeout_ms at least 1".into(),
+            ));
+        }
+        if !(1..=100_000).contains(&self.transaction_state_log_num_partitions)
+            || self.transaction_state_log_replication_factor < 1
+            || self.transaction_state_log_min_isr < 1
+        {
+            return Err(ConfigError::Invalid(
+                "transaction_state_log_num_partitions must be 1 to 100000, transaction_state_log_replication_factor and transaction_state_log_min_isr at least 1".into(),
             ));
         }
         Ok(())
@@ -575,6 +654,17 @@ impl Config {
             min_session_timeout: Duration::from_millis(self.group_min_session_timeout_ms),
             max_session_timeout: Duration::from_millis(self.group_max_session_timeout_ms),
             offsets_retention: Duration::from_millis(self.offsets_retention_ms),
+            consumer: crate::coordinator::consumer_group::ConsumerGroupSettings {
+                session_timeout: Duration::from_millis(self.group_consumer_session_timeout_ms),
+                heartbeat_interval: Duration::from_millis(
+                    self.group_consumer_heartbeat_interval_ms,
+                ),
+                assignors: self.group_consumer_assignors.clone(),
+                migration_policy: crate::coordinator::consumer_group::MigrationPolicy::parse(
+                    &self.group_consumer_migration_policy,
+                )
+                .unwrap_or(crate::coordinator::consumer_group::MigrationPolicy::Bidirectional),
+            },
         }
     }
 }

@@ -85,6 +85,39 @@ fn the_offsets_topic_settings_are_bounded_in_a_cluster() {
 }
 
 #[test]
+fn the_transaction_state_topic_settings_are_kafkas_and_bounded() {
+    let voter = Config {
+        node_id: 1,
+        controller_quorum_voters: "1@127.0.0.1:9292".into(),
+        ..Config::default()
+    };
+    voter.validate().unwrap();
+    assert_eq!(voter.transaction_state_log_num_partitions, 50);
+    assert_eq!(voter.transaction_state_log_replication_factor, 3);
+    assert_eq!(voter.transaction_state_log_min_isr, 2);
+    for bad in [
+        Config {
+            transaction_state_log_num_partitions: 0,
+            ..voter.clone()
+        },
+        Config {
+            transaction_state_log_replication_factor: 0,
+            ..voter.clone()
+        },
+        Config {
+            transaction_state_log_min_isr: 0,
+            ..voter.clone()
+        },
+    ] {
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("transaction_state_log_num_partitions"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn quorum_voters_parse_and_validate() {
     let voters = parse_quorum_voters("1@127.0.0.1:9292, 2@127.0.0.1:9293").unwrap();
     assert_eq!(voters.len(), 2);

@@ -14,10 +14,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::group_store::{apply, CommittedOffset, GroupOffsets, GroupRecord};
-use crate::storage::batch::{split_batches, HEADER_SIZE};
+use super::internal_topic::for_each_keyed_record;
 use crate::storage::batch_builder::build_batch;
-use crate::storage::batch_records::parse_records;
-use crate::storage::decompression::records_body;
 use crate::storage::StorageError;
 
 /// The internal topic's name, as in Kafka.
@@ -166,24 +164,9 @@ impl OffsetsReplay {
     /// Applies the records of `batches` (whole batches, as a Read returns them); an error
     /// when one is malformed. Control batches are skipped.
     pub fn apply_batches(&mut self, batches: &[u8]) -> Result<(), StorageError> {
-        if batches.is_empty() {
-            return Ok(());
-        }
-        for (header, range) in split_batches(batches, MAX_BODY_BYTES)? {
-            let batch = &batches[range];
-            if header.is_control() || batch.len() < HEADER_SIZE {
-                continue;
-            }
-            let body = records_body(batch, &header, MAX_BODY_BYTES)?;
-            for record in parse_records(&body)? {
-                let Some(key) = record.key.clone() else {
-                    continue;
-                };
-                let value = record.value.clone().map(|v| &body[v]);
-                self.apply_record(&body[key], value)?;
-            }
-        }
-        Ok(())
+        for_each_keyed_record(batches, MAX_BODY_BYTES, |key, value| {
+            self.apply_record(key, value)
+        })
     }
 
     fn apply_record(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StorageError> {

@@ -28,6 +28,8 @@ pub struct BrokerContext {
     pub quorum: Option<crate::cluster::rpc::QuorumClient>,
     /// The authorizer `authorizer_class_name` turns on; None: every request is allowed.
     pub authorizer: Option<Arc<crate::security::acl::Authorizer>>,
+    /// The owner of every client quota's measured rate (Kafka's ClientQuotaManager).
+    pub quotas: crate::quota::ClientQuotaManager,
 }
 
 /// Who sent a request: for group membership (DescribeGroups shows it), and for the

@@ -109,6 +109,12 @@ pub async fn prepare(
         RequestKind::OffsetDelete(req) => {
             Prepared::reply(handlers::offset_delete::prepare(ctx, req).await)
         }
+        RequestKind::ConsumerGroupHeartbeat(req) => Prepared::reply(
+            handlers::consumer_group_heartbeat::prepare(ctx, version, req, client).await,
+        ),
+        RequestKind::ConsumerGroupDescribe(req) => {
+            Prepared::reply(handlers::consumer_group_describe::prepare(ctx, version, req).await)
+        }
         RequestKind::AlterConfigs(req) => {
             Prepared::reply(handlers::alter_configs::prepare(ctx, req))
         }
@@ -186,6 +192,12 @@ pub async fn prepare(
         }
         RequestKind::DeleteAcls(req) => {
             Prepared::reply(handlers::delete_acls::prepare(ctx, req, &view))
+        }
+        RequestKind::DescribeClientQuotas(req) => {
+            Prepared::reply(handlers::describe_client_quotas::prepare(ctx, req))
+        }
+        RequestKind::AlterClientQuotas(req) => {
+            Prepared::reply(handlers::alter_client_quotas::prepare(ctx, req))
         }
         RequestKind::SaslHandshake(_) => {
             Prepared::reply(Box::pin(handlers::sasl_handshake::handshake()))

@@ -50,6 +50,10 @@ pub struct Requested {
     pub key: PartitionKey,
     pub offset: i64,
     pub max_bytes: i32,
+    /// The requester's leader epoch (-1: not checked), kept so that an incremental fetch
+    /// of a partition it does not list is still checked against the epoch it last named
+    /// (Kafka's CachedPartition.leaderEpoch): a replica fetcher's session relies on it.
+    pub current_leader_epoch: i32,
 }
 
 /// What a response said of one partition.
@@ -60,6 +64,8 @@ pub struct Answered {
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub error: i16,
+    /// KIP-392: sent to a closer replica (always answered, as Kafka's session does).
+    pub redirected: bool,
 }
 
 /// How one Fetch is served.
@@ -84,6 +90,7 @@ pub enum Context {
 struct Cached {
     offset: i64,
     max_bytes: i32,
+    current_leader_epoch: i32,
     high_watermark: i64,
     last_stable_offset: i64,
     log_start_offset: i64,
@@ -230,6 +237,7 @@ impl Cache {
                 Some(cached) => {
                     cached.offset = c.offset;
                     cached.max_bytes = c.max_bytes;
+                    cached.current_leader_epoch = c.current_leader_epoch;
                 }
                 // A partition new to the session is answered the first time whatever it
                 // holds: nothing was sent of it yet.
@@ -238,6 +246,7 @@ impl Cache {
                     Cached {
                         offset: c.offset,
                         max_bytes: c.max_bytes,
+                        current_leader_epoch: c.current_leader_epoch,
                         high_watermark: -1,
                         last_stable_offset: -1,
                         log_start_offset: -1,
@@ -265,6 +274,7 @@ impl Cache {
                     key: key.clone(),
                     offset: c.offset,
                     max_bytes: c.max_bytes,
+                    current_leader_epoch: c.current_leader_epoch,
                 }
             })
             .collect();
@@ -313,6 +323,7 @@ impl Cache {
                 Cached {
                     offset: r.offset,
                     max_bytes: r.max_bytes,
+                    current_leader_epoch: r.current_leader_epoch,
                     high_watermark: if a.error != 0 { -1 } else { a.high_watermark },
                     last_stable_offset: a.last_stable_offset,
                     log_start_offset: a.log_start_offset,
@@ -381,7 +392,7 @@ impl Cache {
                 listed.push(true);
                 continue;
             };
-            let mut must = a.has_records;
+            let mut must = a.has_records || a.redirected;
             if c.high_watermark != a.high_watermark {
                 must = true;
                 c.high_watermark = a.high_watermark;

@@ -193,6 +193,7 @@ pub fn requested(topics: &[FetchTopic], uses_ids: bool) -> Vec<Requested> {
                 key: (id, name.clone(), p.partition),
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
             })
         })
         .collect()
@@ -233,7 +234,8 @@ pub fn as_fetch_topics(partitions: &[Requested], uses_ids: bool) -> Vec<FetchTop
                 FetchPartition::default()
                     .with_partition(*index)
                     .with_fetch_offset(r.offset)
-                    .with_partition_max_bytes(r.max_bytes),
+                    .with_partition_max_bytes(r.max_bytes)
+                    .with_current_leader_epoch(r.current_leader_epoch),
             );
         }
     }

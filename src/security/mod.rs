@@ -20,6 +20,7 @@ pub mod scram;
 #[cfg(test)]
 mod scram_tests;
 pub mod tls;
+pub mod tls_reload;
 
 pub use principal::KafkaPrincipal;
 pub use protocol::SecurityProtocol;

@@ -12,7 +12,9 @@
 //!
 //! This is a state machine over decoded requests; the connection owns the socket, and a
 //! `Credentials` source answers for users (the configured PLAIN users and the SCRAM store
-//! the metadata actor holds). Re-authentication (KIP-368) is not done: session lifetime 0.
+//! the metadata actor holds). A re-authentication (KIP-368) is an exchange of its own that
+//! starts at the handshake, for the mechanism of the first one (see
+//! `actors/connection_auth.rs`).
 
 use std::future::Future;
 
@@ -103,6 +105,8 @@ pub struct SaslServer {
     /// An ApiVersions request was answered: Kafka takes one before the handshake (a
     /// retry after UNSUPPORTED_VERSION aside), so the exchange has a bounded length.
     versions_answered: bool,
+    /// The mechanism the handshake chose.
+    chosen: Option<SaslMechanism>,
 }
 
 impl SaslServer {
@@ -111,7 +115,24 @@ impl SaslServer {
             enabled,
             state: State::Handshake,
             versions_answered: false,
+            chosen: None,
         }
+    }
+
+    /// A re-authentication: its handshake comes first (no ApiVersions) and must name the
+    /// mechanism of the first authentication.
+    pub fn reauthenticating(mechanism: SaslMechanism) -> Self {
+        SaslServer {
+            enabled: vec![mechanism],
+            state: State::Handshake,
+            versions_answered: true,
+            chosen: None,
+        }
+    }
+
+    /// The mechanism the handshake chose, once it did.
+    pub fn mechanism(&self) -> Option<SaslMechanism> {
+        self.chosen
     }
 
     /// ApiVersions is allowed once, before the handshake, as in Kafka.
@@ -165,6 +186,7 @@ impl SaslServer {
         match self.enabled.iter().find(|m| m.name() == wanted) {
             Some(mechanism) => {
                 debug!(mechanism = wanted, version, "SASL handshake.");
+                self.chosen = Some(*mechanism);
                 self.state = State::Authenticate {
                     mechanism: *mechanism,
                     raw_tokens: version == 0,

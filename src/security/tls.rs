@@ -1,5 +1,6 @@
 //! TLS for SSL and SASL_SSL listeners, through rustls: Kafka's PEM keystore and truststore
-//! settings turned into one acceptor at start, and the principal a client certificate
+//! settings turned into one acceptor at start (and again when the files change, see
+//! `tls_reload`), and the principal a client certificate
 //! gives (`User:` + its subject in RFC 2253 form, as Kafka's default
 //! `ssl.principal.mapping.rules` writes it).
 
@@ -51,6 +52,9 @@ pub struct TlsSettings {
     pub ssl_enabled_protocols: String,
     /// Kafka's `ssl.principal.mapping.rules`: client certificate subject -> principal name.
     pub ssl_principal_mapping_rules: String,
+    /// How often each TLS listener looks at its keystore and truststore files and, when
+    /// they changed, builds its configuration anew for new connections (0: never).
+    pub ssl_reload_check_interval_ms: u64,
 }
 
 impl Default for TlsSettings {
@@ -65,6 +69,7 @@ impl Default for TlsSettings {
             ssl_client_auth: ClientAuth::None,
             ssl_enabled_protocols: "TLSv1.2,TLSv1.3".to_string(),
             ssl_principal_mapping_rules: "DEFAULT".to_string(),
+            ssl_reload_check_interval_ms: 60_000,
         }
     }
 }
@@ -115,7 +120,8 @@ impl ServerTls {
 }
 
 impl TlsSettings {
-    /// The acceptor every TLS listener shares: certificates and keys read once, here.
+    /// The acceptor of TLS listeners: certificates and keys read here, at start and on
+    /// each reload.
     pub fn acceptor(&self) -> Result<ServerTls, TlsError> {
         let mapper = Arc::new(PrincipalMapper::parse(&self.ssl_principal_mapping_rules)?);
         for (key, value) in [

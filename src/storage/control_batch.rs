@@ -40,6 +40,13 @@ pub fn build_marker(
 /// Whether a control batch is a commit (true) or an abort (false); None when the batch is
 /// not a control batch or its first record is not a marker this broker knows.
 pub fn marker_is_commit(batch: &[u8]) -> Option<bool> {
+    marker(batch).map(|(commit, _)| commit)
+}
+
+/// A marker's (commit, coordinator epoch); None when the batch is not a control batch or
+/// its first record is not a marker this broker knows. A marker without a readable value
+/// counts as coordinator epoch -1 (older than any).
+pub fn marker(batch: &[u8]) -> Option<(bool, i32)> {
     let header = BatchHeader::parse(batch).ok()?;
     if !header.is_control() || header.compression() != 0 {
         return None;
@@ -54,11 +61,17 @@ pub fn marker_is_commit(batch: &[u8]) -> Option<bool> {
         return None;
     }
     let key = batch.get(pos..pos + 4)?;
-    match i16::from_be_bytes([key[2], key[3]]) {
-        COMMIT => Some(true),
-        ABORT => Some(false),
-        _ => None,
-    }
+    let commit = match i16::from_be_bytes([key[2], key[3]]) {
+        COMMIT => true,
+        ABORT => false,
+        _ => return None,
+    };
+    pos = pos.checked_add(usize::try_from(key_len).ok()?)?;
+    let coordinator_epoch = varlong(batch, &mut pos)
+        .filter(|len| *len >= 6)
+        .and_then(|_| batch.get(pos + 2..pos + 6))
+        .map_or(-1, |e| i32::from_be_bytes([e[0], e[1], e[2], e[3]]));
+    Some((commit, coordinator_epoch))
 }
 
 #[cfg(test)]
@@ -76,6 +89,8 @@ mod tests {
             assert_eq!((header.producer_id, header.producer_epoch), (42, 3));
             assert_eq!(header.base_sequence, -1);
             assert_eq!(marker_is_commit(&marker), Some(commit));
+            let with_epoch = build_marker(42, 3, commit, 17, 1_000);
+            assert_eq!(super::marker(&with_epoch), Some((commit, 17)));
             let mut bytes = bytes::Bytes::from(marker);
             let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
             assert!(set.records[0].control && set.records[0].transactional);

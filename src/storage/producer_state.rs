@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::batch::BatchHeader;
-use super::control_batch::marker_is_commit;
+use super::control_batch::marker;
 use super::txn_state::TxnState;
 
 /// How many recent batches per producer are remembered for duplicate detection.
@@ -54,6 +54,20 @@ pub enum SequenceError {
         got: i32,
         expected: i32,
     },
+    #[error(
+        "a marker for producer {producer_id} from coordinator epoch {got}, older than {current}"
+    )]
+    CoordinatorFenced {
+        producer_id: i64,
+        got: i32,
+        current: i32,
+    },
+}
+
+/// The coordinator epoch of a producer no marker has been seen for (and of snapshots
+/// written before coordinator epochs were kept).
+fn no_coordinator_epoch() -> i32 {
+    -1
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +78,10 @@ struct ProducerEntry {
     last_used: u64,
     /// Max timestamp of its last batch (DescribeProducers).
     last_timestamp: i64,
+    /// The transaction coordinator epoch of its last marker: a marker from an older
+    /// coordinator is refused (Kafka's ProducerStateEntry.coordinatorEpoch).
+    #[serde(default = "no_coordinator_epoch")]
+    coordinator_epoch: i32,
 }
 
 /// One producer as DescribeProducers shows it.
@@ -159,11 +177,12 @@ impl ProducerStateTable {
     /// Replays one batch read back from the log (recovery): data or marker.
     pub fn observe(&mut self, batch: &[u8], h: &BatchHeader) {
         if h.is_control() {
-            if let Some(commit) = marker_is_commit(batch) {
+            if let Some((commit, coordinator_epoch)) = marker(batch) {
                 self.record_marker(
                     h.producer_id,
                     h.producer_epoch,
                     commit,
+                    coordinator_epoch,
                     h.base_offset,
                     h.max_timestamp,
                 );
@@ -173,14 +192,28 @@ impl ProducerStateTable {
         }
     }
 
-    /// Checks a transaction marker: one from an epoch older than the producer's is refused.
-    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), SequenceError> {
+    /// Checks a transaction marker: one from a producer epoch older than the producer's,
+    /// or from a coordinator epoch older than its last marker's (a stale coordinator), is
+    /// refused, as in Kafka.
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), SequenceError> {
         match self.producers.get(&producer_id) {
             Some(entry) if epoch < entry.epoch => Err(SequenceError::InvalidEpoch {
                 producer_id,
                 epoch,
                 current: entry.epoch,
             }),
+            Some(entry) if coordinator_epoch < entry.coordinator_epoch => {
+                Err(SequenceError::CoordinatorFenced {
+                    producer_id,
+                    got: coordinator_epoch,
+                    current: entry.coordinator_epoch,
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -192,12 +225,14 @@ impl ProducerStateTable {
         producer_id: i64,
         epoch: i16,
         commit: bool,
+        coordinator_epoch: i32,
         offset: i64,
         timestamp: i64,
     ) {
         self.txns.on_marker(producer_id, commit, offset);
         let entry = self.entry(producer_id, epoch);
         entry.last_timestamp = timestamp;
+        entry.coordinator_epoch = entry.coordinator_epoch.max(coordinator_epoch);
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -215,6 +250,7 @@ impl ProducerStateTable {
                 batches: VecDeque::new(),
                 last_used: clock,
                 last_timestamp: -1,
+                coordinator_epoch: no_coordinator_epoch(),
             });
         entry.last_used = clock;
         entry
@@ -382,6 +418,35 @@ mod tests {
         h
     }
 
+    /// Kafka's rule: after a marker from coordinator epoch 3, one from epoch 2 (a stale
+    /// coordinator) is refused; the same or a newer one is taken; the log checkpoint's
+    /// producer snapshot keeps it.
+    #[test]
+    fn a_marker_from_an_older_coordinator_epoch_is_fenced() {
+        let mut t = ProducerStateTable::default();
+        assert_eq!(t.check_marker(7, 0, 0), Ok(()));
+        t.record_marker(7, 0, true, 3, 10, 1_000);
+        assert_eq!(
+            t.check_marker(7, 0, 2),
+            Err(SequenceError::CoordinatorFenced {
+                producer_id: 7,
+                got: 2,
+                current: 3
+            })
+        );
+        assert_eq!(t.check_marker(7, 0, 3), Ok(()));
+        assert_eq!(t.check_marker(7, 1, 4), Ok(()));
+        // An older producer epoch is refused first, as Kafka checks it first.
+        t.record_marker(7, 1, false, 4, 11, 1_000);
+        assert!(matches!(
+            t.check_marker(7, 0, 1),
+            Err(SequenceError::InvalidEpoch { .. })
+        ));
+        let snapshot = rmp_serde::to_vec_named(&t).unwrap();
+        let replayed: ProducerStateTable = rmp_serde::from_slice(&snapshot).unwrap();
+        assert!(replayed.check_marker(7, 1, 3).is_err());
+    }
+
     #[test]
     fn idle_producers_expire_unless_a_transaction_is_open() {
         let mut t = ProducerStateTable::default();
@@ -391,8 +456,8 @@ mod tests {
         open.attributes |= 0x10; // transactional
         t.record(&open, 2);
         // A marker counts as an update, at its own timestamp.
-        t.record_marker(4, 0, true, 3, 1_000);
-        t.record_marker(5, 0, true, 4, 9_000);
+        t.record_marker(4, 0, true, 0, 3, 1_000);
+        t.record_marker(5, 0, true, 0, 4, 9_000);
         assert_eq!(t.len(), 5);
 
         // Not yet: 1_000 + 5_000 > 5_999.
@@ -405,7 +470,7 @@ mod tests {
         // An expired producer is unknown: any sequence is taken, as Kafka takes it.
         assert_eq!(t.check(&stamped(1, 17, 7_000)), Ok(SequenceCheck::Append));
         // Once its transaction ends, producer 3 expires too.
-        t.record_marker(3, 0, false, 5, 1_500);
+        t.record_marker(3, 0, false, 0, 5, 1_500);
         assert_eq!(t.expire(20_000, 5_000), 3);
         assert!(t.is_empty());
     }

@@ -12,7 +12,7 @@ use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
-use broker::actors::broker::Broker;
+use crate::in_process::InProcessBroker;
 use broker::config::{Config, PlainUsers};
 use broker::storage::batch_builder::build_batch;
 use broker::storage::sim::SimStorage;
@@ -41,18 +41,12 @@ const DENY: i8 = 2;
 pub(crate) const ALLOW: i8 = 3;
 
 struct AclBroker {
-    runtime: tokio::runtime::Runtime,
-    broker: Option<Broker>,
+    _broker: InProcessBroker,
     port: u16,
 }
 
 impl AclBroker {
     fn start(authorizer: &str) -> AclBroker {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let port = harness::free_port();
         let users = ["admin", "alice", "bob"].map(|u| (u.to_string(), format!("{u}-secret")));
         let config = Config {
@@ -64,12 +58,8 @@ impl AclBroker {
             super_users: "User:admin".into(),
             ..Config::default()
         };
-        let broker = runtime
-            .block_on(Broker::start(config, Arc::new(SimStorage::new())))
-            .expect("broker starts");
         AclBroker {
-            runtime,
-            broker: Some(broker),
+            _broker: InProcessBroker::start(config, Arc::new(SimStorage::new())),
             port,
         }
     }
@@ -78,14 +68,6 @@ impl AclBroker {
         let (wire, r) = plain_login(self.port, user, &format!("{user}-secret"));
         assert_eq!(r.error_code, 0, "{user} logs in");
         wire
-    }
-}
-
-impl Drop for AclBroker {
-    fn drop(&mut self) {
-        if let Some(broker) = self.broker.take() {
-            self.runtime.block_on(broker.shutdown());
-        }
     }
 }
 
@@ -270,6 +252,22 @@ fn rows() -> Vec<Row> {
         ("DeleteRecords", delete_records, TOPIC_DENIED),
         ("DeleteGroups", delete_groups, GROUP_DENIED),
         ("DeleteTopics", delete_topics, TOPIC_DENIED),
+        (
+            "DescribeClientQuotas",
+            describe_client_quotas,
+            CLUSTER_DENIED,
+        ),
+        ("AlterClientQuotas", alter_client_quotas, CLUSTER_DENIED),
+        (
+            "ConsumerGroupHeartbeat",
+            consumer_group_heartbeat,
+            GROUP_DENIED,
+        ),
+        (
+            "ConsumerGroupDescribe",
+            consumer_group_describe,
+            GROUP_DENIED,
+        ),
     ]
 }
 
@@ -329,6 +327,11 @@ fn every_api_allows_alice_and_refuses_bob_with_kafkas_code() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+    // ConsumerGroupHeartbeat also needs DESCRIBE on every topic it names, as in Kafka.
+    assert_eq!(
+        consumer_group_join(&mut alice, &["t", "secret"]),
+        TOPIC_DENIED
+    );
 }
 
 #[test]

@@ -464,3 +464,45 @@ pub fn write_txn_markers(w: &mut Wire) -> i16 {
         .and_then(|t| t.partitions.first())
         .map_or(-1, |p| p.error_code)
 }
+
+pub fn describe_client_quotas(w: &mut Wire) -> i16 {
+    let req = DescribeClientQuotasRequest::default();
+    answered(w.call(1, &req), "DescribeClientQuotas").error_code
+}
+
+/// A validate-only change, so an allowed call changes nothing; the entry's error code.
+pub fn alter_client_quotas(w: &mut Wire) -> i16 {
+    use alter_client_quotas_request::{EntityData, EntryData, OpData};
+    let req = AlterClientQuotasRequest::default()
+        .with_validate_only(true)
+        .with_entries(vec![EntryData::default()
+            .with_entity(vec![EntityData::default()
+                .with_entity_type(text("user"))
+                .with_entity_name(Some(text("carol")))])
+            .with_ops(vec![OpData::default()
+                .with_key(text("producer_byte_rate"))
+                .with_value(1024.0)])]);
+    answered(w.call(1, &req), "AlterClientQuotas").entries[0].error_code
+}
+
+pub fn consumer_group_heartbeat(w: &mut Wire) -> i16 {
+    consumer_group_join(w, &["t"])
+}
+
+/// A ConsumerGroupHeartbeat join of group `g` subscribing to `topics`.
+pub fn consumer_group_join(w: &mut Wire, topics: &[&str]) -> i16 {
+    let req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(text("g")))
+        .with_member_id(text("cg-member"))
+        .with_rebalance_timeout_ms(10_000)
+        .with_subscribed_topic_names(Some(topics.iter().map(|t| topic(t)).collect()))
+        .with_topic_partitions(Some(Vec::new()));
+    answered(w.call(1, &req), "ConsumerGroupHeartbeat").error_code
+}
+
+pub fn consumer_group_describe(w: &mut Wire) -> i16 {
+    let req = ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![GroupId(text("g"))])
+        .with_include_authorized_operations(true);
+    answered(w.call(1, &req), "ConsumerGroupDescribe").groups[0].error_code
+}

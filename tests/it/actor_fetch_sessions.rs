@@ -21,9 +21,11 @@ fn wanted(n: i32) -> Vec<(Requested, Answered)> {
                     key: (Uuid::nil(), TopicName(StrBytes::from_static_str("t")), p),
                     offset: 0,
                     max_bytes: 1024,
+                    current_leader_epoch: -1,
                 },
                 Answered {
                     has_records: false,
+                    redirected: false,
                     high_watermark: 0,
                     last_stable_offset: 0,
                     log_start_offset: 0,

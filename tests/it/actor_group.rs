@@ -32,6 +32,7 @@ fn settings(delay_ms: u64) -> GroupSettings {
         min_session_timeout: Duration::from_millis(1000),
         max_session_timeout: Duration::from_secs(300),
         offsets_retention: Duration::from_secs(24 * 3600),
+        consumer: Default::default(),
     }
 }
 

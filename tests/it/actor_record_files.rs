@@ -46,6 +46,7 @@ async fn a_group_file_corrupt_before_its_end_stops_the_start() {
             min_session_timeout: Duration::from_millis(1000),
             max_session_timeout: Duration::from_secs(300),
             offsets_retention: Duration::from_secs(24 * 3600),
+            consumer: Default::default(),
         },
         offsets_topic: None,
     };

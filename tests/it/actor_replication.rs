@@ -532,7 +532,7 @@ async fn fetches_and_epoch_queries_with_a_stale_or_future_epoch_are_fenced() {
 }
 
 #[tokio::test]
-async fn a_follower_refuses_produces_and_consumer_reads() {
+async fn a_follower_refuses_produces_and_serves_reads_below_its_high_watermark() {
     let (_l, f2, _f3, _) = trio(1).await;
     assert_eq!(
         append(&f2.actor, batch(1, "x"), 1).await.unwrap_err(),
@@ -551,7 +551,10 @@ async fn a_follower_refuses_produces_and_consumer_reads() {
     )
     .await
     .unwrap();
-    assert_eq!(read.unwrap_err(), PartitionError::NotAvailable);
+    // KIP-392: a follower serves consumers (the protocol layer lets only Fetch v11+ in),
+    // never past its high watermark: nothing is committed yet.
+    let read = read.expect("a follower serves reads");
+    assert_eq!((read.high_watermark, read.records.len()), (0, 0));
     assert_eq!(
         PartitionError::NotAvailable.code(),
         6,

@@ -20,7 +20,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::producer::BaseRecord;
 use sha2::{Digest, Sha256, Sha512};
 
-use broker::actors::broker::Broker;
+use crate::in_process::InProcessBroker;
 use broker::config::{Config, PlainUsers};
 use broker::security::scram::ScramMechanism;
 use broker::storage::sim::SimStorage;
@@ -32,18 +32,12 @@ const FAILED_AUTH_DELAY_MS: u64 = 50;
 
 /// A broker on a simulated disk whose clients talk to a SASL_PLAINTEXT listener.
 struct SaslBroker {
-    runtime: tokio::runtime::Runtime,
-    broker: Option<Broker>,
+    broker: InProcessBroker,
     port: u16,
 }
 
 impl SaslBroker {
     fn start(storage: &SimStorage) -> SaslBroker {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let port = harness::free_port();
         let config = Config {
             listeners: Some(format!("SASL_PLAINTEXT://127.0.0.1:{port}")),
@@ -55,13 +49,8 @@ impl SaslBroker {
             connection_failed_authentication_delay_ms: FAILED_AUTH_DELAY_MS,
             ..Config::default()
         };
-        let storage = Arc::new(storage.clone());
-        let broker = runtime
-            .block_on(Broker::start(config, storage))
-            .expect("broker starts");
         SaslBroker {
-            runtime,
-            broker: Some(broker),
+            broker: InProcessBroker::start(config, Arc::new(storage.clone())),
             port,
         }
     }
@@ -70,21 +59,23 @@ impl SaslBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    fn stop(mut self) {
-        if let Some(broker) = self.broker.take() {
-            self.runtime.block_on(broker.shutdown());
-        }
+    fn stop(self) {
+        self.broker.stop();
     }
 }
 
-fn handshake(wire: &mut Wire, version: i16, mechanism: &str) -> Option<SaslHandshakeResponse> {
+pub(crate) fn handshake(
+    wire: &mut Wire,
+    version: i16,
+    mechanism: &str,
+) -> Option<SaslHandshakeResponse> {
     wire.call(
         version,
         &SaslHandshakeRequest::default().with_mechanism(text(mechanism)),
     )
 }
 
-fn authenticate(wire: &mut Wire, token: &[u8]) -> Option<SaslAuthenticateResponse> {
+pub(crate) fn authenticate(wire: &mut Wire, token: &[u8]) -> Option<SaslAuthenticateResponse> {
     let req = SaslAuthenticateRequest::default().with_auth_bytes(token.to_vec().into());
     wire.call(2, &req)
 }

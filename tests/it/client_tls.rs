@@ -1,7 +1,8 @@
 //! SSL listeners (rustls): librdkafka produces and consumes over TLS; a plaintext client
 //! on the SSL port is closed and the broker serves on; a client that stalls its handshake
 //! is closed at the deadline while others are served; ssl_client_auth = "required" refuses
-//! a client without a certificate and serves one with; SASL_SSL is TLS, then SASL.
+//! a client without a certificate and serves one with; SASL_SSL is TLS, then SASL; changed
+//! keystore files are reloaded for new connections without a restart.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -246,4 +247,107 @@ fn librdkafka_authenticates_with_sasl_plain_over_sasl_ssl() {
     assert_eq!(deliveries.ok.load(std::sync::atomic::Ordering::SeqCst), 1);
     let bad = login("wrong");
     assert!(metadata_port(&bootstrap, &settings(&bad)).is_err());
+}
+
+/// A TLS handshake with the broker at `port` by a rustls client that trusts only the CA in
+/// `ca`: Ok when the broker's certificate chains to it.
+fn handshake_trusting(port: u16, ca: &std::path::Path) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    while tls.is_handshaking() {
+        tls.complete_io(&mut socket).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Polls (bounded) until a client trusting `ca` completes its handshake.
+fn wait_served_with(port: u16, ca: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Err(err) = handshake_trusting(port, ca) {
+        assert!(
+            Instant::now() < deadline,
+            "the broker still shows another certificate: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn changed_certificate_files_are_reloaded_for_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("a")).unwrap();
+    std::fs::create_dir_all(dir.path().join("b")).unwrap();
+    let a = TestCerts::generate(&dir.path().join("a"));
+    let b = TestCerts::generate(&dir.path().join("b"));
+    let keystore = dir.path().join("keystore.pem");
+    std::fs::copy(&a.broker_keystore, &keystore).unwrap();
+    let ssl_port = free_port();
+    let broker = TestBroker::start_with_port(|port| {
+        format!(
+            "listeners = \"PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl_port}\"\n\
+             ssl_keystore_location = \"{}\"\n\
+             ssl_reload_check_interval_ms = 50\n",
+            keystore.display()
+        )
+    });
+    handshake_trusting(ssl_port, &a.ca).expect("served with certificate A");
+    assert!(handshake_trusting(ssl_port, &b.ca).is_err());
+    // A connection made with A keeps working through the reloads.
+    let a_settings = a.client_settings();
+    let ssl = settings(&a_settings);
+    let (producer, deliveries) = producer(&format!("127.0.0.1:{ssl_port}"), &ssl);
+    send_and_wait(
+        &producer,
+        &deliveries,
+        BaseRecord::to("reload").payload(b"1".as_slice()),
+    );
+
+    // B written in place: new connections get B, and A is no longer shown.
+    std::fs::write(&keystore, std::fs::read(&b.broker_keystore).unwrap()).unwrap();
+    wait_served_with(ssl_port, &b.ca);
+    assert!(handshake_trusting(ssl_port, &a.ca).is_err());
+    assert_logged(&broker, "Reloaded the TLS certificates and keys");
+
+    // A file that is not a keystore: B stays, with one warning for the change.
+    std::fs::write(&keystore, "not a certificate").unwrap();
+    assert_logged(&broker, "keeping the one in use");
+    handshake_trusting(ssl_port, &b.ca).expect("still served with B");
+
+    // A again, swapped in by a rename as certificate tools do.
+    let next = dir.path().join("keystore.pem.new");
+    std::fs::copy(&a.broker_keystore, &next).unwrap();
+    std::fs::rename(&next, &keystore).unwrap();
+    wait_served_with(ssl_port, &a.ca);
+    send_and_wait(
+        &producer,
+        &deliveries,
+        BaseRecord::to("reload").payload(b"2".as_slice()),
+    );
+    let logs = broker.logs();
+    assert_eq!(
+        logs.matches("Reloaded the TLS certificates and keys")
+            .count(),
+        2
+    );
+    assert_eq!(
+        logs.matches("keeping the one in use").count(),
+        1,
+        "one warning per change"
+    );
 }

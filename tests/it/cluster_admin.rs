@@ -21,7 +21,7 @@ use rdkafka::producer::BaseRecord;
 
 use super::client_hostile_records::request;
 use super::cluster_metadata::{broker_ids, every, start_cluster, topic, wait_everywhere, SLACK};
-use super::harness::{consume, consumer, flush, producer, send, TestBroker};
+use super::harness::{bootstrap_all, consume, consumer, flush, producer, send, TestBroker};
 use super::protocol_versions::name;
 
 const NOT_CONTROLLER: i16 = 41;
@@ -30,7 +30,7 @@ const INVALID_REQUEST: i16 = 42;
 const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
 const ELECTION_NOT_NEEDED: i16 = 84;
 
-fn ask<Req: Encodable, Resp: Decodable>(
+pub(crate) fn ask<Req: Encodable, Resp: Decodable>(
     broker: &TestBroker,
     api: ApiKey,
     version: i16,
@@ -56,7 +56,7 @@ fn retried(also: i16, mut attempt: impl FnMut() -> (i16, String)) -> (i16, Strin
     }
 }
 
-fn create_assigned(
+pub(crate) fn create_assigned(
     broker: &TestBroker,
     topic: &str,
     partitions: i32,
@@ -290,11 +290,7 @@ fn a_reassignment_moves_a_replica_to_a_fourth_broker_under_load() {
         topic(r, "moving")
             .is_some_and(|t| t.partitions.len() == 1 && t.partitions[0].isr_nodes.len() == 3)
     });
-    let bootstrap = brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_all(&brokers);
     let (producer, deliveries) = producer(
         &bootstrap,
         &[

@@ -24,7 +24,7 @@ use super::client_hostile_records::request;
 use super::cluster_metadata::{
     broker_ids, create_topic_with, every, start_cluster_with, topic, wait_everywhere, SLACK,
 };
-use super::harness::{flush, producer, send, TestBroker};
+use super::harness::{bootstrap_all, flush, producer, send, TestBroker};
 
 const TOPIC: &str = "coordinated";
 const GROUP: &str = "survivors";
@@ -34,9 +34,15 @@ const BEFORE_KILL: usize = 50;
 /// The group's coordinator as `broker` answers FindCoordinator (v3), retried while it
 /// answers an error (none yet, or being loaded).
 fn coordinator(broker: &TestBroker) -> i32 {
+    find_coordinator(broker, GROUP, 0)
+}
+
+/// The coordinator of `key` (key type 0 a group, 1 a transactional id) as `broker` answers
+/// FindCoordinator (v3), retried while it answers an error (none yet, or being loaded).
+pub(crate) fn find_coordinator(broker: &TestBroker, key: &str, key_type: i8) -> i32 {
     let find = FindCoordinatorRequest::default()
-        .with_key(StrBytes::from_static_str(GROUP))
-        .with_key_type(0);
+        .with_key(StrBytes::from_string(key.to_string()))
+        .with_key_type(key_type);
     let deadline = Instant::now() + SLACK;
     loop {
         let answer = TcpStream::connect(("127.0.0.1", broker.port()))
@@ -50,7 +56,11 @@ fn coordinator(broker: &TestBroker) -> i32 {
         if let Some(r) = answer.filter(|r| r.error_code == 0) {
             return r.node_id.0;
         }
-        assert!(Instant::now() < deadline, "no coordinator within {SLACK:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no coordinator for {key} within {SLACK:?}\n{}",
+            broker.logs()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -106,11 +116,7 @@ fn a_consumer_group_resumes_from_its_commits_after_a_coordinator_kill() {
         topic(r, TOPIC)
             .is_some_and(|t| t.partitions.len() == 1 && t.partitions[0].isr_nodes.len() == 3)
     });
-    let bootstrap = brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_all(&brokers);
     let (producer, deliveries) = producer(&bootstrap, &[("acks", "all")]);
     for i in 0..RECORDS {
         let value = format!("record-{i}").into_bytes();

@@ -31,7 +31,9 @@ use super::cluster_metadata::{
     broker_ids, create_topic_with, every, metadata, start_cluster, topic, wait_everywhere, SLACK,
 };
 use super::cluster_network_faults::produce_straight_to;
-use super::harness::{consume, consumer, flush, producer, send, send_and_wait, TestBroker};
+use super::harness::{
+    bootstrap_all, consume, consumer, flush, producer, send, send_and_wait, TestBroker,
+};
 
 const TOPIC: &str = "failover";
 const BEFORE: usize = 200;
@@ -53,11 +55,7 @@ fn acks_all_records_survive_a_leader_kill_exactly_once() {
         .partitions[0]
         .leader_id
         .0;
-    let bootstrap = brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_all(&brokers);
     let (producer, deliveries) = producer(
         &bootstrap,
         &[

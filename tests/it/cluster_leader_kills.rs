@@ -16,7 +16,7 @@ use super::cluster_metadata::{
     broker_ids, create_topic_with, every, metadata, start_cluster_with, topic, wait_everywhere,
     SLACK,
 };
-use super::harness::TestBroker;
+use super::harness::{bootstrap_all, TestBroker};
 
 const TOPIC: &str = "leader-kills";
 
@@ -56,11 +56,7 @@ fn acks_all_records_survive_repeated_leader_kills_exactly_once() {
         broker_ids(r).len() == 3
     });
     create_topic_with(&brokers[0], TOPIC, 1, &[("min.insync.replicas", "2")]);
-    let bootstrap = brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_all(&brokers);
     leader_with_full_isr(&brokers);
     let load = start_load(&bootstrap, TOPIC, 2, 500);
     load.acks.wait_for_more(100, SLACK, &every(&brokers));

@@ -18,7 +18,7 @@ use kafka_protocol::ResponseError;
 use super::client_hostile_records::request;
 use super::harness::{free_port, TestBroker};
 
-const SESSION_TIMEOUT_MS: u64 = 2_000;
+pub(crate) const SESSION_TIMEOUT_MS: u64 = 2_000;
 /// Elections (1 to 2 s), a full session from a new controller, and a slow machine.
 pub(crate) const SLACK: Duration = Duration::from_secs(20);
 const METADATA_VERSION: i16 = 12;
@@ -33,8 +33,17 @@ pub(crate) fn start_cluster(non_voters: i32) -> Vec<TestBroker> {
 /// `extra` config lines on every broker.
 pub(crate) fn start_cluster_with(
     non_voters: i32,
-    (heartbeat_ms, session_ms): (u64, u64),
+    timings: (u64, u64),
     extra: &str,
+) -> Vec<TestBroker> {
+    start_cluster_per_node(non_voters, timings, |_| extra.to_string())
+}
+
+/// `start_cluster_with`, with `extra(node_id)` config lines on each broker.
+pub(crate) fn start_cluster_per_node(
+    non_voters: i32,
+    (heartbeat_ms, session_ms): (u64, u64),
+    extra: impl Fn(i32) -> String,
 ) -> Vec<TestBroker> {
     let controllers: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let voters = controllers
@@ -50,6 +59,7 @@ pub(crate) fn start_cluster_with(
             } else {
                 String::new()
             };
+            let extra = extra(id);
             TestBroker::start(&format!(
                 "node_id = {id}\ncontroller_quorum_voters = \"{voters}\"\n\
                  broker_heartbeat_interval_ms = {heartbeat_ms}\n\

@@ -8,6 +8,7 @@ use super::cluster_load::{assert_acknowledged_once, start_load};
 use super::cluster_metadata::{
     broker_ids, create_topic_with, every, start_cluster, topic, wait_everywhere, SLACK,
 };
+use super::harness::bootstrap_all;
 
 const TOPIC: &str = "rolling-restart";
 
@@ -27,11 +28,7 @@ fn a_rolling_restart_under_load_loses_nothing_acknowledged() {
         "the partition with ISR 3",
         full_isr,
     );
-    let bootstrap = brokers
-        .iter()
-        .map(|b| b.bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = bootstrap_all(&brokers);
     let load = start_load(&bootstrap, TOPIC, 2, 300);
     load.acks.wait_for_more(100, SLACK, &every(&brokers));
     for i in 0..brokers.len() {

@@ -35,6 +35,12 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Every broker's address, comma-separated: a client's `bootstrap.servers` for a cluster.
+pub fn bootstrap_all(brokers: &[TestBroker]) -> String {
+    let addresses: Vec<String> = brokers.iter().map(TestBroker::bootstrap).collect();
+    addresses.join(",")
+}
+
 impl TestBroker {
     /// Starts a broker; `extra` is appended to its config.toml (TOML lines).
     pub fn start(extra: &str) -> TestBroker {

@@ -3,7 +3,12 @@
 each record synchronously; after half the records the consumer's coordinator is killed with
 SIGKILL. The group goes on at the new leader of its __consumer_offsets partition from the
 committed offsets: every record is consumed, and none whose commit was acknowledged is
-consumed again. Bounded waits only."""
+consumed again. And a confluent-kafka transactional producer whose transaction
+coordinator is killed with SIGKILL between its sends and its commit: the transaction
+commits on the new leader of its __transaction_state partition, and a read_committed
+consumer reads it whole, once. Bounded waits only."""
+import socket
+import struct
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -28,7 +33,8 @@ def start_cluster(tmp_path):
                 home,
                 f'node_id = {node}\ncontroller_quorum_voters = "{voters}"\n'
                 "broker_heartbeat_interval_ms = 200\nbroker_session_timeout_ms = 2000\n"
-                "offsets_topic_num_partitions = 3\ngroup_initial_rebalance_delay_ms = 0\n"
+                "offsets_topic_num_partitions = 3\ntransaction_state_log_num_partitions = 3\n"
+                "group_initial_rebalance_delay_ms = 0\n"
                 "group_min_session_timeout_ms = 1000",
             )
         )
@@ -197,6 +203,112 @@ def test_confluent_kafka_group_resumes_after_a_coordinator_kill(tmp_path):
         assert victim is not None
         assert again == [], f"consumed again after an acknowledged commit: {again}"
         assert sorted(delivered) == [b"r-%03d" % i for i in range(RECORDS)]
+    finally:
+        for b in brokers:
+            if b.proc.poll() is None:
+                b.proc.kill()
+                b.proc.wait()
+
+
+def find_transaction_coordinator(broker, transactional_id):
+    """The node FindCoordinator v1 (key type 1, a transactional id) names at `broker`, or
+    None while it answers an error (the topic being created, a partition being loaded)."""
+    key = transactional_id.encode()
+    client = b"txn-test"
+    body = struct.pack(">hhih", 10, 1, 1, len(client)) + client
+    body += struct.pack(">h", len(key)) + key + struct.pack(">b", 1)
+    try:
+        with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+            assert 0 < size < 1 << 20, size
+            answer = sock.recv(size, socket.MSG_WAITALL)
+    except OSError:
+        return None
+    # correlation id, throttle time, error code, error message (nullable string), node id
+    _, _, error = struct.unpack_from(">iih", answer, 0)
+    (message_len,) = struct.unpack_from(">h", answer, 10)
+    (node,) = struct.unpack_from(">i", answer, 12 + max(message_len, 0))
+    return node if error == 0 else None
+
+
+def test_confluent_kafka_transaction_commits_across_a_coordinator_kill(tmp_path):
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+    brokers = start_cluster(tmp_path)
+    bootstrap = ",".join(b.bootstrap for b in brokers)
+    txn_id = "ck-txn-survivor"
+    settings = {
+        "bootstrap.servers": bootstrap,
+        "transactional.id": txn_id,
+        "transaction.timeout.ms": 60000,
+    }
+    try:
+        create_replicated_topic([b.bootstrap for b in brokers], "txn-coordinated")
+        producer = Producer(settings)
+        producer.init_transactions(30)
+
+        def write(name):
+            producer.begin_transaction()
+            values = [b"%s-%03d" % (name, i) for i in range(RECORDS)]
+            for value in values:
+                producer.produce("txn-coordinated", value=value, partition=0)
+            assert producer.flush(30) == 0
+            return values
+
+        def commit():
+            """True once committed; False when aborted or the producer had to be replaced."""
+            nonlocal producer
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    producer.commit_transaction(30)
+                    return True
+                except KafkaException as err:
+                    error = err.args[0]
+                    if error.retriable() and time.monotonic() < deadline:
+                        continue
+                    if error.txn_requires_abort():
+                        producer.abort_transaction(30)
+                        return False
+                    producer = Producer(settings)
+                    producer.init_transactions(30)
+                    return False
+
+        first = write(b"open")
+        deadline = time.monotonic() + 20
+        victim = None
+        while victim is None:
+            assert time.monotonic() < deadline, "no transaction coordinator within 20 s"
+            victim = find_transaction_coordinator(brokers[0], txn_id)
+            time.sleep(0.1 if victim is None else 0)
+        brokers[victim - 1].proc.kill()
+        brokers[victim - 1].proc.wait()
+        assert commit(), "the transaction open when its coordinator died commits"
+        last = write(b"after")
+        assert commit()
+
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "ck-txn-reader",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+            }
+        )
+        consumer.assign([TopicPartition("txn-coordinated", 0, 0)])
+        seen = []
+        deadline = time.monotonic() + 60
+        try:
+            while not set(last) <= set(seen):
+                assert time.monotonic() < deadline, f"read {len(seen)} records within 60 s"
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error():
+                    continue
+                seen.append(msg.value())
+        finally:
+            consumer.close()
+        assert seen == first + last, seen
     finally:
         for b in brokers:
             if b.proc.poll() is None:

@@ -31,6 +31,20 @@ pub(super) fn follow_applied(
     });
 }
 
+/// Forwards the controller's index from this broker's first answered heartbeat.
+pub(super) fn follow_caught_up(
+    myself: &ActorRef<MetadataMsg>,
+    mut caught_up: watch::Receiver<Option<u64>>,
+) {
+    let me = myself.clone();
+    tokio::spawn(async move {
+        let Ok(index) = caught_up.wait_for(|c| c.is_some()).await.map(|c| *c) else {
+            return;
+        };
+        let _ = me.send_message(MetadataMsg::CaughtUp(index.unwrap_or(0)));
+    });
+}
+
 impl MetadataState {
     pub(super) async fn follow(&mut self, myself: &ActorRef<MetadataMsg>, applied: &AppliedImage) {
         // Queued before a commit of this actor's that already took a newer image.

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::MetadataRecord;
 use crate::broker_config::DynamicBrokerConfigs;
+use crate::quota::ClientQuotas;
 use crate::security::acl::AclBinding;
 use crate::security::scram::{ScramCredential, ScramMechanism};
 
@@ -107,6 +108,10 @@ pub struct MetadataImage {
     /// The authorizer's ACLs (CreateAcls / DeleteAcls). Absent from older images.
     #[serde(default)]
     pub acls: BTreeSet<AclBinding>,
+    /// Client quotas by user and/or client-id entity (AlterClientQuotas). Absent from
+    /// older images.
+    #[serde(default)]
+    pub client_quotas: ClientQuotas,
 }
 
 impl MetadataImage {
@@ -296,6 +301,9 @@ impl MetadataImage {
             MetadataRecord::AclDeleted { acl } => {
                 self.acls.remove(acl);
             }
+            MetadataRecord::ClientQuotaChanged { entity, key, value } => {
+                self.client_quotas.set(entity, key, *value);
+            }
             // The single-node records are applied by `apply`.
             _ => {}
         }
@@ -394,6 +402,15 @@ impl MetadataImage {
         }
         for acl in &self.acls {
             live.push(MetadataRecord::AclCreated { acl: acl.clone() });
+        }
+        for (entity, keys) in &self.client_quotas.entities {
+            for (key, value) in keys {
+                live.push(MetadataRecord::ClientQuotaChanged {
+                    entity: entity.clone(),
+                    key: key.clone(),
+                    value: Some(*value),
+                });
+            }
         }
         live
     }

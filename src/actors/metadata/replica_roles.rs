@@ -5,6 +5,14 @@
 //! changed since the last message to that partition actor is sent; a restarted partition
 //! actor is told its role again.
 //!
+//! A broker that starts gives no local replica a role before its image is as new as the
+//! controller's was at its first answered heartbeat: the image it replays from its own
+//! Raft log may be stale (it may name this broker leader at an epoch the controller has
+//! since moved on from, after this broker was fenced), and a replica acting on it would
+//! answer produces as leader at a stale epoch. Until then its partitions have no role and
+//! answer NOT_LEADER_OR_FOLLOWER (Kafka's broker likewise catches up with the metadata
+//! log before it serves).
+//!
 //! Partition leaders ask for ISR changes through the channel in their `ReplicaArgs`; a
 //! task drains it into AlterPartition requests to the controller, whose answer comes back
 //! as a committed `PartitionChanged` and so as an `UpdateIsr` here.
@@ -15,7 +23,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::MetadataState;
 use crate::actors::partition::{AlterPartitionRequest, PartitionMsg, ReplicaArgs, ReplicationMsg};
@@ -34,6 +42,10 @@ pub(super) struct ReplicaRoles {
     template: ReplicaArgs,
     fetchers: ActorRef<ReplicaFetchersMsg>,
     sent: HashMap<(String, i32), SentRole>,
+    /// The index the image must reach before roles are given (None: not known yet).
+    catch_up_to: Option<u64>,
+    /// The image reached it once: roles follow every image from then on.
+    caught_up: bool,
 }
 
 impl ReplicaRoles {
@@ -70,6 +82,8 @@ impl ReplicaRoles {
             },
             fetchers,
             sent: HashMap::new(),
+            catch_up_to: None,
+            caught_up: false,
         })
     }
 
@@ -84,6 +98,23 @@ impl ReplicaRoles {
     /// This broker's id.
     pub(super) fn broker_id(&self) -> i32 {
         self.template.broker_id
+    }
+
+    /// The controller's index at this broker's first answered heartbeat.
+    pub(super) fn catch_up_to(&mut self, index: u64) {
+        self.catch_up_to.get_or_insert(index);
+    }
+
+    /// Whether an image at `applied_index` is current enough to give roles from.
+    fn ready(&mut self, applied_index: u64) -> bool {
+        if !self.caught_up && self.catch_up_to.is_some_and(|i| applied_index >= i) {
+            info!(
+                applied_index,
+                "The metadata image caught up with the controller's; local replicas take their roles."
+            );
+            self.caught_up = true;
+        }
+        self.caught_up
     }
 
     pub(super) fn stop(&self) {
@@ -104,6 +135,9 @@ impl MetadataState {
         let Some(roles) = self.roles.as_mut() else {
             return;
         };
+        if !roles.ready(self.applied_index) {
+            return;
+        }
         let me = roles.template.broker_id;
         let mut held = HashSet::new();
         for (name, topic) in &self.topics {

@@ -279,10 +279,13 @@ impl PartitionState {
     }
 
     /// Consumers read from the leader only (no KIP-392 yet).
+    /// A leader serves consumers, and so does a follower (below its high watermark, which
+    /// only holds what the leader committed): the protocol layer lets only Fetch v11+
+    /// read from one (KIP-392).
     pub(super) fn admit_read(&self) -> Result<(), PartitionError> {
         match self.role() {
-            None | Some(Role::Leader(_)) => Ok(()),
-            Some(_) => Err(PartitionError::NotAvailable),
+            None | Some(Role::Leader(_)) | Some(Role::Follower { .. }) => Ok(()),
+            Some(Role::Unassigned) => Err(PartitionError::NotAvailable),
         }
     }
 

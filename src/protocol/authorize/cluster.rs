@@ -2,6 +2,9 @@
 //! on the cluster, DescribeQuorum and ListPartitionReassignments DESCRIBE on it; refused,
 //! they answer CLUSTER_AUTHORIZATION_FAILED as Kafka's KafkaApis does. WriteTxnMarkers,
 //! sent by another broker's transaction coordinator, needs CLUSTER_ACTION on the cluster.
+//! DescribeClientQuotas needs DESCRIBE_CONFIGS on the cluster and AlterClientQuotas
+//! ALTER_CONFIGS on it (refused: CLUSTER_AUTHORIZATION_FAILED, for the request or each
+//! entry).
 
 use kafka_protocol::messages::*;
 
@@ -98,5 +101,38 @@ pub fn write_txn_markers(req: WriteTxnMarkersRequest, view: &AuthorizerView) -> 
         .collect();
     Checked::Refuse(ResponseKind::WriteTxnMarkers(
         WriteTxnMarkersResponse::default().with_markers(markers),
+    ))
+}
+
+pub fn describe_client_quotas(req: DescribeClientQuotasRequest, view: &AuthorizerView) -> Checked {
+    if view.allows_cluster(Op::DescribeConfigs) {
+        return Checked::Serve(RequestKind::DescribeClientQuotas(req), None);
+    }
+    Checked::Refuse(ResponseKind::DescribeClientQuotas(
+        DescribeClientQuotasResponse::default().with_error_code(CLUSTER_DENIED),
+    ))
+}
+
+pub fn alter_client_quotas(req: AlterClientQuotasRequest, view: &AuthorizerView) -> Checked {
+    use alter_client_quotas_response::{EntityData, EntryData};
+    if view.allows_cluster(Op::AlterConfigs) {
+        return Checked::Serve(RequestKind::AlterClientQuotas(req), None);
+    }
+    let entries = req
+        .entries
+        .into_iter()
+        .map(|entry| {
+            let entity = entry.entity.into_iter().map(|e| {
+                EntityData::default()
+                    .with_entity_type(e.entity_type)
+                    .with_entity_name(e.entity_name)
+            });
+            EntryData::default()
+                .with_error_code(CLUSTER_DENIED)
+                .with_entity(entity.collect())
+        })
+        .collect();
+    Checked::Refuse(ResponseKind::AlterClientQuotas(
+        AlterClientQuotasResponse::default().with_entries(entries),
     ))
 }

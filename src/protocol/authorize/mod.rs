@@ -9,6 +9,7 @@
 //! nothing is checked. ACL decisions come from `AuthorizerView`, one per request.
 
 mod cluster;
+mod consumer_groups;
 mod groups;
 mod topics;
 mod txns;
@@ -50,6 +51,9 @@ pub fn check(
             R::DescribeGroups(r) if r.include_authorized_operations => {
                 groups::describe_groups(r, view)
             }
+            R::ConsumerGroupDescribe(r) if r.include_authorized_operations => {
+                consumer_groups::consumer_group_describe(r, view)
+            }
             other => Checked::Serve(other, None),
         };
     }
@@ -78,6 +82,8 @@ pub fn check(
         R::DeleteGroups(r) => groups::delete_groups(r, view),
         R::OffsetDelete(r) => groups::offset_delete(r, view),
         R::FindCoordinator(r) => groups::find_coordinator(version, r, view),
+        R::ConsumerGroupHeartbeat(r) => consumer_groups::consumer_group_heartbeat(r, view),
+        R::ConsumerGroupDescribe(r) => consumer_groups::consumer_group_describe(r, view),
         R::InitProducerId(r) => txns::init_producer_id(r, view),
         R::AddPartitionsToTxn(r) => txns::add_partitions_to_txn(r, view),
         R::AddOffsetsToTxn(r) => txns::add_offsets_to_txn(r, view),
@@ -94,6 +100,8 @@ pub fn check(
         R::AlterPartitionReassignments(r) => cluster::alter_partition_reassignments(r, view),
         R::ListPartitionReassignments(r) => cluster::list_partition_reassignments(r, view),
         R::WriteTxnMarkers(r) => cluster::write_txn_markers(r, view),
+        R::DescribeClientQuotas(r) => cluster::describe_client_quotas(r, view),
+        R::AlterClientQuotas(r) => cluster::alter_client_quotas(r, view),
         // Metadata checks in its handler (auto-creation needs CREATE); the ACL APIs check
         // in theirs; ApiVersions and SASL need nothing.
         other @ (R::Metadata(_)
@@ -135,6 +143,8 @@ pub const CHECKED: &[ApiKey] = &[
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
     ApiKey::FindCoordinator,
+    ApiKey::ConsumerGroupHeartbeat,
+    ApiKey::ConsumerGroupDescribe,
     ApiKey::InitProducerId,
     ApiKey::AddPartitionsToTxn,
     ApiKey::AddOffsetsToTxn,
@@ -151,6 +161,8 @@ pub const CHECKED: &[ApiKey] = &[
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
     ApiKey::WriteTxnMarkers,
+    ApiKey::DescribeClientQuotas,
+    ApiKey::AlterClientQuotas,
     // Checked in their handlers, or needing no ACL.
     ApiKey::Metadata,
     ApiKey::CreateAcls,

@@ -383,17 +383,34 @@ fn config_refusal(view: &AuthorizerView, op: Op, resource_type: i8, name: &str) 
     }
 }
 
+/// Splits config resources into those to serve and those refused, each with its code.
+fn split_configs<R>(
+    resources: Vec<R>,
+    view: &AuthorizerView,
+    op: Op,
+    key: impl Fn(&R) -> (i8, &str),
+) -> (Vec<R>, Vec<(R, i16)>) {
+    let mut kept = Vec::with_capacity(resources.len());
+    let mut denied = Vec::new();
+    for r in resources {
+        let (resource_type, name) = key(&r);
+        match config_refusal(view, op, resource_type, name) {
+            Some(code) => denied.push((r, code)),
+            None => kept.push(r),
+        }
+    }
+    (kept, denied)
+}
+
 pub fn describe_configs(mut req: DescribeConfigsRequest, view: &AuthorizerView) -> Checked {
     use describe_configs_response::DescribeConfigsResult;
-    let codes: Vec<_> = std::mem::take(&mut req.resources)
-        .into_iter()
-        .map(|r| {
-            let code = config_refusal(view, Op::DescribeConfigs, r.resource_type, &r.resource_name);
-            (r, code)
-        })
-        .collect();
-    let (kept, denied) = split(codes, |(_, code)| code.is_none());
-    req.resources = kept.into_iter().map(|(r, _)| r).collect();
+    let (kept, denied) = split_configs(
+        std::mem::take(&mut req.resources),
+        view,
+        Op::DescribeConfigs,
+        |r| (r.resource_type, &r.resource_name),
+    );
+    req.resources = kept;
     serve(RequestKind::DescribeConfigs(req), denied, |resp, denied| {
         let ResponseKind::DescribeConfigs(r) = resp else {
             return;
@@ -401,7 +418,7 @@ pub fn describe_configs(mut req: DescribeConfigsRequest, view: &AuthorizerView) 
         for (resource, code) in denied {
             r.results.push(
                 DescribeConfigsResult::default()
-                    .with_error_code(code.unwrap_or(TOPIC_DENIED))
+                    .with_error_code(code)
                     .with_resource_type(resource.resource_type)
                     .with_resource_name(resource.resource_name),
             );
@@ -411,15 +428,13 @@ pub fn describe_configs(mut req: DescribeConfigsRequest, view: &AuthorizerView) 
 
 pub fn alter_configs(mut req: AlterConfigsRequest, view: &AuthorizerView) -> Checked {
     use alter_configs_response::AlterConfigsResourceResponse;
-    let codes: Vec<_> = std::mem::take(&mut req.resources)
-        .into_iter()
-        .map(|r| {
-            let code = config_refusal(view, Op::AlterConfigs, r.resource_type, &r.resource_name);
-            (r, code)
-        })
-        .collect();
-    let (kept, denied) = split(codes, |(_, code)| code.is_none());
-    req.resources = kept.into_iter().map(|(r, _)| r).collect();
+    let (kept, denied) = split_configs(
+        std::mem::take(&mut req.resources),
+        view,
+        Op::AlterConfigs,
+        |r| (r.resource_type, &r.resource_name),
+    );
+    req.resources = kept;
     serve(RequestKind::AlterConfigs(req), denied, |resp, denied| {
         let ResponseKind::AlterConfigs(r) = resp else {
             return;
@@ -427,7 +442,7 @@ pub fn alter_configs(mut req: AlterConfigsRequest, view: &AuthorizerView) -> Che
         for (resource, code) in denied {
             r.responses.push(
                 AlterConfigsResourceResponse::default()
-                    .with_error_code(code.unwrap_or(TOPIC_DENIED))
+                    .with_error_code(code)
                     .with_resource_type(resource.resource_type)
                     .with_resource_name(resource.resource_name),
             );
@@ -440,15 +455,13 @@ pub fn incremental_alter_configs(
     view: &AuthorizerView,
 ) -> Checked {
     use incremental_alter_configs_response::AlterConfigsResourceResponse;
-    let codes: Vec<_> = std::mem::take(&mut req.resources)
-        .into_iter()
-        .map(|r| {
-            let code = config_refusal(view, Op::AlterConfigs, r.resource_type, &r.resource_name);
-            (r, code)
-        })
-        .collect();
-    let (kept, denied) = split(codes, |(_, code)| code.is_none());
-    req.resources = kept.into_iter().map(|(r, _)| r).collect();
+    let (kept, denied) = split_configs(
+        std::mem::take(&mut req.resources),
+        view,
+        Op::AlterConfigs,
+        |r| (r.resource_type, &r.resource_name),
+    );
+    req.resources = kept;
     serve(
         RequestKind::IncrementalAlterConfigs(req),
         denied,
@@ -459,7 +472,7 @@ pub fn incremental_alter_configs(
             for (resource, code) in denied {
                 r.responses.push(
                     AlterConfigsResourceResponse::default()
-                        .with_error_code(code.unwrap_or(TOPIC_DENIED))
+                        .with_error_code(code)
                         .with_resource_type(resource.resource_type)
                         .with_resource_name(resource.resource_name),
                 );

@@ -1,6 +1,7 @@
 //! DescribeGroups v0-v6: state, protocol and members with their metadata and assignment.
 //! A group that does not exist is described as Dead, as Kafka does; from v6 (KIP-1043) with
-//! GROUP_ID_NOT_FOUND and a message too.
+//! GROUP_ID_NOT_FOUND and a message too. A consumer group (KIP-848) is answered the same
+//! way ("is not a classic group"), as Kafka 4 does; ConsumerGroupDescribe describes it.
 
 use futures::future::join_all;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -9,7 +10,7 @@ use kafka_protocol::ResponseError;
 
 use super::groups::group;
 use super::text;
-use crate::actors::group::GroupMsg;
+use crate::actors::group::{GroupMsg, GroupType};
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
@@ -37,13 +38,21 @@ pub async fn prepare(
                 // Not the coordinator now (cluster mode).
                 return base.with_error_code(error);
             }
-            let Some(Ok(d)) = (match rx {
-                Some(rx) => Some(rx.await),
+            let found = match rx {
+                Some(rx) => rx.await.ok(),
                 None => None,
-            }) else {
+            };
+            // A consumer group (KIP-848) is not described here, as Kafka 4 answers.
+            let missing = match &found {
+                None => Some("not found"),
+                Some(d) if d.group_type == GroupType::Consumer => Some("is not a classic group"),
+                Some(_) => None,
+            };
+            let (Some(d), None) = (found, missing) else {
                 let dead = base.with_group_state(text("Dead"));
                 return if version >= 6 {
-                    let message = format!("Group {} not found.", dead.group_id.0);
+                    let why = missing.unwrap_or_default();
+                    let message = format!("Group {} {why}.", dead.group_id.0);
                     dead.with_error_code(ResponseError::GroupIdNotFound.code())
                         .with_error_message(Some(text(message)))
                 } else {

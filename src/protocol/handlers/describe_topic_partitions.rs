@@ -16,6 +16,7 @@ use kafka_protocol::ResponseError;
 
 use super::topic_name;
 use crate::coordinator::offsets_topic::OFFSETS_TOPIC;
+use crate::coordinator::transaction_state_topic::TRANSACTION_STATE_TOPIC;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
 
@@ -98,7 +99,9 @@ fn build(
             DescribeTopicPartitionsResponseTopic::default()
                 .with_name(Some(topic_name(name)))
                 .with_topic_id(route.id)
-                .with_is_internal(name.as_str() == OFFSETS_TOPIC)
+                .with_is_internal(
+                    name.as_str() == OFFSETS_TOPIC || name.as_str() == TRANSACTION_STATE_TOPIC,
+                )
                 .with_partitions(partitions)
                 .with_topic_authorized_operations(i32::MIN),
         );

@@ -21,8 +21,9 @@ pub async fn prepare(ctx: &BrokerContext, req: DescribeTransactionsRequest) -> R
     let mut asks = Vec::with_capacity(req.transactional_ids.len());
     for id in req.transactional_ids {
         let rx = match coordinator(ctx, id.0.as_str(), false).await {
-            Some(actor) => ask(&actor, |reply| TxnMsg::Describe { reply }),
-            None => None,
+            Ok(Some(actor)) => Ok(ask(&actor, |reply| TxnMsg::Describe { reply })),
+            Ok(None) => Ok(None),
+            Err(code) => Err(code),
         };
         asks.push((id, rx));
     }
@@ -30,8 +31,16 @@ pub async fn prepare(ctx: &BrokerContext, req: DescribeTransactionsRequest) -> R
         let states = join_all(asks.into_iter().map(|(id, rx)| async move {
             let entry = TransactionState::default().with_transactional_id(id);
             let meta = match rx {
-                Some(rx) => rx.await.ok(),
-                None => None,
+                Ok(Some(rx)) => rx.await.ok(),
+                Ok(None) => None,
+                // Another broker coordinates it (or is loading it): as Kafka answers.
+                Err(code) => {
+                    return entry
+                        .with_error_code(code)
+                        .with_transaction_state(text(""))
+                        .with_producer_id(ProducerId(-1))
+                        .with_producer_epoch(-1)
+                }
             };
             let Some(meta) = meta else {
                 return entry

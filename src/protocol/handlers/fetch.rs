@@ -22,7 +22,9 @@
 //!
 //! isolation_level=1 (read_committed) reads up to the last stable offset and answers the
 //! aborted transactions in the returned range, so clients drop aborted records.
-//! Fetch sessions (KIP-227) from v7: see `fetch_sessions`. A session's fetch reads every
+//! Cluster mode: followers, closer replicas (KIP-392) and leader hints (KIP-951) are in
+//! `fetch_replicas`. Fetch sessions (KIP-227) from v7: see `fetch_sessions` and
+//! `fetch_context`. A session's fetch reads every
 //! partition the session holds and answers only those with records or changed metadata.
 
 use std::collections::hash_map::Entry;
@@ -47,35 +49,40 @@ use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::fetch_memory::{FetchMemory, Held};
 use crate::protocol::fetch_sessions::{
-    as_fetch_topics, forgotten, owned, requested, Answered, Context, FetchSessions, PartitionKey,
-    Requested, FINAL_EPOCH,
+    as_fetch_topics, forgotten, requested, Context, FINAL_EPOCH,
 };
 use crate::protocol::BrokerContext;
 use crate::storage::batch::{any_batch_compressed_with, ZSTD};
-use crate::storage::log::wall_clock_ms;
 
+use super::fetch_context::in_session;
+use super::fetch_replicas::{
+    add_leader_hints, preferred_read_replica, read_for_follower, FOLLOWER_FETCH_VERSION,
+    RACK_AWARE_SELECTOR,
+};
 use super::topic_name;
 
 /// One requested partition.
-struct Wanted {
-    index: i32,
-    offset: i64,
-    max_bytes: usize,
+pub(super) struct Wanted {
+    pub(super) index: i32,
+    pub(super) offset: i64,
+    pub(super) max_bytes: usize,
     /// The requester's leader epoch (v9+; -1: not checked).
-    current_leader_epoch: i32,
+    pub(super) current_leader_epoch: i32,
+    /// KIP-392: the closer replica this leader sends the consumer to.
+    preferred_read_replica: Option<i32>,
 }
 
-struct Topic {
-    name: TopicName,
-    id: Uuid,
+pub(super) struct Topic {
+    pub(super) name: TopicName,
+    pub(super) id: Uuid,
     route: Result<Arc<TopicRoute>, i16>,
-    partitions: Vec<Wanted>,
+    pub(super) partitions: Vec<Wanted>,
 }
 
-struct Fetch {
-    topics: Vec<Topic>,
+pub(super) struct Fetch {
+    pub(super) topics: Vec<Topic>,
     /// The request's version: below 10 a zstd batch is not returned (Kafka 2.1+).
-    version: i16,
+    pub(super) version: i16,
     read_committed: bool,
     /// The request's max_bytes, capped by the broker's fetch_max_bytes.
     max_bytes: usize,
@@ -96,6 +103,7 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
     let sessions = ctx.fetch_sessions.clone();
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
+    let rack_aware = config.replica_selector_class == RACK_AWARE_SELECTOR;
     let replica_id = if version >= 15 {
         req.replica_state.replica_id.0
     } else {
@@ -134,6 +142,11 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
             }
             Context::Sessionless | Context::Full => resolve(&routes, version, req.topics),
         };
+        let consumer = replica_id < 0;
+        let mut topics = topics;
+        if let (Some(cluster), true) = (&routes.cluster, consumer && rack_aware) {
+            send_to_closer_replicas(&mut topics, cluster, version, req.rack_id.as_str());
+        }
         let fetch = Fetch {
             topics,
             version,
@@ -143,7 +156,11 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
             cluster: routes.cluster.clone(),
             replica_id: Some(replica_id).filter(|id| *id >= 0),
         };
-        let response = long_poll(&fetch, &memory, max_wait, min_bytes).await;
+        let mut response = long_poll(&fetch, &memory, max_wait, min_bytes).await;
+        if let Some(cluster) = &fetch.cluster {
+            let routes = fetch.topics.iter().map(|t| t.route.as_deref().ok());
+            add_leader_hints(&mut response, routes, cluster, version);
+        }
         ResponseKind::Fetch(in_session(&fetch, &sessions, context, response, limit).await)
     })
 }
@@ -165,7 +182,13 @@ async fn long_poll(
             .map(|r| r.as_ref().map_or(0, |read| read.records.len()))
             .sum();
         let any_error = results.iter().flatten().any(|r| r.is_err());
-        if total >= min_bytes || any_error || Instant::now() >= deadline {
+        // A partition sent to a closer replica is answered at once, as Kafka does.
+        let redirected = fetch
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .any(|w| w.preferred_read_replica.is_some());
+        if total >= min_bytes || any_error || redirected || Instant::now() >= deadline {
             return respond(&fetch.topics, results);
         }
         drop(results);
@@ -177,91 +200,25 @@ async fn long_poll(
     }
 }
 
-/// A full fetch may create a session (its id answered); an incremental one lists only the
-/// partitions with records or changed metadata.
-async fn in_session(
-    fetch: &Fetch,
-    sessions: &FetchSessions,
-    context: Context,
-    mut response: FetchResponse,
-    limit: usize,
-) -> FetchResponse {
-    let uses_ids = fetch.version >= 13;
-    match context {
-        Context::Sessionless | Context::Error(_) => response,
-        Context::Full => {
-            let partitions = answers(fetch, &response)
-                .map(|(key, offset, max_bytes, answered)| {
-                    (
-                        Requested {
-                            key,
-                            offset,
-                            max_bytes,
-                        },
-                        answered,
-                    )
-                })
-                .collect();
-            response.session_id = sessions.create(uses_ids, partitions, limit).await;
-            response
-        }
-        Context::Incremental {
-            session_id, epoch, ..
-        } => {
-            let keyed = answers(fetch, &response)
-                .map(|(key, _, _, answered)| (key, answered))
-                .collect();
-            match sessions.respond(session_id, epoch, keyed).await {
-                Err(code) => FetchResponse::default()
-                    .with_error_code(code)
-                    .with_session_id(0),
-                Ok(listed) => {
-                    let mut listed = listed.into_iter();
-                    for topic in &mut response.responses {
-                        topic.partitions.retain(|_| listed.next().unwrap_or(true));
-                    }
-                    response.responses.retain(|t| !t.partitions.is_empty());
-                    response.session_id = session_id;
-                    response
-                }
-            }
+/// KIP-392: each partition this broker leads whose consumer (`rack_id`, v11+) has an
+/// in-sync replica in its rack is sent there.
+fn send_to_closer_replicas(
+    topics: &mut [Topic],
+    cluster: &crate::actors::routing::ClusterView,
+    version: i16,
+    rack: &str,
+) {
+    if version < FOLLOWER_FETCH_VERSION || rack.is_empty() {
+        return;
+    }
+    for topic in topics {
+        let Ok(route) = &topic.route else { continue };
+        for w in &mut topic.partitions {
+            w.preferred_read_replica = route
+                .placement(w.index)
+                .and_then(|p| preferred_read_replica(cluster, p, rack));
         }
     }
-}
-
-/// Every answered partition with its session key, the fetch offset and limit it was read
-/// with, and what its answer said.
-fn answers<'a>(
-    fetch: &'a Fetch,
-    response: &'a FetchResponse,
-) -> impl Iterator<Item = (PartitionKey, i64, i32, Answered)> + 'a {
-    let uses_ids = fetch.version >= 13;
-    fetch
-        .topics
-        .iter()
-        .zip(&response.responses)
-        .flat_map(move |(topic, answered)| {
-            let (id, name) = if uses_ids {
-                (topic.id, TopicName::default())
-            } else {
-                (Uuid::nil(), owned(&topic.name))
-            };
-            topic
-                .partitions
-                .iter()
-                .zip(&answered.partitions)
-                .map(move |(w, p)| {
-                    let answered = Answered {
-                        has_records: p.records.as_ref().is_some_and(|r| !r.is_empty()),
-                        high_watermark: p.high_watermark,
-                        last_stable_offset: p.last_stable_offset,
-                        log_start_offset: p.log_start_offset,
-                        error: p.error_code,
-                    };
-                    let max_bytes = w.max_bytes.min(i32::MAX as usize) as i32;
-                    ((id, name.clone(), w.index), w.offset, max_bytes, answered)
-                })
-        })
 }
 
 /// The requested topics resolved to their routes, each partition once (the last listing
@@ -308,6 +265,7 @@ fn resolve(routes: &RoutingTable, version: i16, requested: Vec<FetchTopic>) -> V
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 current_leader_epoch: p.current_leader_epoch,
+                preferred_read_replica: None,
             };
             match seen.entry((key.0, key.1.clone(), p.partition)) {
                 Entry::Occupied(e) => {
@@ -428,14 +386,27 @@ async fn read_one(fetch: &Fetch, topic: &Topic, w: &Wanted, max_bytes: usize) ->
         .ok_or(ResponseError::UnknownTopicOrPartition.code())?;
     // A follower's fetch: the partition's leader role answers (or refuses) it.
     if let Some(replica_id) = fetch.replica_id {
-        return read_for_follower(fetch, actor, w, max_bytes, replica_id).await;
+        return read_for_follower(
+            actor,
+            fetch.read_timeout,
+            (w.offset, w.current_leader_epoch, max_bytes),
+            replica_id,
+        )
+        .await;
     }
-    // Cluster mode: only the leader serves consumers.
+    // Cluster mode: the leader serves consumers, and from v11 a follower too (KIP-392),
+    // up to its own high watermark.
     if let Some(cluster) = &fetch.cluster {
-        if cluster.not_leader(route, w.index).is_some() {
+        if cluster.not_leader(route, w.index).is_some() && fetch.version < FOLLOWER_FETCH_VERSION {
             return Err(ResponseError::NotLeaderOrFollower.code());
         }
     }
+    // Sent elsewhere: the offsets, no records.
+    let max_bytes = if w.preferred_read_replica.is_some() {
+        0
+    } else {
+        max_bytes
+    };
     let rx = ask(actor, |reply| PartitionMsg::Read {
         offset: w.offset,
         max_bytes,
@@ -464,40 +435,6 @@ async fn read_one(fetch: &Fetch, topic: &Topic, w: &Wanted, max_bytes: usize) ->
             debug!(partition = w.index, "A partition read passed its timeout.");
             Err(ResponseError::RequestTimedOut.code())
         }
-    }
-}
-
-/// A follower's fetch of one partition: up to the leader's log end.
-async fn read_for_follower(
-    fetch: &Fetch,
-    actor: &ractor::ActorRef<PartitionMsg>,
-    w: &Wanted,
-    max_bytes: usize,
-    replica_id: i32,
-) -> Read {
-    let rx = ask(actor, |reply| {
-        PartitionMsg::Replication(ReplicationMsg::ReplicaFetch {
-            replica_id,
-            fetch_offset: w.offset,
-            current_leader_epoch: w.current_leader_epoch,
-            max_bytes,
-            now_ms: wall_clock_ms(),
-            reply,
-        })
-    })
-    .ok_or(ResponseError::NotLeaderOrFollower.code())?;
-    match tokio::time::timeout(fetch.read_timeout, rx).await {
-        Ok(Ok(Ok(read))) => Ok(ReadOutcome {
-            records: read.records,
-            high_watermark: read.high_watermark,
-            last_stable_offset: read.high_watermark,
-            log_start_offset: read.log_start_offset,
-            aborted: Vec::new(),
-            next_batch_bytes: read.next_batch_bytes,
-        }),
-        Ok(Ok(Err(err))) => Err(err.code()),
-        Ok(Err(_)) => Err(ResponseError::NotLeaderOrFollower.code()),
-        Err(_) => Err(ResponseError::RequestTimedOut.code()),
     }
 }
 
@@ -567,7 +504,9 @@ fn respond(topics: &[Topic], results: Vec<Vec<Read>>) -> FetchResponse {
                             .with_last_stable_offset(read.last_stable_offset)
                             .with_log_start_offset(read.log_start_offset)
                             .with_aborted_transactions(Some(aborted))
-                            .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
+                            .with_preferred_read_replica(kafka_protocol::messages::BrokerId(
+                                w.preferred_read_replica.unwrap_or(-1),
+                            ))
                             .with_records(Some(read.records))
                     }
                     Err(code) => error_entry(w.index, code),

@@ -2,13 +2,9 @@
 //! (transactional id) is an INVALID_REQUEST, as in Kafka.
 //!
 //! Single node: this broker coordinates everything. Cluster mode: a group's coordinator is
-//! the leader of its `__consumer_offsets` partition (COORDINATOR_NOT_AVAILABLE while it has
-//! none; the topic is created through the quorum when first needed, as Kafka does);
-//! until `__transaction_state` exists, a transactional id is coordinated by the leader of
-//! the `__consumer_offsets` partition its id hashes to, so every broker names the same one
-//! (the broker asked would hand one producer's transactions to several coordinators, and
-//! an EndTxn after a coordinator re-lookup would meet another broker's state). Its state
-//! is still in that broker's own files: it does not survive the broker's loss.
+//! the leader of its `__consumer_offsets` partition, a transactional id's the leader of
+//! its `__transaction_state` partition (COORDINATOR_NOT_AVAILABLE while it has none; each
+//! topic is created through the quorum when first needed, as Kafka does).
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
@@ -21,6 +17,7 @@ use tracing::{debug, info};
 use super::text;
 use crate::actors::metadata::{MetadataMsg, NewTopic};
 use crate::coordinator::offsets_topic::{partition_for, OFFSETS_TOPIC};
+use crate::coordinator::transaction_state_topic::TRANSACTION_STATE_TOPIC;
 use crate::protocol::context::{ask, ClientInfo};
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
@@ -46,7 +43,10 @@ pub fn prepare(
         let mut found = Vec::with_capacity(keys.len());
         for key in &keys {
             found.push(match req.key_type {
-                0 | 1 if ctx.config.cluster_mode() => group_coordinator(&ctx, key.as_str()).await,
+                0 if ctx.config.cluster_mode() => leader_of(&ctx, &OFFSETS, key.as_str()).await,
+                1 if ctx.config.cluster_mode() => {
+                    leader_of(&ctx, &TRANSACTION_STATE, key.as_str()).await
+                }
                 0 | 1 => here.clone(),
                 _ => Err(ResponseError::InvalidRequest.code()),
             });
@@ -86,15 +86,45 @@ pub fn prepare(
     })
 }
 
-/// Cluster mode: the leader of the group's `__consumer_offsets` partition.
-async fn group_coordinator(ctx: &BrokerContext, group_id: &str) -> Found {
+/// An internal topic whose partitions' leaders coordinate the keys hashed to them.
+struct InternalTopic {
+    name: &'static str,
+    /// (partitions, replication factor, min.insync.replicas) from the config.
+    settings: fn(&crate::config::Config) -> (i32, i16, Option<i16>),
+}
+
+const OFFSETS: InternalTopic = InternalTopic {
+    name: OFFSETS_TOPIC,
+    settings: |c| {
+        let (partitions, replicas) = (
+            c.offsets_topic_num_partitions,
+            c.offsets_topic_replication_factor,
+        );
+        (partitions, replicas, None)
+    },
+};
+
+const TRANSACTION_STATE: InternalTopic = InternalTopic {
+    name: TRANSACTION_STATE_TOPIC,
+    settings: |c| {
+        (
+            c.transaction_state_log_num_partitions,
+            c.transaction_state_log_replication_factor,
+            Some(c.transaction_state_log_min_isr),
+        )
+    },
+};
+
+/// Cluster mode: the leader of the key's partition of `topic` (a group's
+/// `__consumer_offsets` partition, a transactional id's `__transaction_state` one).
+async fn leader_of(ctx: &BrokerContext, topic: &InternalTopic, key: &str) -> Found {
     let unavailable = ResponseError::CoordinatorNotAvailable.code();
     let routes = ctx.routes();
-    let Some(route) = routes.topic(OFFSETS_TOPIC) else {
-        create_offsets_topic(ctx).await;
+    let Some(route) = routes.topic(topic.name) else {
+        create_internal_topic(ctx, topic).await;
         return Err(unavailable);
     };
-    let index = partition_for(group_id, route.partitions.len() as i32);
+    let index = partition_for(key, route.partitions.len() as i32);
     let leader = route.placement(index).map_or(-1, |p| p.leader);
     let endpoint = routes
         .cluster
@@ -103,30 +133,42 @@ async fn group_coordinator(ctx: &BrokerContext, group_id: &str) -> Found {
     match endpoint {
         Some(broker) => Ok((leader, broker.host, broker.port)),
         None => {
-            debug!(group = %group_id, partition = index, leader, "FindCoordinator: the group's __consumer_offsets partition has no live leader.");
+            debug!(
+                key,
+                topic = topic.name,
+                partition = index,
+                leader,
+                "FindCoordinator: the key's partition has no live leader."
+            );
             Err(unavailable)
         }
     }
 }
 
-/// Creates `__consumer_offsets` through the quorum: offsets_topic_num_partitions
-/// partitions, offsets_topic_replication_factor replicas capped at the live brokers, and
-/// compacted, as Kafka creates it. Another broker creating it first is fine.
-async fn create_offsets_topic(ctx: &BrokerContext) {
+/// Creates an internal topic through the quorum as Kafka creates it: `__consumer_offsets`
+/// with offsets_topic_num_partitions partitions and offsets_topic_replication_factor
+/// replicas, `__transaction_state` with the transaction_state_log_* settings (its
+/// min.insync.replicas no more than its replicas); replicas capped at the live brokers,
+/// compacted. Another broker creating it first is fine.
+async fn create_internal_topic(ctx: &BrokerContext, internal: &InternalTopic) {
+    let (partitions, replicas, min_isr) = (internal.settings)(&ctx.config);
     let live = ctx
         .routes()
         .cluster
         .as_ref()
         .map_or(1, |c| c.brokers.values().filter(|b| !b.fenced).count());
-    let replication_factor = ctx
-        .config
-        .offsets_topic_replication_factor
-        .min(live.clamp(1, i16::MAX as usize) as i16);
+    let replication_factor = replicas.min(live.clamp(1, i16::MAX as usize) as i16);
+    let mut configs: std::collections::BTreeMap<String, String> =
+        [("cleanup.policy".to_string(), "compact".to_string())].into();
+    if let Some(min_isr) = min_isr {
+        let min_isr = min_isr.min(replication_factor);
+        configs.insert("min.insync.replicas".to_string(), min_isr.to_string());
+    }
     let topic = NewTopic {
-        name: OFFSETS_TOPIC.to_string(),
-        num_partitions: ctx.config.offsets_topic_num_partitions,
+        name: internal.name.to_string(),
+        num_partitions: partitions,
         replication_factor,
-        configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+        configs,
         assignments: None,
     };
     let Some(rx) = ask(&ctx.metadata, |reply| MetadataMsg::CreateTopics {
@@ -138,10 +180,10 @@ async fn create_offsets_topic(ctx: &BrokerContext) {
     };
     match rx.await.ok().and_then(|r| r.into_iter().next()) {
         Some(Ok(_)) => info!(
-            partitions = ctx.config.offsets_topic_num_partitions,
-            replication_factor, "Created the internal topic __consumer_offsets."
+            topic = internal.name,
+            partitions, replication_factor, "Created an internal topic."
         ),
-        Some(Err(err)) => debug!(%err, "__consumer_offsets not created here."),
+        Some(Err(err)) => debug!(topic = internal.name, %err, "Internal topic not created here."),
         None => {}
     }
 }

@@ -57,17 +57,19 @@ pub async fn prepare(
     let expected =
         (version >= 3 && req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
     let rx = match coordinator(ctx, &transactional_id, true).await {
-        Some(actor) => ask(&actor, |reply| TxnMsg::InitProducerId {
+        Ok(Some(actor)) => ask(&actor, |reply| TxnMsg::InitProducerId {
             timeout_ms: req.transaction_timeout_ms,
             expected,
             reply,
-        }),
-        None => None,
+        })
+        .ok_or(ResponseError::CoordinatorNotAvailable.code()),
+        Ok(None) => Err(ResponseError::CoordinatorNotAvailable.code()),
+        Err(code) => Err(code),
     };
     Box::pin(async move {
         let response = match rx {
-            None => refused(ResponseError::CoordinatorNotAvailable.code()),
-            Some(rx) => match rx.await {
+            Err(code) => refused(code),
+            Ok(rx) => match rx.await {
                 Ok(Ok(granted_id)) => granted(granted_id),
                 Ok(Err(code)) => refused(fenced_for(version, 4, code)),
                 Err(_) => refused(ResponseError::CoordinatorNotAvailable.code()),

@@ -1,4 +1,5 @@
-//! ListGroups v0-v5, with the state filter (v4+) and the type filter (v5+).
+//! ListGroups v0-v5, with the state filter (v4+) and the type filter (v5+): classic groups
+//! and consumer groups (KIP-848, protocol type `consumer`, their own states).
 
 use futures::future::join_all;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -37,20 +38,20 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: ListGroupsRequest) -> Res
                 states.is_empty()
                     || states
                         .iter()
-                        .any(|s| s.eq_ignore_ascii_case(d.state.name()))
+                        .any(|s| s.eq_ignore_ascii_case(d.state_name()))
             })
-            .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+            .filter(|d| types.is_empty() || types.iter().any(|t| t == d.group_type.name()))
             .map(|d| {
                 let g = ListedGroup::default()
-                    .with_group_id(GroupId(text(d.group_id)))
-                    .with_protocol_type(text(d.protocol_type));
+                    .with_group_id(GroupId(text(d.group_id.clone())))
+                    .with_protocol_type(text(d.protocol_type.clone()));
                 let g = if version >= 4 {
-                    g.with_group_state(text(d.state.name()))
+                    g.with_group_state(text(d.state_name()))
                 } else {
                     g
                 };
                 if version >= 5 {
-                    g.with_group_type(text("classic"))
+                    g.with_group_type(text(d.group_type.name()))
                 } else {
                     g
                 }

@@ -17,6 +17,7 @@ use crate::actors::metadata::MetadataMsg;
 use crate::actors::metadata::PartitionImage;
 use crate::actors::routing::{ClusterView, TopicRoute};
 use crate::coordinator::offsets_topic::OFFSETS_TOPIC;
+use crate::coordinator::transaction_state_topic::TRANSACTION_STATE_TOPIC;
 use crate::protocol::context::{ask, ClientInfo};
 use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
@@ -218,7 +219,7 @@ fn topic_entry(
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&route.name)))
         .with_topic_id(route.id)
-        .with_is_internal(route.name == OFFSETS_TOPIC)
+        .with_is_internal(route.name == OFFSETS_TOPIC || route.name == TRANSACTION_STATE_TOPIC)
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)
 }

@@ -23,6 +23,8 @@ use crate::protocol::dispatch::ResponseFuture;
 use crate::protocol::BrokerContext;
 
 pub fn alter(ctx: &BrokerContext, req: AlterPartitionReassignmentsRequest) -> ResponseFuture {
+    // v0 decodes it as its default, true: any count allowed.
+    let allow_rf_change = req.allow_replication_factor_change;
     let requests: Vec<Reassignment> = req
         .topics
         .into_iter()
@@ -32,6 +34,7 @@ pub fn alter(ctx: &BrokerContext, req: AlterPartitionReassignmentsRequest) -> Re
                 topic: name.clone(),
                 partition: p.partition_index,
                 target: p.replicas.map(|r| r.into_iter().map(|b| b.0).collect()),
+                allow_replication_factor_change: allow_rf_change,
             })
         })
         .collect();
@@ -99,7 +102,9 @@ pub fn alter(ctx: &BrokerContext, req: AlterPartitionReassignmentsRequest) -> Re
             }
         }
         ResponseKind::AlterPartitionReassignments(
-            AlterPartitionReassignmentsResponse::default().with_responses(topics),
+            AlterPartitionReassignmentsResponse::default()
+                .with_allow_replication_factor_change(allow_rf_change)
+                .with_responses(topics),
         )
     })
 }

@@ -9,18 +9,22 @@ use crate::actors::txn_registry::TxnRegistryMsg;
 use crate::protocol::context::ask;
 use crate::protocol::BrokerContext;
 
-/// The coordinator of `transactional_id` (created on demand when `create`).
+/// The coordinator of `transactional_id` (created on demand when `create`); None when
+/// there is none. Err: the error code when this broker is not its coordinator now
+/// (cluster mode: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS), or the registry is gone.
 pub async fn coordinator(
     ctx: &BrokerContext,
     transactional_id: &str,
     create: bool,
-) -> Option<ActorRef<TxnMsg>> {
+) -> Result<Option<ActorRef<TxnMsg>>, i16> {
+    let unavailable = ResponseError::CoordinatorNotAvailable.code();
     let rx = ask(&ctx.txns, |reply| TxnRegistryMsg::Get {
         transactional_id: transactional_id.to_string(),
         create,
         reply,
-    })?;
-    rx.await.ok().flatten()
+    })
+    .ok_or(unavailable)?;
+    rx.await.unwrap_or(Err(unavailable))
 }
 
 /// Sends one message to the coordinator of `transactional_id` now (so requests of one
@@ -32,7 +36,7 @@ pub async fn send<T: Send + 'static>(
     build: impl FnOnce(ractor::RpcReplyPort<TxnResult<T>>) -> TxnMsg,
 ) -> Result<crate::actors::Reply<TxnResult<T>>, i16> {
     let actor = coordinator(ctx, transactional_id, false)
-        .await
+        .await?
         .ok_or(ResponseError::InvalidProducerIdMapping.code())?;
     ask(&actor, build).ok_or(ResponseError::CoordinatorNotAvailable.code())
 }

@@ -33,7 +33,8 @@ impl PartitionLog {
         if self.failed {
             return Err(StorageError::Failed);
         }
-        self.producers.check_marker(producer_id, producer_epoch)?;
+        self.producers
+            .check_marker(producer_id, producer_epoch, coordinator_epoch)?;
         let mut batch = build_marker(
             producer_id,
             producer_epoch,
@@ -49,6 +50,7 @@ impl PartitionLog {
             producer_id,
             producer_epoch,
             commit,
+            coordinator_epoch,
             base_offset,
             header.max_timestamp,
         );
