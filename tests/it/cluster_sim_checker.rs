@@ -11,6 +11,9 @@ use broker::storage::log::{LogConfig, PartitionLog};
 use broker::storage::sim::SimStorage;
 use broker::storage::Storage;
 
+/// A partition's records: (offset, value).
+pub(crate) type Records = Vec<(i64, Vec<u8>)>;
+
 /// An acknowledged acks=all record.
 pub(crate) struct Ack {
     pub(crate) partition: i32,
@@ -32,7 +35,7 @@ pub(crate) struct Observed {
     pub(crate) healed: bool,
     pub(crate) verified: bool,
     /// What the verifier read: per partition its high watermark and records below it.
-    pub(crate) final_logs: BTreeMap<i32, (i64, Vec<(i64, Vec<u8>)>)>,
+    pub(crate) final_logs: BTreeMap<i32, (i64, Records)>,
     pub(crate) driver_now: Duration,
 }
 
@@ -177,7 +180,7 @@ fn replica_records(
     disk: &Arc<SimStorage>,
     partition: i32,
     hw: i64,
-) -> Result<(Vec<(i64, Vec<u8>)>, i64), String> {
+) -> Result<(Records, i64), String> {
     let storage: Arc<dyn Storage> = disk.clone();
     let dir = Path::new(DATA).join(format!("{TOPIC}-{partition}"));
     let config = LogConfig::keep_all(1 << 30, 4096, 1 << 20);

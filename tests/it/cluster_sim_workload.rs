@@ -162,7 +162,7 @@ pub(crate) async fn consumer(shared: Shared) -> turmoil::Result {
                 }
             }
         }
-        if round % 5 == 0 {
+        if round.is_multiple_of(5) {
             commit_round(&mut conns, &mut coordinator, &mut ask, &positions, &shared).await;
         }
     }
