@@ -16,6 +16,7 @@
 //! - `metrics`: Prometheus metrics (names, handles, the exporter).
 //! - `quota`: client quotas (which applies, the measured rates, throttling).
 //! - `fd_limit`: the open-file limit, raised at start, and the connections it allows.
+//! - `sockets`: the listeners and connections the broker opens (TCP, or a simulated network).
 
 pub mod actors;
 pub mod broker_config;
@@ -31,5 +32,6 @@ pub mod metrics;
 pub mod protocol;
 pub mod quota;
 pub mod security;
+pub mod sockets;
 pub mod storage;
 pub mod topic_config;

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
@@ -120,7 +119,9 @@ impl Broker {
         let mut bound = Vec::with_capacity(listener_configs.len());
         for l in &mut listener_configs {
             let socket =
-                TcpListener::bind(l.listen)
+                config
+                    .network
+                    .bind(l.listen)
                     .await
                     .map_err(|source| StartError::Listen {
                         addr: l.listen,
@@ -173,6 +174,7 @@ impl Broker {
                 expiration_check_interval: Duration::from_millis(
                     config.transaction_remove_expired_transaction_cleanup_interval_ms,
                 ),
+                network: config.network.clone(),
                 transaction_state: config.cluster_mode().then(|| TxnStateTopicArgs {
                     node_id: config.node_id,
                     append_timeout: TXN_STATE_APPEND_TIMEOUT,

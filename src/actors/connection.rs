@@ -88,6 +88,15 @@ impl From<TcpStream> for ClientStream {
     }
 }
 
+impl From<crate::sockets::Stream> for ClientStream {
+    fn from(stream: crate::sockets::Stream) -> Self {
+        match stream {
+            crate::sockets::Stream::Tcp(stream) => ClientStream::Tcp(stream),
+            crate::sockets::Stream::Simulated(stream) => ClientStream::Other(Box::new(stream)),
+        }
+    }
+}
+
 pub enum ConnectionMsg {
     /// The response to request number `seq`; None when the client expects none (acks=0).
     Response {

@@ -22,8 +22,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::sockets::{Listener as BoundListener, Stream};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -37,7 +37,7 @@ use crate::security::KafkaPrincipal;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct ListenerArgs {
-    pub listener: TcpListener,
+    pub listener: BoundListener,
     /// The listener's name and security protocol, handed to each connection.
     pub identity: crate::security::ListenerIdentity,
     pub context: BrokerContext,
@@ -67,7 +67,7 @@ impl ConnectionLimits {
 }
 
 pub enum ListenerMsg {
-    Accepted(TcpStream, SocketAddr),
+    Accepted(Stream, SocketAddr),
     /// A TLS handshake ended: the stream and the principal its certificate gives, or
     /// None when it failed or ran out of time (the socket is closed).
     Handshaken {
@@ -367,7 +367,7 @@ impl ListenerState {
 /// A failure is this client's alone: logged once at warn, its socket closed.
 async fn handshake(
     tls: crate::security::tls::ServerTls,
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     deadline: Duration,
     listener: ActorRef<ListenerMsg>,
@@ -425,7 +425,7 @@ async fn handshake(
 /// and say at info once that accepts succeed again. While the pressure lasts, accepts
 /// alternate between a success (a descriptor was freed) and a failure; the episode ends
 /// only after `QUIET` without a failure, so those do not log again.
-async fn accept_loop(listener: TcpListener, listener_actor: ActorRef<ListenerMsg>) {
+async fn accept_loop(listener: BoundListener, listener_actor: ActorRef<ListenerMsg>) {
     const FIRST_BACKOFF: Duration = Duration::from_millis(10);
     const MAX_BACKOFF: Duration = Duration::from_secs(1);
     const QUIET: Duration = Duration::from_secs(10);

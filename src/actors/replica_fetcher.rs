@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use crate::sockets::{Network, Stream};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -34,7 +35,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use super::partition::{PartitionMsg, ReplicationMsg};
@@ -66,6 +66,8 @@ pub struct ReplicaFetcherArgs {
     /// replica.fetch.wait.max.ms and replica.fetch.min.bytes.
     pub max_wait: Duration,
     pub min_bytes: i32,
+    /// The sockets to reach the source broker with.
+    pub network: Network,
 }
 
 /// Kafka's replica.fetch.response.max.bytes default.
@@ -88,6 +90,7 @@ impl ReplicaFetcherArgs {
             response_max_bytes: RESPONSE_MAX_BYTES.max(config.replica_fetch_max_bytes),
             max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
             min_bytes: config.replica_fetch_min_bytes,
+            network: config.network.clone(),
         }
     }
 }
@@ -121,7 +124,7 @@ pub enum ReplicaFetcherMsg {
 
 /// What a round hands back to the fetcher.
 pub struct RoundDone {
-    connection: Option<TcpStream>,
+    connection: Option<Stream>,
     session: FetchSessionHandler,
     /// The round's partitions as it left them (truncation done, offsets learnt).
     partitions: BTreeMap<(String, i32), Followed>,
@@ -156,7 +159,7 @@ struct Followed {
 pub struct ReplicaFetcherState {
     args: ReplicaFetcherArgs,
     partitions: BTreeMap<(String, i32), Followed>,
-    connection: Option<TcpStream>,
+    connection: Option<Stream>,
     /// The incremental fetch session with the leader; lent to the round in flight.
     session: Option<FetchSessionHandler>,
     round_in_flight: bool,
@@ -328,10 +331,13 @@ struct Round {
 
 impl Round {
     /// Truncations first, then one fetch; returns the connection.
-    async fn run(&mut self, connection: Option<TcpStream>) -> Result<TcpStream, RoundError> {
+    async fn run(&mut self, connection: Option<Stream>) -> Result<Stream, RoundError> {
         let mut stream = match connection {
             Some(stream) => stream,
-            None => broker_client::connect(&self.args.address, LOCAL_TIMEOUT).await?,
+            None => {
+                broker_client::connect(&self.args.network, &self.args.address, LOCAL_TIMEOUT)
+                    .await?
+            }
         };
         self.truncate(&mut stream).await?;
         self.describe_unknown().await?;
@@ -344,7 +350,7 @@ impl Round {
     }
 
     /// KIP-279 for every partition with a new leader epoch.
-    async fn truncate(&mut self, stream: &mut TcpStream) -> Result<(), RoundError> {
+    async fn truncate(&mut self, stream: &mut Stream) -> Result<(), RoundError> {
         let mut asked = Vec::new();
         for ((topic, partition), f) in self.partitions.iter().filter(|(_, f)| f.needs_truncation) {
             let view = local_call(&f.local, |reply| ReplicationMsg::DescribeRole { reply }).await?;
@@ -430,7 +436,7 @@ impl Round {
 
     /// One long-polled Fetch, in the session, of every partition not waiting for a
     /// truncation.
-    async fn fetch(&mut self, stream: &mut TcpStream) -> Result<(), RoundError> {
+    async fn fetch(&mut self, stream: &mut Stream) -> Result<(), RoundError> {
         let max_bytes = self.args.max_bytes.min(i32::MAX as usize) as i32;
         let wanted: BTreeMap<(String, i32), PartitionFetch> = self
             .partitions
@@ -495,7 +501,7 @@ impl Round {
     /// restart at the leader's log start, or a pause.
     async fn take_answer(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
         key: &(String, i32),
         answer: PartitionData,
     ) -> Result<(), RoundError> {
@@ -550,7 +556,7 @@ impl Round {
     /// handleOutOfRangeError with the leader's earliest offset).
     async fn restart_at_log_start(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
         topic: &str,
         partition: i32,
         f: &Followed,
@@ -591,7 +597,7 @@ impl Round {
     /// One request and its response on the connection, within `wait`.
     async fn call<R: Request>(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
         version: i16,
         req: &R,
         wait: Duration,

@@ -5,6 +5,9 @@
 //! kernel throttles dirty pages, and recovery at start reads whole segments. On their own
 //! runtime those stalls never hold up a connection's task. fsync, deletion and cleaning
 //! go further still, to this runtime's blocking pool.
+//!
+//! `storage_threads = 0` runs partition actors on the runtime serving sockets instead: a
+//! deterministic simulation runs each broker on one simulated host's runtime.
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
@@ -13,9 +16,13 @@ pub struct StorageRuntime {
 }
 
 impl StorageRuntime {
+    /// A runtime of `threads` workers; none for 0 (partitions run on the caller's).
     pub fn new(threads: usize) -> std::io::Result<StorageRuntime> {
+        if threads == 0 {
+            return Ok(StorageRuntime { runtime: None });
+        }
         let runtime = Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
+            .worker_threads(threads)
             .thread_name("storage")
             .enable_all()
             .build()?;

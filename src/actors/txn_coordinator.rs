@@ -461,6 +461,7 @@ impl TxnCoordinatorState {
         };
         let routes = self.deps.routing.borrow().clone();
         let timeout = self.deps.marker_timeout;
+        let network = &self.deps.network;
         let plan = MarkerPlan::new(&routes, &meta.partitions, &meta.groups);
         let coordinator_epoch = self.coordinator_epoch;
         let markers = plan.local.into_iter().map(|(topic, partition, actor)| {
@@ -485,10 +486,9 @@ impl TxnCoordinatorState {
             commit,
             coordinator_epoch: self.coordinator_epoch,
         };
-        let remote = plan
-            .remote
-            .iter()
-            .map(|(address, partitions)| write_remote(address, marker, partitions, timeout));
+        let remote = plan.remote.iter().map(|(address, partitions)| {
+            write_remote(network, address, marker, partitions, timeout)
+        });
         let groups = plan.local_groups.iter().map(|group_id| {
             let registry = self.deps.groups.clone();
             let producer_id = meta.producer_id;

@@ -102,6 +102,7 @@ pub struct Marker {
 /// Sends the marker for `partitions` to the broker at `address` in one WriteTxnMarkers
 /// request; answers the partitions not written, each with why.
 pub async fn write_remote(
+    network: &crate::sockets::Network,
     address: &str,
     marker: Marker,
     partitions: &BTreeSet<(String, i32)>,
@@ -133,7 +134,7 @@ pub async fn write_remote(
         response_limit: RESPONSE_LIMIT,
     };
     let answer = async {
-        let mut stream = broker_client::connect(address, wait).await?;
+        let mut stream = broker_client::connect(network, address, wait).await?;
         broker_client::call(&mut stream, spec, &req).await
     };
     let resp = match answer.await {

@@ -243,7 +243,11 @@ impl TxnRegistryState {
             // A coordinator that answered late may have removed its file too.
             let late = answers.iter().any(|a| a.is_err());
             if files && (removed > 0 || late) {
-                let synced = tokio::task::spawn_blocking(move || storage.sync_dir(&dir)).await;
+                let inline = storage.clone();
+                let synced = crate::storage::io::spawn_blocking(inline.as_ref(), move || {
+                    storage.sync_dir(&dir)
+                })
+                .await;
                 match synced.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
                     Ok(()) => info!(removed, "Removed expired transactional ids."),
                     // Not durable: after a power cut those idle ids come back, and expire again.

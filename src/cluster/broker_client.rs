@@ -1,6 +1,7 @@
-//! One Kafka request to another broker and its response, over a plain TCP connection:
-//! the inter-broker client that the replica fetcher and the transaction marker sender
-//! share. Every length read off the wire is bounded.
+//! One Kafka request to another broker and its response, over a plain TCP connection
+//! (or the simulated network's, see `sockets`): the inter-broker client that the replica
+//! fetcher and the transaction marker sender share. Every length read off the wire is
+//! bounded.
 
 use std::time::Duration;
 
@@ -8,7 +9,8 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use crate::sockets::{Network, Stream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerCallError {
@@ -20,9 +22,13 @@ pub enum BrokerCallError {
     Timeout(Duration),
 }
 
-/// A connection to `address` (host:port), with Nagle off, within `wait`.
-pub async fn connect(address: &str, wait: Duration) -> Result<TcpStream, BrokerCallError> {
-    let stream = tokio::time::timeout(wait, TcpStream::connect(address))
+/// A connection to `address` (host:port) on `network`, with Nagle off, within `wait`.
+pub async fn connect(
+    network: &Network,
+    address: &str,
+    wait: Duration,
+) -> Result<Stream, BrokerCallError> {
+    let stream = tokio::time::timeout(wait, network.connect(address))
         .await
         .map_err(|_| BrokerCallError::Timeout(wait))??;
     stream.set_nodelay(true)?;
@@ -43,7 +49,7 @@ pub struct CallSpec {
 
 /// Sends `req` on `stream` and reads its response, within `spec.wait`.
 pub async fn call<R: Request>(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     spec: CallSpec,
     req: &R,
 ) -> Result<R::Response, BrokerCallError> {

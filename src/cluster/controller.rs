@@ -72,6 +72,8 @@ pub struct ControllerArgs {
     pub heartbeat_interval: Duration,
     /// Automatic preferred-leader elections (None: off).
     pub rebalance: Option<LeaderRebalance>,
+    /// The sockets liveness probes go through.
+    pub network: crate::sockets::Network,
 }
 
 /// Kafka's auto.leader.rebalance.enable with its interval and imbalance threshold.
@@ -324,9 +326,10 @@ impl ControllerState {
         for broker in late {
             self.probing.insert(broker.id);
             let myself = myself.clone();
+            let network = self.args.network.clone();
             tokio::spawn(async move {
                 let at = Instant::now();
-                let refused = listener_refuses(&broker.host, broker.port).await;
+                let refused = listener_refuses(&network, &broker.host, broker.port).await;
                 let id = broker.id;
                 let _ = myself.send_message(ControllerMsg::Probed { id, at, refused });
             });

@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::actors::metadata::MetadataImage;
@@ -63,8 +62,8 @@ pub fn late_brokers(
 
 /// True when the broker's listener refused a connection (nothing listens there); false
 /// when it answered or the probe proved nothing.
-pub async fn listener_refuses(host: &str, port: u16) -> bool {
-    match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect((host, port))).await {
+pub async fn listener_refuses(network: &crate::sockets::Network, host: &str, port: u16) -> bool {
+    match tokio::time::timeout(PROBE_TIMEOUT, network.connect_to(host, port)).await {
         Ok(Err(err)) => err.kind() == ErrorKind::ConnectionRefused,
         Ok(Ok(_)) | Err(_) => false,
     }

@@ -15,14 +15,13 @@ use std::time::Duration;
 
 use openraft::BasicNode;
 use ractor::{Actor, ActorRef};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::controller::{Controller, ControllerArgs, ControllerMsg, LeaderRebalance};
 use super::rpc::{BrokerHeartbeat, QuorumClient};
-use super::tcp_transport::{serve_with, TcpNetwork, TokioConnect};
+use super::tcp_transport::{serve_with, TcpNetwork};
 use super::{default_config, AppliedImage, NodeId, QuorumError, QuorumMember};
 use crate::config::Config;
 use crate::storage::record_file::create_store_dir;
@@ -75,15 +74,22 @@ impl ClusterNode {
             .collect();
         let addresses: BTreeMap<NodeId, String> =
             nodes.iter().map(|(id, n)| (*id, n.addr.clone())).collect();
+        let mut raft_config = default_config();
+        if let Some(timeout) = config.pinned_election_timeout_ms {
+            raft_config.election_timeout_min = timeout;
+            raft_config.election_timeout_max = timeout + 1;
+        }
         let member = QuorumMember::start_on(
             id,
-            default_config(),
+            raft_config,
             storage,
             &config.data_dir,
-            TcpNetwork::new(TokioConnect).with_voters(addresses.clone()),
+            TcpNetwork::new(config.network.clone()).with_voters(addresses.clone()),
         )
         .await?;
-        let listener = TcpListener::bind(addr)
+        let listener = config
+            .network
+            .bind(addr)
             .await
             .map_err(|e| QuorumError::Raft(format!("cannot listen on {addr}: {e}")))?;
         let controller = if voter {
@@ -102,6 +108,7 @@ impl ClusterNode {
                         every: Duration::from_secs(config.leader_imbalance_check_interval_seconds),
                         imbalance_percent: config.leader_imbalance_per_broker_percentage,
                     }),
+                network: config.network.clone(),
             };
             let (controller, _) = Actor::spawn(None, Controller, args)
                 .await
@@ -118,7 +125,13 @@ impl ClusterNode {
         if voter {
             member.initialize_with(nodes).await?;
         }
-        let client = QuorumClient::new(id, member.raft.clone(), addresses, controller.clone());
+        let client = QuorumClient::new(
+            id,
+            member.raft.clone(),
+            addresses,
+            controller.clone(),
+            config.network.clone(),
+        );
         let heartbeat = BrokerHeartbeat {
             id: config.node_id,
             host: advertised.0,

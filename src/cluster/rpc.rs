@@ -17,11 +17,10 @@ use super::controller::{ControllerMsg, ReassignmentOutcome};
 use super::elections::{ElectLeaders, ElectionOutcome};
 use super::quorum_description::QuorumDescription;
 use super::reassignment::Reassignment;
-use super::tcp_transport::{
-    read_frame, write_frame, Connect, RaftRequest, RaftResponse, TokioConnect,
-};
+use super::tcp_transport::{read_frame, write_frame, Connect, RaftRequest, RaftResponse};
 use super::{MetadataRaft, NodeId, QuorumError};
 use crate::actors::metadata::MetadataRecord;
+use crate::sockets::Network;
 
 /// A broker's periodic heartbeat: who it is and where clients and the quorum reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +132,7 @@ pub struct QuorumClient {
     raft: MetadataRaft,
     voters: BTreeMap<NodeId, String>,
     controller: Option<ActorRef<ControllerMsg>>,
+    network: Network,
 }
 
 impl QuorumClient {
@@ -141,12 +141,14 @@ impl QuorumClient {
         raft: MetadataRaft,
         voters: BTreeMap<NodeId, String>,
         controller: Option<ActorRef<ControllerMsg>>,
+        network: Network,
     ) -> Self {
         Self {
             id,
             raft,
             voters,
             controller,
+            network,
         }
     }
 
@@ -273,7 +275,7 @@ impl QuorumClient {
             return Err(Rejected::Failed(format!("node {target} is not a voter")));
         };
         let exchange = async {
-            let mut stream = TokioConnect.connect(addr).await?;
+            let mut stream = Connect::connect(&self.network, addr).await?;
             write_frame(&mut stream, request).await?;
             read_frame::<RaftResponse>(&mut stream)
                 .await?

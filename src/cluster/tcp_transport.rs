@@ -31,6 +31,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::sockets::{Listener, Network, Stream};
+
 /// Opens a stream to a member's address (a `BasicNode::addr`).
 pub trait Connect: Clone + Send + Sync + 'static {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static;
@@ -63,6 +65,27 @@ impl Accept for TcpListener {
 
     async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
         TcpListener::accept(self).await
+    }
+}
+
+/// The broker's sockets (`sockets::Network`): tokio's as `TokioConnect` opens them, or the
+/// simulated network's.
+impl Connect for Network {
+    type Stream = Stream;
+
+    async fn connect(&self, addr: &str) -> io::Result<Stream> {
+        match self {
+            Network::Tcp => TokioConnect.connect(addr).await.map(Stream::Tcp),
+            Network::Simulated(_) => Network::connect(self, addr).await,
+        }
+    }
+}
+
+impl Accept for Listener {
+    type Stream = Stream;
+
+    async fn accept(&mut self) -> io::Result<(Stream, SocketAddr)> {
+        Listener::accept(self).await
     }
 }
 use tracing::{debug, warn};

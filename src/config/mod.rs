@@ -194,7 +194,7 @@ pub struct Config {
     /// How long shutdown waits for in-flight requests before flushing anyway.
     pub shutdown_timeout_ms: u64,
     /// Worker threads of the runtime partition actors run on, apart from the one that
-    /// serves sockets (like Kafka's num.io.threads).
+    /// serves sockets (like Kafka's num.io.threads); 0: on the runtime serving sockets.
     pub storage_threads: usize,
     /// Serve Prometheus metrics on this address (GET /metrics); unset: no metrics.
     pub metrics_listen: Option<SocketAddr>,
@@ -262,6 +262,15 @@ pub struct Config {
     pub leader_imbalance_check_interval_seconds: u64,
     pub leader_imbalance_per_broker_percentage: u32,
     pub log: LogSettings,
+    /// The sockets the broker uses: TCP, or a simulated network in the deterministic
+    /// simulation. Not a config key: chosen by whoever starts the broker.
+    #[serde(skip)]
+    pub network: crate::sockets::Network,
+    /// The quorum member's election timeout, pinned to one value. Not a config key: the
+    /// deterministic simulation pins it per node, as openraft draws it from the thread's
+    /// RNG, which no seed reaches. None: openraft's draw within `cluster::default_config`.
+    #[serde(skip)]
+    pub pinned_election_timeout_ms: Option<u64>,
 }
 
 /// `sasl_plain_users`: user name -> password. Debug shows the names only.
@@ -356,6 +365,8 @@ impl Default for Config {
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,
             log: LogSettings::default(),
+            network: crate::sockets::Network::Tcp,
+            pinned_election_timeout_ms: None,
         }
     }
 }

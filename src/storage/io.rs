@@ -49,6 +49,25 @@ pub trait Storage: Send + Sync + Debug + 'static {
     fn exists(&self, path: &Path) -> bool;
     /// fsync of a directory, so a created or renamed entry survives a power loss.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// True where blocking work on this storage (fsync, deletion, cleaning) runs on the
+    /// caller's runtime as a task rather than on a blocking thread: a simulated disk,
+    /// whose operations are in memory, in a simulation that must not depend on threads.
+    fn runs_inline(&self) -> bool {
+        false
+    }
+}
+
+/// Runs blocking storage work as `tokio::task::spawn_blocking` does, or as a task on the
+/// current runtime where `storage.runs_inline()`.
+pub fn spawn_blocking<T: Send + 'static>(
+    storage: &dyn Storage,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    if storage.runs_inline() {
+        tokio::spawn(async move { work() })
+    } else {
+        tokio::task::spawn_blocking(work)
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]

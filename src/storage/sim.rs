@@ -548,6 +548,10 @@ impl Storage for SimStorage {
         self.disk().lookup(path).is_some()
     }
 
+    fn runs_inline(&self) -> bool {
+        true
+    }
+
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let stall = self.disk().sync_stall.clone();
         Stall::wait_if_matches(stall, path);

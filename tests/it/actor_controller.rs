@@ -93,6 +93,7 @@ async fn start_with(
                 every: Duration::from_millis(300),
                 imbalance_percent: 10,
             }),
+            network: Default::default(),
         };
         let (controller, _) = Actor::spawn(None, Controller, args).await.unwrap();
         nodes.insert(id, Node { member, controller });

@@ -59,7 +59,7 @@ async fn serve_leader(leader: &Replica) -> (Broker, watch::Sender<Arc<RoutingTab
         None,
         Listener,
         ListenerArgs {
-            listener,
+            listener: broker::sockets::Listener::Tcp(listener),
             identity: ListenerIdentity::plaintext(),
             tls: None,
             context,
@@ -83,6 +83,7 @@ async fn fetcher(port: u16, max_wait: Duration) -> ActorRef<ReplicaFetcherMsg> {
         response_max_bytes: 10 << 20,
         max_wait,
         min_bytes: 1,
+        network: Default::default(),
     };
     Actor::spawn(None, ReplicaFetcher, args).await.unwrap().0
 }

@@ -47,7 +47,7 @@ impl PartitionState {
         };
         self.flush_in_flight = true;
         let myself = myself.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::storage::io::spawn_blocking(self.args.storage.as_ref(), move || {
             let result = job.run();
             let _ = myself.send_message(PartitionMsg::FlushDone {
                 up_to: job.up_to,

@@ -40,7 +40,9 @@ impl PartitionState {
             "Deleted old segments."
         );
         let storage = self.args.storage.clone();
-        tokio::task::spawn_blocking(move || removal.run(storage.as_ref()));
+        crate::storage::io::spawn_blocking(self.args.storage.as_ref(), move || {
+            removal.run(storage.as_ref())
+        });
         segments
     }
 
@@ -61,7 +63,7 @@ impl PartitionState {
         let storage = self.args.storage.clone();
         let myself = myself.clone();
         let started = std::time::Instant::now();
-        tokio::task::spawn_blocking(move || {
+        crate::storage::io::spawn_blocking(self.args.storage.as_ref(), move || {
             let outcome = job.run(storage.as_ref());
             let _ = myself.send_message(PartitionMsg::CleaningDone { outcome, started });
         });
@@ -123,7 +125,7 @@ impl PartitionState {
                 "Could not fsync the data directory after deleting a partition; a power cut may bring it back.");
         }
         // Removing many segment files can take a while: not on the actor.
-        tokio::task::spawn_blocking(move || {
+        crate::storage::io::spawn_blocking(self.args.storage.as_ref(), move || {
             if let Err(err) = storage.remove_dir_all(&doomed) {
                 warn!(dir = %doomed.display(), %err, "Could not remove a deleted partition's directory.");
             }
