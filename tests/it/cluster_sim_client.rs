@@ -204,9 +204,12 @@ pub(crate) struct Fetched {
     pub(crate) records: Vec<(i64, Vec<u8>)>,
 }
 
-/// A consumer's Fetch (replica id -1, read committed up to the high watermark).
+/// A consumer's Fetch (replica id -1, read committed up to the high watermark). From
+/// `version` 11 a follower serves it too, up to its own high watermark (KIP-392); below, only
+/// the leader does.
 pub(crate) async fn fetch(
     conns: &mut Conns,
+    version: i16,
     broker: i32,
     topic: &str,
     partition: i32,
@@ -224,7 +227,7 @@ pub(crate) async fn fetch(
                 .with_partition(partition)
                 .with_fetch_offset(offset)
                 .with_partition_max_bytes(256 << 10)])]);
-    let resp = conns.call(broker, 12, &req).await?;
+    let resp = conns.call(broker, version, &req).await?;
     let p = resp.responses.first()?.partitions.first()?;
     let mut records = Vec::new();
     if let Some(bytes) = &p.records {

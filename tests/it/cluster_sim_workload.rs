@@ -138,7 +138,8 @@ pub(crate) async fn consumer(shared: Shared) -> turmoil::Result {
                 continue;
             };
             let position = positions[partition as usize];
-            match client::fetch(&mut conns, leader, TOPIC, partition, position).await {
+            // v12: a broker that stopped leading may serve as a follower (KIP-392).
+            match client::fetch(&mut conns, 12, leader, TOPIC, partition, position).await {
                 Some(f) if f.error_code == 0 => {
                     let mut seen = lock(&shared);
                     for (offset, value) in f.records {
@@ -283,7 +284,8 @@ async fn read_all(
     let mut records = Vec::new();
     let mut position = 0;
     loop {
-        let fetched = client::fetch(conns, leader, TOPIC, partition, position).await?;
+        // v10: only the leader answers, so its high watermark is the one read back.
+        let fetched = client::fetch(conns, 10, leader, TOPIC, partition, position).await?;
         if fetched.error_code != 0 {
             return None;
         }

@@ -427,6 +427,12 @@ impl PartitionState {
         }
         info!(topic = %self.args.topic, partition = self.args.partition, leader, leader_epoch,
             "Became a follower.");
+        // A replica opened at start took its recovered log end as high watermark, which may
+        // hold records never committed. As a follower it serves consumers (KIP-392) only
+        // what its leader's answers then say is committed.
+        if matches!(self.role(), Some(Role::Unassigned)) {
+            self.high_watermark = self.log.log_start_offset();
+        }
         self.fail_waiting_acks(PartitionError::NotAvailable);
         // Parked consumer fetches wake and are told this replica no longer leads.
         for fetch in self.parked_fetches.drain(..) {
