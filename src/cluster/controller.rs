@@ -25,7 +25,7 @@ use super::liveness::{late_brokers, listener_refuses};
 use super::reassignment::{self, Reassignment, ReassignmentError};
 use super::rpc::{local_write, BrokerHeartbeat, IsrChange, Rejected};
 use super::{AppliedImage, MetadataRaft, NodeId};
-use crate::actors::metadata::{MetadataImage, MetadataRecord};
+use crate::actors::metadata::{BrokerImage, MetadataImage, MetadataRecord};
 
 pub enum ControllerMsg {
     /// Answered with the metadata index applied here once the heartbeat's records are.
@@ -468,13 +468,7 @@ pub fn on_heartbeat(image: &MetadataImage, heartbeat: &BrokerHeartbeat) -> Vec<M
             b.host != heartbeat.host || b.port != heartbeat.port || b.rack != heartbeat.rack
         });
         if moved {
-            records.push(MetadataRecord::BrokerRegistered {
-                id: heartbeat.id,
-                epoch: known.map_or(1, |b| b.epoch + 1),
-                host: heartbeat.host.clone(),
-                port: heartbeat.port,
-                rack: heartbeat.rack.clone(),
-            });
+            records.push(registration(known, heartbeat));
             records.push(MetadataRecord::BrokerFenced { id: heartbeat.id });
         }
         return records;
@@ -484,13 +478,7 @@ pub fn on_heartbeat(image: &MetadataImage, heartbeat: &BrokerHeartbeat) -> Vec<M
         b.host == heartbeat.host && b.port == heartbeat.port && b.rack == heartbeat.rack
     });
     if !same {
-        records.push(MetadataRecord::BrokerRegistered {
-            id: heartbeat.id,
-            epoch: known.map_or(1, |b| b.epoch + 1),
-            host: heartbeat.host.clone(),
-            port: heartbeat.port,
-            rack: heartbeat.rack.clone(),
-        });
+        records.push(registration(known, heartbeat));
     } else if known.is_some_and(|b| b.fenced) {
         records.push(MetadataRecord::BrokerUnfenced { id: heartbeat.id });
     }
@@ -511,6 +499,17 @@ pub fn on_heartbeat(image: &MetadataImage, heartbeat: &BrokerHeartbeat) -> Vec<M
         }
     }
     records
+}
+
+/// The broker's registration at the next registration epoch (the first is 1).
+fn registration(known: Option<&BrokerImage>, heartbeat: &BrokerHeartbeat) -> MetadataRecord {
+    MetadataRecord::BrokerRegistered {
+        id: heartbeat.id,
+        epoch: known.map_or(1, |b| b.epoch + 1),
+        host: heartbeat.host.clone(),
+        port: heartbeat.port,
+        rack: heartbeat.rack.clone(),
+    }
 }
 
 /// Fencing a broker: it leaves every ISR (the last member stays, leaderless, as Kafka

@@ -8,14 +8,14 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use ractor::ActorRef;
 
 use super::group_store::GroupOffsets;
-use super::offsets_topic::{batch_of, KeyedRecord, OffsetsReplay};
-use crate::actors::partition::{PartitionMsg, PartitionOffsets};
-use crate::actors::{call, CallError};
+use super::internal_topic::{append_acks_all, replay_to_high_watermark};
+use super::offsets_topic::{KeyedRecord, OffsetsReplay};
+use crate::actors::partition::PartitionMsg;
+use crate::actors::CallError;
 use crate::error::PartitionError;
 use crate::storage::StorageError;
 
@@ -68,20 +68,7 @@ pub struct GroupLog {
 impl GroupLog {
     /// Appends the records as one batch with acks=all; Ok once the ISR has them.
     pub async fn append(&self, records: &[KeyedRecord]) -> Result<(), GroupLogError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let batch = Bytes::from(batch_of(records, now_ms));
-        let append = |reply| PartitionMsg::Append {
-            records: batch,
-            acks: -1,
-            reply,
-        };
-        call(&self.partition, append, self.commit_timeout).await??;
-        Ok(())
+        append_acks_all(&self.partition, records, self.commit_timeout).await
     }
 }
 
@@ -95,9 +82,6 @@ pub enum Loaded {
     NotYet,
 }
 
-/// Bytes one read of a load asks for.
-const LOAD_READ_BYTES: usize = 4 * 1024 * 1024;
-
 /// Replays the partition whose leader `partition` is, from its log start to its high
 /// watermark. Waits until the high watermark reaches the log end offset: what the new
 /// leader holds past it may be offsets acknowledged by the previous leader.
@@ -105,37 +89,14 @@ pub async fn load(
     partition: &ActorRef<PartitionMsg>,
     timeout: Duration,
 ) -> Result<Loaded, GroupLogError> {
-    let offsets: PartitionOffsets =
-        call(partition, |reply| PartitionMsg::Offsets { reply }, timeout).await?;
-    if offsets.high_watermark < offsets.log_end_offset {
-        return Ok(Loaded::NotYet);
-    }
     let mut replay = OffsetsReplay::default();
-    let mut next = offsets.log_start_offset;
-    while next < offsets.high_watermark {
-        let read = |reply| PartitionMsg::Read {
-            offset: next,
-            max_bytes: LOAD_READ_BYTES,
-            min_one: true,
-            read_committed: false,
-            reply,
-        };
-        let read = call(partition, read, timeout).await??;
-        if read.records.is_empty() {
-            break;
-        }
-        replay.apply_batches(&read.records)?;
-        let after = last_offset(&read.records)?;
-        if after < next {
-            break;
-        }
-        next = after + 1;
-    }
-    Ok(Loaded::Groups(replay.groups))
-}
-
-/// The last offset of the last whole batch in `batches`.
-fn last_offset(batches: &[u8]) -> Result<i64, GroupLogError> {
-    let split = crate::storage::batch::split_batches(batches, usize::MAX)?;
-    Ok(split.last().map_or(-1, |(h, _)| h.last_offset()))
+    let complete = replay_to_high_watermark::<GroupLogError>(partition, timeout, |batches| {
+        replay.apply_batches(batches)
+    })
+    .await?;
+    Ok(if complete {
+        Loaded::Groups(replay.groups)
+    } else {
+        Loaded::NotYet
+    })
 }
