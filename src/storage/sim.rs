@@ -43,6 +43,9 @@ const ROOT: u64 = 0;
 
 #[derive(Debug)]
 struct Disk {
+    /// Blocking work runs as a task on the caller's runtime (`Storage::runs_inline`): set
+    /// by a whole-cluster simulation, never with stalled syncs (a stall blocks its thread).
+    inline: bool,
     /// Inodes: an unlinked file stays readable through its open handles, as on a real disk.
     files: BTreeMap<u64, SimFile>,
     dirs: BTreeMap<u64, DirNode>,
@@ -67,6 +70,7 @@ struct Disk {
 impl Default for Disk {
     fn default() -> Self {
         Disk {
+            inline: false,
             files: BTreeMap::new(),
             dirs: BTreeMap::from([(ROOT, DirNode::default())]),
             next_inode: ROOT + 1,
@@ -231,6 +235,13 @@ pub struct SimStorage {
 impl SimStorage {
     pub fn new() -> Self {
         SimStorage::default()
+    }
+
+    /// For a deterministic simulation: blocking work on this disk runs as a task on the
+    /// current runtime instead of on a blocking thread. Not with `stall_syncs`, whose
+    /// stall would then block the runtime's thread.
+    pub fn run_inline(&self) {
+        self.disk().inline = true;
     }
 
     fn disk(&self) -> MutexGuard<'_, Disk> {
@@ -549,7 +560,7 @@ impl Storage for SimStorage {
     }
 
     fn runs_inline(&self) -> bool {
-        true
+        self.disk().inline
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {

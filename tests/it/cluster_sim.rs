@@ -240,6 +240,7 @@ pub(crate) fn run_seed(seed: u64, seconds: u64) -> Result<Outcome, String> {
     let bound = Arc::new(Mutex::new(BTreeSet::new()));
     for (id, ip) in IDS.into_iter().zip(&ips) {
         let disk = Arc::new(SimStorage::new());
+        disk.run_inline();
         disk.track_directory_entries();
         disks.insert(id, disk.clone());
         // Distinct election timeouts break ties; the seed moves them.
