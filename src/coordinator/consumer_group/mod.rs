@@ -574,5 +574,4 @@ impl ConsumerGroup {
 }
 
 #[cfg(test)]
-#[path = "consumer_group_tests.rs"]
 mod tests;
