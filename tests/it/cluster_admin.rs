@@ -21,7 +21,9 @@ use rdkafka::producer::BaseRecord;
 
 use super::client_hostile_records::request;
 use super::cluster_metadata::{broker_ids, every, start_cluster, topic, wait_everywhere, SLACK};
-use super::harness::{bootstrap_all, consume, consumer, flush, producer, send, TestBroker};
+use super::harness::{
+    bootstrap_all, consume, consumer, flush, idempotent_producer, send, TestBroker,
+};
 use super::protocol_versions::name;
 
 const NOT_CONTROLLER: i16 = 41;
@@ -291,15 +293,7 @@ fn a_reassignment_moves_a_replica_to_a_fourth_broker_under_load() {
             .is_some_and(|t| t.partitions.len() == 1 && t.partitions[0].isr_nodes.len() == 3)
     });
     let bootstrap = bootstrap_all(&brokers);
-    let (producer, deliveries) = producer(
-        &bootstrap,
-        &[
-            ("acks", "all"),
-            ("enable.idempotence", "true"),
-            ("message.timeout.ms", "60000"),
-            ("linger.ms", "5"),
-        ],
-    );
+    let (producer, deliveries) = idempotent_producer(&bootstrap);
     let payload = |i: usize| format!("record-{i}").into_bytes();
     let send_range = |range: std::ops::Range<usize>| {
         for i in range {

@@ -32,7 +32,7 @@ use super::cluster_metadata::{
 };
 use super::cluster_network_faults::produce_straight_to;
 use super::harness::{
-    bootstrap_all, consume, consumer, flush, producer, send, send_and_wait, TestBroker,
+    bootstrap_all, consume, consumer, flush, idempotent_producer, send, send_and_wait, TestBroker,
 };
 
 const TOPIC: &str = "failover";
@@ -56,15 +56,7 @@ fn acks_all_records_survive_a_leader_kill_exactly_once() {
         .leader_id
         .0;
     let bootstrap = bootstrap_all(&brokers);
-    let (producer, deliveries) = producer(
-        &bootstrap,
-        &[
-            ("acks", "all"),
-            ("enable.idempotence", "true"),
-            ("message.timeout.ms", "60000"),
-            ("linger.ms", "5"),
-        ],
-    );
+    let (producer, deliveries) = idempotent_producer(&bootstrap);
     let payload = |i: usize| format!("record-{i}").into_bytes();
     for i in 0..BEFORE {
         let value = payload(i);

@@ -264,6 +264,20 @@ pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> (CountingProducer, A
 }
 
 /// Enqueues one record, waiting (bounded) while librdkafka's queue is full.
+/// An idempotent acks=all producer that waits up to a minute for each record, as the
+/// cluster tests use across leader changes.
+pub fn idempotent_producer(bootstrap: &str) -> (CountingProducer, Arc<Deliveries>) {
+    producer(
+        bootstrap,
+        &[
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+            ("message.timeout.ms", "60000"),
+            ("linger.ms", "5"),
+        ],
+    )
+}
+
 pub fn send(producer: &CountingProducer, record: BaseRecord<'_, [u8], [u8]>) {
     if let Err(e) = try_send(producer, record) {
         panic!("send failed: {e}");
