@@ -174,7 +174,8 @@ impl Broker {
                 expiration_check_interval: Duration::from_millis(
                     config.transaction_remove_expired_transaction_cleanup_interval_ms,
                 ),
-                network: config.network.clone(),
+                connector: crate::cluster::broker_client::BrokerConnector::from_config(&config)
+                    .map_err(|e| StartError::Config(e.to_string()))?,
                 transaction_state: config.cluster_mode().then(|| TxnStateTopicArgs {
                     node_id: config.node_id,
                     append_timeout: TXN_STATE_APPEND_TIMEOUT,

@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use crate::sockets::{Network, Stream};
+use crate::security::transport_layer::TransportLayer;
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -40,7 +40,7 @@ use tracing::{debug, info, warn};
 use super::partition::{PartitionMsg, ReplicationMsg};
 use super::replica_fetcher_session::{FetchSessionHandler, PartitionFetch};
 use crate::actors::call;
-use crate::cluster::broker_client::{self, BrokerCallError as RoundError, CallSpec};
+use crate::cluster::broker_client::{self, BrokerCallError as RoundError, BrokerConnector, CallSpec};
 
 const FETCH_VERSION: i16 = 12;
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
@@ -66,8 +66,8 @@ pub struct ReplicaFetcherArgs {
     /// replica.fetch.wait.max.ms and replica.fetch.min.bytes.
     pub max_wait: Duration,
     pub min_bytes: i32,
-    /// The sockets to reach the source broker with.
-    pub network: Network,
+    /// How to reach the source broker (sockets, TLS, SASL login).
+    pub connector: BrokerConnector,
 }
 
 /// Kafka's replica.fetch.response.max.bytes default.
@@ -78,6 +78,7 @@ impl ReplicaFetcherArgs {
     /// with the replica.fetch.* settings of `config`.
     pub fn from_config(
         config: &crate::config::Config,
+        connector: BrokerConnector,
         broker_id: i32,
         source_broker: i32,
         address: String,
@@ -90,7 +91,7 @@ impl ReplicaFetcherArgs {
             response_max_bytes: RESPONSE_MAX_BYTES.max(config.replica_fetch_max_bytes),
             max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
             min_bytes: config.replica_fetch_min_bytes,
-            network: config.network.clone(),
+            connector,
         }
     }
 }
@@ -124,13 +125,14 @@ pub enum ReplicaFetcherMsg {
 
 /// What a round hands back to the fetcher.
 pub struct RoundDone {
-    connection: Option<Stream>,
+    connection: Option<TransportLayer>,
     session: FetchSessionHandler,
     /// The round's partitions as it left them (truncation done, offsets learnt).
     partitions: BTreeMap<(String, i32), Followed>,
     /// Partitions the leader refused (not its leader, another epoch): paused a while.
     refused: Vec<(String, i32)>,
-    failed: bool,
+    /// Why the round failed, if it did.
+    failed: Option<RoundError>,
 }
 
 impl crate::metrics::ActorKind for ReplicaFetcherMsg {
@@ -159,7 +161,7 @@ struct Followed {
 pub struct ReplicaFetcherState {
     args: ReplicaFetcherArgs,
     partitions: BTreeMap<(String, i32), Followed>,
-    connection: Option<Stream>,
+    connection: Option<TransportLayer>,
     /// The incremental fetch session with the leader; lent to the round in flight.
     session: Option<FetchSessionHandler>,
     round_in_flight: bool,
@@ -167,6 +169,9 @@ pub struct ReplicaFetcherState {
     generations: u64,
     /// The session id as the last round left it.
     session_id: i32,
+    /// Rounds fail since the last one that did not: the first failure is a warning, the
+    /// rest (a wrong password, a leader away) only debug lines until a round succeeds.
+    failing: bool,
 }
 
 pub struct ReplicaFetcher;
@@ -191,6 +196,7 @@ impl Actor for ReplicaFetcher {
             rounds: 0,
             generations: 0,
             session_id: 0,
+            failing: false,
         })
     }
 
@@ -259,10 +265,23 @@ impl Actor for ReplicaFetcher {
                         }
                     }
                 }
-                if failed {
-                    myself.send_after(BACKOFF, || ReplicaFetcherMsg::Round);
-                } else {
-                    state.start_round(&myself);
+                let source_broker = state.args.source_broker;
+                match failed {
+                    Some(err) => {
+                        if !std::mem::replace(&mut state.failing, true) {
+                            warn!(source_broker, %err,
+                                "Replica fetches from a broker fail; retrying after a pause, warning again only once they have worked.");
+                        } else {
+                            debug!(source_broker, %err, "A replica fetch round failed again.");
+                        }
+                        myself.send_after(BACKOFF, || ReplicaFetcherMsg::Round);
+                    }
+                    None => {
+                        if std::mem::take(&mut state.failing) {
+                            info!(source_broker, "Replica fetches from a broker work again.");
+                        }
+                        state.start_round(&myself);
+                    }
                 }
             }
         }
@@ -302,12 +321,8 @@ impl ReplicaFetcherState {
         tokio::spawn(async move {
             let mut round = round;
             let (connection, failed) = match round.run(connection).await {
-                Ok(connection) => (Some(connection), false),
-                Err(err) => {
-                    warn!(source_broker = round.args.source_broker, %err,
-                        "A replica fetch round failed; retrying after a pause.");
-                    (None, true)
-                }
+                Ok(connection) => (Some(connection), None),
+                Err(err) => (None, Some(err)),
             };
             let done = RoundDone {
                 connection,
@@ -331,12 +346,12 @@ struct Round {
 
 impl Round {
     /// Truncations first, then one fetch; returns the connection.
-    async fn run(&mut self, connection: Option<Stream>) -> Result<Stream, RoundError> {
+    async fn run(&mut self, connection: Option<TransportLayer>) -> Result<TransportLayer, RoundError> {
         let mut stream = match connection {
             Some(stream) => stream,
             None => {
-                broker_client::connect(&self.args.network, &self.args.address, LOCAL_TIMEOUT)
-                    .await?
+                let connector = &self.args.connector;
+                connector.connect(&self.args.address, LOCAL_TIMEOUT).await?
             }
         };
         self.truncate(&mut stream).await?;
@@ -350,7 +365,7 @@ impl Round {
     }
 
     /// KIP-279 for every partition with a new leader epoch.
-    async fn truncate(&mut self, stream: &mut Stream) -> Result<(), RoundError> {
+    async fn truncate(&mut self, stream: &mut TransportLayer) -> Result<(), RoundError> {
         let mut asked = Vec::new();
         for ((topic, partition), f) in self.partitions.iter().filter(|(_, f)| f.needs_truncation) {
             let view = local_call(&f.local, |reply| ReplicationMsg::DescribeRole { reply }).await?;
@@ -436,7 +451,7 @@ impl Round {
 
     /// One long-polled Fetch, in the session, of every partition not waiting for a
     /// truncation.
-    async fn fetch(&mut self, stream: &mut Stream) -> Result<(), RoundError> {
+    async fn fetch(&mut self, stream: &mut TransportLayer) -> Result<(), RoundError> {
         let max_bytes = self.args.max_bytes.min(i32::MAX as usize) as i32;
         let wanted: BTreeMap<(String, i32), PartitionFetch> = self
             .partitions
@@ -501,7 +516,7 @@ impl Round {
     /// restart at the leader's log start, or a pause.
     async fn take_answer(
         &mut self,
-        stream: &mut Stream,
+        stream: &mut TransportLayer,
         key: &(String, i32),
         answer: PartitionData,
     ) -> Result<(), RoundError> {
@@ -556,7 +571,7 @@ impl Round {
     /// handleOutOfRangeError with the leader's earliest offset).
     async fn restart_at_log_start(
         &mut self,
-        stream: &mut Stream,
+        stream: &mut TransportLayer,
         topic: &str,
         partition: i32,
         f: &Followed,
@@ -597,7 +612,7 @@ impl Round {
     /// One request and its response on the connection, within `wait`.
     async fn call<R: Request>(
         &mut self,
-        stream: &mut Stream,
+        stream: &mut TransportLayer,
         version: i16,
         req: &R,
         wait: Duration,
@@ -637,7 +652,7 @@ mod tests {
     #[test]
     fn the_fetcher_takes_kafkas_replica_fetch_defaults() {
         let config = crate::config::Config::default();
-        let args = ReplicaFetcherArgs::from_config(&config, 2, 1, "b1:9093".into());
+        let args = ReplicaFetcherArgs::from_config(&config, Default::default(), 2, 1, "b1:9093".into());
         assert_eq!(args.max_bytes, 1_048_576);
         assert_eq!(args.max_wait, Duration::from_millis(500));
         assert_eq!(args.min_bytes, 1);

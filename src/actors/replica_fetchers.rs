@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::partition::PartitionMsg;
 use super::replica_fetcher::{ReplicaFetcher, ReplicaFetcherArgs, ReplicaFetcherMsg};
+use crate::cluster::broker_client::BrokerConnector;
 use crate::config::Config;
 
 pub enum ReplicaFetchersMsg {
@@ -35,6 +36,8 @@ impl crate::metrics::ActorKind for ReplicaFetchersMsg {
 pub struct ReplicaFetchersState {
     broker_id: i32,
     config: Arc<Config>,
+    /// How fetchers reach other brokers, made once from `config`.
+    connector: BrokerConnector,
     /// Fetchers by (source broker, address): a broker back at a new address gets a new one.
     fetchers: BTreeMap<(i32, String), ActorRef<ReplicaFetcherMsg>>,
     /// Which fetcher each followed partition is on.
@@ -54,9 +57,11 @@ impl Actor for ReplicaFetchers {
         _myself: ActorRef<Self::Msg>,
         (broker_id, config): (i32, Arc<Config>),
     ) -> Result<Self::State, ActorProcessingErr> {
+        let connector = BrokerConnector::from_config(&config)?;
         Ok(ReplicaFetchersState {
             broker_id,
             config,
+            connector,
             fetchers: BTreeMap::new(),
             following: BTreeMap::new(),
         })
@@ -84,6 +89,7 @@ impl Actor for ReplicaFetchers {
                     None => {
                         let args = ReplicaFetcherArgs::from_config(
                             &state.config,
+                            state.connector.clone(),
                             state.broker_id,
                             leader,
                             address,

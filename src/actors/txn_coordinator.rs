@@ -461,7 +461,7 @@ impl TxnCoordinatorState {
         };
         let routes = self.deps.routing.borrow().clone();
         let timeout = self.deps.marker_timeout;
-        let network = &self.deps.network;
+        let connector = &self.deps.connector;
         let plan = MarkerPlan::new(&routes, &meta.partitions, &meta.groups);
         let coordinator_epoch = self.coordinator_epoch;
         let markers = plan.local.into_iter().map(|(topic, partition, actor)| {
@@ -487,7 +487,7 @@ impl TxnCoordinatorState {
             coordinator_epoch: self.coordinator_epoch,
         };
         let remote = plan.remote.iter().map(|(address, partitions)| {
-            write_remote(network, address, marker, partitions, timeout)
+            write_remote(connector, address, marker, partitions, timeout)
         });
         let groups = plan.local_groups.iter().map(|group_id| {
             let registry = self.deps.groups.clone();

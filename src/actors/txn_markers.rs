@@ -102,7 +102,7 @@ pub struct Marker {
 /// Sends the marker for `partitions` to the broker at `address` in one WriteTxnMarkers
 /// request; answers the partitions not written, each with why.
 pub async fn write_remote(
-    network: &crate::sockets::Network,
+    connector: &broker_client::BrokerConnector,
     address: &str,
     marker: Marker,
     partitions: &BTreeSet<(String, i32)>,
@@ -134,7 +134,7 @@ pub async fn write_remote(
         response_limit: RESPONSE_LIMIT,
     };
     let answer = async {
-        let mut stream = broker_client::connect(network, address, wait).await?;
+        let mut stream = connector.connect(address, wait).await?;
         broker_client::call(&mut stream, spec, &req).await
     };
     let resp = match answer.await {

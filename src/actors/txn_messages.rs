@@ -83,8 +83,8 @@ pub struct TxnDeps {
     pub id_expiration: Duration,
     /// How often the registry asks its coordinators to check for expiry.
     pub expiration_check_interval: Duration,
-    /// The sockets markers reach other brokers with.
-    pub network: crate::sockets::Network,
+    /// How markers reach other brokers (sockets, TLS, SASL login).
+    pub connector: crate::cluster::broker_client::BrokerConnector,
     /// Cluster mode: ids live on `__transaction_state`; None: in files under `dir`.
     pub transaction_state: Option<TxnStateTopicArgs>,
 }

@@ -1,16 +1,26 @@
-//! One Kafka request to another broker and its response, over a plain TCP connection
-//! (or the simulated network's, see `sockets`): the inter-broker client that the replica
-//! fetcher and the transaction marker sender share. Every length read off the wire is
-//! bounded.
+//! One Kafka request to another broker and its response: the inter-broker client that the
+//! replica fetcher and the transaction marker sender share. Its connections speak the
+//! inter-broker listener's protocol (`config::inter_broker`): plain TCP (or the simulated
+//! network's, see `sockets`), TLS checked against the truststore and the peer's host, and
+//! a SASL login (SaslHandshake, then SaslAuthenticate with PLAIN or SCRAM) as the broker's
+//! own principal. Every length read off the wire is bounded.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::sockets::{Network, Stream};
+use crate::config::InterBrokerSecurity;
+use crate::security::jaas::JaasLogin;
+use crate::security::sasl::SaslMechanism;
+use crate::security::sasl_client::{plain_token, ScramClient};
+use crate::security::transport_layer::TransportLayer;
+use crate::sockets::Network;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerCallError {
@@ -20,19 +30,122 @@ pub enum BrokerCallError {
     Protocol(String),
     #[error("the other broker did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("the other broker did not accept this broker's login: {0}")]
+    Authentication(String),
 }
 
-/// A connection to `address` (host:port) on `network`, with Nagle off, within `wait`.
-pub async fn connect(
-    network: &Network,
-    address: &str,
+/// How this broker reaches other brokers: its sockets, and what the inter-broker
+/// listener speaks.
+#[derive(Clone, Debug, Default)]
+pub struct BrokerConnector {
+    pub network: Network,
+    pub security: Arc<InterBrokerSecurity>,
+}
+
+/// The largest SASL answer read during a login.
+const LOGIN_RESPONSE_LIMIT: usize = 64 * 1024;
+
+impl BrokerConnector {
+    /// PLAINTEXT on `network` (tests, and brokers with no inter-broker security).
+    pub fn plaintext(network: Network) -> Self {
+        Self {
+            network,
+            security: Arc::default(),
+        }
+    }
+
+    /// The connector `config` describes; reads the TLS files.
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            network: config.network.clone(),
+            security: Arc::new(config.inter_broker_security()?),
+        })
+    }
+
+    /// A connection to `address` (host:port), Nagle off, with its TLS handshake and SASL
+    /// login done, all within `wait`.
+    pub async fn connect(
+        &self,
+        address: &str,
+        wait: Duration,
+    ) -> Result<TransportLayer, BrokerCallError> {
+        let open = async {
+            let stream = self.network.connect(address).await?;
+            stream.set_nodelay(true)?;
+            let tls = self.security.tls.as_ref();
+            let mut stream = TransportLayer::client(stream, tls, address).await?;
+            if let Some((mechanism, login)) = &self.security.sasl {
+                authenticate(&mut stream, *mechanism, login, wait).await?;
+            }
+            Ok(stream)
+        };
+        tokio::time::timeout(wait, open)
+            .await
+            .map_err(|_| BrokerCallError::Timeout(wait))?
+    }
+}
+
+/// KIP-43's exchange: SaslHandshake v1 naming the mechanism, then its tokens in
+/// SaslAuthenticate v1 requests.
+async fn authenticate(
+    stream: &mut TransportLayer,
+    mechanism: SaslMechanism,
+    login: &JaasLogin,
     wait: Duration,
-) -> Result<Stream, BrokerCallError> {
-    let stream = tokio::time::timeout(wait, network.connect(address))
-        .await
-        .map_err(|_| BrokerCallError::Timeout(wait))??;
-    stream.set_nodelay(true)?;
-    Ok(stream)
+) -> Result<(), BrokerCallError> {
+    let mut spec = CallSpec {
+        version: 1,
+        correlation: -10,
+        client_id: "broker-login",
+        wait,
+        response_limit: LOGIN_RESPONSE_LIMIT,
+    };
+    let handshake = SaslHandshakeRequest::default()
+        .with_mechanism(StrBytes::from_static_str(mechanism.name()));
+    let answer = call(stream, spec, &handshake).await?;
+    if answer.error_code != 0 {
+        return Err(BrokerCallError::Authentication(format!(
+            "{} is not enabled there (error {}; enabled: {:?})",
+            mechanism.name(),
+            answer.error_code,
+            answer.mechanisms
+        )));
+    }
+    let refused =
+        |e: crate::security::scram::ScramError| BrokerCallError::Authentication(e.to_string());
+    spec.correlation -= 1;
+    match mechanism {
+        SaslMechanism::Plain => {
+            let token = plain_token(&login.username, &login.password);
+            sasl_token(stream, spec, token).await?;
+        }
+        SaslMechanism::Scram(m) => {
+            let (client, first) = ScramClient::start(m, &login.username, login.password.clone());
+            let server_first = sasl_token(stream, spec, first).await?;
+            let (client, last) = client.answer(&server_first).map_err(refused)?;
+            spec.correlation -= 1;
+            let server_final = sasl_token(stream, spec, last).await?;
+            client.verify(&server_final).map_err(refused)?;
+        }
+    }
+    Ok(())
+}
+
+/// One SaslAuthenticate exchange: our token out, the server's back.
+async fn sasl_token(
+    stream: &mut TransportLayer,
+    spec: CallSpec,
+    token: Vec<u8>,
+) -> Result<Vec<u8>, BrokerCallError> {
+    let req = SaslAuthenticateRequest::default().with_auth_bytes(token.into());
+    let answer = call(stream, spec, &req).await?;
+    match answer.error_code {
+        0 => Ok(answer.auth_bytes.to_vec()),
+        code => Err(BrokerCallError::Authentication(format!(
+            "error {code}: {}",
+            answer.error_message.as_deref().unwrap_or("no message")
+        ))),
+    }
 }
 
 /// What one request needs besides its body.
@@ -49,7 +162,7 @@ pub struct CallSpec {
 
 /// Sends `req` on `stream` and reads its response, within `spec.wait`.
 pub async fn call<R: Request>(
-    stream: &mut Stream,
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     spec: CallSpec,
     req: &R,
 ) -> Result<R::Response, BrokerCallError> {

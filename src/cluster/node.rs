@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use super::controller::{Controller, ControllerArgs, ControllerMsg, LeaderRebalance};
 use super::rpc::{BrokerHeartbeat, QuorumClient};
-use super::tcp_transport::{serve_with, TcpNetwork};
+use super::tcp_transport::{serve_with, QuorumConnect, TcpNetwork};
 use super::{default_config, AppliedImage, NodeId, QuorumError, QuorumMember};
 use crate::config::Config;
 use crate::storage::record_file::create_store_dir;
@@ -62,6 +62,14 @@ impl ClusterNode {
         let Some(addr) = config.controller_address() else {
             return Err(QuorumError::Raft("no controller_listen address".into()));
         };
+        let (connector, acceptor) = match config
+            .quorum_tls()
+            .map_err(|e| QuorumError::Raft(e.to_string()))?
+        {
+            Some((connector, acceptor)) => (Some(connector), Some(acceptor)),
+            None => (None, None),
+        };
+        let connect = QuorumConnect::new(config.network.clone(), connector);
         create_store_dir(storage.as_ref(), &config.data_dir)?;
         let nodes: BTreeMap<NodeId, BasicNode> = voters
             .iter()
@@ -84,7 +92,7 @@ impl ClusterNode {
             raft_config,
             storage,
             &config.data_dir,
-            TcpNetwork::new(config.network.clone()).with_voters(addresses.clone()),
+            TcpNetwork::new(connect.clone()).with_voters(addresses.clone()),
         )
         .await?;
         let listener = config
@@ -121,6 +129,7 @@ impl ClusterNode {
             listener,
             member.raft.clone(),
             controller.clone(),
+            acceptor,
         ))];
         if voter {
             member.initialize_with(nodes).await?;
@@ -130,7 +139,7 @@ impl ClusterNode {
             member.raft.clone(),
             addresses,
             controller.clone(),
-            config.network.clone(),
+            connect,
         );
         let heartbeat = BrokerHeartbeat {
             id: config.node_id,

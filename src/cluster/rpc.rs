@@ -17,10 +17,11 @@ use super::controller::{ControllerMsg, ReassignmentOutcome};
 use super::elections::{ElectLeaders, ElectionOutcome};
 use super::quorum_description::QuorumDescription;
 use super::reassignment::Reassignment;
-use super::tcp_transport::{read_frame, write_frame, Connect, RaftRequest, RaftResponse};
+use super::tcp_transport::{
+    read_frame, write_frame, Connect, QuorumConnect, RaftRequest, RaftResponse,
+};
 use super::{MetadataRaft, NodeId, QuorumError};
 use crate::actors::metadata::MetadataRecord;
-use crate::sockets::Network;
 
 /// A broker's periodic heartbeat: who it is and where clients and the quorum reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,7 +133,7 @@ pub struct QuorumClient {
     raft: MetadataRaft,
     voters: BTreeMap<NodeId, String>,
     controller: Option<ActorRef<ControllerMsg>>,
-    network: Network,
+    network: QuorumConnect,
 }
 
 impl QuorumClient {
@@ -141,7 +142,7 @@ impl QuorumClient {
         raft: MetadataRaft,
         voters: BTreeMap<NodeId, String>,
         controller: Option<ActorRef<ControllerMsg>>,
-        network: Network,
+        network: QuorumConnect,
     ) -> Self {
         Self {
             id,

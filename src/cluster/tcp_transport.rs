@@ -30,7 +30,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::security::transport_layer::TransportLayer;
 use crate::sockets::{Listener, Network, Stream};
 
 /// Opens a stream to a member's address (a `BasicNode::addr`).
@@ -78,6 +80,29 @@ impl Connect for Network {
             Network::Tcp => TokioConnect.connect(addr).await.map(Stream::Tcp),
             Network::Simulated(_) => Network::connect(self, addr).await,
         }
+    }
+}
+
+/// The quorum's connections as `controller_listener_names` sets them: the broker's sockets
+/// (`sockets::Network`), with TLS to every peer when it maps to SSL.
+#[derive(Clone, Default)]
+pub struct QuorumConnect {
+    network: Network,
+    tls: Option<TlsConnector>,
+}
+
+impl QuorumConnect {
+    pub fn new(network: Network, tls: Option<TlsConnector>) -> Self {
+        Self { network, tls }
+    }
+}
+
+impl Connect for QuorumConnect {
+    type Stream = TransportLayer;
+
+    async fn connect(&self, addr: &str) -> io::Result<TransportLayer> {
+        let stream = Connect::connect(&self.network, addr).await?;
+        TransportLayer::client(stream, self.tls.as_ref(), addr).await
     }
 }
 
@@ -189,14 +214,20 @@ pub async fn read_frame<T: DeserializeOwned>(
 /// Answers Raft requests arriving on `listener` from the local member, until the listener
 /// task is dropped or aborted.
 pub async fn serve(listener: impl Accept, raft: MetadataRaft) {
-    serve_with(listener, raft, None).await
+    serve_with(listener, raft, None, None).await
 }
 
-/// As `serve`, handing broker heartbeats to this node's controller (a voter's).
+/// The longest a peer may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// As `serve`, handing broker heartbeats to this node's controller (a voter's), and with
+/// `tls` set, serving only peers whose TLS handshake (with a certificate the truststore
+/// vouches for) succeeds.
 pub async fn serve_with(
     mut listener: impl Accept,
     raft: MetadataRaft,
     controller: Option<ractor::ActorRef<ControllerMsg>>,
+    tls: Option<TlsAcceptor>,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -209,8 +240,24 @@ pub async fn serve_with(
         };
         let raft = raft.clone();
         let controller = controller.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(err) = serve_connection(stream, &raft, controller.as_ref()).await {
+            let served = match tls {
+                None => serve_connection(stream, &raft, controller.as_ref()).await,
+                Some(tls) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await
+                {
+                    Ok(Ok(stream)) => serve_connection(stream, &raft, controller.as_ref()).await,
+                    Ok(Err(err)) => {
+                        warn!(%peer, %err, "Refused a quorum connection whose TLS handshake failed.");
+                        return;
+                    }
+                    Err(_) => {
+                        warn!(%peer, "Refused a quorum connection that did not finish its TLS handshake in time.");
+                        return;
+                    }
+                },
+            };
+            if let Err(err) = served {
                 warn!(%peer, %err, "Closed a quorum connection.");
             }
         });

@@ -84,12 +84,12 @@ impl Config {
         })
     }
 
-    /// The address a broker registers in cluster mode: the advertised address of
-    /// `inter_broker_listener_name`'s listener, else of the first listener.
+    /// The address a broker registers in cluster mode: the advertised address of the
+    /// inter-broker listener (`inter_broker_listener`), else of the first listener.
     pub fn advertised(&self) -> (String, i32) {
         let listeners = self.listener_configs().unwrap_or_default();
-        let chosen = match &self.inter_broker_listener_name {
-            Some(name) => listeners.iter().find(|l| l.name.eq_ignore_ascii_case(name)),
+        let chosen = match self.inter_broker_listener() {
+            Some(name) => listeners.iter().find(|l| l.name.eq_ignore_ascii_case(&name)),
             None => listeners.first(),
         };
         if let Some((host, port)) = chosen.and_then(|l| l.advertised.rsplit_once(':')) {

@@ -88,6 +88,9 @@ pub struct Config {
     /// Kafka's `ssl.*` settings (PEM stores), for SSL and SASL_SSL listeners.
     #[serde(flatten)]
     pub tls: crate::security::tls::TlsSettings,
+    /// How the broker's own connections to other brokers are secured (`inter_broker`).
+    #[serde(flatten)]
+    pub inter_broker: InterBrokerSettings,
     pub data_dir: PathBuf,
     pub node_id: i32,
     pub cluster_id: String,
@@ -297,6 +300,7 @@ impl Default for Config {
                 .to_string(),
             inter_broker_listener_name: None,
             tls: crate::security::tls::TlsSettings::default(),
+            inter_broker: InterBrokerSettings::default(),
             data_dir: PathBuf::from("./data"),
             node_id: 0,
             cluster_id: "broker-single-node".to_string(),
@@ -497,6 +501,7 @@ impl Config {
                 "replica_lag_time_max_ms and replica_fetch_max_bytes must be at least 1".into(),
             ));
         }
+        self.validate_inter_broker()?;
         self.validate_cluster()
     }
 }
@@ -525,7 +530,10 @@ impl Config {
 }
 
 mod cluster;
+mod inter_broker;
 mod security;
+
+pub use inter_broker::{InterBrokerSecurity, InterBrokerSettings};
 
 #[cfg(test)]
 mod tests;

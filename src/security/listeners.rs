@@ -144,6 +144,15 @@ pub fn parse(settings: &ListenerSettings<'_>) -> Result<Vec<ListenerConfig>, Lis
     Ok(result)
 }
 
+/// The protocol `name` has in `listener_security_protocol_map` (`map`).
+pub fn protocol_of(map: &str, name: &str) -> Result<SecurityProtocol, ListenerError> {
+    let name = name.trim().to_ascii_uppercase();
+    parse_map(map)?
+        .get(&name)
+        .copied()
+        .ok_or(ListenerError::NotInMap(name))
+}
+
 /// Two binds clash on the same port when either is the wildcard or they are equal.
 fn clashes(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port()

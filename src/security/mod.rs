@@ -8,12 +8,15 @@ pub mod acl;
 pub mod acl_filter;
 pub mod acl_index;
 pub mod authorizer_view;
+pub mod jaas;
 pub mod listeners;
+pub mod peer_tls;
 pub mod plain;
 pub mod principal;
 pub mod principal_mapping;
 pub mod protocol;
 pub mod sasl;
+pub mod sasl_client;
 #[cfg(test)]
 mod sasl_tests;
 pub mod scram;
@@ -21,6 +24,7 @@ pub mod scram;
 mod scram_tests;
 pub mod tls;
 pub mod tls_reload;
+pub mod transport_layer;
 
 pub use principal::KafkaPrincipal;
 pub use protocol::SecurityProtocol;

@@ -82,6 +82,8 @@ pub enum TlsError {
     NoKeystore,
     #[error("ssl_client_auth = {0:?} needs ssl_truststore_location")]
     NoTruststore(ClientAuth),
+    #[error("TLS to other brokers (the inter-broker or controller listener) needs ssl_truststore_location")]
+    NoPeerTruststore,
     #[error("{key}: {reason}")]
     Pem { key: &'static str, reason: String },
     #[error("ssl_enabled_protocols: {0:?} is not TLSv1.2 or TLSv1.3")]
@@ -146,13 +148,7 @@ impl TlsSettings {
                     .ssl_truststore_location
                     .as_deref()
                     .ok_or(TlsError::NoTruststore(auth))?;
-                let mut roots = RootCertStore::empty();
-                for cert in certificates("ssl_truststore_location", location)? {
-                    roots.add(cert).map_err(|e| TlsError::Pem {
-                        key: "ssl_truststore_location",
-                        reason: e.to_string(),
-                    })?;
-                }
+                let roots = truststore_roots(location)?;
                 let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider);
                 let verifier = if auth == ClientAuth::Requested {
                     verifier.allow_unauthenticated()
@@ -172,7 +168,7 @@ impl TlsSettings {
         })
     }
 
-    fn keystore(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    pub(crate) fn keystore(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
         let (chain_key, chain, key_key, key) = match (
             &self.ssl_keystore_location,
             &self.ssl_keystore_certificate_chain,
@@ -202,7 +198,7 @@ impl TlsSettings {
         Ok((chain, key))
     }
 
-    fn protocols(&self) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
+    pub(crate) fn protocols(&self) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
         let mut versions = Vec::new();
         for name in self
             .ssl_enabled_protocols
@@ -234,7 +230,19 @@ fn pem_bytes(key: &'static str, value: &str) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn certificates(key: &'static str, value: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// The CAs of `ssl_truststore_location`, the PEM file at `location`.
+pub(crate) fn truststore_roots(location: &str) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates("ssl_truststore_location", location)? {
+        roots.add(cert).map_err(|e| TlsError::Pem {
+            key: "ssl_truststore_location",
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(roots)
+}
+
+pub(crate) fn certificates(key: &'static str, value: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = pem_bytes(key, value)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()

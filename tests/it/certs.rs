@@ -35,7 +35,11 @@ impl TestCerts {
         broker_params
             .distinguished_name
             .push(DnType::CommonName, "broker");
-        broker_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        // Client too: brokers show it to each other (the quorum's TLS asks for it).
+        broker_params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let broker = broker_params
             .signed_by(&broker_key, &ca, &ca_key)
             .expect("broker certificate");

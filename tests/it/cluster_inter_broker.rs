@@ -1,0 +1,292 @@
+//! A secured cluster of three broker processes: clients on a SASL_PLAINTEXT listener, the
+//! brokers' own traffic on a SASL_SSL inter-broker listener (SCRAM-SHA-512 as User:broker,
+//! a super user) and the metadata quorum over TLS with a certificate required of every
+//! peer. Replication works only through the broker's login: with a wrong password the
+//! followers cannot fetch, acks=all with min.insync.replicas=3 fails and each follower
+//! says so once. A client without CLUSTER_ACTION cannot fetch as a follower.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::*;
+use kafka_protocol::ResponseError;
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::VoteRequest;
+use openraft::{BasicNode, Vote};
+use rdkafka::producer::BaseRecord;
+
+use broker::cluster::tcp_transport::{QuorumConnect, TcpNetwork, TokioConnect};
+use broker::security::scram::ScramMechanism;
+use broker::security::tls::TlsSettings;
+use broker::sockets::Network;
+
+use crate::actor_sasl::{alter, plain_login, upsert};
+use crate::certs::TestCerts;
+use crate::cluster_metadata::SLACK;
+use crate::harness::{self, free_port, TestBroker};
+use crate::hostile_wire::{text, topic, Wire};
+
+const BROKER_PASSWORD: &str = "broker-secret";
+
+/// A secured broker of three, the quorum's controllers at `controllers`, logging in to
+/// the others as User:broker with `password`.
+fn secure_cluster(certs: &TestCerts, password: &str) -> (Vec<TestBroker>, Vec<u16>) {
+    let controllers: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters = controllers
+        .iter()
+        .enumerate()
+        .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let brokers = (1..=3)
+        .map(|id| {
+            TestBroker::start_with_port(|port| {
+                format!(
+                    "node_id = {id}\ncontroller_quorum_voters = \"{voters}\"\n\
+                     broker_heartbeat_interval_ms = 200\nbroker_session_timeout_ms = 2000\n\
+                     replica_lag_time_max_ms = 2000\n\
+                     listeners = \"CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{}\"\n\
+                     listener_security_protocol_map = \"CLIENT:SASL_PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:SSL\"\n\
+                     inter_broker_listener_name = \"INTERNAL\"\n\
+                     controller_listener_names = \"CONTROLLER\"\n\
+                     sasl_mechanism_inter_broker_protocol = \"SCRAM-SHA-512\"\n\
+                     sasl_inter_broker_jaas_config = 'org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"{password}\";'\n\
+                     ssl_keystore_location = \"{}\"\n\
+                     ssl_truststore_location = \"{}\"\n\
+                     authorizer_class_name = \"org.apache.kafka.metadata.authorizer.StandardAuthorizer\"\n\
+                     super_users = \"User:broker;User:admin\"\n\
+                     connection_failed_authentication_delay_ms = 10\n\
+                     [sasl_plain_users]\nadmin = \"admin-secret\"\nalice = \"alice-secret\"",
+                    free_port(),
+                    certs.broker_keystore.display(),
+                    certs.ca.display(),
+                )
+            })
+        })
+        .collect();
+    (brokers, controllers)
+}
+
+fn admin(broker: &TestBroker) -> Wire {
+    let (wire, r) = plain_login(broker.port(), "admin", "admin-secret");
+    assert_eq!(r.error_code, 0);
+    wire
+}
+
+/// Polls `check` on an admin connection to `broker` until it holds, within SLACK.
+fn wait_for(broker: &TestBroker, what: &str, check: impl Fn(&mut Wire) -> bool) {
+    let deadline = Instant::now() + SLACK;
+    let mut wire = admin(broker);
+    while !check(&mut wire) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} within {SLACK:?}:\n{}",
+            broker.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn metadata(wire: &mut Wire) -> MetadataResponse {
+    wire.call(12, &MetadataRequest::default().with_topics(None))
+        .expect("Metadata answered")
+}
+
+/// The ISR of partition 0 of `name`, as `wire`'s broker knows it.
+fn isr(wire: &mut Wire, name: &str) -> Vec<i32> {
+    let r = metadata(wire);
+    let t = r.topics.iter().find(|t| t.name == Some(topic(name)));
+    t.and_then(|t| t.partitions.first())
+        .map(|p| p.isr_nodes.iter().map(|b| b.0).collect())
+        .unwrap_or_default()
+}
+
+/// Every broker registered (which took the TLS quorum), then User:broker's SCRAM-SHA-512
+/// credential made through the quorum, then an RF=3 topic with min.insync.replicas=3.
+fn prepare(brokers: &[TestBroker], name: &str) {
+    wait_for(&brokers[0], "three brokers registered", |w| {
+        metadata(w).brokers.len() == 3
+    });
+    let credential = upsert("broker", ScramMechanism::Sha512, BROKER_PASSWORD, 4096);
+    wait_for(&brokers[0], "the broker's credential made", |w| {
+        alter(w, vec![], vec![credential.clone()]) == vec![("broker".to_string(), 0)]
+    });
+    let create = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic(name))
+            .with_num_partitions(1)
+            .with_replication_factor(3)
+            .with_configs(vec![CreatableTopicConfig::default()
+                .with_name(text("min.insync.replicas"))
+                .with_value(Some(text("3")))])]);
+    wait_for(&brokers[0], "the topic created", |w| {
+        let r = w.call(5, &create).expect("CreateTopics answered");
+        r.topics[0].error_code == 0
+    });
+    wait_for(&brokers[0], "the full ISR", |w| isr(w, name).len() == 3);
+}
+
+fn admin_producer(
+    brokers: &[TestBroker],
+    timeout_ms: &str,
+) -> (harness::CountingProducer, Arc<harness::Deliveries>) {
+    harness::producer(
+        &harness::bootstrap_all(brokers),
+        &[
+            ("acks", "all"),
+            ("security.protocol", "sasl_plaintext"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.username", "admin"),
+            ("sasl.password", "admin-secret"),
+            ("message.timeout.ms", timeout_ms),
+        ],
+    )
+}
+
+/// A follower's Fetch (replica_id 2) from a principal that is not a super user and has
+/// no CLUSTER_ACTION.
+fn follower_fetch_as_alice(broker: &TestBroker, name: &str) -> i16 {
+    let (mut alice, r) = plain_login(broker.port(), "alice", "alice-secret");
+    assert_eq!(r.error_code, 0);
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(2))
+        .with_max_wait_ms(0)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic(name))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1024)])]);
+    alice.call(12, &req).expect("Fetch answered").error_code
+}
+
+#[test]
+fn brokers_replicate_over_sasl_ssl_as_their_own_principal() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = TestCerts::generate(dir.path());
+    let (brokers, controllers) = secure_cluster(&certs, BROKER_PASSWORD);
+    prepare(&brokers, "t");
+
+    // acks=all with min.insync.replicas=3: answered only once both followers fetched the
+    // records, over SASL_SSL as User:broker.
+    let (producer, deliveries) = admin_producer(&brokers, "20000");
+    for i in 0..20u32 {
+        let value = i.to_be_bytes();
+        harness::send(
+            &producer,
+            BaseRecord::<[u8], [u8]>::to("t").payload(&value[..]),
+        );
+    }
+    harness::flush(&producer);
+    assert_eq!(
+        (
+            deliveries.ok.load(Ordering::SeqCst),
+            deliveries.failed.load(Ordering::SeqCst)
+        ),
+        (20, 0),
+        "{}",
+        brokers[0].logs()
+    );
+    let mut wire = admin(&brokers[0]);
+    assert_eq!(isr(&mut wire, "t").len(), 3);
+
+    // Item 3: a client principal without CLUSTER_ACTION is no follower.
+    for broker in &brokers {
+        assert_eq!(
+            follower_fetch_as_alice(broker, "t"),
+            ResponseError::ClusterAuthorizationFailed.code()
+        );
+    }
+    for broker in &brokers {
+        assert!(
+            !broker.logs().contains(BROKER_PASSWORD),
+            "the password is never logged"
+        );
+    }
+
+    // The quorum's transport: a peer with a certificate from the CA is answered; one
+    // without a certificate, or without TLS, is refused.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vote = |connect: QuorumConnect| {
+        runtime.block_on(vote_at(TcpNetwork::new(connect), controllers[0]))
+    };
+    let with_cert = TlsSettings {
+        ssl_keystore_certificate_chain: Some(certs.client_cert.display().to_string()),
+        ssl_keystore_key: Some(certs.client_key.display().to_string()),
+        ssl_truststore_location: Some(certs.ca.display().to_string()),
+        ..Default::default()
+    };
+    let tls_with_cert = with_cert.peer_connector().unwrap();
+    assert!(vote(QuorumConnect::new(Network::Tcp, Some(tls_with_cert))));
+    let mut no_cert = with_cert.clone();
+    no_cert.ssl_keystore_certificate_chain = None;
+    no_cert.ssl_keystore_key = None;
+    let tls_without_cert = no_cert.peer_connector().unwrap();
+    assert!(!vote(QuorumConnect::new(Network::Tcp, Some(tls_without_cert))));
+    assert!(!runtime.block_on(vote_at(TcpNetwork::new(TokioConnect), controllers[0])));
+    assert!(brokers[0]
+        .logs()
+        .contains("Refused a quorum connection whose TLS handshake failed"));
+}
+
+/// Whether node 1 at `port` answers a (stale) vote request sent through `network`.
+async fn vote_at<C: broker::cluster::tcp_transport::Connect>(
+    mut network: TcpNetwork<C>,
+    port: u16,
+) -> bool {
+    let node = BasicNode {
+        addr: format!("127.0.0.1:{port}"),
+    };
+    let mut client = network.new_client(1, &node).await;
+    let request = VoteRequest::new(Vote::new(0, 2), None);
+    let answer = client
+        .vote(request, RPCOption::new(Duration::from_secs(5)))
+        .await;
+    answer.is_ok_and(|r| !r.vote_granted)
+}
+
+#[test]
+fn with_a_wrong_broker_password_followers_cannot_replicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = TestCerts::generate(dir.path());
+    let (brokers, _) = secure_cluster(&certs, "not-the-password");
+    prepare(&brokers, "t");
+
+    // The followers' logins fail, so they leave the ISR, and acks=all with
+    // min.insync.replicas=3 cannot be answered.
+    wait_for(&brokers[0], "the ISR shrunk to the leader", |w| {
+        isr(w, "t").len() == 1
+    });
+    let (producer, deliveries) = admin_producer(&brokers, "3000");
+    harness::send(&producer, BaseRecord::<[u8], [u8]>::to("t").payload(&b"x"[..]));
+    harness::flush(&producer);
+    assert_eq!(
+        (
+            deliveries.ok.load(Ordering::SeqCst),
+            deliveries.failed.load(Ordering::SeqCst)
+        ),
+        (0, 1)
+    );
+
+    // Each follower warned once, however many fetch rounds failed.
+    let mut wire = admin(&brokers[0]);
+    let leader = metadata(&mut wire)
+        .topics
+        .iter()
+        .find(|t| t.name == Some(topic("t")))
+        .map(|t| t.partitions[0].leader_id.0)
+        .unwrap();
+    for (i, broker) in brokers.iter().enumerate() {
+        let logs = broker.logs();
+        let warnings = logs
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("Replica fetches from a broker fail"))
+            .count();
+        let expected = if i as i32 + 1 == leader { 0 } else { 1 };
+        assert_eq!(warnings, expected, "broker {}:\n{logs}", i + 1);
+        assert!(!logs.contains("not-the-password"), "the password is never logged");
+    }
+}
