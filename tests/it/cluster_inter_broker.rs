@@ -31,10 +31,18 @@ use crate::hostile_wire::{text, topic, Wire};
 
 const BROKER_PASSWORD: &str = "broker-secret";
 
-/// A secured broker of three, the quorum's controllers at `controllers`, logging in to
-/// the others as User:broker with `password`.
-fn secure_cluster(certs: &TestCerts, password: &str) -> (Vec<TestBroker>, Vec<u16>) {
+/// Three secured brokers, logging in to each other as User:broker with `password`.
+struct SecureCluster {
+    brokers: Vec<TestBroker>,
+    /// Each node's quorum transport (TLS).
+    controllers: Vec<u16>,
+    /// Each broker's SASL_SSL inter-broker listener.
+    internal: Vec<u16>,
+}
+
+fn secure_cluster(certs: &TestCerts, password: &str) -> SecureCluster {
     let controllers: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let internal: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let voters = controllers
         .iter()
         .enumerate()
@@ -42,7 +50,7 @@ fn secure_cluster(certs: &TestCerts, password: &str) -> (Vec<TestBroker>, Vec<u1
         .collect::<Vec<_>>()
         .join(",");
     let brokers = (1..=3)
-        .map(|id| {
+        .map(|id: usize| {
             TestBroker::start_with_port(|port| {
                 format!(
                     "node_id = {id}\ncontroller_quorum_voters = \"{voters}\"\n\
@@ -60,14 +68,18 @@ fn secure_cluster(certs: &TestCerts, password: &str) -> (Vec<TestBroker>, Vec<u1
                      super_users = \"User:broker;User:admin\"\n\
                      connection_failed_authentication_delay_ms = 10\n\
                      [sasl_plain_users]\nadmin = \"admin-secret\"\nalice = \"alice-secret\"",
-                    free_port(),
+                    internal[id - 1],
                     certs.broker_keystore.display(),
                     certs.ca.display(),
                 )
             })
         })
         .collect();
-    (brokers, controllers)
+    SecureCluster {
+        brokers,
+        controllers,
+        internal,
+    }
 }
 
 fn admin(broker: &TestBroker) -> Wire {
@@ -130,15 +142,26 @@ fn prepare(brokers: &[TestBroker], name: &str) {
     wait_for(&brokers[0], "the full ISR", |w| isr(w, name).len() == 3);
 }
 
+/// An acks=all producer logged in as admin. In a cluster a broker registers one address,
+/// its inter-broker listener's, and Metadata gives clients the others' at that address:
+/// so the producer speaks SASL_SSL to the inter-broker listeners.
 fn admin_producer(
-    brokers: &[TestBroker],
+    cluster: &SecureCluster,
+    certs: &TestCerts,
     timeout_ms: &str,
 ) -> (harness::CountingProducer, Arc<harness::Deliveries>) {
+    let bootstrap: Vec<String> = cluster
+        .internal
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let ca = certs.ca.display().to_string();
     harness::producer(
-        &harness::bootstrap_all(brokers),
+        &bootstrap.join(","),
         &[
             ("acks", "all"),
-            ("security.protocol", "sasl_plaintext"),
+            ("security.protocol", "sasl_ssl"),
+            ("ssl.ca.location", &ca),
             ("sasl.mechanism", "PLAIN"),
             ("sasl.username", "admin"),
             ("sasl.password", "admin-secret"),
@@ -167,12 +190,13 @@ fn follower_fetch_as_alice(broker: &TestBroker, name: &str) -> i16 {
 fn brokers_replicate_over_sasl_ssl_as_their_own_principal() {
     let dir = tempfile::tempdir().unwrap();
     let certs = TestCerts::generate(dir.path());
-    let (brokers, controllers) = secure_cluster(&certs, BROKER_PASSWORD);
-    prepare(&brokers, "t");
+    let cluster = secure_cluster(&certs, BROKER_PASSWORD);
+    let brokers = &cluster.brokers;
+    prepare(brokers, "t");
 
     // acks=all with min.insync.replicas=3: answered only once both followers fetched the
     // records, over SASL_SSL as User:broker.
-    let (producer, deliveries) = admin_producer(&brokers, "20000");
+    let (producer, deliveries) = admin_producer(&cluster, &certs, "20000");
     for i in 0..20u32 {
         let value = i.to_be_bytes();
         harness::send(
@@ -194,13 +218,13 @@ fn brokers_replicate_over_sasl_ssl_as_their_own_principal() {
     assert_eq!(isr(&mut wire, "t").len(), 3);
 
     // Item 3: a client principal without CLUSTER_ACTION is no follower.
-    for broker in &brokers {
+    for broker in brokers {
         assert_eq!(
             follower_fetch_as_alice(broker, "t"),
             ResponseError::ClusterAuthorizationFailed.code()
         );
     }
-    for broker in &brokers {
+    for broker in brokers {
         assert!(
             !broker.logs().contains(BROKER_PASSWORD),
             "the password is never logged"
@@ -211,7 +235,7 @@ fn brokers_replicate_over_sasl_ssl_as_their_own_principal() {
     // without a certificate, or without TLS, is refused.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let vote = |connect: QuorumConnect| {
-        runtime.block_on(vote_at(TcpNetwork::new(connect), controllers[0]))
+        runtime.block_on(vote_at(TcpNetwork::new(connect), cluster.controllers[0]))
     };
     let with_cert = TlsSettings {
         ssl_keystore_certificate_chain: Some(certs.client_cert.display().to_string()),
@@ -226,7 +250,7 @@ fn brokers_replicate_over_sasl_ssl_as_their_own_principal() {
     no_cert.ssl_keystore_key = None;
     let tls_without_cert = no_cert.peer_connector().unwrap();
     assert!(!vote(QuorumConnect::new(Network::Tcp, Some(tls_without_cert))));
-    assert!(!runtime.block_on(vote_at(TcpNetwork::new(TokioConnect), controllers[0])));
+    assert!(!runtime.block_on(vote_at(TcpNetwork::new(TokioConnect), cluster.controllers[0])));
     assert!(brokers[0]
         .logs()
         .contains("Refused a quorum connection whose TLS handshake failed"));
@@ -252,15 +276,16 @@ async fn vote_at<C: broker::cluster::tcp_transport::Connect>(
 fn with_a_wrong_broker_password_followers_cannot_replicate() {
     let dir = tempfile::tempdir().unwrap();
     let certs = TestCerts::generate(dir.path());
-    let (brokers, _) = secure_cluster(&certs, "not-the-password");
-    prepare(&brokers, "t");
+    let cluster = secure_cluster(&certs, "not-the-password");
+    let brokers = &cluster.brokers;
+    prepare(brokers, "t");
 
     // The followers' logins fail, so they leave the ISR, and acks=all with
     // min.insync.replicas=3 cannot be answered.
     wait_for(&brokers[0], "the ISR shrunk to the leader", |w| {
         isr(w, "t").len() == 1
     });
-    let (producer, deliveries) = admin_producer(&brokers, "3000");
+    let (producer, deliveries) = admin_producer(&cluster, &certs, "3000");
     harness::send(&producer, BaseRecord::<[u8], [u8]>::to("t").payload(&b"x"[..]));
     harness::flush(&producer);
     assert_eq!(
