@@ -40,7 +40,9 @@ use tracing::{debug, info, warn};
 use super::partition::{PartitionMsg, ReplicationMsg};
 use super::replica_fetcher_session::{FetchSessionHandler, PartitionFetch};
 use crate::actors::call;
-use crate::cluster::broker_client::{self, BrokerCallError as RoundError, BrokerConnector, CallSpec};
+use crate::cluster::broker_client::{
+    self, BrokerCallError as RoundError, BrokerConnector, CallSpec,
+};
 
 const FETCH_VERSION: i16 = 12;
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
@@ -346,7 +348,10 @@ struct Round {
 
 impl Round {
     /// Truncations first, then one fetch; returns the connection.
-    async fn run(&mut self, connection: Option<TransportLayer>) -> Result<TransportLayer, RoundError> {
+    async fn run(
+        &mut self,
+        connection: Option<TransportLayer>,
+    ) -> Result<TransportLayer, RoundError> {
         let mut stream = match connection {
             Some(stream) => stream,
             None => {
@@ -652,7 +657,8 @@ mod tests {
     #[test]
     fn the_fetcher_takes_kafkas_replica_fetch_defaults() {
         let config = crate::config::Config::default();
-        let args = ReplicaFetcherArgs::from_config(&config, Default::default(), 2, 1, "b1:9093".into());
+        let args =
+            ReplicaFetcherArgs::from_config(&config, Default::default(), 2, 1, "b1:9093".into());
         assert_eq!(args.max_bytes, 1_048_576);
         assert_eq!(args.max_wait, Duration::from_millis(500));
         assert_eq!(args.min_bytes, 1);

@@ -100,8 +100,8 @@ async fn authenticate(
         wait,
         response_limit: LOGIN_RESPONSE_LIMIT,
     };
-    let handshake = SaslHandshakeRequest::default()
-        .with_mechanism(StrBytes::from_static_str(mechanism.name()));
+    let handshake =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism.name()));
     let answer = call(stream, spec, &handshake).await?;
     if answer.error_code != 0 {
         return Err(BrokerCallError::Authentication(format!(

@@ -244,18 +244,21 @@ pub async fn serve_with(
         tokio::spawn(async move {
             let served = match tls {
                 None => serve_connection(stream, &raft, controller.as_ref()).await,
-                Some(tls) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await
-                {
-                    Ok(Ok(stream)) => serve_connection(stream, &raft, controller.as_ref()).await,
-                    Ok(Err(err)) => {
-                        warn!(%peer, %err, "Refused a quorum connection whose TLS handshake failed.");
-                        return;
+                Some(tls) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, &raft, controller.as_ref()).await
+                        }
+                        Ok(Err(err)) => {
+                            warn!(%peer, %err, "Refused a quorum connection whose TLS handshake failed.");
+                            return;
+                        }
+                        Err(_) => {
+                            warn!(%peer, "Refused a quorum connection that did not finish its TLS handshake in time.");
+                            return;
+                        }
                     }
-                    Err(_) => {
-                        warn!(%peer, "Refused a quorum connection that did not finish its TLS handshake in time.");
-                        return;
-                    }
-                },
+                }
             };
             if let Err(err) = served {
                 warn!(%peer, %err, "Closed a quorum connection.");

@@ -89,7 +89,9 @@ impl Config {
     pub fn advertised(&self) -> (String, i32) {
         let listeners = self.listener_configs().unwrap_or_default();
         let chosen = match self.inter_broker_listener() {
-            Some(name) => listeners.iter().find(|l| l.name.eq_ignore_ascii_case(&name)),
+            Some(name) => listeners
+                .iter()
+                .find(|l| l.name.eq_ignore_ascii_case(&name)),
             None => listeners.first(),
         };
         if let Some((host, port)) = chosen.and_then(|l| l.advertised.rsplit_once(':')) {

@@ -79,14 +79,21 @@ impl Config {
                     "only one of inter_broker_listener_name and security_inter_broker_protocol may be set",
                 ));
             }
-            protocol.trim().parse::<SecurityProtocol>().map_err(invalid)?;
+            protocol
+                .trim()
+                .parse::<SecurityProtocol>()
+                .map_err(invalid)?;
         }
         let listeners = self.listener_configs()?;
         let chosen = match self.inter_broker_listener() {
             Some(name) => listeners
                 .iter()
                 .find(|l| l.name.eq_ignore_ascii_case(&name))
-                .ok_or_else(|| invalid(format!("the inter-broker listener {name} is not in listeners")))?,
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "the inter-broker listener {name} is not in listeners"
+                    ))
+                })?,
             None => listeners.first().ok_or_else(|| invalid("no listener"))?,
         };
         Ok(chosen.protocol)
@@ -104,7 +111,11 @@ impl Config {
             true => Some(self.inter_broker_login()?),
             false => None,
         };
-        Ok(InterBrokerSecurity { protocol, tls, sasl })
+        Ok(InterBrokerSecurity {
+            protocol,
+            tls,
+            sasl,
+        })
     }
 
     fn inter_broker_login(&self) -> Result<(SaslMechanism, JaasLogin), ConfigError> {
@@ -135,8 +146,9 @@ impl Config {
         if name.contains(',') {
             return Err(invalid("controller_listener_names: one name only"));
         }
-        let protocol = crate::security::listeners::protocol_of(&self.listener_security_protocol_map, name)
-            .map_err(invalid)?;
+        let protocol =
+            crate::security::listeners::protocol_of(&self.listener_security_protocol_map, name)
+                .map_err(invalid)?;
         match protocol {
             SecurityProtocol::Plaintext | SecurityProtocol::Ssl => Ok(protocol),
             other => Err(invalid(format!(
@@ -175,7 +187,9 @@ mod tests {
     fn two_listeners() -> Config {
         Config {
             listeners: Some("CLIENT://127.0.0.1:0,INTERNAL://127.0.0.1:0".into()),
-            listener_security_protocol_map: "CLIENT:PLAINTEXT,INTERNAL:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:SSL,BAD:SASL_SSL".into(),
+            listener_security_protocol_map:
+                "CLIENT:PLAINTEXT,INTERNAL:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:SSL,BAD:SASL_SSL"
+                    .into(),
             ..Config::default()
         }
     }
@@ -197,7 +211,10 @@ mod tests {
         let mut c = two_listeners();
         c.inter_broker_listener_name = Some("INTERNAL".into());
         let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("sasl_mechanism_inter_broker_protocol"), "{err}");
+        assert!(
+            err.contains("sasl_mechanism_inter_broker_protocol"),
+            "{err}"
+        );
         c.inter_broker.sasl_mechanism_inter_broker_protocol = Some("SCRAM-SHA-512".into());
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("sasl_inter_broker_jaas_config"), "{err}");
@@ -206,7 +223,10 @@ mod tests {
         let (mechanism, login) = c.inter_broker_security().unwrap().sasl.unwrap();
         assert_eq!(mechanism, SaslMechanism::Scram(ScramMechanism::Sha512));
         assert_eq!(login.username, "broker");
-        assert!(!format!("{c:?}").contains("password=\\\"pw"), "Debug hides it");
+        assert!(
+            !format!("{c:?}").contains("password=\\\"pw"),
+            "Debug hides it"
+        );
         c.inter_broker.sasl_mechanism_inter_broker_protocol = Some("GSSAPI".into());
         assert!(c.validate().is_err());
         c.inter_broker.sasl_mechanism_inter_broker_protocol = Some("PLAIN".into());

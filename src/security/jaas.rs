@@ -74,7 +74,9 @@ pub fn parse(text: &str, mechanism: SaslMechanism) -> Result<JaasLogin, JaasErro
     };
     let text = text.trim();
     let body = text.strip_suffix(';').ok_or(JaasError::Format)?.trim_end();
-    let (module, rest) = body.split_once(char::is_whitespace).ok_or(JaasError::Format)?;
+    let (module, rest) = body
+        .split_once(char::is_whitespace)
+        .ok_or(JaasError::Format)?;
     if module != expected {
         return Err(JaasError::Module {
             expected,

@@ -28,8 +28,8 @@ impl TlsSettings {
         let builder = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&self.protocols()?)?
             .with_root_certificates(roots);
-        let has_keystore = self.ssl_keystore_location.is_some()
-            || self.ssl_keystore_certificate_chain.is_some();
+        let has_keystore =
+            self.ssl_keystore_location.is_some() || self.ssl_keystore_certificate_chain.is_some();
         let config = if has_keystore {
             let (chain, key) = self.keystore()?;
             builder.with_client_auth_cert(chain, key)?

@@ -81,7 +81,11 @@ impl ScramClient {
         let auth_message = format!("{},{text},{without_proof}", self.client_first_bare);
         let client_key = m.hmac(&salted, b"Client Key");
         let signature = m.hmac(&m.hash(&client_key), auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
         let server_key = m.hmac(&salted, b"Server Key");
         let final_state = ScramClientFinal {
             server_signature: m.hmac(&server_key, auth_message.as_bytes()),
@@ -171,17 +175,11 @@ mod tests {
         // A server signature that proves nothing.
         let server_first = format!("r={}y,s=c2FsdA==,i=4096", client4.client_nonce);
         let (done, _) = client4.answer(server_first.as_bytes()).unwrap();
-        assert_eq!(
-            done.verify(b"v=AAAA"),
-            Err(ScramError::InvalidCredentials)
-        );
+        assert_eq!(done.verify(b"v=AAAA"), Err(ScramError::InvalidCredentials));
         assert_eq!(
             done.verify(b"e=invalid-proof"),
             Err(ScramError::InvalidCredentials)
         );
-        assert_eq!(
-            plain_token("u", &Password::new("p")),
-            b"\0u\0p".to_vec()
-        );
+        assert_eq!(plain_token("u", &Password::new("p")), b"\0u\0p".to_vec());
     }
 }

@@ -168,7 +168,9 @@ impl TlsSettings {
         })
     }
 
-    pub(crate) fn keystore(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    pub(crate) fn keystore(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
         let (chain_key, chain, key_key, key) = match (
             &self.ssl_keystore_location,
             &self.ssl_keystore_certificate_chain,
@@ -198,7 +200,9 @@ impl TlsSettings {
         Ok((chain, key))
     }
 
-    pub(crate) fn protocols(&self) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
+    pub(crate) fn protocols(
+        &self,
+    ) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
         let mut versions = Vec::new();
         for name in self
             .ssl_enabled_protocols
@@ -242,7 +246,10 @@ pub(crate) fn truststore_roots(location: &str) -> Result<RootCertStore, TlsError
     Ok(roots)
 }
 
-pub(crate) fn certificates(key: &'static str, value: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn certificates(
+    key: &'static str,
+    value: &str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = pem_bytes(key, value)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()

@@ -249,8 +249,14 @@ fn brokers_replicate_over_sasl_ssl_as_their_own_principal() {
     no_cert.ssl_keystore_certificate_chain = None;
     no_cert.ssl_keystore_key = None;
     let tls_without_cert = no_cert.peer_connector().unwrap();
-    assert!(!vote(QuorumConnect::new(Network::Tcp, Some(tls_without_cert))));
-    assert!(!runtime.block_on(vote_at(TcpNetwork::new(TokioConnect), cluster.controllers[0])));
+    assert!(!vote(QuorumConnect::new(
+        Network::Tcp,
+        Some(tls_without_cert)
+    )));
+    assert!(!runtime.block_on(vote_at(
+        TcpNetwork::new(TokioConnect),
+        cluster.controllers[0]
+    )));
     assert!(brokers[0]
         .logs()
         .contains("Refused a quorum connection whose TLS handshake failed"));
@@ -286,7 +292,10 @@ fn with_a_wrong_broker_password_followers_cannot_replicate() {
         isr(w, "t").len() == 1
     });
     let (producer, deliveries) = admin_producer(&cluster, &certs, "3000");
-    harness::send(&producer, BaseRecord::<[u8], [u8]>::to("t").payload(&b"x"[..]));
+    harness::send(
+        &producer,
+        BaseRecord::<[u8], [u8]>::to("t").payload(&b"x"[..]),
+    );
     harness::flush(&producer);
     assert_eq!(
         (
@@ -312,6 +321,9 @@ fn with_a_wrong_broker_password_followers_cannot_replicate() {
             .count();
         let expected = if i as i32 + 1 == leader { 0 } else { 1 };
         assert_eq!(warnings, expected, "broker {}:\n{logs}", i + 1);
-        assert!(!logs.contains("not-the-password"), "the password is never logged");
+        assert!(
+            !logs.contains("not-the-password"),
+            "the password is never logged"
+        );
     }
 }
