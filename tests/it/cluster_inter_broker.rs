@@ -25,7 +25,7 @@ use broker::sockets::Network;
 
 use crate::actor_sasl::{alter, plain_login, upsert};
 use crate::certs::TestCerts;
-use crate::cluster_metadata::SLACK;
+use crate::cluster_metadata::{quorum_voters, SLACK};
 use crate::harness::{self, free_port, TestBroker};
 use crate::hostile_wire::{text, topic, Wire};
 
@@ -43,12 +43,7 @@ struct SecureCluster {
 fn secure_cluster(certs: &TestCerts, password: &str) -> SecureCluster {
     let controllers: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let internal: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let voters = controllers
-        .iter()
-        .enumerate()
-        .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let voters = quorum_voters(&controllers);
     let brokers = (1..=3)
         .map(|id: usize| {
             TestBroker::start_with_port(|port| {
