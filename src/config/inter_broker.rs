@@ -100,8 +100,11 @@ impl Config {
     }
 
     /// How to reach other brokers' inter-broker listener; reads the truststore and
-    /// keystore files for TLS.
+    /// keystore files for TLS. A single node has no peers: PLAINTEXT, nothing read.
     pub fn inter_broker_security(&self) -> Result<InterBrokerSecurity, ConfigError> {
+        if !self.cluster_mode() {
+            return Ok(InterBrokerSecurity::default());
+        }
         let protocol = self.inter_broker_protocol()?;
         let tls = match protocol.uses_tls() {
             true => Some(self.tls.peer_connector().map_err(invalid)?),
@@ -167,11 +170,11 @@ impl Config {
         Ok(Some((connector, acceptor)))
     }
 
-    /// Checks the inter-broker settings at load (a single node has no peers but its
-    /// settings are checked all the same).
+    /// Checks the inter-broker settings at load. A single node has no peers, so its SASL
+    /// listeners need no login of its own.
     pub(super) fn validate_inter_broker(&self) -> Result<(), ConfigError> {
         let protocol = self.inter_broker_protocol()?;
-        if protocol.uses_sasl() {
+        if protocol.uses_sasl() && self.cluster_mode() {
             self.inter_broker_login()?;
         }
         self.controller_protocol()?;
@@ -186,6 +189,8 @@ mod tests {
 
     fn two_listeners() -> Config {
         Config {
+            node_id: 1,
+            controller_quorum_voters: "1@127.0.0.1:9093".into(),
             listeners: Some("CLIENT://127.0.0.1:0,INTERNAL://127.0.0.1:0".into()),
             listener_security_protocol_map:
                 "CLIENT:PLAINTEXT,INTERNAL:SASL_PLAINTEXT,SSL:SSL,CONTROLLER:SSL,BAD:SASL_SSL"
@@ -204,6 +209,18 @@ mod tests {
         assert_eq!(security.protocol, SecurityProtocol::Plaintext);
         assert!(security.tls.is_none() && security.sasl.is_none());
         assert!(c.quorum_tls().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_single_node_with_a_sasl_or_ssl_listener_needs_no_inter_broker_login() {
+        let single = Config {
+            listeners: Some("SASL_SSL://127.0.0.1:0".into()),
+            ..Config::default()
+        };
+        single.validate().unwrap();
+        let security = single.inter_broker_security().unwrap();
+        assert_eq!(security.protocol, SecurityProtocol::Plaintext);
+        assert!(security.tls.is_none() && security.sasl.is_none());
     }
 
     #[test]
