@@ -4,7 +4,10 @@
 //! answers each request in order from its local Raft.
 //!
 //! The byte streams come through `Connect` and `Accept`: tokio's sockets in the broker, a
-//! simulated network (turmoil) in the deterministic simulation, over the same code.
+//! simulated network (turmoil) in the deterministic simulation, over the same code. With
+//! `controller_listener_names` mapped to SSL the broker's ends speak TLS: `QuorumConnect`
+//! shows its certificate and checks the peer's, and `serve_with` refuses a peer whose
+//! handshake (with a certificate the truststore vouches for) fails, before reading a frame.
 //!
 //! Never trust the network: a length above `MAX_FRAME` closes that one connection (logged
 //! once at warn) before anything is allocated, and a frame's bytes are buffered only as
