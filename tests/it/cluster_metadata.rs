@@ -45,13 +45,7 @@ pub(crate) fn start_cluster_per_node(
     (heartbeat_ms, session_ms): (u64, u64),
     extra: impl Fn(i32) -> String,
 ) -> Vec<TestBroker> {
-    let controllers: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let voters = controllers
-        .iter()
-        .enumerate()
-        .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let voters = three_voters();
     (1..=3 + non_voters)
         .map(|id| {
             let listen = if id > 3 {
@@ -67,6 +61,14 @@ pub(crate) fn start_cluster_per_node(
             ))
         })
         .collect()
+}
+
+/// `controller_quorum_voters` for nodes 1, 2 and 3 on free ports.
+pub(crate) fn three_voters() -> String {
+    (1..=3)
+        .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub(crate) fn metadata(broker: &TestBroker) -> Option<MetadataResponse> {

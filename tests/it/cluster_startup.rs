@@ -14,8 +14,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use super::cluster_metadata::{broker_ids, SLACK};
-use super::harness::{free_port, TestBroker};
+use super::cluster_metadata::{broker_ids, three_voters, SLACK};
+use super::harness::TestBroker;
 
 const METADATA_VERSION: i16 = 12;
 
@@ -58,13 +58,7 @@ fn read_metadata(socket: &mut TcpStream) -> std::io::Result<MetadataResponse> {
 
 #[test]
 fn a_broker_answers_clients_only_once_its_metadata_has_caught_up() {
-    let controllers: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let voters = controllers
-        .iter()
-        .enumerate()
-        .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let voters = three_voters();
     let config = |id: i32| {
         format!(
             "node_id = {id}\ncontroller_quorum_voters = \"{voters}\"\n\
