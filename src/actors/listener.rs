@@ -17,6 +17,10 @@
 //! The listener owns its TLS configuration: every `ssl_reload_check_interval_ms` it looks
 //! at the keystore files and, when they changed, builds a new one for the connections it
 //! accepts from then on (`security/tls_reload.rs`).
+//!
+//! In cluster mode the accept task starts accepting only once the broker's metadata image
+//! has caught up with the controller's, as Kafka enables request processing only then;
+//! clients that connect earlier wait in the socket's backlog.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -134,7 +138,12 @@ impl Actor for Listener {
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "Listening for Kafka clients.");
         }
-        let accept = tokio::spawn(accept_loop(listener, myself.clone()));
+        let clients_wait = args
+            .context
+            .config
+            .cluster_mode()
+            .then(|| args.context.routing.clone());
+        let accept = tokio::spawn(accept_loop(listener, myself.clone(), clients_wait));
         info!(
             max_connections = args.limits.total,
             max_connections_per_ip = args.limits.per_ip,
@@ -425,7 +434,23 @@ async fn handshake(
 /// and say at info once that accepts succeed again. While the pressure lasts, accepts
 /// alternate between a success (a descriptor was freed) and a failure; the episode ends
 /// only after `QUIET` without a failure, so those do not log again.
-async fn accept_loop(listener: BoundListener, listener_actor: ActorRef<ListenerMsg>) {
+async fn accept_loop(
+    listener: BoundListener,
+    listener_actor: ActorRef<ListenerMsg>,
+    clients_wait: Option<crate::actors::routing::RoutingSnapshot>,
+) {
+    if let Some(mut routing) = clients_wait {
+        let caught_up = |t: &std::sync::Arc<crate::actors::routing::RoutingTable>| {
+            t.cluster.as_ref().is_some_and(|c| c.caught_up)
+        };
+        if !caught_up(&routing.borrow()) {
+            info!("Waiting for the metadata image to catch up with the controller's before accepting clients.");
+            if routing.wait_for(caught_up).await.is_err() {
+                return;
+            }
+            info!("The metadata image caught up; accepting clients.");
+        }
+    }
     const FIRST_BACKOFF: Duration = Duration::from_millis(10);
     const MAX_BACKOFF: Duration = Duration::from_secs(1);
     const QUIET: Duration = Duration::from_secs(10);

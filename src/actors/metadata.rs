@@ -342,7 +342,7 @@ impl Actor for Metadata {
                 if let Some(roles) = state.roles.as_mut() {
                     roles.catch_up_to(index);
                 }
-                state.sync_roles();
+                state.sync_roles_and_readiness();
             }
         }
         Ok(())
@@ -376,7 +376,21 @@ impl MetadataState {
     /// Publishes the routing table and, in a cluster, sends local replicas their roles.
     fn publish(&mut self) {
         self.publish_routes();
+        self.sync_roles_and_readiness();
+    }
+
+    /// Gives local replicas their roles; when that finds the image caught up for the first
+    /// time, publishes the routes again so the listeners see it and start accepting.
+    fn sync_roles_and_readiness(&mut self) {
+        let was = self.caught_up();
         self.sync_roles();
+        if !was && self.caught_up() {
+            self.publish_routes();
+        }
+    }
+
+    fn caught_up(&self) -> bool {
+        self.roles.as_ref().is_some_and(|r| r.caught_up())
     }
 
     fn publish_routes(&self) {
@@ -400,6 +414,7 @@ impl MetadataState {
             table.cluster = Some(Arc::new(ClusterView {
                 node_id: cluster.node_id,
                 brokers: self.image.brokers.clone(),
+                caught_up: self.caught_up(),
             }));
         }
         self.routing.send_replace(Arc::new(table));

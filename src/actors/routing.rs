@@ -76,6 +76,11 @@ pub struct ClusterView {
     pub node_id: i32,
     /// Registered brokers by id, fenced ones included (Metadata lists the others).
     pub brokers: BTreeMap<i32, BrokerImage>,
+    /// Whether this broker's image has caught up with the controller's (as of its first
+    /// answered heartbeat). Until then it knows too little to answer clients: an early
+    /// Metadata answer would list no brokers, and a client would forget every broker it
+    /// knew. The listeners accept only from then on, as Kafka's do.
+    pub caught_up: bool,
 }
 
 impl ClusterView {

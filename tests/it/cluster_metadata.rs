@@ -45,7 +45,7 @@ pub(crate) fn start_cluster_per_node(
     (heartbeat_ms, session_ms): (u64, u64),
     extra: impl Fn(i32) -> String,
 ) -> Vec<TestBroker> {
-    let voters = quorum_voters(&(0..3).map(|_| free_port()).collect::<Vec<_>>());
+    let voters = three_voters();
     (1..=3 + non_voters)
         .map(|id| {
             let listen = if id > 3 {
@@ -61,6 +61,11 @@ pub(crate) fn start_cluster_per_node(
             ))
         })
         .collect()
+}
+
+/// `controller_quorum_voters` for nodes 1, 2 and 3 on free ports.
+pub(crate) fn three_voters() -> String {
+    quorum_voters(&(0..3).map(|_| free_port()).collect::<Vec<_>>())
 }
 
 /// `controller_quorum_voters` of nodes 1, 2, ... with their Raft transports at these

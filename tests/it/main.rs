@@ -59,6 +59,7 @@ mod cluster_sim_checker;
 mod cluster_sim_client;
 mod cluster_sim_network;
 mod cluster_sim_workload;
+mod cluster_startup;
 mod cluster_transactions;
 mod config_walk;
 mod consumer_group_protocol;

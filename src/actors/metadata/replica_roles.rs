@@ -105,6 +105,11 @@ impl ReplicaRoles {
         self.catch_up_to.get_or_insert(index);
     }
 
+    /// Whether the image has caught up (roles are given from then on).
+    pub(super) fn caught_up(&self) -> bool {
+        self.caught_up
+    }
+
     /// Whether an image at `applied_index` is current enough to give roles from.
     fn ready(&mut self, applied_index: u64) -> bool {
         if !self.caught_up && self.catch_up_to.is_some_and(|i| applied_index >= i) {

@@ -172,7 +172,11 @@ mod tests {
                 (*id, broker)
             })
             .collect();
-        ClusterView { node_id, brokers }
+        ClusterView {
+            node_id,
+            brokers,
+            caught_up: true,
+        }
     }
 
     fn route(leader: i32, isr: Vec<i32>) -> PartitionImage {
