@@ -44,7 +44,7 @@ use crate::config::Config;
 use crate::storage::record_file::create_store_dir;
 use crate::storage::{LogConfig, Storage};
 use crate::topic_config;
-pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
+pub use image::{BrokerImage, BrokerListener, MetadataImage, PartitionImage, TopicImage};
 use partition_restart::RestartPolicy;
 use producer_ids::ProducerIds;
 use record_replay::Commits;

@@ -66,6 +66,9 @@ pub enum MetadataRecord {
         host: String,
         port: i32,
         rack: Option<String>,
+        /// Every listener's advertised address (absent in records written before).
+        #[serde(default)]
+        listeners: Vec<super::metadata::BrokerListener>,
     },
     /// A broker missed its session timeout: clients no longer see it.
     BrokerFenced {

@@ -464,9 +464,7 @@ pub fn on_heartbeat(image: &MetadataImage, heartbeat: &BrokerHeartbeat) -> Vec<M
     let known = image.brokers.get(&heartbeat.id);
     if heartbeat.starting && known.is_some_and(|b| !b.fenced) {
         let mut records = fence(image, heartbeat.id);
-        let moved = known.is_some_and(|b| {
-            b.host != heartbeat.host || b.port != heartbeat.port || b.rack != heartbeat.rack
-        });
+        let moved = known.is_some_and(|b| !same_registration(b, heartbeat));
         if moved {
             records.push(registration(known, heartbeat));
             records.push(MetadataRecord::BrokerFenced { id: heartbeat.id });
@@ -474,9 +472,7 @@ pub fn on_heartbeat(image: &MetadataImage, heartbeat: &BrokerHeartbeat) -> Vec<M
         return records;
     }
     let mut records = Vec::new();
-    let same = known.is_some_and(|b| {
-        b.host == heartbeat.host && b.port == heartbeat.port && b.rack == heartbeat.rack
-    });
+    let same = known.is_some_and(|b| same_registration(b, heartbeat));
     if !same {
         records.push(registration(known, heartbeat));
     } else if known.is_some_and(|b| b.fenced) {
@@ -501,6 +497,14 @@ pub fn on_heartbeat(image: &MetadataImage, heartbeat: &BrokerHeartbeat) -> Vec<M
     records
 }
 
+/// Whether `heartbeat` names the address, rack and listeners `known` is registered with.
+fn same_registration(known: &BrokerImage, heartbeat: &BrokerHeartbeat) -> bool {
+    known.host == heartbeat.host
+        && known.port == heartbeat.port
+        && known.rack == heartbeat.rack
+        && known.listeners == heartbeat.listeners
+}
+
 /// The broker's registration at the next registration epoch (the first is 1).
 fn registration(known: Option<&BrokerImage>, heartbeat: &BrokerHeartbeat) -> MetadataRecord {
     MetadataRecord::BrokerRegistered {
@@ -509,6 +513,7 @@ fn registration(known: Option<&BrokerImage>, heartbeat: &BrokerHeartbeat) -> Met
         host: heartbeat.host.clone(),
         port: heartbeat.port,
         rack: heartbeat.rack.clone(),
+        listeners: heartbeat.listeners.clone(),
     }
 }
 

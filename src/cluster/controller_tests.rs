@@ -15,6 +15,7 @@ fn beat(id: i32, port: i32) -> BrokerHeartbeat {
         rack: None,
         controller_addr: format!("127.0.0.1:{}", port + 100),
         starting: false,
+        listeners: Vec::new(),
     }
 }
 
@@ -56,6 +57,18 @@ fn registration_happens_once_and_a_moved_broker_gets_a_new_epoch() {
             ..
         }]
     ));
+    // New listeners are a new registration too: clients must be told the new endpoints.
+    let mut relisted = beat(2, 9002);
+    relisted.listeners = vec![crate::actors::metadata::BrokerListener {
+        name: "EXTERNAL".into(),
+        host: "broker2.example".into(),
+        port: 19092,
+    }];
+    let records = on_heartbeat(&image, &relisted);
+    assert!(
+        matches!(&records[..], [MetadataRecord::BrokerRegistered { epoch: 2, listeners, .. }] if listeners == &relisted.listeners),
+        "{records:?}"
+    );
 }
 
 #[test]

@@ -200,6 +200,7 @@ pub(crate) mod tests {
                     port: 9000 + id,
                     rack: None,
                     fenced: fenced.contains(&id),
+                    listeners: Vec::new(),
                 },
             );
         }

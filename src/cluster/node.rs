@@ -148,6 +148,7 @@ impl ClusterNode {
             rack: config.broker_rack.clone(),
             controller_addr: addr.to_string(),
             starting: true,
+            listeners: advertised_listeners(config),
         };
         let every = Duration::from_millis(config.broker_heartbeat_interval_ms);
         let (caught_up_tx, caught_up) = watch::channel(None);
@@ -225,4 +226,22 @@ async fn heartbeats(
             Err(_) => {}
         }
     }
+}
+
+/// Every listener's name and advertised address, registered so that each client is told
+/// of the other brokers at the listener it uses.
+fn advertised_listeners(config: &Config) -> Vec<crate::actors::metadata::BrokerListener> {
+    config
+        .listener_configs()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            let (host, port) = l.advertised_host_port();
+            crate::actors::metadata::BrokerListener {
+                name: l.name.clone(),
+                host,
+                port,
+            }
+        })
+        .collect()
 }

@@ -36,6 +36,9 @@ pub struct BrokerHeartbeat {
     /// broker, whose log may have lost an unsynced tail (a power cut).
     #[serde(default)]
     pub starting: bool,
+    /// Every client listener's advertised address, by name (Kafka's endpoints).
+    #[serde(default)]
+    pub listeners: Vec<crate::actors::metadata::BrokerListener>,
 }
 
 /// A partition leader asks for a new ISR (Kafka's AlterPartition), at its leader epoch.

@@ -62,8 +62,15 @@ pub async fn prepare(
         RequestKind::Metadata(req) => {
             Prepared::reply(handlers::metadata::prepare(ctx, version, req, client, &view).await)
         }
-        RequestKind::Produce(req) => handlers::produce::prepare(ctx, version, req).await,
-        RequestKind::Fetch(req) => Prepared::reply(handlers::fetch::prepare(ctx, version, req)),
+        RequestKind::Produce(req) => {
+            handlers::produce::prepare(ctx, version, req, &client.listener).await
+        }
+        RequestKind::Fetch(req) => Prepared::reply(handlers::fetch::prepare(
+            ctx,
+            version,
+            req,
+            &client.listener,
+        )),
         RequestKind::ListOffsets(req) => {
             Prepared::reply(handlers::list_offsets::prepare(ctx, version, req))
         }

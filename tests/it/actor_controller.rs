@@ -53,6 +53,7 @@ fn beat(id: i32) -> BrokerHeartbeat {
         rack: None,
         controller_addr: String::new(),
         starting: false,
+        listeners: Vec::new(),
     }
 }
 

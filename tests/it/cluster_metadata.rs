@@ -81,7 +81,8 @@ pub(crate) fn quorum_voters(controllers: &[u16]) -> String {
 
 pub(crate) fn metadata(broker: &TestBroker) -> Option<MetadataResponse> {
     let mut socket = TcpStream::connect(("127.0.0.1", broker.port())).ok()?;
-    socket.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    // A broker that has not caught up yet answers once it has (its listener waits).
+    socket.set_read_timeout(Some(SLACK)).ok()?;
     let all = MetadataRequest::default().with_topics(None);
     Some(request(
         &mut socket,

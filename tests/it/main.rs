@@ -49,6 +49,7 @@ mod cluster_failover;
 mod cluster_follower_fetch;
 mod cluster_inter_broker;
 mod cluster_leader_kills;
+mod cluster_listeners;
 mod cluster_load;
 mod cluster_metadata;
 mod cluster_network_faults;

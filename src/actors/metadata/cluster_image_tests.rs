@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::image::{MetadataImage, PartitionImage};
+use super::image::{BrokerListener, MetadataImage, PartitionImage};
 use super::MetadataRecord;
 
 fn registered(id: i32, epoch: i64) -> MetadataRecord {
@@ -13,6 +13,7 @@ fn registered(id: i32, epoch: i64) -> MetadataRecord {
         host: "127.0.0.1".into(),
         port: 9191 + id,
         rack: (id == 2).then(|| "r2".to_string()),
+        listeners: Vec::new(),
     }
 }
 
@@ -132,4 +133,40 @@ fn the_compacted_cluster_records_replay_to_the_same_image() {
     let bytes = rmp_serde::to_vec(&image).unwrap();
     let back: MetadataImage = rmp_serde::from_slice(&bytes).unwrap();
     assert_eq!(back, image);
+}
+
+#[test]
+fn a_broker_is_reached_at_the_listener_a_client_came_in_on() {
+    let mut image = MetadataImage::default();
+    image.apply(&MetadataRecord::BrokerRegistered {
+        id: 1,
+        epoch: 1,
+        host: "10.0.0.1".into(),
+        port: 9093,
+        rack: None,
+        listeners: vec![
+            BrokerListener {
+                name: "EXTERNAL".into(),
+                host: "broker1.example".into(),
+                port: 9092,
+            },
+            BrokerListener {
+                name: "INTERNAL".into(),
+                host: "10.0.0.1".into(),
+                port: 9093,
+            },
+        ],
+    });
+    let broker = &image.brokers[&1];
+    assert_eq!(broker.endpoint_for("EXTERNAL"), ("broker1.example", 9092));
+    assert_eq!(broker.endpoint_for("internal"), ("10.0.0.1", 9093));
+    // A listener the broker did not register (or a record from before listeners were
+    // registered): its inter-broker address.
+    assert_eq!(broker.endpoint_for("OTHER"), ("10.0.0.1", 9093));
+    // The compacted records keep the listeners.
+    let mut replayed = MetadataImage::default();
+    for record in image.records() {
+        replayed.apply(&record);
+    }
+    assert_eq!(replayed.brokers, image.brokers);
 }

@@ -86,6 +86,32 @@ pub struct BrokerImage {
     pub rack: Option<String>,
     /// Missed its session timeout; clients do not see it and it leads nothing.
     pub fenced: bool,
+    /// Every listener's advertised address, by listener name (Kafka's registration
+    /// endpoints): a client is told of other brokers at the listener it came in on.
+    /// `host`/`port` are the inter-broker listener's.
+    #[serde(default)]
+    pub listeners: Vec<BrokerListener>,
+}
+
+/// One listener of a registered broker, as it advertises it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerListener {
+    pub name: String,
+    pub host: String,
+    pub port: i32,
+}
+
+impl BrokerImage {
+    /// Where a client that came in on `listener` reaches this broker: its listener of that
+    /// name (as Kafka matches endpoints by listener name), else its inter-broker address.
+    pub fn endpoint_for(&self, listener: &str) -> (&str, i32) {
+        self.listeners
+            .iter()
+            .find(|l| l.name.eq_ignore_ascii_case(listener))
+            .map_or((self.host.as_str(), self.port), |l| {
+                (l.host.as_str(), l.port)
+            })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -206,6 +232,7 @@ impl MetadataImage {
                 host,
                 port,
                 rack,
+                listeners,
             } => {
                 self.brokers.insert(
                     *id,
@@ -215,6 +242,7 @@ impl MetadataImage {
                         port: *port,
                         rack: rack.clone(),
                         fenced: false,
+                        listeners: listeners.clone(),
                     },
                 );
             }
@@ -327,6 +355,7 @@ impl MetadataImage {
                 host: broker.host.clone(),
                 port: broker.port,
                 rack: broker.rack.clone(),
+                listeners: broker.listeners.clone(),
             });
             if broker.fenced {
                 live.push(MetadataRecord::BrokerFenced { id: *id });

@@ -26,10 +26,11 @@ pub fn prepare(
             .iter()
             .filter(|(_, b)| !b.fenced)
             .map(|(id, b)| {
+                let (host, port) = b.endpoint_for(&client.listener);
                 DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(*id))
-                    .with_host(text(b.host.clone()))
-                    .with_port(b.port)
+                    .with_host(text(host.to_string()))
+                    .with_port(port)
                     .with_rack(b.rack.clone().map(text))
             })
             .collect(),

@@ -96,7 +96,14 @@ pub(super) struct Fetch {
 
 type Read = Result<ReadOutcome, i16>;
 
-pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> ResponseFuture {
+/// `listener`: the one the request came in on (KIP-951 endpoints are that listener's).
+pub fn prepare(
+    ctx: &BrokerContext,
+    version: i16,
+    req: FetchRequest,
+    listener: &str,
+) -> ResponseFuture {
+    let listener = listener.to_string();
     let routes = ctx.routes();
     let config = ctx.config.clone();
     let memory = ctx.fetch_memory.clone();
@@ -159,7 +166,7 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: FetchRequest) -> Response
         let mut response = long_poll(&fetch, &memory, max_wait, min_bytes).await;
         if let Some(cluster) = &fetch.cluster {
             let routes = fetch.topics.iter().map(|t| t.route.as_deref().ok());
-            add_leader_hints(&mut response, routes, cluster, version);
+            add_leader_hints(&mut response, routes, cluster, version, &listener);
         }
         ResponseKind::Fetch(in_session(&fetch, &sessions, context, response, limit).await)
     })

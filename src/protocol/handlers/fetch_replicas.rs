@@ -102,6 +102,7 @@ pub fn add_leader_hints<'a>(
     routes: impl Iterator<Item = Option<&'a TopicRoute>>,
     cluster: &ClusterView,
     version: i16,
+    listener: &str,
 ) {
     if version < CURRENT_LEADER_VERSION {
         return;
@@ -134,11 +135,12 @@ pub fn add_leader_hints<'a>(
         .into_iter()
         .filter_map(|id| {
             let broker = cluster.endpoint(id)?;
+            let (host, port) = broker.endpoint_for(listener);
             Some(
                 NodeEndpoint::default()
                     .with_node_id(BrokerId(id))
-                    .with_host(text(broker.host.clone()))
-                    .with_port(broker.port)
+                    .with_host(text(host.to_string()))
+                    .with_port(port)
                     .with_rack(broker.rack.clone().map(text)),
             )
         })
@@ -168,6 +170,7 @@ mod tests {
                     port: 9000 + id,
                     rack: Some(rack.to_string()),
                     fenced: false,
+                    listeners: Vec::new(),
                 };
                 (*id, broker)
             })

@@ -34,6 +34,7 @@ pub fn prepare(
     let ctx = ctx.clone();
     let (host, port) = ctx.advertised_for(&client.listener);
     let here: Found = Ok((ctx.config.node_id, host, port));
+    let listener = client.listener.clone();
     Box::pin(async move {
         let keys: Vec<StrBytes> = if version >= 4 {
             req.coordinator_keys.clone()
@@ -43,9 +44,11 @@ pub fn prepare(
         let mut found = Vec::with_capacity(keys.len());
         for key in &keys {
             found.push(match req.key_type {
-                0 if ctx.config.cluster_mode() => leader_of(&ctx, &OFFSETS, key.as_str()).await,
+                0 if ctx.config.cluster_mode() => {
+                    leader_of(&ctx, &OFFSETS, key.as_str(), &listener).await
+                }
                 1 if ctx.config.cluster_mode() => {
-                    leader_of(&ctx, &TRANSACTION_STATE, key.as_str()).await
+                    leader_of(&ctx, &TRANSACTION_STATE, key.as_str(), &listener).await
                 }
                 0 | 1 => here.clone(),
                 _ => Err(ResponseError::InvalidRequest.code()),
@@ -117,7 +120,8 @@ const TRANSACTION_STATE: InternalTopic = InternalTopic {
 
 /// Cluster mode: the leader of the key's partition of `topic` (a group's
 /// `__consumer_offsets` partition, a transactional id's `__transaction_state` one).
-async fn leader_of(ctx: &BrokerContext, topic: &InternalTopic, key: &str) -> Found {
+/// `listener`: the one the request came in on (the leader is named at that listener).
+async fn leader_of(ctx: &BrokerContext, topic: &InternalTopic, key: &str, listener: &str) -> Found {
     let unavailable = ResponseError::CoordinatorNotAvailable.code();
     let routes = ctx.routes();
     let Some(route) = routes.topic(topic.name) else {
@@ -129,9 +133,11 @@ async fn leader_of(ctx: &BrokerContext, topic: &InternalTopic, key: &str) -> Fou
     let endpoint = routes
         .cluster
         .as_ref()
-        .and_then(|c| c.endpoint(leader).cloned());
+        .and_then(|c| c.endpoint(leader))
+        .map(|b| b.endpoint_for(listener))
+        .map(|(host, port)| (host.to_string(), port));
     match endpoint {
-        Some(broker) => Ok((leader, broker.host, broker.port)),
+        Some((host, port)) => Ok((leader, host, port)),
         None => {
             debug!(
                 key,

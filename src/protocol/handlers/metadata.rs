@@ -86,7 +86,11 @@ pub async fn prepare(
         auto_create: allow_auto,
     };
     let view = view.clone();
-    Box::pin(async move { ResponseKind::Metadata(build(&ctx, wanted, advertised, &view, asks)) })
+    let listener = client.listener.clone();
+    Box::pin(async move {
+        let advertised = (advertised, listener.as_str());
+        ResponseKind::Metadata(build(&ctx, wanted, advertised, &view, asks))
+    })
 }
 
 /// KIP-430: which authorized-operation sets the request asked for.
@@ -101,7 +105,7 @@ struct Asks {
 fn build(
     ctx: &BrokerContext,
     wanted: Option<Vec<Wanted>>,
-    (host, port): (String, i32),
+    ((host, port), listener): ((String, i32), &str),
     view: &AuthorizerView,
     asks: Asks,
 ) -> MetadataResponse {
@@ -176,10 +180,11 @@ fn build(
             .iter()
             .filter(|(_, b)| !b.fenced)
             .map(|(id, b)| {
+                let (host, port) = b.endpoint_for(listener);
                 MetadataResponseBroker::default()
                     .with_node_id(BrokerId(*id))
-                    .with_host(text(b.host.clone()))
-                    .with_port(b.port)
+                    .with_host(text(host.to_string()))
+                    .with_port(port)
                     .with_rack(b.rack.clone().map(text))
             })
             .collect(),

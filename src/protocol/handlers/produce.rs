@@ -59,7 +59,13 @@ const RECORD_ERRORS_VERSION: i16 = 8;
 /// response grow past this many messages (each under 350 bytes, the topic name in it).
 const MAX_RESPONSE_RECORD_ERRORS: usize = 10_000;
 
-pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> Prepared {
+/// `listener`: the one the request came in on (KIP-951 endpoints are that listener's).
+pub async fn prepare(
+    ctx: &BrokerContext,
+    version: i16,
+    req: ProduceRequest,
+    listener: &str,
+) -> Prepared {
     let acks = req.acks;
     if !matches!(acks, -1..=1) {
         warn!(
@@ -189,6 +195,7 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
     }
     let deadline = deadline.unwrap_or_else(|| Instant::now() + timeout);
     let cluster = routes.cluster.clone();
+    let listener = listener.to_string();
     let response = Box::pin(async move {
         let mut leaders = BTreeSet::new();
         let mut responses = Vec::with_capacity(topics.len());
@@ -250,11 +257,12 @@ pub async fn prepare(ctx: &BrokerContext, version: i16, req: ProduceRequest) -> 
             .into_iter()
             .filter_map(|id| {
                 let broker = cluster.as_ref()?.endpoint(id)?;
+                let (host, port) = broker.endpoint_for(&listener);
                 Some(
                     NodeEndpoint::default()
                         .with_node_id(BrokerId(id))
-                        .with_host(StrBytes::from_string(broker.host.clone()))
-                        .with_port(broker.port)
+                        .with_host(StrBytes::from_string(host.to_string()))
+                        .with_port(port)
                         .with_rack(broker.rack.clone().map(StrBytes::from_string)),
                 )
             })
