@@ -370,11 +370,25 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The brokers' log lines carry the simulated time, to read beside the trace.
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match turmoil::sim_elapsed() {
+            Some(at) => write!(w, "{at:?}"),
+            None => write!(w, "-"),
+        }
+    }
+}
+
 /// SIM_LOG=<filter> shows the brokers' logs.
 fn init_logs() {
     if let Ok(filter) = std::env::var("SIM_LOG") {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_timer(SimTime)
+            .with_ansi(false)
             .with_test_writer()
             .try_init();
     }
