@@ -66,6 +66,8 @@ pub struct ReplicaFetcherArgs {
     /// replica.fetch.wait.max.ms and replica.fetch.min.bytes.
     pub max_wait: Duration,
     pub min_bytes: i32,
+    /// The longest wait for a connect or an answer (replica.socket.timeout.ms).
+    pub socket_timeout: Duration,
     /// The sockets to reach the source broker with.
     pub network: Network,
 }
@@ -90,6 +92,7 @@ impl ReplicaFetcherArgs {
             response_max_bytes: RESPONSE_MAX_BYTES.max(config.replica_fetch_max_bytes),
             max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
             min_bytes: config.replica_fetch_min_bytes,
+            socket_timeout: Duration::from_millis(config.replica_socket_timeout_ms),
             network: config.network.clone(),
         }
     }
@@ -335,8 +338,8 @@ impl Round {
         let mut stream = match connection {
             Some(stream) => stream,
             None => {
-                broker_client::connect(&self.args.network, &self.args.address, LOCAL_TIMEOUT)
-                    .await?
+                let (network, address) = (&self.args.network, &self.args.address);
+                broker_client::connect(network, address, self.args.socket_timeout).await?
             }
         };
         self.truncate(&mut stream).await?;
@@ -374,7 +377,7 @@ impl Round {
             .with_replica_id(BrokerId(self.args.broker_id))
             .with_topics(topics);
         let resp = self
-            .call(stream, OFFSET_FOR_LEADER_EPOCH_VERSION, &req, LOCAL_TIMEOUT)
+            .call(stream, OFFSET_FOR_LEADER_EPOCH_VERSION, &req)
             .await?;
         let answers: HashMap<(&str, i32), _> = resp
             .topics
@@ -472,8 +475,7 @@ impl Round {
             .with_session_epoch(session.epoch)
             .with_topics(session.topics)
             .with_forgotten_topics_data(session.forgotten);
-        let wait = self.args.max_wait + LOCAL_TIMEOUT;
-        let resp = self.call(stream, FETCH_VERSION, &req, wait).await?;
+        let resp = self.call(stream, FETCH_VERSION, &req).await?;
         if !self
             .session
             .handle_response(resp.error_code, resp.session_id)
@@ -569,9 +571,7 @@ impl Round {
                 .with_partitions(vec![ListOffsetsPartition::default()
                     .with_partition_index(partition)
                     .with_timestamp(-2)])]);
-        let resp = self
-            .call(stream, LIST_OFFSETS_VERSION, &req, LOCAL_TIMEOUT)
-            .await?;
+        let resp = self.call(stream, LIST_OFFSETS_VERSION, &req).await?;
         let start = resp
             .topics
             .iter()
@@ -594,20 +594,19 @@ impl Round {
         Ok(())
     }
 
-    /// One request and its response on the connection, within `wait`.
+    /// One request and its response on the connection, within replica.socket.timeout.ms.
     async fn call<R: Request>(
         &mut self,
         stream: &mut Stream,
         version: i16,
         req: &R,
-        wait: Duration,
     ) -> Result<R::Response, RoundError> {
         self.correlation = self.correlation.wrapping_add(1);
         let spec = CallSpec {
             version,
             correlation: self.correlation,
             client_id: "replica-fetcher",
-            wait,
+            wait: self.args.socket_timeout,
             response_limit: self
                 .args
                 .response_max_bytes
@@ -641,6 +640,7 @@ mod tests {
         assert_eq!(args.max_bytes, 1_048_576);
         assert_eq!(args.max_wait, Duration::from_millis(500));
         assert_eq!(args.min_bytes, 1);
+        assert_eq!(args.socket_timeout, Duration::from_secs(30));
         assert_eq!(args.response_max_bytes, 10_485_760);
         assert_eq!(config.replica_lag_time_max_ms, 30_000);
     }

@@ -83,6 +83,7 @@ async fn fetcher(port: u16, max_wait: Duration) -> ActorRef<ReplicaFetcherMsg> {
         response_max_bytes: 10 << 20,
         max_wait,
         min_bytes: 1,
+        socket_timeout: Duration::from_secs(30),
         network: Default::default(),
     };
     Actor::spawn(None, ReplicaFetcher, args).await.unwrap().0

@@ -5,13 +5,28 @@
 //! it answers with.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// The clock of follower lag (ms): monotonic, and tokio's, so a paused or simulated
+/// clock (actor tests, the whole-cluster simulation) drives replica.lag.time.max.ms as
+/// it drives the timers, and a wall-clock jump cannot drop or keep a follower.
+pub fn lag_clock_ms() -> i64 {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    let now = tokio::time::Instant::now().into_std();
+    // A paused clock may stand before the first reading: then the count is negative.
+    match now.checked_duration_since(start) {
+        Some(after) => after.as_millis() as i64,
+        None => -(start.duration_since(now).as_millis() as i64),
+    }
+}
 
 /// What the leader knows of one follower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplicaState {
     /// The follower's log end offset: the offset of its last fetch; -1 until it fetches.
     pub log_end_offset: i64,
-    /// The last time the follower had everything the leader had (wall-clock ms).
+    /// The last time the follower had everything the leader had (`lag_clock_ms`).
     pub last_caught_up_ms: i64,
     last_fetch_ms: i64,
     last_fetch_leader_log_end_offset: i64,
@@ -170,7 +185,11 @@ mod tests {
         l.proposed = l.expand_proposal(3, 13, 0);
         assert_eq!(l.proposed, Some(vec![1, 2, 3]));
         l.record_fetch(2, 18, 18, 1_200);
-        assert_eq!(l.isr_followers_min(), Some(13), "3 may be in the ISR any time");
+        assert_eq!(
+            l.isr_followers_min(),
+            Some(13),
+            "3 may be in the ISR any time"
+        );
         // A pending shrink leaves the ISR in force as it is until it is answered.
         l.isr = vec![1, 2, 3];
         l.proposed = Some(vec![1, 2]);
