@@ -17,9 +17,9 @@
 //! acknowledged commit; and every replica's log equal to the leader's below the high
 //! watermark.
 //!
-//! CI runs `SIM_SEEDS` seeds (default 30) with `SIM_SECONDS` simulated seconds of faults
-//! (default 1) in `SIM_WORKERS` child processes (default 2). A failure prints the seed and
-//! the command that replays exactly it:
+//! CI runs `SIM_SEEDS` seeds (default 30, see RELIABILITY.md for why not 1,000) with
+//! `SIM_SECONDS` simulated seconds of faults (default 1) in `SIM_WORKERS` child processes
+//! (default 2). A failure prints the seed and the command that replays exactly it:
 //! `SIM_SEED=<seed> SIM_TRACE=1 cargo test --test it cluster_sim -- --nocapture`
 //! (SIM_LOG=info adds the brokers' logs). See docs/RELIABILITY.md for a bug it found.
 
@@ -119,7 +119,7 @@ enum Fault {
     /// One broker cannot reach the other two (nor they it); clients still reach it.
     Isolated(i32),
     /// What two brokers send each other is lost: turmoil's TCP does not retransmit, so
-    /// their connections hang until the callers' timeouts (30 s for a replica fetch).
+    /// their connections hang until the callers' timeouts (3 s for a replica fetch here).
     Dropped(i32, i32),
     /// The link between two brokers is slow.
     Slow(i32, i32),
