@@ -114,7 +114,7 @@ mod replication;
 mod replication_messages;
 mod txn;
 
-pub use isr::ReplicaState;
+pub use isr::{lag_clock_ms, ReplicaState};
 pub use messages::{
     AppendOutcome, PartitionArgs, PartitionMsg, PartitionOffsets, ReadOutcome,
     EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIERED_TIMESTAMP, LATEST_TIMESTAMP,

@@ -70,6 +70,8 @@ pub struct ReplicaFetcherArgs {
     pub min_bytes: i32,
     /// How to reach the source broker (sockets, TLS, SASL login).
     pub connector: BrokerConnector,
+    /// The longest wait for a connect or an answer (replica.socket.timeout.ms).
+    pub socket_timeout: Duration,
 }
 
 /// Kafka's replica.fetch.response.max.bytes default.
@@ -94,6 +96,7 @@ impl ReplicaFetcherArgs {
             max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
             min_bytes: config.replica_fetch_min_bytes,
             connector,
+            socket_timeout: Duration::from_millis(config.replica_socket_timeout_ms),
         }
     }
 }
@@ -356,7 +359,7 @@ impl Round {
             Some(stream) => stream,
             None => {
                 let connector = &self.args.connector;
-                connector.connect(&self.args.address, LOCAL_TIMEOUT).await?
+                connector.connect(&self.args.address, self.args.socket_timeout).await?
             }
         };
         self.truncate(&mut stream).await?;
@@ -394,7 +397,7 @@ impl Round {
             .with_replica_id(BrokerId(self.args.broker_id))
             .with_topics(topics);
         let resp = self
-            .call(stream, OFFSET_FOR_LEADER_EPOCH_VERSION, &req, LOCAL_TIMEOUT)
+            .call(stream, OFFSET_FOR_LEADER_EPOCH_VERSION, &req)
             .await?;
         let answers: HashMap<(&str, i32), _> = resp
             .topics
@@ -492,8 +495,7 @@ impl Round {
             .with_session_epoch(session.epoch)
             .with_topics(session.topics)
             .with_forgotten_topics_data(session.forgotten);
-        let wait = self.args.max_wait + LOCAL_TIMEOUT;
-        let resp = self.call(stream, FETCH_VERSION, &req, wait).await?;
+        let resp = self.call(stream, FETCH_VERSION, &req).await?;
         if !self
             .session
             .handle_response(resp.error_code, resp.session_id)
@@ -589,9 +591,7 @@ impl Round {
                 .with_partitions(vec![ListOffsetsPartition::default()
                     .with_partition_index(partition)
                     .with_timestamp(-2)])]);
-        let resp = self
-            .call(stream, LIST_OFFSETS_VERSION, &req, LOCAL_TIMEOUT)
-            .await?;
+        let resp = self.call(stream, LIST_OFFSETS_VERSION, &req).await?;
         let start = resp
             .topics
             .iter()
@@ -614,20 +614,19 @@ impl Round {
         Ok(())
     }
 
-    /// One request and its response on the connection, within `wait`.
+    /// One request and its response on the connection, within replica.socket.timeout.ms.
     async fn call<R: Request>(
         &mut self,
         stream: &mut TransportLayer,
         version: i16,
         req: &R,
-        wait: Duration,
     ) -> Result<R::Response, RoundError> {
         self.correlation = self.correlation.wrapping_add(1);
         let spec = CallSpec {
             version,
             correlation: self.correlation,
             client_id: "replica-fetcher",
-            wait,
+            wait: self.args.socket_timeout,
             response_limit: self
                 .args
                 .response_max_bytes
@@ -662,6 +661,7 @@ mod tests {
         assert_eq!(args.max_bytes, 1_048_576);
         assert_eq!(args.max_wait, Duration::from_millis(500));
         assert_eq!(args.min_bytes, 1);
+        assert_eq!(args.socket_timeout, Duration::from_secs(30));
         assert_eq!(args.response_max_bytes, 10_485_760);
         assert_eq!(config.replica_lag_time_max_ms, 30_000);
     }

@@ -257,6 +257,10 @@ pub struct Config {
     /// Bytes a follower's Fetch waits for before it is answered (Kafka's
     /// replica.fetch.min.bytes).
     pub replica_fetch_min_bytes: i32,
+    /// How long a follower waits for its leader to accept a connection or answer a
+    /// request, a Fetch's long poll included (Kafka's replica.socket.timeout.ms); at
+    /// least replica_fetch_wait_max_ms.
+    pub replica_socket_timeout_ms: u64,
     /// Kafka's auto.leader.rebalance.enable: the controller moves leaderships back to
     /// preferred replicas, every leader_imbalance_check_interval_seconds, for each broker
     /// whose share of partitions it prefers but does not lead is above
@@ -365,6 +369,7 @@ impl Default for Config {
             replica_fetch_max_bytes: 1_048_576,
             replica_fetch_wait_max_ms: 500,
             replica_fetch_min_bytes: 1,
+            replica_socket_timeout_ms: 30_000,
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,
@@ -499,6 +504,11 @@ impl Config {
         if self.replica_lag_time_max_ms == 0 || self.replica_fetch_max_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "replica_lag_time_max_ms and replica_fetch_max_bytes must be at least 1".into(),
+            ));
+        }
+        if self.replica_socket_timeout_ms < self.replica_fetch_wait_max_ms {
+            return Err(ConfigError::Invalid(
+                "replica_socket_timeout_ms must be at least replica_fetch_wait_max_ms".into(),
             ));
         }
         self.validate_inter_broker()?;

@@ -161,3 +161,20 @@ fn quorum_voters_parse_and_validate() {
     };
     assert!(slow.validate().is_err());
 }
+
+#[test]
+fn the_replica_socket_timeout_covers_the_fetch_long_poll() {
+    let config = Config::default();
+    assert_eq!(config.replica_socket_timeout_ms, 30_000);
+    let short = Config {
+        replica_socket_timeout_ms: 400,
+        replica_fetch_wait_max_ms: 500,
+        ..Config::default()
+    };
+    assert!(short.validate().is_err(), "below replica_fetch_wait_max_ms");
+    let equal = Config {
+        replica_socket_timeout_ms: 500,
+        ..short
+    };
+    equal.validate().unwrap();
+}

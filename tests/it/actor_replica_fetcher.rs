@@ -84,6 +84,7 @@ async fn fetcher(port: u16, max_wait: Duration) -> ActorRef<ReplicaFetcherMsg> {
         max_wait,
         min_bytes: 1,
         connector: Default::default(),
+        socket_timeout: Duration::from_secs(30),
     };
     Actor::spawn(None, ReplicaFetcher, args).await.unwrap().0
 }

@@ -104,7 +104,7 @@ pub(crate) fn batch(n: usize, tag: &str) -> Bytes {
 }
 
 fn now() -> i64 {
-    broker::storage::log::wall_clock_ms()
+    broker::actors::partition::lag_clock_ms()
 }
 
 async fn replica_fetch(

@@ -5,13 +5,28 @@
 //! it answers with.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// The clock of follower lag (ms): monotonic, and tokio's, so a paused or simulated
+/// clock (actor tests, the whole-cluster simulation) drives replica.lag.time.max.ms as
+/// it drives the timers, and a wall-clock jump cannot drop or keep a follower.
+pub fn lag_clock_ms() -> i64 {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    let now = tokio::time::Instant::now().into_std();
+    // A paused clock may stand before the first reading: then the count is negative.
+    match now.checked_duration_since(start) {
+        Some(after) => after.as_millis() as i64,
+        None => -(start.duration_since(now).as_millis() as i64),
+    }
+}
 
 /// What the leader knows of one follower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplicaState {
     /// The follower's log end offset: the offset of its last fetch; -1 until it fetches.
     pub log_end_offset: i64,
-    /// The last time the follower had everything the leader had (wall-clock ms).
+    /// The last time the follower had everything the leader had (`lag_clock_ms`).
     pub last_caught_up_ms: i64,
     last_fetch_ms: i64,
     last_fetch_leader_log_end_offset: i64,
@@ -83,11 +98,16 @@ impl Leadership {
         state.last_fetch_ms = now_ms;
     }
 
-    /// The smallest log end offset of the ISR's followers (None: the leader is alone);
-    /// the high watermark is at most this.
+    /// The smallest log end offset of the followers of the maximal ISR (None: the leader
+    /// is alone); the high watermark is at most this. The maximal ISR (KIP-497) is the ISR
+    /// in force with the members an unanswered expansion adds: the controller may commit
+    /// that expansion at any time, and a member it adds must then hold everything below
+    /// the high watermark, though it may have stopped fetching since it was proposed.
     pub fn isr_followers_min(&self) -> Option<i64> {
+        let pending = self.proposed.iter().flatten();
         self.isr
             .iter()
+            .chain(pending.filter(|r| !self.isr.contains(r)))
             .filter_map(|r| self.followers.get(r))
             .map(|s| s.log_end_offset)
             .min()
@@ -151,6 +171,29 @@ mod tests {
         assert_eq!(l.isr_followers_min(), Some(10));
         l.isr = vec![1];
         assert_eq!(l.isr_followers_min(), None);
+    }
+
+    #[test]
+    fn a_follower_proposed_for_the_isr_holds_the_high_watermark_until_answered() {
+        // Seed 701 of cluster_sim: 3 reached the high watermark (13) and was proposed back;
+        // its link to the leader broke, the leader went on to 18 with the ISR [1, 2], and
+        // the controller then committed [1, 2, 3]: an ISR member without 13..18.
+        let mut l = leadership();
+        l.isr = vec![1, 2];
+        l.record_fetch(2, 13, 13, 1_100);
+        l.record_fetch(3, 13, 13, 1_100);
+        l.proposed = l.expand_proposal(3, 13, 0);
+        assert_eq!(l.proposed, Some(vec![1, 2, 3]));
+        l.record_fetch(2, 18, 18, 1_200);
+        assert_eq!(
+            l.isr_followers_min(),
+            Some(13),
+            "3 may be in the ISR any time"
+        );
+        // A pending shrink leaves the ISR in force as it is until it is answered.
+        l.isr = vec![1, 2, 3];
+        l.proposed = Some(vec![1, 2]);
+        assert_eq!(l.isr_followers_min(), Some(13));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use ractor::{ActorRef, RpcReplyPort};
 use tracing::{debug, info};
 
-use super::isr::Leadership;
+use super::isr::{lag_clock_ms, Leadership};
 use super::replication_messages::{
     AlterPartitionRequest, FollowerOffsets, ReplicaArgs, ReplicaReadOutcome, ReplicationMsg,
     RoleView,
@@ -27,7 +27,6 @@ use super::replication_messages::{
 use super::{ParkedReply, PartitionMsg, PartitionState};
 use crate::config::FlushPolicy;
 use crate::error::PartitionError;
-use crate::storage::log::wall_clock_ms;
 
 #[derive(Debug)]
 pub(super) enum Role {
@@ -194,11 +193,11 @@ impl PartitionState {
                 }
             }
             ReplicationMsg::CheckIsr { now_ms, reply } => {
-                // The timer's check goes by the system clock; tests give theirs.
+                // The timer's check goes by `lag_clock_ms`; tests give theirs.
                 let now_ms = if reply.is_some() {
                     now_ms
                 } else {
-                    wall_clock_ms()
+                    lag_clock_ms()
                 };
                 let asked = self.check_isr(now_ms);
                 match reply {
@@ -407,7 +406,7 @@ impl PartitionState {
         }
         info!(topic = %self.args.topic, partition = self.args.partition, leader_epoch,
             ?isr, log_end_offset, "Became the partition's leader.");
-        let leadership = Leadership::new(me, leader_epoch, isr, replicas, wall_clock_ms());
+        let leadership = Leadership::new(me, leader_epoch, isr, replicas, lag_clock_ms());
         if let Some(r) = self.replication.as_mut() {
             r.role = Role::Leader(leadership);
         }

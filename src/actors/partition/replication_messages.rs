@@ -93,7 +93,7 @@ pub enum ReplicationMsg {
         fetch_offset: i64,
         current_leader_epoch: i32,
         max_bytes: usize,
-        /// When the fetch arrived (wall-clock ms), for the follower's lag.
+        /// When the fetch arrived (`lag_clock_ms`), for the follower's lag.
         now_ms: i64,
         reply: RpcReplyPort<Result<ReplicaReadOutcome, PartitionError>>,
     },
@@ -127,7 +127,7 @@ pub enum ReplicationMsg {
         reply: RpcReplyPort<Result<(i32, i64), PartitionError>>,
     },
     /// Look for followers past replica.lag.time.max.ms as of `now_ms` (the timer sends
-    /// it without a reply and the system clock is used); answers the shrink asked, if any.
+    /// it without a reply and `lag_clock_ms` is used); answers the shrink asked, if any.
     CheckIsr {
         now_ms: i64,
         reply: Option<RpcReplyPort<Option<AlterPartitionRequest>>>,

@@ -16,10 +16,9 @@ use kafka_protocol::messages::{BrokerId, FetchResponse};
 use kafka_protocol::ResponseError;
 
 use crate::actors::metadata::PartitionImage;
-use crate::actors::partition::{PartitionMsg, ReadOutcome, ReplicationMsg};
+use crate::actors::partition::{lag_clock_ms, PartitionMsg, ReadOutcome, ReplicationMsg};
 use crate::actors::routing::{ClusterView, TopicRoute};
 use crate::protocol::context::ask;
-use crate::storage::log::wall_clock_ms;
 
 use super::text;
 
@@ -75,7 +74,7 @@ pub async fn read_for_follower(
             fetch_offset: offset,
             current_leader_epoch,
             max_bytes,
-            now_ms: wall_clock_ms(),
+            now_ms: lag_clock_ms(),
             reply,
         })
     })
