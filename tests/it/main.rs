@@ -47,6 +47,7 @@ mod cluster_admin;
 mod cluster_coordinators;
 mod cluster_failover;
 mod cluster_follower_fetch;
+mod cluster_leader_epochs;
 mod cluster_leader_kills;
 mod cluster_load;
 mod cluster_metadata;
