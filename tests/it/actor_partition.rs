@@ -8,8 +8,7 @@ use std::time::Duration;
 use broker::actors::call;
 use broker::actors::partition::{
     AppendOutcome, LeaderCheck, Partition, PartitionArgs, PartitionMsg, PartitionOffsets,
-    EARLIEST_TIMESTAMP,
-    LATEST_TIMESTAMP,
+    EARLIEST_TIMESTAMP, LATEST_TIMESTAMP,
 };
 use broker::config::FlushPolicy;
 use broker::error::PartitionError;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use broker::actors::call;
 use broker::actors::partition::{
-    AlterPartitionRequest, AppendOutcome, FollowerOffsets, LeaderCheck, PartitionArgs, PartitionMsg,
-    ReplicaArgs, ReplicaReadOutcome, ReplicationMsg, RoleView,
+    AlterPartitionRequest, AppendOutcome, FollowerOffsets, LeaderCheck, PartitionArgs,
+    PartitionMsg, ReplicaArgs, ReplicaReadOutcome, ReplicationMsg, RoleView,
 };
 use broker::config::FlushPolicy;
 use broker::error::PartitionError;

@@ -69,14 +69,14 @@ fn fetch(broker: &TestBroker, version: i16, current: i32) -> PartitionData {
         .with_min_bytes(1)
         .with_max_bytes(1 << 20)
         .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default().with_topic(name(TOPIC)).with_partitions(
-            vec![FetchPartition::default()
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(TOPIC))
+            .with_partitions(vec![FetchPartition::default()
                 .with_partition(0)
                 .with_current_leader_epoch(current)
                 .with_fetch_offset(0)
                 .with_log_start_offset(-1)
-                .with_partition_max_bytes(1 << 20)],
-        )]);
+                .with_partition_max_bytes(1 << 20)])]);
     let r: FetchResponse = request(&mut connect(broker), ApiKey::Fetch, version, 1, &body);
     assert_eq!(r.error_code, 0, "fetch v{version}");
     r.responses[0].partitions[0].clone()
@@ -86,12 +86,12 @@ fn fetch(broker: &TestBroker, version: i16, current: i32) -> PartitionData {
 fn list_offset(broker: &TestBroker, timestamp: i64, current: i32) -> ListOffsetsPartitionResponse {
     let body = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default().with_name(name(TOPIC)).with_partitions(
-            vec![ListOffsetsPartition::default()
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name(TOPIC))
+            .with_partitions(vec![ListOffsetsPartition::default()
                 .with_partition_index(0)
                 .with_current_leader_epoch(current)
-                .with_timestamp(timestamp)],
-        )]);
+                .with_timestamp(timestamp)])]);
     let r: ListOffsetsResponse = request(&mut connect(broker), ApiKey::ListOffsets, 7, 1, &body);
     r.topics[0].partitions[0].clone()
 }
@@ -106,8 +106,13 @@ fn end_offset_for_epoch(broker: &TestBroker, current: i32, epoch: i32) -> (i16, 
                 .with_partition(0)
                 .with_current_leader_epoch(current)
                 .with_leader_epoch(epoch)])]);
-    let r: OffsetForLeaderEpochResponse =
-        request(&mut connect(broker), ApiKey::OffsetForLeaderEpoch, 4, 1, &body);
+    let r: OffsetForLeaderEpochResponse = request(
+        &mut connect(broker),
+        ApiKey::OffsetForLeaderEpoch,
+        4,
+        1,
+        &body,
+    );
     let p = &r.topics[0].partitions[0];
     (p.error_code, p.leader_epoch, p.end_offset)
 }
@@ -134,18 +139,28 @@ fn client_leader_epochs_are_checked_by_the_leader_and_by_followers() {
     });
     let (code, message) = create_assigned(&brokers[0], TOPIC, -1, &[&[1, 2, 3]]);
     assert_eq!(code, 0, "{message}");
-    wait_everywhere(&every(&brokers), SLACK, "the partition led by 1, ISR 3", |r| {
-        topic(r, TOPIC).is_some_and(|t| {
-            t.partitions.len() == 1
-                && t.partitions[0].leader_id.0 == 1
-                && t.partitions[0].isr_nodes.len() == 3
-        })
-    });
+    wait_everywhere(
+        &every(&brokers),
+        SLACK,
+        "the partition led by 1, ISR 3",
+        |r| {
+            topic(r, TOPIC).is_some_and(|t| {
+                t.partitions.len() == 1
+                    && t.partitions[0].leader_id.0 == 1
+                    && t.partitions[0].isr_nodes.len() == 3
+            })
+        },
+    );
     let (p, deliveries) = producer(&bootstrap_all(&brokers), &[("acks", "all")]);
     let write = |tag: &str| {
         for i in 0..EACH {
             let payload = format!("{tag}-{i}");
-            send(&p, BaseRecord::to(TOPIC).partition(0).payload(payload.as_bytes()));
+            send(
+                &p,
+                BaseRecord::to(TOPIC)
+                    .partition(0)
+                    .payload(payload.as_bytes()),
+            );
         }
         flush(&p);
     };
@@ -158,8 +173,15 @@ fn client_leader_epochs_are_checked_by_the_leader_and_by_followers() {
         topic(r, TOPIC).is_some_and(|t| t.partitions[0].leader_id.0 > 1)
     });
     write("later");
-    assert_eq!(deliveries.ok.load(Ordering::SeqCst), 2 * EACH, "all acknowledged");
-    let placed = topic(&metadata(&brokers[1]).unwrap(), TOPIC).unwrap().partitions[0].clone();
+    assert_eq!(
+        deliveries.ok.load(Ordering::SeqCst),
+        2 * EACH,
+        "all acknowledged"
+    );
+    let placed = topic(&metadata(&brokers[1]).unwrap(), TOPIC)
+        .unwrap()
+        .partitions[0]
+        .clone();
     let (leader_id, epoch) = (placed.leader_id.0, placed.leader_epoch);
     assert!(epoch > 0, "epoch {epoch}");
     let follower_id = if leader_id == 2 { 3 } else { 2 };
@@ -174,14 +196,21 @@ fn client_leader_epochs_are_checked_by_the_leader_and_by_followers() {
 
     // Fetch: on the leader and on the follower (v11+) alike; -1 is not checked.
     for (broker, what) in [(leader, "leader"), (follower, "follower")] {
-        assert_eq!(fetch(broker, 12, epoch).error_code, 0, "{what} at the epoch");
+        assert_eq!(
+            fetch(broker, 12, epoch).error_code,
+            0,
+            "{what} at the epoch"
+        );
         assert_eq!(fetch(broker, 12, -1).error_code, 0, "{what} unchecked");
         assert_eq!(fetch(broker, 12, epoch + 1).error_code, UNKNOWN, "{what}");
         let fenced = fetch(broker, 12, epoch - 1);
         assert_eq!(fenced.error_code, FENCED, "{what}");
         // KIP-951: the current leader and its epoch come with the refusal.
         assert_eq!(
-            (fenced.current_leader.leader_id.0, fenced.current_leader.leader_epoch),
+            (
+                fenced.current_leader.leader_id.0,
+                fenced.current_leader.leader_epoch
+            ),
             (leader_id, epoch),
             "{what}"
         );
@@ -189,7 +218,10 @@ fn client_leader_epochs_are_checked_by_the_leader_and_by_followers() {
     let served = fetch(leader, 12, epoch);
     assert!(served.records.is_some_and(|r| !r.is_empty()));
     // Below v11 only the leader serves; the epoch is still checked first.
-    assert_eq!(fetch(follower, 10, epoch).error_code, NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(
+        fetch(follower, 10, epoch).error_code,
+        NOT_LEADER_OR_FOLLOWER
+    );
     assert_eq!(fetch(follower, 10, epoch - 1).error_code, FENCED);
 
     // ListOffsets: the leader only, each offset with the epoch it was written in.
@@ -204,8 +236,16 @@ fn client_leader_epochs_are_checked_by_the_leader_and_by_followers() {
         (0, 0, 0)
     );
     for (broker, what) in [(leader, "leader"), (follower, "follower")] {
-        assert_eq!(list_offset(broker, -1, epoch - 1).error_code, FENCED, "{what}");
-        assert_eq!(list_offset(broker, -1, epoch + 1).error_code, UNKNOWN, "{what}");
+        assert_eq!(
+            list_offset(broker, -1, epoch - 1).error_code,
+            FENCED,
+            "{what}"
+        );
+        assert_eq!(
+            list_offset(broker, -1, epoch + 1).error_code,
+            UNKNOWN,
+            "{what}"
+        );
     }
     assert_eq!(
         list_offset(follower, -1, epoch).error_code,
@@ -247,10 +287,18 @@ fn committed_leader_epochs_are_kept(brokers: &[TestBroker], epoch: i32) {
                 .with_committed_offset(2 * EACH as i64)
                 .with_committed_leader_epoch(epoch)])]);
     eventually("the commit", || {
-        let r: OffsetCommitResponse =
-            request(&mut connect(coordinator), ApiKey::OffsetCommit, 8, 1, &commit);
+        let r: OffsetCommitResponse = request(
+            &mut connect(coordinator),
+            ApiKey::OffsetCommit,
+            8,
+            1,
+            &commit,
+        );
         let code = r.topics[0].partitions[0].error_code;
-        (code == 0, format!("{:?}", ResponseError::try_from_code(code)))
+        (
+            code == 0,
+            format!("{:?}", ResponseError::try_from_code(code)),
+        )
     });
     let fetch = OffsetFetchRequest::default()
         .with_group_id(GroupId(StrBytes::from_static_str(GROUP)))

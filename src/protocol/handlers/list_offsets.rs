@@ -17,8 +17,8 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, Response
 use kafka_protocol::ResponseError;
 
 use crate::actors::partition::{
-    LeaderCheck, PartitionMsg, EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIERED_TIMESTAMP,
-    LATEST_TIMESTAMP, MAX_TIMESTAMP,
+    LeaderCheck, PartitionMsg, EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP,
+    LATEST_TIERED_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP,
 };
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
