@@ -568,36 +568,28 @@ async fn a_follower_refuses_produces_and_serves_reads_below_its_high_watermark()
 #[tokio::test]
 async fn a_follower_fetch_at_the_log_end_waits_for_the_next_append() {
     let (l, _f2, _f3, _) = trio(1).await;
-    // The read and its long poll in one message: nothing to read, so the wait is parked.
+    // The read and its long poll in one message, from broker 2 at offset 0.
+    let fetch_with_wait = |on_append: oneshot::Sender<()>| {
+        ask(&l, |reply| ReplicationMsg::ReplicaFetch {
+            replica_id: 2,
+            fetch_offset: 0,
+            current_leader_epoch: 1,
+            max_bytes: 1 << 20,
+            now_ms: now(),
+            on_append: Some(on_append.into()),
+            reply,
+        })
+    };
+    // Nothing to read: the wait is parked until the next append.
     let (tx, mut parked) = oneshot::channel();
-    let read = ask(&l, |reply| ReplicationMsg::ReplicaFetch {
-        replica_id: 2,
-        fetch_offset: 0,
-        current_leader_epoch: 1,
-        max_bytes: 1 << 20,
-        now_ms: now(),
-        on_append: Some(tx.into()),
-        reply,
-    })
-    .await
-    .expect("the leader serves its follower");
+    let read = fetch_with_wait(tx).await.expect("the leader serves");
     assert!(read.records.is_empty());
     assert!(parked.try_recv().is_err(), "nothing to fetch: it waits");
     append(&l.actor, batch(1, "a"), 1).await.unwrap();
     tokio::time::timeout(WAIT, parked).await.unwrap().unwrap();
     // With records to read the wait is not parked: dropped at once.
     let (tx, dropped) = oneshot::channel::<()>();
-    let read = ask(&l, |reply| ReplicationMsg::ReplicaFetch {
-        replica_id: 2,
-        fetch_offset: 0,
-        current_leader_epoch: 1,
-        max_bytes: 1 << 20,
-        now_ms: now(),
-        on_append: Some(tx.into()),
-        reply,
-    })
-    .await
-    .expect("the leader serves its follower");
+    let read = fetch_with_wait(tx).await.expect("the leader serves");
     assert!(!read.records.is_empty());
     assert!(tokio::time::timeout(WAIT, dropped).await.unwrap().is_err());
 }

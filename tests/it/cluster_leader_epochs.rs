@@ -14,9 +14,8 @@
 
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
@@ -28,9 +27,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, GroupId, ListOffsetsRequest,
-    ListOffsetsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-    OffsetFetchResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    ApiKey, BrokerId, GroupId, ListOffsetsRequest, ListOffsetsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -39,8 +38,9 @@ use rdkafka::producer::BaseRecord;
 use super::client_hostile_records::request;
 use super::cluster_admin::create_assigned;
 use super::cluster_coordinators::find_coordinator;
+use super::cluster_follower_fetch::fetch_at_epoch;
 use super::cluster_metadata::{
-    broker_ids, every, metadata, start_cluster, topic, wait_everywhere, SLACK,
+    broker_ids, eventually, every, metadata, start_cluster, topic, wait_everywhere, SLACK,
 };
 use super::harness::{bootstrap_all, flush, producer, send, TestBroker};
 use super::protocol_versions::name;
@@ -63,23 +63,7 @@ fn connect(broker: &TestBroker) -> TcpStream {
 
 /// A consumer's Fetch of partition 0 from offset 0 at `current` epoch.
 fn fetch(broker: &TestBroker, version: i16, current: i32) -> PartitionData {
-    let body = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(name(TOPIC))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_current_leader_epoch(current)
-                .with_fetch_offset(0)
-                .with_log_start_offset(-1)
-                .with_partition_max_bytes(1 << 20)])]);
-    let r: FetchResponse = request(&mut connect(broker), ApiKey::Fetch, version, 1, &body);
-    assert_eq!(r.error_code, 0, "fetch v{version}");
-    r.responses[0].partitions[0].clone()
+    fetch_at_epoch(broker, version, TOPIC, "", current)
 }
 
 /// ListOffsets v7 of partition 0 for `timestamp` at `current` epoch.
@@ -115,20 +99,6 @@ fn end_offset_for_epoch(broker: &TestBroker, current: i32, epoch: i32) -> (i16, 
     );
     let p = &r.topics[0].partitions[0];
     (p.error_code, p.leader_epoch, p.end_offset)
-}
-
-/// Repeats `check` until it holds or SLACK passed (a role reaches a replica after its
-/// metadata does).
-fn eventually(what: &str, mut check: impl FnMut() -> (bool, String)) {
-    let deadline = Instant::now() + SLACK;
-    loop {
-        let (ok, seen) = check();
-        if ok {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: {seen}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
