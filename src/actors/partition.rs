@@ -122,8 +122,8 @@ pub use messages::{
 };
 pub use producer_expiry::ProducerExpiry;
 pub use replication_messages::{
-    AlterPartitionRequest, FollowerOffsets, ReplicaArgs, ReplicaReadOutcome, ReplicationMsg,
-    RoleView,
+    AlterPartitionRequest, FollowerOffsets, LeaderCheck, ReplicaArgs, ReplicaReadOutcome,
+    ReplicationMsg, RoleView,
 };
 
 impl Actor for Partition {
@@ -242,10 +242,11 @@ impl PartitionState {
                 max_bytes,
                 min_one,
                 read_committed,
+                check,
                 reply,
             } => {
                 let read = state
-                    .admit_read()
+                    .admit_read(check)
                     .and_then(|()| state.read(offset, max_bytes, min_one, read_committed));
                 let _ = reply.send(read);
             }
@@ -270,9 +271,13 @@ impl PartitionState {
             PartitionMsg::ListOffset {
                 timestamp,
                 read_committed,
+                check,
                 reply,
             } => {
-                let _ = reply.send(state.list_offset(timestamp, read_committed));
+                let listed = state
+                    .admit_read(check)
+                    .and_then(|()| state.list_offset(timestamp, read_committed));
+                let _ = reply.send(listed);
             }
             PartitionMsg::WriteTxnMarker {
                 producer_id,

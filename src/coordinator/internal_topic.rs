@@ -9,7 +9,7 @@ use bytes::Bytes;
 use ractor::ActorRef;
 
 use super::offsets_topic::{batch_of, KeyedRecord};
-use crate::actors::partition::{PartitionMsg, PartitionOffsets};
+use crate::actors::partition::{LeaderCheck, PartitionMsg, PartitionOffsets};
 use crate::actors::{call, CallError};
 use crate::error::PartitionError;
 use crate::storage::batch::{split_batches, HEADER_SIZE};
@@ -98,6 +98,7 @@ where
             max_bytes: REPLAY_READ_BYTES,
             min_one: true,
             read_committed: false,
+            check: LeaderCheck::NONE,
             reply,
         };
         let read = call(partition, read, timeout).await??;

@@ -228,10 +228,11 @@ mod tests {
         assert_eq!(partition_for("my-group", 50), 12);
     }
 
+    /// An offset committed with a leader epoch (KIP-320), which a replay keeps.
     fn offset(n: i64) -> CommittedOffset {
         CommittedOffset {
             offset: n,
-            leader_epoch: -1,
+            leader_epoch: n as i32 + 1,
             metadata: None,
         }
     }

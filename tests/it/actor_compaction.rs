@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use broker::actors::call;
-use broker::actors::partition::{Partition, PartitionArgs, PartitionMsg, PartitionOffsets};
+use broker::actors::partition::{
+    LeaderCheck, Partition, PartitionArgs, PartitionMsg, PartitionOffsets,
+};
 use broker::config::FlushPolicy;
 use broker::storage::batch_builder::build_batch;
 use broker::storage::cleaner::CleanerLimits;
@@ -34,6 +36,7 @@ async fn records(p: &ActorRef<PartitionMsg>) -> Vec<(i64, String, Option<String>
                 max_bytes: 1 << 20,
                 min_one: true,
                 read_committed: false,
+                check: LeaderCheck::NONE,
                 reply,
             },
             WAIT,

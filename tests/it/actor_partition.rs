@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use broker::actors::call;
 use broker::actors::partition::{
-    AppendOutcome, Partition, PartitionArgs, PartitionMsg, PartitionOffsets, EARLIEST_TIMESTAMP,
-    LATEST_TIMESTAMP,
+    AppendOutcome, LeaderCheck, Partition, PartitionArgs, PartitionMsg, PartitionOffsets,
+    EARLIEST_TIMESTAMP, LATEST_TIMESTAMP,
 };
 use broker::config::FlushPolicy;
 use broker::error::PartitionError;
@@ -97,6 +97,7 @@ async fn read(p: &ActorRef<PartitionMsg>, offset: i64, max_bytes: usize) -> Vec<
             max_bytes,
             min_one: true,
             read_committed: false,
+            check: LeaderCheck::NONE,
             reply,
         },
         WAIT,
@@ -163,6 +164,7 @@ async fn appends_get_contiguous_offsets_and_read_back() {
             max_bytes: 1000,
             min_one: true,
             read_committed: false,
+            check: LeaderCheck::NONE,
             reply,
         },
         WAIT,
@@ -175,6 +177,7 @@ async fn appends_get_contiguous_offsets_and_read_back() {
         |reply| PartitionMsg::ListOffset {
             timestamp: LATEST_TIMESTAMP,
             read_committed: false,
+            check: LeaderCheck::NONE,
             reply,
         },
         WAIT,
@@ -188,6 +191,7 @@ async fn appends_get_contiguous_offsets_and_read_back() {
         |reply| PartitionMsg::ListOffset {
             timestamp: EARLIEST_TIMESTAMP,
             read_committed: false,
+            check: LeaderCheck::NONE,
             reply,
         },
         WAIT,
@@ -550,6 +554,7 @@ async fn retention_by_size_deletes_the_oldest_closed_segments() {
             max_bytes: 1000,
             min_one: true,
             read_committed: false,
+            check: LeaderCheck::NONE,
             reply,
         },
         WAIT,
@@ -566,6 +571,7 @@ async fn retention_by_size_deletes_the_oldest_closed_segments() {
         |reply| PartitionMsg::ListOffset {
             timestamp: EARLIEST_TIMESTAMP,
             read_committed: false,
+            check: LeaderCheck::NONE,
             reply,
         },
         WAIT,

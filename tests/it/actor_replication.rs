@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use broker::actors::call;
 use broker::actors::partition::{
-    AlterPartitionRequest, AppendOutcome, FollowerOffsets, PartitionArgs, PartitionMsg,
-    ReplicaArgs, ReplicaReadOutcome, ReplicationMsg, RoleView,
+    AlterPartitionRequest, AppendOutcome, FollowerOffsets, LeaderCheck, PartitionArgs,
+    PartitionMsg, ReplicaArgs, ReplicaReadOutcome, ReplicationMsg, RoleView,
 };
 use broker::config::FlushPolicy;
 use broker::error::PartitionError;
@@ -129,6 +129,7 @@ async fn replica_fetch_at(
         current_leader_epoch: epoch,
         max_bytes: 1 << 20,
         now_ms,
+        on_append: None,
         reply,
     })
     .await
@@ -277,6 +278,7 @@ async fn a_single_node_partition_refuses_replication_messages() {
                 current_leader_epoch: -1,
                 max_bytes: 1024,
                 now_ms: 0,
+                on_append: None,
                 reply,
             })
         },
@@ -545,6 +547,7 @@ async fn a_follower_refuses_produces_and_serves_reads_below_its_high_watermark()
             max_bytes: 1024,
             min_one: true,
             read_committed: false,
+            check: LeaderCheck::NONE,
             reply,
         },
         WAIT,
@@ -565,18 +568,30 @@ async fn a_follower_refuses_produces_and_serves_reads_below_its_high_watermark()
 #[tokio::test]
 async fn a_follower_fetch_at_the_log_end_waits_for_the_next_append() {
     let (l, _f2, _f3, _) = trio(1).await;
+    // The read and its long poll in one message, from broker 2 at offset 0.
+    let fetch_with_wait = |on_append: oneshot::Sender<()>| {
+        ask(&l, |reply| ReplicationMsg::ReplicaFetch {
+            replica_id: 2,
+            fetch_offset: 0,
+            current_leader_epoch: 1,
+            max_bytes: 1 << 20,
+            now_ms: now(),
+            on_append: Some(on_append.into()),
+            reply,
+        })
+    };
+    // Nothing to read: the wait is parked until the next append.
     let (tx, mut parked) = oneshot::channel();
-    send(
-        &l,
-        ReplicationMsg::WaitForAppend {
-            offset: 0,
-            notify: tx.into(),
-        },
-    );
-    role(&l).await; // the wait is taken
+    let read = fetch_with_wait(tx).await.expect("the leader serves");
+    assert!(read.records.is_empty());
     assert!(parked.try_recv().is_err(), "nothing to fetch: it waits");
     append(&l.actor, batch(1, "a"), 1).await.unwrap();
     tokio::time::timeout(WAIT, parked).await.unwrap().unwrap();
+    // With records to read the wait is not parked: dropped at once.
+    let (tx, dropped) = oneshot::channel::<()>();
+    let read = fetch_with_wait(tx).await.expect("the leader serves");
+    assert!(!read.records.is_empty());
+    assert!(tokio::time::timeout(WAIT, dropped).await.unwrap().is_err());
 }
 
 #[tokio::test]

@@ -20,7 +20,9 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use rdkafka::producer::BaseRecord;
 
 use super::client_hostile_records::request;
-use super::cluster_metadata::{broker_ids, every, start_cluster, topic, wait_everywhere, SLACK};
+use super::cluster_metadata::{
+    broker_ids, eventually, every, start_cluster, topic, wait_everywhere, SLACK,
+};
 use super::harness::{
     bootstrap_all, consume, consumer, flush, idempotent_producer, send, TestBroker,
 };
@@ -222,15 +224,7 @@ fn admin_apis_assign_describe_and_elect_on_three_brokers() {
             && ends.iter().all(|e| *e >= p.high_watermark);
         (ok, format!("{p:?}"))
     };
-    let deadline = Instant::now() + SLACK;
-    loop {
-        let (ok, seen) = quorum_caught_up();
-        if ok {
-            break;
-        }
-        assert!(Instant::now() < deadline, "DescribeQuorum: {seen}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually("DescribeQuorum", quorum_caught_up);
 
     // Nothing to elect where the preferred replica leads.
     assert_eq!(elect(&brokers[0], 0, "manual", 1).0, ELECTION_NOT_NEEDED);

@@ -34,6 +34,17 @@ const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 
 /// Fetch of partition 0 from offset 0 by a consumer in `rack`, by name (v12 and below).
 fn fetch(broker: &TestBroker, version: i16, topic: &str, rack: &str) -> PartitionData {
+    fetch_at_epoch(broker, version, topic, rack, -1)
+}
+
+/// `fetch` with the consumer's current leader epoch (-1: unchecked).
+pub(crate) fn fetch_at_epoch(
+    broker: &TestBroker,
+    version: i16,
+    topic: &str,
+    rack: &str,
+    current_leader_epoch: i32,
+) -> PartitionData {
     let request_body = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(0)
@@ -45,6 +56,7 @@ fn fetch(broker: &TestBroker, version: i16, topic: &str, rack: &str) -> Partitio
             .with_topic(name(topic))
             .with_partitions(vec![FetchPartition::default()
                 .with_partition(0)
+                .with_current_leader_epoch(current_leader_epoch)
                 .with_fetch_offset(0)
                 .with_log_start_offset(-1)
                 .with_partition_max_bytes(1 << 20)])]);

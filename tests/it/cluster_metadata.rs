@@ -126,6 +126,20 @@ pub(crate) fn wait_everywhere(
     }
 }
 
+/// Repeats `check` (which answers whether it holds, and what it saw) until it holds, or
+/// panics with what it saw after SLACK.
+pub(crate) fn eventually(what: &str, mut check: impl FnMut() -> (bool, String)) {
+    let deadline = Instant::now() + SLACK;
+    loop {
+        let (ok, seen) = check();
+        if ok {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {seen}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn create_replicated_topic(broker: &TestBroker, name: &str) {
     create_topic_with(broker, name, 3, &[]);
 }

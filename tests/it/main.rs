@@ -48,6 +48,7 @@ mod cluster_coordinators;
 mod cluster_failover;
 mod cluster_follower_fetch;
 mod cluster_inter_broker;
+mod cluster_leader_epochs;
 mod cluster_leader_kills;
 mod cluster_listeners;
 mod cluster_load;

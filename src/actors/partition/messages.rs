@@ -78,12 +78,14 @@ pub enum PartitionMsg {
         admission: crate::actors::routing::QueueAdmission,
     },
     /// Read whole batches from `offset`, below the high watermark (read_committed: below
-    /// the last stable offset, with the aborted transactions in that range).
+    /// the last stable offset, with the aborted transactions in that range), once `check`
+    /// passes.
     Read {
         offset: i64,
         max_bytes: usize,
         min_one: bool,
         read_committed: bool,
+        check: LeaderCheck,
         reply: RpcReplyPort<Result<ReadOutcome, PartitionError>>,
     },
     /// Answered as soon as the high watermark (read_committed: the last stable offset) is
@@ -93,11 +95,14 @@ pub enum PartitionMsg {
         read_committed: bool,
         notify: RpcReplyPort<()>,
     },
-    /// (offset, timestamp) for a ListOffsets timestamp; offset -1 when none.
+    /// (offset, timestamp, leader epoch) for a ListOffsets timestamp, once `check` passes;
+    /// offset -1 when none. The epoch is the one the offset was written in (the current
+    /// leader epoch for the latest offset; 0 on a single-node partition).
     ListOffset {
         timestamp: i64,
         read_committed: bool,
-        reply: RpcReplyPort<Result<(i64, i64), PartitionError>>,
+        check: LeaderCheck,
+        reply: RpcReplyPort<Result<(i64, i64, i32), PartitionError>>,
     },
     /// Write a transaction's commit or abort marker (from the transaction coordinator);
     /// answered once an fsync covers it.

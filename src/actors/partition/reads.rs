@@ -45,26 +45,37 @@ impl PartitionState {
         })
     }
 
+    /// (offset, timestamp, leader epoch) for a ListOffsets timestamp. The latest offset
+    /// carries the current leader epoch (Kafka's Partition.fetchOffsetForTimestamp), the
+    /// others the epoch they were written in.
     pub(super) fn list_offset(
         &self,
         timestamp: i64,
         read_committed: bool,
-    ) -> Result<(i64, i64), PartitionError> {
+    ) -> Result<(i64, i64, i32), PartitionError> {
         let found = match timestamp {
-            LATEST_TIMESTAMP => return Ok((self.fetch_bound(read_committed), -1)),
+            LATEST_TIMESTAMP => {
+                let epoch = self
+                    .stamping_epoch()
+                    .unwrap_or_else(|| self.epoch_of_offset(i64::MAX));
+                return Ok((self.fetch_bound(read_committed), -1, epoch));
+            }
             // Without tiered storage the local log start is the log start.
             EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
-                return Ok((self.log.log_start_offset(), -1))
+                let start = self.log.log_start_offset();
+                return Ok((start, -1, self.epoch_of_offset(start)));
             }
             // Nothing is tiered: Kafka answers no offset and no timestamp, without an error.
-            LATEST_TIERED_TIMESTAMP => return Ok((-1, -1)),
+            LATEST_TIERED_TIMESTAMP => return Ok((-1, -1, -1)),
             MAX_TIMESTAMP => self.log.max_timestamp_offset()?,
             ts if ts >= 0 => self.log.offset_for_timestamp(ts)?,
             _ => return Err(PartitionError::InvalidRequest),
         };
         Ok(found
             .filter(|(offset, _)| *offset < self.high_watermark)
-            .unwrap_or((-1, -1)))
+            .map_or((-1, -1, -1), |(offset, ts)| {
+                (offset, ts, self.epoch_of_offset(offset))
+            }))
     }
 
     pub(super) fn offsets(&self) -> PartitionOffsets {

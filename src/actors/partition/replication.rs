@@ -21,8 +21,8 @@ use tracing::{debug, info};
 
 use super::isr::{lag_clock_ms, Leadership};
 use super::replication_messages::{
-    AlterPartitionRequest, FollowerOffsets, ReplicaArgs, ReplicaReadOutcome, ReplicationMsg,
-    RoleView,
+    AlterPartitionRequest, FollowerOffsets, LeaderCheck, ReplicaArgs, ReplicaReadOutcome,
+    ReplicationMsg, RoleView,
 };
 use super::{ParkedReply, PartitionMsg, PartitionState};
 use crate::config::FlushPolicy;
@@ -122,20 +122,17 @@ impl PartitionState {
                 current_leader_epoch,
                 max_bytes,
                 now_ms,
+                on_append,
                 reply,
             } => {
                 let fetch = (replica_id, fetch_offset, current_leader_epoch);
                 let result = self.replica_fetch(fetch, max_bytes, now_ms);
-                let _ = reply.send(result);
-            }
-            ReplicationMsg::WaitForAppend { offset, notify } => {
-                let leading = matches!(self.role(), Some(Role::Leader(_)));
-                if !leading || offset < self.log.log_end_offset() {
-                    let _ = notify.send(());
-                } else if let Some(r) = self.replication.as_mut() {
-                    r.parked_replica_fetches.retain(|(_, n)| !n.is_closed());
-                    r.parked_replica_fetches.push((offset, notify));
+                if let (Ok(read), Some(notify)) = (&result, on_append) {
+                    if read.records.is_empty() {
+                        self.park_replica_fetch(fetch_offset, notify);
+                    }
                 }
+                let _ = reply.send(result);
             }
             ReplicationMsg::AppendAsFollower {
                 records,
@@ -277,15 +274,39 @@ impl PartitionState {
         Ok(())
     }
 
-    /// Consumers read from the leader only (no KIP-392 yet).
-    /// A leader serves consumers, and so does a follower (below its high watermark, which
-    /// only holds what the leader committed): the protocol layer lets only Fetch v11+
-    /// read from one (KIP-392).
-    pub(super) fn admit_read(&self) -> Result<(), PartitionError> {
-        match self.role() {
-            None | Some(Role::Leader(_)) | Some(Role::Follower { .. }) => Ok(()),
-            Some(Role::Unassigned) => Err(PartitionError::NotAvailable),
+    /// A client's read, as Kafka's Partition.getLocalLog: the client's current leader
+    /// epoch is checked first (KIP-320), then the role. A leader serves, and so does a
+    /// follower (below its high watermark, which only holds what the leader committed)
+    /// unless `leader_only`: the protocol layer lets only Fetch v11+ read from one
+    /// (KIP-392). A single-node partition has one leader epoch, 0.
+    pub(super) fn admit_read(&self, check: LeaderCheck) -> Result<(), PartitionError> {
+        let Some(role) = self.role() else {
+            return match check.current_leader_epoch {
+                e if e > 0 => Err(PartitionError::UnknownLeaderEpoch),
+                _ => Ok(()),
+            };
+        };
+        self.check_leader_epoch(check.current_leader_epoch)?;
+        match role {
+            Role::Leader(_) => Ok(()),
+            Role::Follower { .. } if !check.leader_only => Ok(()),
+            _ => Err(PartitionError::NotAvailable),
         }
+    }
+
+    /// The leader epoch `offset` was written in, as the epoch cache says (-1: none); on a
+    /// single-node partition 0, its one epoch.
+    pub(super) fn epoch_of_offset(&self, offset: i64) -> i32 {
+        if self.replication.is_none() {
+            return 0;
+        }
+        self.log
+            .leader_epochs()
+            .entries()
+            .iter()
+            .rev()
+            .find(|e| e.start_offset <= offset)
+            .map_or(-1, |e| e.epoch)
     }
 
     /// Parks an acks=all produce (or a transaction marker) of a replicated leader until the
@@ -344,6 +365,18 @@ impl PartitionState {
             } else {
                 ack.reply.fail(PartitionError::NotEnoughReplicasAfterAppend);
             }
+        }
+    }
+
+    /// A follower's fetch that read nothing waits for the log end to pass `offset`
+    /// (answered at once when it already has, or when this replica does not lead).
+    fn park_replica_fetch(&mut self, offset: i64, notify: RpcReplyPort<()>) {
+        let leading = matches!(self.role(), Some(Role::Leader(_)));
+        if !leading || offset < self.log.log_end_offset() {
+            let _ = notify.send(());
+        } else if let Some(r) = self.replication.as_mut() {
+            r.parked_replica_fetches.retain(|(_, n)| !n.is_closed());
+            r.parked_replica_fetches.push((offset, notify));
         }
     }
 

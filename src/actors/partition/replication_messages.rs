@@ -44,6 +44,23 @@ pub struct ReplicaReadOutcome {
     pub next_batch_bytes: usize,
 }
 
+/// What a client's read (Fetch, ListOffsets) says of the partition's leadership (KIP-320),
+/// checked before it is served: its current leader epoch (-1: unchecked) and whether only
+/// the leader may answer (Kafka's fetchOnlyFromLeader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderCheck {
+    pub current_leader_epoch: i32,
+    pub leader_only: bool,
+}
+
+impl LeaderCheck {
+    /// No check: reads inside the broker (the replay of an internal topic it leads).
+    pub const NONE: LeaderCheck = LeaderCheck {
+        current_leader_epoch: -1,
+        leader_only: false,
+    };
+}
+
 /// A follower's offsets after it took a leader's batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FollowerOffsets {
@@ -95,13 +112,11 @@ pub enum ReplicationMsg {
         max_bytes: usize,
         /// When the fetch arrived (`lag_clock_ms`), for the follower's lag.
         now_ms: i64,
+        /// The fetch's long poll, in the same message as its read: when the read found
+        /// nothing past `fetch_offset`, parked and answered once the log end passes it
+        /// (or at once when this replica does not lead); otherwise dropped at once.
+        on_append: Option<RpcReplyPort<()>>,
         reply: RpcReplyPort<Result<ReplicaReadOutcome, PartitionError>>,
-    },
-    /// A follower fetch's long poll: answered once the log end passes `offset`, or at
-    /// once when this replica does not lead.
-    WaitForAppend {
-        offset: i64,
-        notify: RpcReplyPort<()>,
     },
     /// At a follower: the leader's batches as fetched, and the leader's high watermark.
     AppendAsFollower {
@@ -144,9 +159,6 @@ impl ReplicationMsg {
         match self {
             ReplicationMsg::ReplicaFetch { reply, .. } => {
                 let _ = reply.send(Err(err));
-            }
-            ReplicationMsg::WaitForAppend { notify, .. } => {
-                let _ = notify.send(());
             }
             ReplicationMsg::AppendAsFollower { reply, .. }
             | ReplicationMsg::TruncateTo { reply, .. } => {

@@ -39,11 +39,12 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
 use kafka_protocol::ResponseError;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::debug;
 use uuid::Uuid;
 
-use crate::actors::partition::{PartitionMsg, ReadOutcome, ReplicationMsg};
+use crate::actors::partition::{LeaderCheck, PartitionMsg, ReadOutcome};
 use crate::actors::routing::{RoutingTable, TopicRoute};
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
@@ -182,7 +183,7 @@ async fn long_poll(
     let deadline = Instant::now() + max_wait;
     loop {
         // The budget is held until the response is built, and not while waiting.
-        let (results, _held) = read_all(fetch, memory, deadline).await;
+        let (results, _held, appended) = read_all(fetch, memory, deadline).await;
         let total: usize = results
             .iter()
             .flatten()
@@ -203,8 +204,9 @@ async fn long_poll(
             // past its offsets: if none fired by the deadline, this read still holds (a
             // newer high watermark reaches the follower on its next fetch, as in Kafka,
             // whose follower fetches wait for bytes only). No second read of every
-            // partition: that was a third of an idle follower's cost on its leader.
-            if !wait_for_data(fetch, deadline).await {
+            // partition: that was a third of an idle follower's cost on its leader. Each
+            // read already parked its wait (one message per partition and round).
+            if !first_before(appended, deadline).await {
                 return respond(&fetch.topics, results);
             }
             continue;
@@ -212,7 +214,7 @@ async fn long_poll(
         drop(results);
         drop(_held);
         if !wait_for_data(fetch, deadline).await {
-            let (results, _held) = read_all(fetch, memory, deadline).await;
+            let (results, _held, _) = read_all(fetch, memory, deadline).await;
             return respond(&fetch.topics, results);
         }
     }
@@ -306,12 +308,12 @@ fn resolve(routes: &RoutingTable, version: i16, requested: Vec<FetchTopic>) -> V
 /// what the request holds. Reads whose shares fit together run at once (fan out, join),
 /// then the next ones get what those left. The first partition with data whose first
 /// batch did not fit is read once more for that one batch, with budget taken for it
-/// (KIP-74).
+/// (KIP-74). A follower's fetch also gets the long-poll waits its reads parked.
 async fn read_all(
     fetch: &Fetch,
     memory: &FetchMemory,
     deadline: Instant,
-) -> (Vec<Vec<Read>>, Held) {
+) -> (Vec<Vec<Read>>, Held, Vec<oneshot::Receiver<()>>) {
     let wanted: Vec<(&Topic, &Wanted)> = fetch
         .topics
         .iter()
@@ -321,6 +323,7 @@ async fn read_all(
     let mut held = memory.take(fetch.max_bytes, deadline).await;
     let mut room = held.bytes();
     let mut results: Vec<Option<Read>> = wanted.iter().map(|_| None).collect();
+    let mut appended = Vec::new();
     let mut next = 0;
     while next < wanted.len() {
         let round = plan_round(&shares, next, room);
@@ -328,18 +331,21 @@ async fn read_all(
         let reads = round
             .iter()
             .map(|&(i, share)| read_one(fetch, wanted[i].0, wanted[i].1, share));
-        for (&(i, _), read) in round.iter().zip(join_all(reads).await) {
+        for (&(i, _), (read, wait)) in round.iter().zip(join_all(reads).await) {
             if let Ok(read) = &read {
                 room = room.saturating_sub(read.records.len());
             }
             results[i] = Some(read);
+            appended.extend(wait);
         }
     }
     if let Some((i, size)) = first_starved(&results) {
         if let Some(extra) = memory.take_all(size, deadline).await {
             held.merge(extra);
             let (topic, w) = wanted[i];
-            results[i] = Some(read_one(fetch, topic, w, size).await);
+            let (read, wait) = read_one(fetch, topic, w, size).await;
+            results[i] = Some(read);
+            appended.extend(wait);
         }
     }
     let used = results
@@ -356,7 +362,7 @@ async fn read_all(
         .iter()
         .map(|t| results.by_ref().take(t.partitions.len()).collect())
         .collect();
-    (nested, held)
+    (nested, held, appended)
 }
 
 /// The partitions read together next, from `next`, with their shares: while `room` is
@@ -396,29 +402,43 @@ fn first_starved(results: &[Option<Read>]) -> Option<(usize, usize)> {
     None
 }
 
-/// One partition, at most `max_bytes`.
-async fn read_one(fetch: &Fetch, topic: &Topic, w: &Wanted, max_bytes: usize) -> Read {
+/// One partition, at most `max_bytes`; for a follower's fetch, with the wait its read
+/// parked in the partition.
+async fn read_one(
+    fetch: &Fetch,
+    topic: &Topic,
+    w: &Wanted,
+    max_bytes: usize,
+) -> (Read, Option<oneshot::Receiver<()>>) {
+    let Some(replica_id) = fetch.replica_id else {
+        return (read_for_consumer(fetch, topic, w, max_bytes).await, None);
+    };
+    let route = match topic.route.as_ref() {
+        Ok(route) => route,
+        Err(code) => return (Err(*code), None),
+    };
+    let Some(actor) = route.partition(w.index) else {
+        return (Err(ResponseError::UnknownTopicOrPartition.code()), None);
+    };
+    // A follower's fetch: the partition's leader role answers (or refuses) it.
+    let (on_append, appended) = oneshot::channel();
+    let read = read_for_follower(
+        actor,
+        fetch.read_timeout,
+        (w.offset, w.current_leader_epoch, max_bytes),
+        replica_id,
+        on_append,
+    )
+    .await;
+    (read, Some(appended))
+}
+
+/// One partition for a consumer, at most `max_bytes`.
+async fn read_for_consumer(fetch: &Fetch, topic: &Topic, w: &Wanted, max_bytes: usize) -> Read {
     let route = topic.route.as_ref().map_err(|code| *code)?;
     let actor = route
         .partition(w.index)
         .ok_or(ResponseError::UnknownTopicOrPartition.code())?;
-    // A follower's fetch: the partition's leader role answers (or refuses) it.
-    if let Some(replica_id) = fetch.replica_id {
-        return read_for_follower(
-            actor,
-            fetch.read_timeout,
-            (w.offset, w.current_leader_epoch, max_bytes),
-            replica_id,
-        )
-        .await;
-    }
-    // Cluster mode: the leader serves consumers, and from v11 a follower too (KIP-392),
-    // up to its own high watermark.
-    if let Some(cluster) = &fetch.cluster {
-        if cluster.not_leader(route, w.index).is_some() && fetch.version < FOLLOWER_FETCH_VERSION {
-            return Err(ResponseError::NotLeaderOrFollower.code());
-        }
-    }
     // Sent elsewhere: the offsets, no records.
     let max_bytes = if w.preferred_read_replica.is_some() {
         0
@@ -430,6 +450,12 @@ async fn read_one(fetch: &Fetch, topic: &Topic, w: &Wanted, max_bytes: usize) ->
         max_bytes,
         min_one: false,
         read_committed: fetch.read_committed,
+        // The consumer's leader epoch is checked first (KIP-320); the leader serves
+        // consumers, and from v11 a follower too (KIP-392), up to its high watermark.
+        check: LeaderCheck {
+            current_leader_epoch: w.current_leader_epoch,
+            leader_only: fetch.version < FOLLOWER_FETCH_VERSION,
+        },
         reply,
     })
     .ok_or(ResponseError::NotLeaderOrFollower.code())?;
@@ -456,7 +482,8 @@ async fn read_one(fetch: &Fetch, topic: &Topic, w: &Wanted, max_bytes: usize) ->
     }
 }
 
-/// Parks a waiter in every partition; true when one reported data before the deadline.
+/// A consumer's fetch parks a waiter in every partition; true when one reported data
+/// before the deadline.
 async fn wait_for_data(fetch: &Fetch, deadline: Instant) -> bool {
     let mut waits = Vec::new();
     for t in &fetch.topics {
@@ -465,30 +492,24 @@ async fn wait_for_data(fetch: &Fetch, deadline: Instant) -> bool {
             let Some(actor) = route.partition(w.index) else {
                 continue;
             };
-            let waiter = if fetch.replica_id.is_some() {
-                ask(actor, |notify| {
-                    PartitionMsg::Replication(ReplicationMsg::WaitForAppend {
-                        offset: w.offset,
-                        notify,
-                    })
-                })
-            } else {
-                ask(actor, |notify| PartitionMsg::WaitForData {
-                    offset: w.offset,
-                    read_committed: fetch.read_committed,
-                    notify,
-                })
-            };
-            if let Some(rx) = waiter {
-                waits.push(rx);
-            }
+            let waiter = ask(actor, |notify| PartitionMsg::WaitForData {
+                offset: w.offset,
+                read_committed: fetch.read_committed,
+                notify,
+            });
+            waits.extend(waiter);
         }
     }
+    first_before(waits, deadline).await
+}
+
+/// True when one of `waits` resolved before the deadline. A waiter whose partition stopped
+/// (or dropped it) resolves with an error: that too is worth a re-read.
+async fn first_before<W: std::future::Future + Unpin>(waits: Vec<W>, deadline: Instant) -> bool {
     if waits.is_empty() {
         tokio::time::sleep_until(deadline).await;
         return false;
     }
-    // A waiter whose partition stopped resolves with an error: that too is worth a re-read.
     tokio::time::timeout_at(deadline, select_all(waits))
         .await
         .is_ok()

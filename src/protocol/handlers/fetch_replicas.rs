@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use kafka_protocol::messages::fetch_response::{LeaderIdAndEpoch, NodeEndpoint, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchResponse};
 use kafka_protocol::ResponseError;
+use tokio::sync::oneshot;
 
 use crate::actors::metadata::PartitionImage;
 use crate::actors::partition::{lag_clock_ms, PartitionMsg, ReadOutcome, ReplicationMsg};
@@ -61,12 +62,15 @@ pub fn preferred_read_replica(
         .min()
 }
 
-/// A follower's fetch of one partition: up to the leader's log end.
+/// A follower's fetch of one partition: up to the leader's log end. `on_append` is
+/// answered once the log end passes `offset` when the read found nothing (the long poll,
+/// parked by the same message as the read), and dropped otherwise.
 pub async fn read_for_follower(
     actor: &ractor::ActorRef<PartitionMsg>,
     read_timeout: std::time::Duration,
     (offset, current_leader_epoch, max_bytes): (i64, i32, usize),
     replica_id: i32,
+    on_append: oneshot::Sender<()>,
 ) -> Result<ReadOutcome, i16> {
     let rx = ask(actor, |reply| {
         PartitionMsg::Replication(ReplicationMsg::ReplicaFetch {
@@ -75,6 +79,7 @@ pub async fn read_for_follower(
             current_leader_epoch,
             max_bytes,
             now_ms: lag_clock_ms(),
+            on_append: Some(on_append.into()),
             reply,
         })
     })
@@ -120,7 +125,8 @@ pub fn add_leader_hints<'a>(
             let Some(placement) = route.placement(p.partition_index) else {
                 continue;
             };
-            if placement.leader < 0 || placement.leader == cluster.node_id {
+            // This broker too: a consumer fenced here learns the epoch it leads at.
+            if placement.leader < 0 {
                 continue;
             }
             leaders.insert(placement.leader);

@@ -3,6 +3,12 @@
 //! Every answer comes from the partition actor, the one owner of the log start offset and
 //! high watermark. A timestamp after the last record answers -1. A special timestamp older
 //! than its version, or unknown, is UNSUPPORTED_VERSION for its partition, as in Kafka.
+//!
+//! Cluster mode, as Kafka's: the partition's current_leader_epoch (v4+) is checked first
+//! (FENCED_LEADER_EPOCH when older than the replica's, UNKNOWN_LEADER_EPOCH when newer, -1
+//! unchecked, KIP-320), then only the leader answers (NOT_LEADER_OR_FOLLOWER elsewhere)
+//! unless the request is a debugging one (replica_id -2). Each offset carries the leader
+//! epoch it was written in (the current one for the latest offset).
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -11,8 +17,8 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, Response
 use kafka_protocol::ResponseError;
 
 use crate::actors::partition::{
-    PartitionMsg, EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIERED_TIMESTAMP,
-    LATEST_TIMESTAMP, MAX_TIMESTAMP,
+    LeaderCheck, PartitionMsg, EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP,
+    LATEST_TIERED_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP,
 };
 use crate::protocol::context::ask;
 use crate::protocol::dispatch::ResponseFuture;
@@ -32,8 +38,13 @@ fn unsupported(timestamp: i64, version: i16) -> bool {
     version < since
 }
 
+/// Kafka's ListOffsetsRequest.DEBUGGING_REPLICA_ID: may be answered by a follower.
+const DEBUGGING_REPLICA_ID: i32 = -2;
+
+type Listed = Result<(i64, i64, i32), crate::error::PartitionError>;
+
 enum Pending {
-    Asked(Option<crate::actors::Reply<Result<(i64, i64), crate::error::PartitionError>>>),
+    Asked(Option<crate::actors::Reply<Listed>>),
     Failed(i16),
 }
 
@@ -41,6 +52,7 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: ListOffsetsRequest) -> Re
     let routes = ctx.routes();
     // Kafka's IsolationLevel: 1 is READ_COMMITTED (latest = the last stable offset).
     let read_committed = req.isolation_level == 1;
+    let leader_only = req.replica_id.0 != DEBUGGING_REPLICA_ID;
     let mut topics = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
         let route = routes.topic(topic.name.0.as_str()).cloned();
@@ -58,6 +70,10 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: ListOffsetsRequest) -> Re
                     ask(actor, |reply| PartitionMsg::ListOffset {
                         timestamp: p.timestamp,
                         read_committed,
+                        check: LeaderCheck {
+                            current_leader_epoch: p.current_leader_epoch,
+                            leader_only,
+                        },
                         reply,
                     })
                 });
@@ -81,11 +97,11 @@ pub fn prepare(ctx: &BrokerContext, version: i16, req: ListOffsetsRequest) -> Re
                         .with_timestamp(-1)
                         .with_offset(-1),
                     Pending::Asked(Some(rx)) => match rx.await {
-                        Ok(Ok((offset, timestamp))) => {
+                        Ok(Ok((offset, timestamp, epoch))) => {
                             let entry = entry.with_offset(offset).with_timestamp(timestamp);
                             // The leader epoch exists from v4 on; the codec refuses it before.
                             if version >= 4 && offset >= 0 {
-                                entry.with_leader_epoch(0)
+                                entry.with_leader_epoch(epoch)
                             } else {
                                 entry
                             }
