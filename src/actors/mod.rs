@@ -8,6 +8,7 @@ mod connection_auth;
 pub mod group;
 mod group_consumer;
 mod group_loading;
+mod group_metadata;
 pub mod group_messages;
 mod group_offsets;
 mod group_rebalance;

@@ -392,6 +392,13 @@ async fn offsets_are_durable_validated_and_deleted_with_the_group() {
             (("t".into(), 1), Some(offset(7)))
         ]
     );
+    // The member came back with the group (its metadata is durable too); once its
+    // session runs out without a heartbeat the group is empty and may be deleted.
+    assert_eq!(state(&g).await, GroupState::Stable);
+    // Paused clock: the runtime moves time on only once every task waits, so the session
+    // check the load scheduled has run when this returns.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(state(&g).await, GroupState::Empty);
     assert_eq!(
         call(&g, |reply| GroupMsg::Delete { reply }, WAIT)
             .await
