@@ -73,7 +73,7 @@ fn a_consumer_group_member_goes_on_after_a_broker_restart() {
     let mut wire = Wire::connect(broker.port());
     wire.create_topic("restart-modern", 4);
     topic_id(&mut wire, "restart-modern");
-    let joined = heartbeat(&mut wire, &join("modern", "", &["restart-modern"]));
+    let joined = heartbeat(&mut wire, &join("modern", "member-r", &["restart-modern"]));
     let owned = assigned(&joined).expect("a join is answered with its assignment");
     let member = joined.member_id.clone().expect("a member id");
     assert_eq!(joined.member_epoch, 1);
