@@ -54,9 +54,9 @@ impl GroupCoordinatorState {
         match self.state {
             GroupState::Stable => {}
             GroupState::Empty if self.generation > 0 => {}
-            GroupState::Empty | GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                return stored()
-            }
+            GroupState::Empty
+            | GroupState::PreparingRebalance
+            | GroupState::CompletingRebalance => return stored(),
             GroupState::Dead => return None,
         }
         let mut members: Vec<_> = self.members.iter().collect();
@@ -260,4 +260,3 @@ impl GroupCoordinatorState {
         info!(group = %self.group_id, generation = self.generation, members = self.members.len(), "Group loaded stable with its members.");
     }
 }
-

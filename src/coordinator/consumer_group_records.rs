@@ -99,7 +99,10 @@ impl ConsumerGroup {
         let metadata = records.metadata.as_ref()?;
         let mut group = ConsumerGroup::new(group_id, settings);
         group.group_epoch = metadata.epoch.max(0);
-        group.assignment_epoch = records.target_epoch.unwrap_or(0).clamp(0, group.group_epoch);
+        group.assignment_epoch = records
+            .target_epoch
+            .unwrap_or(0)
+            .clamp(0, group.group_epoch);
         group.subscription_metadata = metadata
             .subscription_metadata
             .iter()

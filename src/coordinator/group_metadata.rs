@@ -125,7 +125,10 @@ impl GroupMetadata {
     pub fn entries(&self) -> BTreeMap<MetadataKey, MetadataValue> {
         let mut out = BTreeMap::new();
         if let Some(classic) = &self.classic {
-            out.insert(MetadataKey::Classic, MetadataValue::Classic(classic.clone()));
+            out.insert(
+                MetadataKey::Classic,
+                MetadataValue::Classic(classic.clone()),
+            );
         }
         let c = &self.consumer;
         if let Some(value) = &c.metadata {

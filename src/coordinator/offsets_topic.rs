@@ -51,17 +51,35 @@ pub enum OffsetsKey {
     },
     /// The offsets a transaction committed that wait for its end; its value a
     /// `PendingValue`, a tombstone once the transaction ended.
-    PendingTxn { group: String, producer_id: i64 },
+    PendingTxn {
+        group: String,
+        producer_id: i64,
+    },
     /// A classic group's metadata (Kafka's GroupMetadataKey); its value a
     /// `ClassicGroupValue`.
-    GroupMetadata { group: String },
+    GroupMetadata {
+        group: String,
+    },
     /// The KIP-848 records of a consumer group, as Kafka keys them; the values are those
     /// of `group_metadata`.
-    ConsumerGroupMetadata { group: String },
-    ConsumerGroupMemberMetadata { group: String, member: String },
-    ConsumerGroupTargetAssignmentMetadata { group: String },
-    ConsumerGroupTargetAssignmentMember { group: String, member: String },
-    ConsumerGroupCurrentMemberAssignment { group: String, member: String },
+    ConsumerGroupMetadata {
+        group: String,
+    },
+    ConsumerGroupMemberMetadata {
+        group: String,
+        member: String,
+    },
+    ConsumerGroupTargetAssignmentMetadata {
+        group: String,
+    },
+    ConsumerGroupTargetAssignmentMember {
+        group: String,
+        member: String,
+    },
+    ConsumerGroupCurrentMemberAssignment {
+        group: String,
+        member: String,
+    },
 }
 
 impl OffsetsKey {
@@ -70,7 +88,9 @@ impl OffsetsKey {
         match key {
             MetadataKey::Classic => OffsetsKey::GroupMetadata { group },
             MetadataKey::ConsumerGroup => OffsetsKey::ConsumerGroupMetadata { group },
-            MetadataKey::Member(member) => OffsetsKey::ConsumerGroupMemberMetadata { group, member },
+            MetadataKey::Member(member) => {
+                OffsetsKey::ConsumerGroupMemberMetadata { group, member }
+            }
             MetadataKey::TargetMetadata => {
                 OffsetsKey::ConsumerGroupTargetAssignmentMetadata { group }
             }
@@ -455,7 +475,9 @@ mod tests {
             for (id, epoch) in members {
                 let (value, current) = member(*epoch);
                 records.members.insert(id.to_string(), value);
-                records.targets.insert(id.to_string(), current.assigned.clone());
+                records
+                    .targets
+                    .insert(id.to_string(), current.assigned.clone());
                 records.current.insert(id.to_string(), current);
             }
             GroupMetadata {

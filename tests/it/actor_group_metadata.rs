@@ -126,7 +126,10 @@ async fn a_classic_group_is_stable_with_its_members_after_a_restart() {
     let a_join = join(&g, join_req(&a, None));
     let b_join = join(&g, join_req("", Some("instance-b")));
     let (ja, jb) = (a_join.await.unwrap(), b_join.await.unwrap());
-    assert_eq!((ja.generation, jb.generation, ja.leader.as_str()), (1, 1, a.as_str()));
+    assert_eq!(
+        (ja.generation, jb.generation, ja.leader.as_str()),
+        (1, 1, a.as_str())
+    );
     let b = jb.member_id;
     let b_sync = sync(&g, &b, 1, vec![]);
     let assignments = vec![
@@ -134,24 +137,39 @@ async fn a_classic_group_is_stable_with_its_members_after_a_restart() {
         (b.clone(), Bytes::from_static(b"pb")),
     ];
     let a_sync = sync(&g, &a, 1, assignments).await.unwrap();
-    assert_eq!((a_sync.error, a_sync.assignment.as_ref()), (0, b"pa".as_slice()));
+    assert_eq!(
+        (a_sync.error, a_sync.assignment.as_ref()),
+        (0, b"pa".as_slice())
+    );
     assert_eq!(b_sync.await.unwrap().assignment.as_ref(), b"pb");
 
     let g = restart(g, &storage).await;
     let described = call(&g, |reply| GroupMsg::Describe { reply }, WAIT)
         .await
         .unwrap();
-    assert_eq!((described.state, described.generation), (GroupState::Stable, 1));
-    assert_eq!((described.protocol.as_str(), described.members.len()), ("range", 2));
+    assert_eq!(
+        (described.state, described.generation),
+        (GroupState::Stable, 1)
+    );
+    assert_eq!(
+        (described.protocol.as_str(), described.members.len()),
+        ("range", 2)
+    );
     assert_eq!(described.members[0].member_id, a, "join order kept");
-    assert_eq!(described.members[1].instance_id.as_deref(), Some("instance-b"));
+    assert_eq!(
+        described.members[1].instance_id.as_deref(),
+        Some("instance-b")
+    );
     assert_eq!(described.members[1].assignment.as_ref(), b"pb");
     // Both go on at generation 1: heartbeats, a commit, a SyncGroup with the assignment.
     assert_eq!(heartbeat(&g, &a, 1).await, 0);
     assert_eq!(heartbeat(&g, &b, 1).await, 0);
     assert_eq!(commit(&g, &a, 1).await, 0);
     let again = sync(&g, &b, 1, vec![]).await.unwrap();
-    assert_eq!((again.error, again.assignment.as_ref()), (0, b"pb".as_slice()));
+    assert_eq!(
+        (again.error, again.assignment.as_ref()),
+        (0, b"pb".as_slice())
+    );
     assert_eq!(heartbeat(&g, "stranger", 1).await, UNKNOWN_MEMBER_ID);
     let refused = call(&g, |reply| GroupMsg::Delete { reply }, WAIT).await;
     assert_eq!(refused.unwrap(), NON_EMPTY_GROUP, "the members are back");
@@ -166,7 +184,11 @@ async fn a_classic_group_is_stable_with_its_members_after_a_restart() {
     let described = call(&g, |reply| GroupMsg::Describe { reply }, WAIT)
         .await
         .unwrap();
-    assert_eq!(described.state, GroupState::PreparingRebalance, "b timed out");
+    assert_eq!(
+        described.state,
+        GroupState::PreparingRebalance,
+        "b timed out"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -184,23 +206,37 @@ async fn an_empty_group_is_loaded_empty_at_its_generation() {
     let described = call(&g, |reply| GroupMsg::Describe { reply }, WAIT)
         .await
         .unwrap();
-    assert_eq!((described.state, described.generation), (GroupState::Empty, 2));
+    assert_eq!(
+        (described.state, described.generation),
+        (GroupState::Empty, 2)
+    );
     assert!(described.members.is_empty());
     // Deleted (its actor stops): nothing comes back.
-    assert_eq!(call(&g, |reply| GroupMsg::Delete { reply }, WAIT).await.unwrap(), 0);
+    assert_eq!(
+        call(&g, |reply| GroupMsg::Delete { reply }, WAIT)
+            .await
+            .unwrap(),
+        0
+    );
     storage.power_cut();
     let g = start(&storage).await;
     let described = call(&g, |reply| GroupMsg::Describe { reply }, WAIT)
         .await
         .unwrap();
-    assert_eq!((described.state, described.generation), (GroupState::Empty, 0));
+    assert_eq!(
+        (described.state, described.generation),
+        (GroupState::Empty, 0)
+    );
 }
 
 fn topics() -> Arc<dyn TopicCatalog> {
     Arc::new(BTreeMap::from([("t".to_string(), (Uuid::from_u128(7), 4))]))
 }
 
-async fn consumer_beat(g: &ActorRef<GroupMsg>, request: ConsumerHeartbeat) -> ConsumerHeartbeatResult {
+async fn consumer_beat(
+    g: &ActorRef<GroupMsg>,
+    request: ConsumerHeartbeat,
+) -> ConsumerHeartbeatResult {
     let topics = topics();
     let beat = |reply| GroupMsg::ConsumerHeartbeat {
         request,

@@ -56,7 +56,10 @@ fn a_classic_member_goes_on_after_a_broker_restart() {
         "the member and its generation survived the restart"
     );
     let committed = wire
-        .call(9, &commit("steady", member.as_str(), 1, "restart-classic", 7))
+        .call(
+            9,
+            &commit("steady", member.as_str(), 1, "restart-classic", 7),
+        )
         .expect("OffsetCommit answered");
     assert_eq!(committed.topics[0].partitions[0].error_code, 0);
     let again = wire.call(3, &sync).expect("SyncGroup answered");
@@ -91,7 +94,10 @@ fn a_consumer_group_member_goes_on_after_a_broker_restart() {
     assert_eq!(after.member_id, Some(member.clone()));
     assert_eq!(assigned(&after), Some(owned), "its assignment is kept");
     let committed = wire
-        .call(9, &commit("modern", member.as_str(), 1, "restart-modern", 3))
+        .call(
+            9,
+            &commit("modern", member.as_str(), 1, "restart-modern", 3),
+        )
         .expect("OffsetCommit answered");
     assert_eq!(committed.topics[0].partitions[0].error_code, 0);
 }

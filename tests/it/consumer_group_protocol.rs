@@ -62,7 +62,12 @@ pub(crate) fn join(group: &str, member: &str, topics: &[&str]) -> ConsumerGroupH
         .with_topic_partitions(Some(Vec::new()))
 }
 
-pub(crate) fn beat(group: &str, member: &str, epoch: i32, owned: &Owned) -> ConsumerGroupHeartbeatRequest {
+pub(crate) fn beat(
+    group: &str,
+    member: &str,
+    epoch: i32,
+    owned: &Owned,
+) -> ConsumerGroupHeartbeatRequest {
     let owned = owned
         .iter()
         .map(|(id, ps)| {
@@ -221,7 +226,13 @@ pub(crate) fn classic_join(group: &str) -> JoinGroupRequest {
             .with_metadata(bytes::Bytes::from_static(b"x"))])
 }
 
-pub(crate) fn commit(group: &str, member: &str, epoch: i32, name: &str, offset: i64) -> OffsetCommitRequest {
+pub(crate) fn commit(
+    group: &str,
+    member: &str,
+    epoch: i32,
+    name: &str,
+    offset: i64,
+) -> OffsetCommitRequest {
     OffsetCommitRequest::default()
         .with_group_id(GroupId(text(group)))
         .with_member_id(text(member))

@@ -22,7 +22,6 @@ pub use super::consumer_group_config::{check_config, ConsumerGroupSettings, Migr
 pub use super::consumer_group_member::{compile_regex, ConsumerMember};
 use super::current_assignment::{is_subset, reconcile, MemberAssignment, MemberState};
 
-
 /// Topics a regex never matches (Kafka's internal topics).
 const INTERNAL_TOPICS: &[&str] = &[
     "__consumer_offsets",
@@ -249,14 +248,12 @@ impl ConsumerGroup {
             }
         }
         match &req.subscribed_topic_regex {
-            Some(source) if !source.is_empty() => compile_regex(source)
-                .map(Some)
-                .map_err(|err| {
-                    let message = format!(
-                        "SubscribedTopicRegex `{source}` is not a valid regular expression: {err}."
-                    );
-                    (ResponseError::InvalidRegularExpression, message)
-                }),
+            Some(source) if !source.is_empty() => compile_regex(source).map(Some).map_err(|err| {
+                let message = format!(
+                    "SubscribedTopicRegex `{source}` is not a valid regular expression: {err}."
+                );
+                (ResponseError::InvalidRegularExpression, message)
+            }),
             _ => Ok(None),
         }
     }
