@@ -582,12 +582,7 @@ impl GroupCoordinatorState {
                     instance_id: m.instance_id.clone(),
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
-                    metadata: m
-                        .protocols
-                        .iter()
-                        .find(|(n, _)| Some(n) == self.protocol.as_ref())
-                        .map(|(_, md)| md.clone())
-                        .unwrap_or_default(),
+                    metadata: m.metadata_for(self.protocol.as_deref()),
                     assignment: m.assignment.clone(),
                 })
                 .collect(),

@@ -70,12 +70,7 @@ impl GroupCoordinatorState {
                 client_host: m.client_host.clone(),
                 session_timeout_ms: millis(m.session_timeout),
                 rebalance_timeout_ms: millis(m.rebalance_timeout),
-                subscription: m
-                    .protocols
-                    .iter()
-                    .find(|(name, _)| Some(name) == self.protocol.as_ref())
-                    .map(|(_, metadata)| metadata.to_vec())
-                    .unwrap_or_default(),
+                subscription: m.metadata_for(self.protocol.as_deref()).to_vec(),
                 assignment: m.assignment.to_vec(),
             })
             .collect();

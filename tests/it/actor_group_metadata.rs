@@ -8,10 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use broker::actors::call;
-use broker::actors::group::{
-    GroupArgs, GroupCoordinator, GroupMsg, GroupSettings, GroupState, JoinRequest, JoinResult,
-    SyncResult,
-};
+use broker::actors::group::{GroupDescription, GroupMsg, GroupState};
 use broker::coordinator::assignors::Assignment;
 use broker::coordinator::consumer_group::{
     ConsumerHeartbeat, ConsumerHeartbeatResult, TopicCatalog,
@@ -19,84 +16,29 @@ use broker::coordinator::consumer_group::{
 use broker::coordinator::group_store::CommittedOffset;
 use broker::storage::sim::SimStorage;
 use bytes::Bytes;
-use ractor::{Actor, ActorRef};
+use ractor::ActorRef;
 use uuid::Uuid;
 
-const WAIT: Duration = Duration::from_secs(3600);
+use crate::actor_group::{heartbeat, join, join_req, start, state, sync, WAIT};
+
 const MEMBER_ID_REQUIRED: i16 = 79;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const NON_EMPTY_GROUP: i16 = 68;
 
-async fn start(storage: &SimStorage) -> ActorRef<GroupMsg> {
-    let args = GroupArgs {
-        group_id: "g".into(),
-        dir: "/data/__groups".into(),
-        storage: Arc::new(storage.clone()),
-        settings: GroupSettings {
-            initial_rebalance_delay: Duration::from_secs(3),
-            min_session_timeout: Duration::from_millis(1000),
-            max_session_timeout: Duration::from_secs(300),
-            offsets_retention: Duration::from_secs(24 * 3600),
-            consumer: Default::default(),
-        },
-        log: None,
-    };
-    Actor::spawn(None, GroupCoordinator, args).await.unwrap().0
-}
+/// The initial rebalance delay, so that both first members join one generation.
+const DELAY_MS: u64 = 3000;
 
 /// Stops the actor, cuts the power of its storage and starts a new one over it.
 async fn restart(g: ActorRef<GroupMsg>, storage: &SimStorage) -> ActorRef<GroupMsg> {
     g.stop_and_wait(None, Some(WAIT)).await.unwrap();
     storage.power_cut();
-    start(storage).await
+    start(storage, DELAY_MS).await
 }
 
-fn join_req(member_id: &str, instance: Option<&str>) -> JoinRequest {
-    JoinRequest {
-        member_id: member_id.into(),
-        instance_id: instance.map(str::to_string),
-        client_id: "client".into(),
-        client_host: "/127.0.0.1".into(),
-        session_timeout: Duration::from_secs(10),
-        rebalance_timeout: Duration::from_secs(30),
-        protocol_type: "consumer".into(),
-        protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
-        require_known_member_id: true,
-    }
-}
-
-fn join(g: &ActorRef<GroupMsg>, request: JoinRequest) -> broker::actors::Reply<JoinResult> {
-    broker::actors::ask(g, |reply| GroupMsg::Join { request, reply }).unwrap()
-}
-
-fn sync(
-    g: &ActorRef<GroupMsg>,
-    member: &str,
-    generation: i32,
-    assignments: Vec<(String, Bytes)>,
-) -> broker::actors::Reply<SyncResult> {
-    let member_id = member.to_string();
-    broker::actors::ask(g, |reply| GroupMsg::Sync {
-        member_id,
-        instance_id: None,
-        generation,
-        protocol_type: None,
-        protocol_name: None,
-        assignments,
-        reply,
-    })
-    .unwrap()
-}
-
-async fn heartbeat(g: &ActorRef<GroupMsg>, member: &str, generation: i32) -> i16 {
-    let member_id = member.to_string();
-    let beat = |reply| GroupMsg::Heartbeat {
-        member_id,
-        instance_id: None,
-        generation,
-        reply,
-    };
-    call(g, beat, WAIT).await.unwrap()
+async fn describe(g: &ActorRef<GroupMsg>) -> GroupDescription {
+    call(g, |reply| GroupMsg::Describe { reply }, WAIT)
+        .await
+        .unwrap()
 }
 
 async fn commit(g: &ActorRef<GroupMsg>, member: &str, generation: i32) -> i16 {
@@ -119,24 +61,24 @@ async fn commit(g: &ActorRef<GroupMsg>, member: &str, generation: i32) -> i16 {
 #[tokio::test(start_paused = true)]
 async fn a_classic_group_is_stable_with_its_members_after_a_restart() {
     let storage = SimStorage::new();
-    let g = start(&storage).await;
-    let first = join(&g, join_req("", None)).await.unwrap();
+    let g = start(&storage, DELAY_MS).await;
+    let first = join(&g, join_req("", None, &["range"])).await.unwrap();
     assert_eq!(first.error, MEMBER_ID_REQUIRED);
     let a = first.member_id;
-    let a_join = join(&g, join_req(&a, None));
-    let b_join = join(&g, join_req("", Some("instance-b")));
+    let a_join = join(&g, join_req(&a, None, &["range"]));
+    let b_join = join(&g, join_req("", Some("instance-b"), &["range"]));
     let (ja, jb) = (a_join.await.unwrap(), b_join.await.unwrap());
     assert_eq!(
         (ja.generation, jb.generation, ja.leader.as_str()),
         (1, 1, a.as_str())
     );
     let b = jb.member_id;
-    let b_sync = sync(&g, &b, 1, vec![]);
+    let b_sync = sync(&g, &b, 1, vec![]).await;
     let assignments = vec![
         (a.clone(), Bytes::from_static(b"pa")),
         (b.clone(), Bytes::from_static(b"pb")),
     ];
-    let a_sync = sync(&g, &a, 1, assignments).await.unwrap();
+    let a_sync = sync(&g, &a, 1, assignments).await.await.unwrap();
     assert_eq!(
         (a_sync.error, a_sync.assignment.as_ref()),
         (0, b"pa".as_slice())
@@ -144,9 +86,7 @@ async fn a_classic_group_is_stable_with_its_members_after_a_restart() {
     assert_eq!(b_sync.await.unwrap().assignment.as_ref(), b"pb");
 
     let g = restart(g, &storage).await;
-    let described = call(&g, |reply| GroupMsg::Describe { reply }, WAIT)
-        .await
-        .unwrap();
+    let described = describe(&g).await;
     assert_eq!(
         (described.state, described.generation),
         (GroupState::Stable, 1)
@@ -165,7 +105,7 @@ async fn a_classic_group_is_stable_with_its_members_after_a_restart() {
     assert_eq!(heartbeat(&g, &a, 1).await, 0);
     assert_eq!(heartbeat(&g, &b, 1).await, 0);
     assert_eq!(commit(&g, &a, 1).await, 0);
-    let again = sync(&g, &b, 1, vec![]).await.unwrap();
+    let again = sync(&g, &b, 1, vec![]).await.await.unwrap();
     assert_eq!(
         (again.error, again.assignment.as_ref()),
         (0, b"pb".as_slice())
@@ -181,11 +121,8 @@ async fn a_classic_group_is_stable_with_its_members_after_a_restart() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         heartbeat(&g, &a, 1).await;
     }
-    let described = call(&g, |reply| GroupMsg::Describe { reply }, WAIT)
-        .await
-        .unwrap();
     assert_eq!(
-        described.state,
+        state(&g).await,
         GroupState::PreparingRebalance,
         "b timed out"
     );
@@ -194,18 +131,18 @@ async fn a_classic_group_is_stable_with_its_members_after_a_restart() {
 #[tokio::test(start_paused = true)]
 async fn an_empty_group_is_loaded_empty_at_its_generation() {
     let storage = SimStorage::new();
-    let g = start(&storage).await;
-    let a = join(&g, join_req("", Some("instance-a"))).await.unwrap();
-    sync(&g, &a.member_id, 1, vec![]).await.unwrap();
+    let g = start(&storage, DELAY_MS).await;
+    let a = join(&g, join_req("", Some("instance-a"), &["range"]))
+        .await
+        .unwrap();
+    sync(&g, &a.member_id, 1, vec![]).await.await.unwrap();
     let leave = |reply| GroupMsg::Leave {
         members: vec![(a.member_id.clone(), Some("instance-a".into()))],
         reply,
     };
     assert_eq!(call(&g, leave, WAIT).await.unwrap(), vec![0]);
     let g = restart(g, &storage).await;
-    let described = call(&g, |reply| GroupMsg::Describe { reply }, WAIT)
-        .await
-        .unwrap();
+    let described = describe(&g).await;
     assert_eq!(
         (described.state, described.generation),
         (GroupState::Empty, 2)
@@ -219,10 +156,8 @@ async fn an_empty_group_is_loaded_empty_at_its_generation() {
         0
     );
     storage.power_cut();
-    let g = start(&storage).await;
-    let described = call(&g, |reply| GroupMsg::Describe { reply }, WAIT)
-        .await
-        .unwrap();
+    let g = start(&storage, DELAY_MS).await;
+    let described = describe(&g).await;
     assert_eq!(
         (described.state, described.generation),
         (GroupState::Empty, 0)
@@ -275,7 +210,7 @@ fn count(a: &Assignment) -> usize {
 #[tokio::test(start_paused = true)]
 async fn a_consumer_group_goes_on_at_its_epochs_after_a_restart() {
     let storage = SimStorage::new();
-    let g = start(&storage).await;
+    let g = start(&storage, DELAY_MS).await;
     let a = consumer_beat(&g, consumer_join("member-a")).await;
     let a_all = a.assignment.clone().unwrap();
     assert_eq!((a.member_epoch, count(&a_all)), (1, 4));
