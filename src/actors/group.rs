@@ -1,8 +1,8 @@
 //! Group coordinator actor: one per consumer group, created on demand by the registry.
 //!
 //! Owns the group's membership, generation, chosen protocol, leader, assignments and
-//! committed offsets (durable in its own record file, fsynced before a commit is
-//! answered). Runs Kafka's classic protocol: Empty, PreparingRebalance,
+//! committed offsets, all durable through its store (its own record file, fsynced before
+//! a commit is answered, or `__consumer_offsets`); membership as `group_metadata` says. Runs Kafka's classic protocol: Empty, PreparingRebalance,
 //! CompletingRebalance, Stable, Dead; session and rebalance timeouts and the initial
 //! rebalance delay are this actor's own timers (tokio time, so tests can pause the clock).
 //! Static members (group.instance.id) rejoin without a rebalance. Protocol metadata and
@@ -17,9 +17,10 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use super::group_messages::*;
+use crate::coordinator::consumer_group::ConsumerHeartbeatResult;
 use crate::coordinator::group_store::{GroupFile, GroupOffsets, GroupStore};
 
 pub(super) struct Member {
@@ -84,7 +85,7 @@ impl Actor for GroupCoordinator {
                 (GroupStore::File(file), offsets)
             }
         };
-        let state = GroupCoordinatorState {
+        let mut state = GroupCoordinatorState {
             group_id: args.group_id,
             settings: args.settings,
             state: GroupState::Empty,
@@ -103,6 +104,7 @@ impl Actor for GroupCoordinator {
             empty_since: Some(Instant::now()),
             consumer: None,
         };
+        state.restore_metadata(&myself);
         if !state.offsets.committed.is_empty() {
             myself.send_after(state.settings.offsets_retention, || {
                 GroupMsg::RetentionCheck
@@ -118,6 +120,7 @@ impl Actor for GroupCoordinator {
         s: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let _timing = crate::metrics::time_handling::<Self::Msg>();
+        let membership = message.may_change_membership();
         match message {
             GroupMsg::Join { request, reply } => {
                 if s.classic_join_allowed() {
@@ -136,7 +139,15 @@ impl Actor for GroupCoordinator {
                 topics,
                 reply,
             } => {
-                let _ = reply.send(s.consumer_heartbeat(&myself, request, topics.as_ref()));
+                let mut result = s.consumer_heartbeat(&myself, request, topics.as_ref());
+                if let Err(err) = s.store_metadata().await {
+                    warn!(group = %s.group_id, %err, "Could not make the consumer group's records durable.");
+                    result = ConsumerHeartbeatResult {
+                        error: err.code(),
+                        ..ConsumerHeartbeatResult::default()
+                    };
+                }
+                let _ = reply.send(result);
             }
             GroupMsg::ConsumerDescribe { reply } => {
                 let _ = reply.send(s.consumer_describe());
@@ -283,6 +294,9 @@ impl Actor for GroupCoordinator {
                     myself.stop(Some("offsets expired".into()));
                 }
             }
+        }
+        if membership {
+            s.store_and_answer_syncs(&myself).await;
         }
         Ok(())
     }
@@ -444,20 +458,8 @@ impl GroupCoordinatorState {
                     for (id, member) in self.members.iter_mut() {
                         member.assignment = given.remove(id).unwrap_or_default();
                     }
+                    // Answered once the assignment is stored (`store_and_answer_syncs`).
                     self.state = GroupState::Stable;
-                    let results: Vec<(String, SyncResult)> = self
-                        .members
-                        .iter()
-                        .map(|(id, m)| (id.clone(), self.sync_result(m.assignment.clone())))
-                        .collect();
-                    for (id, result) in results {
-                        if let Some(reply) =
-                            self.members.get_mut(&id).and_then(|m| m.sync_reply.take())
-                        {
-                            let _ = reply.send(result);
-                        }
-                    }
-                    info!(group = %self.group_id, generation = self.generation, "Group is stable.");
                 }
             }
             GroupState::Empty | GroupState::Dead => {
@@ -580,12 +582,7 @@ impl GroupCoordinatorState {
                     instance_id: m.instance_id.clone(),
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
-                    metadata: m
-                        .protocols
-                        .iter()
-                        .find(|(n, _)| Some(n) == self.protocol.as_ref())
-                        .map(|(_, md)| md.clone())
-                        .unwrap_or_default(),
+                    metadata: m.metadata_for(self.protocol.as_deref()),
                     assignment: m.assignment.clone(),
                 })
                 .collect(),

@@ -152,7 +152,7 @@ impl GroupRegistryState {
         };
         let mut count = 0;
         for (group_id, offsets) in groups {
-            if offsets.committed.is_empty() && offsets.pending.is_empty() {
+            if offsets.is_empty() {
                 continue;
             }
             let log = LoggedGroup {

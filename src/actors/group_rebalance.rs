@@ -17,6 +17,17 @@ fn code(err: ResponseError) -> i16 {
     err.code()
 }
 
+impl Member {
+    /// The member's metadata for `protocol` (empty when it has none for it).
+    pub(super) fn metadata_for(&self, protocol: Option<&str>) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(name, _)| Some(name.as_str()) == protocol)
+            .map(|(_, metadata)| metadata.clone())
+            .unwrap_or_default()
+    }
+}
+
 impl GroupCoordinatorState {
     pub(super) fn join(
         &mut self,
@@ -217,12 +228,7 @@ impl GroupCoordinatorState {
             all.sort_by_key(|(_, m)| m.join_order);
             all.into_iter()
                 .map(|(id, m)| {
-                    let metadata = m
-                        .protocols
-                        .iter()
-                        .find(|(n, _)| Some(n) == protocol.as_ref())
-                        .map(|(_, md)| md.clone())
-                        .unwrap_or_default();
+                    let metadata = m.metadata_for(protocol.as_deref());
                     (id.clone(), m.instance_id.clone(), metadata)
                 })
                 .collect()

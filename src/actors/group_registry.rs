@@ -1,7 +1,8 @@
 //! Group registry: finds the coordinator actor of a consumer group, creating it on demand.
 //!
 //! Owns the map from group id to group coordinator actor; at start it loads every group
-//! file under `<data_dir>/__groups/` so committed offsets are served after a restart. A
+//! file under `<data_dir>/__groups/` so committed offsets and members are served after a
+//! restart. A
 //! group actor that stops (deleted, expired) or fails leaves the map; the next request for
 //! that group starts a fresh one from its file.
 //!

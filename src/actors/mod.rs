@@ -9,6 +9,7 @@ pub mod group;
 mod group_consumer;
 mod group_loading;
 pub mod group_messages;
+mod group_metadata;
 mod group_offsets;
 mod group_rebalance;
 pub mod group_registry;

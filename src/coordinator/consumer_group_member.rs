@@ -4,10 +4,20 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use tokio::time::Instant;
 
 use super::current_assignment::MemberAssignment;
+
+/// Compiled regular expressions are bounded (the request's string already is).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// A subscription's regular expression, matched against whole topic names.
+pub fn compile_regex(source: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(&format!("^(?:{source})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+}
 
 pub struct ConsumerMember {
     pub instance_id: Option<String>,

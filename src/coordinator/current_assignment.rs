@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::assignors::Assignment;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MemberState {
     Stable,
     UnrevokedPartitions,

@@ -1,4 +1,4 @@
-//! The durable half of a consumer group: its committed offsets. Single-node, in a record
+//! The durable half of a consumer group: its committed offsets and its membership. Single-node, in a record
 //! file of its own under `<data_dir>/__groups/` (`GroupFile`); in a cluster, as records of
 //! the replicated internal topic `__consumer_offsets` (`GroupLog`). One owner either way:
 //! the group's coordinator actor holds its `GroupStore`.
@@ -6,7 +6,8 @@
 //! Records: the group's id first, then one `Committed` per OffsetCommit (written and
 //! fsynced before the commit is answered), `Deleted` for OffsetDelete and expiry,
 //! `TxnPending` for a TxnOffsetCommit (offsets held back until the transaction ends) and
-//! `TxnEnded` when its coordinator commits or aborts it. When the file holds far more
+//! `TxnEnded` when its coordinator commits or aborts it, and `Metadata` with the group's
+//! membership (`group_metadata`) each time it changes. When the file holds far more
 //! records than live state it is rewritten compactly.
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::group_log::{GroupLog, GroupLogError};
+use super::group_metadata::GroupMetadata;
 use super::offsets_topic::{keyed_records, removal_records};
 use crate::storage::record_file::create_store_dir;
 use crate::storage::{RecordFile, Storage, StorageError};
@@ -48,6 +50,10 @@ pub enum GroupRecord {
     TxnEnded {
         producer_id: i64,
         commit: bool,
+    },
+    /// The group's membership as it is now (`group_metadata`), replacing what came before.
+    Metadata {
+        metadata: GroupMetadata,
     },
 }
 
@@ -109,11 +115,20 @@ fn chunks(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
 /// Offsets committed inside transactions that have not ended: producer id -> entries.
 pub type PendingTxnOffsets = BTreeMap<i64, Vec<(String, i32, CommittedOffset)>>;
 
-/// A group's committed offsets and the transactional ones still pending.
+/// A group's committed offsets, the transactional ones still pending, and its membership
+/// as last made durable.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroupOffsets {
     pub committed: BTreeMap<TopicPartition, CommittedOffset>,
     pub pending: PendingTxnOffsets,
+    pub metadata: GroupMetadata,
+}
+
+impl GroupOffsets {
+    /// True when the group holds nothing durable.
+    pub fn is_empty(&self) -> bool {
+        self.committed.is_empty() && self.pending.is_empty() && self.metadata.is_empty()
+    }
 }
 
 pub struct GroupFile {
@@ -206,7 +221,7 @@ impl GroupFile {
             self.file(group_id)?.append(&record)?;
             self.records += 1;
         }
-        let live_records = live.committed.len() + live.pending.len();
+        let live_records = live.committed.len() + live.pending.len() + 1;
         if self.records > 1000 && self.records > 4 * live_records {
             let entries = live
                 .committed
@@ -222,6 +237,11 @@ impl GroupFile {
                     producer_id: *producer_id,
                     entries: entries.clone(),
                 }));
+            }
+            if !live.metadata.is_empty() {
+                compact.push(GroupRecord::Metadata {
+                    metadata: live.metadata.clone(),
+                });
             }
             self.file(group_id)?.rewrite(&compact)?;
             self.records = compact.len();
@@ -339,6 +359,7 @@ pub fn apply(offsets: &mut GroupOffsets, record: GroupRecord) {
                 }
             }
         }
+        GroupRecord::Metadata { metadata } => offsets.metadata = metadata,
     }
 }
 

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::group_metadata::{GroupMetadata, MetadataKey, MetadataValue};
 use super::group_store::{apply, CommittedOffset, GroupOffsets, GroupRecord};
 use super::internal_topic::for_each_keyed_record;
 use crate::storage::batch_builder::build_batch;
@@ -50,7 +51,57 @@ pub enum OffsetsKey {
     },
     /// The offsets a transaction committed that wait for its end; its value a
     /// `PendingValue`, a tombstone once the transaction ended.
-    PendingTxn { group: String, producer_id: i64 },
+    PendingTxn {
+        group: String,
+        producer_id: i64,
+    },
+    /// A classic group's metadata (Kafka's GroupMetadataKey); its value a
+    /// `ClassicGroupValue`.
+    GroupMetadata {
+        group: String,
+    },
+    /// The KIP-848 records of a consumer group, as Kafka keys them; the values are those
+    /// of `group_metadata`.
+    ConsumerGroupMetadata {
+        group: String,
+    },
+    ConsumerGroupMemberMetadata {
+        group: String,
+        member: String,
+    },
+    ConsumerGroupTargetAssignmentMetadata {
+        group: String,
+    },
+    ConsumerGroupTargetAssignmentMember {
+        group: String,
+        member: String,
+    },
+    ConsumerGroupCurrentMemberAssignment {
+        group: String,
+        member: String,
+    },
+}
+
+impl OffsetsKey {
+    fn of_metadata(group: &str, key: MetadataKey) -> OffsetsKey {
+        let group = group.to_string();
+        match key {
+            MetadataKey::Classic => OffsetsKey::GroupMetadata { group },
+            MetadataKey::ConsumerGroup => OffsetsKey::ConsumerGroupMetadata { group },
+            MetadataKey::Member(member) => {
+                OffsetsKey::ConsumerGroupMemberMetadata { group, member }
+            }
+            MetadataKey::TargetMetadata => {
+                OffsetsKey::ConsumerGroupTargetAssignmentMetadata { group }
+            }
+            MetadataKey::TargetMember(member) => {
+                OffsetsKey::ConsumerGroupTargetAssignmentMember { group, member }
+            }
+            MetadataKey::CurrentAssignment(member) => {
+                OffsetsKey::ConsumerGroupCurrentMemberAssignment { group, member }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,8 +180,35 @@ pub fn keyed_records(
             }
             out.push((pending_key(group, *producer_id)?, None));
         }
+        GroupRecord::Metadata { .. } => {
+            let changed = GroupMetadata::changed_entries(&before.metadata, &after.metadata);
+            out.extend(metadata_records(group, changed)?);
+        }
     }
     Ok(out)
+}
+
+/// The keyed records of a group's metadata changes.
+fn metadata_records(
+    group: &str,
+    changed: Vec<(MetadataKey, Option<MetadataValue>)>,
+) -> Result<Vec<KeyedRecord>, StorageError> {
+    changed
+        .into_iter()
+        .map(|(key, value)| {
+            let key = encode(&OffsetsKey::of_metadata(group, key))?;
+            let value = match value {
+                None => None,
+                Some(MetadataValue::Classic(v)) => Some(encode(&v)?),
+                Some(MetadataValue::ConsumerGroup(v)) => Some(encode(&v)?),
+                Some(MetadataValue::Member(v)) => Some(encode(&v)?),
+                Some(MetadataValue::TargetMetadata(v)) => Some(encode(&v)?),
+                Some(MetadataValue::TargetMember(v)) => Some(encode(&v)?),
+                Some(MetadataValue::CurrentAssignment(v)) => Some(encode(&v)?),
+            };
+            Ok((key, value))
+        })
+        .collect()
 }
 
 /// Tombstones for everything a group holds (DeleteGroups, or expiry).
@@ -142,6 +220,8 @@ pub fn removal_records(group: &str, live: &GroupOffsets) -> Result<Vec<KeyedReco
     for producer_id in live.pending.keys() {
         out.push((pending_key(group, *producer_id)?, None));
     }
+    let gone = GroupMetadata::changed_entries(&live.metadata, &GroupMetadata::default());
+    out.extend(metadata_records(group, gone)?);
     Ok(out)
 }
 
@@ -205,9 +285,58 @@ impl OffsetsReplay {
                     }
                 }
             }
+            other => {
+                let Some((group, key)) = metadata_key(other) else {
+                    return Ok(());
+                };
+                let value = match value {
+                    None => None,
+                    Some(v) => Some(decode_metadata(&key, v).map_err(decode_error)?),
+                };
+                let offsets = self.groups.entry(group).or_default();
+                offsets.metadata.apply(key, value);
+            }
         }
         Ok(())
     }
+}
+
+/// A metadata record's group and its key below the group; None for an offset's key.
+fn metadata_key(key: OffsetsKey) -> Option<(String, MetadataKey)> {
+    Some(match key {
+        OffsetsKey::GroupMetadata { group } => (group, MetadataKey::Classic),
+        OffsetsKey::ConsumerGroupMetadata { group } => (group, MetadataKey::ConsumerGroup),
+        OffsetsKey::ConsumerGroupMemberMetadata { group, member } => {
+            (group, MetadataKey::Member(member))
+        }
+        OffsetsKey::ConsumerGroupTargetAssignmentMetadata { group } => {
+            (group, MetadataKey::TargetMetadata)
+        }
+        OffsetsKey::ConsumerGroupTargetAssignmentMember { group, member } => {
+            (group, MetadataKey::TargetMember(member))
+        }
+        OffsetsKey::ConsumerGroupCurrentMemberAssignment { group, member } => {
+            (group, MetadataKey::CurrentAssignment(member))
+        }
+        OffsetsKey::Offset { .. } | OffsetsKey::PendingTxn { .. } => return None,
+    })
+}
+
+/// A metadata record's value, decoded as its key says.
+fn decode_metadata(
+    key: &MetadataKey,
+    value: &[u8],
+) -> Result<MetadataValue, rmp_serde::decode::Error> {
+    Ok(match key {
+        MetadataKey::Classic => MetadataValue::Classic(rmp_serde::from_slice(value)?),
+        MetadataKey::ConsumerGroup => MetadataValue::ConsumerGroup(rmp_serde::from_slice(value)?),
+        MetadataKey::Member(_) => MetadataValue::Member(rmp_serde::from_slice(value)?),
+        MetadataKey::TargetMetadata => MetadataValue::TargetMetadata(rmp_serde::from_slice(value)?),
+        MetadataKey::TargetMember(_) => MetadataValue::TargetMember(rmp_serde::from_slice(value)?),
+        MetadataKey::CurrentAssignment(_) => {
+            MetadataValue::CurrentAssignment(rmp_serde::from_slice(value)?)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -288,5 +417,106 @@ mod tests {
         log.extend(batch_of(&removal_records("g", &live).unwrap(), 0));
         gone.apply_batches(&log).unwrap();
         assert_eq!(gone.groups.get("g"), Some(&GroupOffsets::default()));
+    }
+
+    /// A classic group's metadata, then the same group as a consumer group whose members
+    /// change, replay to the last state; only changed keys are written, and removing the
+    /// group tombstones every key.
+    #[test]
+    fn a_groups_metadata_replays_from_its_keyed_records() {
+        use crate::coordinator::current_assignment::MemberState;
+        use crate::coordinator::group_metadata::*;
+        let classic = ClassicGroupValue {
+            protocol_type: "consumer".into(),
+            generation: 3,
+            protocol: Some("range".into()),
+            leader: Some("a".into()),
+            members: vec![ClassicMemberValue {
+                member_id: "a".into(),
+                instance_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 30_000,
+                subscription: b"sub".to_vec(),
+                assignment: b"asg".to_vec(),
+            }],
+        };
+        let member = |epoch: i32| {
+            let value = ConsumerMemberValue {
+                instance_id: None,
+                rack_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout_ms: 30_000,
+                subscribed_topic_names: vec!["t".into()],
+                subscribed_topic_regex: None,
+                server_assignor: None,
+            };
+            let topic = uuid::Uuid::from_u128(7);
+            let current = CurrentAssignmentValue {
+                state: MemberState::Stable,
+                member_epoch: epoch,
+                previous_member_epoch: 0,
+                assigned: BTreeMap::from([(topic, [0, 1].into())]),
+                pending_revocation: BTreeMap::new(),
+                left_static: false,
+            };
+            (value, current)
+        };
+        let consumer = |members: &[(&str, i32)]| {
+            let mut records = ConsumerGroupRecords {
+                metadata: Some(ConsumerGroupValue {
+                    epoch: 2,
+                    subscription_metadata: vec![("t".into(), uuid::Uuid::from_u128(7), 2)],
+                }),
+                target_epoch: Some(2),
+                ..ConsumerGroupRecords::default()
+            };
+            for (id, epoch) in members {
+                let (value, current) = member(*epoch);
+                records.members.insert(id.to_string(), value);
+                records
+                    .targets
+                    .insert(id.to_string(), current.assigned.clone());
+                records.current.insert(id.to_string(), current);
+            }
+            GroupMetadata {
+                classic: None,
+                consumer: records,
+            }
+        };
+        let states = [
+            GroupMetadata {
+                classic: Some(classic),
+                consumer: ConsumerGroupRecords::default(),
+            },
+            consumer(&[("m1", 1), ("m2", 2)]),
+            consumer(&[("m1", 2)]),
+        ];
+        let mut live = GroupOffsets::default();
+        let mut log = Vec::new();
+        let mut written = Vec::new();
+        for metadata in states {
+            let change = GroupRecord::Metadata { metadata };
+            let mut after = live.clone();
+            apply(&mut after, change.clone());
+            let records = keyed_records("g", &change, &live, &after).unwrap();
+            written.push(records.len());
+            log.extend(batch_of(&records, 0));
+            live = after;
+        }
+        // Classic: one key. Consumer: its tombstone, group, target epoch and 2 x 3 member
+        // keys. Then m1's current assignment changes and m2's three keys go.
+        assert_eq!(written, vec![1, 9, 4]);
+        let mut replay = OffsetsReplay::default();
+        replay.apply_batches(&log).unwrap();
+        assert_eq!(replay.groups.get("g"), Some(&live));
+        assert_eq!(live.metadata.consumer.members.len(), 1);
+
+        log.extend(batch_of(&removal_records("g", &live).unwrap(), 0));
+        let mut gone = OffsetsReplay::default();
+        gone.apply_batches(&log).unwrap();
+        assert!(gone.groups.get("g").is_some_and(GroupOffsets::is_empty));
     }
 }

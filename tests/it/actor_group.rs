@@ -15,7 +15,7 @@ use broker::storage::sim::SimStorage;
 use bytes::Bytes;
 use ractor::{Actor, ActorRef};
 
-const WAIT: Duration = Duration::from_secs(3600);
+pub(crate) const WAIT: Duration = Duration::from_secs(3600);
 
 // Kafka's error codes, as the client sees them.
 const UNKNOWN_MEMBER_ID: i16 = 25;
@@ -36,7 +36,7 @@ fn settings(delay_ms: u64) -> GroupSettings {
     }
 }
 
-async fn start(storage: &SimStorage, delay_ms: u64) -> ActorRef<GroupMsg> {
+pub(crate) async fn start(storage: &SimStorage, delay_ms: u64) -> ActorRef<GroupMsg> {
     let args = GroupArgs {
         group_id: "g".into(),
         dir: "/data/__groups".into(),
@@ -47,7 +47,7 @@ async fn start(storage: &SimStorage, delay_ms: u64) -> ActorRef<GroupMsg> {
     Actor::spawn(None, GroupCoordinator, args).await.unwrap().0
 }
 
-fn join_req(member_id: &str, instance: Option<&str>, protocols: &[&str]) -> JoinRequest {
+pub(crate) fn join_req(member_id: &str, instance: Option<&str>, protocols: &[&str]) -> JoinRequest {
     JoinRequest {
         member_id: member_id.into(),
         instance_id: instance.map(|s| s.to_string()),
@@ -64,12 +64,15 @@ fn join_req(member_id: &str, instance: Option<&str>, protocols: &[&str]) -> Join
     }
 }
 
-fn join(g: &ActorRef<GroupMsg>, request: JoinRequest) -> broker::actors::Reply<JoinResult> {
+pub(crate) fn join(
+    g: &ActorRef<GroupMsg>,
+    request: JoinRequest,
+) -> broker::actors::Reply<JoinResult> {
     broker::actors::ask(g, |reply| GroupMsg::Join { request, reply }).unwrap()
 }
 
 /// A new dynamic member: MEMBER_ID_REQUIRED first, then a join with that id.
-async fn new_member(
+pub(crate) async fn new_member(
     g: &ActorRef<GroupMsg>,
     protocols: &[&str],
 ) -> (String, broker::actors::Reply<JoinResult>) {
@@ -80,7 +83,7 @@ async fn new_member(
     (id.clone(), join(g, join_req(&id, None, protocols)))
 }
 
-async fn sync(
+pub(crate) async fn sync(
     g: &ActorRef<GroupMsg>,
     member: &str,
     generation: i32,
@@ -99,7 +102,7 @@ async fn sync(
     .unwrap()
 }
 
-async fn heartbeat(g: &ActorRef<GroupMsg>, member: &str, generation: i32) -> i16 {
+pub(crate) async fn heartbeat(g: &ActorRef<GroupMsg>, member: &str, generation: i32) -> i16 {
     let member_id = member.to_string();
     call(
         g,
@@ -115,7 +118,7 @@ async fn heartbeat(g: &ActorRef<GroupMsg>, member: &str, generation: i32) -> i16
     .unwrap()
 }
 
-async fn state(g: &ActorRef<GroupMsg>) -> GroupState {
+pub(crate) async fn state(g: &ActorRef<GroupMsg>) -> GroupState {
     call(g, |reply| GroupMsg::Describe { reply }, WAIT)
         .await
         .unwrap()
@@ -392,6 +395,13 @@ async fn offsets_are_durable_validated_and_deleted_with_the_group() {
             (("t".into(), 1), Some(offset(7)))
         ]
     );
+    // The member came back with the group (its metadata is durable too); once its
+    // session runs out without a heartbeat the group is empty and may be deleted.
+    assert_eq!(state(&g).await, GroupState::Stable);
+    // Paused clock: the runtime moves time on only once every task waits, so the session
+    // check the load scheduled has run when this returns.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(state(&g).await, GroupState::Empty);
     assert_eq!(
         call(&g, |reply| GroupMsg::Delete { reply }, WAIT)
             .await

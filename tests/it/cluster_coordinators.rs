@@ -2,7 +2,8 @@
 //! librdkafka consumer group (given all three addresses) consumes with a synchronous
 //! commit per record; its coordinator is killed with SIGKILL halfway; the group resumes
 //! on the new coordinator (the new leader of its `__consumer_offsets` partition) from
-//! the committed offsets. Every record is consumed, and no record whose commit was
+//! the committed offsets, with its member id (the group's metadata is on
+//! `__consumer_offsets` too). Every record is consumed, and no record whose commit was
 //! acknowledged is consumed again. Bounded waits only.
 
 use std::collections::{BTreeMap, HashSet};
@@ -65,31 +66,36 @@ pub(crate) fn find_coordinator(broker: &TestBroker, key: &str, key_type: i8) -> 
     }
 }
 
-/// The broker whose coordinator holds the group's members: the one DescribeGroups (v3)
-/// shows them on. Asking the broker rather than FindCoordinator makes the test kill the
-/// coordinator the consumer really uses, whatever FindCoordinator answers.
-fn serving_coordinator(brokers: &[TestBroker]) -> i32 {
+/// The group's member ids as `broker` describes them (DescribeGroups v3); None when it
+/// does not coordinate the group or the group has no members there.
+fn members_on(broker: &TestBroker) -> Option<Vec<String>> {
     let describe = DescribeGroupsRequest::default()
         .with_groups(vec![GroupId(StrBytes::from_static_str(GROUP))]);
+    let mut s = TcpStream::connect(("127.0.0.1", broker.port())).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let r: DescribeGroupsResponse = request(&mut s, ApiKey::DescribeGroups, 3, 1, &describe);
+    let group = r.groups.into_iter().next()?;
+    let members: Vec<String> = group
+        .members
+        .iter()
+        .map(|m| m.member_id.to_string())
+        .collect();
+    (group.error_code == 0 && !members.is_empty()).then_some(members)
+}
+
+/// The broker whose coordinator holds the group's members (the one DescribeGroups shows
+/// them on), and their ids. Asking the brokers rather than FindCoordinator makes the test
+/// kill the coordinator the consumer really uses, whatever FindCoordinator answers.
+fn serving_coordinator(brokers: &[TestBroker]) -> (i32, Vec<String>) {
     let deadline = Instant::now() + SLACK;
     loop {
-        let serving: Vec<i32> = brokers
+        let serving: Vec<(i32, Vec<String>)> = brokers
             .iter()
             .enumerate()
-            .filter(|(_, b)| {
-                TcpStream::connect(("127.0.0.1", b.port())).is_ok_and(|mut s| {
-                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    let r: DescribeGroupsResponse =
-                        request(&mut s, ApiKey::DescribeGroups, 3, 1, &describe);
-                    r.groups
-                        .first()
-                        .is_some_and(|g| g.error_code == 0 && !g.members.is_empty())
-                })
-            })
-            .map(|(i, _)| i as i32 + 1)
+            .filter_map(|(i, b)| members_on(b).map(|members| (i as i32 + 1, members)))
             .collect();
         if serving.len() == 1 {
-            return serving[0];
+            return serving.into_iter().next().unwrap();
         }
         assert!(
             Instant::now() < deadline,
@@ -148,6 +154,7 @@ fn a_consumer_group_resumes_from_its_commits_after_a_coordinator_kill() {
     let mut recommitted_reads = Vec::new();
     let mut failed_commits = 0;
     let mut killed: Option<(i32, Instant)> = None;
+    let mut members_before_kill = Vec::new();
     let mut resumed_after = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     while committed.len() < RECORDS || delivered.len() < RECORDS {
@@ -163,10 +170,11 @@ fn a_consumer_group_resumes_from_its_commits_after_a_coordinator_kill() {
                 .join("\n")
         );
         if killed.is_none() && committed.len() >= BEFORE_KILL {
-            let id = serving_coordinator(&brokers);
+            let (id, members) = serving_coordinator(&brokers);
             brokers[(id - 1) as usize].kill9();
             eprintln!("killed coordinator {id} after {} commits", committed.len());
             killed = Some((id, Instant::now()));
+            members_before_kill = members;
         }
         let Some(message) = consumer.poll(Duration::from_millis(100)) else {
             continue;
@@ -208,6 +216,14 @@ fn a_consumer_group_resumes_from_its_commits_after_a_coordinator_kill() {
         .unwrap();
     let new_coordinator = coordinator(survivor);
     assert_ne!(new_coordinator, victim);
+    // The group's metadata was on __consumer_offsets: the new coordinator loaded the
+    // member, whose heartbeats went on, so it kept its member id (an unknown member
+    // would have rejoined under a new one).
+    assert_eq!(
+        members_on(&brokers[(new_coordinator - 1) as usize]),
+        Some(members_before_kill),
+        "the member id survived the coordinator's kill"
+    );
     // The live broker that does not coordinate the group says so.
     let other = (1..=3)
         .find(|id| *id != victim && *id != new_coordinator)

@@ -34,9 +34,9 @@ const GROUP_ID_NOT_FOUND: i16 = 69;
 const STALE_MEMBER_EPOCH: i16 = 113;
 const UNRELEASED_INSTANCE_ID: i16 = 111;
 
-type Owned = BTreeMap<Uuid, BTreeSet<i32>>;
+pub(crate) type Owned = BTreeMap<Uuid, BTreeSet<i32>>;
 
-fn topic_id(wire: &mut Wire, name: &str) -> Uuid {
+pub(crate) fn topic_id(wire: &mut Wire, name: &str) -> Uuid {
     let req = MetadataRequest::default().with_topics(Some(vec![
         MetadataRequestTopic::default().with_name(Some(topic(name)))
     ]));
@@ -44,7 +44,7 @@ fn topic_id(wire: &mut Wire, name: &str) -> Uuid {
     resp.topics[0].topic_id
 }
 
-fn heartbeat(
+pub(crate) fn heartbeat(
     wire: &mut Wire,
     req: &ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
@@ -52,7 +52,7 @@ fn heartbeat(
         .expect("ConsumerGroupHeartbeat answered (the broker serves API 68)")
 }
 
-fn join(group: &str, member: &str, topics: &[&str]) -> ConsumerGroupHeartbeatRequest {
+pub(crate) fn join(group: &str, member: &str, topics: &[&str]) -> ConsumerGroupHeartbeatRequest {
     ConsumerGroupHeartbeatRequest::default()
         .with_group_id(GroupId(text(group)))
         .with_member_id(text(member))
@@ -62,7 +62,12 @@ fn join(group: &str, member: &str, topics: &[&str]) -> ConsumerGroupHeartbeatReq
         .with_topic_partitions(Some(Vec::new()))
 }
 
-fn beat(group: &str, member: &str, epoch: i32, owned: &Owned) -> ConsumerGroupHeartbeatRequest {
+pub(crate) fn beat(
+    group: &str,
+    member: &str,
+    epoch: i32,
+    owned: &Owned,
+) -> ConsumerGroupHeartbeatRequest {
     let owned = owned
         .iter()
         .map(|(id, ps)| {
@@ -79,7 +84,7 @@ fn beat(group: &str, member: &str, epoch: i32, owned: &Owned) -> ConsumerGroupHe
 }
 
 /// The assignment in a response (None when the response carries none).
-fn assigned(resp: &ConsumerGroupHeartbeatResponse) -> Option<Owned> {
+pub(crate) fn assigned(resp: &ConsumerGroupHeartbeatResponse) -> Option<Owned> {
     assert_eq!(resp.error_code, 0, "{:?}", resp.error_message);
     resp.assignment.as_ref().map(|a| {
         a.topic_partitions
@@ -209,7 +214,7 @@ fn epochs_are_fenced_and_bad_joins_refused() {
     assert_eq!((r.error_code, r.member_epoch), (0, -1));
 }
 
-fn classic_join(group: &str) -> JoinGroupRequest {
+pub(crate) fn classic_join(group: &str) -> JoinGroupRequest {
     JoinGroupRequest::default()
         .with_group_id(GroupId(text(group)))
         .with_session_timeout_ms(10_000)
@@ -221,7 +226,13 @@ fn classic_join(group: &str) -> JoinGroupRequest {
             .with_metadata(bytes::Bytes::from_static(b"x"))])
 }
 
-fn commit(group: &str, member: &str, epoch: i32, name: &str, offset: i64) -> OffsetCommitRequest {
+pub(crate) fn commit(
+    group: &str,
+    member: &str,
+    epoch: i32,
+    name: &str,
+    offset: i64,
+) -> OffsetCommitRequest {
     OffsetCommitRequest::default()
         .with_group_id(GroupId(text(group)))
         .with_member_id(text(member))

@@ -195,10 +195,10 @@ def test_a_rolling_restart_of_the_members_loses_nothing(kip848):
 
 
 def test_a_consumer_group_goes_on_after_its_coordinator_is_killed(tmp_path):
-    """Cluster mode: membership is in memory only, so after the coordinator's SIGKILL the
-    member is unknown to the new coordinator of the group's __consumer_offsets partition,
-    rejoins with epoch 0 and resumes from its commits. Nothing is lost, and nothing whose
-    commit was acknowledged comes again."""
+    """Cluster mode: the group's records are on __consumer_offsets, so after the
+    coordinator's SIGKILL the new coordinator of the group's partition loads the member
+    with its member id and epoch, and the member goes on (no rejoin) from its commits.
+    Nothing is lost, and nothing whose commit was acknowledged comes again."""
     from test_cluster_coordinators import create_replicated_topic, start_cluster
 
     group, topic, records = "kip848-ha", "kip848-ha", 60
@@ -223,6 +223,7 @@ def test_a_consumer_group_goes_on_after_its_coordinator_is_killed(tmp_path):
                 holders = [i for i, b in enumerate(brokers) if f"group={group}" in b.log.read_text()]
                 assert len(holders) == 1, holders
                 victim = holders[0]
+                member_id = consumer.memberid()
                 brokers[victim].proc.kill()
                 brokers[victim].proc.wait()
             m = consumer.poll(0.5)
@@ -239,7 +240,11 @@ def test_a_consumer_group_goes_on_after_its_coordinator_is_killed(tmp_path):
         assert again == [], f"consumed again after an acknowledged commit: {again}"
         assert sorted(committed) == [b"%06d" % i for i in range(records)]
         others = [b.log.read_text() for i, b in enumerate(brokers) if i != victim]
-        assert any(f"group={group}" in log for log in others), "the member rejoined elsewhere"
+        assert any(f"group={group}" in log for log in others), "the member went on elsewhere"
+        loaded = [line for log in others for line in log.splitlines()
+                  if "Consumer group loaded with its members" in line and f"group={group}" in line]
+        assert loaded, "the new coordinator loaded the group with its member"
+        assert consumer.memberid() == member_id, "the member kept its member id"
 
     finally:
         if consumer is not None:

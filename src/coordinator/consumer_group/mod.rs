@@ -4,25 +4,23 @@
 //! assigns (`assignors`); members learn their partitions from ConsumerGroupHeartbeat.
 //!
 //! A plain state machine: the group coordinator actor owns it, feeds it heartbeats with
-//! the current topics and the time, and runs its timers. Membership lives in memory only;
-//! after a restart or a coordinator move members rejoin with epoch 0 (clients do on
-//! UNKNOWN_MEMBER_ID), and the committed offsets are kept by the group's store as before.
+//! the current topics and the time, and runs its timers. Its records (`records`, in
+//! `consumer_group_records`) are made durable by the actor through the group's store, and
+//! a group is rebuilt from them after a restart or a coordinator move, so its members go
+//! on with their member ids and epochs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use regex::{Regex, RegexBuilder};
+use regex::Regex;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::assignors::{self, Assignment, MemberSpec};
 pub use super::consumer_group_config::{check_config, ConsumerGroupSettings, MigrationPolicy};
-pub use super::consumer_group_member::ConsumerMember;
+pub use super::consumer_group_member::{compile_regex, ConsumerMember};
 use super::current_assignment::{is_subset, reconcile, MemberAssignment, MemberState};
-
-/// Compiled regular expressions are bounded (the request's string already is).
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Topics a regex never matches (Kafka's internal topics).
 const INTERNAL_TOPICS: &[&str] = &[
@@ -250,16 +248,12 @@ impl ConsumerGroup {
             }
         }
         match &req.subscribed_topic_regex {
-            Some(source) if !source.is_empty() => RegexBuilder::new(&format!("^(?:{source})$"))
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
-                .map(Some)
-                .map_err(|err| {
-                    let message = format!(
-                        "SubscribedTopicRegex `{source}` is not a valid regular expression: {err}."
-                    );
-                    (ResponseError::InvalidRegularExpression, message)
-                }),
+            Some(source) if !source.is_empty() => compile_regex(source).map(Some).map_err(|err| {
+                let message = format!(
+                    "SubscribedTopicRegex `{source}` is not a valid regular expression: {err}."
+                );
+                (ResponseError::InvalidRegularExpression, message)
+            }),
             _ => Ok(None),
         }
     }
