@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod metadata_messages;
 pub mod partition;
 pub mod replica_fetcher;
+pub mod replica_fetcher_args;
 pub mod replica_fetcher_session;
 pub mod replica_fetchers;
 pub mod routing;

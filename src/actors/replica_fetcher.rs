@@ -38,11 +38,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::{debug, info, warn};
 
 use super::partition::{PartitionMsg, ReplicationMsg};
+pub use super::replica_fetcher_args::{ReplicaFetcherArgs, RESPONSE_MAX_BYTES};
 use super::replica_fetcher_session::{FetchSessionHandler, PartitionFetch};
 use crate::actors::call;
-use crate::cluster::broker_client::{
-    self, BrokerCallError as RoundError, BrokerConnector, CallSpec,
-};
+use crate::cluster::broker_client::{self, BrokerCallError as RoundError, CallSpec};
 
 const FETCH_VERSION: i16 = 12;
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
@@ -53,53 +52,6 @@ const BACKOFF: Duration = Duration::from_millis(1000);
 const LOCAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Framing and headers a response may add to the records it carries.
 const RESPONSE_OVERHEAD: usize = 1024 * 1024;
-
-#[derive(Debug, Clone)]
-pub struct ReplicaFetcherArgs {
-    /// This broker's id, sent as the Fetch's replica_id.
-    pub broker_id: i32,
-    /// The broker fetched from, and its inter-broker listener (host:port).
-    pub source_broker: i32,
-    pub address: String,
-    /// Per partition (replica.fetch.max.bytes).
-    pub max_bytes: usize,
-    /// Per response (replica.fetch.response.max.bytes).
-    pub response_max_bytes: usize,
-    /// replica.fetch.wait.max.ms and replica.fetch.min.bytes.
-    pub max_wait: Duration,
-    pub min_bytes: i32,
-    /// How to reach the source broker (sockets, TLS, SASL login).
-    pub connector: BrokerConnector,
-    /// The longest wait for a connect or an answer (replica.socket.timeout.ms).
-    pub socket_timeout: Duration,
-}
-
-/// Kafka's replica.fetch.response.max.bytes default.
-pub const RESPONSE_MAX_BYTES: usize = 10 * 1024 * 1024;
-
-impl ReplicaFetcherArgs {
-    /// The fetcher of `broker_id` for the partitions led by `source_broker` at `address`,
-    /// with the replica.fetch.* settings of `config`.
-    pub fn from_config(
-        config: &crate::config::Config,
-        connector: BrokerConnector,
-        broker_id: i32,
-        source_broker: i32,
-        address: String,
-    ) -> ReplicaFetcherArgs {
-        ReplicaFetcherArgs {
-            broker_id,
-            source_broker,
-            address,
-            max_bytes: config.replica_fetch_max_bytes,
-            response_max_bytes: RESPONSE_MAX_BYTES.max(config.replica_fetch_max_bytes),
-            max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
-            min_bytes: config.replica_fetch_min_bytes,
-            connector,
-            socket_timeout: Duration::from_millis(config.replica_socket_timeout_ms),
-        }
-    }
-}
 
 pub enum ReplicaFetcherMsg {
     /// Follow `topic`/`partition` from the source broker at `leader_epoch`; the local
@@ -359,7 +311,9 @@ impl Round {
             Some(stream) => stream,
             None => {
                 let connector = &self.args.connector;
-                connector.connect(&self.args.address, self.args.socket_timeout).await?
+                connector
+                    .connect(&self.args.address, self.args.socket_timeout)
+                    .await?
             }
         };
         self.truncate(&mut stream).await?;
@@ -647,22 +601,4 @@ async fn local_call<T: Send + 'static>(
     )
     .await
     .map_err(|e| RoundError::Protocol(format!("the local partition did not answer: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_fetcher_takes_kafkas_replica_fetch_defaults() {
-        let config = crate::config::Config::default();
-        let args =
-            ReplicaFetcherArgs::from_config(&config, Default::default(), 2, 1, "b1:9093".into());
-        assert_eq!(args.max_bytes, 1_048_576);
-        assert_eq!(args.max_wait, Duration::from_millis(500));
-        assert_eq!(args.min_bytes, 1);
-        assert_eq!(args.socket_timeout, Duration::from_secs(30));
-        assert_eq!(args.response_max_bytes, 10_485_760);
-        assert_eq!(config.replica_lag_time_max_ms, 30_000);
-    }
 }
