@@ -107,7 +107,9 @@ impl Actor for Metadata {
                 let image = applied.image.clone();
                 cluster_follow::follow_applied(&myself, cluster.applied.clone());
                 cluster_follow::follow_caught_up(&myself, cluster.caught_up.clone());
-                let roles = replica_roles::ReplicaRoles::start(&args.config, &cluster).await?;
+                let roles =
+                    replica_roles::ReplicaRoles::start(&args.config, &cluster, myself.clone())
+                        .await?;
                 (Commits::Quorum(cluster), image, Some(roles))
             }
             None => {
@@ -338,6 +340,12 @@ impl Actor for Metadata {
                     .await;
             }
             MetadataMsg::Applied(applied) => state.follow(&myself, &applied).await,
+            MetadataMsg::IsrChangeRefused {
+                topic,
+                partition,
+                leader_epoch,
+                new_isr,
+            } => state.isr_change_refused((topic, partition), leader_epoch, new_isr),
             MetadataMsg::CaughtUp(index) => {
                 if let Some(roles) = state.roles.as_mut() {
                     roles.catch_up_to(index);

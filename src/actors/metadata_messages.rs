@@ -275,6 +275,14 @@ pub enum MetadataMsg {
     /// Cluster mode: the controller's applied metadata index at this broker's first
     /// answered heartbeat. Local replicas get no role before the image is that new.
     CaughtUp(u64),
+    /// Cluster mode: the controller refused a partition leader's ISR change (stale or not
+    /// valid); the partition forgets it and may ask again.
+    IsrChangeRefused {
+        topic: String,
+        partition: i32,
+        leader_epoch: i32,
+        new_isr: Vec<i32>,
+    },
 }
 
 impl crate::metrics::ActorKind for MetadataMsg {

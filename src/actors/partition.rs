@@ -105,6 +105,7 @@ pub struct Partition;
 mod flush;
 mod follower;
 mod isr;
+mod isr_answers;
 mod maintenance;
 mod messages;
 mod producer_expiry;

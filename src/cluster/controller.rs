@@ -585,7 +585,7 @@ pub fn isr_changed(image: &MetadataImage, change: &IsrChange) -> Result<Metadata
             .iter()
             .all(|id| partition.isr.contains(id) || live(id));
     if !valid {
-        return Err(Rejected::Failed(format!(
+        return Err(Rejected::Invalid(format!(
             "ISR {:?} is not the leader and live replicas of {:?}",
             change.new_isr, partition.replicas
         )));

@@ -59,6 +59,9 @@ pub enum QuorumError {
     Storage(#[from] StorageError),
     #[error("raft: {0}")]
     Raft(String),
+    /// The controller refused the request (nothing was written).
+    #[error("the controller refused: {0}")]
+    Refused(rpc::Rejected),
 }
 
 /// Where a member keeps its Raft log and snapshots.

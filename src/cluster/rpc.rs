@@ -62,6 +62,10 @@ pub enum Rejected {
     Stale(String),
     #[error("{0}")]
     Failed(String),
+    /// The controller checked the request and refused it (an ISR that is not the leader
+    /// and live replicas): nothing was written, and asking again will not help.
+    #[error("refused: {0}")]
+    Invalid(String),
 }
 
 /// Writes through the local Raft, which must lead; the committed entry's index.
@@ -250,9 +254,9 @@ impl QuorumClient {
                 Ok(response) => return Ok(response),
                 Err(err) => err,
             };
-            // Not worth retrying: the partition moved on.
-            if let Rejected::Stale(_) = rejected {
-                return Err(QuorumError::Raft(rejected.to_string()));
+            // Not worth retrying: the partition moved on, or the request is not valid.
+            if let Rejected::Stale(_) | Rejected::Invalid(_) = rejected {
+                return Err(QuorumError::Refused(rejected));
             }
             if Instant::now() + RETRY_BACKOFF >= deadline {
                 return Err(QuorumError::Raft(format!(

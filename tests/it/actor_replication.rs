@@ -64,7 +64,7 @@ pub(crate) async fn ask<T: Send + 'static>(
     .expect("the partition answers")
 }
 
-fn send(r: &Replica, msg: ReplicationMsg) {
+pub(crate) fn send(r: &Replica, msg: ReplicationMsg) {
     r.actor
         .send_message(PartitionMsg::Replication(msg))
         .expect("alive");
@@ -137,7 +137,11 @@ async fn replica_fetch_at(
 
 /// One round of the fetcher for `follower`: KIP-279 truncation when asked, then a fetch
 /// from its log end and an append of what came back. Returns the follower's offsets.
-async fn fetch_round(leader: &Replica, follower: &Replica, epoch: i32) -> FollowerOffsets {
+pub(crate) async fn fetch_round(
+    leader: &Replica,
+    follower: &Replica,
+    epoch: i32,
+) -> FollowerOffsets {
     fetch_round_at(leader, follower, epoch, now()).await
 }
 

@@ -11,6 +11,7 @@ mod actor_controller;
 mod actor_fetch_sessions;
 mod actor_group;
 mod actor_group_metadata;
+mod actor_isr_refusal;
 mod actor_log_flush;
 mod actor_metadata;
 mod actor_partition;

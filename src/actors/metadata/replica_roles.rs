@@ -15,7 +15,11 @@
 //!
 //! Partition leaders ask for ISR changes through the channel in their `ReplicaArgs`; a
 //! task drains it into AlterPartition requests to the controller, whose answer comes back
-//! as a committed `PartitionChanged` and so as an `UpdateIsr` here.
+//! as a committed `PartitionChanged` and so as an `UpdateIsr` here. A request the
+//! controller refuses (stale, or not valid) comes back to its partition as
+//! `IsrChangeRefused`, so the leader stops counting it as pending (the maximal ISR it
+//! bounds the high watermark by); one that got no answer is sent again after
+//! `ALTER_PARTITION_RETRY`, as Kafka's AlterPartitionManager retries until answered.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -25,15 +29,18 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use super::MetadataState;
+use super::{MetadataMsg, MetadataState};
 use crate::actors::partition::{AlterPartitionRequest, PartitionMsg, ReplicaArgs, ReplicationMsg};
 use crate::actors::replica_fetchers::{ReplicaFetchers, ReplicaFetchersMsg};
 use crate::cluster::node::ClusterHandle;
 use crate::cluster::rpc::IsrChange;
+use crate::cluster::QuorumError;
 use crate::config::Config;
 
 /// ISR requests a busy controller may leave queued before leaders ask again later.
 const ALTER_PARTITION_QUEUE: usize = 4096;
+/// The pause before an unanswered ISR request is sent again.
+const ALTER_PARTITION_RETRY: Duration = Duration::from_millis(500);
 
 /// The role last sent to a partition: which actor, leader, leader epoch, ISR.
 type SentRole = (ActorId, i32, i32, Vec<i32>);
@@ -52,22 +59,42 @@ impl ReplicaRoles {
     pub(super) async fn start(
         config: &Arc<Config>,
         cluster: &ClusterHandle,
+        metadata: ActorRef<MetadataMsg>,
     ) -> Result<Self, ActorProcessingErr> {
         let (alter_partition, mut requests) =
             mpsc::channel::<AlterPartitionRequest>(ALTER_PARTITION_QUEUE);
         let client = cluster.client.clone();
+        let retry = alter_partition.clone();
         tokio::spawn(async move {
             while let Some(request) = requests.recv().await {
                 let change = IsrChange {
-                    topic: request.topic,
+                    topic: request.topic.clone(),
                     partition: request.partition,
                     leader_id: request.leader_id,
                     leader_epoch: request.leader_epoch,
-                    new_isr: request.new_isr,
+                    new_isr: request.new_isr.clone(),
                 };
-                // A refused change is asked again by the leader on its next ISR check.
-                if let Err(err) = client.alter_partition(change).await {
-                    debug!(%err, "The controller did not take an ISR change.");
+                match client.alter_partition(change).await {
+                    Ok(()) => {}
+                    Err(QuorumError::Refused(why)) => {
+                        debug!(%why, "The controller refused an ISR change.");
+                        let _ = metadata.send_message(MetadataMsg::IsrChangeRefused {
+                            topic: request.topic,
+                            partition: request.partition,
+                            leader_epoch: request.leader_epoch,
+                            new_isr: request.new_isr,
+                        });
+                    }
+                    Err(err) => {
+                        // No answer: it may yet be committed, so it stays pending at the
+                        // leader and is asked again.
+                        debug!(%err, "The controller did not answer an ISR change; asking again.");
+                        let retry = retry.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(ALTER_PARTITION_RETRY).await;
+                            let _ = retry.send(request).await;
+                        });
+                    }
                 }
             }
         });
@@ -211,6 +238,29 @@ impl MetadataState {
         for key in gone {
             roles.unfollow(&key);
             roles.sent.remove(&key);
+        }
+    }
+}
+
+impl MetadataState {
+    /// Tells the partition leader whose ISR change the controller refused.
+    pub(super) fn isr_change_refused(
+        &self,
+        (topic, partition): (String, i32),
+        leader_epoch: i32,
+        new_isr: Vec<i32>,
+    ) {
+        let actor = self
+            .topics
+            .get(&topic)
+            .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?));
+        if let Some(actor) = actor {
+            let _ = actor.send_message(PartitionMsg::Replication(
+                ReplicationMsg::IsrChangeRefused {
+                    leader_epoch,
+                    new_isr,
+                },
+            ));
         }
     }
 }

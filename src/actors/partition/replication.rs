@@ -116,6 +116,10 @@ impl PartitionState {
                 leader_epoch,
             } => self.become_follower(leader, leader_epoch),
             ReplicationMsg::UpdateIsr { leader_epoch, isr } => self.update_isr(leader_epoch, isr),
+            ReplicationMsg::IsrChangeRefused {
+                leader_epoch,
+                new_isr,
+            } => self.isr_change_refused(leader_epoch, new_isr),
             ReplicationMsg::ReplicaFetch {
                 replica_id,
                 fetch_offset,
@@ -406,7 +410,7 @@ impl PartitionState {
         }
     }
 
-    fn leader_offset(&self) -> i64 {
+    pub(super) fn leader_offset(&self) -> i64 {
         if self.args.flush_policy == FlushPolicy::Always {
             self.log.flushed_offset()
         } else {
@@ -476,20 +480,6 @@ impl PartitionState {
                 leader_epoch,
             };
         }
-    }
-
-    fn update_isr(&mut self, leader_epoch: i32, isr: Vec<i32>) {
-        let Some(Role::Leader(l)) = self.replication.as_mut().map(|r| &mut r.role) else {
-            return;
-        };
-        if l.leader_epoch != leader_epoch {
-            return;
-        }
-        info!(topic = %self.args.topic, partition = self.args.partition, ?isr, "The ISR changed.");
-        l.isr = isr;
-        l.proposed = None;
-        self.advance_high_watermark(self.leader_offset());
-        self.release_acks();
     }
 
     pub(super) fn check_leader_epoch(

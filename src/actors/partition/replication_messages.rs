@@ -103,6 +103,13 @@ pub enum ReplicationMsg {
     BecomeFollower { leader: i32, leader_epoch: i32 },
     /// The controller's answer to an `AlterPartitionRequest`: the ISR now in force.
     UpdateIsr { leader_epoch: i32, isr: Vec<i32> },
+    /// The controller refused the ISR change asked at `leader_epoch` (nothing was written):
+    /// it is no longer pending, so the maximal ISR drops the members it would have added
+    /// and the next ISR check may ask again.
+    IsrChangeRefused {
+        leader_epoch: i32,
+        new_isr: Vec<i32>,
+    },
     /// A follower's fetch (Fetch with replica_id >= 0), at the leader: records up to the
     /// log end; the fetch offset is that follower's log end offset.
     ReplicaFetch {
