@@ -142,7 +142,11 @@ fn a_consumer_group_resumes_from_its_commits_after_a_coordinator_kill() {
         .set("group.id", GROUP)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "6000")
+        // The new coordinator gives every member it loads a full session from the load;
+        // the member reaches it only once librdkafka has found it (about 6 s after the
+        // kill here, longer on a loaded machine), so the session must outlast that for the
+        // member id to survive, as it must against Kafka.
+        .set("session.timeout.ms", "30000")
         .set("heartbeat.interval.ms", "500")
         .create()
         .expect("consumer");
