@@ -240,9 +240,7 @@ impl MetadataState {
             roles.sent.remove(&key);
         }
     }
-}
 
-impl MetadataState {
     /// Tells the partition leader whose ISR change the controller refused.
     pub(super) fn isr_change_refused(
         &self,
