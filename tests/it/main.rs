@@ -3,6 +3,7 @@
 
 mod acl_matrix;
 mod acl_matrix_calls;
+mod actor_acks_all_fsync;
 mod actor_acls;
 mod actor_backpressure;
 mod actor_broker_configs;

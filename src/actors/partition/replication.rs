@@ -346,6 +346,16 @@ impl PartitionState {
         }
     }
 
+    /// Whether a parked acks=all produce still waits for an fsync to cover it.
+    pub(super) fn acks_wait_for_fsync(&self) -> bool {
+        let flushed = self.log.flushed_offset();
+        self.replication.as_ref().is_some_and(|r| {
+            r.waiting_acks
+                .iter()
+                .any(|w| w.needs_fsync && w.last_offset >= flushed)
+        })
+    }
+
     /// The high watermark moved or an fsync finished: answers the acks=all produces the
     /// ISR now has (NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR is below
     /// min.insync.replicas by then), and wakes follower fetches.
