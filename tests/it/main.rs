@@ -21,6 +21,7 @@ mod actor_quorum_tcp;
 mod actor_record_files;
 mod actor_replica_fetcher;
 mod actor_replication;
+mod actor_replication_flush;
 mod actor_sasl;
 mod actor_stalled_disk;
 mod actor_supervision;

@@ -73,8 +73,9 @@ impl PartitionState {
                     }
                     return;
                 }
-                // Appends that arrived during that fsync share the next one.
-                if !self.parked_appends.is_empty() {
+                // Appends that arrived during that fsync share the next one, acks=all
+                // produces of a replicated leader too.
+                if !self.parked_appends.is_empty() || self.acks_wait_for_fsync() {
                     self.start_flush(myself);
                 }
             }
