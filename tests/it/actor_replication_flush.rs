@@ -22,7 +22,10 @@ async fn an_acks_all_produce_that_arrived_during_an_fsync_gets_the_next_one() {
     let first = produce_all(&l, batch(2, "a"));
     let deadline = Instant::now() + WAIT;
     while l.storage.stalled_syncs() == 0 {
-        assert!(Instant::now() < deadline, "the leader never began its fsync");
+        assert!(
+            Instant::now() < deadline,
+            "the leader never began its fsync"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let second = produce_all(&l, batch(3, "b"));
@@ -31,7 +34,9 @@ async fn an_acks_all_produce_that_arrived_during_an_fsync_gets_the_next_one() {
     fetch_round(&l, &f2, 1).await;
     assert_eq!(role(&l).await.high_watermark, 5);
     l.storage.release_writes();
-    let first = tokio::time::timeout(WAIT, first).await.expect("first answered");
+    let first = tokio::time::timeout(WAIT, first)
+        .await
+        .expect("first answered");
     assert_eq!(first.unwrap().unwrap().last_offset, 1);
     // Nothing else reaches the leader: the fsync for the second must start by itself.
     let second = tokio::time::timeout(WAIT, second)
