@@ -3,6 +3,7 @@
 
 mod acl_matrix;
 mod acl_matrix_calls;
+mod actor_acks_all_fsync;
 mod actor_acls;
 mod actor_backpressure;
 mod actor_broker_configs;
@@ -21,7 +22,6 @@ mod actor_quorum_tcp;
 mod actor_record_files;
 mod actor_replica_fetcher;
 mod actor_replication;
-mod actor_replication_flush;
 mod actor_sasl;
 mod actor_stalled_disk;
 mod actor_supervision;

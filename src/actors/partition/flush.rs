@@ -73,8 +73,8 @@ impl PartitionState {
                     }
                     return;
                 }
-                // Appends that arrived during that fsync share the next one, acks=all
-                // produces of a replicated leader too.
+                // Appends that arrived during that fsync share the next one, as do a
+                // replicated leader's acks=all produces it did not cover.
                 if !self.parked_appends.is_empty() || self.acks_wait_for_fsync() {
                     self.start_flush(myself);
                 }

@@ -336,16 +336,6 @@ impl PartitionState {
         self.release_acks();
     }
 
-    /// True when a waiting acks=all produce still needs an fsync past the flushed offset.
-    pub(super) fn acks_wait_for_fsync(&self) -> bool {
-        let flushed = self.log.flushed_offset();
-        self.replication.as_ref().is_some_and(|r| {
-            r.waiting_acks
-                .iter()
-                .any(|w| w.needs_fsync && w.last_offset >= flushed)
-        })
-    }
-
     /// The most the high watermark may be: a leader's ISR followers' smallest log end
     /// offset; a follower's leader's high watermark (as last fetched).
     pub(super) fn high_watermark_bound(&self, offset: i64) -> i64 {
@@ -354,6 +344,16 @@ impl PartitionState {
             Some(_) => offset.min(self.high_watermark),
             None => offset,
         }
+    }
+
+    /// Whether a parked acks=all produce still waits for an fsync to cover it.
+    pub(super) fn acks_wait_for_fsync(&self) -> bool {
+        let flushed = self.log.flushed_offset();
+        self.replication.as_ref().is_some_and(|r| {
+            r.waiting_acks
+                .iter()
+                .any(|w| w.needs_fsync && w.last_offset >= flushed)
+        })
     }
 
     /// The high watermark moved or an fsync finished: answers the acks=all produces the
