@@ -22,6 +22,10 @@ use crate::workers::{self, failures};
 
 /// A send that keeps finding the producer queue full gives up after this long.
 const QUEUE_FULL_TIMEOUT: Duration = Duration::from_secs(60);
+/// The pause between tries while the queue is full: far less than the time the queue
+/// (librdkafka's 100,000 messages by default) takes to drain, so the broker never waits
+/// for the producer.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(1);
 
 /// Counts delivery reports; the opaque of each message is its send time in nanoseconds
 /// since `base`, for the send-to-acknowledgement latency.
@@ -87,6 +91,12 @@ pub fn connect(
 
 /// Enqueues one message, waiting while librdkafka's queue is full. An error other than a
 /// full queue (a message too large, say) is returned: every message would meet it.
+///
+/// While the queue is full it serves the delivery reports ready, then pauses
+/// `QUEUE_FULL_PAUSE` before trying again. Not `poll` with a timeout: rust-rdkafka's
+/// `BaseProducer::poll` loops until its deadline, passing the time left to librdkafka in
+/// whole milliseconds, so under a millisecond it polls with 0 in a busy loop; a full
+/// queue made every producer thread spin on the clock, taking a core from the brokers.
 pub fn send(producer: &BenchProducer, mut record: Record<'_>) -> Result<()> {
     let give_up = Instant::now() + QUEUE_FULL_TIMEOUT;
     loop {
@@ -97,7 +107,8 @@ pub fn send(producer: &BenchProducer, mut record: Record<'_>) -> Result<()> {
                     bail!("the producer queue stayed full for {QUEUE_FULL_TIMEOUT:?}");
                 }
                 record = back;
-                producer.poll(Duration::from_millis(1));
+                producer.poll(Duration::ZERO);
+                std::thread::sleep(QUEUE_FULL_PAUSE);
             }
             Err((e, _)) => bail!("send failed: {e}"),
         }

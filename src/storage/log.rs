@@ -268,7 +268,6 @@ impl PartitionLog {
         if self.failed {
             return Err(StorageError::Failed);
         }
-        validate_batch(batch)?;
         if batch.len() > self.config.max_batch_bytes {
             return Err(StorageError::BatchTooLarge {
                 size: batch.len(),
@@ -291,11 +290,20 @@ impl PartitionLog {
     }
 
     /// Assigns the log end offset to a checked batch and writes it, rolling first when the
-    /// active segment is full or old.
+    /// active segment is full or old. The caller checked the batch (CRC included); the
+    /// base offset is outside the CRC, so only the header is read again here.
     fn write_batch(&mut self, batch: &mut [u8]) -> Result<(i64, BatchHeader), StorageError> {
-        let base_offset = self.log_end_offset();
-        set_base_offset(batch, base_offset);
-        let header = validate_batch(batch)?;
+        set_base_offset(batch, self.log_end_offset());
+        let header = BatchHeader::parse(batch)?;
+        self.write_at_log_end(batch, &header)?;
+        Ok((header.base_offset, header))
+    }
+
+    /// Writes a checked batch whose base offset is the log end offset (a follower's batch
+    /// carries the leader's, checked equal), rolling first when the active segment is full
+    /// or old.
+    fn write_at_log_end(&mut self, batch: &[u8], header: &BatchHeader) -> Result<(), StorageError> {
+        let base_offset = header.base_offset;
         let too_big = self.active().size() + batch.len() as u64 > self.config.segment_bytes;
         let too_old = self.config.segment_ms >= 0
             && wall_clock_ms().saturating_sub(self.active_since_ms) > self.config.segment_ms;
@@ -304,7 +312,7 @@ impl PartitionLog {
         }
         let index = self.segments.len() - 1;
         let before = self.segments[index].size();
-        if let Err(err) = self.segments[index].append(batch, &header) {
+        if let Err(err) = self.segments[index].append(batch, header) {
             // A full disk wrote nothing we keep once the file is cut back: the log stays
             // healthy and takes appends again when space is freed. Any other write error
             // (EIO, a torn write) fails the log until a restart recovers it.
@@ -316,7 +324,7 @@ impl PartitionLog {
         }
         self.dirty.insert(self.segments[index].base_offset);
         self.unchecked_bytes += batch.len() as u64;
-        Ok((base_offset, header))
+        Ok(())
     }
 
     fn roll(&mut self, base_offset: i64) -> Result<(), StorageError> {

@@ -3,7 +3,7 @@
 //! KIP-279 truncation (deferred while a flush job runs, since its checkpoint could vouch
 //! for the cut bytes).
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ractor::ActorRef;
 use tracing::warn;
 
@@ -28,8 +28,7 @@ impl PartitionState {
         if self.failed || self.log.is_failed() {
             return Err(PartitionError::StorageFailed);
         }
-        let mut buf = BytesMut::from(&records[..]);
-        match self.log.append_as_follower(&mut buf) {
+        match self.log.append_as_follower(&records) {
             Ok(_) => {}
             Err(err @ (StorageError::InvalidBatch(_) | StorageError::CorruptBatch(_))) => {
                 warn!(topic = %self.args.topic, partition = self.args.partition, %err,

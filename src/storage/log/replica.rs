@@ -42,13 +42,14 @@ impl PartitionLog {
         self.epochs.end_offset_for(epoch, self.log_end_offset())
     }
 
-    /// Appends batches fetched from the leader as they are: their offsets and leader
-    /// epochs are the leader's. They must start at the log end and follow on from each
-    /// other; a batch of a newer epoch records where that epoch starts. Nothing is written
-    /// unless every batch checks. Returns the offsets written (None for no batches).
+    /// Appends batches fetched from the leader as they are (not copied): their offsets and
+    /// leader epochs are the leader's. They must start at the log end and follow on from
+    /// each other; a batch of a newer epoch records where that epoch starts. Nothing is
+    /// written unless every batch checks (CRC included). Returns the offsets written (None
+    /// for no batches).
     pub fn append_as_follower(
         &mut self,
-        records: &mut [u8],
+        records: &[u8],
     ) -> Result<Option<AppendInfo>, StorageError> {
         if self.failed {
             return Err(StorageError::Failed);
@@ -75,9 +76,9 @@ impl PartitionLog {
                 self.epochs
                     .assign(self.storage.as_ref(), epoch, header.base_offset)?;
             }
-            let (base_offset, written) = self.write_batch(&mut records[range.clone()])?;
-            self.producers.observe(&records[range], &written);
-            let this = AppendInfo::written(base_offset, &written);
+            self.write_at_log_end(&records[range.clone()], &header)?;
+            self.producers.observe(&records[range], &header);
+            let this = AppendInfo::written(header.base_offset, &header);
             info = Some(match info {
                 Some(first) => AppendInfo {
                     last_offset: this.last_offset,

@@ -48,7 +48,7 @@ fn batches(log: &PartitionLog, from: i64) -> Vec<(i64, i32)> {
 fn follow(log: &mut PartitionLog, layout: &[(usize, i32)]) {
     for &(n, epoch) in layout {
         let base = log.log_end_offset();
-        log.append_as_follower(&mut leader_batch(n, base, epoch))
+        log.append_as_follower(&leader_batch(n, base, epoch))
             .unwrap()
             .unwrap();
     }
@@ -60,7 +60,7 @@ fn follower_appends_keep_the_leaders_offsets_and_record_each_epoch() {
     let mut log = open(&storage, 1 << 20);
     let mut two = leader_batch(2, 0, 3);
     two.extend_from_slice(&leader_batch(3, 2, 3));
-    let info = log.append_as_follower(&mut two).unwrap().unwrap();
+    let info = log.append_as_follower(&two).unwrap().unwrap();
     assert_eq!(
         (info.base_offset, info.last_offset, info.records),
         (0, 4, 5)
@@ -72,7 +72,7 @@ fn follower_appends_keep_the_leaders_offsets_and_record_each_epoch() {
     assert_eq!(log.end_offset_for_epoch(3), (3, 5));
     assert_eq!(log.end_offset_for_epoch(4), (3, 5));
     assert_eq!(log.end_offset_for_epoch(5), (5, 7));
-    assert_eq!(log.append_as_follower(&mut []).unwrap(), None);
+    assert_eq!(log.append_as_follower(&[]).unwrap(), None);
 }
 
 #[test]
@@ -83,11 +83,11 @@ fn a_batch_that_does_not_follow_on_is_refused_and_nothing_is_written() {
     let mut gap = leader_batch(1, 2, 1);
     gap.extend_from_slice(&leader_batch(1, 9, 1));
     assert!(matches!(
-        log.append_as_follower(&mut gap),
+        log.append_as_follower(&gap),
         Err(StorageError::InvalidBatch(_))
     ));
     assert!(
-        log.append_as_follower(&mut leader_batch(1, 1, 1)).is_err(),
+        log.append_as_follower(&leader_batch(1, 1, 1)).is_err(),
         "overlap"
     );
     assert_eq!(
@@ -169,8 +169,8 @@ fn truncation_rebuilds_the_producer_state() {
         set_producer(&mut b, 42, 0, seq);
         b
     };
-    log.append_as_follower(&mut idempotent(0, 0)).unwrap();
-    log.append_as_follower(&mut idempotent(2, 2)).unwrap();
+    log.append_as_follower(&idempotent(0, 0)).unwrap();
+    log.append_as_follower(&idempotent(2, 2)).unwrap();
     log.truncate_to(2).unwrap();
     // Sequence 2 is gone with its batch: the producer's retry is new, not a duplicate.
     let mut retry = build_batch(&[(None, Some(b"again")), (None, Some(b"x"))], 5);
