@@ -81,6 +81,10 @@ pub struct MetadataState {
     /// Cluster mode: the last quorum entry in `image` (an older image arriving late is
     /// not taken).
     applied_index: u64,
+    /// Cluster mode: the image last followed, when a commit of this actor's has since taken
+    /// a newer one. Records of other brokers applied during that commit are in the newer
+    /// image but were never followed; `follow_pending` follows them from here.
+    unfollowed: Option<MetadataImage>,
 }
 
 pub struct Metadata;
@@ -132,6 +136,7 @@ impl Actor for Metadata {
             starts: TopicStarts::default(),
             roles,
             applied_index,
+            unfollowed: None,
         };
         let wanted: Vec<_> = state
             .image
@@ -353,6 +358,8 @@ impl Actor for Metadata {
                 state.sync_roles_and_readiness();
             }
         }
+        // After the message's own changes are in place, so only others' are followed.
+        state.follow_pending(&myself).await;
         Ok(())
     }
 

@@ -31,8 +31,8 @@ use super::harness::{free_port, TestBroker};
 const TOPIC: &str = "network-faults";
 const MARKER: &[u8] = b"taken-alone-by-the-isolated-leader";
 
-struct ProxiedCluster {
-    brokers: Vec<TestBroker>,
+pub(crate) struct ProxiedCluster {
+    pub(crate) brokers: Vec<TestBroker>,
     /// (from, to): the proxy node `from` reaches voter `to`'s Raft transport through.
     raft: BTreeMap<(i32, i32), FaultProxy>,
     /// The proxy in front of each broker's listener (its advertised address).
@@ -40,7 +40,7 @@ struct ProxiedCluster {
 }
 
 impl ProxiedCluster {
-    fn start() -> ProxiedCluster {
+    pub(crate) fn start() -> ProxiedCluster {
         let controllers: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let mut raft = BTreeMap::new();
         for from in 1..=3 {
@@ -84,13 +84,13 @@ impl ProxiedCluster {
         }
     }
 
-    fn broker(&self, id: i32) -> &TestBroker {
+    pub(crate) fn broker(&self, id: i32) -> &TestBroker {
         &self.brokers[id as usize - 1]
     }
 
     /// Applies `fault` to every path into and out of broker `id`: its Raft links both ways
     /// and its advertised listener.
-    fn isolate(&self, id: i32, raft: Fault, listener: Fault) {
+    pub(crate) fn isolate(&self, id: i32, raft: Fault, listener: Fault) {
         for ((from, to), proxy) in &self.raft {
             if *from == id || *to == id {
                 proxy.set(raft);
@@ -99,7 +99,7 @@ impl ProxiedCluster {
         self.advertised[&id].set(listener);
     }
 
-    fn set_all(&self, fault: Fault) {
+    pub(crate) fn set_all(&self, fault: Fault) {
         for proxy in self.raft.values().chain(self.advertised.values()) {
             proxy.set(fault);
         }

@@ -48,6 +48,7 @@ mod client_transactions;
 mod client_txn_expiry;
 mod cluster_acls;
 mod cluster_admin;
+mod cluster_commit_follow;
 mod cluster_coordinators;
 mod cluster_failover;
 mod cluster_follower_fetch;

@@ -54,6 +54,22 @@ impl MetadataState {
         }
         self.applied_index = index;
         let old = std::mem::replace(&mut self.image, applied.image.clone());
+        let old = self.unfollowed.take().unwrap_or(old);
+        self.follow_from(myself, &old).await;
+    }
+
+    /// Follows what a commit of this actor's brought besides its own record: records other
+    /// brokers committed while it waited (a leader moved, a topic was created, configs or
+    /// replicas changed). Without this they were skipped for good, and a broker could go
+    /// on thinking it led a partition whose leadership had moved.
+    pub(super) async fn follow_pending(&mut self, myself: &ActorRef<MetadataMsg>) {
+        if let Some(old) = self.unfollowed.take() {
+            self.follow_from(myself, &old).await;
+        }
+    }
+
+    /// Brings the partition actors in step with `self.image`, coming from `old`.
+    async fn follow_from(&mut self, myself: &ActorRef<MetadataMsg>, old: &MetadataImage) {
         let gone: Vec<String> = self
             .topics
             .keys()
@@ -103,7 +119,7 @@ impl MetadataState {
                 None => {}
             }
         }
-        self.rehost(myself, &old).await;
+        self.rehost(myself, old).await;
         self.publish();
     }
 

@@ -91,7 +91,10 @@ impl MetadataState {
         match image {
             Some(applied) => {
                 self.applied_index = applied.last_applied.map_or(0, |l| l.index);
-                self.image = applied.image.clone();
+                let followed = std::mem::replace(&mut self.image, applied.image.clone());
+                // Their Applied messages are now older than `applied_index` and skipped:
+                // what other brokers committed meanwhile is followed after this message.
+                self.unfollowed.get_or_insert(followed);
                 Ok(())
             }
             None => Err(MetadataError::Quorum(format!(
