@@ -23,7 +23,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use crate::security::transport_layer::TransportLayer;
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -41,7 +40,10 @@ use super::partition::{PartitionMsg, ReplicationMsg};
 pub use super::replica_fetcher_args::{ReplicaFetcherArgs, RESPONSE_MAX_BYTES};
 use super::replica_fetcher_session::{FetchSessionHandler, PartitionFetch};
 use crate::actors::call;
-use crate::cluster::broker_client::{self, BrokerCallError as RoundError, CallSpec};
+use crate::cluster::broker_client::{
+    self, BrokerCallError as RoundError, BrokerConnection, CallSpec,
+};
+use crate::security::transport_layer::TransportLayer;
 
 const FETCH_VERSION: i16 = 12;
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
@@ -82,7 +84,7 @@ pub enum ReplicaFetcherMsg {
 
 /// What a round hands back to the fetcher.
 pub struct RoundDone {
-    connection: Option<TransportLayer>,
+    connection: Option<BrokerConnection>,
     session: FetchSessionHandler,
     /// The round's partitions as it left them (truncation done, offsets learnt).
     partitions: BTreeMap<(String, i32), Followed>,
@@ -118,7 +120,7 @@ struct Followed {
 pub struct ReplicaFetcherState {
     args: ReplicaFetcherArgs,
     partitions: BTreeMap<(String, i32), Followed>,
-    connection: Option<TransportLayer>,
+    connection: Option<BrokerConnection>,
     /// The incremental fetch session with the leader; lent to the round in flight.
     session: Option<FetchSessionHandler>,
     round_in_flight: bool,
@@ -305,25 +307,24 @@ impl Round {
     /// Truncations first, then one fetch; returns the connection.
     async fn run(
         &mut self,
-        connection: Option<TransportLayer>,
-    ) -> Result<TransportLayer, RoundError> {
-        let mut stream = match connection {
-            Some(stream) => stream,
-            None => {
-                let connector = &self.args.connector;
-                connector
-                    .connect(&self.args.address, self.args.socket_timeout)
-                    .await?
-            }
+        connection: Option<BrokerConnection>,
+    ) -> Result<BrokerConnection, RoundError> {
+        let connector = &self.args.connector;
+        let wait = self.args.socket_timeout;
+        let mut connection = match connection {
+            Some(connection) => connection,
+            None => connector.connect(&self.args.address, wait).await?,
         };
-        self.truncate(&mut stream).await?;
+        connector.keep_logged_in(&mut connection, wait).await?;
+        let stream = &mut connection.stream;
+        self.truncate(stream).await?;
         self.describe_unknown().await?;
-        if let Err(err) = self.fetch(&mut stream).await {
+        if let Err(err) = self.fetch(stream).await {
             // The leader may or may not have taken the fetch: start the session over.
             self.session.reset();
             return Err(err);
         }
-        Ok(stream)
+        Ok(connection)
     }
 
     /// KIP-279 for every partition with a new leader epoch.

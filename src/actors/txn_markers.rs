@@ -134,8 +134,8 @@ pub async fn write_remote(
         response_limit: RESPONSE_LIMIT,
     };
     let answer = async {
-        let mut stream = connector.connect(address, wait).await?;
-        broker_client::call(&mut stream, spec, &req).await
+        let mut connection = connector.connect(address, wait).await?;
+        broker_client::call(&mut connection.stream, spec, &req).await
     };
     let resp = match answer.await {
         Ok(resp) => resp,

@@ -3,7 +3,8 @@
 //! inter-broker listener's protocol (`config::inter_broker`): plain TCP (or the simulated
 //! network's, see `sockets`), TLS checked against the truststore and the peer's host, and
 //! a SASL login (SaslHandshake, then SaslAuthenticate with PLAIN or SCRAM) as the broker's
-//! own principal. Every length read off the wire is bounded.
+//! own principal, logging in again on the same connection before the session ends
+//! (KIP-368). Every length read off the wire is bounded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+use tracing::debug;
 
 use crate::config::InterBrokerSecurity;
 use crate::security::jaas::JaasLogin;
@@ -42,6 +45,13 @@ pub struct BrokerConnector {
     pub security: Arc<InterBrokerSecurity>,
 }
 
+/// A connection to another broker, and when its SASL session is to be renewed.
+pub struct BrokerConnection {
+    pub stream: TransportLayer,
+    /// KIP-368: when to log in again on this connection; None when the session does not end.
+    reauthenticate_at: Option<Instant>,
+}
+
 /// The largest SASL answer read during a login.
 const LOGIN_RESPONSE_LIMIT: usize = 64 * 1024;
 
@@ -68,31 +78,72 @@ impl BrokerConnector {
         &self,
         address: &str,
         wait: Duration,
-    ) -> Result<TransportLayer, BrokerCallError> {
+    ) -> Result<BrokerConnection, BrokerCallError> {
         let open = async {
             let stream = self.network.connect(address).await?;
             stream.set_nodelay(true)?;
             let tls = self.security.tls.as_ref();
             let mut stream = TransportLayer::client(stream, tls, address).await?;
+            let mut reauthenticate_at = None;
             if let Some((mechanism, login)) = &self.security.sasl {
-                authenticate(&mut stream, *mechanism, login, wait).await?;
+                let lifetime = authenticate(&mut stream, *mechanism, login, wait).await?;
+                reauthenticate_at = renewal_time(lifetime);
             }
-            Ok(stream)
+            Ok(BrokerConnection {
+                stream,
+                reauthenticate_at,
+            })
         };
         tokio::time::timeout(wait, open)
             .await
             .map_err(|_| BrokerCallError::Timeout(wait))?
     }
+
+    /// Logs in again on `connection` once its session is near its end (KIP-368), as
+    /// Kafka's clients do, rather than letting the other broker close it; within `wait`.
+    pub async fn keep_logged_in(
+        &self,
+        connection: &mut BrokerConnection,
+        wait: Duration,
+    ) -> Result<(), BrokerCallError> {
+        let (Some(at), Some((mechanism, login))) =
+            (connection.reauthenticate_at, &self.security.sasl)
+        else {
+            return Ok(());
+        };
+        if Instant::now() < at {
+            return Ok(());
+        }
+        let login = authenticate(&mut connection.stream, *mechanism, login, wait);
+        let lifetime = tokio::time::timeout(wait, login)
+            .await
+            .map_err(|_| BrokerCallError::Timeout(wait))??;
+        connection.reauthenticate_at = renewal_time(lifetime);
+        debug!("Logged in again on a connection to another broker before its session ended.");
+        Ok(())
+    }
+}
+
+/// When to renew a session of `lifetime_ms` (0: it does not end): at a random point
+/// between 85 % and 95 % of it, Kafka's client rule, so renewals do not all come at once.
+fn renewal_time(lifetime_ms: i64) -> Option<Instant> {
+    if lifetime_ms <= 0 {
+        return None;
+    }
+    let share: f64 = rand::random_range(0.85..0.95);
+    let after = Duration::from_millis((lifetime_ms as f64 * share) as u64);
+    Some(Instant::now() + after)
 }
 
 /// KIP-43's exchange: SaslHandshake v1 naming the mechanism, then its tokens in
-/// SaslAuthenticate v1 requests.
+/// SaslAuthenticate v1 requests; the session's lifetime in ms (0: it does not end). The
+/// same exchange renews a session on a connection already logged in (KIP-368).
 async fn authenticate(
     stream: &mut TransportLayer,
     mechanism: SaslMechanism,
     login: &JaasLogin,
     wait: Duration,
-) -> Result<(), BrokerCallError> {
+) -> Result<i64, BrokerCallError> {
     let mut spec = CallSpec {
         version: 1,
         correlation: -10,
@@ -114,33 +165,35 @@ async fn authenticate(
     let refused =
         |e: crate::security::scram::ScramError| BrokerCallError::Authentication(e.to_string());
     spec.correlation -= 1;
-    match mechanism {
+    let lifetime = match mechanism {
         SaslMechanism::Plain => {
             let token = plain_token(&login.username, &login.password);
-            sasl_token(stream, spec, token).await?;
+            sasl_token(stream, spec, token).await?.1
         }
         SaslMechanism::Scram(m) => {
             let (client, first) = ScramClient::start(m, &login.username, login.password.clone());
-            let server_first = sasl_token(stream, spec, first).await?;
+            let (server_first, _) = sasl_token(stream, spec, first).await?;
             let (client, last) = client.answer(&server_first).map_err(refused)?;
             spec.correlation -= 1;
-            let server_final = sasl_token(stream, spec, last).await?;
+            let (server_final, lifetime) = sasl_token(stream, spec, last).await?;
             client.verify(&server_final).map_err(refused)?;
+            lifetime
         }
-    }
-    Ok(())
+    };
+    Ok(lifetime)
 }
 
-/// One SaslAuthenticate exchange: our token out, the server's back.
+/// One SaslAuthenticate exchange: our token out, the server's back with the session
+/// lifetime it answered.
 async fn sasl_token(
     stream: &mut TransportLayer,
     spec: CallSpec,
     token: Vec<u8>,
-) -> Result<Vec<u8>, BrokerCallError> {
+) -> Result<(Vec<u8>, i64), BrokerCallError> {
     let req = SaslAuthenticateRequest::default().with_auth_bytes(token.into());
     let answer = call(stream, spec, &req).await?;
     match answer.error_code {
-        0 => Ok(answer.auth_bytes.to_vec()),
+        0 => Ok((answer.auth_bytes.to_vec(), answer.session_lifetime_ms)),
         code => Err(BrokerCallError::Authentication(format!(
             "error {code}: {}",
             answer.error_message.as_deref().unwrap_or("no message")

@@ -59,6 +59,7 @@ mod cluster_listeners;
 mod cluster_load;
 mod cluster_metadata;
 mod cluster_network_faults;
+mod cluster_reauth;
 mod cluster_restart_roles;
 mod cluster_rolling_restart;
 mod cluster_sim;
