@@ -7,7 +7,8 @@
 //! simulated network (turmoil) in the deterministic simulation, over the same code. With
 //! `controller_listener_names` mapped to SSL the broker's ends speak TLS: `QuorumConnect`
 //! shows its certificate and checks the peer's, and `serve_with` refuses a peer whose
-//! handshake (with a certificate the truststore vouches for) fails, before reading a frame.
+//! handshake (with a certificate the truststore vouches for) fails, or whose principal is
+//! not admitted (`security::quorum_peers`), before reading a frame.
 //!
 //! Never trust the network: a length above `MAX_FRAME` closes that one connection (logged
 //! once at warn) before anything is allocated, and a frame's bytes are buffered only as
@@ -33,8 +34,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsConnector;
 
+use crate::security::quorum_peers::{QuorumAcceptor, RefusalLog};
 use crate::security::transport_layer::TransportLayer;
 use crate::sockets::{Listener, Network, Stream};
 
@@ -220,48 +222,48 @@ pub async fn serve(listener: impl Accept, raft: MetadataRaft) {
     serve_with(listener, raft, None, None).await
 }
 
-/// The longest a peer may take to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// As `serve`, handing broker heartbeats to this node's controller (a voter's), and with
 /// `tls` set, serving only peers whose TLS handshake (with a certificate the truststore
-/// vouches for) succeeds.
+/// vouches for) succeeds and whose principal `tls` admits.
 pub async fn serve_with(
     mut listener: impl Accept,
     raft: MetadataRaft,
     controller: Option<ractor::ActorRef<ControllerMsg>>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<QuorumAcceptor>,
 ) {
+    // Handshakes run on their own tasks; their refusals come back here, to one log.
+    let (refused_tx, mut refused) = tokio::sync::mpsc::channel(64);
+    let mut refusals = RefusalLog::default();
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                warn!(%err, "Could not accept a quorum connection.");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    warn!(%err, "Could not accept a quorum connection.");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            Some((peer, refusal)) = refused.recv() => {
+                refusals.say(peer, &refusal);
                 continue;
             }
         };
         let raft = raft.clone();
         let controller = controller.clone();
         let tls = tls.clone();
+        let refused_tx = refused_tx.clone();
         tokio::spawn(async move {
             let served = match tls {
                 None => serve_connection(stream, &raft, controller.as_ref()).await,
-                Some(tls) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            serve_connection(stream, &raft, controller.as_ref()).await
-                        }
-                        Ok(Err(err)) => {
-                            warn!(%peer, %err, "Refused a quorum connection whose TLS handshake failed.");
-                            return;
-                        }
-                        Err(_) => {
-                            warn!(%peer, "Refused a quorum connection that did not finish its TLS handshake in time.");
-                            return;
-                        }
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => serve_connection(stream, &raft, controller.as_ref()).await,
+                    Err(refusal) => {
+                        // A full channel drops the line, never the accept loop's pace.
+                        let _ = refused_tx.try_send((peer, refusal));
+                        return;
                     }
-                }
+                },
             };
             if let Err(err) = served {
                 warn!(%peer, %err, "Closed a quorum connection.");

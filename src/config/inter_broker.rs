@@ -6,7 +6,9 @@
 //! (`security::peer_tls`). Unset, everything stays PLAINTEXT as before.
 
 use serde::{Deserialize, Serialize};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsConnector;
+
+use crate::security::quorum_peers::QuorumAcceptor;
 
 use super::{Config, ConfigError};
 use crate::security::jaas::{self, JaasLogin, Password};
@@ -161,12 +163,14 @@ impl Config {
     }
 
     /// TLS of the metadata quorum's transport, both ends, when it speaks SSL.
-    pub fn quorum_tls(&self) -> Result<Option<(TlsConnector, TlsAcceptor)>, ConfigError> {
+    /// With an authorizer on, only super users' certificates may speak Raft.
+    pub fn quorum_tls(&self) -> Result<Option<(TlsConnector, QuorumAcceptor)>, ConfigError> {
         if self.controller_protocol()? != SecurityProtocol::Ssl {
             return Ok(None);
         }
         let connector = self.tls.peer_connector().map_err(invalid)?;
-        let acceptor = self.tls.peer_acceptor().map_err(invalid)?;
+        let tls = self.tls.peer_acceptor().map_err(invalid)?;
+        let acceptor = QuorumAcceptor::new(tls, self.authorizer()?.as_ref());
         Ok(Some((connector, acceptor)))
     }
 

@@ -15,6 +15,7 @@ pub mod plain;
 pub mod principal;
 pub mod principal_mapping;
 pub mod protocol;
+pub mod quorum_peers;
 pub mod sasl;
 pub mod sasl_client;
 #[cfg(test)]

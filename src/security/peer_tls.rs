@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsConnector;
 
-use super::tls::{truststore_roots, ClientAuth, TlsError, TlsSettings};
+use super::tls::{truststore_roots, ClientAuth, ServerTls, TlsError, TlsSettings};
 
 impl TlsSettings {
     /// The connector for TLS to other brokers.
@@ -41,12 +41,12 @@ impl TlsSettings {
 
     /// The acceptor of the quorum's transport: as a listener's, but a peer without a
     /// certificate the truststore vouches for is refused, whatever `ssl_client_auth` says.
-    pub fn peer_acceptor(&self) -> Result<TlsAcceptor, TlsError> {
+    pub fn peer_acceptor(&self) -> Result<ServerTls, TlsError> {
         let required = TlsSettings {
             ssl_client_auth: ClientAuth::Required,
             ..self.clone()
         };
-        Ok(required.acceptor()?.acceptor)
+        required.acceptor()
     }
 }
 

@@ -1,10 +1,12 @@
 //! A secured cluster of three broker processes: clients on a SASL_PLAINTEXT listener, the
 //! brokers' own traffic on a SASL_SSL inter-broker listener (SCRAM-SHA-512 as User:broker,
 //! a super user) and the metadata quorum over TLS with a certificate required of every
-//! peer. Replication works only through the broker's login: with a wrong password the
-//! followers cannot fetch, acks=all with min.insync.replicas=3 fails and each follower
-//! says so once. A client without CLUSTER_ACTION cannot fetch as a follower.
+//! peer, whose principal must be a super user. Replication works only through the
+//! broker's login: with a wrong password the followers cannot fetch, acks=all with
+//! min.insync.replicas=3 fails and each follower says so once. A client without
+//! CLUSTER_ACTION cannot fetch as a follower. Transaction markers cross the same listener.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +18,7 @@ use kafka_protocol::ResponseError;
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::VoteRequest;
 use openraft::{BasicNode, Vote};
-use rdkafka::producer::BaseRecord;
+use rdkafka::producer::{BaseRecord, Producer};
 
 use broker::cluster::tcp_transport::{QuorumConnect, TcpNetwork, TokioConnect};
 use broker::security::scram::ScramMechanism;
@@ -25,7 +27,9 @@ use broker::sockets::Network;
 
 use crate::actor_sasl::{alter, plain_login, upsert};
 use crate::certs::TestCerts;
+use crate::client_transactions::payloads;
 use crate::cluster_metadata::{quorum_voters, SLACK};
+use crate::cluster_transactions::write_transaction;
 use crate::harness::{self, free_port, TestBroker};
 use crate::hostile_wire::{text, topic, Wire};
 
@@ -61,6 +65,7 @@ fn secure_cluster(certs: &TestCerts, password: &str) -> SecureCluster {
                      ssl_truststore_location = \"{}\"\n\
                      authorizer_class_name = \"org.apache.kafka.metadata.authorizer.StandardAuthorizer\"\n\
                      super_users = \"User:broker;User:admin\"\n\
+                     ssl_principal_mapping_rules = \"RULE:^CN=([^,]*).*$/$1/,DEFAULT\"\n\
                      connection_failed_authentication_delay_ms = 10\n\
                      [sasl_plain_users]\nadmin = \"admin-secret\"\nalice = \"alice-secret\"",
                     internal[id - 1],
@@ -137,32 +142,39 @@ fn prepare(brokers: &[TestBroker], name: &str) {
     wait_for(&brokers[0], "the full ISR", |w| isr(w, name).len() == 3);
 }
 
-/// An acks=all producer logged in as admin. In a cluster a broker registers one address,
-/// its inter-broker listener's, and Metadata gives clients the others' at that address:
-/// so the producer speaks SASL_SSL to the inter-broker listeners.
-fn admin_producer(
+/// The settings of a client logged in as admin. In a cluster a broker registers one
+/// address, its inter-broker listener's, and Metadata gives clients the others' at that
+/// address: so clients speak SASL_SSL to the inter-broker listeners.
+fn admin_settings(
     cluster: &SecureCluster,
     certs: &TestCerts,
-    timeout_ms: &str,
-) -> (harness::CountingProducer, Arc<harness::Deliveries>) {
+) -> (String, Vec<(&'static str, String)>) {
     let bootstrap: Vec<String> = cluster
         .internal
         .iter()
         .map(|p| format!("127.0.0.1:{p}"))
         .collect();
-    let ca = certs.ca.display().to_string();
-    harness::producer(
-        &bootstrap.join(","),
-        &[
-            ("acks", "all"),
-            ("security.protocol", "sasl_ssl"),
-            ("ssl.ca.location", &ca),
-            ("sasl.mechanism", "PLAIN"),
-            ("sasl.username", "admin"),
-            ("sasl.password", "admin-secret"),
-            ("message.timeout.ms", timeout_ms),
-        ],
-    )
+    let settings = vec![
+        ("security.protocol", "sasl_ssl".to_string()),
+        ("ssl.ca.location", certs.ca.display().to_string()),
+        ("sasl.mechanism", "PLAIN".to_string()),
+        ("sasl.username", "admin".to_string()),
+        ("sasl.password", "admin-secret".to_string()),
+    ];
+    (bootstrap.join(","), settings)
+}
+
+/// An acks=all producer logged in as admin, with `extra` settings.
+fn admin_producer(
+    cluster: &SecureCluster,
+    certs: &TestCerts,
+    extra: &[(&str, &str)],
+) -> (harness::CountingProducer, Arc<harness::Deliveries>) {
+    let (bootstrap, settings) = admin_settings(cluster, certs);
+    let mut all: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.push(("acks", "all"));
+    all.extend_from_slice(extra);
+    harness::producer(&bootstrap, &all)
 }
 
 /// A follower's Fetch (replica_id 2) from a principal that is not a super user and has
@@ -191,7 +203,8 @@ fn brokers_replicate_over_sasl_ssl_as_their_own_principal() {
 
     // acks=all with min.insync.replicas=3: answered only once both followers fetched the
     // records, over SASL_SSL as User:broker.
-    let (producer, deliveries) = admin_producer(&cluster, &certs, "20000");
+    let (producer, deliveries) =
+        admin_producer(&cluster, &certs, &[("message.timeout.ms", "20000")]);
     for i in 0..20u32 {
         let value = i.to_be_bytes();
         harness::send(
@@ -226,35 +239,52 @@ fn brokers_replicate_over_sasl_ssl_as_their_own_principal() {
         );
     }
 
-    // The quorum's transport: a peer with a certificate from the CA is answered; one
-    // without a certificate, or without TLS, is refused.
+    // The quorum's transport: a peer whose certificate maps to a super user (User:broker)
+    // is answered. One with another certificate from the same CA (User:client), without a
+    // certificate, or without TLS is refused, each refusal said once at warn.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let vote = |connect: QuorumConnect| {
         runtime.block_on(vote_at(TcpNetwork::new(connect), cluster.controllers[0]))
     };
-    let with_cert = TlsSettings {
-        ssl_keystore_certificate_chain: Some(certs.client_cert.display().to_string()),
-        ssl_keystore_key: Some(certs.client_key.display().to_string()),
+    let peer = |keystore: Option<(&std::path::Path, &std::path::Path)>| {
+        let settings = TlsSettings {
+            ssl_keystore_certificate_chain: keystore.map(|k| k.0.display().to_string()),
+            ssl_keystore_key: keystore.map(|k| k.1.display().to_string()),
+            ssl_truststore_location: Some(certs.ca.display().to_string()),
+            ..Default::default()
+        };
+        QuorumConnect::new(Network::Tcp, Some(settings.peer_connector().unwrap()))
+    };
+    let as_broker = TlsSettings {
+        ssl_keystore_location: Some(certs.broker_keystore.display().to_string()),
         ssl_truststore_location: Some(certs.ca.display().to_string()),
         ..Default::default()
     };
-    let tls_with_cert = with_cert.peer_connector().unwrap();
-    assert!(vote(QuorumConnect::new(Network::Tcp, Some(tls_with_cert))));
-    let mut no_cert = with_cert.clone();
-    no_cert.ssl_keystore_certificate_chain = None;
-    no_cert.ssl_keystore_key = None;
-    let tls_without_cert = no_cert.peer_connector().unwrap();
-    assert!(!vote(QuorumConnect::new(
-        Network::Tcp,
-        Some(tls_without_cert)
-    )));
+    let as_broker = QuorumConnect::new(Network::Tcp, Some(as_broker.peer_connector().unwrap()));
+    assert!(vote(as_broker), "{}", brokers[0].logs());
+    for _ in 0..3 {
+        assert!(!vote(peer(Some((&certs.client_cert, &certs.client_key)))));
+    }
+    assert!(!vote(peer(None)));
     assert!(!runtime.block_on(vote_at(
         TcpNetwork::new(TokioConnect),
         cluster.controllers[0]
     )));
-    assert!(brokers[0]
-        .logs()
-        .contains("Refused a quorum connection whose TLS handshake failed"));
+    let logs = brokers[0].logs();
+    let warned = |text: &str| {
+        logs.lines()
+            .filter(|l| l.contains("WARN") && l.contains(text))
+            .count()
+    };
+    assert_eq!(
+        warned("Refused a quorum connection from User:client, which is not one of super_users"),
+        1,
+        "{logs}"
+    );
+    assert!(
+        warned("Refused a quorum connection whose TLS handshake failed") >= 1,
+        "{logs}"
+    );
 }
 
 /// Whether node 1 at `port` answers a (stale) vote request sent through `network`.
@@ -286,7 +316,8 @@ fn with_a_wrong_broker_password_followers_cannot_replicate() {
     wait_for(&brokers[0], "the ISR shrunk to the leader", |w| {
         isr(w, "t").len() == 1
     });
-    let (producer, deliveries) = admin_producer(&cluster, &certs, "3000");
+    let (producer, deliveries) =
+        admin_producer(&cluster, &certs, &[("message.timeout.ms", "3000")]);
     harness::send(
         &producer,
         BaseRecord::<[u8], [u8]>::to("t").payload(&b"x"[..]),
@@ -321,4 +352,84 @@ fn with_a_wrong_broker_password_followers_cannot_replicate() {
             "the password is never logged"
         );
     }
+}
+
+/// Transaction markers go from the coordinator to each partition's leader over the
+/// inter-broker listener (SASL_SSL, SCRAM-SHA-512 as User:broker): with partitions led by
+/// all three brokers, some leader is always another broker than the coordinator, and a
+/// read_committed consumer reads a committed transaction only once its markers are written
+/// there (without them its records stay above the last stable offset).
+#[test]
+fn transaction_markers_cross_a_sasl_ssl_inter_broker_listener() {
+    const TOPIC: &str = "tx";
+    let dir = tempfile::tempdir().unwrap();
+    let certs = TestCerts::generate(dir.path());
+    let cluster = secure_cluster(&certs, BROKER_PASSWORD);
+    let brokers = &cluster.brokers;
+    prepare(brokers, "t");
+    let create = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic(TOPIC))
+            .with_num_partitions(3)
+            .with_replication_factor(3)]);
+    wait_for(&brokers[0], "the topic created", |w| {
+        let r = w.call(5, &create).expect("CreateTopics answered");
+        r.topics[0].error_code == 0
+    });
+    wait_for(&brokers[0], "three partitions led by three brokers", |w| {
+        let r = metadata(w);
+        r.topics.iter().any(|t| {
+            let leaders: BTreeSet<i32> = t.partitions.iter().map(|p| p.leader_id.0).collect();
+            t.name == Some(topic(TOPIC))
+                && leaders == BTreeSet::from([1, 2, 3])
+                && t.partitions.iter().all(|p| p.isr_nodes.len() == 3)
+        })
+    });
+
+    let (producer, _) = admin_producer(
+        &cluster,
+        &certs,
+        &[
+            ("transactional.id", "markers-over-sasl-ssl"),
+            ("transaction.timeout.ms", "60000"),
+            ("message.timeout.ms", "30000"),
+        ],
+    );
+    let timeout = Duration::from_secs(30);
+    producer
+        .init_transactions(timeout)
+        .expect("init_transactions");
+    let committed = write_transaction(&producer, TOPIC, "committed", 10);
+    producer.commit_transaction(timeout).expect("commit");
+    let aborted = write_transaction(&producer, TOPIC, "aborted", 10);
+    producer.abort_transaction(timeout).expect("abort");
+    let last = write_transaction(&producer, TOPIC, "last", 10);
+    producer.commit_transaction(timeout).expect("commit");
+
+    let (bootstrap, settings) = admin_settings(&cluster, &certs);
+    let mut config: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    config.push(("isolation.level", "read_committed"));
+    let reader = harness::consumer(&bootstrap, &config);
+    let expected: BTreeSet<String> = committed.union(&last).cloned().collect();
+    let seen = payloads(&harness::consume(
+        &reader,
+        TOPIC,
+        3,
+        expected.len(),
+        timeout,
+    ));
+    let logs = || {
+        brokers
+            .iter()
+            .map(|b| b.logs())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        seen.iter().all(|v| !aborted.contains(v)),
+        "read_committed read aborted records"
+    );
+    assert_eq!(seen.len(), expected.len(), "{}", logs());
+    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
 }

@@ -37,7 +37,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Begins a transaction and writes `per_partition` records named `{name}-{p}-{i}` to each
 /// of the three partitions of `topic`, flushed (so an aborted transaction's records really
 /// are in the logs); answers the names.
-fn write_transaction(
+pub(crate) fn write_transaction(
     producer: &CountingProducer,
     topic: &str,
     name: &str,
