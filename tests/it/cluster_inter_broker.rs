@@ -29,7 +29,7 @@ use crate::actor_sasl::{alter, plain_login, upsert};
 use crate::certs::TestCerts;
 use crate::client_transactions::payloads;
 use crate::cluster_metadata::{quorum_voters, SLACK};
-use crate::cluster_transactions::write_transaction;
+use crate::cluster_transactions::{assert_read_committed, write_transaction};
 use crate::harness::{self, free_port, TestBroker};
 use crate::hostile_wire::{text, topic, Wire};
 
@@ -419,17 +419,5 @@ fn transaction_markers_cross_a_sasl_ssl_inter_broker_listener() {
         expected.len(),
         timeout,
     ));
-    let logs = || {
-        brokers
-            .iter()
-            .map(|b| b.logs())
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    assert!(
-        seen.iter().all(|v| !aborted.contains(v)),
-        "read_committed read aborted records"
-    );
-    assert_eq!(seen.len(), expected.len(), "{}", logs());
-    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected);
+    assert_read_committed(seen, &expected, &aborted, brokers);
 }

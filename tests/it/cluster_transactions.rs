@@ -102,6 +102,22 @@ fn a_transaction_over_partitions_led_by_three_brokers_commits_and_aborts_whole()
 
     let reader = consumer(&bootstrap, &[("isolation.level", "read_committed")]);
     let seen = payloads(&consume(&reader, TOPIC, 3, committed.len(), TIMEOUT));
+    assert_read_committed(seen, &committed, &aborted, &brokers);
+}
+
+/// What a read_committed consumer read (`seen`) is exactly the `committed` records: none
+/// of the `aborted`, none twice, none missing.
+pub(crate) fn assert_read_committed(
+    seen: Vec<String>,
+    committed: &BTreeSet<String>,
+    aborted: &BTreeSet<String>,
+    brokers: &[TestBroker],
+) {
+    let read_aborted: Vec<&String> = seen.iter().filter(|v| aborted.contains(*v)).collect();
+    assert!(
+        read_aborted.is_empty(),
+        "read_committed read aborted records: {read_aborted:?}"
+    );
     let logs = || {
         brokers
             .iter()
@@ -109,18 +125,13 @@ fn a_transaction_over_partitions_led_by_three_brokers_commits_and_aborts_whole()
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let read_aborted: Vec<&String> = seen.iter().filter(|v| aborted.contains(*v)).collect();
-    assert!(
-        read_aborted.is_empty(),
-        "read_committed read aborted records: {read_aborted:?}"
-    );
     assert_eq!(
         seen.len(),
         committed.len(),
         "read_committed: exactly the committed records\n{}",
         logs()
     );
-    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), committed);
+    assert_eq!(&seen.into_iter().collect::<BTreeSet<_>>(), committed);
 }
 
 const KILL_TOPIC: &str = "txn-coordinator-kill";
