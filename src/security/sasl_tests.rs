@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use std::future::Future;
+
 use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiKey, ResponseKind, SaslAuthenticateRequest, SaslHandshakeRequest,
@@ -182,4 +184,24 @@ async fn scram_exchange_and_unknown_users() {
             ResponseError::SaslAuthenticationFailed.code()
         );
     }
+}
+
+/// A PLAIN login checked against a SCRAM credential runs its PBKDF2 off the task: the
+/// login's future is still pending after its first poll, where inline PBKDF2 would have
+/// finished it (and held the thread) within that poll. The login then succeeds.
+#[tokio::test(flavor = "current_thread")]
+async fn a_plain_login_of_a_scram_user_hashes_off_the_task() {
+    let mut server = SaslServer::new(all());
+    handshake(&mut server, 1, "PLAIN");
+    let req = SaslAuthenticateRequest::default()
+        .with_auth_bytes(Bytes::from_static(b"\0bob\0bob-secret"));
+    let credentials = users();
+    let mut login = std::pin::pin!(server.authenticate(req, &credentials));
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(login.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "the PBKDF2 ran within the first poll");
+    let step = login.await;
+    assert!(
+        matches!(&step, SaslStep::Authenticated(_, p) if p.name == "bob"),
+        "{step:?}"
+    );
 }
