@@ -49,7 +49,7 @@ fn add(
     password: &[u8],
     iterations: i32,
 ) -> Result<(), BootstrapError> {
-    add(&sim, user, m, password, iterations)
+    add_user(Arc::new(sim.clone()), data(), user, m, password, iterations)
 }
 
 fn records(sim: &SimStorage) -> Vec<MetadataRecord> {
