@@ -6,9 +6,13 @@
 //! which needs a working, authenticated cluster first. `broker user add` on a stopped
 //! voter therefore writes the credential into this voter's bootstrap file; the controller
 //! of the quorum's first leader commits the file's records, then
-//! `MetadataRecord::ScramBootstrapped`, before it answers any broker heartbeat. The
-//! marker sets `MetadataImage::scram_bootstrapped`: no later leader (a leader change, a
-//! restart) applies its own file, and a voter that finds its file not applied says so once.
+//! `MetadataRecord::ScramBootstrapped`, before it answers any broker heartbeat, while the
+//! metadata is new (no marker, no broker registered: Kafka applies bootstrap records only
+//! to a new metadata log). The marker sets `MetadataImage::scram_bootstrapped`: no later
+//! leader (a leader change, a restart) applies its own file, and a voter that finds its
+//! file not applied says so once. A first leader without a file writes nothing, so a
+//! cluster formed without files runs exactly as before, and the other voters' files are
+//! not applied either: give every voter the same users.
 //!
 //! Byte format: `<data dir>/__cluster_metadata/bootstrap.checkpoint` holds record-file
 //! frames (`storage::record_file`: per record `[length u32 BE][crc32c u32 BE][rmp-serde
@@ -30,7 +34,7 @@ use tracing::{info, warn};
 use super::rpc::{local_write, Rejected};
 use super::{quorum_dir, AppliedImage, MetadataRaft};
 use crate::actors::metadata::OfflineUserError;
-use crate::actors::metadata::{validate_offline_user, MetadataRecord};
+use crate::actors::metadata::{validate_offline_user, MetadataImage, MetadataRecord};
 use crate::security::scram::{self, ScramCredential, ScramMechanism};
 use crate::storage::io::{parent_dir, remove_leftover};
 use crate::storage::record_file::{create_store_dir, scan};
@@ -235,6 +239,12 @@ fn check_record(record: &MetadataRecord) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a cluster's metadata is new, as Kafka applies its bootstrap records only to a
+/// new metadata log: no bootstrap committed and no broker registered yet.
+fn is_new(image: &MetadataImage) -> bool {
+    !image.scram_bootstrapped && image.brokers.is_empty()
+}
+
 /// What a voter's controller holds of its bootstrap file until the cluster is bootstrapped.
 #[derive(Debug)]
 pub struct PendingBootstrap {
@@ -284,48 +294,52 @@ impl PendingBootstrap {
     }
 
     /// On the leader, before it answers a heartbeat: commits the file's credentials and the
-    /// marker unless the committed image already has it. The applied image may lag what
-    /// was committed before this node led, so the marker is looked for again after a
-    /// linearizable read. A failed write leaves the bootstrap pending (the next heartbeat
-    /// tries again); committing the same credentials twice leaves the same image.
+    /// marker while the cluster's metadata is new (`is_new`). The applied image may lag
+    /// what was committed before this node led, so that is checked again after a
+    /// linearizable read. A voter without a file writes nothing (a cluster formed without
+    /// any file runs exactly as before). A failed write leaves the bootstrap pending (the
+    /// next heartbeat tries again); committing the same credentials twice leaves the same
+    /// image.
     pub async fn commit_on_leader(
         &mut self,
         raft: &MetadataRaft,
         applied: &watch::Receiver<Arc<AppliedImage>>,
     ) -> Result<(), Rejected> {
-        if self.is_done() {
+        let Pending::Waiting {
+            from_file: true, ..
+        } = &self.state
+        else {
+            self.state = Pending::Done;
             return Ok(());
-        }
-        if applied.borrow().image.scram_bootstrapped {
+        };
+        if !is_new(&applied.borrow().image) {
             self.found_bootstrapped();
             return Ok(());
         }
         raft.ensure_linearizable()
             .await
             .map_err(|e| Rejected::Failed(format!("reading the committed metadata: {e}")))?;
-        if applied.borrow().image.scram_bootstrapped {
+        if !is_new(&applied.borrow().image) {
             self.found_bootstrapped();
             return Ok(());
         }
-        let Pending::Waiting { records, from_file } = &self.state else {
+        let Pending::Waiting { records, .. } = &self.state else {
             return Ok(());
         };
         for record in records.iter().cloned() {
             local_write(raft, record).await?;
         }
         local_write(raft, MetadataRecord::ScramBootstrapped).await?;
-        if *from_file {
-            info!(credentials = records.len(), path = %self.path.display(),
-                "Committed the SCRAM credentials of this voter's bootstrap file (once for the cluster).");
-        }
+        info!(credentials = records.len(), path = %self.path.display(),
+            "Committed the SCRAM credentials of this voter's bootstrap file (once for the cluster).");
         self.state = Pending::Done;
         Ok(())
     }
 
-    /// On every voter, as its image changes: once the cluster is bootstrapped, a file not
-    /// applied here is dropped with one warning.
+    /// On every voter, as its image changes: once the cluster's metadata is not new, a file
+    /// not applied here is dropped with one warning.
     pub fn follow(&mut self, applied: &watch::Receiver<Arc<AppliedImage>>) {
-        if !self.is_done() && applied.borrow().image.scram_bootstrapped {
+        if !self.is_done() && !is_new(&applied.borrow().image) {
             self.found_bootstrapped();
         }
     }
@@ -337,7 +351,7 @@ impl PendingBootstrap {
         } = &self.state
         {
             warn!(credentials = records.len(), path = %self.path.display(),
-                "This voter's SCRAM bootstrap file was not applied: the cluster's credentials were bootstrapped already (by its first leader). Change credentials with AlterUserScramCredentials (kafka-configs --alter --add-config 'SCRAM-SHA-512=[...]'); the file can be removed.");
+                "This voter's SCRAM bootstrap file was not applied: the cluster's metadata is not new (its first leader bootstrapped it, from its own file or none). Change credentials with AlterUserScramCredentials (kafka-configs --alter --add-config 'SCRAM-SHA-512=[...]'); the file can be removed.");
         }
         self.state = Pending::Done;
     }

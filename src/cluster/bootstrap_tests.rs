@@ -299,6 +299,27 @@ fn a_voter_whose_file_was_not_applied_drops_it_once_bootstrapped() {
     pending.follow(&rx);
     assert!(pending.is_done());
 
+    // Brokers registered without any bootstrap (a first leader without a file): the
+    // metadata is not new either.
+    let mut pending = PendingBootstrap::load(&sim, data()).unwrap();
+    let mut image = MetadataImage::default();
+    image.apply(&MetadataRecord::BrokerRegistered {
+        id: 1,
+        epoch: 1,
+        host: "h".into(),
+        port: 1,
+        rack: None,
+        listeners: Vec::new(),
+    });
+    let last_applied = None;
+    tx.send(Arc::new(AppliedImage {
+        last_applied,
+        image,
+    }))
+    .unwrap();
+    pending.follow(&rx);
+    assert!(pending.is_done());
+
     // A damaged file stops the controller's start.
     let path = bootstrap_path(data());
     let mut bytes = sim.file_contents(&path).unwrap();
