@@ -259,10 +259,8 @@ impl ControllerState {
             return Err(Rejected::NotLeader { leader });
         }
         // The bootstrap credentials first: brokers log in with them to replicate.
-        self.args
-            .bootstrap
-            .commit_on_leader(&self.args.raft, &self.args.applied)
-            .await?;
+        let a = &mut self.args;
+        a.bootstrap.commit_on_leader(&a.raft, &a.applied).await?;
         self.last_seen.insert(heartbeat.id, Instant::now());
         self.add_learner(&heartbeat).await;
         let records = on_heartbeat(&self.image(), &heartbeat);
