@@ -1,5 +1,5 @@
 //! `broker check` for the record files: `__meta/topics.log`, the metadata quorum's
-//! `__cluster_metadata/raft.log` and snapshots, every group's file under
+//! `__cluster_metadata/raft.log`, snapshots and SCRAM bootstrap file, every group's file under
 //! `__groups` and every transactional id's under `__transactions`. Each is read as the
 //! broker reads it at start (`record_file::scan`): a torn tail is reported as one, which
 //! the broker would cut at start; corruption before the end is reported as such, which the
@@ -48,10 +48,30 @@ pub fn check_store_dir(
                     check_file::<Snapshot>(storage.clone(), &file, repair, report);
                 }
             }
+            check_bootstrap(storage.as_ref(), dir, report);
         }
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// The SCRAM bootstrap file, read as the controller reads it at start; never repaired (run
+/// `broker user add` again after removing a damaged one).
+fn check_bootstrap(storage: &dyn Storage, quorum_dir: &Path, report: &mut Report) {
+    let data_dir = crate::storage::io::parent_dir(quorum_dir);
+    let path = crate::cluster::bootstrap::bootstrap_path(data_dir);
+    if !storage.exists(&path) {
+        return;
+    }
+    report.records_files += 1;
+    if let Err(err) = crate::cluster::bootstrap::read(storage, data_dir) {
+        report.problems.push(Problem {
+            file: path,
+            position: 0,
+            what: format!("the SCRAM bootstrap file stops the controller's start: {err}"),
+            torn_tail: false,
+        });
+    }
 }
 
 fn check_files<T: Serialize + DeserializeOwned>(
@@ -185,7 +205,11 @@ mod tests {
         storage
             .create_dir_all(Path::new("/data/__cluster_metadata"))
             .unwrap();
-        for name in ["raft.log", "snapshot-00000000000000000007.snap"] {
+        for name in [
+            "raft.log",
+            "snapshot-00000000000000000007.snap",
+            "bootstrap.checkpoint",
+        ] {
             let path = PathBuf::from("/data/__cluster_metadata").join(name);
             // A frame claiming nearly 4 GiB, then more bytes than one frame's header.
             let mut bytes = 0xFFFF_FFF0u32.to_be_bytes().to_vec();
@@ -199,11 +223,12 @@ mod tests {
             vec![
                 PathBuf::from("/data/__cluster_metadata/raft.log"),
                 PathBuf::from("/data/__cluster_metadata/snapshot-00000000000000000007.snap"),
+                PathBuf::from("/data/__cluster_metadata/bootstrap.checkpoint"),
             ],
             "{:?}",
             report.problems
         );
-        assert_eq!(report.records_files, 2);
+        assert_eq!(report.records_files, 3);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! in-flight requests, flushes and fsyncs every partition, and exits 0.
 //! `broker check --data-dir DIR [--repair]`: verifies a stopped broker's data directory.
 //! `broker user add --name NAME --mechanism SCRAM-SHA-512 --password-file FILE`: sets a SCRAM
-//! user in a stopped broker's metadata (the first administrator).
+//! user in a stopped broker's metadata (the first administrator); on a cluster voter, in
+//! its bootstrap file, which the quorum's first leader commits (`cluster::bootstrap`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,7 +40,8 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
-    /// SCRAM users of a stopped broker (the data_dir of --config).
+    /// SCRAM users of a stopped broker (the data_dir of --config); on a cluster voter, its
+    /// SCRAM bootstrap file.
     #[command(subcommand)]
     User(UserCommand),
 }
@@ -139,10 +141,16 @@ fn add_user(
     iterations: i32,
 ) -> anyhow::Result<()> {
     use broker::security::scram::ScramMechanism;
-    // In a quorum the credentials are Raft records, not this file: add users online there.
-    if config.cluster_mode() {
+    // In a quorum the credentials are Raft records: a voter's bootstrap file holds them
+    // until the quorum's first leader commits them.
+    let voter = config
+        .quorum_voters()
+        .iter()
+        .any(|v| v.id == config.node_id);
+    if config.cluster_mode() && !voter {
         anyhow::bail!(
-            "user add writes a single-node broker's metadata; with controller_quorum_voters set, use AlterUserScramCredentials"
+            "node {} is no voter of controller_quorum_voters: run user add on every voter (before its first start), or use AlterUserScramCredentials",
+            config.node_id
         );
     }
     let mechanism = ScramMechanism::from_mechanism_name(mechanism)
@@ -152,15 +160,27 @@ fn add_user(
     if password.last() == Some(&b'\n') {
         password.pop();
     }
+    let (storage, dir) = (Arc::new(FileStorage), &config.data_dir);
+    let context = || format!("adding {name} under {}", dir.display());
+    if config.cluster_mode() {
+        broker::cluster::bootstrap::add_user(storage, dir, name, mechanism, &password, iterations)
+            .with_context(context)?;
+        let path = broker::cluster::bootstrap::bootstrap_path(dir);
+        println!(
+            "set {mechanism} credential of user {name} in {}: the quorum's first leader commits it; run the same on every voter before its first start",
+            path.display()
+        );
+        if broker::cluster::quorum_dir(dir).join("raft.log").exists() {
+            eprintln!(
+                "note: this voter has run before; if its cluster's credentials were bootstrapped already, this file is ignored (use AlterUserScramCredentials)"
+            );
+        }
+        return Ok(());
+    }
     broker::actors::metadata::add_user_offline(
-        Arc::new(FileStorage),
-        &config.data_dir,
-        name,
-        mechanism,
-        &password,
-        iterations,
+        storage, dir, name, mechanism, &password, iterations,
     )
-    .with_context(|| format!("adding {name} under {}", config.data_dir.display()))?;
+    .with_context(context)?;
     println!("set {mechanism} credential of user {name}");
     Ok(())
 }

@@ -135,6 +135,10 @@ pub enum MetadataRecord {
         key: String,
         value: Option<f64>,
     },
+    /// The quorum's first leader committed the SCRAM credentials of its bootstrap file
+    /// (`broker user add` on a stopped voter; `cluster::bootstrap`) just before this: no
+    /// later leader applies its own file.
+    ScramBootstrapped,
 }
 
 /// Producer ids reserved per durable record.

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::bootstrap::PendingBootstrap;
 use super::elections::{self, ElectLeaders, ElectionOutcome};
 use super::liveness::{late_brokers, listener_refuses};
 use super::reassignment::{self, Reassignment, ReassignmentError};
@@ -74,6 +75,8 @@ pub struct ControllerArgs {
     pub rebalance: Option<LeaderRebalance>,
     /// The sockets liveness probes go through.
     pub network: crate::sockets::Network,
+    /// This voter's SCRAM bootstrap file, committed by the first leader (`bootstrap`).
+    pub bootstrap: PendingBootstrap,
 }
 
 /// Kafka's auto.leader.rebalance.enable with its interval and imbalance threshold.
@@ -102,13 +105,8 @@ pub async fn heartbeat(
     controller: &ActorRef<ControllerMsg>,
     heartbeat: BrokerHeartbeat,
 ) -> Result<u64, Rejected> {
-    let ask = |reply| ControllerMsg::Heartbeat { heartbeat, reply };
-    match crate::actors::call(controller, ask, Duration::from_secs(10)).await {
-        Ok(result) => result,
-        Err(err) => Err(Rejected::Failed(format!(
-            "the controller did not answer: {err}"
-        ))),
-    }
+    let build = |reply| ControllerMsg::Heartbeat { heartbeat, reply };
+    ask(controller, build).await
 }
 
 /// Hands an ISR change to a controller and waits for its answer.
@@ -116,13 +114,8 @@ pub async fn alter_partition(
     controller: &ActorRef<ControllerMsg>,
     change: IsrChange,
 ) -> Result<(), Rejected> {
-    let ask = |reply| ControllerMsg::AlterPartition { change, reply };
-    match crate::actors::call(controller, ask, Duration::from_secs(10)).await {
-        Ok(result) => result,
-        Err(err) => Err(Rejected::Failed(format!(
-            "the controller did not answer: {err}"
-        ))),
-    }
+    let build = |reply| ControllerMsg::AlterPartition { change, reply };
+    ask(controller, build).await
 }
 
 /// Hands reassignments to a controller and waits for its answer.
@@ -130,13 +123,8 @@ pub async fn alter_reassignments(
     controller: &ActorRef<ControllerMsg>,
     requests: Vec<Reassignment>,
 ) -> Result<Vec<ReassignmentOutcome>, Rejected> {
-    let ask = |reply| ControllerMsg::AlterReassignments { requests, reply };
-    match crate::actors::call(controller, ask, Duration::from_secs(10)).await {
-        Ok(result) => result,
-        Err(err) => Err(Rejected::Failed(format!(
-            "the controller did not answer: {err}"
-        ))),
-    }
+    let build = |reply| ControllerMsg::AlterReassignments { requests, reply };
+    ask(controller, build).await
 }
 
 /// Hands an ElectLeaders request to a controller and waits for its answer.
@@ -144,8 +132,16 @@ pub async fn elect_leaders(
     controller: &ActorRef<ControllerMsg>,
     request: ElectLeaders,
 ) -> Result<Vec<ElectionOutcome>, Rejected> {
-    let ask = |reply| ControllerMsg::ElectLeaders { request, reply };
-    match crate::actors::call(controller, ask, Duration::from_secs(10)).await {
+    let build = |reply| ControllerMsg::ElectLeaders { request, reply };
+    ask(controller, build).await
+}
+
+/// One request to a controller, its answer bounded by 10 s.
+async fn ask<T: Send + 'static>(
+    controller: &ActorRef<ControllerMsg>,
+    build: impl FnOnce(RpcReplyPort<Result<T, Rejected>>) -> ControllerMsg,
+) -> Result<T, Rejected> {
+    match crate::actors::call(controller, build, Duration::from_secs(10)).await {
         Ok(result) => result,
         Err(err) => Err(Rejected::Failed(format!(
             "the controller did not answer: {err}"
@@ -262,6 +258,9 @@ impl ControllerState {
         if leader != Some(self.args.node_id) {
             return Err(Rejected::NotLeader { leader });
         }
+        // The bootstrap credentials first: brokers log in with them to replicate.
+        let a = &mut self.args;
+        a.bootstrap.commit_on_leader(&a.raft, &a.applied).await?;
         self.last_seen.insert(heartbeat.id, Instant::now());
         self.add_learner(&heartbeat).await;
         let records = on_heartbeat(&self.image(), &heartbeat);
@@ -356,6 +355,7 @@ impl ControllerState {
     }
 
     async fn check_sessions(&mut self) {
+        self.args.bootstrap.follow(&self.args.applied);
         if self.leader() != Some(self.args.node_id) {
             self.leading_since = None;
             self.last_rebalance = None;

@@ -8,6 +8,9 @@
 //! yet on the broker's own inter-broker listener). Single-node mode does not use any of
 //! this yet.
 
+pub mod bootstrap;
+#[cfg(test)]
+mod bootstrap_tests;
 pub mod broker_client;
 pub mod controller;
 #[cfg(test)]

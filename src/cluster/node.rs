@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use super::bootstrap::PendingBootstrap;
 use super::controller::{Controller, ControllerArgs, ControllerMsg, LeaderRebalance};
 use super::rpc::{BrokerHeartbeat, QuorumClient};
 use super::tcp_transport::{serve_with, QuorumConnect, TcpNetwork};
@@ -87,6 +88,7 @@ impl ClusterNode {
             raft_config.election_timeout_min = timeout;
             raft_config.election_timeout_max = timeout + 1;
         }
+        let storage_for_bootstrap = storage.clone();
         let member = QuorumMember::start_on(
             id,
             raft_config,
@@ -117,6 +119,8 @@ impl ClusterNode {
                         imbalance_percent: config.leader_imbalance_per_broker_percentage,
                     }),
                 network: config.network.clone(),
+                bootstrap: PendingBootstrap::load(storage_for_bootstrap.as_ref(), &config.data_dir)
+                    .map_err(|e| QuorumError::Raft(format!("the SCRAM bootstrap file: {e}")))?,
             };
             let (controller, _) = Actor::spawn(None, Controller, args)
                 .await

@@ -245,7 +245,8 @@ impl<T: Serialize + DeserializeOwned> RecordFile<T> {
         self.failed
     }
 
-    fn frame(record: &T) -> Result<Vec<u8>, StorageError> {
+    /// One record as its frame (header and payload), refused above the size limit.
+    pub(crate) fn frame(record: &T) -> Result<Vec<u8>, StorageError> {
         let payload =
             rmp_serde::to_vec_named(record).map_err(|e| StorageError::Encode(e.to_string()))?;
         // What the reader would refuse is never written.

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use broker::actors::metadata::{MetadataImage, MetadataRecord};
+use broker::cluster::bootstrap::PendingBootstrap;
 use broker::cluster::controller::{
     alter_partition, heartbeat, Controller, ControllerArgs, ControllerMsg, LeaderRebalance,
 };
@@ -95,6 +96,7 @@ async fn start_with(
                 imbalance_percent: 10,
             }),
             network: Default::default(),
+            bootstrap: PendingBootstrap::empty(),
         };
         let (controller, _) = Actor::spawn(None, Controller, args).await.unwrap();
         nodes.insert(id, Node { member, controller });

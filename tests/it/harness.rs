@@ -54,6 +54,18 @@ impl TestBroker {
         Self::start_on(port, &extra(port), None)
     }
 
+    /// A broker configured as `start_with_port` would, not started yet: the test prepares
+    /// its data directory offline (`broker user add`) and then calls `restart`.
+    pub fn configured_with_port(extra: impl FnOnce(u16) -> String) -> TestBroker {
+        let port = free_port();
+        Self::configure(port, &extra(port), None)
+    }
+
+    /// Its config.toml (for the offline commands, `broker --config PATH user add`).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
     /// Starts a broker whose open-file limit, soft and hard, is `nofile` (through
     /// util-linux `prlimit`), as on a host with a low limit.
     pub fn start_with_nofile(extra: &str, nofile: Option<u64>) -> TestBroker {
@@ -61,6 +73,12 @@ impl TestBroker {
     }
 
     fn start_on(port: u16, extra: &str, nofile: Option<u64>) -> TestBroker {
+        let mut broker = Self::configure(port, extra, nofile);
+        broker.spawn();
+        broker
+    }
+
+    fn configure(port: u16, extra: &str, nofile: Option<u64>) -> TestBroker {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let config = format!(
@@ -68,15 +86,13 @@ impl TestBroker {
             data.display()
         );
         std::fs::write(dir.path().join("config.toml"), config).expect("config written");
-        let mut broker = TestBroker {
+        TestBroker {
             dir,
             port,
             child: None,
             starts: 0,
             nofile,
-        };
-        broker.spawn();
-        broker
+        }
     }
 
     fn spawn(&mut self) {

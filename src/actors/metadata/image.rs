@@ -138,6 +138,11 @@ pub struct MetadataImage {
     /// older images.
     #[serde(default)]
     pub client_quotas: ClientQuotas,
+    /// Cluster mode: the bootstrap file's SCRAM credentials were committed
+    /// (`MetadataRecord::ScramBootstrapped`); later leaders ignore their files. Absent
+    /// (false) from older images.
+    #[serde(default)]
+    pub scram_bootstrapped: bool,
 }
 
 impl MetadataImage {
@@ -332,6 +337,7 @@ impl MetadataImage {
             MetadataRecord::ClientQuotaChanged { entity, key, value } => {
                 self.client_quotas.set(entity, key, *value);
             }
+            MetadataRecord::ScramBootstrapped => self.scram_bootstrapped = true,
             // The single-node records are applied by `apply`.
             _ => {}
         }
@@ -428,6 +434,9 @@ impl MetadataImage {
                     iterations: c.iterations,
                 });
             }
+        }
+        if self.scram_bootstrapped {
+            live.push(MetadataRecord::ScramBootstrapped);
         }
         for acl in &self.acls {
             live.push(MetadataRecord::AclCreated { acl: acl.clone() });

@@ -27,6 +27,27 @@ pub fn add_user_offline(
     password: &[u8],
     iterations: i32,
 ) -> Result<(), OfflineUserError> {
+    validate_offline_user(user, password, iterations)?;
+    let (mut store, _) = super::record_replay::open_and_replay(storage, data_dir)?;
+    let c = ScramCredential::from_password(mechanism, password, scram::new_salt(), iterations);
+    store.append(&MetadataRecord::ScramCredentialUpserted {
+        user: user.to_string(),
+        mechanism,
+        salt: c.salt,
+        stored_key: c.stored_key,
+        server_key: c.server_key,
+        iterations,
+    })?;
+    Ok(())
+}
+
+/// What `broker user add` checks before it writes anything, in single-node mode and on a
+/// cluster voter alike: a name, a password, and Kafka's iteration bounds.
+pub fn validate_offline_user(
+    user: &str,
+    password: &[u8],
+    iterations: i32,
+) -> Result<(), OfflineUserError> {
     if user.is_empty() {
         return Err(OfflineUserError::Invalid("the user name is empty".into()));
     }
@@ -40,16 +61,6 @@ pub fn add_user_offline(
             ScramMechanism::MAX_ITERATIONS
         )));
     }
-    let (mut store, _) = super::record_replay::open_and_replay(storage, data_dir)?;
-    let c = ScramCredential::from_password(mechanism, password, scram::new_salt(), iterations);
-    store.append(&MetadataRecord::ScramCredentialUpserted {
-        user: user.to_string(),
-        mechanism,
-        salt: c.salt,
-        stored_key: c.stored_key,
-        server_key: c.server_key,
-        iterations,
-    })?;
     Ok(())
 }
 
