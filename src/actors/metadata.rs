@@ -48,7 +48,7 @@ pub use image::{BrokerImage, BrokerListener, MetadataImage, PartitionImage, Topi
 use partition_restart::RestartPolicy;
 use producer_ids::ProducerIds;
 use record_replay::Commits;
-pub use scram_credentials::{add_user_offline, validate_offline_user, OfflineUserError};
+pub use scram_credentials::{add_user_offline, offline_credential, OfflineUserError};
 use topic_start::{BatchReply, TopicStarts};
 
 /// A topic's partition actors; its id and configs are in the image.

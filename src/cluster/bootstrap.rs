@@ -34,8 +34,8 @@ use tracing::{info, warn};
 use super::rpc::{local_write, Rejected};
 use super::{quorum_dir, AppliedImage, MetadataRaft};
 use crate::actors::metadata::OfflineUserError;
-use crate::actors::metadata::{validate_offline_user, MetadataImage, MetadataRecord};
-use crate::security::scram::{self, ScramCredential, ScramMechanism};
+use crate::actors::metadata::{offline_credential, MetadataImage, MetadataRecord};
+use crate::security::scram::ScramMechanism;
 use crate::storage::io::{parent_dir, remove_leftover};
 use crate::storage::record_file::{create_store_dir, scan};
 use crate::storage::{RecordFile, Storage, StorageError};
@@ -96,16 +96,7 @@ pub fn add_user(
     password: &[u8],
     iterations: i32,
 ) -> Result<(), BootstrapError> {
-    validate_offline_user(user, password, iterations)?;
-    let c = ScramCredential::from_password(mechanism, password, scram::new_salt(), iterations);
-    let record = MetadataRecord::ScramCredentialUpserted {
-        user: user.to_string(),
-        mechanism,
-        salt: c.salt,
-        stored_key: c.stored_key,
-        server_key: c.server_key,
-        iterations,
-    };
+    let record = offline_credential(user, mechanism, password, iterations)?;
     upsert(storage, data_dir, record)
 }
 

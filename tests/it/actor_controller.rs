@@ -46,7 +46,7 @@ fn open_port() -> i32 {
     i32::from(listener.local_addr().unwrap().port())
 }
 
-fn beat(id: i32) -> BrokerHeartbeat {
+pub(crate) fn beat(id: i32) -> BrokerHeartbeat {
     BrokerHeartbeat {
         id,
         host: "127.0.0.1".into(),
@@ -58,9 +58,9 @@ fn beat(id: i32) -> BrokerHeartbeat {
     }
 }
 
-struct Node {
-    member: QuorumMember,
-    controller: ActorRef<ControllerMsg>,
+pub(crate) struct Node {
+    pub(crate) member: QuorumMember,
+    pub(crate) controller: ActorRef<ControllerMsg>,
 }
 
 async fn start() -> BTreeMap<NodeId, Node> {
@@ -105,9 +105,14 @@ async fn start_with(
     nodes
 }
 
-async fn leader(nodes: &BTreeMap<NodeId, Node>) -> NodeId {
-    let mut metrics = nodes[&1].member.raft.metrics();
-    let found = tokio::time::timeout(WAIT, metrics.wait_for(|m| m.current_leader.is_some()))
+/// The leader every node in `nodes` agrees on, other than `not`.
+pub(crate) async fn leader(nodes: &BTreeMap<NodeId, Node>, not: Option<NodeId>) -> NodeId {
+    let elected = |m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
+        m.current_leader.is_some() && m.current_leader != not
+    };
+    let first = nodes.values().next().expect("a node");
+    let mut metrics = first.member.raft.metrics();
+    let found = tokio::time::timeout(WAIT, metrics.wait_for(elected))
         .await
         .expect("a leader in time")
         .unwrap()
@@ -136,7 +141,7 @@ async fn image_where(node: &Node, check: impl Fn(&MetadataImage) -> bool) -> Met
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_broker_is_fenced_its_leaderships_move_in_the_isr_and_it_comes_back() {
     let nodes = start().await;
-    let l = leader(&nodes).await;
+    let l = leader(&nodes, None).await;
     let ctl = nodes[&l].controller.clone();
     for id in [10, 11, 12] {
         heartbeat(&ctl, beat(id)).await.unwrap();
@@ -255,7 +260,7 @@ async fn a_silent_broker_is_fenced_its_leaderships_move_in_the_isr_and_it_comes_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_that_does_not_lead_names_the_leader() {
     let nodes = start().await;
-    let l = leader(&nodes).await;
+    let l = leader(&nodes, None).await;
     let follower = nodes.keys().copied().find(|id| *id != l).unwrap();
     let answer = heartbeat(&nodes[&follower].controller, beat(10)).await;
     assert_eq!(answer, Err(Rejected::NotLeader { leader: Some(l) }));
@@ -266,7 +271,7 @@ async fn a_controller_that_does_not_lead_names_the_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_broker_whose_listener_refuses_connections_is_fenced_before_its_session_ends() {
     let nodes = start_with(Duration::from_secs(120), Duration::from_millis(100)).await;
-    let l = leader(&nodes).await;
+    let l = leader(&nodes, None).await;
     let ctl = nodes[&l].controller.clone();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed_port = closed.local_addr().unwrap().port();

@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use broker::actors::metadata::MetadataImage;
 use broker::cluster::bootstrap::{add_user, PendingBootstrap};
-use broker::cluster::controller::{heartbeat, Controller, ControllerArgs, ControllerMsg};
-use broker::cluster::rpc::BrokerHeartbeat;
+use broker::cluster::controller::{heartbeat, Controller, ControllerArgs};
 use broker::cluster::{default_config, InProcessNetwork, NodeId, QuorumMember};
 use broker::security::scram::ScramMechanism;
 use broker::storage::sim::SimStorage;
 use openraft::Config;
-use ractor::{Actor, ActorRef};
+use ractor::Actor;
+
+use crate::actor_controller::{beat, leader, Node};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -28,11 +29,6 @@ fn config() -> Config {
         election_timeout_max: 1_000,
         ..default_config()
     }
-}
-
-struct Node {
-    member: QuorumMember,
-    controller: ActorRef<ControllerMsg>,
 }
 
 fn password(id: NodeId) -> Vec<u8> {
@@ -74,39 +70,6 @@ async fn start(network: &InProcessNetwork) -> BTreeMap<NodeId, Node> {
     }
     nodes[&1].member.initialize(&[1, 2, 3]).await.unwrap();
     nodes
-}
-
-/// The leader every node in `nodes` agrees on, other than `not`.
-async fn leader(nodes: &BTreeMap<NodeId, Node>, not: Option<NodeId>) -> NodeId {
-    let elected = |m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
-        m.current_leader.is_some() && m.current_leader != not
-    };
-    let first = nodes.values().next().unwrap();
-    let mut metrics = first.member.raft.metrics();
-    let found = tokio::time::timeout(WAIT, metrics.wait_for(elected))
-        .await
-        .expect("a leader in time")
-        .unwrap()
-        .current_leader
-        .unwrap();
-    for node in nodes.values() {
-        let mut metrics = node.member.raft.metrics();
-        let known = metrics.wait_for(|m| m.current_leader == Some(found));
-        tokio::time::timeout(WAIT, known).await.unwrap().unwrap();
-    }
-    found
-}
-
-fn beat(id: i32) -> BrokerHeartbeat {
-    BrokerHeartbeat {
-        id,
-        host: "127.0.0.1".into(),
-        port: 9,
-        rack: None,
-        controller_addr: String::new(),
-        starting: false,
-        listeners: Vec::new(),
-    }
 }
 
 /// Whose password `admin`'s committed credential is.

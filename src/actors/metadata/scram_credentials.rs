@@ -27,23 +27,35 @@ pub fn add_user_offline(
     password: &[u8],
     iterations: i32,
 ) -> Result<(), OfflineUserError> {
-    validate_offline_user(user, password, iterations)?;
+    let record = offline_credential(user, mechanism, password, iterations)?;
     let (mut store, _) = super::record_replay::open_and_replay(storage, data_dir)?;
+    store.append(&record)?;
+    Ok(())
+}
+
+/// The record `broker user add` writes, in single-node mode and on a cluster voter alike:
+/// `user`'s credential for `mechanism` with a new salt, once the checks below pass.
+pub fn offline_credential(
+    user: &str,
+    mechanism: ScramMechanism,
+    password: &[u8],
+    iterations: i32,
+) -> Result<MetadataRecord, OfflineUserError> {
+    validate_offline_user(user, password, iterations)?;
     let c = ScramCredential::from_password(mechanism, password, scram::new_salt(), iterations);
-    store.append(&MetadataRecord::ScramCredentialUpserted {
+    Ok(MetadataRecord::ScramCredentialUpserted {
         user: user.to_string(),
         mechanism,
         salt: c.salt,
         stored_key: c.stored_key,
         server_key: c.server_key,
         iterations,
-    })?;
-    Ok(())
+    })
 }
 
 /// What `broker user add` checks before it writes anything, in single-node mode and on a
 /// cluster voter alike: a name, a password, and Kafka's iteration bounds.
-pub fn validate_offline_user(
+fn validate_offline_user(
     user: &str,
     password: &[u8],
     iterations: i32,
