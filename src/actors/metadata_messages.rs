@@ -141,6 +141,31 @@ pub enum MetadataRecord {
     ScramBootstrapped,
 }
 
+impl MetadataRecord {
+    /// The user, mechanism and credential a `ScramCredentialUpserted` sets; None for any
+    /// other record.
+    pub fn scram_credential(&self) -> Option<(&str, ScramMechanism, ScramCredential)> {
+        let MetadataRecord::ScramCredentialUpserted {
+            user,
+            mechanism,
+            salt,
+            stored_key,
+            server_key,
+            iterations,
+        } = self
+        else {
+            return None;
+        };
+        let credential = ScramCredential {
+            salt: salt.clone(),
+            stored_key: stored_key.clone(),
+            server_key: server_key.clone(),
+            iterations: *iterations,
+        };
+        Some((user, *mechanism, credential))
+    }
+}
+
 /// Producer ids reserved per durable record.
 pub(super) const PRODUCER_ID_BLOCK: i64 = 1000;
 

@@ -35,7 +35,7 @@ use super::rpc::{local_write, Rejected};
 use super::{quorum_dir, AppliedImage, MetadataRaft};
 use crate::actors::metadata::OfflineUserError;
 use crate::actors::metadata::{offline_credential, MetadataImage, MetadataRecord};
-use crate::security::scram::ScramMechanism;
+use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::storage::io::{parent_dir, remove_leftover};
 use crate::storage::record_file::{create_store_dir, scan};
 use crate::storage::{RecordFile, Storage, StorageError};
@@ -200,17 +200,15 @@ pub fn read(
 
 /// Why a record read from a bootstrap file cannot be committed, if it cannot.
 fn check_record(record: &MetadataRecord) -> Result<(), String> {
-    let MetadataRecord::ScramCredentialUpserted {
-        user,
-        mechanism,
+    let Some((user, mechanism, credential)) = record.scram_credential() else {
+        return Err("not a SCRAM credential".into());
+    };
+    let ScramCredential {
         salt,
         stored_key,
         server_key,
         iterations,
-    } = record
-    else {
-        return Err("not a SCRAM credential".into());
-    };
+    } = &credential;
     if user.is_empty() || user.len() > MAX_NAME_BYTES {
         return Err(format!("a user name of {} bytes", user.len()));
     }

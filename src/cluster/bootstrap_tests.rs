@@ -21,24 +21,10 @@ fn data() -> &'static Path {
 
 /// The credential a bootstrap record holds.
 fn credential(record: &MetadataRecord) -> (String, ScramMechanism, ScramCredential) {
-    let MetadataRecord::ScramCredentialUpserted {
-        user,
-        mechanism,
-        salt,
-        stored_key,
-        server_key,
-        iterations,
-    } = record
-    else {
-        panic!("not a credential: {record:?}");
-    };
-    let c = ScramCredential {
-        salt: salt.clone(),
-        stored_key: stored_key.clone(),
-        server_key: server_key.clone(),
-        iterations: *iterations,
-    };
-    (user.clone(), *mechanism, c)
+    let (user, mechanism, c) = record
+        .scram_credential()
+        .unwrap_or_else(|| panic!("not a credential: {record:?}"));
+    (user.to_string(), mechanism, c)
 }
 
 /// `broker user add` on the simulated disk.
@@ -288,22 +274,24 @@ fn a_voter_whose_file_was_not_applied_drops_it_once_bootstrapped() {
         !pending.is_done(),
         "waits while the cluster is not bootstrapped"
     );
-    let mut image = MetadataImage::default();
-    image.apply(&MetadataRecord::ScramBootstrapped);
-    let last_applied = None;
-    tx.send(Arc::new(AppliedImage {
-        last_applied,
-        image,
-    }))
-    .unwrap();
+    // The image after one record, as the quorum would publish it.
+    let publish = |record: MetadataRecord| {
+        let mut image = MetadataImage::default();
+        image.apply(&record);
+        let applied = AppliedImage {
+            last_applied: None,
+            image,
+        };
+        tx.send(Arc::new(applied)).unwrap();
+    };
+    publish(MetadataRecord::ScramBootstrapped);
     pending.follow(&rx);
     assert!(pending.is_done());
 
     // Brokers registered without any bootstrap (a first leader without a file): the
     // metadata is not new either.
     let mut pending = PendingBootstrap::load(&sim, data()).unwrap();
-    let mut image = MetadataImage::default();
-    image.apply(&MetadataRecord::BrokerRegistered {
+    publish(MetadataRecord::BrokerRegistered {
         id: 1,
         epoch: 1,
         host: "h".into(),
@@ -311,12 +299,6 @@ fn a_voter_whose_file_was_not_applied_drops_it_once_bootstrapped() {
         rack: None,
         listeners: Vec::new(),
     });
-    let last_applied = None;
-    tx.send(Arc::new(AppliedImage {
-        last_applied,
-        image,
-    }))
-    .unwrap();
     pending.follow(&rx);
     assert!(pending.is_done());
 

@@ -192,24 +192,13 @@ impl MetadataImage {
                 self.producer_id_block_end = self.producer_id_block_end.max(*end);
             }
             MetadataRecord::BrokerConfigsChanged { dynamic } => self.dynamic = dynamic.clone(),
-            MetadataRecord::ScramCredentialUpserted {
-                user,
-                mechanism,
-                salt,
-                stored_key,
-                server_key,
-                iterations,
-            } => {
-                let credential = ScramCredential {
-                    salt: salt.clone(),
-                    stored_key: stored_key.clone(),
-                    server_key: server_key.clone(),
-                    iterations: *iterations,
-                };
-                self.scram
-                    .entry(user.clone())
-                    .or_default()
-                    .insert(*mechanism, credential);
+            MetadataRecord::ScramCredentialUpserted { .. } => {
+                if let Some((user, mechanism, credential)) = record.scram_credential() {
+                    self.scram
+                        .entry(user.to_string())
+                        .or_default()
+                        .insert(mechanism, credential);
+                }
             }
             MetadataRecord::ScramCredentialDeleted { user, mechanism } => {
                 if let Some(mechanisms) = self.scram.get_mut(user) {
