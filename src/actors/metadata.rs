@@ -345,12 +345,9 @@ impl Actor for Metadata {
                     .await;
             }
             MetadataMsg::Applied(applied) => state.follow(&myself, &applied).await,
-            MetadataMsg::IsrChangeRefused {
-                topic,
-                partition,
-                leader_epoch,
-                new_isr,
-            } => state.isr_change_refused((topic, partition), leader_epoch, new_isr),
+            MetadataMsg::IsrChangeRefused { request, why } => {
+                state.isr_change_refused(request, why)
+            }
             MetadataMsg::CaughtUp(index) => {
                 if let Some(roles) = state.roles.as_mut() {
                     roles.catch_up_to(index);

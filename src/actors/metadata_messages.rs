@@ -78,7 +78,8 @@ pub enum MetadataRecord {
     BrokerUnfenced {
         id: i32,
     },
-    /// A partition's leader or ISR changed (leader -1: none in the ISR is alive).
+    /// A partition's leader or ISR changed (leader -1: none in the ISR is alive). Applying
+    /// it, or a `PartitionReassigned`, counts one partition epoch.
     PartitionChanged {
         topic: String,
         partition: i32,
@@ -139,6 +140,13 @@ pub enum MetadataRecord {
     /// (`broker user add` on a stopped voter; `cluster::bootstrap`) just before this: no
     /// later leader applies its own file.
     ScramBootstrapped,
+    /// A partition's whole state, its partition epoch included, as the compacted records
+    /// hold it (Kafka's PartitionRecord in a snapshot): set as it is, no epoch counted.
+    PartitionRestored {
+        topic: String,
+        partition: i32,
+        state: super::metadata::PartitionImage,
+    },
 }
 
 impl MetadataRecord {
@@ -304,13 +312,11 @@ pub enum MetadataMsg {
     /// Cluster mode: the controller's applied metadata index at this broker's first
     /// answered heartbeat. Local replicas get no role before the image is that new.
     CaughtUp(u64),
-    /// Cluster mode: the controller refused a partition leader's ISR change (stale or not
-    /// valid); the partition forgets it and may ask again.
+    /// Cluster mode: the controller refused a partition leader's ISR change; passed on to
+    /// the partition, which decides what `why` means for it.
     IsrChangeRefused {
-        topic: String,
-        partition: i32,
-        leader_epoch: i32,
-        new_isr: Vec<i32>,
+        request: super::partition::AlterPartitionRequest,
+        why: super::partition::IsrRefusal,
     },
 }
 

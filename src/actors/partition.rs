@@ -102,10 +102,10 @@ pub struct PartitionState {
 
 pub struct Partition;
 
+mod alter_partition;
 mod flush;
 mod follower;
 mod isr;
-mod isr_answers;
 mod maintenance;
 mod messages;
 mod producer_expiry;
@@ -123,8 +123,8 @@ pub use messages::{
 };
 pub use producer_expiry::ProducerExpiry;
 pub use replication_messages::{
-    AlterPartitionRequest, FollowerOffsets, LeaderCheck, ReplicaArgs, ReplicaReadOutcome,
-    ReplicationMsg, RoleView,
+    AlterPartitionRequest, FollowerOffsets, IsrRefusal, LeaderCheck, ReplicaArgs,
+    ReplicaReadOutcome, ReplicationMsg, RoleView,
 };
 
 impl Actor for Partition {

@@ -7,8 +7,9 @@
 //! Beside the session, a broker whose heartbeat is late and whose listener refuses
 //! connections is fenced at once (`liveness`): its process is gone.
 //!
-//! Decisions are pure functions of the committed image (`on_heartbeat`, `fence`), written
-//! as records through the local Raft; the image itself changes only when they commit.
+//! Decisions are pure functions of the committed image (`on_heartbeat`, `fence`, and
+//! `alter_partition::isr_changed` for a leader's ISR change), written as records through
+//! the local Raft; the image itself changes only when they commit.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::alter_partition::isr_changed;
 use super::bootstrap::PendingBootstrap;
 use super::elections::{self, ElectLeaders, ElectionOutcome};
 use super::liveness::{late_brokers, listener_refuses};
@@ -552,49 +554,4 @@ pub fn fence(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
         }
     }
     records
-}
-
-/// An AlterPartition checked against the committed image, as Kafka's controller does: from
-/// the partition's leader at its current epoch, an ISR of its replicas that holds the leader,
-/// where every member added is unfenced. The leader epoch stays.
-pub fn isr_changed(image: &MetadataImage, change: &IsrChange) -> Result<MetadataRecord, Rejected> {
-    let partition = image
-        .topics
-        .get(&change.topic)
-        .and_then(|t| t.assignments.get(usize::try_from(change.partition).ok()?))
-        .ok_or_else(|| Rejected::Stale(format!("{}-{} is gone", change.topic, change.partition)))?;
-    if partition.leader != change.leader_id || partition.leader_epoch != change.leader_epoch {
-        return Err(Rejected::Stale(format!(
-            "{}-{} is led by {} at epoch {}, not {} at {}",
-            change.topic,
-            change.partition,
-            partition.leader,
-            partition.leader_epoch,
-            change.leader_id,
-            change.leader_epoch
-        )));
-    }
-    let live = |id: &i32| image.brokers.get(id).is_some_and(|b| !b.fenced);
-    let valid = change.new_isr.contains(&change.leader_id)
-        && change
-            .new_isr
-            .iter()
-            .all(|id| partition.replicas.contains(id))
-        && change
-            .new_isr
-            .iter()
-            .all(|id| partition.isr.contains(id) || live(id));
-    if !valid {
-        return Err(Rejected::Invalid(format!(
-            "ISR {:?} is not the leader and live replicas of {:?}",
-            change.new_isr, partition.replicas
-        )));
-    }
-    Ok(MetadataRecord::PartitionChanged {
-        topic: change.topic.clone(),
-        partition: change.partition,
-        leader: partition.leader,
-        leader_epoch: partition.leader_epoch,
-        isr: change.new_isr.clone(),
-    })
 }

@@ -1,9 +1,11 @@
 //! The controller's decisions on a committed image: fencing moves leaderships inside the
-//! ISR only, a returning broker takes back leaderless partitions, registration epochs.
+//! ISR only, a returning broker takes back leaderless partitions, registration epochs, and
+//! a leader's ISR change taken only from the partition's current state.
 
 use std::collections::BTreeMap;
 
-use super::controller::{fence, isr_changed, on_heartbeat};
+use super::alter_partition::isr_changed;
+use super::controller::{fence, on_heartbeat};
 use super::rpc::{BrokerHeartbeat, IsrChange, Rejected};
 use crate::actors::metadata::{MetadataImage, MetadataRecord, PartitionImage};
 
@@ -87,6 +89,7 @@ fn fencing_moves_leaderships_inside_the_isr_and_shrinks_it() {
             isr: vec![2, 3],
             adding: Vec::new(),
             removing: Vec::new(),
+            partition_epoch: 1,
         }
     );
     // Led by 2: only the ISR shrinks, the leader epoch stays.
@@ -124,34 +127,96 @@ fn no_leader_is_elected_outside_the_isr_and_a_returning_member_takes_it_back() {
 #[test]
 fn an_isr_change_needs_the_current_leader_and_epoch_and_live_new_members() {
     let mut image = image();
-    let change = |leader_id, leader_epoch, new_isr: &[i32]| IsrChange {
+    // Asked from the partition's current state (its partition epoch now).
+    let change = |image: &MetadataImage, leader_id, leader_epoch, new_isr: &[i32]| IsrChange {
         topic: "t".into(),
         partition: 0,
         leader_id,
         leader_epoch,
         new_isr: new_isr.to_vec(),
+        partition_epoch: image.topics["t"].assignments[0].partition_epoch,
     };
-    let shrink = isr_changed(&image, &change(1, 0, &[1, 2])).unwrap();
+    let shrink = isr_changed(&image, &change(&image, 1, 0, &[1, 2])).unwrap();
     image.apply(&shrink);
     assert_eq!(image.topics["t"].assignments[0].isr, vec![1, 2]);
     assert_eq!(image.topics["t"].assignments[0].leader_epoch, 0);
     // Not the leader, or an old epoch: stale.
     assert!(matches!(
-        isr_changed(&image, &change(2, 0, &[2])),
+        isr_changed(&image, &change(&image, 2, 0, &[2])),
         Err(Rejected::Stale(_))
     ));
     assert!(matches!(
-        isr_changed(&image, &change(1, 7, &[1])),
+        isr_changed(&image, &change(&image, 1, 7, &[1])),
         Err(Rejected::Stale(_))
     ));
     // Without the leader, or with a non-replica: refused.
-    assert!(isr_changed(&image, &change(1, 0, &[2])).is_err());
-    assert!(isr_changed(&image, &change(1, 0, &[1, 9])).is_err());
+    for bad in [&[2][..], &[1, 9]] {
+        assert!(matches!(
+            isr_changed(&image, &change(&image, 1, 0, bad)),
+            Err(Rejected::Invalid(_))
+        ));
+    }
     // A fenced broker is not added back.
     for record in fence(&image, 3) {
         image.apply(&record);
     }
-    assert!(isr_changed(&image, &change(1, 0, &[1, 2, 3])).is_err());
+    assert!(matches!(
+        isr_changed(&image, &change(&image, 1, 0, &[1, 2, 3])),
+        Err(Rejected::Invalid(_))
+    ));
+}
+
+/// cluster_sim seed 588 (under a timing change): broker 2 came back from a power cut with
+/// an empty log; its new incarnation was fenced, leaving p0's ISR, then unfenced. The
+/// leader, 1, cut off from the controller, still worked from the ISR [1, 2, 3] and asked
+/// to drop the lagging 3: [1, 2]. Same leader, same leader epoch, 2 unfenced: the change
+/// was taken, and 2, its log empty, was in the ISR and later led. Acknowledged records
+/// were lost. The partition epoch shows the change was asked from a state that is gone.
+#[test]
+fn an_isr_change_asked_from_an_older_state_of_the_partition_is_refused() {
+    let mut image = image();
+    let p0 = |image: &MetadataImage| image.topics["t"].assignments[0].clone();
+    let seen = p0(&image);
+    assert_eq!((seen.isr.clone(), seen.partition_epoch), (vec![1, 2, 3], 0));
+    let restarted = BrokerHeartbeat {
+        starting: true,
+        ..beat(2, 9002)
+    };
+    let fenced = on_heartbeat(&image, &restarted);
+    apply_all(&mut image, &fenced);
+    let unfenced = on_heartbeat(&image, &beat(2, 9002));
+    apply_all(&mut image, &unfenced);
+    let now = p0(&image);
+    assert!(!image.brokers[&2].fenced);
+    assert_eq!((now.leader, now.leader_epoch), (1, seen.leader_epoch));
+    assert_eq!(now.isr, vec![1, 3]);
+    assert!(now.partition_epoch > seen.partition_epoch);
+    // The leader's shrink, from the state it last heard of: INVALID_UPDATE_VERSION.
+    let stale = IsrChange {
+        topic: "t".into(),
+        partition: 0,
+        leader_id: 1,
+        leader_epoch: seen.leader_epoch,
+        new_isr: vec![1, 2],
+        partition_epoch: seen.partition_epoch,
+    };
+    assert_eq!(
+        isr_changed(&image, &stale),
+        Err(Rejected::InvalidUpdateVersion {
+            asked: seen.partition_epoch,
+            current: now.partition_epoch,
+        })
+    );
+    assert_eq!(p0(&image), now, "nothing changed");
+    // From the current state (where a leader asks for 2 once it has caught up) it is taken.
+    let current = IsrChange {
+        partition_epoch: now.partition_epoch,
+        ..stale
+    };
+    let record = isr_changed(&image, &current).unwrap();
+    image.apply(&record);
+    assert_eq!(p0(&image).isr, vec![1, 2]);
+    assert_eq!(p0(&image).partition_epoch, now.partition_epoch + 1);
 }
 
 #[test]

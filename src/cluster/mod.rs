@@ -8,6 +8,7 @@
 //! yet on the broker's own inter-broker listener). Single-node mode does not use any of
 //! this yet.
 
+pub mod alter_partition;
 pub mod bootstrap;
 #[cfg(test)]
 mod bootstrap_tests;

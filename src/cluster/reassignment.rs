@@ -94,6 +94,7 @@ pub fn alter(
         replicas,
         leader: p.leader,
         leader_epoch: p.leader_epoch + 1,
+        partition_epoch: p.partition_epoch,
     };
     let state = completed(image, &moving).unwrap_or(moving);
     Ok(Some(state.reassigned(&request.topic, request.partition)))
@@ -136,6 +137,7 @@ fn completed(image: &MetadataImage, p: &PartitionImage) -> Option<PartitionImage
         isr,
         adding: Vec::new(),
         removing: Vec::new(),
+        partition_epoch: p.partition_epoch,
     })
 }
 

@@ -41,7 +41,8 @@ pub struct BrokerHeartbeat {
     pub listeners: Vec<crate::actors::metadata::BrokerListener>,
 }
 
-/// A partition leader asks for a new ISR (Kafka's AlterPartition), at its leader epoch.
+/// A partition leader asks for a new ISR (Kafka's AlterPartition), at its leader epoch and
+/// the partition epoch of the state it works from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IsrChange {
     pub topic: String,
@@ -49,6 +50,9 @@ pub struct IsrChange {
     pub leader_id: i32,
     pub leader_epoch: i32,
     pub new_isr: Vec<i32>,
+    /// The partition epoch of the ISR the leader changes (absent, 0, from brokers before).
+    #[serde(default)]
+    pub partition_epoch: i32,
 }
 
 /// Why a node did not do what was asked.
@@ -66,6 +70,11 @@ pub enum Rejected {
     /// and live replicas): nothing was written, and asking again will not help.
     #[error("refused: {0}")]
     Invalid(String),
+    /// An AlterPartition asked from another state of the partition than the controller's
+    /// (Kafka's INVALID_UPDATE_VERSION): `asked` is the request's partition epoch,
+    /// `current` the controller's.
+    #[error("the ISR change was asked at partition epoch {asked}, not the current {current}")]
+    InvalidUpdateVersion { asked: i32, current: i32 },
 }
 
 /// Writes through the local Raft, which must lead; the committed entry's index.
@@ -255,7 +264,10 @@ impl QuorumClient {
                 Err(err) => err,
             };
             // Not worth retrying: the partition moved on, or the request is not valid.
-            if let Rejected::Stale(_) | Rejected::Invalid(_) = rejected {
+            if let Rejected::Stale(_)
+            | Rejected::Invalid(_)
+            | Rejected::InvalidUpdateVersion { .. } = rejected
+            {
                 return Err(QuorumError::Refused(rejected));
             }
             if Instant::now() + RETRY_BACKOFF >= deadline {

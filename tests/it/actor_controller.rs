@@ -239,6 +239,7 @@ async fn a_silent_broker_is_fenced_its_leaderships_move_in_the_isr_and_it_comes_
             leader_id: now.leader,
             leader_epoch: now.leader_epoch,
             new_isr: isr,
+            partition_epoch: now.partition_epoch,
         };
         if now.leader == 11 || alter_partition(&ctl, rejoin).await.is_ok() {
             break now.leader_epoch;

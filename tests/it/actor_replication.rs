@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::actor_partition::{append, args, spawn};
 
 const WAIT: Duration = Duration::from_secs(10);
-const LAG: Duration = Duration::from_secs(30);
+pub(crate) const LAG: Duration = Duration::from_secs(30);
 
 pub(crate) struct Replica {
     pub(crate) id: i32,
@@ -79,6 +79,7 @@ pub(crate) async fn lead(r: &Replica, epoch: i32, isr: &[i32], replicas: &[i32])
         r,
         ReplicationMsg::BecomeLeader {
             leader_epoch: epoch,
+            partition_epoch: 0,
             isr: isr.to_vec(),
             replicas: replicas.to_vec(),
         },
@@ -103,7 +104,7 @@ pub(crate) fn batch(n: usize, tag: &str) -> Bytes {
     Bytes::from(build_batch(&records, 1_700_000_000_000))
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     broker::actors::partition::lag_clock_ms()
 }
 
@@ -116,7 +117,7 @@ async fn replica_fetch(
     replica_fetch_at(leader, replica_id, fetch_offset, epoch, now()).await
 }
 
-async fn replica_fetch_at(
+pub(crate) async fn replica_fetch_at(
     leader: &Replica,
     replica_id: i32,
     fetch_offset: i64,
@@ -145,7 +146,7 @@ pub(crate) async fn fetch_round(
     fetch_round_at(leader, follower, epoch, now()).await
 }
 
-async fn fetch_round_at(
+pub(crate) async fn fetch_round_at(
     leader: &Replica,
     follower: &Replica,
     epoch: i32,
@@ -395,6 +396,7 @@ async fn an_isr_shrinking_below_min_insync_while_waiting_is_not_enough_replicas_
         &l,
         ReplicationMsg::UpdateIsr {
             leader_epoch: 1,
+            partition_epoch: 1,
             isr: vec![1],
         },
     );
@@ -439,6 +441,7 @@ async fn a_lagging_follower_is_asked_out_of_the_isr_and_back_in_once_caught_up()
         &l,
         ReplicationMsg::UpdateIsr {
             leader_epoch: 1,
+            partition_epoch: 1,
             isr: asked.new_isr.clone(),
         },
     );

@@ -41,6 +41,7 @@ fn history() -> Vec<MetadataRecord> {
         },
         MetadataRecord::BrokerFenced { id: 2 },
         changed("t", 1, 3, 1, &[3, 1]),
+        changed("t", 0, 1, 1, &[1]),
         changed("t", 0, 1, 1, &[1, 3]),
         // About a partition or topic that does not exist: changes nothing.
         changed("t", 9, 1, 1, &[1]),
@@ -87,6 +88,7 @@ fn brokers_assignments_leaders_and_isrs_follow_their_records() {
                 isr: vec![1, 3],
                 adding: Vec::new(),
                 removing: Vec::new(),
+                partition_epoch: 2,
             },
             PartitionImage {
                 replicas: vec![2, 3, 1],
@@ -95,6 +97,7 @@ fn brokers_assignments_leaders_and_isrs_follow_their_records() {
                 isr: vec![3, 1],
                 adding: Vec::new(),
                 removing: Vec::new(),
+                partition_epoch: 1,
             },
             PartitionImage::new(vec![3, 1, 2]),
         ]
@@ -126,8 +129,8 @@ fn applying_cluster_records_one_at_a_time_equals_replay_of_every_prefix() {
 fn the_compacted_cluster_records_replay_to_the_same_image() {
     let image = MetadataImage::replay(&history());
     let live = image.records();
-    // Three brokers, one fenced; the topic and its two changed partitions; two
-    // producer-id claims, each after its start, and the end.
+    // Three brokers, one fenced; the topic and its two changed partitions (each whole, its
+    // partition epoch with it); two producer-id claims, each after its start, and the end.
     assert_eq!(live.len(), 3 + 1 + 1 + 2 + 4 + 1, "{live:?}");
     assert_eq!(MetadataImage::replay(&live), image);
     let bytes = rmp_serde::to_vec(&image).unwrap();
@@ -169,4 +172,49 @@ fn a_broker_is_reached_at_the_listener_a_client_came_in_on() {
         replayed.apply(&record);
     }
     assert_eq!(replayed.brokers, image.brokers);
+}
+
+#[test]
+fn every_change_of_a_partition_counts_in_its_partition_epoch() {
+    let mut image = MetadataImage::replay(&history());
+    let epochs = |image: &MetadataImage| -> Vec<i32> {
+        let assignments = &image.topics["t"].assignments;
+        assignments.iter().map(|p| p.partition_epoch).collect()
+    };
+    // p0 changed twice, p1 once, the new p2 never; fencing records alone count nothing.
+    assert_eq!(epochs(&image), vec![2, 1, 0]);
+    // A change that leaves the state as it was still counts, as in Kafka.
+    image.apply(&changed("t", 1, 3, 1, &[3, 1]));
+    let mut moving = image.topics["t"].assignments[2].clone();
+    moving.adding = vec![2];
+    image.apply(&moving.reassigned("t", 2));
+    assert_eq!(epochs(&image), vec![2, 2, 1]);
+    assert_eq!(image.topics["t"].assignments[2].adding, vec![2]);
+}
+
+#[test]
+fn a_partition_serialized_before_partition_epochs_loads_at_epoch_zero() {
+    // PartitionImage as snapshots held it before the partition epoch (rmp-serde writes a
+    // struct as an array of its fields).
+    #[derive(serde::Serialize)]
+    struct Before {
+        replicas: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+        adding: Vec<i32>,
+        removing: Vec<i32>,
+    }
+    let before = Before {
+        replicas: vec![1, 2],
+        leader: 2,
+        leader_epoch: 4,
+        isr: vec![2],
+        adding: Vec::new(),
+        removing: Vec::new(),
+    };
+    let bytes = rmp_serde::to_vec(&before).unwrap();
+    let loaded: PartitionImage = rmp_serde::from_slice(&bytes).unwrap();
+    assert_eq!((loaded.leader_epoch, loaded.isr.clone()), (4, vec![2]));
+    assert_eq!(loaded.partition_epoch, 0);
 }

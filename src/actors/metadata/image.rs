@@ -42,6 +42,12 @@ pub struct PartitionImage {
     pub adding: Vec<i32>,
     #[serde(default)]
     pub removing: Vec<i32>,
+    /// Goes up by one with every applied change of the leader, ISR or replicas (Kafka's
+    /// partition epoch, KIP-497): a leader asks for an ISR change at the epoch its state
+    /// came with, and the controller refuses one asked from an older state. Last, and 0
+    /// in images written before it (snapshots are serialized as arrays).
+    #[serde(default)]
+    pub partition_epoch: i32,
 }
 
 impl PartitionImage {
@@ -54,6 +60,7 @@ impl PartitionImage {
             replicas,
             adding: Vec::new(),
             removing: Vec::new(),
+            partition_epoch: 0,
         }
     }
 
@@ -217,6 +224,20 @@ impl MetadataImage {
         self.topics.get_mut(topic)?.assignments.get_mut(index)
     }
 
+    /// Applies one change of a partition's leader, ISR or replicas, and counts it in the
+    /// partition epoch (as Kafka's PartitionChangeRecord does, whatever it changes).
+    fn change_partition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        change: impl FnOnce(&mut PartitionImage),
+    ) {
+        if let Some(state) = self.partition_mut(topic, partition) {
+            change(state);
+            state.partition_epoch += 1;
+        }
+    }
+
     /// The cluster-mode records (see `MetadataRecord::BrokerRegistered` and after).
     fn apply_cluster(&mut self, record: &MetadataRecord) {
         match record {
@@ -252,13 +273,11 @@ impl MetadataImage {
                 leader,
                 leader_epoch,
                 isr,
-            } => {
-                if let Some(state) = self.partition_mut(topic, *partition) {
-                    state.leader = *leader;
-                    state.leader_epoch = *leader_epoch;
-                    state.isr = isr.clone();
-                }
-            }
+            } => self.change_partition(topic, *partition, |state| {
+                state.leader = *leader;
+                state.leader_epoch = *leader_epoch;
+                state.isr = isr.clone();
+            }),
             MetadataRecord::PartitionReassigned {
                 topic,
                 partition,
@@ -268,16 +287,24 @@ impl MetadataImage {
                 leader,
                 leader_epoch,
                 isr,
+            } => self.change_partition(topic, *partition, |state| {
+                *state = PartitionImage {
+                    replicas: replicas.clone(),
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                    isr: isr.clone(),
+                    adding: adding.clone(),
+                    removing: removing.clone(),
+                    partition_epoch: state.partition_epoch,
+                };
+            }),
+            MetadataRecord::PartitionRestored {
+                topic,
+                partition,
+                state,
             } => {
-                if let Some(state) = self.partition_mut(topic, *partition) {
-                    *state = PartitionImage {
-                        replicas: replicas.clone(),
-                        leader: *leader,
-                        leader_epoch: *leader_epoch,
-                        isr: isr.clone(),
-                        adding: adding.clone(),
-                        removing: removing.clone(),
-                    };
+                if let Some(current) = self.partition_mut(topic, *partition) {
+                    *current = state.clone();
                 }
             }
             MetadataRecord::TopicCreatedWithAssignments {
@@ -377,15 +404,11 @@ impl MetadataImage {
                     .collect(),
             });
             for (index, state) in topic.assignments.iter().enumerate() {
-                if state.reassigning() {
-                    live.push(state.reassigned(name, index as i32));
-                } else if *state != PartitionImage::new(state.replicas.clone()) {
-                    live.push(MetadataRecord::PartitionChanged {
+                if *state != PartitionImage::new(state.replicas.clone()) {
+                    live.push(MetadataRecord::PartitionRestored {
                         topic: name.clone(),
                         partition: index as i32,
-                        leader: state.leader,
-                        leader_epoch: state.leader_epoch,
-                        isr: state.isr.clone(),
+                        state: state.clone(),
                     });
                 }
             }

@@ -1,6 +1,7 @@
 //! Cluster mode: each local replica's role, from the committed image. After every change
 //! the metadata actor tells each partition this broker holds a replica of whether it leads
-//! (`BecomeLeader` with epoch, ISR and replicas; `UpdateIsr` when only the ISR changed) or
+//! (`BecomeLeader` with epochs, ISR and replicas; `UpdateIsr` when only the ISR or the
+//! partition epoch changed) or
 //! follows (`BecomeFollower`, and the replica fetcher for its leader copies it). Only what
 //! changed since the last message to that partition actor is sent; a restarted partition
 //! actor is told its role again.
@@ -15,11 +16,14 @@
 //!
 //! Partition leaders ask for ISR changes through the channel in their `ReplicaArgs`; a
 //! task drains it into AlterPartition requests to the controller, whose answer comes back
-//! as a committed `PartitionChanged` and so as an `UpdateIsr` here. A request the
-//! controller refuses (stale, or not valid) comes back to its partition as
-//! `IsrChangeRefused`, so the leader stops counting it as pending (the maximal ISR it
-//! bounds the high watermark by); one that got no answer is sent again after
-//! `ALTER_PARTITION_RETRY`, as Kafka's AlterPartitionManager retries until answered.
+//! as a committed `PartitionChanged` and so as an `UpdateIsr` here. Roles carry the
+//! partition epoch (every change of the partition bumps it, and a leader's change is
+//! asked at it), so a leader hears of every change of its partition, its ISR's or not. A
+//! request the controller refuses comes back to its partition as `IsrChangeRefused`
+//! (`IsrRefusal::NewerPartitionState` when the partition moved on since the state it was
+//! asked from); one that got no answer, or that a controller not yet at the leader's
+//! partition epoch refused, is sent again after `ALTER_PARTITION_RETRY`, as Kafka's
+//! AlterPartitionManager retries until answered.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,10 +34,12 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::{MetadataMsg, MetadataState};
-use crate::actors::partition::{AlterPartitionRequest, PartitionMsg, ReplicaArgs, ReplicationMsg};
+use crate::actors::partition::{
+    AlterPartitionRequest, IsrRefusal, PartitionMsg, ReplicaArgs, ReplicationMsg,
+};
 use crate::actors::replica_fetchers::{ReplicaFetchers, ReplicaFetchersMsg};
 use crate::cluster::node::ClusterHandle;
-use crate::cluster::rpc::IsrChange;
+use crate::cluster::rpc::{IsrChange, Rejected};
 use crate::cluster::QuorumError;
 use crate::config::Config;
 
@@ -42,8 +48,9 @@ const ALTER_PARTITION_QUEUE: usize = 4096;
 /// The pause before an unanswered ISR request is sent again.
 const ALTER_PARTITION_RETRY: Duration = Duration::from_millis(500);
 
-/// The role last sent to a partition: which actor, leader, leader epoch, ISR.
-type SentRole = (ActorId, i32, i32, Vec<i32>);
+/// The role last sent to a partition: which actor, leader, leader epoch, ISR, partition
+/// epoch.
+type SentRole = (ActorId, i32, i32, Vec<i32>, i32);
 
 pub(super) struct ReplicaRoles {
     template: ReplicaArgs,
@@ -73,29 +80,37 @@ impl ReplicaRoles {
                     leader_id: request.leader_id,
                     leader_epoch: request.leader_epoch,
                     new_isr: request.new_isr.clone(),
+                    partition_epoch: request.partition_epoch,
                 };
-                match client.alter_partition(change).await {
-                    Ok(()) => {}
-                    Err(QuorumError::Refused(why)) => {
-                        debug!(%why, "The controller refused an ISR change.");
-                        let _ = metadata.send_message(MetadataMsg::IsrChangeRefused {
-                            topic: request.topic,
-                            partition: request.partition,
-                            leader_epoch: request.leader_epoch,
-                            new_isr: request.new_isr,
-                        });
+                let why = match client.alter_partition(change).await {
+                    Ok(()) => continue,
+                    // A controller that has not applied the state this leader works from
+                    // yet (a new one catching up): as good as no answer.
+                    Err(QuorumError::Refused(Rejected::InvalidUpdateVersion {
+                        asked,
+                        current,
+                    })) if current < asked => None,
+                    Err(QuorumError::Refused(Rejected::InvalidUpdateVersion { .. })) => {
+                        Some(IsrRefusal::NewerPartitionState)
                     }
-                    Err(err) => {
-                        // No answer: it may yet be committed, so it stays pending at the
-                        // leader and is asked again.
-                        debug!(%err, "The controller did not answer an ISR change; asking again.");
-                        let retry = retry.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(ALTER_PARTITION_RETRY).await;
-                            let _ = retry.send(request).await;
-                        });
-                    }
+                    Err(QuorumError::Refused(_)) => Some(IsrRefusal::Refused),
+                    Err(_) => None,
+                };
+                if let Some(why) = why {
+                    debug!(topic = %request.topic, partition = request.partition, ?why,
+                        "The controller refused an ISR change.");
+                    let _ = metadata.send_message(MetadataMsg::IsrChangeRefused { request, why });
+                    continue;
                 }
+                // No answer: it may yet be committed, so it stays pending at the leader and
+                // is asked again.
+                debug!(topic = %request.topic, partition = request.partition,
+                    "The controller did not take an ISR change; asking again.");
+                let retry = retry.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(ALTER_PARTITION_RETRY).await;
+                    let _ = retry.send(request).await;
+                });
             }
         });
         let fetcher_args = (cluster.node_id, config.clone());
@@ -185,7 +200,13 @@ impl MetadataState {
                 }
                 let key = (name.clone(), index as i32);
                 held.insert(key.clone());
-                let want = (actor.get_id(), p.leader, p.leader_epoch, p.isr.clone());
+                let want = (
+                    actor.get_id(),
+                    p.leader,
+                    p.leader_epoch,
+                    p.isr.clone(),
+                    p.partition_epoch,
+                );
                 let last = roles.sent.get(&key);
                 if last == Some(&want) {
                     continue;
@@ -197,11 +218,13 @@ impl MetadataState {
                     let role = if same_term {
                         ReplicationMsg::UpdateIsr {
                             leader_epoch: p.leader_epoch,
+                            partition_epoch: p.partition_epoch,
                             isr: p.isr.clone(),
                         }
                     } else {
                         ReplicationMsg::BecomeLeader {
                             leader_epoch: p.leader_epoch,
+                            partition_epoch: p.partition_epoch,
                             isr: p.isr.clone(),
                             replicas: p.replicas.clone(),
                         }
@@ -242,21 +265,18 @@ impl MetadataState {
     }
 
     /// Tells the partition leader whose ISR change the controller refused.
-    pub(super) fn isr_change_refused(
-        &self,
-        (topic, partition): (String, i32),
-        leader_epoch: i32,
-        new_isr: Vec<i32>,
-    ) {
+    pub(super) fn isr_change_refused(&self, request: AlterPartitionRequest, why: IsrRefusal) {
         let actor = self
             .topics
-            .get(&topic)
-            .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?));
+            .get(&request.topic)
+            .and_then(|t| t.partitions.get(usize::try_from(request.partition).ok()?));
         if let Some(actor) = actor {
             let _ = actor.send_message(PartitionMsg::Replication(
                 ReplicationMsg::IsrChangeRefused {
-                    leader_epoch,
-                    new_isr,
+                    leader_epoch: request.leader_epoch,
+                    partition_epoch: request.partition_epoch,
+                    new_isr: request.new_isr,
+                    why,
                 },
             ));
         }

@@ -36,6 +36,8 @@ pub struct ReplicaState {
 #[derive(Debug, Clone)]
 pub struct Leadership {
     pub leader_epoch: i32,
+    /// The partition epoch of the state `isr` comes from; ISR changes are asked at it.
+    pub partition_epoch: i32,
     pub replicas: Vec<i32>,
     /// The ISR in force (as the controller last answered), the leader included.
     pub isr: Vec<i32>,
@@ -50,6 +52,7 @@ impl Leadership {
     pub fn new(
         me: i32,
         leader_epoch: i32,
+        partition_epoch: i32,
         isr: Vec<i32>,
         replicas: Vec<i32>,
         now_ms: i64,
@@ -69,6 +72,7 @@ impl Leadership {
             .collect();
         Leadership {
             leader_epoch,
+            partition_epoch,
             replicas,
             isr,
             followers,
@@ -157,7 +161,7 @@ mod tests {
     use super::*;
 
     fn leadership() -> Leadership {
-        Leadership::new(1, 3, vec![1, 2, 3], vec![1, 2, 3], 1_000)
+        Leadership::new(1, 3, 0, vec![1, 2, 3], vec![1, 2, 3], 1_000)
     }
 
     #[test]

@@ -12,17 +12,15 @@
 //!   and follows the leader's high watermark.
 //!
 //! A partition spawned without `ReplicaArgs` is single-node and none of this applies.
-//! The follower's methods are in `follower`, the messages in `replication_messages`.
-
-use std::time::Duration;
+//! The follower's methods are in `follower`, the leader's ISR changes in `alter_partition`,
+//! the messages in `replication_messages`.
 
 use ractor::{ActorRef, RpcReplyPort};
 use tracing::{debug, info};
 
 use super::isr::{lag_clock_ms, Leadership};
 use super::replication_messages::{
-    AlterPartitionRequest, FollowerOffsets, LeaderCheck, ReplicaArgs, ReplicaReadOutcome,
-    ReplicationMsg, RoleView,
+    FollowerOffsets, LeaderCheck, ReplicaArgs, ReplicaReadOutcome, ReplicationMsg, RoleView,
 };
 use super::{ParkedReply, PartitionMsg, PartitionState};
 use crate::config::FlushPolicy;
@@ -54,13 +52,13 @@ type Truncation = (
 );
 
 pub(super) struct Replication {
-    args: ReplicaArgs,
+    pub(super) args: ReplicaArgs,
     pub(super) role: Role,
     waiting_acks: Vec<WaitingAck>,
     /// Follower fetches waiting for the log end to pass their offset (long polls).
     parked_replica_fetches: Vec<(i64, RpcReplyPort<()>)>,
     pub(super) pending_truncation: Option<Truncation>,
-    isr_tick_scheduled: bool,
+    pub(super) isr_tick_scheduled: bool,
 }
 
 impl Replication {
@@ -75,7 +73,7 @@ impl Replication {
         }
     }
 
-    fn leadership(&self) -> Option<&Leadership> {
+    pub(super) fn leadership(&self) -> Option<&Leadership> {
         match &self.role {
             Role::Leader(l) => Some(l),
             _ => None,
@@ -108,18 +106,25 @@ impl PartitionState {
         match message {
             ReplicationMsg::BecomeLeader {
                 leader_epoch,
+                partition_epoch,
                 isr,
                 replicas,
-            } => self.become_leader(myself, leader_epoch, isr, replicas),
+            } => self.become_leader(myself, (leader_epoch, partition_epoch), isr, replicas),
             ReplicationMsg::BecomeFollower {
                 leader,
                 leader_epoch,
             } => self.become_follower(leader, leader_epoch),
-            ReplicationMsg::UpdateIsr { leader_epoch, isr } => self.update_isr(leader_epoch, isr),
+            ReplicationMsg::UpdateIsr {
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => self.update_isr((leader_epoch, partition_epoch), isr),
             ReplicationMsg::IsrChangeRefused {
                 leader_epoch,
+                partition_epoch,
                 new_isr,
-            } => self.isr_change_refused(leader_epoch, new_isr),
+                why,
+            } => self.isr_change_refused((leader_epoch, partition_epoch), new_isr, why),
             ReplicationMsg::ReplicaFetch {
                 replica_id,
                 fetch_offset,
@@ -215,6 +220,7 @@ impl PartitionState {
         let mut view = RoleView {
             leader: None,
             leader_epoch: -1,
+            partition_epoch: -1,
             replicas: Vec::new(),
             isr: Vec::new(),
             followers: Vec::new(),
@@ -231,6 +237,7 @@ impl PartitionState {
             Some((Role::Leader(l), me)) => {
                 view.leader = Some(me);
                 view.leader_epoch = l.leader_epoch;
+                view.partition_epoch = l.partition_epoch;
                 view.replicas = l.replicas.clone();
                 view.isr = l.isr.clone();
                 view.followers = l.followers.iter().map(|(r, s)| (*r, *s)).collect();
@@ -431,7 +438,7 @@ impl PartitionState {
     fn become_leader(
         &mut self,
         myself: &ActorRef<PartitionMsg>,
-        leader_epoch: i32,
+        (leader_epoch, partition_epoch): (i32, i32),
         isr: Vec<i32>,
         replicas: Vec<i32>,
     ) {
@@ -452,8 +459,9 @@ impl PartitionState {
             return;
         }
         info!(topic = %self.args.topic, partition = self.args.partition, leader_epoch,
-            ?isr, log_end_offset, "Became the partition's leader.");
-        let leadership = Leadership::new(me, leader_epoch, isr, replicas, lag_clock_ms());
+            partition_epoch, ?isr, log_end_offset, "Became the partition's leader.");
+        let now = lag_clock_ms();
+        let leadership = Leadership::new(me, leader_epoch, partition_epoch, isr, replicas, now);
         if let Some(r) = self.replication.as_mut() {
             r.role = Role::Leader(leadership);
         }
@@ -582,63 +590,5 @@ impl PartitionState {
             .rev()
             .find(|e| Some(e.epoch) == epoch)
             .map_or(0, |e| e.start_offset)
-    }
-
-    fn check_isr(&mut self, now_ms: i64) -> Option<AlterPartitionRequest> {
-        let r = self.replication.as_ref()?;
-        let lag_ms = r.args.replica_lag_time_max.as_millis() as i64;
-        let new_isr = r.leadership()?.shrink_proposal(now_ms, lag_ms)?;
-        info!(topic = %self.args.topic, partition = self.args.partition, ?new_isr,
-            "Followers lag by more than replica.lag.time.max.ms; asking to shrink the ISR.");
-        self.ask_controller(new_isr)
-    }
-
-    /// Sends an ISR proposal to the controller side; remembered so it is asked once.
-    fn ask_controller(&mut self, new_isr: Vec<i32>) -> Option<AlterPartitionRequest> {
-        let topic = self.args.topic.clone();
-        let partition = self.args.partition;
-        let r = self.replication.as_mut()?;
-        let Role::Leader(l) = &mut r.role else {
-            return None;
-        };
-        let request = AlterPartitionRequest {
-            topic,
-            partition,
-            leader_id: r.args.broker_id,
-            leader_epoch: l.leader_epoch,
-            new_isr: new_isr.clone(),
-        };
-        match r.args.alter_partition.try_send(request.clone()) {
-            Ok(()) => {
-                l.proposed = Some(new_isr);
-                Some(request)
-            }
-            Err(err) => {
-                // Full or closed: asked again on the next check or fetch.
-                debug!(topic = %request.topic, partition, %err, "Could not ask for an ISR change yet.");
-                None
-            }
-        }
-    }
-
-    fn schedule_isr_tick(&mut self, myself: &ActorRef<PartitionMsg>, fired: bool) {
-        let Some(r) = self.replication.as_mut() else {
-            return;
-        };
-        if fired {
-            r.isr_tick_scheduled = false;
-        }
-        if r.isr_tick_scheduled || r.leadership().is_none() {
-            return;
-        }
-        r.isr_tick_scheduled = true;
-        // Kafka checks every half of replica.lag.time.max.ms.
-        let every = (r.args.replica_lag_time_max / 2).max(Duration::from_millis(10));
-        myself.send_after(every, || {
-            PartitionMsg::Replication(ReplicationMsg::CheckIsr {
-                now_ms: 0,
-                reply: None,
-            })
-        });
     }
 }

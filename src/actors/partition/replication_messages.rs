@@ -22,8 +22,9 @@ pub struct ReplicaArgs {
     pub alter_partition: mpsc::Sender<AlterPartitionRequest>,
 }
 
-/// An ISR change the leader asks for (AlterPartition's semantics). The controller answers
-/// by sending the partition `UpdateIsr` (or a new `BecomeLeader`).
+/// An ISR change the leader asks for (AlterPartition's semantics), from the state of the
+/// partition at `partition_epoch`. The controller answers by sending the partition
+/// `UpdateIsr` (or a new `BecomeLeader`), or `IsrChangeRefused`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlterPartitionRequest {
     pub topic: String,
@@ -31,6 +32,19 @@ pub struct AlterPartitionRequest {
     pub leader_id: i32,
     pub leader_epoch: i32,
     pub new_isr: Vec<i32>,
+    pub partition_epoch: i32,
+}
+
+/// Why the controller refused an ISR change (nothing was written either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsrRefusal {
+    /// The partition changed after the state the change was asked from (Kafka's
+    /// INVALID_UPDATE_VERSION, the controller being ahead): its new state is on its way to
+    /// the leader, which keeps the change pending until it arrives, as Kafka's leader does,
+    /// instead of asking the stale change again.
+    NewerPartitionState,
+    /// A stale leader epoch, or an ISR that is not valid: the change is no longer pending.
+    Refused,
 }
 
 /// What a follower's fetch gets: records up to the leader's log end.
@@ -75,6 +89,8 @@ pub struct RoleView {
     /// The leader's broker id; None until the controller assigned a role.
     pub leader: Option<i32>,
     pub leader_epoch: i32,
+    /// A leader's partition epoch (-1 elsewhere).
+    pub partition_epoch: i32,
     /// A leader's replicas and ISR; empty on a follower.
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
@@ -92,23 +108,35 @@ pub struct RoleView {
 /// partition, sent as `PartitionMsg::Replication`; a single-node partition refuses them all.
 pub enum ReplicationMsg {
     /// From the controller side: lead at `leader_epoch` with this ISR and these replicas
-    /// (this broker included). A lower epoch than the current leadership's is ignored.
+    /// (this broker included), as of `partition_epoch`. A lower epoch than the current
+    /// leadership's is ignored.
     BecomeLeader {
         leader_epoch: i32,
+        partition_epoch: i32,
         isr: Vec<i32>,
         replicas: Vec<i32>,
     },
     /// From the controller side: follow `leader` at `leader_epoch`. Waiting acks=all
     /// produces get NOT_LEADER_OR_FOLLOWER; the replica fetcher is told separately.
     BecomeFollower { leader: i32, leader_epoch: i32 },
-    /// The controller's answer to an `AlterPartitionRequest`: the ISR now in force.
-    UpdateIsr { leader_epoch: i32, isr: Vec<i32> },
-    /// The controller refused the ISR change asked at `leader_epoch` (nothing was written):
-    /// it is no longer pending, so the maximal ISR drops the members it would have added
-    /// and the next ISR check may ask again.
+    /// A newer state of the partition in the same leader epoch (the controller's answer to
+    /// an `AlterPartitionRequest`, or another change): the ISR now in force, as of
+    /// `partition_epoch`. A change still pending was asked from an older state and can no
+    /// longer be committed, so it is dropped. An older partition epoch is ignored.
+    UpdateIsr {
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
+    /// The controller refused the ISR change asked at `leader_epoch` and `partition_epoch`
+    /// (nothing was written). Refused: it is no longer pending, so the maximal ISR drops
+    /// the members it would have added and the next ISR check may ask again. Refused for a
+    /// newer partition state: pending until that state arrives (`UpdateIsr`).
     IsrChangeRefused {
         leader_epoch: i32,
+        partition_epoch: i32,
         new_isr: Vec<i32>,
+        why: IsrRefusal,
     },
     /// A follower's fetch (Fetch with replica_id >= 0), at the leader: records up to the
     /// log end; the fetch offset is that follower's log end offset.
