@@ -11,11 +11,11 @@
 //! broker cut off from the other two included), a broker crash with a power cut (unsynced
 //! data lost) and its restart, a slow link, and failing fsyncs or writes on one broker's
 //! disk (after which it is restarted, as an operator would). After healing, a verifier
-//! waits for every partition to have its full ISR and reads the logs back; the checker
-//! (`cluster_sim_checker`) then wants every acknowledged record at its offset, in order,
-//! once; every record a consumer was served still there; committed offsets never below an
-//! acknowledged commit; and every replica's log equal to the leader's below the high
-//! watermark.
+//! waits for every broker's Metadata to name the same leaders, each with its full ISR, and
+//! reads the logs back; the checker (`cluster_sim_checker`) then wants every acknowledged
+//! record at its offset, in order, once; every record a consumer was served still there;
+//! committed offsets never below an acknowledged commit; and every replica's log equal to
+//! the leader's below the high watermark.
 //!
 //! CI runs `SIM_SEEDS` seeds (default 600, about 100 s on two quiet cores, so the whole
 //! test command stays under 15 minutes; the long run is `SIM_SEEDS=1000` or more) with
