@@ -162,9 +162,11 @@ fn add_user(
     }
     let (storage, dir) = (Arc::new(FileStorage), &config.data_dir);
     let context = || format!("adding {name} under {}", dir.display());
-    if config.cluster_mode() {
-        broker::cluster::bootstrap::add_user(storage, dir, name, mechanism, &password, iterations)
+    let record =
+        broker::actors::metadata::offline_credential(name, mechanism, &password, iterations)
             .with_context(context)?;
+    if config.cluster_mode() {
+        broker::cluster::bootstrap::add_user(storage, dir, record).with_context(context)?;
         let path = broker::cluster::bootstrap::bootstrap_path(dir);
         println!(
             "set {mechanism} credential of user {name} in {}: the quorum's first leader commits it; run the same on every voter before its first start",
@@ -177,10 +179,7 @@ fn add_user(
         }
         return Ok(());
     }
-    broker::actors::metadata::add_user_offline(
-        storage, dir, name, mechanism, &password, iterations,
-    )
-    .with_context(context)?;
+    broker::actors::metadata::add_user_offline(storage, dir, &record).with_context(context)?;
     println!("set {mechanism} credential of user {name}");
     Ok(())
 }

@@ -34,7 +34,7 @@ use tracing::{info, warn};
 use super::rpc::{local_write, Rejected};
 use super::{quorum_dir, AppliedImage, MetadataRaft};
 use crate::actors::metadata::OfflineUserError;
-use crate::actors::metadata::{offline_credential, MetadataImage, MetadataRecord};
+use crate::actors::metadata::{MetadataImage, MetadataRecord};
 use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::storage::io::{parent_dir, remove_leftover};
 use crate::storage::record_file::{create_store_dir, scan};
@@ -84,30 +84,21 @@ pub fn bootstrap_path(data_dir: &Path) -> PathBuf {
     quorum_dir(data_dir).join(FILE_NAME)
 }
 
-/// `broker user add` on a stopped voter: sets `user`'s credential for `mechanism` in the
-/// bootstrap file (created if absent; an entry for the same user and mechanism is
-/// replaced), with a new salt. Checks as `add_user_offline` does; a damaged file is an
-/// error and is left as it is.
+/// `broker user add` on a stopped voter: puts `record` (a credential from
+/// `offline_credential`) into the bootstrap file (created if absent; an entry for the same
+/// user and mechanism is replaced), and writes the file whole. A damaged file is an error
+/// and is left as it is.
 pub fn add_user(
-    storage: Arc<dyn Storage>,
-    data_dir: &Path,
-    user: &str,
-    mechanism: ScramMechanism,
-    password: &[u8],
-    iterations: i32,
-) -> Result<(), BootstrapError> {
-    let record = offline_credential(user, mechanism, password, iterations)?;
-    upsert(storage, data_dir, record)
-}
-
-/// Puts `record` (a checked ScramCredentialUpserted) into the bootstrap file, replacing
-/// the entry of the same user and mechanism, and writes the file whole.
-fn upsert(
     storage: Arc<dyn Storage>,
     data_dir: &Path,
     record: MetadataRecord,
 ) -> Result<(), BootstrapError> {
     let key = entry_key(&record).map(|(u, m)| (u.to_string(), m));
+    if key.is_none() {
+        return Err(BootstrapError::Invalid(
+            "only SCRAM credentials go into the bootstrap file".into(),
+        ));
+    }
     let mut records = read(storage.as_ref(), data_dir)?.unwrap_or_default();
     records.retain(|r| entry_key(r).map(|(u, m)| (u.to_string(), m)) != key);
     records.push(record);

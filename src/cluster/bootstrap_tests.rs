@@ -8,7 +8,7 @@ use super::bootstrap::{
     add_user, bootstrap_path, read, BootstrapError, PendingBootstrap, MAX_FILE_BYTES,
 };
 use super::AppliedImage;
-use crate::actors::metadata::{MetadataImage, MetadataRecord};
+use crate::actors::metadata::{offline_credential, MetadataImage, MetadataRecord};
 use crate::security::scram::{ScramCredential, ScramMechanism};
 use crate::storage::sim::SimStorage;
 use crate::storage::{RecordFile, Storage};
@@ -35,7 +35,8 @@ fn add(
     password: &[u8],
     iterations: i32,
 ) -> Result<(), BootstrapError> {
-    add_user(Arc::new(sim.clone()), data(), user, m, password, iterations)
+    let record = offline_credential(user, m, password, iterations)?;
+    add_user(Arc::new(sim.clone()), data(), record)
 }
 
 fn records(sim: &SimStorage) -> Vec<MetadataRecord> {

@@ -27,7 +27,7 @@ const SESSION: Duration = Duration::from_millis(2_000);
 
 // Heartbeats go to one controller for the whole test, so its leadership must not move under
 // load: elections only after a second of silence.
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         heartbeat_interval: 100,
         election_timeout_min: 1_000,

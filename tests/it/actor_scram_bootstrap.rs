@@ -9,27 +9,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use broker::actors::metadata::MetadataImage;
+use broker::actors::metadata::{offline_credential, MetadataImage};
 use broker::cluster::bootstrap::{add_user, PendingBootstrap};
 use broker::cluster::controller::{heartbeat, Controller, ControllerArgs};
-use broker::cluster::{default_config, InProcessNetwork, NodeId, QuorumMember};
+use broker::cluster::{InProcessNetwork, NodeId, QuorumMember};
 use broker::security::scram::ScramMechanism;
 use broker::storage::sim::SimStorage;
-use openraft::Config;
 use ractor::Actor;
 
-use crate::actor_controller::{beat, leader, Node};
+use crate::actor_controller::{beat, config, leader, Node};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn config() -> Config {
-    Config {
-        heartbeat_interval: 100,
-        election_timeout_min: 500,
-        election_timeout_max: 1_000,
-        ..default_config()
-    }
-}
 
 fn password(id: NodeId) -> Vec<u8> {
     format!("admin-secret-of-voter-{id}").into_bytes()
@@ -41,15 +31,8 @@ async fn start(network: &InProcessNetwork) -> BTreeMap<NodeId, Node> {
         let storage = SimStorage::new();
         let data = Path::new("/data");
         let m = ScramMechanism::Sha512;
-        add_user(
-            Arc::new(storage.clone()),
-            data,
-            "admin",
-            m,
-            &password(id),
-            4096,
-        )
-        .unwrap();
+        let record = offline_credential("admin", m, &password(id), 4096).unwrap();
+        add_user(Arc::new(storage.clone()), data, record).unwrap();
         let bootstrap = PendingBootstrap::load(&storage, data).unwrap();
         let member = QuorumMember::start(id, config(), Arc::new(storage), data, network.clone())
             .await

@@ -16,20 +16,17 @@ use crate::error::ScramCredentialError;
 use crate::security::scram::{self, ScramCredential, ScramMechanism};
 use crate::storage::{Storage, StorageError};
 
-/// `broker user add`: sets a user's SCRAM credential in a stopped broker's metadata record
-/// file (the role of `kafka-storage format --add-scram`), for the first administrator.
-/// The broker must not be running: the record file has one writer.
+/// `broker user add`: appends `record` (a credential from `offline_credential`) to a
+/// stopped broker's metadata record file (the role of `kafka-storage format --add-scram`),
+/// for the first administrator. The broker must not be running: the record file has one
+/// writer.
 pub fn add_user_offline(
     storage: Arc<dyn Storage>,
     data_dir: &Path,
-    user: &str,
-    mechanism: ScramMechanism,
-    password: &[u8],
-    iterations: i32,
+    record: &MetadataRecord,
 ) -> Result<(), OfflineUserError> {
-    let record = offline_credential(user, mechanism, password, iterations)?;
     let (mut store, _) = super::record_replay::open_and_replay(storage, data_dir)?;
-    store.append(&record)?;
+    store.append(record)?;
     Ok(())
 }
 
